@@ -1,0 +1,165 @@
+import { ProfileError } from './errors.js';
+import { scaleHeapSample } from './scale.js';
+import type { SymbolTable } from './symbols.js';
+import type { Frame, HeapProfile, HeapRecord } from './types.js';
+
+/** A `/debug/pprof/heap?debug=1` profile before symbol resolution. */
+export interface Debug1Heap {
+  /** runtime.MemProfileRate (the header says heap/<2*rate>). */
+  memProfileRate: number;
+  records: Debug1Record[];
+  /** Frames the `#` lines named, keyed by the PC they print (return address - 1). */
+  framesByPc: Map<number, Frame[]>;
+  /** `# Name = value` lines of the trailing runtime.MemStats block. */
+  memStats: Map<string, number>;
+}
+
+/** Raw sampled counts, exactly as printed. */
+export interface Debug1Record {
+  inuseObjects: number;
+  inuseBytes: number;
+  allocObjects: number;
+  allocBytes: number;
+  /** Return addresses, leaf first, including the runtime frames `#` lines hide. */
+  pcs: number[];
+}
+
+const HEADER = /^heap profile: (\d+): (\d+) \[(\d+): (\d+)\] @ heap\/(\d+)\s*$/;
+const RECORD = /^(\d+): (\d+) \[(\d+): (\d+)\] @((?: 0x[0-9a-fA-F]+)*)\s*$/;
+const MEMSTAT = /^# (\w+) = (\d+)\s*$/;
+
+export function isDebug1Heap(text: string): boolean {
+  return text.startsWith('heap profile:');
+}
+
+export function parseDebug1Heap(text: string): Debug1Heap {
+  const lines = text.split('\n');
+  const header = HEADER.exec(lines[0] ?? '');
+  if (!header) {
+    throw new ProfileError('NotAProfile', 'not a debug=1 heap profile: first line is not "heap profile: ... @ heap/N"');
+  }
+  const memProfileRate = Number(header[5]) / 2;
+  const records: Debug1Record[] = [];
+  const framesByPc = new Map<number, Frame[]>();
+  const memStats = new Map<string, number>();
+  let current: Debug1Record | undefined;
+  let framesOfCurrent = new Set<number>();
+
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] ?? '';
+    if (line.startsWith('#\t')) {
+      if (!current) continue;
+      const parts = line.split(/\t+/);
+      // "#", "0xPC", "func+0xOFF", "file:line"
+      const pc = Number.parseInt(parts[1] ?? '', 16);
+      const location = parts[3] ?? '';
+      const name = (parts[2] ?? '').replace(/\+0x[0-9a-fA-F]+$/, '');
+      const colon = location.lastIndexOf(':');
+      if (!Number.isFinite(pc) || !name) continue;
+      const frame: Frame = {
+        function: name,
+        file: colon > 0 ? location.slice(0, colon) : location,
+        line: colon > 0 ? Number(location.slice(colon + 1)) || 0 : 0,
+      };
+      // Inlined calls print several frames with one PC; keep them together,
+      // once, however many records repeat that PC.
+      if (!framesOfCurrent.has(pc)) {
+        framesOfCurrent.add(pc);
+        framesByPc.set(pc, [frame]);
+      } else {
+        const frames = framesByPc.get(pc);
+        if (frames && !frames.some((f) => sameFrame(f, frame))) frames.push(frame);
+      }
+      continue;
+    }
+    const memStat = MEMSTAT.exec(line);
+    if (memStat) {
+      memStats.set(memStat[1] ?? '', Number(memStat[2]));
+      continue;
+    }
+    const record = RECORD.exec(line);
+    if (record) {
+      current = {
+        inuseObjects: Number(record[1]),
+        inuseBytes: Number(record[2]),
+        allocObjects: Number(record[3]),
+        allocBytes: Number(record[4]),
+        pcs: (record[5] ?? '')
+          .trim()
+          .split(' ')
+          .filter(Boolean)
+          .map((pc) => Number.parseInt(pc, 16)),
+      };
+      records.push(current);
+      framesOfCurrent = new Set();
+      continue;
+    }
+    if (line.trim() === '' || line.startsWith('#')) continue;
+    throw new ProfileError('Malformed', `debug=1 heap profile: unexpected line ${i + 1}: ${truncate(line)}`);
+  }
+  return { memProfileRate, records, framesByPc, memStats };
+}
+
+/** PCs (as the symbol endpoint wants them: return address - 1) that no `#` line named. */
+export function unnamedPcs(heap: Debug1Heap): number[] {
+  const unnamed = new Set<number>();
+  for (const record of heap.records) {
+    for (const pc of record.pcs) {
+      if (!heap.framesByPc.has(pc - 1)) unnamed.add(pc - 1);
+    }
+  }
+  return [...unnamed];
+}
+
+/**
+ * Builds full stacks: `#` lines name the visible frames; the symbol table
+ * (from /debug/pprof/symbol) names the hidden runtime frames.
+ */
+export function debug1ToHeapProfile(heap: Debug1Heap, symbols?: SymbolTable): HeapProfile {
+  const records: HeapRecord[] = heap.records.map((record) => {
+    const stack: Frame[] = [];
+    let unresolved = 0;
+    for (const pc of record.pcs) {
+      const frames = heap.framesByPc.get(pc - 1);
+      if (frames) {
+        stack.push(...frames);
+        continue;
+      }
+      const name = symbols?.get(pc - 1);
+      if (name) stack.push({ function: name, file: '', line: 0 });
+      else unresolved++;
+    }
+    const inuse = scaleHeapSample(record.inuseObjects, record.inuseBytes, heap.memProfileRate);
+    const alloc = scaleHeapSample(record.allocObjects, record.allocBytes, heap.memProfileRate);
+    const objectSize =
+      record.allocObjects > 0
+        ? record.allocBytes / record.allocObjects
+        : record.inuseObjects > 0
+          ? record.inuseBytes / record.inuseObjects
+          : 0;
+    return {
+      stack,
+      hiddenFrames: unresolved > 0 ? (symbols ? 'unresolved' : 'absent') : 'resolved',
+      objectSize: Math.round(objectSize),
+      inuseObjects: inuse.count,
+      inuseBytes: inuse.bytes,
+      allocObjects: alloc.count,
+      allocBytes: alloc.bytes,
+    };
+  });
+  return {
+    format: 'debug1',
+    time: undefined,
+    memProfileRate: heap.memProfileRate,
+    buildId: undefined,
+    records,
+  };
+}
+
+function sameFrame(a: Frame, b: Frame): boolean {
+  return a.function === b.function && a.file === b.file && a.line === b.line;
+}
+
+function truncate(line: string): string {
+  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
+}
