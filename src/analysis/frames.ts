@@ -1,0 +1,111 @@
+import type { Frame } from '../pprof/types.js';
+
+export type MapImpl = 'classic' | 'swiss' | 'unknown';
+
+/** Which part of a map an allocation is. */
+export type MapComponent =
+  | 'buckets' // classic bucket array
+  | 'overflow' // classic overflow bucket
+  | 'groups' // swiss table groups
+  | 'table' // swiss table header
+  | 'directory' // swiss table directory
+  | 'header' // hmap / swiss Map header
+  | 'entry' // a key or value over 128 bytes, stored out of line
+  | 'unknown';
+
+interface MapFrameRole {
+  component: MapComponent;
+  impl: MapImpl;
+}
+
+const SWISS = 'internal/runtime/maps.';
+
+/** Hidden runtime frames that name map memory, most specific first in a stack. */
+const HIDDEN_MAP_FRAMES = new Map<string, MapFrameRole>([
+  ['runtime.makeBucketArray', { component: 'buckets', impl: 'classic' }],
+  ['runtime.hashGrow', { component: 'buckets', impl: 'classic' }],
+  ['runtime.(*hmap).newoverflow', { component: 'overflow', impl: 'classic' }],
+  ['runtime.(*hmap).createOverflow', { component: 'overflow', impl: 'classic' }],
+  [`${SWISS}newarray`, { component: 'groups', impl: 'swiss' }],
+  [`${SWISS}newGroups`, { component: 'groups', impl: 'swiss' }],
+  [`${SWISS}(*table).reset`, { component: 'groups', impl: 'swiss' }],
+  [`${SWISS}(*Map).growToSmall`, { component: 'groups', impl: 'swiss' }],
+  [`${SWISS}newTable`, { component: 'table', impl: 'swiss' }],
+  [`${SWISS}(*Map).installTableSplit`, { component: 'directory', impl: 'swiss' }],
+  [`${SWISS}(*Map).growToTable`, { component: 'directory', impl: 'swiss' }],
+  [`${SWISS}NewMap`, { component: 'header', impl: 'swiss' }],
+  [`${SWISS}NewEmptyMap`, { component: 'header', impl: 'swiss' }],
+  [`${SWISS}newobject`, { component: 'entry', impl: 'swiss' }],
+]);
+
+/** Entry points into the map runtime; what they allocate directly is header or entry memory. */
+function mapEntryPointRole(fn: string): MapFrameRole | undefined {
+  if (/^runtime\.makemap(_small|64)?$/.test(fn)) return { component: 'header', impl: 'unknown' };
+  if (/^runtime\.(mapassign|growWork|evacuate|mapclone|mapclone2)(_\w+)?$/.test(fn)) {
+    return { component: 'entry', impl: 'unknown' };
+  }
+  if (fn.startsWith(SWISS)) return { component: 'unknown', impl: 'swiss' };
+  return undefined;
+}
+
+/** Visible (non-runtime) frames that still mean "this allocation is map memory". */
+const VISIBLE_MAP_FRAME = /^(reflect\.(mapassign\w*|makemap\w*|MakeMap\w*|mapclone\w*)|maps\.clone|maps\.Clone|runtime\.mapclone)$/;
+
+export function isRuntimeFrame(fn: string): boolean {
+  return fn.startsWith('runtime.') || fn.startsWith('internal/runtime/');
+}
+
+/** The role of the map runtime in a stack's hidden (leaf) runtime frames, if any. */
+export function hiddenMapRole(hiddenFrames: readonly Frame[]): MapFrameRole | undefined {
+  let entryPoint: MapFrameRole | undefined;
+  let impl: MapImpl = 'unknown';
+  for (const frame of hiddenFrames) {
+    const known = HIDDEN_MAP_FRAMES.get(frame.function);
+    if (known) return known;
+    const role = mapEntryPointRole(frame.function);
+    if (role) {
+      if (role.impl !== 'unknown') impl = role.impl;
+      entryPoint ??= role;
+    }
+  }
+  return entryPoint ? { component: entryPoint.component, impl } : undefined;
+}
+
+export function isVisibleMapFrame(fn: string): boolean {
+  return VISIBLE_MAP_FRAME.test(fn);
+}
+
+/** Top-level packages of the Go standard library (as of Go 1.27). */
+const STDLIB_ROOTS = new Set(
+  (
+    'archive bufio bytes cmp compress container context crypto database debug embed encoding errors expvar ' +
+    'flag fmt go hash html image index internal io iter log maps math mime net os path plugin reflect regexp ' +
+    'runtime slices sort strconv strings structs sync syscall testing text time unicode unique unsafe weak vendor'
+  ).split(' '),
+);
+
+/** "encoding/json.(*decodeState).object" → "encoding/json". */
+export function packagePath(fn: string): string {
+  const lastSlash = fn.lastIndexOf('/');
+  const dot = fn.indexOf('.', lastSlash + 1);
+  return dot < 0 ? fn : fn.slice(0, dot);
+}
+
+export function isStdlibFrame(fn: string): boolean {
+  const root = packagePath(fn).split('/')[0] ?? '';
+  return STDLIB_ROOTS.has(root);
+}
+
+/**
+ * The code that owns an allocation: the first frame (leaf first) outside the
+ * runtime and the standard library, so a map filled by json.Unmarshal is
+ * owned by the caller of Unmarshal, not by reflect. Falls back to the first
+ * non-runtime frame, then to the leaf.
+ */
+export function ownerFrame(stack: readonly Frame[]): Frame | undefined {
+  return (
+    stack.find((f) => !isStdlibFrame(f.function) && f.function !== '?') ??
+    stack.find((f) => !isRuntimeFrame(f.function)) ??
+    stack[0]
+  );
+}
