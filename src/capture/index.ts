@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './http.js';
+export * from './capture.js';
+export * from './direct.js';
+export { SymbolCache } from './symbol-cache.js';

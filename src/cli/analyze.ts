@@ -1,0 +1,109 @@
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { attributeProfile } from '../analysis/attribute.js';
+import { parseGcTrace, summarizeGcTrace, type GcSummary } from '../analysis/gctrace.js';
+import { buildReport, type Report } from '../analysis/report.js';
+import { analyzeSeries, type Thresholds, type TimedSnapshot } from '../analysis/series.js';
+import { captureHeap, type HeapCapture } from '../capture/capture.js';
+import { directPprofClient } from '../capture/direct.js';
+import { SymbolCache } from '../capture/symbol-cache.js';
+import type { DecodeLimits } from '../pprof/decode.js';
+import { ProfileError } from '../pprof/errors.js';
+import { groupCaptureFiles, loadCapture } from './files.js';
+
+export interface AnalyzeFilesOptions {
+  files: string[];
+  gctrace?: string;
+  limits: DecodeLimits;
+  thresholds: Thresholds;
+}
+
+export async function analyzeFiles(options: AnalyzeFilesOptions): Promise<Report> {
+  const groups = groupCaptureFiles(options.files);
+  const snapshots: TimedSnapshot[] = [];
+  for (const group of groups) {
+    const capture = await loadCapture(group, options.limits);
+    snapshots.push({ ...attributeProfile(capture.profile), time: capture.time });
+  }
+  const gc = options.gctrace ? await readGcTrace(options.gctrace, options.limits.maxBytes) : undefined;
+  return buildReport(analyzeSeries(snapshots, options.thresholds), gc, []);
+}
+
+export interface AnalyzeUrlOptions {
+  url: string;
+  everyMs: number;
+  count: number;
+  timeoutMs: number;
+  gctrace?: string;
+  saveDir?: string;
+  limits: DecodeLimits;
+  thresholds: Thresholds;
+  progress: (line: string) => void;
+  /** Ends the series early (SIGINT): analyse what was captured. */
+  signal?: AbortSignal;
+}
+
+/** Captures a live target `count` times, `every` apart, and analyses the series. Never forces a GC. */
+export async function analyzeUrl(options: AnalyzeUrlOptions): Promise<Report> {
+  const client = directPprofClient(pprofBase(options.url), options.timeoutMs);
+  const cache = new SymbolCache();
+  const snapshots: TimedSnapshot[] = [];
+  const warnings = new Set<string>();
+  const started = Date.now();
+  for (let i = 0; i < options.count && !options.signal?.aborted; i++) {
+    if (i > 0) await sleepUntil(started + i * options.everyMs, options.signal);
+    if (options.signal?.aborted) break;
+    let capture: HeapCapture;
+    try {
+      capture = await captureHeap(client, options.limits, cache);
+    } catch (err) {
+      // The first failure says the target is wrong; a later one is a blip.
+      if (snapshots.length === 0) throw err;
+      warnings.add(`capture ${i + 1}: ${(err as Error).message}`);
+      options.progress(`capture ${i + 1}/${options.count} failed: ${(err as Error).message}`);
+      continue;
+    }
+    capture.warnings.forEach((w) => warnings.add(w));
+    if (options.saveDir) await saveCapture(options.saveDir, i + 1, capture);
+    const snapshot = attributeProfile(capture.profile);
+    snapshots.push({ ...snapshot, time: capture.time });
+    options.progress(`capture ${i + 1}/${options.count}: ${capture.profile.records.length} records, evidence ${snapshot.evidence}`);
+  }
+  if (snapshots.length === 0) throw new ProfileError('Empty', 'no capture succeeded');
+  const gc = options.gctrace ? await readGcTrace(options.gctrace, options.limits.maxBytes) : undefined;
+  return buildReport(analyzeSeries(snapshots, options.thresholds), gc, [...warnings]);
+}
+
+/** Accepts http://host:port, .../debug/pprof or .../debug/pprof/heap. */
+export function pprofBase(url: string): string {
+  const trimmed = url.replace(/\/+$/, '').replace(/\/heap$/, '');
+  return /\/debug\/pprof$/.test(trimmed) ? trimmed : `${trimmed}/debug/pprof`;
+}
+
+async function saveCapture(dir: string, n: number, capture: HeapCapture): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const stem = join(dir, `capture-${String(n).padStart(3, '0')}`);
+  await writeFile(`${stem}.pb.gz`, capture.proto);
+  if (capture.debug1 !== undefined) await writeFile(`${stem}.txt`, capture.debug1);
+  const symbols = [...capture.symbols].map(([pc, name]) => `0x${pc.toString(16)} ${name}`);
+  await writeFile(`${stem}.sym`, [`num_symbols: ${symbols.length}`, ...symbols, ''].join('\n'));
+}
+
+async function readGcTrace(path: string, maxBytes: number): Promise<GcSummary> {
+  const size = (await stat(path).catch(() => undefined))?.size;
+  if (size === undefined) throw new ProfileError('Empty', `${path}: cannot read gctrace file`);
+  if (size > maxBytes) throw new ProfileError('TooLarge', `${path}: gctrace file is larger than ${maxBytes} bytes`);
+  return summarizeGcTrace(parseGcTrace(await readFile(path, 'utf8')));
+}
+
+function sleepUntil(deadline: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,60 @@
+import type { Report } from '../analysis/report.js';
+import type { Finding } from '../analysis/series.js';
+import { formatBytes } from './units.js';
+
+/** The table a person reads at a glance, then one line of advice per finding. */
+export function formatReport(report: Report): string {
+  const lines: string[] = [];
+  const seconds = Math.round((Date.parse(report.window.end) - Date.parse(report.window.start)) / 1000);
+  const impl = report.mapImpl === 'unknown' ? 'map implementation unknown' : `${report.mapImpl} maps`;
+  lines.push(
+    `${report.captures} capture${report.captures === 1 ? '' : 's'} over ${seconds}s (${impl}); ` +
+      `map memory ${formatBytes(report.totals.mapInuseBytes)} of ${formatBytes(report.totals.inuseBytes)} in use`,
+  );
+  if (report.staleCaptures > 0) {
+    lines.push(`note: ${report.staleCaptures} capture(s) repeated the one before (no GC cycle ended in between)`);
+  }
+  lines.push('');
+  if (report.findings.length === 0) {
+    lines.push('No findings above the thresholds.');
+  } else {
+    const header = ['#', 'SITE', 'KIND', 'PATTERN', 'IN USE', 'GROWTH/h', 'CONF', 'EVIDENCE'];
+    const rows = report.findings.map((f, i) => [
+      String(i + 1),
+      siteLabel(f),
+      f.kind === 'map' && f.mapImpl !== 'unknown' ? `map/${f.mapImpl}` : f.kind,
+      f.pattern,
+      formatBytes(f.inuseBytes),
+      (f.growthBytesPerHour > 0 ? '+' : '') + formatBytes(f.growthBytesPerHour),
+      f.confidence.toFixed(2),
+      f.evidence,
+    ]);
+    lines.push(...table([header, ...rows]));
+    lines.push('');
+    report.findings.forEach((f, i) => lines.push(`${i + 1}. ${f.advice}`));
+  }
+  if (report.gc) {
+    const gc = report.gc;
+    lines.push('');
+    lines.push(
+      `gc: ${gc.cycles} cycles (${gc.forcedCycles} forced, left out), live heap ${formatBytes(gc.liveHeapBytes)}, ` +
+        `${gc.liveHeapGrowthBytesPerHour >= 0 ? '+' : ''}${formatBytes(gc.liveHeapGrowthBytesPerHour)}/h, GC CPU ${gc.gcCpuPercent}%` +
+        (gc.skippedLines > 0 ? `, ${gc.skippedLines} unreadable lines skipped` : ''),
+    );
+  }
+  for (const warning of report.warnings) lines.push(`warning: ${warning}`);
+  return lines.join('\n');
+}
+
+function siteLabel(f: Finding): string {
+  const file = f.site.file.split('/').slice(-1)[0] ?? '';
+  const where = file ? ` ${file}:${f.site.line}` : '';
+  const fn = f.site.function.length > 48 ? `…${f.site.function.slice(-47)}` : f.site.function;
+  return `${fn}${where}`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { DEFAULT_THRESHOLDS, type Thresholds } from '../analysis/series.js';
+import { CaptureError } from '../capture/errors.js';
+import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
+import { ProfileError } from '../pprof/errors.js';
+import { analyzeFiles, analyzeUrl } from './analyze.js';
+import { formatReport } from './format.js';
+import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
+
+const USAGE = `Usage:
+  mapleak analyze [--gctrace FILE] [--json] PROFILE...
+  mapleak analyze --url http://HOST:PORT [--every 10s] [--count 6] [--save DIR] [--json]
+
+PROFILE files: .pb.gz/.pb (proto), .txt (debug=1; a sibling .sym file with
+/debug/pprof/symbol output restores the hidden runtime frames). Files that
+share a name stem (x.pb.gz, x.txt, x.sym) are one capture.
+
+Options:
+  --json                 print exactly one JSON object
+  --gctrace FILE         GODEBUG=gctrace=1 output of the same process
+  --url URL              capture a live net/http/pprof target (never forces a GC)
+  --every DURATION       time between live captures (default 10s)
+  --count N              live captures to take (default 6)
+  --save DIR             keep each live capture as DIR/capture-NNN.{pb.gz,txt,sym}
+  --timeout DURATION     per request (default 10s)
+  --max-bytes SIZE       largest profile accepted, compressed or inflated (default 64Mi)
+  --min-map-bytes SIZE   smallest map memory worth reporting (default 1Mi)
+  --min-growth SIZE      smallest growth per hour that counts as growing (default 1Mi)
+  --top N                at most N findings (default 20)
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command !== 'analyze') throw new UsageError(`unknown command "${command}"`);
+
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      gctrace: { type: 'string' },
+      url: { type: 'string' },
+      every: { type: 'string', default: '10s' },
+      count: { type: 'string', default: '6' },
+      save: { type: 'string' },
+      timeout: { type: 'string', default: '10s' },
+      'max-bytes': { type: 'string', default: String(DEFAULT_MAX_PROFILE_BYTES) },
+      'min-map-bytes': { type: 'string', default: String(DEFAULT_THRESHOLDS.minMapBytes) },
+      'min-growth': { type: 'string', default: String(DEFAULT_THRESHOLDS.minGrowthBytesPerHour) },
+      top: { type: 'string', default: String(DEFAULT_THRESHOLDS.maxFindings) },
+      quiet: { type: 'boolean', default: false },
+    },
+  });
+  const limits = { maxBytes: parseSize(values['max-bytes']) };
+  const thresholds: Thresholds = {
+    minMapBytes: parseSize(values['min-map-bytes']),
+    minGrowthBytesPerHour: parseSize(values['min-growth']),
+    maxFindings: parseCount(values.top, 'top', 1),
+  };
+
+  let report;
+  if (values.url) {
+    if (positionals.length > 0) throw new UsageError('give either --url or PROFILE files, not both');
+    const abort = new AbortController();
+    const stop = (): void => abort.abort();
+    process.once('SIGINT', stop);
+    try {
+      report = await analyzeUrl({
+        url: values.url,
+        everyMs: parseDuration(values.every),
+        count: parseCount(values.count, 'count', 1),
+        timeoutMs: parseDuration(values.timeout),
+        gctrace: values.gctrace,
+        saveDir: values.save,
+        limits,
+        thresholds,
+        signal: abort.signal,
+        progress: (line) => {
+          if (!values.quiet) process.stderr.write(`${line}\n`);
+        },
+      });
+    } finally {
+      process.off('SIGINT', stop);
+    }
+  } else {
+    if (positionals.length === 0) throw new UsageError('no PROFILE files given (or use --url)');
+    report = await analyzeFiles({ files: positionals, gctrace: values.gctrace, limits, thresholds });
+  }
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+  return 0;
+}
+
+/** Expected failures end in one line and a non-zero exit; only MAPLEAK_DEBUG shows stacks. */
+function reportFailure(err: unknown): number {
+  const known = err instanceof UsageError || err instanceof ProfileError || err instanceof CaptureError;
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`mapleak: ${message.split('\n')[0]}\n`);
+  if (err instanceof UsageError) process.stderr.write("Run 'mapleak --help' for usage.\n");
+  if (process.env.MAPLEAK_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return 2;
+  return known ? 1 : 3;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.exitCode = reportFailure(err);
+  },
+);
