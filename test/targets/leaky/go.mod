@@ -1,0 +1,3 @@
+module mapleakprobe.test/leaky
+
+go 1.19

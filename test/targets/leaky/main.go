@@ -1,0 +1,186 @@
+// Command leaky serves net/http/pprof and exhibits every memory pattern that
+// MapLeakProbe classifies, each at a known site. Lines that the tests look up
+// carry a `// SITE <name>` marker; the tests read this file to find them, so
+// keep each marker on the allocating line.
+//
+// It builds with Debian's Go 1.19 (classic maps) and Go 1.26 (swiss maps).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+type session struct {
+	id      string
+	user    int64
+	created int64
+	scores  [4]int64
+}
+
+// sessionStore never evicts: string keys, pointer values, unbounded growth.
+type sessionStore struct {
+	mu   sync.Mutex
+	byID map[string]*session
+}
+
+func (s *sessionStore) put(id string, user int64) {
+	sess := &session{id: id, user: user, created: time.Now().UnixNano()} // SITE other-growing-session-values
+	s.mu.Lock()
+	s.byID[id] = sess // SITE map-growing-sessions
+	s.mu.Unlock()
+}
+
+// catalog merges JSON batches into one map[string]any: a map filled by
+// json.Unmarshal (through reflect) that grows without bound.
+type catalog struct {
+	entries map[string]any
+}
+
+func (c *catalog) ingest(batch []byte) {
+	if err := json.Unmarshal(batch, &c.entries); err != nil { // SITE map-growing-json
+		log.Fatal(err)
+	}
+}
+
+type blob [160]byte
+
+// fillAndDrainBlobs fills a map with int keys and values over 128 bytes
+// (stored out of line), then deletes every key: the buckets or tables stay.
+func fillAndDrainBlobs(n int) map[int64]blob {
+	m := make(map[int64]blob)
+	for i := 0; i < n; i++ {
+		m[int64(i)] = blob{byte(i)} // SITE map-retained-blobs
+	}
+	for k := range m {
+		delete(m, k)
+	}
+	return m
+}
+
+type point struct {
+	x, y int32
+	tag  uint16
+}
+
+type item struct {
+	name  string
+	count int64
+}
+
+// fillAndDrainItems uses struct keys and pointer values; the values are freed
+// when drained, the map's memory is not.
+func fillAndDrainItems(n int) map[point]*item {
+	m := make(map[point]*item)
+	for i := 0; i < n; i++ {
+		it := &item{count: int64(i)}                      // SITE other-drained-items
+		m[point{int32(i), int32(i >> 8), uint16(i)}] = it // SITE map-retained-items
+	}
+	for k := range m {
+		delete(m, k)
+	}
+	return m
+}
+
+// churnHistogram builds a struct-keyed map per call and drops it.
+func churnHistogram(n int, seed int) int {
+	h := make(map[point]int)
+	for i := 0; i < n; i++ {
+		h[point{int32((i * 7) ^ seed), int32(i % 97), uint16(i)}]++ // SITE map-churn-histogram
+	}
+	return len(h)
+}
+
+type entry struct {
+	key   int64
+	value [6]int64
+}
+
+// boundedCache keeps a constant number of int keys, replacing the oldest:
+// steady map memory in ongoing use.
+type boundedCache struct {
+	byKey  map[int64]*entry
+	oldest int64
+	next   int64
+}
+
+func (c *boundedCache) insert() {
+	c.byKey[c.next] = &entry{key: c.next} // SITE map-stable-cache
+	c.next++
+}
+
+func (c *boundedCache) rotate(k int) {
+	for i := 0; i < k; i++ {
+		delete(c.byKey, c.oldest)
+		c.oldest++
+		c.insert()
+	}
+}
+
+// rawLeak is the control: growing memory that is not a map.
+var rawLeak [][]byte
+
+func leakBuffers() {
+	rawLeak = append(rawLeak, make([]byte, 48<<10)) // SITE other-growing-buffers
+}
+
+var (
+	retainedBlobs map[int64]blob
+	retainedItems map[point]*item
+	keepAlive     []int
+)
+
+func main() {
+	addr := flag.String("addr", ":6060", "listen address for net/http/pprof")
+	lifetime := flag.Duration("max-lifetime", 10*time.Minute, "exit after this long (a safety net for tests)")
+	sessionsPerTick := flag.Int("sessions-per-tick", 1500, "new sessions per 100ms tick")
+	flag.Parse()
+
+	retainedBlobs = fillAndDrainBlobs(400_000)
+	retainedItems = fillAndDrainItems(300_000)
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	go func() { log.Fatal(http.Serve(ln, nil)) }()
+	time.AfterFunc(*lifetime, func() { os.Exit(0) })
+
+	store := &sessionStore{byID: make(map[string]*session)}
+	cat := &catalog{entries: make(map[string]any)}
+	cache := &boundedCache{byKey: make(map[int64]*entry)}
+	for i := 0; i < 150_000; i++ {
+		cache.insert()
+	}
+
+	var id int64
+	tick := time.NewTicker(100 * time.Millisecond)
+	for n := 0; ; n++ {
+		for i := 0; i < *sessionsPerTick; i++ {
+			id++
+			store.put("sess-"+strconv.FormatInt(id, 36), id)
+		}
+		batch := make(map[string]int, 2000)
+		for i := 0; i < 2000; i++ {
+			batch[fmt.Sprintf("sku-%d-%d", n, i)] = i
+		}
+		raw, _ := json.Marshal(batch)
+		cat.ingest(raw)
+		for i := 0; i < 4; i++ {
+			keepAlive = append(keepAlive[:0], churnHistogram(20_000, n*4+i))
+		}
+		cache.rotate(2_000)
+		leakBuffers()
+		<-tick.C
+	}
+}
