@@ -22,7 +22,7 @@ export interface GcTrace {
 
 const MIB = 1024 * 1024;
 const GC_LINE =
-  /gc (\d+) @(\d+(?:\.\d+)?)s (\d+)%:.*?(\d+(?:\.\d+)?)->(\d+(?:\.\d+)?)->(\d+(?:\.\d+)?) MB, (\d+(?:\.\d+)?) MB goal/;
+  /gc (\d+) @(\d+(?:\.\d+)?)s (\d+)%[^:]*:.*?(\d+(?:\.\d+)?)->(\d+(?:\.\d+)?)->(\d+(?:\.\d+)?) MB, (\d+(?:\.\d+)?) MB goal/;
 
 /**
  * Tolerant reader for Go 1.19–1.27 gctrace output, wherever the lines sit

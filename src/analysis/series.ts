@@ -125,9 +125,7 @@ function classifySite(
   const allocDelta = Math.max(0, (alloc[points - 1] as number) - (alloc[0] as number));
   const allocPerHour = hours > 0 ? allocDelta / hours : 0;
 
-  let steady = 0;
-  for (let i = 1; i < points; i++) if ((inuse[i] as number) >= (inuse[i - 1] as number) - 0.01 * maxInuse) steady++;
-  const nonDecreasing = points > 1 ? steady / (points - 1) : 0;
+  const trend = kendallTau(inuse, 0.01 * maxInuse);
 
   const owner = template.site.function;
   const functionAlloc = snapshots.map((s) => s.allocBytesByFunction.get(owner) ?? 0);
@@ -139,7 +137,7 @@ function classifySite(
     enoughData &&
     rise >= Math.max(4 * noise, 0.05 * maxInuse) &&
     growthPerHour >= thresholds.minGrowthBytesPerHour &&
-    nonDecreasing >= 0.75 &&
+    trend >= 0.5 &&
     (allocDelta === 0 || rise / allocDelta >= 0.15);
   const isChurn = !isGrowing && (enoughData ? allocDelta >= 3 * Math.max(meanInuse, noise) : alloc[0]! >= 10 * Math.max(firstInuse, noise));
   const heldAtHighWater = lastInuse >= 0.8 * maxInuse && lastInuse > 0;
@@ -149,7 +147,7 @@ function classifySite(
   const dataWeight = Math.min(1, (points - 1) / 4);
   if (isGrowing) {
     pattern = 'growing';
-    strength = 0.5 + 0.5 * nonDecreasing * dataWeight;
+    strength = 0.5 + 0.5 * trend * dataWeight;
   } else if (isChurn) {
     pattern = 'churn';
     strength = enoughData ? 0.6 + 0.4 * Math.min(1, allocDelta / (10 * Math.max(meanInuse, noise))) : 0.3;
@@ -179,6 +177,26 @@ function classifySite(
     components: lastUsage.components,
     series: snapshots.map((s, i) => ({ time: s.time.toISOString(), inuseBytes: Math.round(inuse[i] as number) })),
   };
+}
+
+/**
+ * Rank trend in -1..1: how consistently later values exceed earlier ones.
+ * Robust to a classic map's growth sawtooth (old and new bucket arrays are
+ * both live while it evacuates) and to sampling noise; ties within
+ * `tolerance` count neither way.
+ */
+export function kendallTau(values: readonly number[], tolerance: number): number {
+  let concordant = 0;
+  let discordant = 0;
+  for (let i = 0; i < values.length; i++) {
+    for (let j = i + 1; j < values.length; j++) {
+      const d = (values[j] as number) - (values[i] as number);
+      if (d > tolerance) concordant++;
+      else if (d < -tolerance) discordant++;
+    }
+  }
+  const pairs = (values.length * (values.length - 1)) / 2;
+  return pairs === 0 ? 0 : (concordant - discordant) / pairs;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { allocatedSize } from './sizeclass.js';
-import type { MapComponent, MapImpl } from './frames.js';
+import type { MapComponent } from './frames.js';
 
 /**
  * Map memory inferred from object sizes alone, for profiles without the

@@ -1,6 +1,6 @@
 // Command leaky serves net/http/pprof and exhibits every memory pattern that
 // MapLeakProbe classifies, each at a known site. Lines that the tests look up
-// carry a `// SITE <name>` marker; the tests read this file to find them, so
+// carry a `// SITE` marker (SITE, a space, a name); the tests read this file to find them, so
 // keep each marker on the allocating line.
 //
 // It builds with Debian's Go 1.19 (classic maps) and Go 1.26 (swiss maps).
@@ -105,24 +105,23 @@ type entry struct {
 	value [6]int64
 }
 
-// boundedCache keeps a constant number of int keys, replacing the oldest:
-// steady map memory in ongoing use.
+// boundedCache keeps a fixed set of int keys and keeps replacing their
+// values: steady map memory in ongoing use.
 type boundedCache struct {
-	byKey  map[int64]*entry
-	oldest int64
-	next   int64
+	byKey    map[int64]*entry
+	capacity int64
+	next     int64
 }
 
-func (c *boundedCache) insert() {
-	c.byKey[c.next] = &entry{key: c.next} // SITE map-stable-cache
+func (c *boundedCache) store() {
+	key := c.next % c.capacity
+	c.byKey[key] = &entry{key: c.next} // SITE map-stable-cache
 	c.next++
 }
 
-func (c *boundedCache) rotate(k int) {
+func (c *boundedCache) refresh(k int) {
 	for i := 0; i < k; i++ {
-		delete(c.byKey, c.oldest)
-		c.oldest++
-		c.insert()
+		c.store()
 	}
 }
 
@@ -158,10 +157,8 @@ func main() {
 
 	store := &sessionStore{byID: make(map[string]*session)}
 	cat := &catalog{entries: make(map[string]any)}
-	cache := &boundedCache{byKey: make(map[int64]*entry)}
-	for i := 0; i < 150_000; i++ {
-		cache.insert()
-	}
+	cache := &boundedCache{byKey: make(map[int64]*entry), capacity: 150_000}
+	cache.refresh(150_000)
 
 	var id int64
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -179,7 +176,7 @@ func main() {
 		for i := 0; i < 4; i++ {
 			keepAlive = append(keepAlive[:0], churnHistogram(20_000, n*4+i))
 		}
-		cache.rotate(2_000)
+		cache.refresh(2_000)
 		leakBuffers()
 		<-tick.C
 	}

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { captureHeap, CaptureError, directPprofClient, fetchBytes, SymbolCache } from '../../src/capture/index.js';
+import { ProfileError } from '../../src/pprof/index.js';
+import { readFixture } from '../support/fixtures.js';
+import { NOT_FOUND_PAGE, startServer, type TestServer } from '../support/http-server.js';
+
+const LIMITS = { maxBytes: 8 * 1024 * 1024 };
+
+describe('fetchBytes against real local servers', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer((req, res) => {
+      if (req.url === '/slow') return; // never answers
+      if (req.url === '/huge') {
+        res.writeHead(200);
+        const chunk = Buffer.alloc(64 * 1024, 7);
+        let sent = 0;
+        const pump = (): void => {
+          while (sent < 64 && res.write(chunk)) sent++;
+          if (sent < 64) res.once('drain', pump);
+          else res.end();
+        };
+        return pump();
+      }
+      if (req.url === '/missing') {
+        res.writeHead(404, { 'content-type': 'text/html' });
+        return res.end(NOT_FOUND_PAGE);
+      }
+      res.end('ok');
+    });
+  });
+  after(() => server.close());
+
+  test('a slow target times out with a clear error', async () => {
+    const started = Date.now();
+    await assert.rejects(fetchBytes(`${server.url}/slow`, { timeoutMs: 300, maxBytes: 1024 }), (err: unknown) => {
+      assert.ok(err instanceof CaptureError);
+      assert.equal(err.code, 'Timeout');
+      assert.match(err.message, /did not answer within 300 ms/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  test('a body over the limit is cut off', async () => {
+    await assert.rejects(fetchBytes(`${server.url}/huge`, { timeoutMs: 5000, maxBytes: 1024 * 1024 }), (err: unknown) => {
+      assert.ok(err instanceof CaptureError);
+      assert.equal(err.code, 'TooLarge');
+      return true;
+    });
+  });
+
+  test('an HTTP error reports the status and the page title', async () => {
+    await assert.rejects(fetchBytes(`${server.url}/missing`, { timeoutMs: 5000, maxBytes: 1024 }), (err: unknown) => {
+      assert.ok(err instanceof CaptureError);
+      assert.equal(err.status, 404);
+      assert.match(err.message, /HTTP 404: 404 Not Found/);
+      return true;
+    });
+  });
+
+  test('a closed port is a connection error', async () => {
+    const closed = await startServer(() => undefined);
+    const url = closed.url;
+    await closed.close();
+    await assert.rejects(fetchBytes(url, { timeoutMs: 2000, maxBytes: 1024 }), (err: unknown) => err instanceof CaptureError && err.code === 'ConnectionFailed');
+  });
+});
+
+describe('captureHeap', () => {
+  let server: TestServer;
+  let symbolRequests = 0;
+  let symbolsBroken = false;
+  const proto = readFixture('go1.26', 'heap-001.pb.gz');
+  const debug1 = readFixture('go1.26', 'heap-001.txt');
+  const symbols = readFixture('go1.26', 'heap-001.sym');
+  before(async () => {
+    // Serves a real Go 1.26 capture the way net/http/pprof does.
+    server = await startServer((req, res) => {
+      if (req.url === '/debug/pprof/heap') return res.end(proto);
+      if (req.url === '/debug/pprof/heap?debug=1') return res.end(debug1);
+      if (req.url === '/debug/pprof/symbol' && req.method === 'POST') {
+        symbolRequests++;
+        if (symbolsBroken) {
+          res.writeHead(404);
+          return res.end('404 page not found');
+        }
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        return req.on('end', () => {
+          const wanted = new Set(body.split('+'));
+          const lines = symbols.toString('utf8').split('\n').slice(1).filter((l) => wanted.has(l.split(' ')[0] ?? ''));
+          res.end(`num_symbols: 1\n${lines.join('\n')}\n`);
+        });
+      }
+      res.writeHead(404);
+      res.end('404 page not found');
+    });
+  });
+  after(() => server.close());
+
+  test('fetches proto, debug=1 and symbols; a second capture of the same binary asks for no symbols', async () => {
+    const cache = new SymbolCache();
+    const client = directPprofClient(`${server.url}/debug/pprof`, 5000);
+    const first = await captureHeap(client, LIMITS, cache);
+    assert.deepEqual(first.warnings, []);
+    assert.ok(first.proto.equals(proto), 'raw proto kept byte for byte');
+    assert.ok(first.profile.records.every((r) => r.hiddenFrames === 'resolved'));
+    assert.ok(first.time.getFullYear() >= 2026);
+    assert.equal(symbolRequests, 1);
+    const second = await captureHeap(client, LIMITS, cache);
+    assert.equal(symbolRequests, 1, 'symbols cached per binary');
+    assert.equal(second.symbols.size, first.symbols.size);
+  });
+
+  test('without a symbol endpoint the capture still counts, with a warning', async () => {
+    symbolsBroken = true;
+    try {
+      const capture = await captureHeap(directPprofClient(`${server.url}/debug/pprof`, 5000), LIMITS, new SymbolCache());
+      assert.equal(capture.profile.format, 'proto');
+      assert.match(capture.warnings.join(), /symbol endpoint: .*HTTP 404/);
+    } finally {
+      symbolsBroken = false;
+    }
+  });
+
+  test('a target that is not pprof fails the capture with a profile error', async () => {
+    const page = await startServer((_req, res) => res.end(NOT_FOUND_PAGE));
+    try {
+      await assert.rejects(captureHeap(directPprofClient(page.url, 5000), LIMITS, new SymbolCache()), (err: unknown) => err instanceof ProfileError && err.code === 'HtmlPage');
+    } finally {
+      await page.close();
+    }
+  });
+});

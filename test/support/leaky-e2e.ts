@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Report } from '../../src/analysis/report.js';
+import { runCli } from './cli.js';
+import { buildTarget, siteLines, startTarget, type GoVersion, type RunningTarget } from './go-targets.js';
+import { assertLeakyFindings, assertReportShape, findingAt } from './leaky-expectations.js';
+
+const CAPTURES = 8;
+
+/**
+ * Builds test/targets/leaky with one Go toolchain, runs it live on loopback
+ * and checks every site's kind and pattern: live (--url), offline from the
+ * saved files, and offline from the proto profiles alone.
+ */
+export function leakyEndToEnd(version: GoVersion): void {
+  const impl = version === '1.19' ? 'classic' : 'swiss';
+  describe(`leaky target built with Go ${version} (${impl} maps)`, () => {
+    const lines = siteLines('leaky');
+    const work = mkdtempSync(join(tmpdir(), `mapleak-go${version}-`));
+    const saved = join(work, 'captures');
+    let target: RunningTarget;
+    let live: Report;
+
+    before(async () => {
+      target = await startTarget(buildTarget('leaky', version), work);
+      // In-use figures are those of the last finished GC cycle: let a few pass.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    });
+    after(() => target?.stop());
+
+    test('live: mapleak analyze --url finds every site', async () => {
+      const result = await runCli(['analyze', '--url', target.url, '--every', '2s', '--count', String(CAPTURES), '--save', saved, '--gctrace', target.stderrPath, '--json']);
+      assert.equal(result.code, 0, result.stderr);
+      live = JSON.parse(result.stdout) as Report;
+      assertReportShape(live, CAPTURES);
+      assert.equal(live.mapImpl, impl);
+      assertLeakyFindings(live, lines, impl);
+      for (const f of live.findings.filter((f) => f.kind === 'map')) assert.equal(f.evidence, 'symbolized');
+      assert.ok(live.gc && live.gc.cycles > 3 && live.gc.liveHeapBytes > 0, 'gctrace read');
+      assert.equal(live.gc.skippedLines, 0);
+      assert.ok(live.gc.liveHeapGrowthBytesPerHour > 0, 'the target leaks, so its live heap rises');
+    });
+
+    test('offline: the saved captures (proto + debug=1 + symbols) give the same verdicts', async () => {
+      assert.equal(readdirSync(saved).length, 3 * CAPTURES);
+      const result = await runCli(['analyze', '--json', ...readdirSync(saved).map((f) => join(saved, f))]);
+      assert.equal(result.code, 0, result.stderr);
+      const offline = JSON.parse(result.stdout) as Report;
+      assertReportShape(offline, CAPTURES);
+      assert.deepEqual(offline.window, live.window, 'ordered by the profiles own timestamps');
+      assertLeakyFindings(offline, lines, impl);
+    });
+
+    test('offline, proto only: size signatures and visible frames find the big maps', async () => {
+      const protos = readdirSync(saved).filter((f) => f.endsWith('.pb.gz'));
+      const result = await runCli(['analyze', '--json', ...protos.map((f) => join(saved, f))]);
+      assert.equal(result.code, 0, result.stderr);
+      const report = JSON.parse(result.stdout) as Report;
+      assertLeakyFindings(report, lines, impl, [
+        { site: 'map-growing-sessions', kind: 'map', pattern: 'growing' },
+        { site: 'map-growing-json', kind: 'map', pattern: 'growing' },
+        { site: 'map-retained-items', kind: 'map', pattern: 'retained' },
+        { site: 'map-churn-histogram', kind: 'map', pattern: 'churn' },
+        { site: 'other-growing-buffers', kind: 'other', pattern: 'growing' },
+      ]);
+      assert.equal(findingAt(report, lines, 'map-growing-json', 'map')?.evidence, 'visible-frame');
+      assert.equal(findingAt(report, lines, 'map-growing-sessions', 'map')?.evidence, 'size-signature');
+    });
+
+    test('human output: a table with the sites and one line of advice each', async () => {
+      const result = await runCli(['analyze', ...readdirSync(saved).map((f) => join(saved, f))]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`${CAPTURES} captures over \\d+s \\(${impl} maps\\)`));
+      assert.match(result.stdout, /SITE\s+KIND\s+PATTERN\s+IN USE\s+GROWTH\/h\s+CONF\s+EVIDENCE/);
+      assert.match(result.stdout, new RegExp(`main\\.\\(\\*sessionStore\\)\\.put main\\.go:${lines.get('map-growing-sessions')}\\s+map/${impl}\\s+growing`));
+      assert.match(result.stdout, /Map was drained but keeps its/);
+    });
+  });
+}
