@@ -40,17 +40,49 @@ interface Chain {
   sizes: Map<number, MapComponent>;
   steps: number;
   bytes: number;
+  overflowSeen: boolean;
+}
+
+/** Objects from 1 KiB up: where bucket arrays and swiss tables live. */
+const LARGE_OBJECT = 1024;
+/** A map site allocates few large sizes besides its own structure. */
+const MAX_UNEXPLAINED_LARGE_SIZES = 4;
+
+/**
+ * A signature must explain the site, not just touch it: most of its large
+ * object bytes, with few other large sizes beside (a general-purpose
+ * allocator hits some map sizes by chance).
+ */
+function explainsSite(sizes: ReadonlyMap<number, MapComponent>, bySize: ReadonlyMap<number, SizeStats>): boolean {
+  let largeBytes = 0;
+  let explainedBytes = 0;
+  let unexplained = 0;
+  for (const [size, stats] of bySize) {
+    if (size < LARGE_OBJECT) continue;
+    largeBytes += stats.bytes;
+    if (sizes.has(size)) explainedBytes += stats.bytes;
+    else unexplained++;
+  }
+  return unexplained <= MAX_UNEXPLAINED_LARGE_SIZES && explainedBytes >= 0.5 * largeBytes;
 }
 
 /** The best classic and swiss explanations of one site's object sizes. */
 export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
   const found: SizeSignature[] = [];
-  const classic = bestChain(SLOT_SIZES.map((slot) => classicChain(16 + 8 * slot, bySize)));
+  const signatures = collectSignatures(bySize);
+  for (const signature of signatures) if (explainsSite(signature.components, bySize)) found.push(signature);
+  return found;
+}
+
+function collectSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
+  const found: SizeSignature[] = [];
+  // Two page-rounded sizes one doubling apart are too easily a coincidence.
+  const classic = bestChain(SLOT_SIZES.map((slot) => classicChain(16 + 8 * slot, bySize)), 3);
   if (classic) {
     found.push({
       impl: 'classic',
       components: classic.sizes,
-      strength: classic.steps >= 3 ? 0.75 : 0.6,
+      strength: classic.steps >= 4 ? 0.75 : 0.6,
       provesClassic: [...classic.sizes.keys()].some((size) => size > LARGEST_SWISS_TABLE),
       looksSwiss: false,
     });
@@ -65,17 +97,26 @@ export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): Siz
   return found;
 }
 
-function bestChain(chains: Chain[]): Chain | undefined {
+/**
+ * The chain explaining the most bytes. Ties are real: bucket size b at B+1
+ * and 2b at B give the same arrays; the one whose overflow buckets are seen
+ * is the map.
+ */
+function bestChain(chains: Chain[], minSteps = 2): Chain | undefined {
   let best: Chain | undefined;
   for (const chain of chains) {
-    if (chain.steps < 2) continue;
-    if (!best || chain.bytes > best.bytes || (chain.bytes === best.bytes && chain.steps > best.steps)) best = chain;
+    if (chain.steps < minSteps) continue;
+    const better =
+      !best ||
+      chain.bytes > best.bytes ||
+      (chain.bytes === best.bytes && (Number(chain.overflowSeen) - Number(best.overflowSeen) || chain.steps - best.steps) > 0);
+    if (better) best = chain;
   }
   return best;
 }
 
 function classicChain(bucketSize: number, bySize: ReadonlyMap<number, SizeStats>): Chain {
-  const chain: Chain = { sizes: new Map(), steps: 0, bytes: 0 };
+  const chain: Chain = { sizes: new Map(), steps: 0, bytes: 0, overflowSeen: false };
   for (let b = MIN_CLASSIC_B; b <= MAX_CLASSIC_B; b++) {
     const size = classicArraySize(bucketSize, b);
     const stats = bySize.get(size);
@@ -85,17 +126,29 @@ function classicChain(bucketSize: number, bySize: ReadonlyMap<number, SizeStats>
       chain.bytes += stats.bytes;
     }
   }
+  if (chain.steps === 0) return chain;
   const overflow = allocatedSize(bucketSize);
   const overflowStats = bySize.get(overflow);
-  if (chain.steps > 0 && overflowStats) {
+  if (overflowStats) {
     chain.sizes.set(overflow, 'overflow');
     chain.bytes += overflowStats.bytes;
+    chain.overflowSeen = true;
+  }
+  // Small arrays (B < 4) are too common a size to prove anything, but once
+  // a chain is found they are part of the same map.
+  for (let b = 1; b < MIN_CLASSIC_B; b++) {
+    const size = allocatedSize(bucketSize * 2 ** b);
+    const stats = bySize.get(size);
+    if (stats && !chain.sizes.has(size)) {
+      chain.sizes.set(size, 'buckets');
+      chain.bytes += stats.bytes;
+    }
   }
   return chain;
 }
 
 function swissChain(groupSize: number, bySize: ReadonlyMap<number, SizeStats>): Chain {
-  const chain: Chain = { sizes: new Map(), steps: 0, bytes: 0 };
+  const chain: Chain = { sizes: new Map(), steps: 0, bytes: 0, overflowSeen: false };
   const fullTable = allocatedSize(groupSize * 2 ** SWISS_TABLE_GROUPS_LOG2);
   // A chain without the full table is more likely doubling buffers than a map.
   if (!bySize.has(fullTable)) return chain;

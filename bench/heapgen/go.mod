@@ -1,0 +1,3 @@
+module mapleakprobe.bench/heapgen
+
+go 1.19
