@@ -1,4 +1,4 @@
-import type { Frame, HeapProfile, HeapRecord } from '../pprof/types.js';
+import type { Frame, HeapProfile, HeapRecord, HiddenFrames } from '../pprof/types.js';
 import {
   hiddenMapRole,
   isRuntimeFrame,
@@ -46,6 +46,11 @@ export interface AttributedSnapshot {
 const EVIDENCE_RANK: Record<Evidence, number> = { symbolized: 3, 'visible-frame': 2, 'size-signature': 1, none: 0 };
 export const strongerEvidence = (a: Evidence, b: Evidence): Evidence => (EVIDENCE_RANK[a] >= EVIDENCE_RANK[b] ? a : b);
 
+interface CachedAttribution {
+  hiddenFrames: HiddenFrames;
+  attribution: RecordAttribution;
+}
+
 interface RecordAttribution {
   site: Site;
   kind: Kind;
@@ -60,7 +65,15 @@ export function siteKey(site: Site, kind: Kind): string {
 
 /** Every sampled allocation becomes map memory (which part) or other memory. */
 export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
-  const attributions = profile.records.map(attributeRecord);
+  // Decoders share one array per distinct stack; attribute each stack once.
+  const byStack = new Map<Frame[], CachedAttribution>();
+  const attributions = profile.records.map((record) => {
+    const known = byStack.get(record.stack);
+    if (known && known.hiddenFrames === record.hiddenFrames) return known.attribution;
+    const attribution = attributeRecord(record);
+    byStack.set(record.stack, { hiddenFrames: record.hiddenFrames, attribution });
+    return attribution;
+  });
   applySizeSignatures(profile.records, attributions, dominantImpl(attributions));
 
   const profileImpl = dominantImpl(attributions);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
 import { DEFAULT_THRESHOLDS, type Thresholds } from '../analysis/series.js';
 import { CaptureError } from '../capture/errors.js';
 import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
@@ -29,6 +30,10 @@ Options:
   --min-growth SIZE      smallest growth per hour that counts as growing (default 1Mi)
   --top N                at most N findings (default 20)
 `;
+
+// Decoding a large profile makes many short-lived objects: a larger young
+// generation saves most scavenges (measured by npm run bench).
+v8.setFlagsFromString('--max-semi-space-size=64');
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

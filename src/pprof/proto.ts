@@ -50,10 +50,18 @@ export function decodeProtoHeap(bytes: Uint8Array): HeapProfile {
 
   const bytesKey = strings.indexOf('bytes');
   const records: HeapRecord[] = [];
+  // Samples of one stack differ only by object size: share one stack array,
+  // so later stages can work once per stack instead of once per sample.
+  const stacks = new Map<string, Frame[]>();
   for (const sample of profile.sample) {
     const value = (i: number): number => toNumber(sample.value[i] ?? 0);
-    const stack: Frame[] = [];
-    for (const id of sample.locationId) stack.push(...(locations.get(toNumber(id)) ?? []));
+    const stackKey = sample.locationId.join(',');
+    let stack = stacks.get(stackKey);
+    if (!stack) {
+      stack = [];
+      for (const id of sample.locationId) for (const frame of locations.get(toNumber(id)) ?? []) stack.push(frame);
+      stacks.set(stackKey, stack);
+    }
     const sizeLabel = bytesKey < 0 ? undefined : sample.label.find((l) => toNumber(l.key) === bytesKey);
     const objects = value(allocObjects) || value(inuseObjects);
     const objectSize = sizeLabel
