@@ -14,8 +14,9 @@ for arg in "$@"; do
 done
 
 # redis-server: the queue for tests; golang-1.19-go: classic-map Go for the
-# test targets; iproute2: network namespaces for pods; time: the benchmark.
-packages=(redis-server golang-1.19-go iproute2 time)
+# test targets; iproute2: network namespaces for pods; openssl: the local
+# control plane's certificates; time: the benchmark.
+packages=(redis-server golang-1.19-go iproute2 openssl time)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

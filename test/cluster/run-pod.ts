@@ -1,0 +1,294 @@
+// run-pod: a Pod on the kwok node whose "container" is a real local process.
+// The Pod is created through the API; once kwok has assigned its IP, the
+// program runs in a network namespace holding that IP (so the apiserver proxy
+// can reach :6060), its output goes to a CRI-format log file that kwok's
+// kubelet API serves, and a detached supervisor (pod-supervisor.ts) stops the
+// program and removes its namespace when the Pod is deleted.
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+import type { Cluster } from './cluster.js';
+import { createPodNetwork, deletePodNetwork } from './netns.js';
+import { isOurProcess, run, startDaemon, stopProcess, waitFor } from './processes.js';
+
+export interface RunPodOptions {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  /** A Go main package directory (built here) or an executable. Relative paths are from the repo root. */
+  path: string;
+  args?: string[];
+  /** Build with Debian's /usr/lib/go-<goVersion>/bin/go (e.g. "1.19") instead of the machine's Go. */
+  goVersion?: string;
+  /** Extra environment for the program (GODEBUG=gctrace=1 is always set unless overridden). */
+  env?: Record<string, string>;
+  /** Wait until this port accepts connections on the pod IP (default 6060; null to not wait). */
+  waitForPort?: number | null;
+  timeoutMs?: number;
+}
+
+export interface RunningPod {
+  name: string;
+  namespace: string;
+  uid: string;
+  podIp: string;
+  /** The network namespace the program runs in. */
+  netns: string;
+  /** The CRI-format log file behind the pod log API. */
+  logFile: string;
+  /** pid of the program (in the root pid namespace). */
+  pid: number;
+  supervisorPid: number;
+}
+
+/** What the supervisor process needs; written to <podDir>/pod.json. */
+export interface SupervisorSpec {
+  kubeconfigPath: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  binary: string;
+  args: string[];
+  env: Record<string, string>;
+  netns: string;
+  hostVeth: string;
+  logFile: string;
+  podDir: string;
+}
+
+const CONTAINER_NAME = 'app';
+const PPROF_PORT = 6060;
+
+export function podDirectory(cluster: Cluster, namespace: string, name: string): string {
+  return join(cluster.stateDir, 'pods', `${namespace}_${name}`);
+}
+
+export async function runPod(cluster: Cluster, options: RunPodOptions): Promise<RunningPod> {
+  if (process.getuid?.() !== 0) throw new Error('run-pod needs root: it creates network namespaces and veth pairs');
+  const namespace = options.namespace ?? 'default';
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const podDir = podDirectory(cluster, namespace, options.name);
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cluster.kubeconfigPath);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+
+  if (await podExists(core, namespace, options.name)) {
+    throw new Error(`pod ${namespace}/${options.name} already exists in cluster "${cluster.name}"; delete it first`);
+  }
+  rmSync(podDir, { recursive: true, force: true });
+  mkdirSync(podDir, { recursive: true });
+  const binary = await resolveProgram(cluster, options, podDir);
+
+  await ensureNamespace(core, namespace);
+  const created = await core.createNamespacedPod({ namespace, body: podManifest(cluster, namespace, options) });
+  const uid = created.metadata?.uid ?? '';
+  const podIp = await waitForPodIp(core, namespace, options.name, timeoutMs);
+
+  const logFile = join(podDir, `${CONTAINER_NAME}.log`);
+  writeFileSync(logFile, '');
+  await createLogsRule(kc, namespace, options.name, logFile);
+  const network = await createPodNetwork(cluster.index, `${namespace}/${options.name}`, podIp, cluster.gatewayIp);
+
+  const spec: SupervisorSpec = {
+    kubeconfigPath: cluster.kubeconfigPath,
+    namespace,
+    name: options.name,
+    uid,
+    binary,
+    args: options.args ?? [],
+    env: { GODEBUG: 'gctrace=1', ...options.env },
+    netns: network.namespace,
+    hostVeth: network.hostVeth,
+    logFile,
+    podDir,
+  };
+  const specFile = join(podDir, 'pod.json');
+  writeFileSync(specFile, JSON.stringify(spec, null, 2) + '\n');
+  const supervisorPid = startSupervisor(specFile, podDir);
+  try {
+    const pid = await waitFor(
+      async () => readProgramPid(podDir, supervisorPid),
+      timeoutMs,
+      () => `program of pod ${namespace}/${options.name} did not start; see ${join(podDir, 'supervisor.log')}`,
+    );
+    const port = options.waitForPort === undefined ? PPROF_PORT : options.waitForPort;
+    if (port !== null) await waitForTcp(podIp, port, timeoutMs, podDir, `${namespace}/${options.name}`);
+    return { name: options.name, namespace, uid, podIp, netns: network.namespace, logFile, pid, supervisorPid };
+  } catch (error) {
+    await stopProcess(supervisorPid, podDir);
+    await deletePodNetwork(network);
+    throw error;
+  }
+}
+
+/** Deletes the pod and waits until its supervisor has stopped the program and removed its network. */
+export async function deletePod(cluster: Cluster, namespace: string, name: string, timeoutMs = 30_000): Promise<void> {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cluster.kubeconfigPath);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 }).catch((error: unknown) => {
+    if (statusCode(error) !== 404) throw error;
+  });
+  const podDir = podDirectory(cluster, namespace, name);
+  const supervisorPid = readPidFile(join(podDir, 'supervisor.pid'));
+  if (supervisorPid === undefined) return;
+  await waitFor(
+    async () => (isOurProcess(supervisorPid, podDir) ? undefined : true),
+    timeoutMs,
+    () => `supervisor of pod ${namespace}/${name} did not stop within ${timeoutMs / 1000}s; see ${join(podDir, 'supervisor.log')}`,
+  );
+}
+
+function podManifest(cluster: Cluster, namespace: string, options: RunPodOptions): k8s.V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: options.name, namespace, labels: options.labels ?? {} },
+    spec: {
+      nodeName: cluster.nodeName, // kwok does not schedule
+      containers: [
+        {
+          name: CONTAINER_NAME,
+          // Never pulled: kwok only fakes the container; the program runs on this machine.
+          image: 'mapleakprobe.local/process:latest',
+          ports: [{ name: 'pprof', containerPort: PPROF_PORT, protocol: 'TCP' }],
+        },
+      ],
+      terminationGracePeriodSeconds: 0,
+    },
+  };
+}
+
+async function resolveProgram(cluster: Cluster, options: RunPodOptions, podDir: string): Promise<string> {
+  const path = resolve(cluster.repoRoot, options.path);
+  if (!existsSync(path)) throw new Error(`run-pod: ${path} does not exist`);
+  if (!statSync(path).isDirectory()) return path;
+  const output = join(podDir, 'program');
+  await buildGoProgram(path, output, options.goVersion);
+  return output;
+}
+
+async function buildGoProgram(packageDir: string, output: string, goVersion: string | undefined): Promise<void> {
+  let go = 'go';
+  const env: NodeJS.ProcessEnv = { ...process.env, CGO_ENABLED: '0' };
+  if (goVersion !== undefined) {
+    go = `/usr/lib/go-${goVersion}/bin/go`;
+    if (!existsSync(go)) throw new Error(`${go} is missing; install Debian's golang-${goVersion}-go`);
+    // An old toolchain must not try to switch toolchains or reject the machine's GOFLAGS.
+    env.GOTOOLCHAIN = 'local';
+    env.GOFLAGS = '-mod=mod -buildvcs=false';
+  }
+  await run(go, ['build', '-o', output, '.'], { cwd: packageDir, env, timeoutMs: 300_000 });
+}
+
+async function ensureNamespace(core: k8s.CoreV1Api, namespace: string): Promise<void> {
+  try {
+    await core.readNamespace({ name: namespace });
+  } catch (error) {
+    if (statusCode(error) !== 404) throw error;
+    await core.createNamespace({ body: { metadata: { name: namespace } } }).catch((createError: unknown) => {
+      if (statusCode(createError) !== 409) throw createError;
+    });
+  }
+}
+
+async function podExists(core: k8s.CoreV1Api, namespace: string, name: string): Promise<boolean> {
+  try {
+    await core.readNamespacedPod({ namespace, name });
+    return true;
+  } catch (error) {
+    if (statusCode(error) === 404) return false;
+    throw error;
+  }
+}
+
+async function waitForPodIp(core: k8s.CoreV1Api, namespace: string, name: string, timeoutMs: number): Promise<string> {
+  return waitFor(
+    async () => {
+      const pod = await core.readNamespacedPod({ namespace, name });
+      const ip = pod.status?.podIP;
+      return pod.status?.phase === 'Running' && ip ? ip : undefined;
+    },
+    timeoutMs,
+    () => `kwok did not make pod ${namespace}/${name} Running with an IP within ${timeoutMs / 1000}s; see kwok.log`,
+  );
+}
+
+/** kwok serves a pod's logs from the file its namespaced Logs object names. */
+async function createLogsRule(kc: k8s.KubeConfig, namespace: string, name: string, logFile: string): Promise<void> {
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const body = {
+    apiVersion: 'kwok.x-k8s.io/v1alpha1',
+    kind: 'Logs',
+    metadata: { name, namespace },
+    spec: { logs: [{ containers: [CONTAINER_NAME], logsFile: logFile, follow: true }] },
+  };
+  await custom
+    .deleteNamespacedCustomObject({ group: 'kwok.x-k8s.io', version: 'v1alpha1', namespace, plural: 'logs', name })
+    .catch(() => undefined);
+  await custom.createNamespacedCustomObject({ group: 'kwok.x-k8s.io', version: 'v1alpha1', namespace, plural: 'logs', body });
+}
+
+function startSupervisor(specFile: string, podDir: string): number {
+  const script = fileURLToPath(new URL('./pod-supervisor.js', import.meta.url));
+  const pid = startDaemon(process.execPath, [script, specFile], join(podDir, 'supervisor.log'), { cwd: podDir });
+  writeFileSync(join(podDir, 'supervisor.pid'), `${pid}\n`);
+  return pid;
+}
+
+function readProgramPid(podDir: string, supervisorPid: number): number | undefined {
+  const pid = readPidFile(join(podDir, 'program.pid'));
+  if (pid !== undefined) return pid;
+  if (!isOurProcess(supervisorPid, podDir)) {
+    throw new Error(`pod supervisor exited early: ${tail(join(podDir, 'supervisor.log'))}`);
+  }
+  return undefined;
+}
+
+async function waitForTcp(host: string, port: number, timeoutMs: number, podDir: string, pod: string): Promise<void> {
+  await waitFor(
+    () =>
+      new Promise<true | undefined>((resolveConnect) => {
+        const socket = connect({ host, port, timeout: 1000 });
+        socket.once('connect', () => {
+          socket.destroy();
+          resolveConnect(true);
+        });
+        socket.once('error', () => resolveConnect(undefined));
+        socket.once('timeout', () => {
+          socket.destroy();
+          resolveConnect(undefined);
+        });
+      }),
+    timeoutMs,
+    () => `pod ${pod} is not listening on ${host}:${port} after ${timeoutMs / 1000}s; see ${join(podDir, 'app.log')}`,
+  );
+}
+
+export function readPidFile(file: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(file, 'utf8').trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-5).join(' | ');
+  } catch {
+    return `(no ${file})`;
+  }
+}
+
+/** HTTP status of a client-node ApiException, if that is what error is. */
+export function statusCode(error: unknown): number | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === 'number' ? code : undefined;
+  }
+  return undefined;
+}

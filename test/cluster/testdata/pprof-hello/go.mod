@@ -1,0 +1,3 @@
+module mapleakprobe.local/testdata/pprof-hello
+
+go 1.19
