@@ -7,11 +7,14 @@ import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { analyzeFiles, analyzeUrl } from './analyze.js';
 import { formatReport } from './format.js';
+import { runOperatorCommand } from './operator.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
 const USAGE = `Usage:
   mapleak analyze [--gctrace FILE] [--json] PROFILE...
   mapleak analyze --url http://HOST:PORT [--every 10s] [--count 6] [--save DIR] [--json]
+  mapleak operator [--role all|controller|worker] [--kubeconfig FILE] [--redis-url URL]
+                   [--port 8080] [--concurrency 4] [--no-leader-elect]
 
 PROFILE files: .pb.gz/.pb (proto), .txt (debug=1; a sibling .sym file with
 /debug/pprof/symbol output restores the hidden runtime frames). Files that
@@ -41,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
+  if (command === 'operator') return runOperatorCommand(rest);
   if (command !== 'analyze') throw new UsageError(`unknown command "${command}"`);
 
   const { values, positionals } = parseArgs({

@@ -1,12 +1,12 @@
-const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+import { durationMs } from '../api/duration.js';
 
 /** Go-style durations: "500ms", "10s", "1m30s". */
 export function parseDuration(text: string): number {
-  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) throw new UsageError(`invalid duration "${text}" (e.g. 10s, 1m30s, 500ms)`);
-  let total = 0;
-  for (const match of text.matchAll(DURATION_PART)) total += Number(match[1]) * (UNIT_MS[match[2] as string] as number);
-  return total;
+  try {
+    return durationMs(text);
+  } catch {
+    throw new UsageError(`invalid duration "${text}" (e.g. 10s, 1m30s, 500ms)`);
+  }
 }
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1e3, ki: 1024, m: 1e6, mi: 1024 ** 2, g: 1e9, gi: 1024 ** 3 };
@@ -25,13 +25,7 @@ export function parseCount(text: string, name: string, min: number): number {
   return n;
 }
 
-export function formatBytes(bytes: number): string {
-  const abs = Math.abs(bytes);
-  if (abs >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-  if (abs >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-  if (abs >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${Math.round(bytes)} B`;
-}
+export { formatBytes } from '../analysis/bytes.js';
 
 /** Wrong flags or arguments: exit code 2. */
 export class UsageError extends Error {

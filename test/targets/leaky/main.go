@@ -142,10 +142,17 @@ func main() {
 	addr := flag.String("addr", ":6060", "listen address for net/http/pprof")
 	lifetime := flag.Duration("max-lifetime", 10*time.Minute, "exit after this long (a safety net for tests)")
 	sessionsPerTick := flag.Int("sessions-per-tick", 1500, "new sessions per 100ms tick")
+	mode := flag.String("mode", "all", "all: every pattern; retained: drained maps, no growth; healthy: steady and churning maps only")
 	flag.Parse()
+	growing := *mode == "all"
+	if *mode != "all" && *mode != "retained" && *mode != "healthy" {
+		log.Fatalf("unknown -mode %q", *mode)
+	}
 
-	retainedBlobs = fillAndDrainBlobs(400_000)
-	retainedItems = fillAndDrainItems(300_000)
+	if *mode != "healthy" {
+		retainedBlobs = fillAndDrainBlobs(400_000)
+		retainedItems = fillAndDrainItems(300_000)
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -163,21 +170,23 @@ func main() {
 	var id int64
 	tick := time.NewTicker(100 * time.Millisecond)
 	for n := 0; ; n++ {
-		for i := 0; i < *sessionsPerTick; i++ {
-			id++
-			store.put("sess-"+strconv.FormatInt(id, 36), id)
+		if growing {
+			for i := 0; i < *sessionsPerTick; i++ {
+				id++
+				store.put("sess-"+strconv.FormatInt(id, 36), id)
+			}
+			batch := make(map[string]int, 2000)
+			for i := 0; i < 2000; i++ {
+				batch[fmt.Sprintf("sku-%d-%d", n, i)] = i
+			}
+			raw, _ := json.Marshal(batch)
+			cat.ingest(raw)
+			leakBuffers()
 		}
-		batch := make(map[string]int, 2000)
-		for i := 0; i < 2000; i++ {
-			batch[fmt.Sprintf("sku-%d-%d", n, i)] = i
-		}
-		raw, _ := json.Marshal(batch)
-		cat.ingest(raw)
 		for i := 0; i < 4; i++ {
 			keepAlive = append(keepAlive[:0], churnHistogram(20_000, n*4+i))
 		}
 		cache.refresh(2_000)
-		leakBuffers()
 		<-tick.C
 	}
 }

@@ -1,0 +1,139 @@
+/**
+ * TypeScript view of the MapLeakProbe API. The schema in
+ * crds/mapleakprobes.yaml is the source of truth (defaults are applied by
+ * the API server); test/api checks that these names stay in line with it.
+ */
+import type { Evidence, Kind } from '../analysis/attribute.js';
+import type { Pattern } from '../analysis/advice.js';
+import type { MapImpl } from '../analysis/frames.js';
+
+export const GROUP = 'mapleak.io';
+export const VERSION = 'v1alpha1';
+export const KIND = 'MapLeakProbe';
+export const PLURAL = 'mapleakprobes';
+export const FINALIZER = 'mapleak.io/finalizer';
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export interface MapLeakProbeSpec {
+  selector: LabelSelector;
+  container?: string;
+  pprof: {
+    port: number | string;
+    pathPrefix: string;
+    transport: 'APIServerProxy' | 'Direct';
+    timeout: string;
+    maxProfileBytes: number;
+  };
+  schedule: { interval: string; window: number; jitter: string };
+  gctrace: { enabled: boolean };
+  cluster?: { kubeconfigSecretRef: { name: string; key: string }; namespace: string };
+  thresholds: { minMapBytes: number; minGrowthBytesPerHour: number; maxFindings: number };
+  suspend: boolean;
+}
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export type Verdict = 'Leaking' | 'Retaining' | 'Healthy' | 'Unknown';
+
+export interface TargetStatus {
+  name: string;
+  namespace: string;
+  captures: number;
+  lastCaptureTime?: string;
+  lastError?: string;
+  lastErrorReason?: string;
+  mapImpl?: MapImpl;
+}
+
+export interface FindingStatus {
+  site: { function: string; file: string; line: number };
+  kind: Kind;
+  pattern: Pattern;
+  inuseBytes: number;
+  growthBytesPerHour: number;
+  allocBytesPerHour: number;
+  evidence: Evidence;
+  mapImpl: MapImpl;
+  confidence: number;
+  advice: string;
+  pods: string[];
+  podCount: number;
+  firstSeen?: string;
+}
+
+export interface GcStatus {
+  liveHeapBytes: number;
+  liveHeapGrowthBytesPerHour: number;
+  gcCpuPercent: number;
+  cycles: number;
+}
+
+export interface MapLeakProbeStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  verdict?: Verdict;
+  targetCount?: number;
+  mapInuseBytes?: number;
+  mapMemory?: string;
+  targets?: TargetStatus[];
+  targetsOmitted?: number;
+  findings?: FindingStatus[];
+  gc?: GcStatus;
+  lastCaptureTime?: string;
+  nextCaptureTime?: string;
+}
+
+export interface MapLeakProbe {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation?: number;
+    resourceVersion?: string;
+    deletionTimestamp?: string;
+    finalizers?: string[];
+    creationTimestamp?: string;
+  };
+  spec: MapLeakProbeSpec;
+  status?: MapLeakProbeStatus;
+}
+
+/** "ns/name": unambiguous, since neither part may contain a slash. */
+export function probeKey(probe: Pick<MapLeakProbe, 'metadata'>): string {
+  return `${probe.metadata.namespace}/${probe.metadata.name}`;
+}
+
+/** A label selector as the API's `labelSelector` query string. */
+export function selectorToString(selector: LabelSelector): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) parts.push(`${key}=${value}`);
+  for (const req of selector.matchExpressions ?? []) {
+    const values = (req.values ?? []).join(',');
+    if (req.operator === 'In') parts.push(`${req.key} in (${values})`);
+    else if (req.operator === 'NotIn') parts.push(`${req.key} notin (${values})`);
+    else if (req.operator === 'Exists') parts.push(req.key);
+    else parts.push(`!${req.key}`);
+  }
+  return parts.join(',');
+}

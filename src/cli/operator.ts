@@ -1,0 +1,198 @@
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Queue, type Worker } from 'bullmq';
+import { ProbeClient } from '../api/client.js';
+import { SymbolCache } from '../capture/symbol-cache.js';
+import { ClusterRegistry } from '../clusters/registry.js';
+import { ProbeController } from '../controller/controller.js';
+import { DEFAULT_LEASE_TIMING, LeaderElector } from '../controller/leader.js';
+import { jsonLogger } from '../observability/log.js';
+import { OperatorMetrics } from '../observability/metrics.js';
+import { describeRedis, redisConnection } from '../queue/connection.js';
+import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
+import { createApp } from '../server/app.js';
+import { SeriesStore } from '../store/series-store.js';
+import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
+import { startCaptureWorker } from '../worker/worker.js';
+import { parseCount, UsageError } from './units.js';
+
+export type Role = 'all' | 'controller' | 'worker';
+
+export interface OperatorConfig {
+  role: Role;
+  kubeconfig?: string;
+  redisUrl: string;
+  redisPassword?: string;
+  port: number;
+  concurrency: number;
+  targetConcurrency: number;
+  leaderElect: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+}
+
+export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  const { values } = parseArgs({
+    args,
+    options: {
+      role: { type: 'string', default: env.MAPLEAK_ROLE ?? 'all' },
+      kubeconfig: { type: 'string' },
+      'redis-url': { type: 'string', default: env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+      port: { type: 'string', default: env.MAPLEAK_PORT ?? '8080' },
+      concurrency: { type: 'string', default: env.MAPLEAK_CONCURRENCY ?? '4' },
+      'target-concurrency': { type: 'string', default: env.MAPLEAK_TARGET_CONCURRENCY ?? '4' },
+      'leader-elect': { type: 'boolean', default: env.MAPLEAK_LEADER_ELECT !== 'false' },
+      'no-leader-elect': { type: 'boolean', default: false },
+      'lease-namespace': { type: 'string', default: env.POD_NAMESPACE ?? 'default' },
+      'lease-name': { type: 'string', default: 'mapleakprobe-controller' },
+      identity: { type: 'string', default: env.POD_NAME ?? `${hostname()}-${process.pid}` },
+    },
+  });
+  if (!['all', 'controller', 'worker'].includes(values.role)) throw new UsageError(`--role must be all, controller or worker, got "${values.role}"`);
+  return {
+    role: values.role as Role,
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    redisUrl: values['redis-url'],
+    ...(env.REDIS_PASSWORD ? { redisPassword: env.REDIS_PASSWORD } : {}),
+    port: parseCount(values.port, 'port', 0),
+    concurrency: parseCount(values.concurrency, 'concurrency', 1),
+    targetConcurrency: parseCount(values['target-concurrency'], 'target-concurrency', 1),
+    leaderElect: values['leader-elect'] && !values['no-leader-elect'],
+    leaseNamespace: values['lease-namespace'],
+    leaseName: values['lease-name'],
+    identity: values.identity,
+  };
+}
+
+export interface RunningOperator {
+  port: number;
+  stop(): Promise<void>;
+  isLeader(): boolean;
+}
+
+/** Controller and/or workers in one process, with the HTTP server; stops gracefully. */
+export async function startOperator(config: OperatorConfig): Promise<RunningOperator> {
+  const log = jsonLogger({ component: 'mapleakprobe', role: config.role, identity: config.identity });
+  const kc = new KubeConfig();
+  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+  else kc.loadFromDefault();
+  const metrics = new OperatorMetrics();
+  const probes = new ProbeClient(kc);
+  const redis = { url: config.redisUrl, ...(config.redisPassword ? { password: config.redisPassword } : {}) };
+  const storeRedis = redisConnection(redis, 'store');
+  storeRedis.on('error', (err) => log.warn('redis error', { error: err.message }));
+  const store = new SeriesStore(storeRedis);
+  const queueConnection = redisConnection(redis, 'worker');
+  queueConnection.on('error', () => undefined);
+  const queue = new Queue<CaptureJobData>(CAPTURE_QUEUE, { connection: queueConnection });
+  queue.on('error', (err) => log.warn('queue error', { error: err.message }));
+
+  let controller: ProbeController | undefined;
+  let elector: LeaderElector | undefined;
+  let worker: Worker | undefined;
+  let workerConnection: ReturnType<typeof redisConnection> | undefined;
+  const runsController = config.role !== 'worker';
+  const runsWorker = config.role !== 'controller';
+
+  if (runsController) {
+    controller = new ProbeController(kc, { probes, queue, store, metrics, log: log.child({ part: 'controller' }) });
+    const lead = async (): Promise<void> => {
+      metrics.isLeader.set(1);
+      await controller?.start();
+    };
+    const follow = async (): Promise<void> => {
+      metrics.isLeader.set(0);
+      await controller?.stop();
+      // A fresh controller for the next term: the old one's queue is closed.
+      controller = new ProbeController(kc, { probes, queue, store, metrics, log: log.child({ part: 'controller' }) });
+    };
+    if (config.leaderElect) {
+      elector = new LeaderElector(kc, { namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity, ...DEFAULT_LEASE_TIMING }, { onStartedLeading: lead, onStoppedLeading: follow }, log.child({ part: 'leader-election' }));
+      elector.start();
+    } else {
+      await lead();
+    }
+  }
+  if (runsWorker) {
+    workerConnection = redisConnection(redis, 'worker');
+    workerConnection.on('error', () => undefined);
+    worker = startCaptureWorker(
+      { connection: workerConnection, concurrency: config.concurrency },
+      {
+        probes,
+        clusters: new ClusterRegistry(kc),
+        store,
+        symbols: new SymbolCache(),
+        metrics,
+        log: log.child({ part: 'worker' }),
+        limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency },
+      },
+    );
+  }
+
+  const queueGauge = setInterval(() => {
+    queue
+      .getJobCounts('waiting', 'active', 'delayed', 'failed')
+      .then((counts) => {
+        for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ state }, n);
+      })
+      .catch(() => undefined);
+  }, 5000);
+
+  const app = createApp({
+    metrics,
+    store,
+    probes,
+    readiness: async () => {
+      const redisOk = await storeRedis.ping().then(
+        () => true,
+        () => false,
+      );
+      const checks: Record<string, boolean> = { redis: redisOk };
+      // A follower is ready: it stands by. Only the leader's watch must be synced.
+      if (runsController && (!config.leaderElect || elector?.isLeader)) checks.probeWatch = controller?.synced ?? false;
+      return checks;
+    },
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(config.port, () => resolve(s));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log.info('operator started', { port, redis: describeRedis(config.redisUrl), role: config.role, leaderElect: config.leaderElect });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    isLeader: () => (config.leaderElect ? (elector?.isLeader ?? false) : runsController),
+    stop: () =>
+      (stopping ??= (async () => {
+        log.info('operator stopping');
+        clearInterval(queueGauge);
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        if (elector) await elector.stop();
+        else await controller?.stop();
+        await worker?.close();
+        await queue.close();
+        // BullMQ leaves connections it was given open: close each one we made.
+        storeRedis.disconnect();
+        queueConnection.disconnect();
+        workerConnection?.disconnect();
+        log.info('operator stopped');
+      })()),
+  };
+}
+
+/** `mapleak operator`: runs until SIGTERM/SIGINT, then shuts down gracefully. */
+export async function runOperatorCommand(args: string[]): Promise<number> {
+  const operator = await startOperator(operatorConfig(args));
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await operator.stop();
+  return 0;
+}

@@ -1,0 +1,158 @@
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from '../observability/log.js';
+
+export interface LeaderElectionOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+/** client-go's defaults: 15 s lease > 10 s renew deadline > 1.2 × 2 s retry. */
+export const DEFAULT_LEASE_TIMING = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+
+const isCode = (err: unknown, code: number): boolean => (err as { code?: number }).code === code;
+
+/**
+ * Lease-based leader election with client-go semantics: followers time the
+ * lease on their own clock from the last change they observed (never trust
+ * another machine's clock), updates carry the resourceVersion so two
+ * candidates cannot both win, and a leader that cannot renew within the
+ * deadline steps down.
+ */
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private observed?: { record: string; at: number };
+  private leading = false;
+  private lastRenew = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly options: LeaderElectionOptions,
+    private readonly callbacks: { onStartedLeading: () => Promise<void> | void; onStoppedLeading: () => Promise<void> | void },
+    private readonly log: Logger,
+  ) {
+    this.api = kc.makeApiClient(CoordinationV1Api);
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.tick();
+  }
+
+  private schedule(): void {
+    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.options.retryPeriodMs);
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      const acquired = await this.tryAcquireOrRenew();
+      if (acquired) {
+        this.lastRenew = Date.now();
+        if (!this.leading) {
+          this.leading = true;
+          this.log.info('became leader', { lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity });
+          await this.callbacks.onStartedLeading();
+        }
+      } else if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) {
+        await this.stepDown('could not renew the lease within the deadline');
+      }
+    } catch (err) {
+      this.log.warn('leader election attempt failed', { error: (err as Error).message });
+      if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) await this.stepDown('API server unreachable past the renew deadline');
+    }
+    this.schedule();
+  }
+
+  private async stepDown(why: string): Promise<void> {
+    this.leading = false;
+    this.log.warn('lost leadership', { why });
+    await this.callbacks.onStoppedLeading();
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, name, identity, leaseDurationMs } = this.options;
+    const now = new Date();
+    let lease: V1Lease;
+    try {
+      lease = await this.api.readNamespacedLease({ name, namespace });
+    } catch (err) {
+      if (!isCode(err, 404)) throw err;
+      try {
+        await this.api.createNamespacedLease({
+          namespace,
+          body: {
+            metadata: { name, namespace },
+            spec: { holderIdentity: identity, leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000), acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0 },
+          },
+        });
+        return true;
+      } catch (createErr) {
+        if (isCode(createErr, 409)) return false;
+        throw createErr;
+      }
+    }
+    const spec = lease.spec ?? {};
+    const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.leaseTransitions]);
+    if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
+    const holder = spec.holderIdentity;
+    const expired = Date.now() - this.observed.at > (spec.leaseDurationSeconds ?? leaseDurationMs / 1000) * 1000;
+    if (holder && holder !== identity && !expired) return false;
+
+    const takingOver = holder !== identity;
+    try {
+      await this.api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: {
+          ...lease,
+          spec: {
+            ...spec,
+            holderIdentity: identity,
+            leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
+            renewTime: micro(now),
+            ...(takingOver ? { acquireTime: micro(now), leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
+          },
+        },
+      });
+      return true;
+    } catch (err) {
+      if (isCode(err, 409)) return false; // someone else wrote first
+      throw err;
+    }
+  }
+
+  /** Stops campaigning; a leader releases the lease so a follower takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.leading = false;
+    try {
+      const lease = await this.api.readNamespacedLease({ name: this.options.name, namespace: this.options.namespace });
+      if (lease.spec?.holderIdentity === this.options.identity) {
+        await this.api.replaceNamespacedLease({
+          name: this.options.name,
+          namespace: this.options.namespace,
+          body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: micro(new Date()) } },
+        });
+      }
+    } catch (err) {
+      this.log.warn('could not release the lease', { error: (err as Error).message });
+    }
+    await this.callbacks.onStoppedLeading();
+  }
+}
+
+/** Lease times are MicroTime: serialised with microseconds, as the API requires. */
+function micro(date: Date): V1MicroTime {
+  return new V1MicroTime(date.getTime());
+}

@@ -1,0 +1,51 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Everything the operator exports on /metrics. */
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  readonly captures = new Counter({ name: 'mapleak_captures_total', help: 'Target captures by result (ok or an error reason).', labelNames: ['result'], registers: [this.registry] });
+  readonly captureSeconds = new Histogram({
+    name: 'mapleak_capture_duration_seconds',
+    help: 'Time to capture one target: profiles, symbols and gctrace.',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({ name: 'mapleak_queue_jobs', help: 'Capture jobs in the queue by state.', labelNames: ['state'], registers: [this.registry] });
+  readonly mapBytes = new Gauge({
+    name: 'mapleak_map_inuse_bytes',
+    help: 'In-use map memory per probe and owner site (top findings).',
+    labelNames: ['namespace', 'probe', 'site', 'pattern'],
+    registers: [this.registry],
+  });
+  readonly verdict = new Gauge({ name: 'mapleak_probe_verdict', help: '1 for the probe’s current verdict.', labelNames: ['namespace', 'probe', 'verdict'], registers: [this.registry] });
+  readonly reconcileErrors = new Counter({ name: 'mapleak_reconcile_errors_total', help: 'Reconciles that failed and will be retried.', registers: [this.registry] });
+  readonly reconciles = new Counter({ name: 'mapleak_reconciles_total', help: 'Reconciles by outcome.', labelNames: ['outcome'], registers: [this.registry] });
+  readonly isLeader = new Gauge({ name: 'mapleak_leader', help: '1 while this process holds the controller lease.', registers: [this.registry] });
+
+  private readonly sitesByProbe = new Map<string, { namespace: string; probe: string; site: string; pattern: string }[]>();
+
+  constructor(defaults = true) {
+    if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Replace a probe's per-site series with the current findings. */
+  setProbeFindings(namespace: string, probe: string, verdict: string, findings: { site: { function: string; line: number }; pattern: string; inuseBytes: number; kind: string }[]): void {
+    this.forgetSites(namespace, probe);
+    for (const v of ['Leaking', 'Retaining', 'Healthy', 'Unknown']) this.verdict.set({ namespace, probe, verdict: v }, v === verdict ? 1 : 0);
+    const sites = findings
+      .filter((f) => f.kind === 'map')
+      .map((f) => ({ labels: { namespace, probe, site: `${f.site.function}:${f.site.line}`, pattern: f.pattern }, bytes: f.inuseBytes }));
+    for (const { labels, bytes } of sites) this.mapBytes.set(labels, bytes);
+    this.sitesByProbe.set(`${namespace}/${probe}`, sites.map((s) => s.labels));
+  }
+
+  private forgetSites(namespace: string, probe: string): void {
+    for (const labels of this.sitesByProbe.get(`${namespace}/${probe}`) ?? []) this.mapBytes.remove(labels);
+    this.sitesByProbe.delete(`${namespace}/${probe}`);
+  }
+
+  forgetProbe(namespace: string, probe: string): void {
+    this.forgetSites(namespace, probe);
+    for (const v of ['Leaking', 'Retaining', 'Healthy', 'Unknown']) this.verdict.remove({ namespace, probe, verdict: v });
+  }
+}

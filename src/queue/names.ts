@@ -1,0 +1,17 @@
+import type { MapLeakProbe } from '../api/types.js';
+
+export const CAPTURE_QUEUE = 'mapleak-captures';
+export const CAPTURE_JOB = 'capture-round';
+
+/** What a capture job carries: names only, never credentials. */
+export interface CaptureJobData {
+  namespace: string;
+  name: string;
+  uid: string;
+  generation: number;
+}
+
+/** BullMQ ids must not contain ':'; '/' cannot occur in Kubernetes names. */
+export function schedulerId(probe: Pick<MapLeakProbe, 'metadata'>): string {
+  return `${probe.metadata.namespace}/${probe.metadata.name}`;
+}

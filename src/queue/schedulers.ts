@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import { durationMs } from '../api/duration.js';
+import type { MapLeakProbe } from '../api/types.js';
+import { CAPTURE_JOB, schedulerId, type CaptureJobData } from './names.js';
+
+export interface DesiredScheduler {
+  id: string;
+  every: number;
+  offset: number;
+  data: CaptureJobData;
+}
+
+/** The job scheduler a probe should have; the jitter is a stable per-probe offset. */
+export function desiredScheduler(probe: MapLeakProbe): DesiredScheduler {
+  const every = durationMs(probe.spec.schedule.interval);
+  const jitter = Math.min(durationMs(probe.spec.schedule.jitter ?? '0s'), every - 1);
+  const offset = jitter > 0 ? Number.parseInt(createHash('sha256').update(probe.metadata.uid).digest('hex').slice(0, 8), 16) % jitter : 0;
+  return {
+    id: schedulerId(probe),
+    every,
+    offset,
+    data: {
+      namespace: probe.metadata.namespace,
+      name: probe.metadata.name,
+      uid: probe.metadata.uid,
+      generation: probe.metadata.generation ?? 0,
+    },
+  };
+}
+
+export type SchedulerChange = 'created' | 'updated' | 'unchanged';
+
+/** Level-based: creates or updates the scheduler only when it differs from what the probe wants. */
+export async function ensureScheduler(queue: Queue<CaptureJobData>, desired: DesiredScheduler): Promise<SchedulerChange> {
+  const existing = await queue.getJobScheduler(desired.id);
+  const same =
+    existing &&
+    existing.every === desired.every &&
+    (existing.offset ?? 0) === desired.offset &&
+    JSON.stringify(existing.template?.data) === JSON.stringify(desired.data);
+  if (same) return 'unchanged';
+  await queue.upsertJobScheduler(
+    desired.id,
+    { every: desired.every, ...(desired.offset > 0 ? { offset: desired.offset } : {}) },
+    {
+      name: CAPTURE_JOB,
+      data: desired.data,
+      opts: {
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 2000 },
+        removeOnComplete: { count: 100 },
+        removeOnFail: { count: 500 },
+      },
+    },
+  );
+  return existing ? 'updated' : 'created';
+}
+
+export async function removeScheduler(queue: Queue<CaptureJobData>, id: string): Promise<boolean> {
+  return queue.removeJobScheduler(id);
+}

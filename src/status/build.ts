@@ -1,0 +1,138 @@
+import { adviceFor, type Pattern } from '../analysis/advice.js';
+import type { GcSummary } from '../analysis/gctrace.js';
+import type { Finding, SeriesAnalysis } from '../analysis/series.js';
+import { formatBytes } from '../analysis/bytes.js';
+import type { FindingStatus, GcStatus, MapLeakProbeStatus, TargetStatus, Verdict } from '../api/types.js';
+
+/** What one target (pod) contributed in this round. */
+export interface TargetRound {
+  pod: { name: string; namespace: string; uid: string };
+  /** Captures kept in the target's series. */
+  captures: number;
+  lastCaptureTime?: string;
+  error?: { reason: string; message: string };
+  analysis?: SeriesAnalysis;
+  gc?: GcSummary;
+}
+
+export interface StatusLimits {
+  maxFindings: number;
+  maxTargets: number;
+  maxPodsPerFinding: number;
+}
+
+export const DEFAULT_STATUS_LIMITS: StatusLimits = { maxFindings: 10, maxTargets: 20, maxPodsPerFinding: 10 };
+
+const PATTERN_RANK: Record<Pattern, number> = { growing: 0, retained: 1, churn: 2, stable: 3 };
+const EVIDENCE_RANK = { symbolized: 3, 'visible-frame': 2, 'size-signature': 1, none: 0 } as const;
+
+export function findingKey(f: Pick<Finding, 'kind' | 'site'>): string {
+  return `${f.kind}|${f.site.function}|${f.site.file}|${f.site.line}`;
+}
+
+/**
+ * The capture-side part of a probe's status: findings merged across pods
+ * (most serious first, bounded), per-target state (failures first,
+ * bounded), GC trend and the verdict. Pure, so the status stays a few KB
+ * whatever the number of pods.
+ */
+export function buildCaptureStatus(
+  rounds: readonly TargetRound[],
+  firstSeen: ReadonlyMap<string, string>,
+  limits: StatusLimits = DEFAULT_STATUS_LIMITS,
+): Pick<MapLeakProbeStatus, 'verdict' | 'targetCount' | 'mapInuseBytes' | 'mapMemory' | 'targets' | 'targetsOmitted' | 'findings' | 'gc' | 'lastCaptureTime'> {
+  const merged = new Map<string, FindingStatus>();
+  for (const round of rounds) {
+    for (const f of round.analysis?.findings ?? []) {
+      const key = findingKey(f);
+      const existing = merged.get(key);
+      if (!existing) {
+        merged.set(key, {
+          site: { function: f.site.function.slice(0, 512), file: f.site.file.slice(0, 512), line: f.site.line },
+          kind: f.kind,
+          pattern: f.pattern,
+          inuseBytes: f.inuseBytes,
+          growthBytesPerHour: f.growthBytesPerHour,
+          allocBytesPerHour: f.allocBytesPerHour,
+          evidence: f.evidence,
+          mapImpl: f.mapImpl,
+          confidence: f.confidence,
+          advice: f.advice.slice(0, 512),
+          pods: [round.pod.name],
+          podCount: 1,
+          ...(firstSeen.has(key) ? { firstSeen: firstSeen.get(key) } : {}),
+        });
+        continue;
+      }
+      existing.inuseBytes += f.inuseBytes;
+      existing.growthBytesPerHour += f.growthBytesPerHour;
+      existing.allocBytesPerHour += f.allocBytesPerHour;
+      existing.podCount++;
+      if (existing.pods.length < limits.maxPodsPerFinding) existing.pods.push(round.pod.name);
+      existing.confidence = Math.max(existing.confidence, f.confidence);
+      if (EVIDENCE_RANK[f.evidence] > EVIDENCE_RANK[existing.evidence]) existing.evidence = f.evidence;
+      if (PATTERN_RANK[f.pattern] < PATTERN_RANK[existing.pattern]) {
+        existing.pattern = f.pattern;
+        existing.advice = adviceFor(f.kind, f.pattern, f.mapImpl).slice(0, 512);
+      }
+    }
+  }
+  const findings = [...merged.values()].sort(bySeriousness).slice(0, limits.maxFindings);
+
+  const targets: TargetStatus[] = [...rounds]
+    .sort((a, b) => Number(Boolean(b.error)) - Number(Boolean(a.error)) || a.pod.name.localeCompare(b.pod.name))
+    .map((r) => ({
+      name: r.pod.name,
+      namespace: r.pod.namespace,
+      captures: r.captures,
+      ...(r.lastCaptureTime ? { lastCaptureTime: r.lastCaptureTime } : {}),
+      ...(r.error ? { lastError: r.error.message.slice(0, 512), lastErrorReason: r.error.reason } : {}),
+      ...(r.analysis ? { mapImpl: r.analysis.mapImpl } : {}),
+    }));
+
+  const mapInuseBytes = Math.round(rounds.reduce((sum, r) => sum + (r.analysis?.totals.mapInuseBytes ?? 0), 0));
+  const lastCaptureTime = rounds.map((r) => r.lastCaptureTime).filter((t): t is string => Boolean(t)).sort().pop();
+  return {
+    verdict: verdictOf(findings, rounds),
+    targetCount: rounds.length,
+    mapInuseBytes,
+    mapMemory: formatBytes(mapInuseBytes),
+    targets: targets.slice(0, limits.maxTargets),
+    targetsOmitted: Math.max(0, targets.length - limits.maxTargets),
+    findings,
+    ...(gcOf(rounds) ? { gc: gcOf(rounds) } : {}),
+    ...(lastCaptureTime ? { lastCaptureTime } : {}),
+  };
+}
+
+/**
+ * Leaking: some map grows without bound. Retaining: some map holds drained
+ * memory. Healthy: every answering target has a series and neither shows.
+ * Unknown: not enough captures to say.
+ */
+export function verdictOf(findings: readonly FindingStatus[], rounds: readonly TargetRound[]): Verdict {
+  const maps = findings.filter((f) => f.kind === 'map');
+  if (maps.some((f) => f.pattern === 'growing')) return 'Leaking';
+  if (maps.some((f) => f.pattern === 'retained')) return 'Retaining';
+  const withSeries = rounds.filter((r) => r.analysis && r.analysis.captures - r.analysis.staleCaptures >= 2);
+  return withSeries.length > 0 ? 'Healthy' : 'Unknown';
+}
+
+function gcOf(rounds: readonly TargetRound[]): GcStatus | undefined {
+  const summaries = rounds.map((r) => r.gc).filter((g): g is GcSummary => Boolean(g && g.cycles > 0));
+  if (summaries.length === 0) return undefined;
+  return {
+    liveHeapBytes: Math.round(summaries.reduce((s, g) => s + g.liveHeapBytes, 0)),
+    liveHeapGrowthBytesPerHour: Math.round(summaries.reduce((s, g) => s + g.liveHeapGrowthBytesPerHour, 0)),
+    gcCpuPercent: Math.max(...summaries.map((g) => g.gcCpuPercent)),
+    cycles: summaries.reduce((s, g) => s + g.cycles, 0),
+  };
+}
+
+function bySeriousness(a: FindingStatus, b: FindingStatus): number {
+  return (
+    PATTERN_RANK[a.pattern] - PATTERN_RANK[b.pattern] ||
+    (a.kind === b.kind ? 0 : a.kind === 'map' ? -1 : 1) ||
+    (a.pattern === 'growing' ? b.growthBytesPerHour - a.growthBytesPerHour : b.inuseBytes - a.inuseBytes)
+  );
+}

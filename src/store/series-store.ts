@@ -1,0 +1,165 @@
+import type { Redis } from 'ioredis';
+import type { AttributedSnapshot, SiteUsage } from '../analysis/attribute.js';
+import type { GcCycle } from '../analysis/gctrace.js';
+import type { MapImpl } from '../analysis/frames.js';
+import type { Evidence } from '../analysis/attribute.js';
+import type { TimedSnapshot } from '../analysis/series.js';
+
+/** A capture as kept in Redis: the attributed summary, not the profile. */
+interface StoredSnapshot {
+  time: string;
+  mapImpl: MapImpl;
+  evidence: Evidence;
+  totals: AttributedSnapshot['totals'];
+  usages: SiteUsage[];
+  allocBytesByFunction: Record<string, number>;
+}
+
+export interface TargetRecord {
+  name: string;
+  namespace: string;
+  uid: string;
+  lastCaptureTime?: string;
+  lastError?: string;
+  lastErrorReason?: string;
+}
+
+export interface CaptureRef {
+  id: string;
+  time: string;
+  podUid: string;
+}
+
+/** Usages smaller than this in both in-use and allocated bytes are not kept: they never reach a finding. */
+const KEEP_USAGE_BYTES = 64 * 1024;
+
+/**
+ * Each target's bounded series of captures, its gctrace cycles and its
+ * last state, per probe. Writes are idempotent by capture id, so a retried
+ * job never duplicates a capture.
+ */
+export class SeriesStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix = 'mlp',
+  ) {}
+
+  private key(probe: string, ...parts: string[]): string {
+    return [this.prefix, probe, ...parts].join(':');
+  }
+
+  async addCapture(
+    probe: string,
+    podUid: string,
+    capture: { id: string; snapshot: TimedSnapshot; proto: Buffer },
+    window: number,
+    ttlSeconds: number,
+  ): Promise<void> {
+    const series = this.key(probe, 't', podUid, 'series');
+    const stored: StoredSnapshot = {
+      time: capture.snapshot.time.toISOString(),
+      mapImpl: capture.snapshot.mapImpl,
+      evidence: capture.snapshot.evidence,
+      totals: capture.snapshot.totals,
+      usages: capture.snapshot.usages.filter((u) => u.inuseBytes >= KEEP_USAGE_BYTES || u.allocBytes >= KEEP_USAGE_BYTES),
+      allocBytesByFunction: Object.fromEntries(capture.snapshot.allocBytesByFunction),
+    };
+    await this.redis
+      .multi()
+      .set(this.key(probe, 'c', capture.id), JSON.stringify(stored), 'EX', ttlSeconds)
+      .set(this.key(probe, 'p', capture.id), capture.proto, 'EX', ttlSeconds)
+      .zadd(series, capture.snapshot.time.getTime(), capture.id)
+      .zremrangebyrank(series, 0, -(window + 1))
+      .expire(series, ttlSeconds)
+      .exec();
+  }
+
+  async captures(probe: string, podUid: string): Promise<CaptureRef[]> {
+    const entries = await this.redis.zrange(this.key(probe, 't', podUid, 'series'), '0', '-1', 'WITHSCORES');
+    const refs: CaptureRef[] = [];
+    for (let i = 0; i < entries.length; i += 2) {
+      refs.push({ id: entries[i] as string, time: new Date(Number(entries[i + 1])).toISOString(), podUid });
+    }
+    return refs;
+  }
+
+  async loadSeries(probe: string, podUid: string): Promise<TimedSnapshot[]> {
+    const refs = await this.captures(probe, podUid);
+    if (refs.length === 0) return [];
+    const raw = await this.redis.mget(...refs.map((r) => this.key(probe, 'c', r.id)));
+    return raw
+      .filter((json): json is string => json !== null)
+      .map((json) => {
+        const s = JSON.parse(json) as StoredSnapshot;
+        return {
+          time: new Date(s.time),
+          mapImpl: s.mapImpl,
+          evidence: s.evidence,
+          totals: s.totals,
+          usages: s.usages,
+          allocBytesByFunction: new Map(Object.entries(s.allocBytesByFunction)),
+        };
+      });
+  }
+
+  async profile(probe: string, captureId: string): Promise<Buffer | null> {
+    return this.redis.getBuffer(this.key(probe, 'p', captureId));
+  }
+
+  async recordTarget(probe: string, record: TargetRecord, ttlSeconds: number): Promise<void> {
+    const key = this.key(probe, 'targets');
+    await this.redis.multi().hset(key, record.uid, JSON.stringify(record)).expire(key, ttlSeconds).exec();
+  }
+
+  async targets(probe: string): Promise<TargetRecord[]> {
+    const all = await this.redis.hgetall(this.key(probe, 'targets'));
+    return Object.values(all).map((json) => JSON.parse(json) as TargetRecord);
+  }
+
+  /** Drops what is kept for pods that no longer exist. */
+  async forgetTargetsExcept(probe: string, liveUids: ReadonlySet<string>): Promise<number> {
+    const key = this.key(probe, 'targets');
+    const gone = Object.keys(await this.redis.hgetall(key)).filter((uid) => !liveUids.has(uid));
+    if (gone.length === 0) return 0;
+    const pipeline = this.redis.multi().hdel(key, ...gone);
+    for (const uid of gone) pipeline.del(this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc'));
+    await pipeline.exec();
+    return gone.length;
+  }
+
+  /** gctrace cycles seen so far (bounded) and the log time read up to. */
+  async gc(probe: string, podUid: string): Promise<{ cycles: GcCycle[]; readUntil?: string }> {
+    const json = await this.redis.get(this.key(probe, 't', podUid, 'gc'));
+    return json ? (JSON.parse(json) as { cycles: GcCycle[]; readUntil?: string }) : { cycles: [] };
+  }
+
+  async saveGc(probe: string, podUid: string, state: { cycles: GcCycle[]; readUntil?: string }, maxCycles: number, ttlSeconds: number): Promise<void> {
+    const bounded = { ...state, cycles: state.cycles.slice(-maxCycles) };
+    await this.redis.set(this.key(probe, 't', podUid, 'gc'), JSON.stringify(bounded), 'EX', ttlSeconds);
+  }
+
+  /** When each finding was first seen; new keys are stamped `now`. */
+  async firstSeen(probe: string, keys: readonly string[], now: Date, ttlSeconds: number): Promise<Map<string, string>> {
+    const hash = this.key(probe, 'firstseen');
+    if (keys.length === 0) return new Map();
+    const pipeline = this.redis.multi();
+    for (const k of keys) pipeline.hsetnx(hash, k, now.toISOString());
+    pipeline.expire(hash, ttlSeconds);
+    pipeline.hmget(hash, ...keys);
+    const results = await pipeline.exec();
+    const values = (results?.[results.length - 1]?.[1] ?? []) as (string | null)[];
+    return new Map(keys.map((k, i) => [k, values[i] ?? now.toISOString()]));
+  }
+
+  /** Everything kept for a probe (on delete). */
+  async forgetProbe(probe: string): Promise<number> {
+    let cursor = '0';
+    let deleted = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:${probe}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) deleted += await this.redis.del(...keys);
+    } while (cursor !== '0');
+    return deleted;
+  }
+}

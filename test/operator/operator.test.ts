@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../../src/api/types.js';
+import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
+import { CAPTURE_QUEUE } from '../../src/queue/names.js';
+import { applyManifestFile, loadKubeConfig, runPod, startCluster, stopCluster, waitForCrdsEstablished, deletePod, type Cluster } from '../cluster/cluster.js';
+import { startRedis, type RedisServer } from '../cluster/redis.js';
+import { siteLines } from '../support/go-targets.js';
+import { repoPath } from '../support/paths.js';
+import { waitFor } from '../support/wait.js';
+
+process.env.LOG_LEVEL ??= 'warn';
+const CLUSTER = 'operator';
+const NS = 'default';
+const lines = siteLines('leaky');
+
+describe('operator against a real API server, Redis and leaking Go pods', () => {
+  let cluster: Cluster;
+  let redis: RedisServer;
+  let kc: KubeConfig;
+  let custom: CustomObjectsApi;
+  let operator: RunningOperator;
+  let queue: Queue;
+  let queueRedis: Redis;
+
+  const probeBody = (name: string, app: string, extra: Record<string, unknown> = {}): MapLeakProbe =>
+    ({
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'MapLeakProbe',
+      metadata: { name, namespace: NS },
+      spec: { selector: { matchLabels: { app } }, schedule: { interval: '5s', window: 12 }, ...extra },
+    }) as unknown as MapLeakProbe;
+  const createProbe = (body: MapLeakProbe): Promise<unknown> => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, body });
+  const getProbe = async (name: string): Promise<MapLeakProbe | undefined> => {
+    try {
+      return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name })) as MapLeakProbe;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  };
+  const patchSpec = (name: string, spec: Record<string, unknown>): Promise<unknown> =>
+    custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name, body: { spec } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  const condition = (probe: MapLeakProbe | undefined, type: string) => probe?.status?.conditions?.find((c) => c.type === type);
+
+  before(async () => {
+    cluster = await startCluster({ name: CLUSTER });
+    kc = loadKubeConfig(cluster);
+    custom = kc.makeApiClient(CustomObjectsApi);
+    await applyManifestFile(kc, repoPath('crds', 'mapleakprobes.yaml'));
+    await waitForCrdsEstablished(kc, ['mapleakprobes.mapleak.io']);
+    redis = await startRedis();
+    queueRedis = new Redis(redis.url, { maxRetriesPerRequest: null });
+    queue = new Queue(CAPTURE_QUEUE, { connection: queueRedis });
+    await Promise.all([
+      runPod(cluster, { name: 'leaky-swiss', labels: { app: 'leaky-swiss' }, path: 'test/targets/leaky' }),
+      runPod(cluster, { name: 'leaky-classic', labels: { app: 'leaky-classic' }, path: 'test/targets/leaky', goVersion: '1.19' }),
+      runPod(cluster, { name: 'retainer', labels: { app: 'retainer' }, path: 'test/targets/leaky', args: ['-mode', 'retained'] }),
+      runPod(cluster, { name: 'no-pprof', labels: { app: 'no-pprof' }, path: 'test/targets/leaky', args: ['-addr', ':7070', '-mode', 'healthy'], waitForPort: 7070 }),
+    ]);
+    operator = await startOperator({
+      role: 'all',
+      kubeconfig: cluster.kubeconfigPath,
+      redisUrl: redis.url,
+      port: 0,
+      concurrency: 4,
+      targetConcurrency: 4,
+      leaderElect: true,
+      leaseNamespace: NS,
+      leaseName: 'mapleakprobe-controller',
+      identity: 'test-operator',
+    });
+  });
+
+  after(async () => {
+    await operator?.stop();
+    await queue?.close();
+    queueRedis?.disconnect();
+    await redis?.stop();
+    await stopCluster(CLUSTER);
+  });
+
+  test('invalid probes are rejected by the API server with a clear message', async () => {
+    await assert.rejects(createProbe(probeBody('too-fast', 'x', { schedule: { interval: '1s' } })), (err: unknown) => {
+      assert.match(String((err as { body?: unknown }).body), /interval must be at least 5s|5s/);
+      return true;
+    });
+    await assert.rejects(createProbe({ ...probeBody('no-selector', 'x'), spec: { selector: {} } } as unknown as MapLeakProbe), (err: unknown) => {
+      assert.match(String((err as { body?: unknown }).body), /selector/);
+      return true;
+    });
+  });
+
+  test('a growing map in a Go 1.26 pod and a Go 1.19 pod: Leaking, with the growing site named', async () => {
+    await createProbe(probeBody('swiss', 'leaky-swiss'));
+    await createProbe(probeBody('classic', 'leaky-classic'));
+    for (const [name, impl] of [['swiss', 'swiss'], ['classic', 'classic']] as const) {
+      const probe = await waitFor(`${name} probe to reach Leaking`, async () => {
+        const p = await getProbe(name);
+        return p?.status?.verdict === 'Leaking' && p;
+      }, 120_000, 1000);
+      const growing = probe.status?.findings?.filter((f) => f.kind === 'map' && f.pattern === 'growing') ?? [];
+      const sites = growing.map((f) => f.site.line);
+      assert.ok(
+        sites.includes(lines.get('map-growing-sessions')!) || sites.includes(lines.get('map-growing-json')!),
+        `a growing map site is named; got ${JSON.stringify(probe.status?.findings?.map((f) => [f.site.line, f.kind, f.pattern]))}`,
+      );
+      assert.ok(growing.every((f) => f.mapImpl === impl && f.evidence === 'symbolized'));
+      assert.equal(probe.status?.targets?.[0]?.name, `leaky-${name}`);
+      assert.equal(condition(probe, 'Ready')?.status, 'True');
+      assert.equal(condition(probe, 'Capturing')?.status, 'True');
+      assert.equal(condition(probe, 'Degraded')?.status, 'False');
+      assert.equal(probe.status?.observedGeneration, probe.metadata.generation);
+      assert.ok((probe.status?.gc?.cycles ?? 0) > 0, 'gctrace read from the pod log');
+      assert.ok(JSON.stringify(probe.status).length < 16_000, 'status stays bounded');
+    }
+  });
+
+  test('a pod whose maps were drained: Retaining', async () => {
+    await createProbe(probeBody('retainer', 'retainer'));
+    const probe = await waitFor('retainer probe verdict', async () => {
+      const p = await getProbe('retainer');
+      return p?.status?.verdict && p.status.verdict !== 'Unknown' && (p.status.targets?.[0]?.captures ?? 0) >= 3 && p;
+    }, 120_000, 1000);
+    assert.equal(probe.status?.verdict, 'Retaining', JSON.stringify(probe.status?.findings?.map((f) => [f.site.line, f.kind, f.pattern])));
+    const retained = probe.status?.findings?.filter((f) => f.pattern === 'retained').map((f) => f.site.line);
+    assert.ok(retained?.includes(lines.get('map-retained-items')!));
+  });
+
+  test('a pod without pprof: Degraded with a reason a person can act on', async () => {
+    await createProbe(probeBody('broken', 'no-pprof'));
+    const probe = await waitFor('broken probe Degraded', async () => {
+      const p = await getProbe('broken');
+      return condition(p, 'Degraded')?.status === 'True' && p;
+    }, 60_000, 1000);
+    const degraded = condition(probe, 'Degraded');
+    assert.match(degraded?.reason ?? '', /^Capture[A-Z]\w+$/);
+    assert.match(degraded?.message ?? '', /no-pprof/);
+    assert.equal(probe.status?.targets?.[0]?.lastErrorReason !== undefined, true);
+    // The other probes keep working.
+    const swiss = await getProbe('swiss');
+    assert.equal(condition(swiss, 'Degraded')?.status, 'False');
+  });
+
+  test('spec change, suspend and delete drive the job scheduler in Redis', async () => {
+    await waitFor('scheduler for swiss', async () => (await queue.getJobScheduler(`${NS}/swiss`))?.every === 5000, 20_000);
+    await patchSpec('swiss', { schedule: { interval: '7s' } });
+    await waitFor('scheduler updated to 7s', async () => (await queue.getJobScheduler(`${NS}/swiss`))?.every === 7000, 20_000);
+    await patchSpec('swiss', { suspend: true });
+    await waitFor('scheduler removed on suspend', async () => (await queue.getJobScheduler(`${NS}/swiss`)) === undefined, 20_000);
+    const suspended = await waitFor('Ready=False Suspended', async () => {
+      const p = await getProbe('swiss');
+      return condition(p, 'Ready')?.reason === 'Suspended' && p;
+    }, 20_000);
+    assert.equal(condition(suspended, 'Ready')?.status, 'False');
+    await patchSpec('swiss', { suspend: false });
+    await waitFor('scheduler back after resume', async () => (await queue.getJobScheduler(`${NS}/swiss`))?.every === 7000, 20_000);
+
+    await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name: 'swiss' });
+    await waitFor('probe gone (finalizer removed)', async () => (await getProbe('swiss')) === undefined, 30_000);
+    assert.equal(await queue.getJobScheduler(`${NS}/swiss`), undefined);
+    const redisClient = new Redis(redis.url);
+    try {
+      assert.deepEqual(await redisClient.keys(`mlp:${NS}/swiss:*`), [], 'series forgotten');
+    } finally {
+      redisClient.disconnect();
+    }
+  });
+
+  test('a deleted pod leaves the targets, a new pod joins', async () => {
+    await deletePod(cluster, NS, 'leaky-classic');
+    await runPod(cluster, { name: 'leaky-classic-2', labels: { app: 'leaky-classic' }, path: 'test/targets/leaky', goVersion: '1.19' });
+    const probe = await waitFor('targets follow the pods', async () => {
+      const p = await getProbe('classic');
+      const names = p?.status?.targets?.map((t) => t.name) ?? [];
+      return names.length === 1 && names[0] === 'leaky-classic-2' && (p?.status?.targets?.[0]?.captures ?? 0) >= 1 && p;
+    }, 60_000, 1000);
+    assert.equal(probe.status?.targetCount, 1);
+  });
+
+  test('HTTP API: health, metrics, the probe with its series, and a raw profile to download', async () => {
+    const base = `http://127.0.0.1:${operator.port}`;
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    const ready = (await (await fetch(`${base}/readyz`)).json()) as { ready: boolean };
+    assert.equal(ready.ready, true);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /mapleak_captures_total\{result="ok"\} [1-9]/);
+    assert.match(metrics, /mapleak_map_inuse_bytes\{namespace="default",probe="classic"/);
+    const detail = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/classic`)).json()) as { targets: { captures: { id: string }[] }[] };
+    const captureId = detail.targets[0]?.captures.at(-1)?.id;
+    assert.ok(captureId);
+    const profile = Buffer.from(await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/classic/captures/${captureId}/profile`)).arrayBuffer());
+    assert.equal(profile[0], 0x1f, 'a gzipped pprof profile, ready for go tool pprof');
+    assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/nope`)).status, 404);
+  });
+});
