@@ -14,7 +14,7 @@ const USAGE = `Usage:
   mapleak analyze [--gctrace FILE] [--json] PROFILE...
   mapleak analyze --url http://HOST:PORT [--every 10s] [--count 6] [--save DIR] [--json]
   mapleak operator [--role all|controller|worker] [--kubeconfig FILE] [--redis-url URL]
-                   [--port 8080] [--concurrency 4] [--no-leader-elect]
+                   [--port 8080] [--concurrency 4] [--no-leader-elect] [--resync-interval 60s]
 
 PROFILE files: .pb.gz/.pb (proto), .txt (debug=1; a sibling .sym file with
 /debug/pprof/symbol output restores the hidden runtime frames). Files that

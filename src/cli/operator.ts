@@ -6,7 +6,7 @@ import { Queue, type Worker } from 'bullmq';
 import { ProbeClient } from '../api/client.js';
 import { SymbolCache } from '../capture/symbol-cache.js';
 import { ClusterRegistry } from '../clusters/registry.js';
-import { ProbeController } from '../controller/controller.js';
+import { DEFAULT_CONTROLLER_OPTIONS, ProbeController } from '../controller/controller.js';
 import { DEFAULT_LEASE_TIMING, LeaderElector } from '../controller/leader.js';
 import { jsonLogger } from '../observability/log.js';
 import { OperatorMetrics } from '../observability/metrics.js';
@@ -16,7 +16,7 @@ import { createApp } from '../server/app.js';
 import { SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { startCaptureWorker } from '../worker/worker.js';
-import { parseCount, UsageError } from './units.js';
+import { parseCount, parseDuration, UsageError } from './units.js';
 
 export type Role = 'all' | 'controller' | 'worker';
 
@@ -32,6 +32,8 @@ export interface OperatorConfig {
   leaseNamespace: string;
   leaseName: string;
   identity: string;
+  /** Re-reconcile every probe this often (level-based repair after Redis or watch trouble). */
+  resyncMs: number;
 }
 
 export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -49,6 +51,7 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
       'lease-namespace': { type: 'string', default: env.POD_NAMESPACE ?? 'default' },
       'lease-name': { type: 'string', default: 'mapleakprobe-controller' },
       identity: { type: 'string', default: env.POD_NAME ?? `${hostname()}-${process.pid}` },
+      'resync-interval': { type: 'string', default: env.MAPLEAK_RESYNC_INTERVAL ?? '60s' },
     },
   });
   if (!['all', 'controller', 'worker'].includes(values.role)) throw new UsageError(`--role must be all, controller or worker, got "${values.role}"`);
@@ -64,6 +67,7 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     leaseNamespace: values['lease-namespace'],
     leaseName: values['lease-name'],
     identity: values.identity,
+    resyncMs: parseDuration(values['resync-interval']),
   };
 }
 
@@ -98,7 +102,9 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   const runsWorker = config.role !== 'controller';
 
   if (runsController) {
-    controller = new ProbeController(kc, { probes, queue, store, metrics, log: log.child({ part: 'controller' }) });
+    const controllerOptions = { ...DEFAULT_CONTROLLER_OPTIONS, resyncMs: config.resyncMs };
+    const newController = (): ProbeController => new ProbeController(kc, { probes, queue, store, metrics, log: log.child({ part: 'controller' }) }, controllerOptions);
+    controller = newController();
     const lead = async (): Promise<void> => {
       metrics.isLeader.set(1);
       await controller?.start();
@@ -107,7 +113,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       metrics.isLeader.set(0);
       await controller?.stop();
       // A fresh controller for the next term: the old one's queue is closed.
-      controller = new ProbeController(kc, { probes, queue, store, metrics, log: log.child({ part: 'controller' }) });
+      controller = newController();
     };
     if (config.leaderElect) {
       elector = new LeaderElector(kc, { namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity, ...DEFAULT_LEASE_TIMING }, { onStartedLeading: lead, onStoppedLeading: follow }, log.child({ part: 'leader-election' }));

@@ -165,6 +165,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   }
 }
 
+/**
+ * Restarts only kube-apiserver (same certs, same etcd data), as an API
+ * server upgrade or crash would: clients see their watches and requests
+ * fail, then the same server come back.
+ */
+export async function restartApiserver(cluster: Cluster, downMs = 1000): Promise<void> {
+  const pid = readPid(cluster.stateDir, 'kube-apiserver');
+  if (pid !== undefined) await stopProcess(pid, componentMarker(cluster.stateDir, 'kube-apiserver'));
+  await new Promise((resolve) => setTimeout(resolve, downMs));
+  await startApiserver(cluster, await ensurePki(join(cluster.stateDir, 'pki')));
+}
+
 export interface StopOptions {
   repoRoot?: string;
   /** Keep .cluster/<name>/ (logs, certs, etcd data) instead of deleting it. */

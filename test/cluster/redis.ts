@@ -18,12 +18,12 @@ export interface RedisServer {
 
 const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
 
-/** Starts redis-server on 127.0.0.1 and resolves once it answers PING. */
-export async function startRedis(options: { timeoutMs?: number } = {}): Promise<RedisServer> {
+/** Starts redis-server on 127.0.0.1 (on `port` when given, e.g. to restart one) and resolves once it answers PING. */
+export async function startRedis(options: { timeoutMs?: number; port?: number } = {}): Promise<RedisServer> {
   if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing; apt-get install redis-server`);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const dir = mkdtempSync(join(tmpdir(), 'mapleak-redis-'));
-  const port = await freeLoopbackPort();
+  const port = options.port ?? (await freeLoopbackPort());
   const logFile = join(dir, 'redis.log');
   const child = spawn(
     REDIS_SERVER,

@@ -75,6 +75,7 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
       leaseNamespace: NS,
       leaseName: 'mapleakprobe-controller',
       identity: 'test-operator',
+      resyncMs: 60_000,
     });
   });
 

@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { CLI } from './paths.js';
+
+export interface OperatorProcess {
+  pid: number;
+  port: number;
+  identity: string;
+  /** Everything it logged (JSON lines), for failure messages. */
+  output(): string;
+  /** 1 when it holds the controller lease, 0 when not, undefined when it does not answer. */
+  leader(): Promise<number | undefined>;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** `mapleak operator` as a separate process, as it runs in a pod, so tests can SIGKILL it. */
+export async function spawnOperator(options: { kubeconfig: string; redisUrl: string; identity: string; leaseNamespace: string; args?: string[] }): Promise<OperatorProcess> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [CLI, 'operator', '--kubeconfig', options.kubeconfig, '--redis-url', options.redisUrl, '--port', String(port), '--identity', options.identity, '--lease-namespace', options.leaseNamespace, ...(options.args ?? [])],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: process.env.OPERATOR_LOG_LEVEL ?? 'info' } },
+  );
+  let output = '';
+  child.stdout?.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-200_000)));
+  child.stderr?.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-200_000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const leader = async (): Promise<number | undefined> => {
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+      const match = /^mapleak_leader (\d)/m.exec(text);
+      return match ? Number(match[1]) : 0;
+    } catch {
+      return undefined;
+    }
+  };
+  // Up when its HTTP server answers.
+  const deadline = Date.now() + 20_000;
+  while ((await leader()) === undefined) {
+    if (child.exitCode !== null) throw new Error(`operator ${options.identity} exited: ${output}`);
+    if (Date.now() > deadline) throw new Error(`operator ${options.identity} did not start: ${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    pid: child.pid ?? 0,
+    port,
+    identity: options.identity,
+    output: () => output,
+    leader,
+    kill: async (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}

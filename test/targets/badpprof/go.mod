@@ -1,0 +1,3 @@
+module mapleakprobe.test/badpprof
+
+go 1.19
