@@ -81,11 +81,24 @@ function connectionError(where: string, err: Error): CaptureError {
   return new CaptureError('ConnectionFailed', `${where}: ${code ?? err.message}`);
 }
 
-/** A short, single-line hint of what came back instead of a profile. */
+/**
+ * A short, single-line hint of what came back instead of a profile: an HTML
+ * page's title, a Kubernetes Status's message (e.g. the pod proxy's dial
+ * error), or the start of the text.
+ */
 function describeBody(body: Buffer): string {
-  const text = body.subarray(0, 2048).toString('utf8');
+  const text = body.subarray(0, 4096).toString('utf8');
   const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
-  const snippet = (title ?? text).replace(/\s+/g, ' ').trim().slice(0, 120);
+  let status: string | undefined;
+  if (!title && text.trimStart().startsWith('{')) {
+    try {
+      const parsed = JSON.parse(text) as { message?: unknown };
+      if (typeof parsed.message === 'string') status = parsed.message;
+    } catch {
+      // not JSON after all
+    }
+  }
+  const snippet = (title ?? status ?? text).replace(/\s+/g, ' ').trim().slice(0, status ? 300 : 120);
   return snippet ? `: ${snippet}` : '';
 }
 

@@ -79,7 +79,16 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     return 'cluster-error';
   }
 
-  const pods = await listTargets(cluster, probe);
+  let pods: Pod[];
+  try {
+    pods = await listTargets(cluster, probe);
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    const why = code === 403 ? 'forbidden to list pods (RBAC)' : (err as Error).message.split('\n')[0];
+    await writeDegraded(deps, probe, 'TargetListFailed', `Cannot list pods in namespace ${cluster.namespace}: ${why}`, now());
+    log.warn('listing targets failed', { error: why });
+    return 'cluster-error';
+  }
   const previousTargets = new Map((await deps.store.targets(key)).map((t) => [t.uid, t]));
   const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) =>
     captureTarget(job.id, probe, cluster, pod, previousTargets.get(pod.uid)?.lastCaptureTime, deps, key, window, ttlSeconds, now, log),
@@ -118,7 +127,8 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
       generation,
       at,
     );
-    const status: MapLeakProbeStatus = { ...captureStatus, conditions };
+    const next = new Date(at.getTime() + durationMs(current.spec.schedule.interval)).toISOString();
+    const status: MapLeakProbeStatus = { ...captureStatus, conditions, nextCaptureTime: next };
     return status;
   });
 

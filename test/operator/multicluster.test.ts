@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../../src/api/types.js';
+import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
+import { applyManifestFile, loadKubeConfig, runPod, startCluster, stopCluster, waitForCrdsEstablished, type Cluster } from '../cluster/cluster.js';
+import { startRedis, type RedisServer } from '../cluster/redis.js';
+import { siteLines } from '../support/go-targets.js';
+import { repoPath } from '../support/paths.js';
+import { waitFor } from '../support/wait.js';
+
+process.env.LOG_LEVEL ??= 'warn';
+const lines = siteLines('leaky');
+
+describe('multi-cluster and direct transport', () => {
+  let hub: Cluster;
+  let member: Cluster;
+  let redis: RedisServer;
+  let operator: RunningOperator;
+  let custom: CustomObjectsApi;
+
+  const getProbe = async (name: string): Promise<MapLeakProbe | undefined> => {
+    try {
+      return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'default', plural: PLURAL, name })) as MapLeakProbe;
+    } catch {
+      return undefined;
+    }
+  };
+  const createProbe = (name: string, spec: Record<string, unknown>): Promise<unknown> =>
+    custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: 'default',
+      plural: PLURAL,
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'MapLeakProbe', metadata: { name, namespace: 'default' }, spec: { schedule: { interval: '5s' }, ...spec } },
+    });
+
+  before(async () => {
+    [hub, member] = await Promise.all([startCluster({ name: 'hub' }), startCluster({ name: 'member' })]);
+    const hubKc = loadKubeConfig(hub);
+    custom = hubKc.makeApiClient(CustomObjectsApi);
+    await applyManifestFile(hubKc, repoPath('crds', 'mapleakprobes.yaml'));
+    await waitForCrdsEstablished(hubKc, ['mapleakprobes.mapleak.io']);
+    await loadKubeConfig(member).makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'apps' } } });
+    // The member's kubeconfig, as a user would store it in the hub.
+    await hubKc.makeApiClient(CoreV1Api).createNamespacedSecret({
+      namespace: 'default',
+      body: { metadata: { name: 'member-kubeconfig' }, stringData: { kubeconfig: readFileSync(member.kubeconfigPath, 'utf8') } },
+    });
+    redis = await startRedis();
+    await Promise.all([
+      runPod(member, { name: 'remote-leaky', namespace: 'apps', labels: { app: 'remote-leaky' }, path: 'test/targets/leaky' }),
+      runPod(hub, { name: 'local-leaky', labels: { app: 'local-leaky' }, path: 'test/targets/leaky', goVersion: '1.19' }),
+    ]);
+    operator = await startOperator({
+      role: 'all',
+      kubeconfig: hub.kubeconfigPath,
+      redisUrl: redis.url,
+      port: 0,
+      concurrency: 4,
+      targetConcurrency: 4,
+      leaderElect: false,
+      leaseNamespace: 'default',
+      leaseName: 'mapleakprobe-controller',
+      identity: 'multicluster-test',
+      resyncMs: 60_000,
+    });
+  });
+
+  after(async () => {
+    await operator?.stop();
+    await redis?.stop();
+    await Promise.all([stopCluster('hub'), stopCluster('member')]);
+  });
+
+  test('a probe in the hub watches a pod in the member through a kubeconfig Secret', async () => {
+    await createProbe('remote', {
+      selector: { matchLabels: { app: 'remote-leaky' } },
+      cluster: { kubeconfigSecretRef: { name: 'member-kubeconfig' }, namespace: 'apps' },
+    });
+    const probe = await waitFor('remote probe Leaking', async () => {
+      const p = await getProbe('remote');
+      return p?.status?.verdict === 'Leaking' && p;
+    }, 120_000, 1000);
+    assert.deepEqual(probe.status?.targets?.map((t) => [t.namespace, t.name]), [['apps', 'remote-leaky']]);
+    const growing = probe.status?.findings?.filter((f) => f.kind === 'map' && f.pattern === 'growing').map((f) => f.site.line) ?? [];
+    assert.ok(growing.includes(lines.get('map-growing-sessions')!) || growing.includes(lines.get('map-growing-json')!));
+    assert.ok((probe.status?.gc?.cycles ?? 0) > 0, 'gctrace read from the member pod log');
+  });
+
+  test('a missing kubeconfig Secret: a clear reason, nothing captured', async () => {
+    await createProbe('no-secret', {
+      selector: { matchLabels: { app: 'remote-leaky' } },
+      cluster: { kubeconfigSecretRef: { name: 'nope' }, namespace: 'apps' },
+    });
+    const probe = await waitFor('Degraded KubeconfigSecretNotFound', async () => {
+      const p = await getProbe('no-secret');
+      return p?.status?.conditions?.find((c) => c.type === 'Degraded' && c.reason === 'KubeconfigSecretNotFound') && p;
+    }, 60_000, 1000);
+    assert.match(probe.status?.conditions?.find((c) => c.type === 'Degraded')?.message ?? '', /Secret default\/nope not found/);
+    assert.equal(probe.status?.targets, undefined);
+  });
+
+  test('transport Direct: captures at the pod IP', async () => {
+    await createProbe('direct', { selector: { matchLabels: { app: 'local-leaky' } }, pprof: { transport: 'Direct' } });
+    const probe = await waitFor('direct probe Leaking', async () => {
+      const p = await getProbe('direct');
+      return p?.status?.verdict === 'Leaking' && p;
+    }, 120_000, 1000);
+    const maps = probe.status?.findings?.filter((f) => f.kind === 'map') ?? [];
+    assert.ok(maps.length > 0 && maps.every((f) => f.mapImpl === 'classic' && f.evidence === 'symbolized'));
+  });
+});
