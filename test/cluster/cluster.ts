@@ -250,9 +250,33 @@ async function startEtcd(cluster: Cluster): Promise<void> {
   );
 }
 
+/** Where the API server records what service accounts did (see AUDIT_POLICY). */
+export function auditLogPath(cluster: Pick<Cluster, 'stateDir'>): string {
+  return join(cluster.stateDir, 'audit.log');
+}
+
+/**
+ * Metadata of every request made by a service account, nothing else: tests
+ * compare what an operator running with a ServiceAccount token really did
+ * against what its RBAC grants.
+ */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+`;
+
 async function startApiserver(cluster: Cluster, pki: ClusterPki): Promise<void> {
   const { apiserver, etcdClient } = cluster.ports;
+  const auditPolicy = join(cluster.stateDir, 'audit-policy.yaml');
+  writeFileSync(auditPolicy, AUDIT_POLICY);
   startComponent(cluster, 'kube-apiserver', join(cluster.binDir, 'kube-apiserver'), [
+    `--audit-policy-file=${auditPolicy}`,
+    `--audit-log-path=${auditLogPath(cluster)}`,
+    '--audit-log-format=json',
     `--etcd-servers=http://127.0.0.1:${etcdClient}`,
     `--bind-address=127.0.0.1`,
     `--advertise-address=127.0.0.1`,

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../../src/api/types.js';
+import type { MapLeakProbe } from '../../src/api/types.js';
 import { CAPTURE_QUEUE } from '../../src/queue/names.js';
-import { applyManifestFile, loadKubeConfig, restartApiserver, runPod, startCluster, stopCluster, waitForCrdsEstablished, type Cluster } from '../cluster/cluster.js';
+import { restartApiserver, runPod, stopCluster, type Cluster } from '../cluster/cluster.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { spawnOperator, type OperatorProcess } from '../support/operator-process.js';
-import { repoPath } from '../support/paths.js';
+import { startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { waitFor } from '../support/wait.js';
 
 const CLUSTER = 'faults';
@@ -19,7 +19,6 @@ const LEASE_MS = 15_000;
 describe('faults: bad targets, replicas, crashes, Redis and API server restarts', () => {
   let cluster: Cluster;
   let kc: KubeConfig;
-  let custom: CustomObjectsApi;
   let redis: RedisServer;
   let redisPort: number;
   let queueRedis: Redis;
@@ -31,29 +30,14 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
     operators.push(op);
     return op;
   };
-  const getProbe = async (name: string): Promise<MapLeakProbe | undefined> => {
-    try {
-      return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name })) as MapLeakProbe;
-    } catch {
-      return undefined;
-    }
-  };
-  const createProbe = (name: string, app: string, pprof: Record<string, unknown> = {}): Promise<unknown> =>
-    custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: NS,
-      plural: PLURAL,
-      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'MapLeakProbe', metadata: { name, namespace: NS }, spec: { selector: { matchLabels: { app } }, schedule: { interval: '5s' }, pprof } },
-    });
+  let probes: TestProbes;
+  const getProbe = (name: string): Promise<MapLeakProbe | undefined> => probes.get(name);
+  const createProbe = (name: string, app: string, pprof: Record<string, unknown> = {}): Promise<unknown> => probes.create(name, { selector: { matchLabels: { app } }, pprof });
   const diagnostics = (): string => operators.map((o) => `--- ${o.identity}\n${o.output().slice(-4000)}`).join('\n');
 
   before(async () => {
-    cluster = await startCluster({ name: CLUSTER });
-    kc = loadKubeConfig(cluster);
-    custom = kc.makeApiClient(CustomObjectsApi);
-    await applyManifestFile(kc, repoPath('crds', 'mapleakprobes.yaml'));
-    await waitForCrdsEstablished(kc, ['mapleakprobes.mapleak.io']);
+    ({ cluster, kc } = await startClusterWithCrd(CLUSTER));
+    probes = new TestProbes(kc, NS);
     redis = await startRedis();
     redisPort = redis.port;
     queueRedis = new Redis(redis.url, { maxRetriesPerRequest: null });
@@ -116,7 +100,7 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
     // The new leader reconciles: a new probe gets its scheduler.
     await createProbe('after-failover', 'mixed');
     await waitFor('scheduler from the new leader', async () => (await queue.getJobScheduler(`${NS}/after-failover`)) !== undefined, 20_000);
-    await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name: 'after-failover' });
+    await probes.delete('after-failover');
   });
 
   test('an operator killed mid-capture: the job is retried and its capture stored once', async () => {

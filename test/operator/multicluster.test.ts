@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../../src/api/types.js';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { MapLeakProbe } from '../../src/api/types.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
-import { applyManifestFile, loadKubeConfig, runPod, startCluster, stopCluster, waitForCrdsEstablished, type Cluster } from '../cluster/cluster.js';
+import { loadKubeConfig, runPod, startCluster, stopCluster, type Cluster } from '../cluster/cluster.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { siteLines } from '../support/go-targets.js';
-import { repoPath } from '../support/paths.js';
+import { startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { waitFor } from '../support/wait.js';
 
 process.env.LOG_LEVEL ??= 'warn';
@@ -18,30 +18,15 @@ describe('multi-cluster and direct transport', () => {
   let member: Cluster;
   let redis: RedisServer;
   let operator: RunningOperator;
-  let custom: CustomObjectsApi;
 
-  const getProbe = async (name: string): Promise<MapLeakProbe | undefined> => {
-    try {
-      return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'default', plural: PLURAL, name })) as MapLeakProbe;
-    } catch {
-      return undefined;
-    }
-  };
-  const createProbe = (name: string, spec: Record<string, unknown>): Promise<unknown> =>
-    custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: 'default',
-      plural: PLURAL,
-      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'MapLeakProbe', metadata: { name, namespace: 'default' }, spec: { schedule: { interval: '5s' }, ...spec } },
-    });
+  let probes: TestProbes;
+  const getProbe = (name: string): Promise<MapLeakProbe | undefined> => probes.get(name);
+  const createProbe = (name: string, spec: Record<string, unknown>): Promise<unknown> => probes.create(name, spec);
 
   before(async () => {
-    [hub, member] = await Promise.all([startCluster({ name: 'hub' }), startCluster({ name: 'member' })]);
-    const hubKc = loadKubeConfig(hub);
-    custom = hubKc.makeApiClient(CustomObjectsApi);
-    await applyManifestFile(hubKc, repoPath('crds', 'mapleakprobes.yaml'));
-    await waitForCrdsEstablished(hubKc, ['mapleakprobes.mapleak.io']);
+    let hubKc: KubeConfig;
+    [{ cluster: hub, kc: hubKc }, member] = await Promise.all([startClusterWithCrd('hub'), startCluster({ name: 'member' })]);
+    probes = new TestProbes(hubKc);
     await loadKubeConfig(member).makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'apps' } } });
     // The member's kubeconfig, as a user would store it in the hub.
     await hubKc.makeApiClient(CoreV1Api).createNamespacedSecret({

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../../src/api/types.js';
+import type { MapLeakProbe } from '../../src/api/types.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
 import { CAPTURE_QUEUE } from '../../src/queue/names.js';
-import { applyManifestFile, loadKubeConfig, runPod, startCluster, stopCluster, waitForCrdsEstablished, deletePod, type Cluster } from '../cluster/cluster.js';
+import { deletePod, runPod, stopCluster, type Cluster } from '../cluster/cluster.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { siteLines } from '../support/go-targets.js';
-import { repoPath } from '../support/paths.js';
+import { condition, startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { waitFor } from '../support/wait.js';
 
 process.env.LOG_LEVEL ??= 'warn';
@@ -21,40 +21,21 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
   let cluster: Cluster;
   let redis: RedisServer;
   let kc: KubeConfig;
-  let custom: CustomObjectsApi;
   let operator: RunningOperator;
   let queue: Queue;
   let queueRedis: Redis;
 
-  const probeBody = (name: string, app: string, extra: Record<string, unknown> = {}): MapLeakProbe =>
-    ({
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'MapLeakProbe',
-      metadata: { name, namespace: NS },
-      spec: { selector: { matchLabels: { app } }, schedule: { interval: '5s', window: 12 }, ...extra },
-    }) as unknown as MapLeakProbe;
-  const createProbe = (body: MapLeakProbe): Promise<unknown> => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, body });
-  const getProbe = async (name: string): Promise<MapLeakProbe | undefined> => {
-    try {
-      return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name })) as MapLeakProbe;
-    } catch (err) {
-      if ((err as { code?: number }).code === 404) return undefined;
-      throw err;
-    }
-  };
-  const patchSpec = (name: string, spec: Record<string, unknown>): Promise<unknown> =>
-    custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name, body: { spec } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-  const condition = (probe: MapLeakProbe | undefined, type: string) => probe?.status?.conditions?.find((c) => c.type === type);
+  let probes: TestProbes;
+  const probeSpec = (app: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    selector: { matchLabels: { app } },
+    schedule: { interval: '5s', window: 12 },
+    ...extra,
+  });
+  const getProbe = (name: string): Promise<MapLeakProbe | undefined> => probes.get(name);
 
   before(async () => {
-    cluster = await startCluster({ name: CLUSTER });
-    kc = loadKubeConfig(cluster);
-    custom = kc.makeApiClient(CustomObjectsApi);
-    await applyManifestFile(kc, repoPath('crds', 'mapleakprobes.yaml'));
-    await waitForCrdsEstablished(kc, ['mapleakprobes.mapleak.io']);
+    ({ cluster, kc } = await startClusterWithCrd(CLUSTER));
+    probes = new TestProbes(kc, NS);
     redis = await startRedis();
     queueRedis = new Redis(redis.url, { maxRetriesPerRequest: null });
     queue = new Queue(CAPTURE_QUEUE, { connection: queueRedis });
@@ -88,19 +69,19 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
   });
 
   test('invalid probes are rejected by the API server with a clear message', async () => {
-    await assert.rejects(createProbe(probeBody('too-fast', 'x', { schedule: { interval: '1s' } })), (err: unknown) => {
+    await assert.rejects(probes.create('too-fast', probeSpec('x', { schedule: { interval: '1s' } })), (err: unknown) => {
       assert.match(String((err as { body?: unknown }).body), /interval must be at least 5s|5s/);
       return true;
     });
-    await assert.rejects(createProbe({ ...probeBody('no-selector', 'x'), spec: { selector: {} } } as unknown as MapLeakProbe), (err: unknown) => {
+    await assert.rejects(probes.create('no-selector', { selector: {} }), (err: unknown) => {
       assert.match(String((err as { body?: unknown }).body), /selector/);
       return true;
     });
   });
 
   test('a growing map in a Go 1.26 pod and a Go 1.19 pod: Leaking, with the growing site named', async () => {
-    await createProbe(probeBody('swiss', 'leaky-swiss'));
-    await createProbe(probeBody('classic', 'leaky-classic'));
+    await probes.create('swiss', probeSpec('leaky-swiss'));
+    await probes.create('classic', probeSpec('leaky-classic'));
     for (const [name, impl] of [['swiss', 'swiss'], ['classic', 'classic']] as const) {
       const probe = await waitFor(`${name} probe to reach Leaking`, async () => {
         const p = await getProbe(name);
@@ -124,7 +105,7 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
   });
 
   test('a pod whose maps were drained: Retaining', async () => {
-    await createProbe(probeBody('retainer', 'retainer'));
+    await probes.create('retainer', probeSpec('retainer'));
     const probe = await waitFor('retainer probe verdict', async () => {
       const p = await getProbe('retainer');
       return p?.status?.verdict && p.status.verdict !== 'Unknown' && (p.status.targets?.[0]?.captures ?? 0) >= 3 && p;
@@ -135,7 +116,7 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
   });
 
   test('a pod without pprof: Degraded with a reason a person can act on', async () => {
-    await createProbe(probeBody('broken', 'no-pprof'));
+    await probes.create('broken', probeSpec('no-pprof'));
     const probe = await waitFor('broken probe Degraded', async () => {
       const p = await getProbe('broken');
       return condition(p, 'Degraded')?.status === 'True' && p;
@@ -151,19 +132,19 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
 
   test('spec change, suspend and delete drive the job scheduler in Redis', async () => {
     await waitFor('scheduler for swiss', async () => (await queue.getJobScheduler(`${NS}/swiss`))?.every === 5000, 20_000);
-    await patchSpec('swiss', { schedule: { interval: '7s' } });
+    await probes.patchSpec('swiss', { schedule: { interval: '7s' } });
     await waitFor('scheduler updated to 7s', async () => (await queue.getJobScheduler(`${NS}/swiss`))?.every === 7000, 20_000);
-    await patchSpec('swiss', { suspend: true });
+    await probes.patchSpec('swiss', { suspend: true });
     await waitFor('scheduler removed on suspend', async () => (await queue.getJobScheduler(`${NS}/swiss`)) === undefined, 20_000);
     const suspended = await waitFor('Ready=False Suspended', async () => {
       const p = await getProbe('swiss');
       return condition(p, 'Ready')?.reason === 'Suspended' && p;
     }, 20_000);
     assert.equal(condition(suspended, 'Ready')?.status, 'False');
-    await patchSpec('swiss', { suspend: false });
+    await probes.patchSpec('swiss', { suspend: false });
     await waitFor('scheduler back after resume', async () => (await queue.getJobScheduler(`${NS}/swiss`))?.every === 7000, 20_000);
 
-    await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name: 'swiss' });
+    await probes.delete('swiss');
     await waitFor('probe gone (finalizer removed)', async () => (await getProbe('swiss')) === undefined, 30_000);
     assert.equal(await queue.getJobScheduler(`${NS}/swiss`), undefined);
     const redisClient = new Redis(redis.url);
