@@ -2,6 +2,9 @@ import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type Kube
 import { GROUP, KIND, PLURAL, VERSION, type MapLeakProbe, type MapLeakProbeStatus } from './types.js';
 
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** A JSON merge patch of the status: a field set to null is removed. */
+export type StatusPatch = { [K in keyof MapLeakProbeStatus]?: MapLeakProbeStatus[K] | null };
 const MAX_CONFLICT_RETRIES = 5;
 
 export function isNotFound(err: unknown): boolean {
@@ -47,7 +50,7 @@ export class ProbeClient {
    * concurrent writer makes this attempt fail with 409 and retry on fresh
    * data. `mutate` returns undefined to skip (e.g. the probe changed uid).
    */
-  async updateStatus(namespace: string, name: string, mutate: (probe: MapLeakProbe) => MapLeakProbeStatus | undefined): Promise<MapLeakProbe | undefined> {
+  async updateStatus(namespace: string, name: string, mutate: (probe: MapLeakProbe) => StatusPatch | undefined): Promise<MapLeakProbe | undefined> {
     for (let attempt = 0; ; attempt++) {
       const probe = await this.get(namespace, name);
       if (!probe) return undefined;

@@ -115,7 +115,7 @@ async function writeReady(
     return {
       observedGeneration: latest.metadata.generation,
       conditions,
-      ...(next === null ? { nextCaptureTime: null as unknown as string } : next ? { nextCaptureTime: next } : {}),
+      ...(next !== undefined ? { nextCaptureTime: next } : {}),
     };
   });
 }

@@ -7,8 +7,8 @@ export const CAPTURE_JOB = 'capture-round';
 export interface CaptureJobData {
   namespace: string;
   name: string;
+  /** A probe deleted and created again under the same name is another probe. */
   uid: string;
-  generation: number;
 }
 
 /** BullMQ ids must not contain ':'; '/' cannot occur in Kubernetes names. */

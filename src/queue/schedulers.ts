@@ -24,7 +24,6 @@ export function desiredScheduler(probe: MapLeakProbe): DesiredScheduler {
       namespace: probe.metadata.namespace,
       name: probe.metadata.name,
       uid: probe.metadata.uid,
-      generation: probe.metadata.generation ?? 0,
     },
   };
 }
@@ -34,10 +33,11 @@ export type SchedulerChange = 'created' | 'updated' | 'unchanged';
 /** Level-based: creates or updates the scheduler only when it differs from what the probe wants. */
 export async function ensureScheduler(queue: Queue<CaptureJobData>, desired: DesiredScheduler): Promise<SchedulerChange> {
   const existing = await queue.getJobScheduler(desired.id);
+  // Without an offset of ours BullMQ picks one (aligning to the upsert time): any will do then.
   const same =
     existing &&
     existing.every === desired.every &&
-    (existing.offset ?? 0) === desired.offset &&
+    (desired.offset === 0 || existing.offset === desired.offset) &&
     JSON.stringify(existing.template?.data) === JSON.stringify(desired.data);
   if (same) return 'unchanged';
   await queue.upsertJobScheduler(

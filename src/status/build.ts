@@ -3,6 +3,7 @@ import type { GcSummary } from '../analysis/gctrace.js';
 import type { Finding, SeriesAnalysis } from '../analysis/series.js';
 import { formatBytes } from '../analysis/bytes.js';
 import type { FindingStatus, GcStatus, MapLeakProbeStatus, TargetStatus, Verdict } from '../api/types.js';
+import type { ConditionUpdate } from './conditions.js';
 
 /** What one target (pod) contributed in this round. */
 export interface TargetRound {
@@ -135,4 +136,40 @@ function bySeriousness(a: FindingStatus, b: FindingStatus): number {
     (a.kind === b.kind ? 0 : a.kind === 'map' ? -1 : 1) ||
     (a.pattern === 'growing' ? b.growthBytesPerHour - a.growthBytesPerHour : b.inuseBytes - a.inuseBytes)
   );
+}
+
+/**
+ * Capturing and Degraded after a round, with messages a person can act on.
+ * `selection` says which pods were looked for, for the "no targets" case.
+ */
+export function roundConditions(rounds: readonly TargetRound[], selection: string): ConditionUpdate[] {
+  const failing = rounds.filter((r) => r.error);
+  const captured = rounds.length - failing.length;
+  const capturing: ConditionUpdate =
+    rounds.length === 0
+      ? { type: 'Capturing', status: 'False', reason: 'NoTargets', message: `No running pod matches (${selection}).` }
+      : captured === 0
+        ? { type: 'Capturing', status: 'False', reason: 'AllTargetsFailing', message: `All ${rounds.length} targets failed; see status.targets[].lastError.` }
+        : { type: 'Capturing', status: 'True', reason: 'CapturesSucceeding', message: `Captured ${captured} of ${rounds.length} targets.` };
+  const degraded: ConditionUpdate =
+    failing.length > 0
+      ? { type: 'Degraded', status: 'True', reason: dominantReason(failing), message: describeFailures(failing, rounds.length) }
+      : { type: 'Degraded', status: 'False', reason: 'AllTargetsHealthy', message: 'Every selected target answered.' };
+  return [capturing, degraded];
+}
+
+/** The most common failure, as a condition reason: Capture<Why>. */
+function dominantReason(failing: readonly TargetRound[]): string {
+  const counts = new Map<string, number>();
+  for (const r of failing) counts.set(r.error?.reason ?? 'CaptureFailed', (counts.get(r.error?.reason ?? 'CaptureFailed') ?? 0) + 1);
+  const [reason] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? ['CaptureFailed'];
+  return `Capture${reason.replace(/^Capture/, '')}`;
+}
+
+function describeFailures(failing: readonly TargetRound[], total: number): string {
+  const examples = failing
+    .slice(0, 3)
+    .map((r) => `${r.pod.name}: ${r.error?.message ?? ''}`)
+    .join('; ');
+  return `${failing.length} of ${total} targets failing. ${examples}`.slice(0, 2000);
 }

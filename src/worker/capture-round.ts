@@ -14,7 +14,7 @@ import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '..
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
-import { buildCaptureStatus, findingKey, type TargetRound } from '../status/build.js';
+import { buildCaptureStatus, findingKey, roundConditions, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
 import type { SeriesStore } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
@@ -90,9 +90,8 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     return 'cluster-error';
   }
   const previousTargets = new Map((await deps.store.targets(key)).map((t) => [t.uid, t]));
-  const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) =>
-    captureTarget(job.id, probe, cluster, pod, previousTargets.get(pod.uid)?.lastCaptureTime, deps, key, window, ttlSeconds, now, log),
-  );
+  const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, deps, now, log };
+  const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) => captureTarget(context, pod, previousTargets.get(pod.uid)?.lastCaptureTime));
   await deps.store.forgetTargetsExcept(key, new Set(pods.map((p) => p.uid)));
 
   const keys = rounds.flatMap((r) => r.analysis?.findings.map(findingKey) ?? []);
@@ -104,31 +103,18 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   });
   const failing = rounds.filter((r) => r.error);
   const captured = rounds.length - failing.length;
+  const selection = `namespace ${cluster.namespace}, selector "${selectorToString(probe.spec.selector)}"`;
 
   const updated = await deps.probes.updateStatus(namespace, name, (current) => {
     if (current.metadata.uid !== uid) return undefined;
     const at = now();
-    const generation = current.metadata.generation;
-    let conditions = setCondition(
-      current.status?.conditions,
-      pods.length === 0
-        ? { type: 'Capturing', status: 'False', reason: 'NoTargets', message: `No running pod in namespace ${cluster.namespace} matches selector "${selectorToString(probe.spec.selector)}".` }
-        : captured === 0
-          ? { type: 'Capturing', status: 'False', reason: 'AllTargetsFailing', message: `All ${pods.length} targets failed; see status.targets[].lastError.` }
-          : { type: 'Capturing', status: 'True', reason: 'CapturesSucceeding', message: `Captured ${captured} of ${pods.length} targets.` },
-      generation,
-      at,
-    );
-    conditions = setCondition(
-      conditions,
-      failing.length > 0
-        ? { type: 'Degraded', status: 'True', reason: dominantReason(failing), message: describeFailures(failing, pods.length) }
-        : { type: 'Degraded', status: 'False', reason: 'AllTargetsHealthy', message: 'Every selected target answered.' },
-      generation,
-      at,
-    );
-    const next = new Date(at.getTime() + durationMs(current.spec.schedule.interval)).toISOString();
-    const status: MapLeakProbeStatus = { ...captureStatus, conditions, nextCaptureTime: next };
+    let conditions = current.status?.conditions;
+    for (const update of roundConditions(rounds, selection)) conditions = setCondition(conditions, update, current.metadata.generation, at);
+    const status: MapLeakProbeStatus = {
+      ...captureStatus,
+      conditions: conditions ?? [],
+      nextCaptureTime: new Date(at.getTime() + durationMs(current.spec.schedule.interval)).toISOString(),
+    };
     return status;
   });
 
@@ -172,19 +158,22 @@ function describePod(pod: V1Pod, probe: MapLeakProbe): Pod {
   return named ? { ...base, port: named.containerPort } : { ...base, portError: `container "${container.name}" has no port named "${wanted}"` };
 }
 
-async function captureTarget(
-  jobId: string,
-  probe: MapLeakProbe,
-  cluster: TargetCluster,
-  pod: Pod,
-  lastCaptureTime: string | undefined,
-  deps: CaptureRoundDeps,
-  key: string,
-  window: number,
-  ttlSeconds: number,
-  now: () => Date,
-  log: Logger,
-): Promise<TargetRound> {
+/** What every target of one round shares. */
+interface RoundContext {
+  jobId: string;
+  probe: MapLeakProbe;
+  cluster: TargetCluster;
+  /** "namespace/name" of the probe: the store's key. */
+  key: string;
+  window: number;
+  ttlSeconds: number;
+  deps: CaptureRoundDeps;
+  now: () => Date;
+  log: Logger;
+}
+
+async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: string | undefined): Promise<TargetRound> {
+  const { jobId, probe, cluster, key, window, ttlSeconds, deps, now, log } = context;
   const round: TargetRound = { pod: { name: pod.name, namespace: pod.namespace, uid: pod.uid }, captures: 0 };
   const timeoutMs = durationMs(probe.spec.pprof.timeout);
   const limits = { maxBytes: probe.spec.pprof.maxProfileBytes };
@@ -266,21 +255,6 @@ function reasonHint(reason: string, err: unknown): string {
   if (reason === 'ConnectionFailed') return 'nothing answered on the pprof port: ';
   if (reason === 'Timeout') return 'target too slow: ';
   return '';
-}
-
-function dominantReason(failing: readonly TargetRound[]): string {
-  const counts = new Map<string, number>();
-  for (const r of failing) counts.set(r.error?.reason ?? 'CaptureFailed', (counts.get(r.error?.reason ?? 'CaptureFailed') ?? 0) + 1);
-  const [reason] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? ['CaptureFailed'];
-  return `Capture${reason.replace(/^Capture/, '')}`;
-}
-
-function describeFailures(failing: readonly TargetRound[], total: number): string {
-  const examples = failing
-    .slice(0, 3)
-    .map((r) => `${r.pod.name}: ${r.error?.message ?? ''}`)
-    .join('; ');
-  return `${failing.length} of ${total} targets failing. ${examples}`.slice(0, 2000);
 }
 
 async function writeDegraded(deps: CaptureRoundDeps, probe: MapLeakProbe, reason: string, message: string, at: Date): Promise<void> {

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { attributeProfile } from '../../src/analysis/attribute.js';
+import { decodeHeapProfile } from '../../src/pprof/index.js';
+import { SeriesStore } from '../../src/store/series-store.js';
+import { startRedis, type RedisServer } from '../cluster/redis.js';
+import { readFixture } from '../support/fixtures.js';
+
+describe('series store in a real Redis', () => {
+  let redis: RedisServer;
+  let client: Redis;
+  let store: SeriesStore;
+  const proto = readFixture('go1.26', 'heap-001.pb.gz');
+  const snapshot = (minute: number) => ({ ...attributeProfile(decodeHeapProfile(proto)), time: new Date(Date.UTC(2026, 10, 26, 4, minute)) });
+
+  before(async () => {
+    redis = await startRedis();
+    client = new Redis(redis.url);
+    store = new SeriesStore(client);
+  });
+  after(async () => {
+    client.disconnect();
+    await redis.stop();
+  });
+
+  test('a capture round-trips: the series comes back ordered and the raw profile byte for byte', async () => {
+    await store.addCapture('ns/p', 'pod-1', { id: 'c2', snapshot: snapshot(2), proto }, 12, 600);
+    await store.addCapture('ns/p', 'pod-1', { id: 'c1', snapshot: snapshot(1), proto }, 12, 600);
+    const series = await store.loadSeries('ns/p', 'pod-1');
+    assert.deepEqual(series.map((s) => s.time.getUTCMinutes()), [1, 2]);
+    assert.ok(series[0]!.usages.length > 0);
+    assert.ok(series[0]!.allocBytesByFunction instanceof Map);
+    assert.ok((await store.profile('ns/p', 'c1'))?.equals(proto));
+  });
+
+  test('the same capture id twice (a retried job) is stored once', async () => {
+    await store.addCapture('ns/p', 'pod-1', { id: 'c2', snapshot: snapshot(3), proto }, 12, 600);
+    const refs = await store.captures('ns/p', 'pod-1');
+    assert.deepEqual(refs.map((r) => r.id), ['c1', 'c2']);
+  });
+
+  test('the window keeps only the newest captures', async () => {
+    for (let i = 10; i < 20; i++) await store.addCapture('ns/w', 'pod-1', { id: `w${i}`, snapshot: snapshot(i), proto }, 4, 600);
+    assert.deepEqual((await store.captures('ns/w', 'pod-1')).map((r) => r.id), ['w16', 'w17', 'w18', 'w19']);
+  });
+
+  test('targets of vanished pods and whole probes are forgotten', async () => {
+    await store.recordTarget('ns/p', { name: 'a', namespace: 'ns', uid: 'pod-1' }, 600);
+    await store.recordTarget('ns/p', { name: 'b', namespace: 'ns', uid: 'pod-2' }, 600);
+    assert.equal(await store.forgetTargetsExcept('ns/p', new Set(['pod-2'])), 1);
+    assert.deepEqual((await store.targets('ns/p')).map((t) => t.name), ['b']);
+    assert.deepEqual(await store.loadSeries('ns/p', 'pod-1'), []);
+    const first = await store.firstSeen('ns/p', ['k1'], new Date('2026-11-26T04:00:00Z'), 600);
+    const later = await store.firstSeen('ns/p', ['k1', 'k2'], new Date('2026-11-26T05:00:00Z'), 600);
+    assert.equal(first.get('k1'), '2026-11-26T04:00:00.000Z');
+    assert.equal(later.get('k1'), '2026-11-26T04:00:00.000Z', 'first seen does not move');
+    assert.equal(later.get('k2'), '2026-11-26T05:00:00.000Z');
+    assert.ok((await store.forgetProbe('ns/p')) > 0);
+    assert.deepEqual(await client.keys('mlp:ns/p:*'), []);
+    assert.ok((await client.keys('mlp:ns/w:*')).length > 0, 'other probes untouched');
+  });
+});
