@@ -159,7 +159,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       );
       const checks: Record<string, boolean> = { redis: redisOk };
       // A follower is ready: it stands by. Only the leader's watch must be synced.
-      if (runsController && (!config.leaderElect || elector?.isLeader)) checks.probeWatch = controller?.synced ?? false;
+      if (runsController && (!config.leaderElect || elector?.isLeader)) checks.watches = controller?.synced ?? false;
       return checks;
     },
   });

@@ -166,6 +166,22 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
     assert.equal(probe.status?.targetCount, 1);
   });
 
+  test('a pod that appears is captured at once, without waiting for the interval', async () => {
+    await probes.create('watcher', probeSpec('late', { schedule: { interval: '1h' } }));
+    await waitFor('watcher scheduled', async () => (await queue.getJobScheduler(`${NS}/watcher`))?.every === 3_600_000, 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // its first round finds no pod
+    await runPod(cluster, { name: 'late', labels: { app: 'late' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] });
+    // The local node marks pods Ready before the program listens, so the triggered
+    // round may find pprof not up yet: what matters is that the pod is seen at once.
+    const probe = await waitFor('the new pod seen', async () => {
+      const p = await getProbe('watcher');
+      return p?.status?.targets?.some((t) => t.name === 'late') && p;
+    }, 30_000, 500);
+    assert.equal(probe.status?.targetCount, 1);
+    await deletePod(cluster, NS, 'late');
+    await waitFor('the deleted pod dropped at once', async () => (await getProbe('watcher'))?.status?.targetCount === 0, 30_000, 500);
+  });
+
   test('HTTP API: health, metrics, the probe with its series, and a raw profile to download', async () => {
     const base = `http://127.0.0.1:${operator.port}`;
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
