@@ -31,7 +31,8 @@ mkdir -p "$BIN_DIR"
 # build_tool <wrapper module dir> <package> <output name> [ldflags]
 build_tool() {
   local module_dir="$1" package="$2" name="$3" ldflags="${4:-}"
-  if [[ -x "$BIN_DIR/$name" ]]; then
+  # A binary built with other link flags (e.g. an older version stamp) is rebuilt.
+  if [[ -x "$BIN_DIR/$name" && "$(cat "$BIN_DIR/$name.ldflags" 2>/dev/null)" == "$ldflags" ]]; then
     echo "  $name: present" >&2
     return
   fi
@@ -40,6 +41,7 @@ build_tool() {
   (cd "$GO_DIR/$module_dir" && GOFLAGS=-mod=readonly CGO_ENABLED=0 \
     "$GO" build -trimpath -ldflags "-s -w $ldflags" -o "$BIN_DIR/$name.tmp" "$package")
   mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name"
+  printf '%s' "$ldflags" > "$BIN_DIR/$name.ldflags"
   echo "  $name: built in $((SECONDS - started))s" >&2
 }
 
@@ -54,8 +56,13 @@ echo "building control-plane binaries into $BIN_DIR" >&2
 total_started=$SECONDS
 build_tool etcd go.etcd.io/etcd/server/v3 etcd
 build_tool kwok sigs.k8s.io/kwok/cmd/kwok kwok
-build_tool helm helm.sh/helm/v3/cmd/helm helm \
-  "-X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}"
+# Helm checks charts' kubeVersion against the Kubernetes version it was
+# linked for (1.20 unless set), e.g. in `helm template` and `helm lint`.
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  helm_ldflags+=" -X ${pkg}.k8sVersionMajor=${KUBERNETES_VERSION%%.*} -X ${pkg}.k8sVersionMinor=${k8s_minor}"
+done
+build_tool helm helm.sh/helm/v3/cmd/helm helm "$helm_ldflags"
 build_tool kube k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver "$kube_ldflags"
 echo "control-plane binaries ready in $((SECONDS - total_started))s" >&2
 echo "$BIN_DIR"

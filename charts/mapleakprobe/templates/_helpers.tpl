@@ -1,0 +1,212 @@
+{{/* Chart name, possibly overridden. */}}
+{{- define "mapleakprobe.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name prefix of every object. */}}
+{{- define "mapleakprobe.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mapleakprobe.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "mapleakprobe.labels" -}}
+helm.sh/chart: {{ include "mapleakprobe.chart" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mapleakprobe
+{{- end }}
+
+{{/* Selects the operator pods (controller and worker), not Redis. */}}
+{{- define "mapleakprobe.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mapleakprobe.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of one component: call with (dict "ctx" $ "component" "controller"). */}}
+{{- define "mapleakprobe.componentLabels" -}}
+{{ include "mapleakprobe.labels" .ctx }}
+{{ include "mapleakprobe.componentSelectorLabels" . }}
+{{- end }}
+
+{{- define "mapleakprobe.componentSelectorLabels" -}}
+app.kubernetes.io/name: {{ if eq .component "redis" }}redis{{ else }}{{ include "mapleakprobe.name" .ctx }}{{ end }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "mapleakprobe.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "mapleakprobe.serviceAccountName" -}}
+{{- $sa := index .ctx.Values.serviceAccount .component }}
+{{- if $sa.create }}
+{{- default (printf "%s-%s" (include "mapleakprobe.fullname" .ctx) .component) $sa.name }}
+{{- else }}
+{{- required (printf "serviceAccount.%s.name is required when serviceAccount.%s.create is false" .component .component) $sa.name }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the bundled Redis Service, StatefulSet and (generated) Secret. */}}
+{{- define "mapleakprobe.redisName" -}}
+{{- printf "%s-redis" (include "mapleakprobe.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mapleakprobe.redisUrl" -}}
+{{- if eq .Values.redis.mode "external" }}
+{{- required "redis.external.url is required when redis.mode is external" .Values.redis.external.url }}
+{{- else }}
+{{- printf "redis://%s:6379" (include "mapleakprobe.redisName" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Secret and key holding the Redis password; empty name: no password. */}}
+{{- define "mapleakprobe.redisSecretName" -}}
+{{- if eq .Values.redis.mode "external" }}
+{{- .Values.redis.external.existingSecret }}
+{{- else }}
+{{- default (include "mapleakprobe.redisName" .) .Values.redis.auth.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "mapleakprobe.redisSecretKey" -}}
+{{- if eq .Values.redis.mode "external" }}
+{{- .Values.redis.external.existingSecretKey }}
+{{- else if .Values.redis.auth.existingSecret }}
+{{- .Values.redis.auth.existingSecretKey }}
+{{- else }}
+{{- "redis-password" }}
+{{- end }}
+{{- end }}
+
+{{/* The operator container's securityContext (also used by Redis). */}}
+{{- define "mapleakprobe.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Pod spec shared by the controller and the worker: (dict "ctx" $ "component" "worker" "args" list). */}}
+{{- define "mapleakprobe.operatorPod" -}}
+{{- $v := index .ctx.Values .component -}}
+metadata:
+  labels:
+    {{- include "mapleakprobe.componentLabels" . | nindent 4 }}
+    {{- with $v.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $v.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  serviceAccountName: {{ include "mapleakprobe.serviceAccountName" . }}
+  automountServiceAccountToken: true
+  {{- with .ctx.Values.image.pullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    fsGroup: 65532
+    seccompProfile:
+      type: RuntimeDefault
+  terminationGracePeriodSeconds: 30
+  containers:
+    - name: {{ .component }}
+      image: {{ include "mapleakprobe.image" .ctx | quote }}
+      imagePullPolicy: {{ .ctx.Values.image.pullPolicy }}
+      args:
+        {{- toYaml .args | nindent 8 }}
+      env:
+        - name: POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: REDIS_URL
+          value: {{ include "mapleakprobe.redisUrl" .ctx | quote }}
+        {{- $secret := include "mapleakprobe.redisSecretName" .ctx }}
+        {{- if $secret }}
+        - name: REDIS_PASSWORD
+          valueFrom:
+            secretKeyRef:
+              name: {{ $secret }}
+              key: {{ include "mapleakprobe.redisSecretKey" .ctx }}
+        {{- end }}
+        - name: LOG_LEVEL
+          value: {{ .ctx.Values.logLevel | quote }}
+        - name: HOME
+          value: /tmp
+        {{- with $v.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: http
+          containerPort: 8080
+          protocol: TCP
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: http
+        initialDelaySeconds: 5
+        periodSeconds: 10
+        timeoutSeconds: 5
+        failureThreshold: 6
+      readinessProbe:
+        httpGet:
+          path: /readyz
+          port: http
+        periodSeconds: 5
+        timeoutSeconds: 5
+        failureThreshold: 3
+      {{- with $v.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- include "mapleakprobe.containerSecurityContext" . | nindent 8 }}
+        runAsUser: 65532
+        runAsGroup: 65532
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: 256Mi
+  {{- with $v.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
