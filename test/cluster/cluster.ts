@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { ensurePki, pkiPaths, type ClusterPki } from './pki.js';
 import { isOurProcess, startDaemon, stopProcess, waitFor } from './processes.js';
-import { sweepClusterNetworks } from './netns.js';
+import { ensurePodRangeUnreachable, sweepClusterNetworks } from './netns.js';
 
 export { runPod, deletePod, type RunPodOptions, type RunningPod } from './run-pod.js';
 
@@ -140,6 +140,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   writeFileSync(join(stateDir, 'cluster.json'), JSON.stringify(cluster, null, 2) + '\n');
   try {
     await assertPortsFree(cluster);
+    // Pod IPs exist only inside our network namespaces: never let one leave the machine.
+    await ensurePodRangeUnreachable();
     // Leftovers of a run whose state dir was removed (e.g. git clean) while pods ran.
     for (const removed of await sweepClusterNetworks(index)) log(`removed stale ${removed}`);
     const pki = await ensurePki(join(stateDir, 'pki'));
@@ -385,28 +387,39 @@ function readSupervisedBinary(podDir: string): string | undefined {
 // --- cluster index: ports and pod CIDR ------------------------------------
 
 /** Reuses the index this cluster name had, or claims the lowest free one (O_EXCL makes claims race-free). */
+/**
+ * Cluster indexes pick ports and the pod range, so they are claimed
+ * machine-wide (not per checkout): two checkouts' clusters must never share
+ * a pod range, or one's teardown would remove the other's pod routes.
+ * Under /run, so claims do not outlive a reboot (nor do clusters).
+ */
+const INDEX_REGISTRY = process.env.MAPLEAK_CLUSTER_REGISTRY ?? '/run/mapleakprobe/cluster-indexes';
+
 function claimClusterIndex(repoRoot: string, name: string): number {
-  const dir = join(repoRoot, '.cluster', '.indexes');
-  mkdirSync(dir, { recursive: true });
-  for (const entry of readdirSync(dir)) {
-    if (readFileSync(join(dir, entry), 'utf8').trim() === name) return Number(entry);
+  mkdirSync(INDEX_REGISTRY, { recursive: true });
+  const owner = `${repoRoot}\t${name}`;
+  for (const entry of readdirSync(INDEX_REGISTRY)) {
+    const claimedBy = readFileSync(join(INDEX_REGISTRY, entry), 'utf8').trim();
+    if (claimedBy === owner) return Number(entry);
+    // A claim whose checkout or cluster state is gone (e.g. a deleted clone) is stale.
+    const [claimRoot, claimName] = claimedBy.split('\t');
+    if (!claimRoot || !claimName || !existsSync(clusterStateDir(claimName, claimRoot))) rmSync(join(INDEX_REGISTRY, entry), { force: true });
   }
   for (let index = 1; index <= MAX_CLUSTERS; index++) {
     try {
-      writeFileSync(join(dir, String(index)), `${name}\n`, { flag: 'wx' });
+      writeFileSync(join(INDEX_REGISTRY, String(index)), `${owner}\n`, { flag: 'wx' });
       return index;
     } catch {
       // taken by another cluster
     }
   }
-  throw new Error(`more than ${MAX_CLUSTERS} clusters in ${join(repoRoot, '.cluster')}; run cluster:down on some`);
+  throw new Error(`more than ${MAX_CLUSTERS} clusters on this machine (${INDEX_REGISTRY}); run cluster:down on some`);
 }
 
 function releaseClusterIndex(repoRoot: string, name: string): void {
-  const dir = join(repoRoot, '.cluster', '.indexes');
-  if (!existsSync(dir)) return;
-  for (const entry of readdirSync(dir)) {
-    if (readFileSync(join(dir, entry), 'utf8').trim() === name) rmSync(join(dir, entry), { force: true });
+  if (!existsSync(INDEX_REGISTRY)) return;
+  for (const entry of readdirSync(INDEX_REGISTRY)) {
+    if (readFileSync(join(INDEX_REGISTRY, entry), 'utf8').trim() === `${repoRoot}\t${name}`) rmSync(join(INDEX_REGISTRY, entry), { force: true });
   }
 }
 

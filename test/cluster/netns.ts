@@ -28,6 +28,19 @@ export function podNetworkNames(clusterIndex: number, podKey: string): { namespa
   return { namespace: `${prefix}-${id}`, hostVeth: `${prefix}h${id}`, peerVeth: `${prefix}p${id}` };
 }
 
+/** Every cluster's pod CIDR (10.244.I.0/24) lies in this range. */
+export const POD_RANGE = '10.244.0.0/16';
+
+/**
+ * An `unreachable` route for the whole pod range in the root namespace:
+ * a pod IP whose namespace is gone (a deleted pod, a crashed test) gets an
+ * immediate error here instead of being sent to the default gateway. Each
+ * live pod's /32 route is more specific and wins. Idempotent.
+ */
+export async function ensurePodRangeUnreachable(): Promise<void> {
+  await ip('route', 'replace', 'unreachable', POD_RANGE);
+}
+
 export async function createPodNetwork(
   clusterIndex: number,
   podKey: string,
@@ -35,6 +48,7 @@ export async function createPodNetwork(
   gatewayIp: string,
 ): Promise<PodNetwork> {
   const { namespace, hostVeth, peerVeth } = podNetworkNames(clusterIndex, podKey);
+  await ensurePodRangeUnreachable();
   await deletePodNetwork({ namespace, hostVeth }); // leftovers of an earlier pod with this name
   try {
     await ip('netns', 'add', namespace);
