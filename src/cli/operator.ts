@@ -5,6 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Queue, type Worker } from 'bullmq';
 import { ProbeClient } from '../api/client.js';
 import { SymbolCache } from '../capture/symbol-cache.js';
+import { reuseConnections } from '../clusters/keep-alive.js';
 import { ClusterRegistry } from '../clusters/registry.js';
 import { DEFAULT_CONTROLLER_OPTIONS, ProbeController } from '../controller/controller.js';
 import { DEFAULT_LEASE_TIMING, LeaderElector } from '../controller/leader.js';
@@ -83,6 +84,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   const kc = new KubeConfig();
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
   else kc.loadFromDefault();
+  reuseConnections(kc);
   const metrics = new OperatorMetrics();
   const probes = new ProbeClient(kc);
   const redis = { url: config.redisUrl, ...(config.redisPassword ? { password: config.redisPassword } : {}) };

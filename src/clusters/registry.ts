@@ -1,5 +1,6 @@
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { MapLeakProbe } from '../api/types.js';
+import { reuseConnections } from './keep-alive.js';
 import { kubeHttp, type KubeHttp } from './kube-http.js';
 
 /** Where a probe's targets live: the operator's own cluster or one named by a kubeconfig Secret. */
@@ -66,6 +67,7 @@ export class ClusterRegistry {
           throw new ClusterConfigError('KubeconfigInvalid', `Secret ${probe.metadata.namespace}/${name} key "${key}" is not a valid kubeconfig: ${(err as Error).message.split('\n')[0]}`);
         }
         if (!kc.getCurrentCluster()) throw new ClusterConfigError('KubeconfigInvalid', `kubeconfig in Secret ${probe.metadata.namespace}/${name} has no current context`);
+        reuseConnections(kc);
         return { core: kc.makeApiClient(CoreV1Api), http: await kubeHttp(kc) };
       })();
       entry.catch(() => this.remote.delete(id));

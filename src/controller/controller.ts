@@ -21,9 +21,11 @@ export interface ControllerOptions {
   watchTimeoutSeconds: number;
   /** Pod events for one probe within this delay make one extra round. */
   podTriggerDelayMs: number;
+  /** Probes reconciled at once. */
+  reconcileLanes: number;
 }
 
-export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = { resyncMs: 60_000, watchdogMs: 5 * 60_000, watchTimeoutSeconds: 240, podTriggerDelayMs: 1000 };
+export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = { resyncMs: 60_000, watchdogMs: 5 * 60_000, watchTimeoutSeconds: 240, podTriggerDelayMs: 1000, reconcileLanes: 4 };
 
 type Probe = MapLeakProbe & KubernetesObject;
 
@@ -81,6 +83,7 @@ export class ProbeController {
         this.deps.metrics.reconcileErrors.inc();
         this.deps.log.warn('reconcile failed; retrying with backoff', { probe: key, error: (err as Error).message });
       },
+      this.options.reconcileLanes,
     );
     await Promise.all([this.probes.start(), this.pods.start()]);
     // An informer does not re-fire `add` for objects it already had: resync.

@@ -20,7 +20,7 @@ export interface ReconcilerDeps {
   now?: () => Date;
 }
 
-export type ReconcileOutcome = 'deleted' | 'finalized' | 'finalizer-added' | 'suspended' | 'scheduled' | 'invalid';
+export type ReconcileOutcome = 'deleted' | 'finalized' | 'suspended' | 'scheduled' | 'invalid';
 
 /**
  * Level-based and idempotent: whatever happened before, make the BullMQ job
@@ -43,12 +43,16 @@ export async function reconcileProbe(key: string, deps: ReconcilerDeps): Promise
     deps.log.info('probe deleted: scheduler and series removed', { probe: key });
     return 'finalized';
   }
+  let current = probe;
   if (!(probe.metadata.finalizers ?? []).includes(FINALIZER)) {
-    // The update this causes brings the probe back to the queue.
-    await deps.probes.setFinalizers(probe, [...(probe.metadata.finalizers ?? []), FINALIZER]);
-    return 'finalizer-added';
+    // Go on with the patched object rather than wait for its watch event:
+    // a burst of new probes would otherwise each need two trips through the queue.
+    current = await deps.probes.setFinalizers(probe, [...(probe.metadata.finalizers ?? []), FINALIZER]);
   }
+  return schedule(key, current, deps, now);
+}
 
+async function schedule(key: string, probe: MapLeakProbe, deps: ReconcilerDeps, now: () => Date): Promise<ReconcileOutcome> {
   let everyMs: number;
   try {
     everyMs = durationMs(probe.spec.schedule.interval);

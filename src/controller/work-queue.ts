@@ -9,7 +9,7 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  private waiting: (() => void) | undefined;
+  private readonly waiting: (() => void)[] = [];
   private stopped = false;
 
   constructor(
@@ -24,7 +24,7 @@ export class WorkQueue {
       return;
     }
     this.queued.add(key);
-    this.waiting?.();
+    this.waiting.shift()?.();
   }
 
   addAfter(key: string, delayMs: number): void {
@@ -35,13 +35,19 @@ export class WorkQueue {
     this.timers.add(timer);
   }
 
-  /** Processes keys until stop(); `handle` throwing requeues the key with backoff. */
-  async run(handle: (key: string) => Promise<void>, onError: (key: string, err: unknown) => void): Promise<void> {
+  /**
+   * Processes keys with `lanes` workers until stop(); `handle` throwing
+   * requeues the key with backoff. One key is never in two lanes at once.
+   */
+  async run(handle: (key: string) => Promise<void>, onError: (key: string, err: unknown) => void, lanes = 1): Promise<void> {
+    await Promise.all(Array.from({ length: lanes }, () => this.lane(handle, onError)));
+  }
+
+  private async lane(handle: (key: string) => Promise<void>, onError: (key: string, err: unknown) => void): Promise<void> {
     while (!this.stopped) {
       const key = this.queued.values().next().value;
       if (key === undefined) {
-        await new Promise<void>((resolve) => (this.waiting = resolve));
-        this.waiting = undefined;
+        await new Promise<void>((resolve) => this.waiting.push(resolve));
         continue;
       }
       this.queued.delete(key);
@@ -69,6 +75,6 @@ export class WorkQueue {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    this.waiting?.();
+    for (const wake of this.waiting.splice(0)) wake();
   }
 }
