@@ -15,8 +15,9 @@ done
 
 # redis-server: the queue for tests; golang-1.19-go: classic-map Go for the
 # test targets; iproute2: network namespaces for pods; openssl: the local
-# control plane's certificates; time: the benchmark.
-packages=(redis-server golang-1.19-go iproute2 openssl time)
+# control plane's certificates; time: the benchmark; buildah: the offline
+# image build check.
+packages=(redis-server golang-1.19-go iproute2 openssl time buildah)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
