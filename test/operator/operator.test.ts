@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { ProbeClient } from '../../src/api/client.js';
 import type { MapLeakProbe } from '../../src/api/types.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
 import { CAPTURE_QUEUE } from '../../src/queue/names.js';
@@ -43,6 +44,7 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
       runPod(cluster, { name: 'leaky-swiss', labels: { app: 'leaky-swiss' }, path: 'test/targets/leaky' }),
       runPod(cluster, { name: 'leaky-classic', labels: { app: 'leaky-classic' }, path: 'test/targets/leaky', goVersion: '1.19' }),
       runPod(cluster, { name: 'retainer', labels: { app: 'retainer' }, path: 'test/targets/leaky', args: ['-mode', 'retained'] }),
+      runPod(cluster, { name: 'steady', labels: { app: 'steady' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
       runPod(cluster, { name: 'no-pprof', labels: { app: 'no-pprof' }, path: 'test/targets/leaky', args: ['-addr', ':7070', '-mode', 'healthy'], waitForPort: 7070 }),
     ]);
     operator = await startOperator({
@@ -113,6 +115,37 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
     assert.equal(probe.status?.verdict, 'Retaining', JSON.stringify(probe.status?.findings?.map((f) => [f.site.line, f.kind, f.pattern])));
     const retained = probe.status?.findings?.filter((f) => f.pattern === 'retained').map((f) => f.site.line);
     assert.ok(retained?.includes(lines.get('map-retained-items')!));
+  });
+
+  test('a pod whose maps are steady or churning: Healthy', async () => {
+    await probes.create('steady', probeSpec('steady'));
+    const probe = await waitFor('steady probe verdict', async () => {
+      const p = await getProbe('steady');
+      return p?.status?.verdict && p.status.verdict !== 'Unknown' && (p.status.targets?.[0]?.captures ?? 0) >= 4 && p;
+    }, 120_000, 1000);
+    assert.equal(probe.status?.verdict, 'Healthy', JSON.stringify(probe.status?.findings?.map((f) => [f.site.line, f.kind, f.pattern])));
+    const patterns = new Map(probe.status?.findings?.filter((f) => f.kind === 'map').map((f) => [f.site.line, f.pattern]));
+    assert.equal(patterns.get(lines.get('map-churn-histogram')!), 'churn');
+    assert.ok(![...patterns.values()].some((p) => p === 'growing' || p === 'retained'));
+  });
+
+  test('status writes that race each other: conflicts are retried on the fresh object, no update is lost', async () => {
+    const client = new ProbeClient(kc);
+    await probes.create('conflict', probeSpec('nobody', { suspend: true }));
+    let attempts = 0;
+    // Five writers increment the same field at once: only optimistic
+    // concurrency (resourceVersion, 409, retry) ends at exactly 5.
+    await Promise.all(
+      Array.from({ length: 5 }, () =>
+        client.updateStatus(NS, 'conflict', (current) => {
+          attempts++;
+          return { targetsOmitted: (current.status?.targetsOmitted ?? 0) + 1 };
+        }),
+      ),
+    );
+    assert.equal((await getProbe('conflict'))?.status?.targetsOmitted, 5);
+    assert.ok(attempts > 5, `writers collided and retried (${attempts} attempts)`);
+    await probes.delete('conflict');
   });
 
   test('a pod without pprof: Degraded with a reason a person can act on', async () => {
