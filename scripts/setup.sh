@@ -29,7 +29,8 @@ if ((${#missing[@]} > 0)); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Debian starts redis-server on install where systemd runs; tests start their own.
-command -v go >/dev/null || { echo "setup: Go 1.26 must be on PATH" >&2; exit 1; }
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+command -v go >/dev/null || { echo "setup: Go 1.26 is needed (expected on PATH or in /usr/local/go/bin)" >&2; exit 1; }
 
 npm ci --no-audit --no-fund
 npm run build --silent
