@@ -43,6 +43,7 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
     queueRedis = new Redis(redis.url, { maxRetriesPerRequest: null });
     queueRedis.on('error', () => undefined);
     queue = new Queue(CAPTURE_QUEUE, { connection: queueRedis });
+    queue.on('error', () => undefined); // expected while Redis is restarted
     await Promise.all([
       runPod(cluster, { name: 'good', labels: { app: 'mixed' }, path: 'test/targets/leaky' }),
       ...['garbage', 'huge', 'slow', 'html404'].map((mode) => runPod(cluster, { name: `bad-${mode}`, labels: { app: 'mixed' }, path: 'test/targets/badpprof', args: ['-mode', mode] })),
