@@ -18,9 +18,10 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { applyManifestFile, loadKubeConfig, startCluster, stopCluster, waitForCrdsEstablished, type Cluster } from '../cluster/cluster.js';
+import { stopCluster, type Cluster } from '../cluster/cluster.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { freePort } from '../support/operator-process.js';
+import { startClusterWithCrd } from '../support/probes.js';
 import { repoPath } from '../support/paths.js';
 import { checkOperatorProcess, IMAGE_UID } from './container.js';
 import { parseDockerfile } from './dockerfile.js';
@@ -169,10 +170,7 @@ describe('the Dockerfile built by buildah on stand-in base images', { skip }, ()
 
   test('`docker run IMAGE` (CMD operator) against a real API server and Redis: healthy, ready, exit 0 on SIGTERM', { timeout: 150_000 }, async (t) => {
     clusterTried = true;
-    cluster = await startCluster({ name: CLUSTER });
-    const kc = loadKubeConfig(cluster);
-    await applyManifestFile(kc, repoPath('crds', 'mapleakprobes.yaml'));
-    await waitForCrdsEstablished(kc, ['mapleakprobes.mapleak.io']);
+    ({ cluster } = await startClusterWithCrd(CLUSTER));
     redis = await startRedis();
     const port = await freePort();
     // The kubeconfig is placed in the container's /tmp, readable by 65532, like a mounted Secret.

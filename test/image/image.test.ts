@@ -15,9 +15,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { homedir } from 'node:os';
 import { isAbsolute, join, posix } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { applyManifestFile, startCluster, stopCluster, waitForCrdsEstablished, loadKubeConfig, type Cluster } from '../cluster/cluster.js';
+import { stopCluster, type Cluster } from '../cluster/cluster.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { freePort } from '../support/operator-process.js';
+import { startClusterWithCrd } from '../support/probes.js';
 import { repoPath } from '../support/paths.js';
 import { checkOperatorProcess } from './container.js';
 import { copyContext, copyInto, dockerignore, execForm, parseCopy, parseDockerfile, parsePairs, substitute, type Stage } from './dockerfile.js';
@@ -262,10 +263,7 @@ describe('the image, replayed without a container engine', { skip: process.getui
 
   test('`mapleak operator` (the default CMD) against a real API server and Redis: healthy, ready, clean exit on SIGTERM', { timeout: 150_000 }, async (t) => {
     clusterTried = true;
-    cluster = await startCluster({ name: CLUSTER });
-    const kc = loadKubeConfig(cluster);
-    await applyManifestFile(kc, repoPath('crds', 'mapleakprobes.yaml'));
-    await waitForCrdsEstablished(kc, ['mapleakprobes.mapleak.io']);
+    ({ cluster } = await startClusterWithCrd(CLUSTER));
     redis = await startRedis();
     // Like a mounted Secret: a kubeconfig file uid 65532 can read.
     const secret = join(work, 'secret');

@@ -8,6 +8,7 @@ import { loadKubeConfig, runPod, startCluster, stopCluster, type Cluster } from 
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { siteLines } from '../support/go-targets.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { testOperatorConfig } from '../support/operator-config.js';
 import { waitFor } from '../support/wait.js';
 
 process.env.LOG_LEVEL ??= 'warn';
@@ -38,19 +39,7 @@ describe('multi-cluster and direct transport', () => {
       runPod(member, { name: 'remote-leaky', namespace: 'apps', labels: { app: 'remote-leaky' }, path: 'test/targets/leaky' }),
       runPod(hub, { name: 'local-leaky', labels: { app: 'local-leaky' }, path: 'test/targets/leaky', goVersion: '1.19' }),
     ]);
-    operator = await startOperator({
-      role: 'all',
-      kubeconfig: hub.kubeconfigPath,
-      redisUrl: redis.url,
-      port: 0,
-      concurrency: 4,
-      targetConcurrency: 4,
-      leaderElect: false,
-      leaseNamespace: 'default',
-      leaseName: 'mapleakprobe-controller',
-      identity: 'multicluster-test',
-      resyncMs: 60_000,
-    });
+    operator = await startOperator(testOperatorConfig(hub, redis.url, { leaderElect: false, identity: 'multicluster-test' }));
   });
 
   after(async () => {

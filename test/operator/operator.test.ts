@@ -11,6 +11,7 @@ import { deletePod, runPod, stopCluster, type Cluster } from '../cluster/cluster
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { siteLines } from '../support/go-targets.js';
 import { condition, startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { testOperatorConfig } from '../support/operator-config.js';
 import { waitFor } from '../support/wait.js';
 
 process.env.LOG_LEVEL ??= 'warn';
@@ -47,19 +48,7 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
       runPod(cluster, { name: 'steady', labels: { app: 'steady' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
       runPod(cluster, { name: 'no-pprof', labels: { app: 'no-pprof' }, path: 'test/targets/leaky', args: ['-addr', ':7070', '-mode', 'healthy'], waitForPort: 7070 }),
     ]);
-    operator = await startOperator({
-      role: 'all',
-      kubeconfig: cluster.kubeconfigPath,
-      redisUrl: redis.url,
-      port: 0,
-      concurrency: 4,
-      targetConcurrency: 4,
-      leaderElect: true,
-      leaseNamespace: NS,
-      leaseName: 'mapleakprobe-controller',
-      identity: 'test-operator',
-      resyncMs: 60_000,
-    });
+    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS }));
   });
 
   after(async () => {

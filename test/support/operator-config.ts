@@ -1,0 +1,20 @@
+import type { OperatorConfig } from '../../src/cli/operator.js';
+import type { Cluster } from '../cluster/cluster.js';
+
+/** An in-process operator for tests: all roles, any free HTTP port, the given cluster and Redis. */
+export function testOperatorConfig(cluster: Pick<Cluster, 'kubeconfigPath'>, redisUrl: string, overrides: Partial<OperatorConfig> = {}): OperatorConfig {
+  return {
+    role: 'all',
+    kubeconfig: cluster.kubeconfigPath,
+    redisUrl,
+    port: 0,
+    concurrency: 4,
+    targetConcurrency: 4,
+    leaderElect: true,
+    leaseNamespace: 'default',
+    leaseName: 'mapleakprobe-controller',
+    identity: 'test-operator',
+    resyncMs: 60_000,
+    ...overrides,
+  };
+}
