@@ -69,9 +69,15 @@ export class SeriesStore {
       .set(this.key(probe, 'c', capture.id), JSON.stringify(stored), 'EX', ttlSeconds)
       .set(this.key(probe, 'p', capture.id), capture.proto, 'EX', ttlSeconds)
       .zadd(series, capture.snapshot.time.getTime(), capture.id)
-      .zremrangebyrank(series, 0, -(window + 1))
       .expire(series, ttlSeconds)
       .exec();
+    // Captures that fell out of the window go at once, profiles included.
+    const expired = await this.redis.zrange(series, '0', String(-(window + 1)));
+    if (expired.length > 0) {
+      const pipeline = this.redis.multi().zrem(series, ...expired);
+      for (const id of expired) pipeline.del(this.key(probe, 'c', id), this.key(probe, 'p', id));
+      await pipeline.exec();
+    }
   }
 
   async captures(probe: string, podUid: string): Promise<CaptureRef[]> {

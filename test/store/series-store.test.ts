@@ -43,6 +43,9 @@ describe('series store in a real Redis', () => {
   test('the window keeps only the newest captures', async () => {
     for (let i = 10; i < 20; i++) await store.addCapture('ns/w', 'pod-1', { id: `w${i}`, snapshot: snapshot(i), proto }, 4, 600);
     assert.deepEqual((await store.captures('ns/w', 'pod-1')).map((r) => r.id), ['w16', 'w17', 'w18', 'w19']);
+    assert.equal(await store.profile('ns/w', 'w15'), null, 'a capture out of the window is deleted, profile included');
+    assert.equal(await client.exists('mlp:ns/w:c:w10'), 0);
+    assert.ok((await store.profile('ns/w', 'w16'))?.equals(proto));
   });
 
   test('targets of vanished pods and whole probes are forgotten', async () => {
