@@ -84,7 +84,7 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
     assert.equal(probe.status?.targets?.[4]?.name, 'good', 'failing targets are listed first');
   });
 
-  test('two replicas: exactly one leads; a killed leader is replaced within the lease time', async () => {
+  test('two replicas: exactly one leads; a killed leader is replaced within the lease time', async (t) => {
     const [a] = operators as [OperatorProcess];
     const b = await startReplica('replica-b');
     await waitFor('a settled leadership', async () => (await a.leader()) === 1 && (await b.leader()) === 0, 20_000);
@@ -97,7 +97,11 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
     await a.kill('SIGKILL');
     await waitFor('replica-b to take over', async () => (await b.leader()) === 1, LEASE_MS + 15_000, 250);
     const failoverMs = Date.now() - killedAt;
-    assert.ok(failoverMs <= LEASE_MS + 2 * 2000 + 1000, `failover took ${failoverMs} ms`);
+    // Worst case: the follower saw the last renewal up to one retry period
+    // (2 s) after it happened, waits the lease (15 s) from then, and takes
+    // over at its next retry (2 s); plus polling and a loaded machine.
+    t.diagnostic(`failover took ${failoverMs} ms`);
+    assert.ok(failoverMs <= LEASE_MS + 2 * 2000 + 3000, `failover took ${failoverMs} ms`);
     // The new leader reconciles: a new probe gets its scheduler.
     await createProbe('after-failover', 'mixed');
     await waitFor('scheduler from the new leader', async () => (await queue.getJobScheduler(`${NS}/after-failover`)) !== undefined, 20_000);
