@@ -15,6 +15,7 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -143,7 +144,11 @@ func main() {
 	lifetime := flag.Duration("max-lifetime", 10*time.Minute, "exit after this long (a safety net for tests)")
 	sessionsPerTick := flag.Int("sessions-per-tick", 1500, "new sessions per 100ms tick")
 	mode := flag.String("mode", "all", "all: every pattern; retained: drained maps, no growth; healthy: steady and churning maps only")
+	memProfileRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate (0: the runtime's default, 512 KiB)")
 	flag.Parse()
+	if *memProfileRate > 0 {
+		runtime.MemProfileRate = *memProfileRate
+	}
 	growing := *mode == "all"
 	if *mode != "all" && *mode != "retained" && *mode != "healthy" {
 		log.Fatalf("unknown -mode %q", *mode)
