@@ -5,7 +5,13 @@ const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /** A JSON merge patch of the status: a field set to null is removed. */
 export type StatusPatch = { [K in keyof MapLeakProbeStatus]?: MapLeakProbeStatus[K] | null };
-const MAX_CONFLICT_RETRIES = 5;
+const MAX_CONFLICT_RETRIES = 10;
+
+/** Jittered, growing pauses between conflicting writes, so racing writers spread out. */
+function conflictBackoff(attempt: number): Promise<void> {
+  const ms = Math.min(500, 10 * 2 ** attempt) * (0.5 + Math.random());
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 export function isNotFound(err: unknown): boolean {
   return (err as { code?: number }).code === 404;
@@ -69,7 +75,10 @@ export class ProbeClient {
           MERGE_PATCH,
         )) as MapLeakProbe;
       } catch (err) {
-        if (isConflict(err) && attempt < MAX_CONFLICT_RETRIES) continue;
+        if (isConflict(err) && attempt < MAX_CONFLICT_RETRIES) {
+          await conflictBackoff(attempt);
+          continue;
+        }
         if (isNotFound(err)) return undefined;
         throw err;
       }

@@ -121,6 +121,8 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
   test('status writes that race each other: conflicts are retried on the fresh object, no update is lost', async () => {
     const client = new ProbeClient(kc);
     await probes.create('conflict', probeSpec('nobody', { suspend: true }));
+    // Let the controller finish its own writes (finalizer, Ready) first.
+    await waitFor('controller settled', async () => condition(await getProbe('conflict'), 'Ready')?.reason === 'Suspended', 20_000, 200);
     let attempts = 0;
     // Five writers increment the same field at once: only optimistic
     // concurrency (resourceVersion, 409, retry) ends at exactly 5.
