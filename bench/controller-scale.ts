@@ -25,7 +25,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +40,7 @@ import { SymbolCache } from '../src/capture/symbol-cache.js';
 import { CAPTURE_QUEUE } from '../src/queue/names.js';
 import { SeriesStore } from '../src/store/series-store.js';
 import { applyManifestFile, loadKubeConfig, startCluster, stopCluster, waitForCrdsEstablished, type Cluster } from '../test/cluster/cluster.js';
-import { startRedis, type RedisServer } from '../test/cluster/redis.js';
+import { freeLoopbackPort, startRedis, type RedisServer } from '../test/cluster/redis.js';
 import { CACHE_DIR, CLI, repoPath } from '../test/support/paths.js';
 
 const CLUSTER = 'bench';
@@ -106,17 +105,6 @@ async function retrying<T>(what: string, fn: () => Promise<T>, attempts = 5): Pr
       await sleep(200 * attempt);
     }
   }
-}
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;

@@ -30,8 +30,4 @@ export class SymbolCache {
     const table = this.table(binaryKey);
     return pcs.filter((pc) => !table.has(pc));
   }
-
-  get size(): number {
-    return this.byBinary.size;
-  }
 }

@@ -33,8 +33,6 @@ export class ClusterRegistry {
 
   constructor(private readonly localConfig: KubeConfig) {}
 
-  readonly localCore = (): CoreV1Api => this.localConfig.makeApiClient(CoreV1Api);
-
   async forProbe(probe: MapLeakProbe, localCore: CoreV1Api): Promise<TargetCluster> {
     const ref = probe.spec.cluster;
     if (!ref) {

@@ -147,10 +147,6 @@ export class ProbeController {
     }
   }
 
-  get queueLength(): number {
-    return this.work.length;
-  }
-
   async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
     this.work.stop();

@@ -15,8 +15,6 @@ export interface ReconcilerDeps {
   store: SeriesStore;
   metrics: OperatorMetrics;
   log: Logger;
-  /** Reads from the informer cache; falls back to the API server when absent. */
-  cached?: (key: string) => MapLeakProbe | undefined;
   now?: () => Date;
 }
 

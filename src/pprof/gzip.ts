@@ -1,4 +1,4 @@
-import { gunzipSync, constants } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
 import { ProfileError } from './errors.js';
 
 export function isGzip(bytes: Uint8Array): boolean {
@@ -24,4 +24,3 @@ export function gunzipLimited(bytes: Uint8Array, maxBytes: number): Buffer {
   }
 }
 
-export { constants as zlibConstants };

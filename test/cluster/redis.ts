@@ -50,7 +50,8 @@ export async function startRedis(options: { timeoutMs?: number; port?: number } 
   return { url: `redis://127.0.0.1:${port}`, host: '127.0.0.1', port, dir, stop };
 }
 
-function freeLoopbackPort(): Promise<number> {
+/** A TCP port nothing listens on right now, on 127.0.0.1. */
+export function freeLoopbackPort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.once('error', reject);

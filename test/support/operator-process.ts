@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freeLoopbackPort } from '../cluster/redis.js';
 import { CLI } from './paths.js';
 
 export interface OperatorProcess {
@@ -13,14 +13,8 @@ export interface OperatorProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A free loopback port (for servers the test starts itself). */
+export const freePort = freeLoopbackPort;
 
 /** `mapleak operator` as a separate process, as it runs in a pod, so tests can SIGKILL it. */
 export async function spawnOperator(options: { kubeconfig: string; redisUrl: string; identity: string; leaseNamespace: string; args?: string[] }): Promise<OperatorProcess> {
