@@ -180,7 +180,11 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       (stopping ??= (async () => {
         log.info('operator stopping');
         clearInterval(queueGauge);
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        // close() waits for idle keep-alive connections (e.g. a scraper's): end them too.
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+        await closed;
         if (elector) await elector.stop();
         else await controller?.stop();
         await worker?.close();

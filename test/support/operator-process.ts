@@ -52,7 +52,10 @@ export async function spawnOperator(options: { kubeconfig: string; redisUrl: str
     leader,
     kill: async (signal) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      // A process that ignores SIGTERM must not hang the suite: it is killed after 15 s.
+      const force = setTimeout(() => child.kill('SIGKILL'), 15_000);
       await exited;
+      clearTimeout(force);
     },
   };
 }
