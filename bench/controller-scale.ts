@@ -828,7 +828,7 @@ async function captureLoop(redis: Redis, baseUrl: string, serverPid: number, opt
     const n = seq++;
     const pod = pods[n % pods.length] as string;
     const symbols = options.coldSymbols ? new SymbolCache() : sharedSymbols;
-    const capture = await captureHeap(client, { maxBytes: 64 * 1024 * 1024 }, symbols);
+    const capture = await captureHeap(client, { limits: { maxBytes: 64 * 1024 * 1024 }, symbols, scope: pod });
     // The fixtures carry their own timestamp: give each capture its own minute so the window is a real series.
     const time = new Date(base + Math.floor(n / pods.length) * 60_000);
     const id = createHash('sha256').update(`job-${n}|${pod}`).digest('hex').slice(0, 24);

@@ -1,7 +1,7 @@
 import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
 import { debug1ToHeapProfile, parseDebug1Heap, unnamedPcs } from '../pprof/debug1.js';
 import { ProfileError } from '../pprof/errors.js';
-import { formatSymbolRequest, parseSymbolResponse, type SymbolTable } from '../pprof/symbols.js';
+import { parseSymbolResponse, symbolQueries, type SymbolTable } from '../pprof/symbols.js';
 import type { HeapProfile } from '../pprof/types.js';
 import { CaptureError } from './errors.js';
 import type { SymbolCache } from './symbol-cache.js';
@@ -11,7 +11,6 @@ export interface PprofClient {
   /** For messages and the symbol cache when the profile carries no build id. */
   readonly description: string;
   get(path: string, maxBytes: number): Promise<Buffer>;
-  post(path: string, body: string, maxBytes: number): Promise<Buffer>;
 }
 
 export interface HeapCapture {
@@ -28,22 +27,33 @@ export interface HeapCapture {
   warnings: string[];
 }
 
-const MAX_SYMBOL_BATCH = 4096;
+export interface CaptureOptions {
+  limits: DecodeLimits;
+  symbols: SymbolCache;
+  /**
+   * Whose process this is, as the caller verified it (the operator: the
+   * pod's namespace and uid). Symbol tables are keyed by scope and build id,
+   * so a target that claims another binary's build id cannot change what
+   * anyone else's analysis reads.
+   */
+  scope: string;
+  /** Symbol requests one capture may make; PCs beyond them stay unnamed (a warning says so). */
+  maxSymbolRequests?: number;
+  now?: () => Date;
+}
+
+export const DEFAULT_MAX_SYMBOL_REQUESTS = 64;
 
 /**
  * One capture of a live process: proto heap profile (timestamp, build id,
  * raw bytes to download), debug=1 text (raw PCs with the hidden runtime
  * frames) and the names of new PCs from /symbol. Never forces a GC.
  */
-export async function captureHeap(
-  client: PprofClient,
-  limits: DecodeLimits,
-  symbolCache: SymbolCache,
-  now: () => Date = () => new Date(),
-): Promise<HeapCapture> {
+export async function captureHeap(client: PprofClient, options: CaptureOptions): Promise<HeapCapture> {
+  const { limits, symbols: symbolCache } = options;
   const proto = await client.get('/heap', limits.maxBytes);
   const protoProfile = decodeHeapProfile(proto, limits);
-  const time = protoProfile.time ?? now();
+  const time = protoProfile.time ?? (options.now ?? (() => new Date()))();
   const warnings: string[] = [];
 
   let debug1: string | undefined;
@@ -61,19 +71,24 @@ export async function captureHeap(
     warnings.push(`debug=1 heap profile: ${(err as Error).message}`);
     return { time, proto, debug1, symbols: new Map(), profile: protoProfile, warnings };
   }
-  const binaryKey = protoProfile.buildId ?? client.description;
+  const binaryKey = `${options.scope}\u0000${protoProfile.buildId ?? ''}`;
   const table = symbolCache.table(binaryKey);
   const missing = symbolCache.missing(binaryKey, unnamedPcs(parsed));
+  const batches = symbolQueries(missing);
+  const allowed = options.maxSymbolRequests ?? DEFAULT_MAX_SYMBOL_REQUESTS;
   try {
-    for (let i = 0; i < missing.length; i += MAX_SYMBOL_BATCH) {
-      const batch = missing.slice(i, i + MAX_SYMBOL_BATCH);
-      const answer = await client.post('/symbol', formatSymbolRequest(batch), limits.maxBytes);
+    for (const query of batches.slice(0, allowed)) {
+      // GET: from a `go 1.22` line on, net/http/pprof's patterns are GET-only (POST answers 405).
+      const answer = await client.get(`/symbol?${query}`, limits.maxBytes);
       for (const [pc, name] of parseSymbolResponse(answer.toString('utf8'))) table.set(pc, name);
     }
   } catch (err) {
     if (!(err instanceof CaptureError || err instanceof ProfileError)) throw err;
     warnings.push(`symbol endpoint: ${err.message}`);
     return { time, proto, debug1, symbols: new Map(), profile: { ...protoProfile }, warnings };
+  }
+  if (batches.length > allowed) {
+    warnings.push(`symbol endpoint: ${batches.length - allowed} of ${batches.length} symbol requests left out (limit ${allowed} per capture)`);
   }
   const symbols: SymbolTable = new Map();
   for (const pc of unnamedPcs(parsed)) {

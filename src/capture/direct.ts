@@ -7,7 +7,5 @@ export function directPprofClient(baseUrl: string, timeoutMs: number): PprofClie
   return {
     description: base,
     get: (path, maxBytes) => fetchBytes(base + path, { timeoutMs, maxBytes }),
-    post: (path, body, maxBytes) =>
-      fetchBytes(base + path, { method: 'POST', body, timeoutMs, maxBytes, headers: { 'content-type': 'text/plain' } }),
   };
 }

@@ -19,7 +19,6 @@ export function apiServerProxyClient(http: KubeHttp, pod: PodTarget, timeoutMs: 
   return {
     description: `pod ${pod.namespace}/${pod.name}:${pod.port} via API server`,
     get: (path, maxBytes) => http.get(base + path, { timeoutMs, maxBytes }),
-    post: (path, body, maxBytes) => http.post(base + path, body, { timeoutMs, maxBytes }),
   };
 }
 

@@ -55,7 +55,7 @@ export async function analyzeUrl(options: AnalyzeUrlOptions): Promise<Report> {
     if (options.signal?.aborted) break;
     let capture: HeapCapture;
     try {
-      capture = await captureHeap(client, options.limits, cache);
+      capture = await captureHeap(client, { limits: options.limits, symbols: cache, scope: options.url });
     } catch (err) {
       // The first failure says the target is wrong; a later one is a blip.
       if (snapshots.length === 0) throw err;

@@ -8,7 +8,6 @@ export interface KubeHttp {
   agent: https.Agent;
   headers: Record<string, string>;
   get(path: string, options: Pick<FetchOptions, 'timeoutMs' | 'maxBytes'>): Promise<Buffer>;
-  post(path: string, body: string, options: Pick<FetchOptions, 'timeoutMs' | 'maxBytes'>): Promise<Buffer>;
 }
 
 export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
@@ -33,6 +32,5 @@ export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
     agent,
     headers,
     get: (path, o) => fetchBytes(server + path, { ...o, agent, headers }),
-    post: (path, body, o) => fetchBytes(server + path, { ...o, method: 'POST', body, agent, headers: { ...headers, 'content-type': 'text/plain' } }),
   };
 }

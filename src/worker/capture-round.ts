@@ -182,7 +182,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     if (pod.portError || pod.port === undefined) throw new CaptureError('BadUrl', pod.portError ?? 'no pprof port');
     const target = { namespace: pod.namespace, name: pod.name, port: pod.port, pathPrefix: probe.spec.pprof.pathPrefix, ...(pod.podIP ? { podIP: pod.podIP } : {}) };
     const client: PprofClient = probe.spec.pprof.transport === 'Direct' ? podDirectClient(target, timeoutMs) : apiServerProxyClient(cluster.http, target, timeoutMs);
-    const capture = await captureHeap(client, limits, deps.symbols, now);
+    const capture = await captureHeap(client, { limits, symbols: deps.symbols, scope: `${pod.namespace}/${pod.uid}`, now });
     // The same job retried gives the same id: the capture is overwritten, not duplicated.
     const id = createHash('sha256').update(`${jobId}|${pod.uid}`).digest('hex').slice(0, 24);
     await deps.store.addCapture(key, pod.uid, { id, snapshot: { ...attributeProfile(capture.profile), time: capture.time }, proto: capture.proto }, window, ttlSeconds);

@@ -80,19 +80,21 @@ describe('captureHeap', () => {
     server = await startServer((req, res) => {
       if (req.url === '/debug/pprof/heap') return res.end(proto);
       if (req.url === '/debug/pprof/heap?debug=1') return res.end(debug1);
-      if (req.url === '/debug/pprof/symbol' && req.method === 'POST') {
+      const url = new URL(req.url ?? '/', 'http://target');
+      if (url.pathname === '/debug/pprof/symbol') {
+        // Like net/http/pprof in a module that says go >= 1.22: GET-only patterns.
+        if (req.method !== 'GET') {
+          res.writeHead(405);
+          return res.end('Method Not Allowed');
+        }
         symbolRequests++;
         if (symbolsBroken) {
           res.writeHead(404);
           return res.end('404 page not found');
         }
-        let body = '';
-        req.on('data', (c: Buffer) => (body += c.toString()));
-        return req.on('end', () => {
-          const wanted = new Set(body.split('+'));
-          const lines = symbols.toString('utf8').split('\n').slice(1).filter((l) => wanted.has(l.split(' ')[0] ?? ''));
-          res.end(`num_symbols: 1\n${lines.join('\n')}\n`);
-        });
+        const wanted = new Set(url.search.slice(1).split('+'));
+        const lines = symbols.toString('utf8').split('\n').slice(1).filter((l) => wanted.has(l.split(' ')[0] ?? ''));
+        return res.end(`num_symbols: 1\n${lines.join('\n')}\n`);
       }
       res.writeHead(404);
       res.end('404 page not found');
@@ -103,21 +105,32 @@ describe('captureHeap', () => {
   test('fetches proto, debug=1 and symbols; a second capture of the same binary asks for no symbols', async () => {
     const cache = new SymbolCache();
     const client = directPprofClient(`${server.url}/debug/pprof`, 5000);
-    const first = await captureHeap(client, LIMITS, cache);
+    const first = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-a' });
     assert.deepEqual(first.warnings, []);
     assert.ok(first.proto.equals(proto), 'raw proto kept byte for byte');
     assert.ok(first.profile.records.every((r) => r.hiddenFrames === 'resolved'));
     assert.ok(first.time.getFullYear() >= 2026);
-    assert.equal(symbolRequests, 1);
-    const second = await captureHeap(client, LIMITS, cache);
-    assert.equal(symbolRequests, 1, 'symbols cached per binary');
+    const asked = symbolRequests;
+    assert.ok(asked >= 1);
+    const second = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-a' });
+    assert.equal(symbolRequests, asked, 'symbols cached per binary');
     assert.equal(second.symbols.size, first.symbols.size);
+    // Another target claiming the same build id gets a table of its own.
+    await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-b' });
+    assert.equal(symbolRequests, 2 * asked, 'tables are not shared across scopes');
+  });
+
+  test('symbol requests per capture are capped, and the capture says what it left out', async () => {
+    const before = symbolRequests;
+    const capture = await captureHeap(directPprofClient(`${server.url}/debug/pprof`, 5000), { limits: LIMITS, symbols: new SymbolCache(), scope: 'capped', maxSymbolRequests: 0 });
+    assert.equal(symbolRequests, before);
+    assert.match(capture.warnings.join(), /symbol requests left out \(limit 0 per capture\)/);
   });
 
   test('without a symbol endpoint the capture still counts, with a warning', async () => {
     symbolsBroken = true;
     try {
-      const capture = await captureHeap(directPprofClient(`${server.url}/debug/pprof`, 5000), LIMITS, new SymbolCache());
+      const capture = await captureHeap(directPprofClient(`${server.url}/debug/pprof`, 5000), { limits: LIMITS, symbols: new SymbolCache(), scope: 'broken' });
       assert.equal(capture.profile.format, 'proto');
       assert.match(capture.warnings.join(), /symbol endpoint: .*HTTP 404/);
     } finally {
@@ -128,7 +141,7 @@ describe('captureHeap', () => {
   test('a target that is not pprof fails the capture with a profile error', async () => {
     const page = await startServer((_req, res) => res.end(NOT_FOUND_PAGE));
     try {
-      await assert.rejects(captureHeap(directPprofClient(page.url, 5000), LIMITS, new SymbolCache()), (err: unknown) => err instanceof ProfileError && err.code === 'HtmlPage');
+      await assert.rejects(captureHeap(directPprofClient(page.url, 5000), { limits: LIMITS, symbols: new SymbolCache(), scope: 'page' }), (err: unknown) => err instanceof ProfileError && err.code === 'HtmlPage');
     } finally {
       await page.close();
     }

@@ -3,14 +3,15 @@
 //   cluster:up      [--name NAME]
 //   cluster:down    [--name NAME] [--keep-state]
 //   cluster:run-pod --name POD [--namespace NS] [--labels k=v,...] [--cluster NAME]
-//                   [--go 1.19] [--no-wait] PATH [-- ARGS...]
+//                   [--go 1.19] [--go-line old] [--no-wait] PATH [-- ARGS...]
+import type { GoLine, GoToolchain } from './go-build.js';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CLUSTER_NAME, readCluster, runPod, startCluster, stopCluster } from './cluster.js';
 
 const USAGE = `usage:
   cluster:up   [--name NAME]
   cluster:down [--name NAME] [--keep-state]
-  cluster:run-pod --name POD [--namespace NS] [--labels k=v,...] [--cluster NAME] [--go 1.19] [--no-wait] PATH [-- ARGS...]`;
+  cluster:run-pod --name POD [--namespace NS] [--labels k=v,...] [--cluster NAME] [--go 1.19] [--go-line old] [--no-wait] PATH [-- ARGS...]`;
 
 function say(message: string): void {
   console.log(`[cluster] ${message}`);
@@ -49,6 +50,7 @@ async function runPodCommand(argv: string[]): Promise<void> {
       labels: { type: 'string' },
       cluster: { type: 'string' },
       go: { type: 'string' },
+      'go-line': { type: 'string' },
       'no-wait': { type: 'boolean' },
     },
   });
@@ -63,11 +65,22 @@ async function runPodCommand(argv: string[]): Promise<void> {
     labels: parseLabels(values.labels),
     path,
     args: programArgs,
-    goVersion: values.go,
+    goVersion: parseToolchain(values.go),
+    goLine: parseGoLine(values['go-line']),
     waitForPort: values['no-wait'] ? null : undefined,
   });
   say(`pod ${pod.namespace}/${pod.name} Running at ${pod.podIp} (netns ${pod.netns}, pid ${pod.pid})`);
   say(`logs: ${pod.logFile}; deleting the pod stops the program`);
+}
+
+function parseToolchain(value: string | undefined): GoToolchain | undefined {
+  if (value === undefined || value === '1.19' || value === '1.26') return value;
+  throw new UsageError(`--go takes 1.19 or 1.26, not ${value}`);
+}
+
+function parseGoLine(value: string | undefined): GoLine | undefined {
+  if (value === undefined || value === 'old' || value === 'current') return value;
+  throw new UsageError(`--go-line takes old or current, not ${value}`);
 }
 
 export function parseLabels(text: string | undefined): Record<string, string> {

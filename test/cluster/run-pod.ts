@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import type { Cluster } from './cluster.js';
+import { buildGoProgram, type GoLine, type GoToolchain } from './go-build.js';
 import { createPodNetwork, deletePodNetwork } from './netns.js';
 import { isOurProcess, run, startDaemon, stopProcess, waitFor } from './processes.js';
 
@@ -20,8 +21,10 @@ export interface RunPodOptions {
   /** A Go main package directory (built here) or an executable. Relative paths are from the repo root. */
   path: string;
   args?: string[];
-  /** Build with Debian's /usr/lib/go-<goVersion>/bin/go (e.g. "1.19") instead of the machine's Go. */
-  goVersion?: string;
+  /** Build with Debian's Go 1.19 (classic maps) instead of the machine's Go 1.26. */
+  goVersion?: GoToolchain;
+  /** The go line written into the program's go.mod (default: current, as real services have). */
+  goLine?: GoLine;
   /** Extra environment for the program (GODEBUG=gctrace=1 is always set unless overridden). */
   env?: Record<string, string>;
   /** Wait until this port accepts connections on the pod IP (default 6060; null to not wait). */
@@ -165,22 +168,7 @@ async function resolveProgram(cluster: Cluster, options: RunPodOptions, podDir: 
   const path = resolve(cluster.repoRoot, options.path);
   if (!existsSync(path)) throw new Error(`run-pod: ${path} does not exist`);
   if (!statSync(path).isDirectory()) return path;
-  const output = join(podDir, 'program');
-  await buildGoProgram(path, output, options.goVersion);
-  return output;
-}
-
-async function buildGoProgram(packageDir: string, output: string, goVersion: string | undefined): Promise<void> {
-  let go = 'go';
-  const env: NodeJS.ProcessEnv = { ...process.env, CGO_ENABLED: '0' };
-  if (goVersion !== undefined) {
-    go = `/usr/lib/go-${goVersion}/bin/go`;
-    if (!existsSync(go)) throw new Error(`${go} is missing; install Debian's golang-${goVersion}-go`);
-    // An old toolchain must not try to switch toolchains or reject the machine's GOFLAGS.
-    env.GOTOOLCHAIN = 'local';
-    env.GOFLAGS = '-mod=mod -buildvcs=false';
-  }
-  await run(go, ['build', '-o', output, '.'], { cwd: packageDir, env, timeoutMs: 300_000 });
+  return buildGoProgram(path, { toolchain: options.goVersion ?? '1.26', goLine: options.goLine ?? 'current' });
 }
 
 async function ensureNamespace(core: k8s.CoreV1Api, namespace: string): Promise<void> {

@@ -7,7 +7,7 @@ import {
   debug1ToHeapProfile,
   parseDebug1Heap,
   parseSymbolResponse,
-  formatSymbolRequest,
+  symbolQueries,
   scaleHeapSample,
   unnamedPcs,
   ProfileError,
@@ -105,8 +105,12 @@ describe('scaleHeapSample', () => {
 });
 
 describe('symbols', () => {
-  test('request body and response parsing', () => {
-    assert.equal(formatSymbolRequest([0x401000, 0x4a5b6c]), '0x401000+0x4a5b6c');
+  test('GET queries batched, and the response parsed', () => {
+    assert.deepEqual(symbolQueries([0x401000, 0x4a5b6c]), ['0x401000+0x4a5b6c']);
+    const many = Array.from({ length: 2000 }, (_, i) => 0x7f0000000000 + i * 16);
+    const queries = symbolQueries(many);
+    assert.ok(queries.length > 1 && queries.every((q) => q.length <= 3000), 'batched so a request line stays short');
+    assert.deepEqual(queries.join('+').split('+'), many.map((pc) => `0x${pc.toString(16)}`), 'every PC once, in order');
     const table = parseSymbolResponse('num_symbols: 1\n0x401000 main.main\n0x4a5b6c runtime.makeBucketArray\n\n');
     assert.equal(table.get(0x401000), 'main.main');
     assert.equal(table.get(0x4a5b6c), 'runtime.makeBucketArray');

@@ -1,34 +1,19 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CACHE_DIR, repoPath } from './paths.js';
+import { buildGoProgram, type GoLine, type GoToolchain } from '../cluster/go-build.js';
+import { repoPath } from './paths.js';
 
-export type GoVersion = '1.19' | '1.26';
+export { GO_LINES, type GoLine } from '../cluster/go-build.js';
 
-/** Debian's golang-1.19-go gives classic maps; the machine's Go gives swiss maps. */
-export const GO_BINARIES: Record<GoVersion, string> = {
-  '1.19': '/usr/lib/go-1.19/bin/go',
-  '1.26': process.env.GO ?? 'go',
-};
+export type GoVersion = GoToolchain;
 
-/** Builds a Go main package under test/targets with one toolchain, cached by source hash. */
-export function buildTarget(name: string, version: GoVersion): string {
-  const dir = repoPath('test', 'targets', name);
-  const hash = createHash('sha256');
-  for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
-  const out = join(CACHE_DIR, 'targets', `${name}-go${version}-${hash.digest('hex').slice(0, 12)}`);
-  if (existsSync(out)) return out;
-  mkdirSync(join(CACHE_DIR, 'targets'), { recursive: true });
-  const result = spawnSync(GO_BINARIES[version], ['build', '-o', out, '.'], {
-    cwd: dir,
-    env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' },
-    encoding: 'utf8',
-  });
-  if (result.status !== 0) {
-    throw new Error(`go${version} build of ${name} failed: ${result.error?.message ?? result.stderr}`);
-  }
-  return out;
+/**
+ * Builds a Go main package under test/targets with one toolchain and go line
+ * (default: a current go line, as real services have), cached by source.
+ */
+export function buildTarget(name: string, version: GoVersion, goLine: GoLine = 'current'): Promise<string> {
+  return buildGoProgram(repoPath('test', 'targets', name), { toolchain: version, goLine });
 }
 
 export interface RunningTarget {

@@ -32,7 +32,7 @@ export function leakyEndToEnd(version: GoVersion): void {
     let live: Report;
 
     before(async () => {
-      target = await startTarget(buildTarget('leaky', version), work, ['-memprofilerate', String(MEM_PROFILE_RATE)]);
+      target = await startTarget(await buildTarget('leaky', version), work, ['-memprofilerate', String(MEM_PROFILE_RATE)]);
       // In-use figures are those of the last finished GC cycle: let a few pass.
       await new Promise((resolve) => setTimeout(resolve, 3000));
     });
