@@ -75,9 +75,19 @@ export async function analyzeUrl(options: AnalyzeUrlOptions): Promise<Report> {
 }
 
 /** Accepts http://host:port, .../debug/pprof or .../debug/pprof/heap. */
+/**
+ * Where pprof is served: a bare host means net/http/pprof's /debug/pprof;
+ * any other path is the prefix a service mounted the handlers under.
+ */
 export function pprofBase(url: string): string {
   const trimmed = url.replace(/\/+$/, '').replace(/\/heap$/, '');
-  return /\/debug\/pprof$/.test(trimmed) ? trimmed : `${trimmed}/debug/pprof`;
+  let path = '';
+  try {
+    path = new URL(trimmed).pathname;
+  } catch {
+    return trimmed; // fetching reports the bad URL
+  }
+  return path === '' || path === '/' ? `${trimmed}/debug/pprof` : trimmed;
 }
 
 async function saveCapture(dir: string, n: number, capture: HeapCapture): Promise<void> {

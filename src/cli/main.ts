@@ -22,7 +22,9 @@ share a name stem (x.pb.gz, x.txt, x.sym) are one capture.
 Options:
   --json                 print exactly one JSON object
   --gctrace FILE         GODEBUG=gctrace=1 output of the same process
-  --url URL              capture a live net/http/pprof target (never forces a GC)
+  --url URL              capture a live net/http/pprof target (never forces a GC);
+                         a bare host means HOST/debug/pprof, any other path is
+                         the prefix the handlers are mounted under
   --every DURATION       time between live captures (default 10s)
   --count N              live captures to take (default 6)
   --save DIR             keep each live capture as DIR/capture-NNN.{pb.gz,txt,sym}

@@ -45,8 +45,10 @@ export async function buildGoProgram(packageDir: string, options: GoBuildOptions
   const output = join(CACHE, 'bin', `${name}-go${toolchain}-${goLine}-${key}`);
   if (existsSync(output)) return output;
 
-  const source = join(CACHE, 'src', `${name}-${goLine}-${key}`);
+  // .../<key>/<name>/: profiles keep showing the package's own directory name.
+  const source = join(CACHE, 'src', `${goLine}-${key}`, name);
   const staging = `${source}.${process.pid}.${Date.now()}`;
+  mkdirSync(join(source, '..'), { recursive: true });
   cpSync(dir, staging, { recursive: true });
   rewriteGoLine(join(staging, 'go.mod'), GO_LINE_VERSION[goLine]);
   if (!existsSync(source)) {

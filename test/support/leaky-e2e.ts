@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Report } from '../../src/analysis/report.js';
 import { runCli } from './cli.js';
-import { buildTarget, siteLines, startTarget, type GoVersion, type RunningTarget } from './go-targets.js';
+import { buildTarget, siteLines, startTarget, type GoLine, type GoVersion, type RunningTarget } from './go-targets.js';
 import { assertLeakyFindings, assertReportShape, findingAt } from './leaky-expectations.js';
 
 const CAPTURES = 10;
@@ -17,14 +17,26 @@ const CAPTURES = 10;
  */
 const MEM_PROFILE_RATE = 128 * 1024;
 
+export interface LeakyFlavour {
+  /** The go line of the target's go.mod (default current: GET-only pprof patterns on Go >= 1.22). */
+  goLine?: GoLine;
+  /** Serve pprof on the target's own mux under this prefix instead of /debug/pprof/. */
+  pprofPrefix?: string;
+  /** Also check the saved captures offline (once per toolchain is enough). */
+  offline?: boolean;
+}
+
 /**
- * Builds test/targets/leaky with one Go toolchain, runs it live on loopback
- * and checks every site's kind and pattern: live (--url), offline from the
- * saved files, and offline from the proto profiles alone.
+ * Builds test/targets/leaky with one Go toolchain and go line, runs it live
+ * on loopback and checks every site's kind and pattern: live (--url), and
+ * optionally offline from the saved files and from the proto profiles alone.
  */
-export function leakyEndToEnd(version: GoVersion): void {
+export function leakyEndToEnd(version: GoVersion, flavour: LeakyFlavour = {}): void {
   const impl = version === '1.19' ? 'classic' : 'swiss';
-  describe(`leaky target built with Go ${version} (${impl} maps)`, () => {
+  const goLine = flavour.goLine ?? 'current';
+  const offline = flavour.offline ?? true;
+  const how = `${goLine} go line${flavour.pprofPrefix ? `, pprof at ${flavour.pprofPrefix}` : ''}`;
+  describe(`leaky target built with Go ${version} (${impl} maps, ${how})`, () => {
     const lines = siteLines('leaky');
     const work = mkdtempSync(join(tmpdir(), `mapleak-go${version}-`));
     const saved = join(work, 'captures');
@@ -32,24 +44,30 @@ export function leakyEndToEnd(version: GoVersion): void {
     let live: Report;
 
     before(async () => {
-      target = await startTarget(await buildTarget('leaky', version), work, ['-memprofilerate', String(MEM_PROFILE_RATE)]);
+      const prefixArgs = flavour.pprofPrefix ? ['-pprof-prefix', flavour.pprofPrefix] : [];
+      target = await startTarget(await buildTarget('leaky', version, goLine), work, ['-memprofilerate', String(MEM_PROFILE_RATE), ...prefixArgs]);
       // In-use figures are those of the last finished GC cycle: let a few pass.
       await new Promise((resolve) => setTimeout(resolve, 3000));
     });
     after(() => target?.stop());
 
     test('live: mapleak analyze --url finds every site', async () => {
-      const result = await runCli(['analyze', '--url', target.url, '--every', '2s', '--count', String(CAPTURES), '--save', saved, '--gctrace', target.stderrPath, '--json']);
+      const url = flavour.pprofPrefix ? `${target.url}${flavour.pprofPrefix}` : target.url;
+      const result = await runCli(['analyze', '--url', url, '--every', '2s', '--count', String(CAPTURES), '--save', saved, '--gctrace', target.stderrPath, '--json']);
       assert.equal(result.code, 0, result.stderr);
       live = JSON.parse(result.stdout) as Report;
       assertReportShape(live, CAPTURES);
       assert.equal(live.mapImpl, impl);
       assertLeakyFindings(live, lines, impl);
-      for (const f of live.findings.filter((f) => f.kind === 'map')) assert.equal(f.evidence, 'symbolized');
+      // The symbol lookup must work whatever the go line: losing it drops every finding to size signatures.
+      assert.equal(live.warnings.length, 0, `no warnings: ${live.warnings.join('; ')}`);
+      for (const f of live.findings.filter((f) => f.kind === 'map')) assert.equal(f.evidence, 'symbolized', `${f.site.function}:${f.site.line} evidence`);
       assert.ok(live.gc && live.gc.cycles > 3 && live.gc.liveHeapBytes > 0, 'gctrace read');
       assert.equal(live.gc.skippedLines, 0);
       assert.ok(live.gc.liveHeapGrowthBytesPerHour > 0, 'the target leaks, so its live heap rises');
     });
+
+    if (!offline) return;
 
     test('offline: the saved captures (proto + debug=1 + symbols) give the same verdicts', async () => {
       assert.equal(readdirSync(saved).length, 3 * CAPTURES);

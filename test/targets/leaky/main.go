@@ -13,7 +13,7 @@ import (
 	"log"
 	"net"
 	"net/http"
-	_ "net/http/pprof"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"strconv"
@@ -133,6 +133,21 @@ func leakBuffers() {
 	rawLeak = append(rawLeak, make([]byte, 48<<10)) // SITE other-growing-buffers
 }
 
+// pprofMux is nil (DefaultServeMux, where importing net/http/pprof
+// registers /debug/pprof/) or, as many services do, a mux of the service's
+// own with the handlers mounted under another prefix.
+func pprofMux(prefix string) http.Handler {
+	if prefix == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle(prefix+"heap", pprof.Handler("heap"))
+	mux.Handle(prefix+"allocs", pprof.Handler("allocs"))
+	mux.HandleFunc(prefix+"symbol", pprof.Symbol)
+	mux.HandleFunc(prefix+"cmdline", pprof.Cmdline)
+	return mux
+}
+
 var (
 	retainedBlobs map[int64]blob
 	retainedItems map[point]*item
@@ -145,6 +160,7 @@ func main() {
 	sessionsPerTick := flag.Int("sessions-per-tick", 1500, "new sessions per 100ms tick")
 	mode := flag.String("mode", "all", "all: every pattern; retained: drained maps, no growth; healthy: steady and churning maps only")
 	memProfileRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate (0: the runtime's default, 512 KiB)")
+	pprofPrefix := flag.String("pprof-prefix", "", "serve pprof on a mux of our own under this prefix (e.g. /internal/pprof/) instead of DefaultServeMux's /debug/pprof/")
 	flag.Parse()
 	if *memProfileRate > 0 {
 		runtime.MemProfileRate = *memProfileRate
@@ -164,7 +180,7 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("listening on %s\n", ln.Addr())
-	go func() { log.Fatal(http.Serve(ln, nil)) }()
+	go func() { log.Fatal(http.Serve(ln, pprofMux(*pprofPrefix))) }()
 	time.AfterFunc(*lifetime, func() { os.Exit(0) })
 
 	store := &sessionStore{byID: make(map[string]*session)}
