@@ -6,6 +6,6 @@ export function directPprofClient(baseUrl: string, timeoutMs: number): PprofClie
   const base = baseUrl.replace(/\/+$/, '');
   return {
     description: base,
-    get: (path, maxBytes) => fetchBytes(base + path, { timeoutMs, maxBytes }),
+    get: (path, maxBytes, timeout) => fetchBytes(base + path, { timeoutMs: timeout ?? timeoutMs, maxBytes }),
   };
 }

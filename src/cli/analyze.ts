@@ -9,7 +9,8 @@ import { directPprofClient } from '../capture/direct.js';
 import { SymbolCache } from '../capture/symbol-cache.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
-import { groupCaptureFiles, loadCapture } from './files.js';
+import { groupCaptureFiles, loadCaptures } from './files.js';
+import { formatBytes } from './units.js';
 
 export interface AnalyzeFilesOptions {
   files: string[];
@@ -19,10 +20,8 @@ export interface AnalyzeFilesOptions {
 }
 
 export async function analyzeFiles(options: AnalyzeFilesOptions): Promise<Report> {
-  const groups = groupCaptureFiles(options.files);
   const snapshots: TimedSnapshot[] = [];
-  for (const group of groups) {
-    const capture = await loadCapture(group, options.limits);
+  for await (const capture of loadCaptures(groupCaptureFiles(options.files), options.limits)) {
     snapshots.push({ ...attributeProfile(capture.profile), time: capture.time });
   }
   const gc = options.gctrace ? await readGcTrace(options.gctrace, options.limits.maxBytes) : undefined;
@@ -67,7 +66,8 @@ export async function analyzeUrl(options: AnalyzeUrlOptions): Promise<Report> {
     if (options.saveDir) await saveCapture(options.saveDir, i + 1, capture);
     const snapshot = attributeProfile(capture.profile);
     snapshots.push({ ...snapshot, time: capture.time });
-    options.progress(`capture ${i + 1}/${options.count}: ${capture.profile.records.length} records, evidence ${snapshot.evidence}`);
+    const read = capture.cost.debug1 ? 'proto + debug=1' : 'proto';
+    options.progress(`capture ${i + 1}/${options.count}: ${capture.profile.records.length} records, evidence ${snapshot.evidence}; read ${read}, ${formatBytes(capture.cost.bytes)} in ${Math.round(capture.cost.milliseconds)} ms`);
   }
   if (snapshots.length === 0) throw new ProfileError('Empty', 'no capture succeeded');
   const gc = options.gctrace ? await readGcTrace(options.gctrace, options.limits.maxBytes) : undefined;
@@ -94,7 +94,9 @@ async function saveCapture(dir: string, n: number, capture: HeapCapture): Promis
   await mkdir(dir, { recursive: true });
   const stem = join(dir, `capture-${String(n).padStart(3, '0')}`);
   await writeFile(`${stem}.pb.gz`, capture.proto);
-  if (capture.debug1 !== undefined) await writeFile(`${stem}.txt`, capture.debug1);
+  // debug=1 and its symbols only when this capture read them: later captures of the binary need the proto alone.
+  if (capture.debug1 === undefined) return;
+  await writeFile(`${stem}.txt`, capture.debug1);
   const symbols = [...capture.symbols].map(([pc, name]) => `0x${pc.toString(16)} ${name}`);
   await writeFile(`${stem}.sym`, [`num_symbols: ${symbols.length}`, ...symbols, ''].join('\n'));
 }

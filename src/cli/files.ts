@@ -1,7 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
-import { debug1ToHeapProfile, parseDebug1Heap } from '../pprof/debug1.js';
+import { debug1ToHeapProfile, parseDebug1Heap, type Debug1Heap } from '../pprof/debug1.js';
+import { learnHiddenFrames, restoreHiddenFrames, type HiddenFrameTable } from '../pprof/hidden-frames.js';
 import { ProfileError } from '../pprof/errors.js';
 import { parseSymbolResponse, type SymbolTable } from '../pprof/symbols.js';
 import type { HeapProfile } from '../pprof/types.js';
@@ -62,37 +63,76 @@ async function siblingSymbols(files: CaptureFiles, maxBytes: number): Promise<Sy
   }
 }
 
-/**
- * Loads one capture from its files. debug=1 text with symbols wins (it has
- * the hidden runtime frames); the proto supplies the timestamp. Files
- * without a timestamp of their own are dated by modification time.
- */
-export async function loadCapture(files: CaptureFiles, limits: DecodeLimits): Promise<LoadedCapture> {
-  const named = async <T>(path: string, load: () => Promise<T>): Promise<T> => {
-    try {
-      return await load();
-    } catch (err) {
-      if (err instanceof ProfileError) throw new ProfileError(err.code, `${basename(path)}: ${err.message}`);
-      throw err;
-    }
-  };
+/** One capture's files, read: the proto decoded, debug=1 and symbols as they are. */
+interface ReadCapture {
+  files: CaptureFiles;
+  proto: HeapProfile | undefined;
+  debug1: Debug1Heap | undefined;
+  symbols: SymbolTable | undefined;
+}
+
+async function named<T>(path: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    if (err instanceof ProfileError) throw new ProfileError(err.code, `${basename(path)}: ${err.message}`);
+    throw err;
+  }
+}
+
+async function readCapture(files: CaptureFiles, limits: DecodeLimits, withDebug1: boolean): Promise<ReadCapture> {
   let proto: HeapProfile | undefined;
   if (files.proto) {
     const path = files.proto;
     proto = await named(path, async () => decodeHeapProfile(await readLimited(path, limits.maxBytes), limits));
   }
-  let profile = proto;
-  if (files.debug1) {
+  let debug1: Debug1Heap | undefined;
+  let symbols: SymbolTable | undefined;
+  if (files.debug1 && withDebug1) {
     const path = files.debug1;
-    profile = await named(path, async () => {
-      const bytes = await readLimited(path, limits.maxBytes);
-      const symbols = await siblingSymbols(files, limits.maxBytes);
-      const text = bytes.toString('utf8');
-      if (!text.startsWith('heap profile:')) return decodeHeapProfile(bytes, limits, symbols);
-      return debug1ToHeapProfile(parseDebug1Heap(text), symbols);
-    });
+    const bytes = await named(path, () => readLimited(path, limits.maxBytes));
+    symbols = await named(path, () => siblingSymbols(files, limits.maxBytes));
+    if (bytes.subarray(0, 14).toString('latin1') === 'heap profile: ') {
+      debug1 = await named(path, async () => parseDebug1Heap(bytes.toString('utf8')));
+    } else if (!proto) {
+      proto = await named(path, async () => decodeHeapProfile(bytes, limits, symbols)); // a proto under another name
+    }
   }
-  if (!profile) throw new ProfileError('Empty', `${basename(files.stem)}: no profile file`);
-  const time = proto?.time ?? profile.time ?? (await stat(files.debug1 ?? files.proto ?? files.stem)).mtime;
-  return { name: basename(files.stem), time, profile: { ...profile, time } };
+  return { files, proto, debug1, symbols };
+}
+
+/**
+ * Loads saved captures the way live captures are read: every debug=1 file
+ * (with its .sym) teaches its binary's hidden frames, and each proto is
+ * then restored from what its binary's debug=1 files taught. A debug=1 file
+ * without a proto stands for its capture itself. Files without a timestamp
+ * of their own are dated by modification time.
+ */
+export async function* loadCaptures(groups: readonly CaptureFiles[], limits: DecodeLimits): AsyncGenerator<LoadedCapture> {
+  // First the captures that teach (their protos name the build), then the rest.
+  const teaching = await Promise.all(groups.filter((g) => g.debug1).map((g) => readCapture(g, limits, true)));
+  const tables = new Map<string, HiddenFrameTable>();
+  for (const read of teaching) {
+    if (!read.debug1) continue;
+    const build = read.proto?.buildId ?? '';
+    const table = tables.get(build) ?? new Map();
+    learnHiddenFrames(read.debug1, read.symbols ?? new Map(), table);
+    tables.set(build, table);
+  }
+  const taught = new Map(teaching.map((read) => [read.files, read]));
+  for (const group of groups) {
+    const read = taught.get(group) ?? (await readCapture(group, limits, false));
+    taught.delete(group);
+    let profile: HeapProfile;
+    if (read.proto) {
+      const table = tables.get(read.proto.buildId ?? '');
+      profile = table ? restoreHiddenFrames(read.proto, (key) => table.get(key)) : read.proto;
+    } else if (read.debug1) {
+      profile = debug1ToHeapProfile(read.debug1, read.symbols);
+    } else {
+      throw new ProfileError('Empty', `${basename(group.stem)}: no profile file`);
+    }
+    const time = read.proto?.time ?? (await stat(group.debug1 ?? group.proto ?? group.stem)).mtime;
+    yield { name: basename(group.stem), time, profile: { ...profile, time } };
+  }
 }

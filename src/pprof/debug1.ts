@@ -10,6 +10,8 @@ export interface Debug1Heap {
   records: Debug1Record[];
   /** Frames the `#` lines named, keyed by the PC they print (return address - 1). */
   framesByPc: Map<number, Frame[]>;
+  /** Entry of the physical function each named PC is in (`func+0xOFF`: PC - OFF). */
+  entryByPc: Map<number, number>;
   /** `# Name = value` lines of the trailing runtime.MemStats block. */
   memStats: Map<string, number>;
 }
@@ -41,6 +43,7 @@ export function parseDebug1Heap(text: string): Debug1Heap {
   const memProfileRate = Number(header[5]) / 2;
   const records: Debug1Record[] = [];
   const framesByPc = new Map<number, Frame[]>();
+  const entryByPc = new Map<number, number>();
   const memStats = new Map<string, number>();
   let current: Debug1Record | undefined;
   let framesOfCurrent = new Set<number>();
@@ -53,6 +56,7 @@ export function parseDebug1Heap(text: string): Debug1Heap {
       // "#", "0xPC", "func+0xOFF", "file:line"
       const pc = Number.parseInt(parts[1] ?? '', 16);
       const location = parts[3] ?? '';
+      const offset = /\+0x([0-9a-fA-F]+)$/.exec(parts[2] ?? '');
       const name = (parts[2] ?? '').replace(/\+0x[0-9a-fA-F]+$/, '');
       const colon = location.lastIndexOf(':');
       if (!Number.isFinite(pc) || !name) continue;
@@ -66,6 +70,7 @@ export function parseDebug1Heap(text: string): Debug1Heap {
       if (!framesOfCurrent.has(pc)) {
         framesOfCurrent.add(pc);
         framesByPc.set(pc, [frame]);
+        if (offset) entryByPc.set(pc, pc - Number.parseInt(offset[1] ?? '0', 16));
       } else {
         const frames = framesByPc.get(pc);
         if (frames && !frames.some((f) => sameFrame(f, frame))) frames.push(frame);
@@ -97,7 +102,7 @@ export function parseDebug1Heap(text: string): Debug1Heap {
     if (line.trim() === '' || line.startsWith('#')) continue;
     throw new ProfileError('Malformed', `debug=1 heap profile: unexpected line ${i + 1}: ${truncate(line)}`);
   }
-  return { memProfileRate, records, framesByPc, memStats };
+  return { memProfileRate, records, framesByPc, entryByPc, memStats };
 }
 
 /** PCs (as the symbol endpoint wants them: return address - 1) that no `#` line named. */
@@ -112,12 +117,43 @@ export function unnamedPcs(heap: Debug1Heap): number[] {
 }
 
 /**
+ * A record's PCs split the way runtime/pprof's proto builder splits them:
+ * the leading runtime frames it hides (return addresses, as printed), and
+ * the addresses of the locations it writes for the rest. Like the builder,
+ * a run of inlined frames (one physical function: the same entry, different
+ * names) is one location, addressed by its first PC - 1, and PCs without a
+ * name past the leaf end (runtime.goexit) are left out. A stack of runtime
+ * frames only is shown whole, as the builder does.
+ */
+export function protoView(heap: Debug1Heap, record: Debug1Record, hideRuntime = true): { hiddenPcs: number[]; addresses: number[] } {
+  const hiddenPcs: number[] = [];
+  const addresses: number[] = [];
+  let previous: { entry: number | undefined; name: string } | undefined;
+  for (const pc of record.pcs) {
+    const frames = heap.framesByPc.get(pc - 1);
+    const name = frames?.[0]?.function;
+    if (hideRuntime && addresses.length === 0 && (name === undefined || isRuntimeFunction(name))) {
+      hiddenPcs.push(pc);
+      continue;
+    }
+    if (name === undefined) continue;
+    const entry = heap.entryByPc.get(pc - 1);
+    const inlinedInto = previous !== undefined && entry !== undefined && previous.entry === entry && previous.name !== name;
+    if (!inlinedInto) addresses.push(pc - 1);
+    previous = { entry, name };
+  }
+  if (addresses.length === 0 && hideRuntime) return protoView(heap, record, false);
+  return { hiddenPcs, addresses };
+}
+
+/**
  * Builds full stacks: `#` lines name the visible frames; the symbol table
  * (from /debug/pprof/symbol) names the hidden runtime frames.
  */
 export function debug1ToHeapProfile(heap: Debug1Heap, symbols?: SymbolTable): HeapProfile {
   const records: HeapRecord[] = heap.records.map((record) => {
     const stack: Frame[] = [];
+    const { addresses } = protoView(heap, record);
     let unresolved = 0;
     for (const pc of record.pcs) {
       const frames = heap.framesByPc.get(pc - 1);
@@ -140,6 +176,7 @@ export function debug1ToHeapProfile(heap: Debug1Heap, symbols?: SymbolTable): He
     return {
       stack,
       hiddenFrames: unresolved > 0 ? (symbols ? 'unresolved' : 'absent') : 'resolved',
+      addresses,
       objectSize: Math.round(objectSize),
       inuseObjects: inuse.count,
       inuseBytes: inuse.bytes,
@@ -154,6 +191,11 @@ export function debug1ToHeapProfile(heap: Debug1Heap, symbols?: SymbolTable): He
     buildId: undefined,
     records,
   };
+}
+
+/** The frames runtime/pprof hides at the leaf end of heap stacks. */
+export function isRuntimeFunction(fn: string): boolean {
+  return fn.startsWith('runtime.') || fn.startsWith('internal/runtime/');
 }
 
 function sameFrame(a: Frame, b: Frame): boolean {

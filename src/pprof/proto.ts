@@ -39,7 +39,9 @@ export function decodeProtoHeap(bytes: Uint8Array): HeapProfile {
     functions.set(toNumber(fn.id), { name: str(fn.name), file: str(fn.filename) });
   }
   const locations = new Map<number, Frame[]>();
+  const addressOf = new Map<number, number>();
   for (const location of profile.location) {
+    addressOf.set(toNumber(location.id), toNumber(location.address));
     // pprof lists inlined frames innermost first, matching leaf-first stacks.
     const frames = location.line.map((line): Frame => {
       const fn = functions.get(toNumber(line.functionId));
@@ -52,16 +54,17 @@ export function decodeProtoHeap(bytes: Uint8Array): HeapProfile {
   const records: HeapRecord[] = [];
   // Samples of one stack differ only by object size: share one stack array,
   // so later stages can work once per stack instead of once per sample.
-  const stacks = new Map<string, Frame[]>();
+  const stacks = new Map<string, { stack: Frame[]; addresses: number[] }>();
   for (const sample of profile.sample) {
     const value = (i: number): number => toNumber(sample.value[i] ?? 0);
     const stackKey = sample.locationId.join(',');
-    let stack = stacks.get(stackKey);
-    if (!stack) {
-      stack = [];
-      for (const id of sample.locationId) for (const frame of locations.get(toNumber(id)) ?? []) stack.push(frame);
-      stacks.set(stackKey, stack);
+    let shared = stacks.get(stackKey);
+    if (!shared) {
+      shared = { stack: [], addresses: sample.locationId.map((id) => addressOf.get(toNumber(id)) ?? 0) };
+      for (const id of sample.locationId) for (const frame of locations.get(toNumber(id)) ?? []) shared.stack.push(frame);
+      stacks.set(stackKey, shared);
     }
+    const { stack, addresses } = shared;
     const sizeLabel = bytesKey < 0 ? undefined : sample.label.find((l) => toNumber(l.key) === bytesKey);
     const objects = value(allocObjects) || value(inuseObjects);
     const objectSize = sizeLabel
@@ -72,6 +75,7 @@ export function decodeProtoHeap(bytes: Uint8Array): HeapProfile {
     records.push({
       stack,
       hiddenFrames: 'absent',
+      addresses,
       objectSize,
       inuseObjects: value(inuseObjects),
       inuseBytes: value(inuseSpace),

@@ -23,6 +23,12 @@ export interface HeapRecord {
   /** Leaf first. */
   stack: Frame[];
   hiddenFrames: HiddenFrames;
+  /**
+   * Addresses of the visible frames, leaf first, as the proto's locations
+   * give them (a return address - 1). With the object size they identify a
+   * record across captures of one binary.
+   */
+  addresses: number[];
   /** Bytes per object; 0 when the profile does not say. */
   objectSize: number;
   inuseObjects: number;

@@ -102,22 +102,46 @@ describe('captureHeap', () => {
   });
   after(() => server.close());
 
-  test('fetches proto, debug=1 and symbols; a second capture of the same binary asks for no symbols', async () => {
+  test('the first capture of a binary learns its hidden frames from debug=1 and /symbol; later ones need the proto alone', async () => {
     const cache = new SymbolCache();
     const client = directPprofClient(`${server.url}/debug/pprof`, 5000);
     const first = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-a' });
     assert.deepEqual(first.warnings, []);
     assert.ok(first.proto.equals(proto), 'raw proto kept byte for byte');
-    assert.ok(first.profile.records.every((r) => r.hiddenFrames === 'resolved'));
+    assert.equal(first.profile.format, 'proto', 'the proto is the measurement');
+    assert.ok(first.cost.debug1 && first.cost.requests >= 3 && first.cost.bytes > proto.length);
+    assert.ok(first.profile.records.every((r) => r.hiddenFrames === 'resolved'), 'every record restored');
+    assert.ok(first.profile.records.some((r) => r.stack.some((f) => f.function.startsWith('internal/runtime/maps.'))), 'map internals are back');
     assert.ok(first.time.getFullYear() >= 2026);
     const asked = symbolRequests;
     assert.ok(asked >= 1);
+
     const second = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-a' });
-    assert.equal(symbolRequests, asked, 'symbols cached per binary');
-    assert.equal(second.symbols.size, first.symbols.size);
-    // Another target claiming the same build id gets a table of its own.
-    await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-b' });
-    assert.equal(symbolRequests, 2 * asked, 'tables are not shared across scopes');
+    assert.equal(symbolRequests, asked, 'no symbol request');
+    assert.deepEqual({ debug1: second.cost.debug1, requests: second.cost.requests, bytes: second.cost.bytes }, { debug1: false, requests: 1, bytes: proto.length }, 'the proto alone');
+    assert.equal(second.debug1, undefined);
+    assert.deepEqual(
+      second.profile.records.map((r) => r.stack.map((f) => f.function)),
+      first.profile.records.map((r) => r.stack.map((f) => f.function)),
+      'the same stacks as the capture that read debug=1',
+    );
+
+    // Another target claiming the same build id learns for itself.
+    const other = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-b' });
+    assert.ok(other.cost.debug1);
+    assert.equal(symbolRequests, 2 * asked, 'knowledge is not shared across scopes');
+  });
+
+  test('debug=1 policy: always reads it every time, never not at all', async () => {
+    const cache = new SymbolCache();
+    const client = directPprofClient(`${server.url}/debug/pprof`, 5000);
+    for (let i = 0; i < 2; i++) {
+      const always = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'always', debug1: { mode: 'always' } });
+      assert.ok(always.cost.debug1);
+    }
+    const never = await captureHeap(client, { limits: LIMITS, symbols: new SymbolCache(), scope: 'never', debug1: { mode: 'never' } });
+    assert.equal(never.cost.requests, 1);
+    assert.ok(never.profile.records.every((r) => r.hiddenFrames === 'absent'), 'proto-only: size signatures take over');
   });
 
   test('symbol requests per capture are capped, and the capture says what it left out', async () => {

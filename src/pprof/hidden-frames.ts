@@ -1,0 +1,100 @@
+import { protoView, type Debug1Heap } from './debug1.js';
+import type { SymbolTable } from './symbols.js';
+import type { Frame, HeapProfile, HeapRecord } from './types.js';
+
+/**
+ * The proto heap profile is the measurement: small, scaled by the runtime,
+ * timestamped. What it lacks are the runtime frames at the leaf end of each
+ * stack (the ones that say "map bucket array"). A debug=1 profile plus the
+ * symbol endpoint has them, but is hundreds of times larger. So debug=1 only
+ * teaches: for each record of a binary, identified by its visible stack and
+ * object size, which hidden frames it has. That holds for every later
+ * capture of the same binary, which then needs the proto alone.
+ */
+
+/** A record's identity across captures of one binary. */
+export function recordKey(addresses: readonly number[], objectSize: number): string {
+  return `${objectSize}|${addresses.join(',')}`;
+}
+
+/**
+ * Hidden frame names, leaf first, per record key. One line can allocate
+ * objects of one size through several runtime paths (a swiss table that
+ * grows and one that splits both end in newarray): the table then keeps
+ * the leaf-side frames every path shares, which is what they have in common.
+ */
+export type HiddenFrameTable = Map<string, readonly string[]>;
+
+/**
+ * Learns from one debug=1 profile whose unnamed PCs `symbols` names. Records
+ * whose hidden PCs are not all named teach nothing.
+ */
+export function learnHiddenFrames(heap: Debug1Heap, symbols: SymbolTable, into: HiddenFrameTable = new Map()): HiddenFrameTable {
+  for (const record of heap.records) {
+    const objects = record.allocObjects || record.inuseObjects;
+    if (objects === 0) continue;
+    const objectSize = Math.round((record.allocObjects ? record.allocBytes : record.inuseBytes) / objects);
+    const { hiddenPcs, addresses } = protoView(heap, record);
+    const hidden: string[] = [];
+    let named = true;
+    for (const pc of hiddenPcs) {
+      const frames = heap.framesByPc.get(pc - 1);
+      const name = symbols.get(pc - 1);
+      if (frames) hidden.push(...frames.map((f) => f.function));
+      else if (name !== undefined) hidden.push(name);
+      else named = false;
+    }
+    if (!named || addresses.length === 0) continue;
+    const key = recordKey(addresses, objectSize);
+    const known = into.get(key);
+    if (known === undefined) into.set(key, hidden);
+    else if (!sameNames(known, hidden)) into.set(key, commonLeafFrames(known, hidden));
+  }
+  return into;
+}
+
+/**
+ * The proto's records with their hidden frames put back wherever the table
+ * knows them; the others stay as they were (`absent`), for size signatures.
+ */
+export function restoreHiddenFrames(profile: HeapProfile, lookup: (key: string) => readonly string[] | undefined): HeapProfile {
+  // Records that shared a stack keep sharing one (the analysis works per stack).
+  const restored = new Map<string, Frame[]>();
+  const records = profile.records.map((record): HeapRecord => {
+    if (record.hiddenFrames === 'resolved' || record.addresses.length === 0) return record;
+    const key = recordKey(record.addresses, record.objectSize);
+    const hidden = lookup(key);
+    if (!hidden) return record;
+    let stack = restored.get(key);
+    if (!stack) {
+      stack = [...hidden.map((name): Frame => ({ function: name, file: '', line: 0 })), ...record.stack];
+      restored.set(key, stack);
+    }
+    return { ...record, stack, hiddenFrames: 'resolved' };
+  });
+  return { ...profile, records };
+}
+
+/** Keys of the records the table cannot restore, with the bytes they hold or allocated. */
+export function unknownRecords(profile: HeapProfile, lookup: (key: string) => readonly string[] | undefined): { keys: number; bytes: number } {
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const record of profile.records) {
+    if (record.addresses.length === 0) continue;
+    const key = recordKey(record.addresses, record.objectSize);
+    if (lookup(key) !== undefined) continue;
+    seen.add(key);
+    bytes += Math.max(record.inuseBytes, record.allocBytes);
+  }
+  return { keys: seen.size, bytes };
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((name, i) => name === b[i]);
+}
+
+function commonLeafFrames(a: readonly string[], b: readonly string[]): string[] {
+  let n = 0;
+  while (n < a.length && n < b.length && a[n] === b[n]) n++;
+  return a.slice(0, n);
+}

@@ -1,0 +1,3 @@
+module mapleakprobe.test/bigheap
+
+go 1.26
