@@ -46,7 +46,7 @@ export interface HeapCapture {
  */
 export interface Debug1Policy {
   mode: 'auto' | 'always' | 'never';
-  /** auto: unknown records holding or having allocated less than this wait for a later capture... */
+  /** auto: unseen records holding less than this in use wait for a later capture... */
   minUnknownBytes: number;
   /** ...and debug=1 is read at most this often per binary (the first time: at once). */
   minIntervalMs: number;
@@ -157,5 +157,5 @@ function wantsDebug1(
   const unknown = unknownRecords(profile, lookup);
   if (unknown.keys === 0) return false;
   if (lastAt === undefined) return true;
-  return unknown.bytes >= policy.minUnknownBytes && nowMs - lastAt >= policy.minIntervalMs;
+  return unknown.inuseBytes >= policy.minUnknownBytes && nowMs - lastAt >= policy.minIntervalMs;
 }

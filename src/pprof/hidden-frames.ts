@@ -75,18 +75,27 @@ export function restoreHiddenFrames(profile: HeapProfile, lookup: (key: string) 
   return { ...profile, records };
 }
 
-/** Keys of the records the table cannot restore, with the bytes they hold or allocated. */
-export function unknownRecords(profile: HeapProfile, lookup: (key: string) => readonly string[] | undefined): { keys: number; bytes: number } {
+/**
+ * Records the table cannot restore: how many keys, and the bytes they hold
+ * in use. The profiler's own allocations (serving the last debug=1 made
+ * plenty) are left out: nothing about them needs hidden frames.
+ */
+export function unknownRecords(profile: HeapProfile, lookup: (key: string) => readonly string[] | undefined): { keys: number; inuseBytes: number } {
   const seen = new Set<string>();
-  let bytes = 0;
+  let inuseBytes = 0;
   for (const record of profile.records) {
-    if (record.addresses.length === 0) continue;
+    if (record.addresses.length === 0 || isProfilerAllocation(record)) continue;
     const key = recordKey(record.addresses, record.objectSize);
     if (lookup(key) !== undefined) continue;
     seen.add(key);
-    bytes += Math.max(record.inuseBytes, record.allocBytes);
+    inuseBytes += record.inuseBytes;
   }
-  return { keys: seen.size, bytes };
+  return { keys: seen.size, inuseBytes };
+}
+
+/** Allocated while runtime/pprof wrote a profile. */
+export function isProfilerAllocation(record: HeapRecord): boolean {
+  return record.stack.some((frame) => frame.function.startsWith('runtime/pprof.'));
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {

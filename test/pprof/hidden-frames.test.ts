@@ -81,7 +81,7 @@ describe('hidden frames: debug=1 teaches, the proto is restored', () => {
     assert.deepEqual(restored.records[0]?.stack.map((f) => f.function), ['runtime.mallocgc', 'main.fill', 'main.run', 'main.main']);
     assert.equal(restored.records[0]?.hiddenFrames, 'resolved');
     assert.equal(restored.records[1]?.hiddenFrames, 'absent', 'another object size is another record');
-    assert.deepEqual(unknownRecords(profile, (key) => table.get(key)), { keys: 1, bytes: 2048 });
+    assert.deepEqual(unknownRecords(profile, (key) => table.get(key)), { keys: 1, inuseBytes: 2048 });
   });
 
   for (const version of FIXTURE_VERSIONS) {

@@ -18,6 +18,7 @@ export function buildTarget(name: string, version: GoVersion, goLine: GoLine = '
 
 export interface RunningTarget {
   url: string;
+  pid: number;
   /** Where the process's stderr (gctrace) goes. */
   stderrPath: string;
   stop(): Promise<void>;
@@ -51,6 +52,7 @@ export async function startTarget(binary: string, workDir: string, args: string[
   });
   return {
     url,
+    pid: child.pid ?? 0,
     stderrPath,
     stop: () =>
       new Promise<void>((resolve) => {

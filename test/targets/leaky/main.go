@@ -148,6 +148,27 @@ func pprofMux(prefix string) http.Handler {
 	return mux
 }
 
+// requireCredentials guards pprof the way protected services do: a bearer
+// token or basic auth, else 401.
+func requireCredentials(next http.Handler, bearer, basic string) http.Handler {
+	if next == nil {
+		next = http.DefaultServeMux
+	}
+	if bearer == "" && basic == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, password, hasBasic := r.BasicAuth()
+		ok := (bearer != "" && r.Header.Get("Authorization") == "Bearer "+bearer) ||
+			(basic != "" && hasBasic && user+":"+password == basic)
+		if !ok {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 var (
 	retainedBlobs map[int64]blob
 	retainedItems map[point]*item
@@ -161,6 +182,10 @@ func main() {
 	mode := flag.String("mode", "all", "all: every pattern; retained: drained maps, no growth; healthy: steady and churning maps only")
 	memProfileRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate (0: the runtime's default, 512 KiB)")
 	pprofPrefix := flag.String("pprof-prefix", "", "serve pprof on a mux of our own under this prefix (e.g. /internal/pprof/) instead of DefaultServeMux's /debug/pprof/")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with this certificate (PEM); needs -tls-key")
+	tlsKey := flag.String("tls-key", "", "private key (PEM) of -tls-cert")
+	bearer := flag.String("require-bearer", "", "answer 401 unless the request carries Authorization: Bearer <this>")
+	basic := flag.String("require-basic", "", "answer 401 unless the request carries basic auth user:password equal to this")
 	flag.Parse()
 	if *memProfileRate > 0 {
 		runtime.MemProfileRate = *memProfileRate
@@ -180,7 +205,13 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("listening on %s\n", ln.Addr())
-	go func() { log.Fatal(http.Serve(ln, pprofMux(*pprofPrefix))) }()
+	handler := requireCredentials(pprofMux(*pprofPrefix), *bearer, *basic)
+	go func() {
+		if *tlsCert != "" {
+			log.Fatal(http.ServeTLS(ln, handler, *tlsCert, *tlsKey))
+		}
+		log.Fatal(http.Serve(ln, handler))
+	}()
 	time.AfterFunc(*lifetime, func() { os.Exit(0) })
 
 	store := &sessionStore{byID: make(map[string]*session)}
