@@ -5,7 +5,7 @@ import { parseGcTrace, summarizeGcTrace, type GcSummary } from '../analysis/gctr
 import { buildReport, type Report } from '../analysis/report.js';
 import { analyzeSeries, type Thresholds, type TimedSnapshot } from '../analysis/series.js';
 import { captureHeap, type HeapCapture } from '../capture/capture.js';
-import { directPprofClient } from '../capture/direct.js';
+import { directPprofClient, type TargetTls } from '../capture/direct.js';
 import { SymbolCache } from '../capture/symbol-cache.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
@@ -29,6 +29,9 @@ export async function analyzeFiles(options: AnalyzeFilesOptions): Promise<Report
 }
 
 export interface AnalyzeUrlOptions {
+  /** Sent with every request to the target (credentials: never logged). */
+  headers?: Record<string, string>;
+  tls?: TargetTls;
   url: string;
   everyMs: number;
   count: number;
@@ -44,7 +47,7 @@ export interface AnalyzeUrlOptions {
 
 /** Captures a live target `count` times, `every` apart, and analyses the series. Never forces a GC. */
 export async function analyzeUrl(options: AnalyzeUrlOptions): Promise<Report> {
-  const client = directPprofClient(pprofBase(options.url), options.timeoutMs);
+  const client = directPprofClient(pprofBase(options.url), options.timeoutMs, { headers: options.headers, tls: options.tls });
   const cache = new SymbolCache();
   const snapshots: TimedSnapshot[] = [];
   const warnings = new Set<string>();

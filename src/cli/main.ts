@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import { DEFAULT_THRESHOLDS, type Thresholds } from '../analysis/series.js';
@@ -29,6 +30,10 @@ Options:
   --count N              live captures to take (default 6)
   --save DIR             keep each live capture as DIR/capture-NNN.{pb.gz,txt,sym}
   --timeout DURATION     per request (default 10s)
+  --header 'NAME: VALUE' send this header to the target (repeatable), e.g.
+                         'Authorization: Bearer TOKEN'; never printed
+  --cacert FILE          trust this CA (PEM) for an https:// --url
+  --insecure             do not verify the target's TLS certificate
   --max-bytes SIZE       largest profile accepted, compressed or inflated (default 64Mi)
   --min-map-bytes SIZE   smallest map memory worth reporting (default 1Mi)
   --min-growth SIZE      smallest growth per hour that counts as growing (default 1Mi)
@@ -69,6 +74,9 @@ export async function main(argv: string[]): Promise<number> {
       'min-growth': { type: 'string', default: String(DEFAULT_THRESHOLDS.minGrowthBytesPerHour) },
       top: { type: 'string', default: String(DEFAULT_THRESHOLDS.maxFindings) },
       quiet: { type: 'boolean', default: false },
+      header: { type: 'string', multiple: true, default: [] },
+      cacert: { type: 'string' },
+      insecure: { type: 'boolean', default: false },
     },
   });
   const limits = { maxBytes: parseSize(values['max-bytes']) };
@@ -90,6 +98,8 @@ export async function main(argv: string[]): Promise<number> {
         everyMs: parseDuration(values.every),
         count: parseCount(values.count, 'count', 1),
         timeoutMs: parseDuration(values.timeout),
+        headers: parseHeaders(values.header),
+        tls: { ...(values.cacert ? { ca: await readCaFile(values.cacert) } : {}), insecure: values.insecure },
         gctrace: values.gctrace,
         saveDir: values.save,
         limits,
@@ -129,3 +139,24 @@ main(process.argv.slice(2)).then(
     process.exitCode = reportFailure(err);
   },
 );
+
+/** `--header 'Name: value'`: a token name and a value without line breaks. */
+export function parseHeaders(lines: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon).trim() : '';
+    const value = colon > 0 ? line.slice(colon + 1).trim() : '';
+    // The value is a credential more often than not: never echo it.
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new UsageError('--header takes NAME: VALUE with a valid header name');
+    if (/[\r\n\0]/.test(value)) throw new UsageError(`--header ${name}: the value has a line break`);
+    headers[name.toLowerCase()] = value;
+  }
+  return headers;
+}
+
+async function readCaFile(path: string): Promise<Buffer> {
+  const ca = await readFile(path).catch(() => undefined);
+  if (!ca || !ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--cacert ${path}: not a readable PEM certificate file`);
+  return ca;
+}
