@@ -70,12 +70,19 @@ export function analyzeSeries(
   const last = distinct[distinct.length - 1] as TimedSnapshot;
   const hours = (last.time.getTime() - first.time.getTime()) / 3_600_000;
 
-  const keys = new Map<string, SiteUsage>();
-  for (const snapshot of distinct) for (const usage of snapshot.usages) if (!keys.has(usage.key)) keys.set(usage.key, usage);
+  // Each site's usage in each snapshot, indexed once (not searched per site per snapshot).
+  const bySite = new Map<string, (SiteUsage | undefined)[]>();
+  distinct.forEach((snapshot, i) => {
+    for (const usage of snapshot.usages) {
+      let row = bySite.get(usage.key);
+      if (!row) bySite.set(usage.key, (row = new Array<SiteUsage | undefined>(distinct.length).fill(undefined)));
+      row[i] ??= usage;
+    }
+  });
 
   const findings: Finding[] = [];
-  for (const [key, template] of keys) {
-    const usages = distinct.map((s) => s.usages.find((u) => u.key === key));
+  for (const usages of bySite.values()) {
+    const template = usages.find((u) => u !== undefined) as SiteUsage;
     const finding = classifySite(template, usages, distinct, hours, thresholds, sampleNoiseBytes);
     if (finding && isWorthReporting(finding, thresholds, hours)) findings.push(finding);
   }
