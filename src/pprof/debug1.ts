@@ -139,6 +139,7 @@ export function debug1ToHeapProfile(heap: Debug1Heap, symbols?: SymbolTable): He
           : 0;
     return {
       stack,
+      addresses: [],
       hiddenFrames: unresolved > 0 ? (symbols ? 'unresolved' : 'absent') : 'resolved',
       objectSize: Math.round(objectSize),
       inuseObjects: inuse.count,

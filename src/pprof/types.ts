@@ -18,11 +18,16 @@ export type HiddenFrames =
   /** The format dropped them (proto, or debug=1 `#` lines only). */
   | 'absent';
 
-/** One allocation record: one stack and one object size, scaled estimates. */
+/** One allocation record: one stack and one object size, scaled estimates, whole numbers. */
 export interface HeapRecord {
   /** Leaf first. */
   stack: Frame[];
   hiddenFrames: HiddenFrames;
+  /**
+   * Location addresses of the stack, leaf first, one per location (inlined
+   * frames share one); empty when the format has none (debug=1 records).
+   */
+  addresses: number[];
   /** Bytes per object; 0 when the profile does not say. */
   objectSize: number;
   inuseObjects: number;
@@ -41,5 +46,7 @@ export interface HeapProfile {
   memProfileRate: number;
   /** Identifies the binary, so symbols can be cached per build. */
   buildId: string | undefined;
+  /** runtime.Version() of the target when something recorded it (build info); decides the map implementation. */
+  goVersion?: string | undefined;
   records: HeapRecord[];
 }
