@@ -70,6 +70,7 @@ interface Candidate {
 const MAX_SLOT_BYTES = 256; // two 128-byte fields; larger ones are stored as pointers
 const MAX_INLINE_FIELD = 128;
 const FIRST_SPARE_B = 4; // makeBucketArray adds 2^(B-4) overflow buckets from B = 4
+const MAX_CLASSIC_B = 31; // levels are bits of a 32-bit mask; 2^31 buckets of 24 bytes are 48 GiB
 const MAX_STRUCTURE_BYTES = 2 ** 38;
 const SWISS_FULL_LEVEL = 7; // 128 groups = 1024 slots (maxTableCapacity)
 const SWISS_TABLE_HEADER = 32; // internal/runtime/maps.table
@@ -77,12 +78,13 @@ const POINTER = 8;
 
 function classicLevels(bucket: number, rounding: Rounding): number[] {
   const sizes: number[] = [];
-  for (let b = 0; ; b++) {
+  for (let b = 0; b <= MAX_CLASSIC_B; b++) {
     const buckets = 2 ** b + (b >= FIRST_SPARE_B ? 2 ** (b - FIRST_SPARE_B) : 0);
     const bytes = bucket * buckets;
-    if (bytes > MAX_STRUCTURE_BYTES) return sizes;
+    if (bytes > MAX_STRUCTURE_BYTES) break;
     sizes.push(allocatedSize(bytes, rounding));
   }
+  return sizes;
 }
 
 function swissLevels(group: number, rounding: Rounding): number[] {
@@ -144,21 +146,46 @@ interface Score {
   levels: Map<number, SizeStats>;
 }
 
+/** Levels of each shape seen at the site being explained, as bits (shape id → mask); reset after each site. */
+const SEEN_LEVELS = new Uint32Array(SHAPES.length);
+const CLASSIC_CHAIN_LEVELS = ~((1 << FIRST_SPARE_B) - 1);
+
+/**
+ * Could the levels seen make a signature at all? Cheap bit tests, so that
+ * only a few shapes per site get the full look.
+ */
+function worthAFullLook(shape: Shape, levels: number): boolean {
+  if (shape.impl === 'classic') {
+    const chain = levels & CLASSIC_CHAIN_LEVELS;
+    return (chain & (chain >>> 1) & (chain >>> 2)) !== 0;
+  }
+  if ((levels & (1 << SWISS_FULL_LEVEL)) === 0) return false;
+  const fullSize = shape.levelSizes[SWISS_FULL_LEVEL] as number;
+  return levels !== 1 << SWISS_FULL_LEVEL || (fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX);
+}
+
 /** The best classic and the best swiss explanation of one site's object sizes, if any explains it. */
 export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
-  const scores = new Map<number, Score>();
-  for (const [size, stats] of bySize) {
+  const touched: number[] = [];
+  for (const size of bySize.keys()) {
     if (size < LARGE_OBJECT) continue;
     const candidates = STRUCTURES.get(size);
     if (!candidates) continue;
     for (const { shape, level } of candidates) {
-      let score = scores.get(shape);
-      if (!score) scores.set(shape, (score = { shape, levels: new Map() }));
-      score.levels.set(level, stats);
+      if (SEEN_LEVELS[shape] === 0) touched.push(shape);
+      SEEN_LEVELS[shape] = (SEEN_LEVELS[shape] as number) | (1 << level);
     }
   }
   let best: Partial<Record<Impl, SizeSignature>> = {};
-  for (const score of scores.values()) {
+  for (const id of touched) {
+    const shape = SHAPES[id] as Shape;
+    const levels = SEEN_LEVELS[id] as number;
+    SEEN_LEVELS[id] = 0;
+    if (!worthAFullLook(shape, levels)) continue;
+    const score: Score = { shape: id, levels: new Map() };
+    for (let level = 0; level < shape.levelSizes.length; level++) {
+      if (levels & (1 << level)) score.levels.set(level, bySize.get(shape.levelSizes[level] as number) as SizeStats);
+    }
     const signature = qualify(score, bySize);
     if (!signature || !explainsSite(signature.components, bySize)) continue;
     const incumbent = best[signature.impl];
@@ -190,13 +217,12 @@ function qualify(score: Score, bySize: ReadonlyMap<number, SizeStats>): SizeSign
 function qualifyClassic(shape: Shape, score: Score, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
   // A map that grew by inserts allocated every level from its first array to
   // its last: three consecutive levels at least (sampling loses small ones).
-  const levels = [...score.levels.keys()].filter((level) => level >= FIRST_SPARE_B).sort((x, y) => x - y);
   let run = 0;
   let longestRun = 0;
-  levels.forEach((level, i) => {
-    run = i > 0 && level === (levels[i - 1] as number) + 1 ? run + 1 : 1;
+  for (let level = FIRST_SPARE_B; level < shape.levelSizes.length; level++) {
+    run = score.levels.has(level) ? run + 1 : 0;
     longestRun = Math.max(longestRun, run);
-  });
+  }
   if (longestRun < MIN_CLASSIC_STEPS) return undefined;
   const components = new Map<number, MapComponent>();
   let arrays = 0;
@@ -221,9 +247,8 @@ function qualifyClassic(shape: Shape, score: Score, bySize: ReadonlyMap<number, 
   // restart at every growth: a few per bucket array, none longer than twice
   // the overflow buckets a map has.
   const longestSlice = (2 * POINTER * overflowBuckets) / maps;
-  for (const size of OVERFLOW_SLICES) {
-    const stats = bySize.get(size);
-    if (!stats || components.has(size)) continue;
+  for (const [size, stats] of bySize) {
+    if (!OVERFLOW_SLICES.has(size) || components.has(size)) continue;
     if (stats.objects <= 2 * arrays + 2 && size <= longestSlice) components.set(size, 'overflow');
   }
   // Growing to 2^B buckets took more than 6.5 · 2^(B−1) inserts (the load factor).
@@ -267,9 +292,8 @@ function qualifySwiss(shape: Shape, score: Score, bySize: ReadonlyMap<number, Si
   if (header && !components.has(SWISS_TABLE_HEADER) && header.objects <= tables + 1) components.set(SWISS_TABLE_HEADER, 'table');
   // A directory holds a pointer per table of one map (doubling: twice at most).
   const largestDirectory = (2 * POINTER * full.objects) / maps;
-  for (const size of DIRECTORIES) {
-    const stats = bySize.get(size);
-    if (stats && !components.has(size) && stats.objects <= tables + 1 && size <= Math.max(POINTER, largestDirectory)) {
+  for (const [size, stats] of bySize) {
+    if (DIRECTORIES.has(size) && !components.has(size) && stats.objects <= tables + 1 && size <= Math.max(POINTER, largestDirectory)) {
       components.set(size, 'directory');
     }
   }
@@ -292,14 +316,16 @@ function addEntries(
   bySize: ReadonlyMap<number, SizeStats>,
   inserts: { atLeast: number; atMost: number },
 ): void {
-  const entries = [...bySize]
-    .filter(
-      ([size, stats]) =>
-        size >= SMALLEST_ENTRY && !components.has(size) && stats.objects >= inserts.atLeast && stats.objects <= inserts.atMost,
-    )
-    .sort((a, b) => b[1].bytes - a[1].bytes)
-    .slice(0, 2);
-  for (const [size] of entries) components.set(size, 'entry');
+  // The two sizes holding the most bytes (key and elem), without sorting every size.
+  let first: [number, number] | undefined;
+  let second: [number, number] | undefined;
+  for (const [size, stats] of bySize) {
+    if (size < SMALLEST_ENTRY || stats.objects < inserts.atLeast || stats.objects > inserts.atMost || components.has(size)) continue;
+    if (!first || stats.bytes > first[1]) [first, second] = [[size, stats.bytes], first];
+    else if (!second || stats.bytes > second[1]) second = [size, stats.bytes];
+  }
+  if (first) components.set(first[0], 'entry');
+  if (second) components.set(second[0], 'entry');
 }
 
 function finish(
