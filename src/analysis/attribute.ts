@@ -74,9 +74,12 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
     byStack.set(record.stack, { hiddenFrames: record.hiddenFrames, attribution });
     return attribution;
   });
-  applySizeSignatures(profile.records, attributions, dominantImpl(attributions));
+  // One binary has one map implementation: the hidden frames say which when
+  // present, then function names or the Go version, then size evidence that
+  // only one implementation can produce; otherwise it stays unknown.
+  const namedImpl = firstKnown(dominantImpl(attributions), implFromGoVersion(profile.goVersion), implFromFunctionNames(byStack.keys()));
+  const profileImpl = applySizeSignatures(profile.records, attributions, namedImpl);
 
-  const profileImpl = dominantImpl(attributions);
   const usages = new Map<string, SiteUsage>();
   const allocBytesByFunction = new Map<string, number>();
   const totals = { inuseBytes: 0, allocBytes: 0, mapInuseBytes: 0 };
@@ -144,11 +147,12 @@ function attributeRecord(record: HeapRecord): RecordAttribution {
 /**
  * Without hidden frames, a site's object sizes may still betray a map: apply
  * the size signature per owner site to records that nothing else explained.
- * One binary has one map implementation, so the profile decides which
- * signature applies: a bucket array larger than any swiss table proves
- * classic maps; many full swiss tables suggest swiss.
+ * Sizes are looked up once per distinct size and site (signature.ts holds
+ * the precomputed shapes). When the profile's implementation is not known
+ * yet, sizes that only one implementation produces decide it; a site found
+ * while it stays unknown is map memory of unknown implementation.
  */
-function applySizeSignatures(records: readonly HeapRecord[], attributions: RecordAttribution[], knownImpl: MapImpl): void {
+function applySizeSignatures(records: readonly HeapRecord[], attributions: RecordAttribution[], knownImpl: MapImpl): MapImpl {
   const bySite = new Map<string, number[]>();
   records.forEach((record, i) => {
     const a = attributions[i] as RecordAttribution;
@@ -159,36 +163,90 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Recor
     else bySite.set(key, [i]);
   });
   const candidates: { indexes: number[]; signatures: SizeSignature[] }[] = [];
-  let classicVotes = 0;
-  let swissVotes = 0;
+  const proofBytes = { classic: 0, swiss: 0 };
   for (const indexes of bySite.values()) {
     const bySize = new Map<number, SizeStats>();
+    let largest = 0;
     for (const i of indexes) {
       const record = records[i] as HeapRecord;
+      largest = Math.max(largest, record.objectSize);
       const stats = bySize.get(record.objectSize) ?? { objects: 0, bytes: 0 };
-      stats.objects += record.allocObjects;
-      stats.bytes += record.allocBytes;
+      // Allocation figures hold the whole growth history; a profile with
+      // in-use figures only still has the live structure.
+      const useAlloc = record.allocObjects > 0;
+      stats.objects += useAlloc ? record.allocObjects : record.inuseObjects;
+      stats.bytes += useAlloc ? record.allocBytes : record.inuseBytes;
       bySize.set(record.objectSize, stats);
     }
+    if (largest < SMALLEST_MAP_STRUCTURE) continue;
     const signatures = inferSizeSignatures(bySize);
     if (signatures.length === 0) continue;
-    if (signatures.some((s) => s.provesClassic)) classicVotes++;
-    if (signatures.some((s) => s.looksSwiss)) swissVotes++;
+    for (const s of signatures) {
+      if (s.provesClassic) proofBytes.classic += s.explainedBytes;
+      if (s.provesSwiss) proofBytes.swiss += s.explainedBytes;
+    }
     candidates.push({ indexes, signatures });
   }
-  const impl: MapImpl =
-    knownImpl !== 'unknown' ? knownImpl : classicVotes > 0 ? 'classic' : swissVotes > 0 ? 'swiss' : 'unknown';
+  const impl = knownImpl !== 'unknown' ? knownImpl : implFromProofs(proofBytes);
   for (const { indexes, signatures } of candidates) {
-    const signature = impl === 'unknown' ? signatures[0] : signatures.find((s) => s.impl === impl);
+    const signature =
+      impl === 'unknown'
+        ? signatures.reduce((a, b) => (b.explainedBytes > a.explainedBytes ? b : a))
+        : signatures.find((s) => s.impl === impl);
     if (!signature) continue;
     for (const i of indexes) {
       const component = signature.components.get((records[i] as HeapRecord).objectSize);
       if (!component) continue;
       const a = attributions[i] as RecordAttribution;
-      attributions[i] = { ...a, kind: 'map', evidence: 'size-signature', component, impl: signature.impl };
+      attributions[i] = { ...a, kind: 'map', evidence: 'size-signature', component, impl };
     }
   }
+  return impl;
 }
+
+/** A site without an object of 1 KiB has no bucket array or table a signature could rest on. */
+const SMALLEST_MAP_STRUCTURE = 1024;
+/** Proofs on both sides: the implementation is the one proved by this many times more bytes, or unknown. */
+const PROOF_MARGIN = 4;
+
+function implFromProofs(bytes: { classic: number; swiss: number }): MapImpl {
+  if (bytes.classic > 0 && bytes.classic >= PROOF_MARGIN * bytes.swiss) return 'classic';
+  if (bytes.swiss > 0 && bytes.swiss >= PROOF_MARGIN * bytes.classic) return 'swiss';
+  return 'unknown';
+}
+
+function firstKnown(...impls: MapImpl[]): MapImpl {
+  return impls.find((i) => i !== 'unknown') ?? 'unknown';
+}
+
+/**
+ * runtime.Version() of the target, when something recorded it: swiss maps
+ * are the default from Go 1.24 (GOEXPERIMENT=noswissmap, shown as
+ * "X:noswissmap", turns them off in 1.24 and 1.25) and the only maps from 1.26.
+ */
+export function implFromGoVersion(version: string | undefined): MapImpl {
+  const match = version ? /^go1\.(\d+)/.exec(version) : null;
+  if (!match) return 'unknown';
+  const minor = Number(match[1]);
+  if (minor <= 23) return 'classic';
+  if (minor <= 25 && /noswissmap/.test(version ?? '')) return 'classic';
+  return 'swiss';
+}
+
+/** Functions of one implementation anywhere in the profile's stacks (the runtime hides only the leaf ones). */
+function implFromFunctionNames(stacks: Iterable<readonly Frame[]>): MapImpl {
+  let swiss = false;
+  let classic = false;
+  for (const stack of stacks) {
+    for (const frame of stack) {
+      if (frame.function.startsWith('internal/runtime/maps.')) swiss = true;
+      else if (CLASSIC_ONLY_FUNCTION.test(frame.function)) classic = true;
+    }
+  }
+  return swiss === classic ? 'unknown' : swiss ? 'swiss' : 'classic';
+}
+
+const CLASSIC_ONLY_FUNCTION = /^runtime\.(makeBucketArray|hashGrow|growWork|evacuate|\(\*hmap\)\.)/;
 
 function dominantImpl(attributions: readonly RecordAttribution[]): MapImpl {
   let swiss = 0;

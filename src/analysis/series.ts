@@ -70,13 +70,28 @@ export function analyzeSeries(
   const last = distinct[distinct.length - 1] as TimedSnapshot;
   const hours = (last.time.getTime() - first.time.getTime()) / 3_600_000;
 
-  const keys = new Map<string, SiteUsage>();
-  for (const snapshot of distinct) for (const usage of snapshot.usages) if (!keys.has(usage.key)) keys.set(usage.key, usage);
+  // Each site's usage in each snapshot, indexed once (not searched per site per snapshot).
+  const bySite = new Map<string, (SiteUsage | undefined)[]>();
+  distinct.forEach((snapshot, i) => {
+    for (const usage of snapshot.usages) {
+      let row = bySite.get(usage.key);
+      if (!row) bySite.set(usage.key, (row = new Array<SiteUsage | undefined>(distinct.length).fill(undefined)));
+      row[i] ??= usage;
+    }
+  });
+
+  // And the last snapshot's usages per owner function, for the same reason.
+  const lastByFunction = new Map<string, SiteUsage[]>();
+  for (const usage of last.usages) {
+    const list = lastByFunction.get(usage.site.function);
+    if (list) list.push(usage);
+    else lastByFunction.set(usage.site.function, [usage]);
+  }
 
   const findings: Finding[] = [];
-  for (const [key, template] of keys) {
-    const usages = distinct.map((s) => s.usages.find((u) => u.key === key));
-    const finding = classifySite(template, usages, distinct, hours, thresholds, sampleNoiseBytes);
+  for (const usages of bySite.values()) {
+    const template = usages.find((u) => u !== undefined) as SiteUsage;
+    const finding = classifySite(template, usages, distinct, hours, thresholds, sampleNoiseBytes, lastByFunction);
     if (finding && isWorthReporting(finding, thresholds, hours)) findings.push(finding);
   }
   findings.sort(bySeriousness);
@@ -111,6 +126,7 @@ function classifySite(
   hours: number,
   thresholds: Thresholds,
   noise: number,
+  lastByFunction: ReadonlyMap<string, readonly SiteUsage[]>,
 ): Finding | undefined {
   const inuse = usages.map((u) => u?.inuseBytes ?? 0);
   const alloc = usages.map((u) => u?.allocBytes ?? 0);
@@ -130,7 +146,7 @@ function classifySite(
   const owner = template.site.function;
   const functionAlloc = snapshots.map((s) => s.allocBytesByFunction.get(owner) ?? 0);
   const ownerStillAllocates = (functionAlloc[points - 1] as number) - (functionAlloc[0] as number) > noise;
-  const elementsFreed = elementsWereFreed(usages[points - 1] ? snapshots[points - 1] : undefined, owner);
+  const elementsFreed = elementsWereFreed(usages[points - 1] ? lastByFunction.get(owner) : undefined);
 
   const enoughData = points >= 2;
   const isGrowing =
@@ -203,12 +219,11 @@ export function kendallTau(values: readonly number[], tolerance: number): number
  * Most of what the owner allocated besides the map structure itself (the
  * values it stored, out-of-line entries) has been freed.
  */
-function elementsWereFreed(snapshot: TimedSnapshot | undefined, owner: string): boolean {
-  if (!snapshot) return false;
+function elementsWereFreed(ownerUsages: readonly SiteUsage[] | undefined): boolean {
+  if (!ownerUsages) return false;
   let allocated = 0;
   let inuse = 0;
-  for (const usage of snapshot.usages) {
-    if (usage.site.function !== owner) continue;
+  for (const usage of ownerUsages) {
     const elementsOnly = usage.kind === 'other';
     const entryBytes = usage.components.entry ?? 0;
     if (elementsOnly) {

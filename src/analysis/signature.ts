@@ -1,21 +1,49 @@
-import { allocatedSize } from './sizeclass.js';
+import { allocatedSize, pointerSliceGrowth, ROUNDINGS, type Rounding } from './sizeclass.js';
 import type { MapComponent } from './frames.js';
 
 /**
  * Map memory inferred from object sizes alone, for profiles without the
- * hidden runtime frames. A site whose objects form a map's growth chain
- * (bucket arrays or swiss tables doubling for one entry size) is a map.
+ * hidden runtime frames. Every object a map allocates has a size that
+ * follows from the runtime's rules and the map's slot size; the table of
+ * all of them is built once, at load, and a site is explained by looking up
+ * each of its distinct object sizes.
+ *
+ * The rules (Go source):
+ * - classic maps (runtime/map.go, Go ≤ 1.23): a bucket is 8 tophash bytes,
+ *   8 keys, 8 elems and an overflow pointer, so 16 + 8·slot bytes, where
+ *   slot = key + elem bytes as stored (each over 128 bytes is stored out of
+ *   line, as a pointer). makeBucketArray allocates 2^B buckets, plus 2^(B−4)
+ *   spare overflow buckets from B = 4, widened to fill the size class.
+ *   Overflow buckets beyond those are single buckets; for buckets without
+ *   pointers every overflow bucket is also appended to a `[]*bmap` slice
+ *   (createOverflow), whose growth leaves its own chain of sizes.
+ * - swiss maps (internal/runtime/maps, Go ≥ 1.24): a group is 8 control
+ *   bytes and 8 slots, so 8 + 8·slot bytes. A table holds 2^j groups,
+ *   doubling from 2 to 128 (1024 slots), then splits into two full tables.
+ *   A small map is one group and no table. Tables have a 32-byte header;
+ *   a directory is a `[]*table`.
+ * - sizes: small objects are rounded to their size class (with an 8-byte
+ *   malloc header for objects with pointers above 512 bytes from Go 1.22),
+ *   objects above 32 KiB to whole 8 KiB pages (runtime.roundupsize).
  */
 export interface SizeSignature {
   impl: 'classic' | 'swiss';
+  /** Key + elem bytes per slot as the map stores them. */
+  slotBytes: number;
+  /** Bytes of one classic bucket or one swiss group. */
+  unitBytes: number;
   /** Object sizes that belong to the map, with the part of the map each is. */
   components: Map<number, MapComponent>;
+  /** Bytes (allocated, or in use without allocation figures) the signature explains at the site. */
+  explainedBytes: number;
+  /** Of those, bytes of out-of-line keys and elems. */
+  entryBytes: number;
   /** 0..1: a long doubling chain is strong, a single table size is weak. */
   strength: number;
-  /** A bucket array larger than any swiss table: only a classic map does that. */
+  /** A bucket array larger than any swiss groups array: only a classic map does that. */
   provesClassic: boolean;
-  /** Many objects of one full swiss table: how big swiss maps look. */
-  looksSwiss: boolean;
+  /** Many more full tables than smaller tables: only a swiss map (tables split at 1024 slots) does that. */
+  provesSwiss: boolean;
 }
 
 export interface SizeStats {
@@ -23,30 +51,298 @@ export interface SizeStats {
   bytes: number;
 }
 
-/** Key + value bytes per slot (each over 128 bytes is stored as a pointer). */
-const SLOT_SIZES = Array.from({ length: 256 }, (_, i) => i + 1);
-const MIN_CLASSIC_B = 4; // from B=4 arrays carry 2^(B-4) spare overflow buckets: a distinctive 17/16 factor
-const MAX_CLASSIC_B = 28;
-const SWISS_TABLE_GROUPS_LOG2 = 7; // a table holds at most 1024 slots = 128 groups of 8
-const LARGEST_SWISS_TABLE = allocatedSize(128 * (8 + 8 * 257));
+type Impl = SizeSignature['impl'];
 
-const SWISS_FULL_TABLE_SIZES = new Set(SLOT_SIZES.map((slot) => allocatedSize(128 * (8 + 8 * slot))));
-
-function classicArraySize(bucketSize: number, b: number): number {
-  return allocatedSize(bucketSize * (2 ** b + 2 ** (b - 4)));
+interface Shape {
+  impl: Impl;
+  slotBytes: number;
+  unitBytes: number;
+  rounding: Rounding;
+  /** Allocated size of the structure at each level (classic: B; swiss: log2 of the group count). */
+  levelSizes: number[];
 }
 
-interface Chain {
-  sizes: Map<number, MapComponent>;
-  steps: number;
-  bytes: number;
-  overflowSeen: boolean;
+interface Candidate {
+  shape: number;
+  level: number;
 }
 
-/** Objects from 1 KiB up: where bucket arrays and swiss tables live. */
+const MAX_SLOT_BYTES = 256; // two 128-byte fields; larger ones are stored as pointers
+const MAX_INLINE_FIELD = 128;
+const FIRST_SPARE_B = 4; // makeBucketArray adds 2^(B-4) overflow buckets from B = 4
+const MAX_CLASSIC_B = 31; // levels are bits of a 32-bit mask; 2^31 buckets of 24 bytes are 48 GiB
+const MAX_STRUCTURE_BYTES = 2 ** 38;
+const SWISS_FULL_LEVEL = 7; // 128 groups = 1024 slots (maxTableCapacity)
+const SWISS_TABLE_HEADER = 32; // internal/runtime/maps.table
+const POINTER = 8;
+
+function classicLevels(bucket: number, rounding: Rounding): number[] {
+  const sizes: number[] = [];
+  for (let b = 0; b <= MAX_CLASSIC_B; b++) {
+    const buckets = 2 ** b + (b >= FIRST_SPARE_B ? 2 ** (b - FIRST_SPARE_B) : 0);
+    const bytes = bucket * buckets;
+    if (bytes > MAX_STRUCTURE_BYTES) break;
+    sizes.push(allocatedSize(bytes, rounding));
+  }
+  return sizes;
+}
+
+function swissLevels(group: number, rounding: Rounding): number[] {
+  const sizes: number[] = [];
+  for (let j = 0; j <= SWISS_FULL_LEVEL; j++) sizes.push(allocatedSize(group * 2 ** j, rounding));
+  return sizes;
+}
+
+const SHAPES: Shape[] = [];
+for (const rounding of ROUNDINGS) {
+  for (let slot = 1; slot <= MAX_SLOT_BYTES; slot++) {
+    const bucket = 16 + 8 * slot;
+    SHAPES.push({ impl: 'classic', slotBytes: slot, unitBytes: bucket, rounding, levelSizes: classicLevels(bucket, rounding) });
+    const group = 8 + 8 * slot;
+    SHAPES.push({ impl: 'swiss', slotBytes: slot, unitBytes: group, rounding, levelSizes: swissLevels(group, rounding) });
+  }
+}
+
+/** Allocated object size → every (shape, level) whose structure has that size. */
+const STRUCTURES = new Map<number, Candidate[]>();
+SHAPES.forEach((shape, id) => {
+  shape.levelSizes.forEach((size, level) => {
+    const list = STRUCTURES.get(size);
+    if (!list) STRUCTURES.set(size, [{ shape: id, level }]);
+    else if (!list.some((c) => c.shape === id)) list.push({ shape: id, level });
+  });
+});
+
+/** Sizes of the `[]*bmap` overflow slices of classic maps (both roundings). */
+const OVERFLOW_SLICES = new Set(ROUNDINGS.flatMap((r) => pointerSliceGrowth(r, MAX_STRUCTURE_BYTES)));
+/** Sizes of swiss directories (`[]*table` of 2^d entries). */
+const DIRECTORIES = new Set(
+  ROUNDINGS.flatMap((r) => Array.from({ length: 31 }, (_, d) => allocatedSize(POINTER * 2 ** d, r))),
+);
+/** Largest groups array any swiss map allocates. */
+const LARGEST_SWISS_GROUPS = Math.max(...SHAPES.filter((s) => s.impl === 'swiss').map((s) => s.levelSizes[SWISS_FULL_LEVEL] as number));
+/** Out-of-line keys and elems are objects of more than 128 bytes. */
+const SMALLEST_ENTRY = allocatedSize(MAX_INLINE_FIELD + 1);
+
+/** Objects from 1 KiB up: where bucket arrays and swiss tables live, and where sizes start to mean something. */
 const LARGE_OBJECT = 1024;
 /** A map site allocates few large sizes besides its own structure. */
 const MAX_UNEXPLAINED_LARGE_SIZES = 4;
+/** Three sizes of one classic chain: two page-rounded sizes one doubling apart are too easily a coincidence. */
+const MIN_CLASSIC_STEPS = 3;
+/** A lone full-table size counts only as a size class of 8–32 KiB held by many objects. */
+const LONE_TABLE_MIN = 8192;
+const LONE_TABLE_MAX = 32768;
+const LONE_TABLE_OBJECTS = 8;
+/** Full tables outnumbering every smaller table this many times over: the swiss split, not a classic chain. */
+const SWISS_SPLIT_RATIO = 4;
+/** runtime/map.go loadFactorNum/loadFactorDen: a classic map grows at 6.5 entries per bucket. */
+const CLASSIC_LOAD = 6.5;
+/** 1024 slots × 7/8 load (maxAvgGroupLoad) / 2 tables after a split / 2 (the parent is freed). */
+const SWISS_INSERTS_PER_FULL_TABLE = (1024 * 7) / 8 / 4;
+
+interface Score {
+  shape: number;
+  levels: Map<number, SizeStats>;
+}
+
+/** Levels of each shape seen at the site being explained, as bits (shape id → mask); reset after each site. */
+const SEEN_LEVELS = new Uint32Array(SHAPES.length);
+const CLASSIC_CHAIN_LEVELS = ~((1 << FIRST_SPARE_B) - 1);
+
+/**
+ * Could the levels seen make a signature at all? Cheap bit tests, so that
+ * only a few shapes per site get the full look.
+ */
+function worthAFullLook(shape: Shape, levels: number): boolean {
+  if (shape.impl === 'classic') {
+    const chain = levels & CLASSIC_CHAIN_LEVELS;
+    return (chain & (chain >>> 1) & (chain >>> 2)) !== 0;
+  }
+  if ((levels & (1 << SWISS_FULL_LEVEL)) === 0) return false;
+  const fullSize = shape.levelSizes[SWISS_FULL_LEVEL] as number;
+  return levels !== 1 << SWISS_FULL_LEVEL || (fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX);
+}
+
+/** The best classic and the best swiss explanation of one site's object sizes, if any explains it. */
+export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
+  const touched: number[] = [];
+  for (const size of bySize.keys()) {
+    if (size < LARGE_OBJECT) continue;
+    const candidates = STRUCTURES.get(size);
+    if (!candidates) continue;
+    for (const { shape, level } of candidates) {
+      if (SEEN_LEVELS[shape] === 0) touched.push(shape);
+      SEEN_LEVELS[shape] = (SEEN_LEVELS[shape] as number) | (1 << level);
+    }
+  }
+  let best: Partial<Record<Impl, SizeSignature>> = {};
+  for (const id of touched) {
+    const shape = SHAPES[id] as Shape;
+    const levels = SEEN_LEVELS[id] as number;
+    SEEN_LEVELS[id] = 0;
+    if (!worthAFullLook(shape, levels)) continue;
+    const score: Score = { shape: id, levels: new Map() };
+    for (let level = 0; level < shape.levelSizes.length; level++) {
+      if (levels & (1 << level)) score.levels.set(level, bySize.get(shape.levelSizes[level] as number) as SizeStats);
+    }
+    const signature = qualify(score, bySize);
+    if (!signature || !explainsSite(signature.components, bySize)) continue;
+    const incumbent = best[signature.impl];
+    if (!incumbent || better(signature, incumbent)) best = { ...best, [signature.impl]: signature };
+  }
+  return [best.classic, best.swiss].filter((s): s is SizeSignature => s !== undefined);
+}
+
+/**
+ * Ties are real: bucket size b at B+1 and 2b at B give the same arrays;
+ * the shape whose overflow buckets (or smaller tables) are seen is the map.
+ */
+function better(a: SizeSignature, b: SizeSignature): boolean {
+  if (a.explainedBytes !== b.explainedBytes) return a.explainedBytes > b.explainedBytes;
+  // The same bytes as buckets or groups rather than as out-of-line entries: the structure is the firmer reading.
+  const structural = (s: SizeSignature): number => s.explainedBytes - s.entryBytes;
+  if (structural(a) !== structural(b)) return structural(a) > structural(b);
+  if (a.components.size !== b.components.size) return a.components.size > b.components.size;
+  if (a.strength !== b.strength) return a.strength > b.strength;
+  // b at level B+1 or 2b at level B: the single objects of size b are then overflow buckets.
+  return a.unitBytes > b.unitBytes;
+}
+
+function qualify(score: Score, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
+  const shape = SHAPES[score.shape] as Shape;
+  return shape.impl === 'classic' ? qualifyClassic(shape, score, bySize) : qualifySwiss(shape, score, bySize);
+}
+
+function qualifyClassic(shape: Shape, score: Score, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
+  // A map that grew by inserts allocated every level from its first array to
+  // its last: three consecutive levels at least (sampling loses small ones).
+  let run = 0;
+  let longestRun = 0;
+  for (let level = FIRST_SPARE_B; level < shape.levelSizes.length; level++) {
+    run = score.levels.has(level) ? run + 1 : 0;
+    longestRun = Math.max(longestRun, run);
+  }
+  if (longestRun < MIN_CLASSIC_STEPS) return undefined;
+  const components = new Map<number, MapComponent>();
+  let arrays = 0;
+  let top = -1;
+  let overflowBuckets = 0;
+  let slots = 0;
+  shape.levelSizes.forEach((size, level) => {
+    const stats = bySize.get(size);
+    if (!stats || components.has(size)) return;
+    // A single bucket: the first bucket of a map made without a hint, or an overflow bucket.
+    components.set(size, level === 0 ? 'overflow' : 'buckets');
+    if (level > 0) {
+      arrays += stats.objects;
+      top = level;
+    }
+    overflowBuckets += stats.objects * (level === 0 ? 1 : level >= FIRST_SPARE_B ? 2 ** (level - FIRST_SPARE_B) : 0);
+    slots += stats.objects * 8 * Math.floor(size / shape.unitBytes);
+  });
+  const topSize = shape.levelSizes[top] as number;
+  const maps = Math.max(1, bySize.get(topSize)?.objects ?? 1);
+  // Overflow slices hold one pointer per overflow bucket of one map and
+  // restart at every growth: a few per bucket array, none longer than twice
+  // the overflow buckets a map has.
+  const longestSlice = (2 * POINTER * overflowBuckets) / maps;
+  for (const [size, stats] of bySize) {
+    if (!OVERFLOW_SLICES.has(size) || components.has(size)) continue;
+    if (stats.objects <= 2 * arrays + 2 && size <= longestSlice) components.set(size, 'overflow');
+  }
+  // Growing to 2^B buckets took more than 6.5 · 2^(B−1) inserts (the load factor).
+  addEntries(components, bySize, { atLeast: 0.5 * CLASSIC_LOAD * 2 ** (top - 1) * maps, atMost: slots });
+  return finish(shape, components, bySize, {
+    strength: longestRun >= 4 ? 0.75 : 0.6,
+    provesClassic: topSize > LARGEST_SWISS_GROUPS,
+    provesSwiss: false,
+  });
+}
+
+function qualifySwiss(shape: Shape, score: Score, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
+  const full = score.levels.get(SWISS_FULL_LEVEL);
+  if (!full) return undefined;
+  const fullSize = shape.levelSizes[SWISS_FULL_LEVEL] as number;
+  let smaller = 0;
+  let mostSmallerObjects = 0;
+  for (const [level, stats] of score.levels) {
+    if (level === SWISS_FULL_LEVEL || (shape.levelSizes[level] as number) === fullSize) continue;
+    smaller++;
+    mostSmallerObjects = Math.max(mostSmallerObjects, stats.objects);
+  }
+  // A table grows through every smaller size once, then splits into full
+  // tables: a map's full tables are at least as many as any smaller table.
+  const chain = smaller >= 1 && full.objects >= mostSmallerObjects;
+  const lone = fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX && full.objects >= LONE_TABLE_OBJECTS;
+  if (!chain && !lone) return undefined;
+  const components = new Map<number, MapComponent>();
+  let tables = 0;
+  let slots = 0;
+  shape.levelSizes.forEach((size, level) => {
+    const stats = bySize.get(size);
+    if (!stats || components.has(size)) return;
+    components.set(size, 'groups');
+    if (level > 0) tables += stats.objects;
+    slots += stats.objects * 8 * Math.floor(size / shape.unitBytes);
+  });
+  // Each map passes through the smaller tables once.
+  const maps = Math.max(1, mostSmallerObjects);
+  const header = bySize.get(SWISS_TABLE_HEADER);
+  if (header && !components.has(SWISS_TABLE_HEADER) && header.objects <= tables + 1) components.set(SWISS_TABLE_HEADER, 'table');
+  // A directory holds a pointer per table of one map (doubling: twice at most).
+  const largestDirectory = (2 * POINTER * full.objects) / maps;
+  for (const [size, stats] of bySize) {
+    if (DIRECTORIES.has(size) && !components.has(size) && stats.objects <= tables + 1 && size <= Math.max(POINTER, largestDirectory)) {
+      components.set(size, 'directory');
+    }
+  }
+  // Full tables split at 7/8 of 1024 slots into two holding half each, and
+  // the parent is freed: more than 224 inserts per full table allocated.
+  addEntries(components, bySize, { atLeast: 0.5 * SWISS_INSERTS_PER_FULL_TABLE * full.objects, atMost: slots });
+  return finish(shape, components, bySize, {
+    strength: chain ? (smaller >= 2 ? 0.7 : 0.55) : 0.45,
+    provesClassic: false,
+    provesSwiss: full.objects >= SWISS_SPLIT_RATIO * Math.max(1, mostSmallerObjects),
+  });
+}
+
+/**
+ * Keys or elems over 128 bytes live out of line, one object each: at most
+ * two sizes (key and elem), as many objects as the map took inserts.
+ */
+function addEntries(
+  components: Map<number, MapComponent>,
+  bySize: ReadonlyMap<number, SizeStats>,
+  inserts: { atLeast: number; atMost: number },
+): void {
+  // The two sizes holding the most bytes (key and elem), without sorting every size.
+  let first: [number, number] | undefined;
+  let second: [number, number] | undefined;
+  for (const [size, stats] of bySize) {
+    if (size < SMALLEST_ENTRY || stats.objects < inserts.atLeast || stats.objects > inserts.atMost || components.has(size)) continue;
+    if (!first || stats.bytes > first[1]) [first, second] = [[size, stats.bytes], first];
+    else if (!second || stats.bytes > second[1]) second = [size, stats.bytes];
+  }
+  if (first) components.set(first[0], 'entry');
+  if (second) components.set(second[0], 'entry');
+}
+
+function finish(
+  shape: Shape,
+  components: Map<number, MapComponent>,
+  bySize: ReadonlyMap<number, SizeStats>,
+  verdict: Pick<SizeSignature, 'strength' | 'provesClassic' | 'provesSwiss'>,
+): SizeSignature {
+  let explainedBytes = 0;
+  let entryBytes = 0;
+  for (const [size, component] of components) {
+    const bytes = bySize.get(size)?.bytes ?? 0;
+    explainedBytes += bytes;
+    if (component === 'entry') entryBytes += bytes;
+  }
+  return { impl: shape.impl, slotBytes: shape.slotBytes, unitBytes: shape.unitBytes, components, explainedBytes, entryBytes, ...verdict };
+}
 
 /**
  * A signature must explain the site, not just touch it: most of its large
@@ -66,114 +362,9 @@ function explainsSite(sizes: ReadonlyMap<number, MapComponent>, bySize: Readonly
   return unexplained <= MAX_UNEXPLAINED_LARGE_SIZES && explainedBytes >= 0.5 * largeBytes;
 }
 
-/** The best classic and swiss explanations of one site's object sizes. */
-export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
-  const found: SizeSignature[] = [];
-  const signatures = collectSignatures(bySize);
-  for (const signature of signatures) if (explainsSite(signature.components, bySize)) found.push(signature);
-  return found;
-}
-
-function collectSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
-  const found: SizeSignature[] = [];
-  // Two page-rounded sizes one doubling apart are too easily a coincidence.
-  const classic = bestChain(SLOT_SIZES.map((slot) => classicChain(16 + 8 * slot, bySize)), 3);
-  if (classic) {
-    found.push({
-      impl: 'classic',
-      components: classic.sizes,
-      strength: classic.steps >= 4 ? 0.75 : 0.6,
-      provesClassic: [...classic.sizes.keys()].some((size) => size > LARGEST_SWISS_TABLE),
-      looksSwiss: false,
-    });
-  }
-  const swiss = bestChain(SLOT_SIZES.map((slot) => swissChain(8 + 8 * slot, bySize)));
-  if (swiss) {
-    found.push({ impl: 'swiss', components: swiss.sizes, strength: swiss.steps >= 3 ? 0.7 : 0.55, provesClassic: false, looksSwiss: true });
-  } else {
-    const table = fullSwissTable(bySize);
-    if (table) found.push({ impl: 'swiss', components: new Map([[table, 'groups']]), strength: 0.45, provesClassic: false, looksSwiss: true });
-  }
-  return found;
-}
-
-/**
- * The chain explaining the most bytes. Ties are real: bucket size b at B+1
- * and 2b at B give the same arrays; the one whose overflow buckets are seen
- * is the map.
- */
-function bestChain(chains: Chain[], minSteps = 2): Chain | undefined {
-  let best: Chain | undefined;
-  for (const chain of chains) {
-    if (chain.steps < minSteps) continue;
-    const better =
-      !best ||
-      chain.bytes > best.bytes ||
-      (chain.bytes === best.bytes && (Number(chain.overflowSeen) - Number(best.overflowSeen) || chain.steps - best.steps) > 0);
-    if (better) best = chain;
-  }
-  return best;
-}
-
-function classicChain(bucketSize: number, bySize: ReadonlyMap<number, SizeStats>): Chain {
-  const chain: Chain = { sizes: new Map(), steps: 0, bytes: 0, overflowSeen: false };
-  for (let b = MIN_CLASSIC_B; b <= MAX_CLASSIC_B; b++) {
-    const size = classicArraySize(bucketSize, b);
-    const stats = bySize.get(size);
-    if (stats && !chain.sizes.has(size)) {
-      chain.sizes.set(size, 'buckets');
-      chain.steps++;
-      chain.bytes += stats.bytes;
-    }
-  }
-  if (chain.steps === 0) return chain;
-  const overflow = allocatedSize(bucketSize);
-  const overflowStats = bySize.get(overflow);
-  if (overflowStats) {
-    chain.sizes.set(overflow, 'overflow');
-    chain.bytes += overflowStats.bytes;
-    chain.overflowSeen = true;
-  }
-  // Small arrays (B < 4) are too common a size to prove anything, but once
-  // a chain is found they are part of the same map.
-  for (let b = 1; b < MIN_CLASSIC_B; b++) {
-    const size = allocatedSize(bucketSize * 2 ** b);
-    const stats = bySize.get(size);
-    if (stats && !chain.sizes.has(size)) {
-      chain.sizes.set(size, 'buckets');
-      chain.bytes += stats.bytes;
-    }
-  }
-  return chain;
-}
-
-function swissChain(groupSize: number, bySize: ReadonlyMap<number, SizeStats>): Chain {
-  const chain: Chain = { sizes: new Map(), steps: 0, bytes: 0, overflowSeen: false };
-  const fullTable = allocatedSize(groupSize * 2 ** SWISS_TABLE_GROUPS_LOG2);
-  // A chain without the full table is more likely doubling buffers than a map.
-  if (!bySize.has(fullTable)) return chain;
-  for (let log2 = 1; log2 <= SWISS_TABLE_GROUPS_LOG2; log2++) {
-    const size = allocatedSize(groupSize * 2 ** log2);
-    const stats = bySize.get(size);
-    if (size >= 1024 && stats && !chain.sizes.has(size)) {
-      chain.sizes.set(size, 'groups');
-      chain.steps++;
-      chain.bytes += stats.bytes;
-    }
-  }
-  return chain;
-}
-
-/** Many objects of exactly one full swiss table size (the one holding the most bytes). */
-function fullSwissTable(bySize: ReadonlyMap<number, SizeStats>): number | undefined {
-  let best: number | undefined;
-  let bestBytes = 0;
-  for (const [size, stats] of bySize) {
-    if (size < 8192 || size > 32768 || stats.objects < 8 || stats.bytes <= bestBytes) continue;
-    if (SWISS_FULL_TABLE_SIZES.has(size)) {
-      best = size;
-      bestBytes = stats.bytes;
-    }
-  }
-  return best;
+/** For tests and tools: every structure size the model knows for one map shape. */
+export function structureSizes(impl: Impl, slotBytes: number, rounding: Rounding): readonly number[] {
+  const shape = SHAPES.find((s) => s.impl === impl && s.slotBytes === slotBytes && s.rounding === rounding);
+  if (!shape) throw new Error(`no ${impl} shape with ${slotBytes}-byte slots`);
+  return shape.levelSizes;
 }

@@ -1,7 +1,8 @@
 /**
  * Undo heap sampling bias exactly as runtime/pprof does (protomem.go,
  * scaleHeapSample): an object of average size s is sampled with
- * probability 1 - exp(-s/rate).
+ * probability 1 - exp(-s/rate), and the estimates are truncated to whole
+ * numbers (int64), as in the proto profile.
  */
 export function scaleHeapSample(
   count: number,
@@ -12,5 +13,5 @@ export function scaleHeapSample(
   if (rate <= 1) return { count, bytes };
   const averageSize = bytes / count;
   const scale = 1 / (1 - Math.exp(-averageSize / rate));
-  return { count: count * scale, bytes: bytes * scale };
+  return { count: Math.trunc(count * scale), bytes: Math.trunc(bytes * scale) };
 }

@@ -18,7 +18,7 @@ export type HiddenFrames =
   /** The format dropped them (proto, or debug=1 `#` lines only). */
   | 'absent';
 
-/** One allocation record: one stack and one object size, scaled estimates. */
+/** One allocation record: one stack and one object size, scaled estimates, whole numbers. */
 export interface HeapRecord {
   /** Leaf first. */
   stack: Frame[];
@@ -47,5 +47,7 @@ export interface HeapProfile {
   memProfileRate: number;
   /** Identifies the binary, so symbols can be cached per build. */
   buildId: string | undefined;
+  /** runtime.Version() of the target when something recorded it (build info); decides the map implementation. */
+  goVersion?: string | undefined;
   records: HeapRecord[];
 }

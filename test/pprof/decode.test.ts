@@ -90,11 +90,12 @@ for (const version of FIXTURE_VERSIONS) {
 }
 
 describe('scaleHeapSample', () => {
-  test('small objects are scaled up by the inverse sampling probability', () => {
+  test('small objects are scaled up by the inverse sampling probability, truncated to whole numbers as Go does', () => {
     const { count, bytes } = scaleHeapSample(1, 64, 512 * 1024);
     const expected = 1 / (1 - Math.exp(-64 / (512 * 1024)));
-    assert.ok(Math.abs(count - expected) < 1e-9);
-    assert.ok(Math.abs(bytes - 64 * expected) < 1e-6);
+    // protomem.go: int64(float64(count) * scale), int64(float64(size) * scale)
+    assert.equal(count, Math.trunc(expected));
+    assert.equal(bytes, Math.trunc(64 * expected));
     assert.ok(count > 8000 && count < 8400);
   });
   test('objects far larger than the rate are barely scaled; zero stays zero; rate 1 is exact', () => {

@@ -1,0 +1,3 @@
+module mapleakprobe.test/shapes
+
+go 1.19
