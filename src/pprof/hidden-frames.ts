@@ -19,9 +19,11 @@ export function recordKey(addresses: readonly number[], objectSize: number): str
 
 /**
  * Hidden frame names, leaf first, per record key. One line can allocate
- * objects of one size through several runtime paths (a swiss table that
- * grows and one that splits both end in newarray): the table then keeps
- * the leaf-side frames every path shares, which is what they have in common.
+ * objects of one size through several runtime paths (measured: a map with
+ * 136-byte values allocated 59,992 of its 60,000 entry objects through
+ * mapassign, the other 8 during a rehash). The proto merges them into
+ * samples with the same key, so the table keeps the path that allocated
+ * most of the key's objects in the latest debug=1 that showed it.
  */
 export type HiddenFrameTable = Map<string, readonly string[]>;
 
@@ -30,6 +32,7 @@ export type HiddenFrameTable = Map<string, readonly string[]>;
  * whose hidden PCs are not all named teach nothing.
  */
 export function learnHiddenFrames(heap: Debug1Heap, symbols: SymbolTable, into: HiddenFrameTable = new Map()): HiddenFrameTable {
+  const dominant = new Map<string, { hidden: string[]; objects: number }>();
   for (const record of heap.records) {
     const objects = record.allocObjects || record.inuseObjects;
     if (objects === 0) continue;
@@ -46,10 +49,10 @@ export function learnHiddenFrames(heap: Debug1Heap, symbols: SymbolTable, into: 
     }
     if (!named || addresses.length === 0) continue;
     const key = recordKey(addresses, objectSize);
-    const known = into.get(key);
-    if (known === undefined) into.set(key, hidden);
-    else if (!sameNames(known, hidden)) into.set(key, commonLeafFrames(known, hidden));
+    const known = dominant.get(key);
+    if (!known || objects > known.objects) dominant.set(key, { hidden, objects });
   }
+  for (const [key, { hidden }] of dominant) into.set(key, hidden);
   return into;
 }
 
@@ -98,12 +101,4 @@ export function isProfilerAllocation(record: HeapRecord): boolean {
   return record.stack.some((frame) => frame.function.startsWith('runtime/pprof.'));
 }
 
-function sameNames(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((name, i) => name === b[i]);
-}
 
-function commonLeafFrames(a: readonly string[], b: readonly string[]): string[] {
-  let n = 0;
-  while (n < a.length && n < b.length && a[n] === b[n]) n++;
-  return a.slice(0, n);
-}

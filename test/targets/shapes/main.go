@@ -25,6 +25,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"time"
 )
 
 func init() { runtime.MemProfileRate = 1 }
@@ -679,6 +680,7 @@ func manyStrings() any {
 func main() {
 	out := flag.String("out", "", "write the proto heap profile here, print the truth and exit")
 	addr := flag.String("addr", "", "serve net/http/pprof and /truth on this address after building")
+	lifetime := flag.Duration("max-lifetime", 10*time.Minute, "with -addr: exit after this long (a safety net for tests)")
 	flag.Parse()
 	truth.GoVersion = runtime.Version()
 	measure("v8-small", "main.build_v8_small", "map", 8, 8, 6, build_v8_small)
@@ -764,5 +766,6 @@ func main() {
 	}
 	fmt.Println(string(doc))
 	fmt.Printf("listening on %s\n", ln.Addr())
+	time.AfterFunc(*lifetime, func() { os.Exit(0) })
 	log.Fatal(http.Serve(ln, nil))
 }
