@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AuthenticationV1Api, AuthorizationV1Api, type ConfigurationOptions, type KubeConfig, type RequestContext, type ResponseContext } from '@kubernetes/client-node';
+import { AuthenticationV1Api, AuthorizationV1Api, Observable, type ConfigurationOptions, type KubeConfig, type RequestContext, type ResponseContext } from '@kubernetes/client-node';
 import { ExpiringCache } from './cache.js';
 import { ConcurrencyLimit } from './limiter.js';
 import type { AuthMetrics } from './metrics.js';
@@ -66,15 +66,15 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
 
 /** A per-call deadline through client-node's middleware (the generated client has no timeout of its own). */
 function withTimeout(ms: number): ConfigurationOptions {
+  // The object API hands these to the observable API as they are (like setHeaderOptions does).
   const middleware = {
-    pre: (context: RequestContext): Promise<RequestContext> => {
+    pre: (context: RequestContext): Observable<RequestContext> => {
       context.setSignal(AbortSignal.timeout(ms));
-      return Promise.resolve(context);
+      return new Observable(Promise.resolve(context));
     },
-    post: (context: ResponseContext): Promise<ResponseContext> => Promise.resolve(context),
+    post: (context: ResponseContext): Observable<ResponseContext> => new Observable(Promise.resolve(context)),
   };
-  // The object API wraps each middleware as a promise middleware (see PromiseMiddlewareWrapper).
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions;
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
 }
 
 function statusCodeOf(err: unknown): number | undefined {

@@ -1,0 +1,309 @@
+// Who may read what over HTTP, against the real local API server with the
+// chart's own ClusterRoles: the operator runs as the chart's worker
+// ServiceAccount (a token minted with TokenRequest), users are
+// ServiceAccounts with and without bindings.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CoreV1Api, KubernetesObjectApi, loadAllYaml, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { Redis } from 'ioredis';
+import { attributeProfile } from '../../src/analysis/attribute.js';
+import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
+import { decodeHeapProfile } from '../../src/pprof/index.js';
+import { SeriesStore } from '../../src/store/series-store.js';
+import { auditLogPath, stopCluster, type Cluster } from '../cluster/cluster.js';
+import { freeLoopbackPort, startRedis, type RedisServer } from '../cluster/redis.js';
+import { readFixture } from '../support/fixtures.js';
+import { testOperatorConfig } from '../support/operator-config.js';
+import { repoPath } from '../support/paths.js';
+import { startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken, tokenKubeconfig } from '../support/tokens.js';
+import { waitFor } from '../support/wait.js';
+
+const CLUSTER = 'server-auth';
+const RELEASE_NS = 'mapleakprobe';
+const OPERATOR_ACCOUNT = 'mapleakprobe-worker';
+const TEAM_A = 'team-a';
+const TEAM_B = 'team-b';
+const PROBE = 'checkout';
+const CAPTURE_ID = 'c0ffee0123456789';
+
+describe('HTTP API authentication and authorisation (TokenReview + SubjectAccessReview, the chart’s ClusterRoles)', () => {
+  let cluster: Cluster;
+  let kc: KubeConfig;
+  let redis: RedisServer;
+  let storeRedis: Redis;
+  let operator: RunningOperator;
+  let base: string;
+  let operatorKubeconfig: string;
+  const dir = mkdtempSync(join(tmpdir(), 'mapleak-server-auth-'));
+  const profileBytes = readFixture('go1.26', 'heap-008.pb.gz');
+  const tokens: Record<'alice' | 'nobody', string> = { alice: '', nobody: '' };
+  const alice = { namespace: TEAM_A, name: 'alice' };
+
+  const get = (path: string, headers: Record<string, string> = {}): Promise<Response> => fetch(base + path, { headers, signal: AbortSignal.timeout(20_000) });
+  const probePath = (namespace: string, name = PROBE): string => `/api/v1/namespaces/${namespace}/mapleakprobes/${name}`;
+  const profilePath = (namespace: string): string => `${probePath(namespace)}/captures/${CAPTURE_ID}/profile`;
+
+  before(async () => {
+    // A fresh API server: the assertions depend on which bindings exist.
+    await stopCluster(CLUSTER);
+    ({ cluster, kc } = await startClusterWithCrd(CLUSTER));
+    redis = await startRedis();
+    const core = kc.makeApiClient(CoreV1Api);
+    for (const name of [RELEASE_NS, TEAM_A, TEAM_B]) await core.createNamespace({ body: { metadata: { name } } }).catch(() => undefined);
+
+    // The chart's ServiceAccounts and every RBAC object, as helm renders them.
+    const helm = join(cluster.binDir, 'helm');
+    const yaml = execFileSync(helm, ['template', 'mapleakprobe', repoPath('charts', 'mapleakprobe'), '--namespace', RELEASE_NS], { encoding: 'utf8' });
+    const api = KubernetesObjectApi.makeApiClient(kc);
+    for (const object of (loadAllYaml(yaml) as KubernetesObject[]).filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o?.kind ?? ''))) {
+      await api.create(object).catch((err: { code?: number }) => {
+        if (err.code !== 409) throw err;
+      });
+    }
+
+    // One probe per team namespace, each with one stored capture (a real Go 1.26 heap profile).
+    const store = new SeriesStore((storeRedis = new Redis(redis.url, { maxRetriesPerRequest: 1 })));
+    const snapshot = { ...attributeProfile(decodeHeapProfile(profileBytes)), time: new Date() };
+    for (const namespace of [TEAM_A, TEAM_B]) {
+      await new TestProbes(kc, namespace).create(PROBE, { selector: { matchLabels: { app: 'checkout' } } });
+      await store.recordTarget(`${namespace}/${PROBE}`, { name: 'checkout-0', namespace, uid: 'pod-uid-0', lastCaptureTime: snapshot.time.toISOString() }, 3600);
+      await store.addCapture(`${namespace}/${PROBE}`, 'pod-uid-0', { id: CAPTURE_ID, snapshot, proto: profileBytes }, 12, 3600);
+    }
+
+    for (const name of ['alice', 'nobody'] as const) {
+      await ensureServiceAccount(kc, TEAM_A, name);
+      tokens[name] = await serviceAccountToken(kc, TEAM_A, name);
+    }
+
+    // The operator as the chart runs its worker: with that ServiceAccount's token, and nothing else.
+    operatorKubeconfig = tokenKubeconfig(cluster, kc, OPERATOR_ACCOUNT, await serviceAccountToken(kc, RELEASE_NS, OPERATOR_ACCOUNT), join(dir, 'worker.kubeconfig'));
+    operator = await startOperator(testOperatorConfig({ kubeconfigPath: operatorKubeconfig }, redis.url, { role: 'worker', leaderElect: false, identity: 'server-auth-test' }));
+    base = `http://127.0.0.1:${operator.port}`;
+  });
+
+  after(async () => {
+    await operator?.stop();
+    storeRedis?.disconnect();
+    await redis?.stop();
+    await stopCluster(CLUSTER);
+  });
+
+  test('/healthz and /readyz answer without a token', async () => {
+    assert.equal((await get('/healthz')).status, 200);
+    assert.equal((await get('/readyz')).status, 200);
+  });
+
+  test('no token, a malformed header, a garbage token, an oversized token: 401 everywhere, with a fixed answer', async () => {
+    const garbage = 'garbage-token-' + 'x'.repeat(20);
+    const cases: [string, Record<string, string>][] = [
+      ['anonymous', {}],
+      ['basic auth', { authorization: 'Basic YWxpY2U6c2VjcmV0' }],
+      ['garbage bearer token', bearer(garbage)],
+      ['empty bearer', { authorization: 'Bearer ' }],
+      ['9 KiB token', bearer('a'.repeat(9 * 1024))],
+    ];
+    for (const [what, headers] of cases) {
+      for (const path of [probePath(TEAM_A), profilePath(TEAM_A), '/metrics', '/api/v1/no-such-route']) {
+        const response = await get(path, headers);
+        assert.equal(response.status, 401, `${what} on ${path}`);
+        assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer /);
+        const body = await response.text();
+        assert.deepEqual(JSON.parse(body), { error: 'Unauthorized: send a valid bearer token (Authorization: Bearer <token>)' });
+        for (const echoed of [garbage, TEAM_A, PROBE, CAPTURE_ID]) assert.ok(!body.includes(echoed), `${what}: the answer does not echo ${echoed}`);
+      }
+    }
+  });
+
+  test('a ServiceAccount with no binding: 403 on probe data, profiles and /metrics', async () => {
+    for (const path of [probePath(TEAM_A), profilePath(TEAM_A), probePath(TEAM_B), '/metrics']) {
+      const response = await get(path, bearer(tokens.nobody));
+      assert.equal(response.status, 403, path);
+      assert.deepEqual(await response.json(), { error: 'Forbidden' });
+    }
+    // Without the right to read it, nobody learns whether a probe exists: 403, not 404.
+    assert.equal((await get(probePath(TEAM_A, 'no-such-probe'), bearer(tokens.nobody))).status, 403);
+  });
+
+  test('mapleakprobe-viewer bound in team-a: team-a probe data 200, team-b 403, raw profiles 403 until mapleakprobe-profile-reader is bound', async () => {
+    await bindClusterRole(kc, 'mapleakprobe-viewer', alice, TEAM_A);
+    const probe = await waitFor('team-a probe data readable by alice', async () => {
+      const response = await get(probePath(TEAM_A), bearer(tokens.alice));
+      return response.status === 200 && ((await response.json()) as { metadata: { namespace: string }; targets: { captures: { id: string }[]; analysis?: { captures: number } }[] });
+    }, 30_000, 500);
+    assert.equal(probe.metadata.namespace, TEAM_A);
+    assert.deepEqual(probe.targets.map((t) => t.captures.map((c) => c.id)), [[CAPTURE_ID]]);
+    assert.equal(probe.targets[0]?.analysis?.captures, 1, 'the per-capture analysis is served');
+
+    assert.equal((await get(probePath(TEAM_B), bearer(tokens.alice))).status, 403, 'another namespace');
+    assert.equal((await get(probePath(TEAM_A, 'no-such-probe'), bearer(tokens.alice))).status, 404, 'allowed to read: a missing probe is 404');
+    assert.equal((await get(profilePath(TEAM_A), bearer(tokens.alice))).status, 403, 'viewer alone cannot download raw profiles');
+    assert.equal((await get('/metrics', bearer(tokens.alice))).status, 403, 'viewer alone cannot read /metrics');
+
+    await bindClusterRole(kc, 'mapleakprobe-profile-reader', alice, TEAM_A);
+    // A denial is cached for 5 s: the new binding takes effect after that.
+    const profile = await waitFor('team-a profile readable by alice', async () => {
+      const response = await get(profilePath(TEAM_A), bearer(tokens.alice));
+      return response.status === 200 && { type: response.headers.get('content-type'), bytes: Buffer.from(await response.arrayBuffer()) };
+    }, 30_000, 500);
+    assert.equal(profile.type, 'application/octet-stream');
+    assert.ok(profile.bytes.equals(profileBytes), 'the stored profile, byte for byte');
+    assert.equal((await get(profilePath(TEAM_B), bearer(tokens.alice))).status, 403, 'profiles of another namespace');
+  });
+
+  test('/metrics: 401 without a token, 403 without the grant, 200 with mapleakprobe-metrics-reader', async () => {
+    const scraper = { namespace: TEAM_A, name: 'scraper' };
+    await ensureServiceAccount(kc, scraper.namespace, scraper.name);
+    const token = await serviceAccountToken(kc, scraper.namespace, scraper.name);
+    assert.equal((await get('/metrics')).status, 401);
+    assert.equal((await get('/metrics', bearer(token))).status, 403);
+    await bindClusterRole(kc, 'mapleakprobe-metrics-reader', scraper);
+    const text = await waitFor('/metrics readable', async () => {
+      const response = await get('/metrics', bearer(token));
+      return response.status === 200 && (await response.text());
+    }, 30_000, 500);
+    assert.match(text, /^mapleak_auth_reviews_total\{review="token",outcome="allowed"\} \d+/m);
+    assert.match(text, /^mapleak_http_auth_rejections_total\{reason="forbidden"\} \d+/m);
+    assert.equal((await get(probePath(TEAM_A), bearer(token))).status, 403, 'the metrics grant reads no probe data');
+  });
+
+  test('a token is reviewed once per cache period, however many requests carry it', async () => {
+    const token = await serviceAccountToken(kc, TEAM_A, 'alice');
+    const before = tokenReviewsByOperator().length;
+    for (let i = 0; i < 50; i++) assert.equal((await get(probePath(TEAM_A), bearer(token))).status, 200);
+    // The audit log is written asynchronously; give it a moment.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(tokenReviewsByOperator().length - before, 1, '50 requests, one TokenReview');
+  });
+
+  test('a flood of distinct garbage tokens: every answer 401 or 503, reviews at most 8 at once', async (t) => {
+    const before = tokenReviewsByOperator().length;
+    const started = Date.now();
+    const flood = 400;
+    const statuses = await Promise.all(Array.from({ length: flood }, (_, i) => get(probePath(TEAM_A), bearer(`flood-${i}-${'z'.repeat(40)}`)).then(async (r) => (await r.arrayBuffer(), r.status))));
+    const elapsedMs = Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const reviews = tokenReviewsByOperator().slice(before);
+    const counts = statuses.reduce<Record<number, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
+    t.diagnostic(`${flood} concurrent requests with distinct garbage tokens in ${elapsedMs} ms: ${JSON.stringify(counts)}; ${reviews.length} TokenReviews, at most ${maxOverlap(reviews)} at once`);
+    assert.deepEqual(Object.keys(counts).map(Number).filter((s) => s !== 401 && s !== 503), [], 'only 401 or 503');
+    assert.ok(reviews.length <= flood - (counts[503] ?? 0), 'one review per token at most, none for a refused request');
+    assert.ok(maxOverlap(reviews) <= 8, 'at most 8 TokenReviews in flight');
+    // The server still answers its legitimate users.
+    assert.equal((await get(probePath(TEAM_A), bearer(tokens.alice))).status, 200);
+  });
+
+  test('an API server that cannot be reached, or does not answer: 503, never 200', async () => {
+    // A closed port, and a listener that accepts connections and never answers.
+    const closedPort = await freeLoopbackPort();
+    const silent = await silentListener();
+    const silentPort = silent.port;
+    const forBusy = await silentListener();
+    try {
+      for (const [what, port] of [['refused', closedPort], ['silent', silentPort]] as const) {
+        const kubeconfig = tokenKubeconfig({ server: `https://127.0.0.1:${port}` }, kc, 'worker', 'not-checked', join(dir, `${what}.kubeconfig`));
+        const broken = await startOperator(testOperatorConfig({ kubeconfigPath: kubeconfig }, redis.url, { role: 'worker', leaderElect: false, identity: `server-auth-${what}`, auth: { timeoutMs: 1500 } }));
+        try {
+          for (const path of [probePath(TEAM_A), '/metrics']) {
+            const started = Date.now();
+            const response = await fetch(`http://127.0.0.1:${broken.port}${path}`, { headers: bearer(tokens.alice), signal: AbortSignal.timeout(20_000) });
+            assert.equal(response.status, 503, `${what}: ${path}`);
+            assert.equal(response.headers.get('retry-after'), '1');
+            assert.deepEqual(await response.json(), { error: 'Cannot check access right now: the Kubernetes API server did not answer; try again' });
+            assert.ok(Date.now() - started < 10_000, `${what}: answered within the review timeout`);
+          }
+          assert.equal((await fetch(`http://127.0.0.1:${broken.port}/healthz`)).status, 200, 'liveness does not depend on the API server');
+        } finally {
+          await broken.stop();
+        }
+      }
+
+      // While reviews hang, 2 run and 3 wait; every further request is refused at once.
+      const kubeconfig = tokenKubeconfig({ server: `https://127.0.0.1:${forBusy.port}` }, kc, 'worker', 'not-checked', join(dir, 'busy.kubeconfig'));
+      const busy = await startOperator(testOperatorConfig({ kubeconfigPath: kubeconfig }, redis.url, { role: 'worker', leaderElect: false, identity: 'server-auth-busy', auth: { timeoutMs: 3000, maxInFlight: 2, maxWaiting: 3 } }));
+      try {
+        const started = Date.now();
+        const pending = Promise.all(
+          Array.from({ length: 20 }, async (_, i) => {
+            const response = await fetch(`http://127.0.0.1:${busy.port}${probePath(TEAM_A)}`, { headers: bearer(`busy-${i}`), signal: AbortSignal.timeout(20_000) });
+            return { status: response.status, error: ((await response.json()) as { error: string }).error, ms: Date.now() - started };
+          }),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        assert.equal(forBusy.accepted(), 2, 'two reviews in flight: two connections to the API server, the rest wait or are refused');
+        const answers = await pending;
+        const refused = answers.filter((a) => a.error === 'Too many access checks in flight; try again');
+        assert.ok(answers.every((a) => a.status === 503));
+        assert.equal(refused.length, 15, '20 requests, 2 in flight + 3 waiting: 15 refused');
+        assert.ok(refused.every((a) => a.ms < 1500), 'refused at once, not after the timeout');
+        assert.equal(forBusy.accepted(), 5, 'one connection per review: 2, then the 3 that waited');
+      } finally {
+        await busy.stop();
+      }
+    } finally {
+      silent.close();
+      forBusy.close();
+    }
+  });
+
+  /** TokenReviews the operator's ServiceAccount sent, from the API server's audit log. */
+  function tokenReviewsByOperator(): { received: number; completed: number }[] {
+    const user = `system:serviceaccount:${RELEASE_NS}:${OPERATOR_ACCOUNT}`;
+    return readFileSync(auditLogPath(cluster), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { user: { username: string }; objectRef?: { resource?: string }; requestReceivedTimestamp: string; stageTimestamp: string; stage: string })
+      .filter((e) => e.user.username === user && e.objectRef?.resource === 'tokenreviews' && e.stage === 'ResponseComplete')
+      .map((e) => ({ received: micros(e.requestReceivedTimestamp), completed: micros(e.stageTimestamp) }));
+  }
+});
+
+/** A TCP listener that accepts connections and never answers (an API server that hangs). */
+async function silentListener(): Promise<{ port: number; accepted(): number; close(): void }> {
+  const open = new Set<Socket>();
+  let accepted = 0;
+  const server: Server = createServer((socket) => {
+    accepted++;
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (server.address() as { port: number }).port,
+    accepted: () => accepted,
+    close: () => {
+      for (const socket of open) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+/** An audit timestamp (RFC 3339 with microseconds) in microseconds. */
+function micros(timestamp: string): number {
+  const match = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/.exec(timestamp);
+  if (!match) throw new Error(`unexpected audit timestamp ${timestamp}`);
+  return Date.parse(`${match[1]}Z`) * 1000 + Number((match[2] ?? '').padEnd(6, '0').slice(0, 6));
+}
+
+/** The most intervals that overlap at one instant. */
+function maxOverlap(intervals: readonly { received: number; completed: number }[]): number {
+  const edges = intervals.flatMap((i) => [
+    { at: i.received, delta: 1 },
+    { at: i.completed, delta: -1 },
+  ]);
+  // Ends before starts at the same instant: touching intervals do not overlap.
+  edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
+  let open = 0;
+  let most = 0;
+  for (const edge of edges) {
+    open += edge.delta;
+    most = Math.max(most, open);
+  }
+  return most;
+}
