@@ -12,7 +12,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { Cluster } from './cluster.js';
 import { buildGoProgram, type GoLine, type GoToolchain } from './go-build.js';
 import { createPodNetwork, deletePodNetwork } from './netns.js';
-import { isOurProcess, run, startDaemon, stopProcess, waitFor } from './processes.js';
+import { isOurProcess, startDaemon, stopProcess, waitFor } from './processes.js';
 
 export interface RunPodOptions {
   name: string;
@@ -164,7 +164,7 @@ function podManifest(cluster: Cluster, namespace: string, options: RunPodOptions
   };
 }
 
-async function resolveProgram(cluster: Cluster, options: RunPodOptions, podDir: string): Promise<string> {
+async function resolveProgram(cluster: Cluster, options: RunPodOptions, _podDir: string): Promise<string> {
   const path = resolve(cluster.repoRoot, options.path);
   if (!existsSync(path)) throw new Error(`run-pod: ${path} does not exist`);
   if (!statSync(path).isDirectory()) return path;
