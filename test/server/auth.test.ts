@@ -1,97 +1,41 @@
 // Who may read what over HTTP, against the real local API server with the
-// chart's own ClusterRoles: the operator runs as the chart's worker
-// ServiceAccount (a token minted with TokenRequest), users are
-// ServiceAccounts with and without bindings.
+// chart's own ClusterRoles (see harness.ts): users are ServiceAccounts with
+// and without bindings.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, KubernetesObjectApi, loadAllYaml, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { Redis } from 'ioredis';
-import { attributeProfile } from '../../src/analysis/attribute.js';
-import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
-import { decodeHeapProfile } from '../../src/pprof/index.js';
-import { SeriesStore } from '../../src/store/series-store.js';
-import { auditLogPath, stopCluster, type Cluster } from '../cluster/cluster.js';
-import { freeLoopbackPort, startRedis, type RedisServer } from '../cluster/redis.js';
-import { readFixture } from '../support/fixtures.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { startOperator } from '../../src/cli/operator.js';
+import { auditLogPath } from '../cluster/cluster.js';
+import { freeLoopbackPort } from '../cluster/redis.js';
 import { testOperatorConfig } from '../support/operator-config.js';
-import { repoPath } from '../support/paths.js';
-import { startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken, tokenKubeconfig } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
+import { CAPTURE_ID, OPERATOR_ACCOUNT, PROBE, probePath, profilePath, RELEASE_NS, startAuthHarness, TEAM_A, TEAM_B, type AuthHarness } from './harness.js';
 
 const CLUSTER = 'server-auth';
-const RELEASE_NS = 'mapleakprobe';
-const OPERATOR_ACCOUNT = 'mapleakprobe-worker';
-const TEAM_A = 'team-a';
-const TEAM_B = 'team-b';
-const PROBE = 'checkout';
-const CAPTURE_ID = 'c0ffee0123456789';
 
 describe('HTTP API authentication and authorisation (TokenReview + SubjectAccessReview, the chart’s ClusterRoles)', () => {
-  let cluster: Cluster;
+  let harness: AuthHarness;
   let kc: KubeConfig;
-  let redis: RedisServer;
-  let storeRedis: Redis;
-  let operator: RunningOperator;
-  let base: string;
-  let operatorKubeconfig: string;
-  const dir = mkdtempSync(join(tmpdir(), 'mapleak-server-auth-'));
-  const profileBytes = readFixture('go1.26', 'heap-008.pb.gz');
+  let profileBytes: Buffer;
+  let get: AuthHarness['get'];
   const tokens: Record<'alice' | 'nobody', string> = { alice: '', nobody: '' };
   const alice = { namespace: TEAM_A, name: 'alice' };
 
-  const get = (path: string, headers: Record<string, string> = {}): Promise<Response> => fetch(base + path, { headers, signal: AbortSignal.timeout(20_000) });
-  const probePath = (namespace: string, name = PROBE): string => `/api/v1/namespaces/${namespace}/mapleakprobes/${name}`;
-  const profilePath = (namespace: string): string => `${probePath(namespace)}/captures/${CAPTURE_ID}/profile`;
-
   before(async () => {
-    // A fresh API server: the assertions depend on which bindings exist.
-    await stopCluster(CLUSTER);
-    ({ cluster, kc } = await startClusterWithCrd(CLUSTER));
-    redis = await startRedis();
-    const core = kc.makeApiClient(CoreV1Api);
-    for (const name of [RELEASE_NS, TEAM_A, TEAM_B]) await core.createNamespace({ body: { metadata: { name } } }).catch(() => undefined);
-
-    // The chart's ServiceAccounts and every RBAC object, as helm renders them.
-    const helm = join(cluster.binDir, 'helm');
-    const yaml = execFileSync(helm, ['template', 'mapleakprobe', repoPath('charts', 'mapleakprobe'), '--namespace', RELEASE_NS], { encoding: 'utf8' });
-    const api = KubernetesObjectApi.makeApiClient(kc);
-    for (const object of (loadAllYaml(yaml) as KubernetesObject[]).filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o?.kind ?? ''))) {
-      await api.create(object).catch((err: { code?: number }) => {
-        if (err.code !== 409) throw err;
-      });
-    }
-
-    // One probe per team namespace, each with one stored capture (a real Go 1.26 heap profile).
-    const store = new SeriesStore((storeRedis = new Redis(redis.url, { maxRetriesPerRequest: 1 })));
-    const snapshot = { ...attributeProfile(decodeHeapProfile(profileBytes)), time: new Date() };
-    for (const namespace of [TEAM_A, TEAM_B]) {
-      await new TestProbes(kc, namespace).create(PROBE, { selector: { matchLabels: { app: 'checkout' } } });
-      await store.recordTarget(`${namespace}/${PROBE}`, { name: 'checkout-0', namespace, uid: 'pod-uid-0', lastCaptureTime: snapshot.time.toISOString() }, 3600);
-      await store.addCapture(`${namespace}/${PROBE}`, 'pod-uid-0', { id: CAPTURE_ID, snapshot, proto: profileBytes }, 12, 3600);
-    }
-
+    harness = await startAuthHarness(CLUSTER);
+    ({ kc, profileBytes, get } = harness);
     for (const name of ['alice', 'nobody'] as const) {
       await ensureServiceAccount(kc, TEAM_A, name);
       tokens[name] = await serviceAccountToken(kc, TEAM_A, name);
     }
-
-    // The operator as the chart runs its worker: with that ServiceAccount's token, and nothing else.
-    operatorKubeconfig = tokenKubeconfig(cluster, kc, OPERATOR_ACCOUNT, await serviceAccountToken(kc, RELEASE_NS, OPERATOR_ACCOUNT), join(dir, 'worker.kubeconfig'));
-    operator = await startOperator(testOperatorConfig({ kubeconfigPath: operatorKubeconfig }, redis.url, { role: 'worker', leaderElect: false, identity: 'server-auth-test' }));
-    base = `http://127.0.0.1:${operator.port}`;
   });
 
   after(async () => {
-    await operator?.stop();
-    storeRedis?.disconnect();
-    await redis?.stop();
-    await stopCluster(CLUSTER);
+    await harness?.stop();
   });
 
   test('/healthz and /readyz answer without a token', async () => {
@@ -206,8 +150,8 @@ describe('HTTP API authentication and authorisation (TokenReview + SubjectAccess
     const forBusy = await silentListener();
     try {
       for (const [what, port] of [['refused', closedPort], ['silent', silentPort]] as const) {
-        const kubeconfig = tokenKubeconfig({ server: `https://127.0.0.1:${port}` }, kc, 'worker', 'not-checked', join(dir, `${what}.kubeconfig`));
-        const broken = await startOperator(testOperatorConfig({ kubeconfigPath: kubeconfig }, redis.url, { role: 'worker', leaderElect: false, identity: `server-auth-${what}`, auth: { timeoutMs: 1500 } }));
+        const kubeconfig = tokenKubeconfig({ server: `https://127.0.0.1:${port}` }, kc, 'worker', 'not-checked', join(harness.dir, `${what}.kubeconfig`));
+        const broken = await startOperator(testOperatorConfig({ kubeconfigPath: kubeconfig }, harness.redis.url, { role: 'worker', leaderElect: false, identity: `server-auth-${what}`, auth: { timeoutMs: 1500 } }));
         try {
           for (const path of [probePath(TEAM_A), '/metrics']) {
             const started = Date.now();
@@ -224,8 +168,8 @@ describe('HTTP API authentication and authorisation (TokenReview + SubjectAccess
       }
 
       // While reviews hang, 2 run and 3 wait; every further request is refused at once.
-      const kubeconfig = tokenKubeconfig({ server: `https://127.0.0.1:${forBusy.port}` }, kc, 'worker', 'not-checked', join(dir, 'busy.kubeconfig'));
-      const busy = await startOperator(testOperatorConfig({ kubeconfigPath: kubeconfig }, redis.url, { role: 'worker', leaderElect: false, identity: 'server-auth-busy', auth: { timeoutMs: 3000, maxInFlight: 2, maxWaiting: 3 } }));
+      const kubeconfig = tokenKubeconfig({ server: `https://127.0.0.1:${forBusy.port}` }, kc, 'worker', 'not-checked', join(harness.dir, 'busy.kubeconfig'));
+      const busy = await startOperator(testOperatorConfig({ kubeconfigPath: kubeconfig }, harness.redis.url, { role: 'worker', leaderElect: false, identity: 'server-auth-busy', auth: { timeoutMs: 3000, maxInFlight: 2, maxWaiting: 3 } }));
       try {
         const started = Date.now();
         const pending = Promise.all(
@@ -254,7 +198,7 @@ describe('HTTP API authentication and authorisation (TokenReview + SubjectAccess
   /** TokenReviews the operator's ServiceAccount sent, from the API server's audit log. */
   function tokenReviewsByOperator(): { received: number; completed: number }[] {
     const user = `system:serviceaccount:${RELEASE_NS}:${OPERATOR_ACCOUNT}`;
-    return readFileSync(auditLogPath(cluster), 'utf8')
+    return readFileSync(auditLogPath(harness.cluster), 'utf8')
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line) as { user: { username: string }; objectRef?: { resource?: string }; requestReceivedTimestamp: string; stageTimestamp: string; stage: string })
