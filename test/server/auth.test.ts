@@ -214,6 +214,8 @@ async function silentListener(): Promise<{ port: number; accepted(): number; clo
   const server: Server = createServer((socket) => {
     accepted++;
     open.add(socket);
+    // Read (and drop) what the client sends, so its hang-up is seen.
+    socket.resume();
     socket.on('close', () => open.delete(socket));
     socket.on('error', () => undefined);
   });
