@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { startOperator } from '../../src/cli/operator.js';
-import { auditLogPath } from '../cluster/cluster.js';
+import { auditLogPath, restartApiserver } from '../cluster/cluster.js';
 import { freeLoopbackPort } from '../cluster/redis.js';
 import { testOperatorConfig } from '../support/operator-config.js';
 import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken, tokenKubeconfig } from '../support/tokens.js';
@@ -193,6 +193,23 @@ describe('HTTP API authentication and authorisation (TokenReview + SubjectAccess
       silent.close();
       forBusy.close();
     }
+  });
+
+  test('the API server going away after access was granted: reads answer 503 with a fixed message, then 200 again', async () => {
+    const headers = bearer(tokens.alice);
+    assert.equal((await get(probePath(TEAM_A), headers)).status, 200, 'token and decision now cached');
+    const restarted = restartApiserver(harness.cluster, 4000);
+    try {
+      const during = await waitFor('a read while the API server is down', async () => {
+        const response = await get(probePath(TEAM_A), headers);
+        return response.status !== 200 && { status: response.status, body: await response.text() };
+      }, 10_000, 100);
+      assert.equal(during.status, 503);
+      assert.deepEqual(JSON.parse(during.body), { error: 'temporarily unavailable; try again' }, 'no stack trace, no upstream error text');
+    } finally {
+      await restarted;
+    }
+    await waitFor('reads served again', async () => (await get(probePath(TEAM_A), headers)).status === 200, 60_000, 500);
   });
 
   /** TokenReviews the operator's ServiceAccount sent, from the API server's audit log. */
