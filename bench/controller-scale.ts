@@ -42,6 +42,7 @@ import { SeriesStore } from '../src/store/series-store.js';
 import { applyManifestFile, loadKubeConfig, startCluster, stopCluster, waitForCrdsEstablished, type Cluster } from '../test/cluster/cluster.js';
 import { freeLoopbackPort, startRedis, type RedisServer } from '../test/cluster/redis.js';
 import { CACHE_DIR, CLI, repoPath } from '../test/support/paths.js';
+import { testReaderToken } from '../test/support/tokens.js';
 
 const CLUSTER = 'bench';
 const num = (name: string, fallback: number): number => {
@@ -473,9 +474,9 @@ async function createProbesAndWait(custom: CustomObjectsApi, queue: Queue, opera
 }
 
 /** V8 heap figures from the operator's own /metrics (prom-client default metrics). */
-async function heapFigures(operator: OperatorChild): Promise<string> {
+async function heapFigures(operator: OperatorChild, token: string): Promise<string> {
   try {
-    const text = await (await fetch(`http://127.0.0.1:${operator.port}/metrics`)).text();
+    const text = await (await fetch(`http://127.0.0.1:${operator.port}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
     const value = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
     return `V8 heap used ${mib(value('nodejs_heap_size_used_bytes'))} of ${mib(value('nodejs_heap_size_total_bytes'))}, external ${mib(value('nodejs_external_memory_bytes'))}`;
   } catch (err) {
@@ -645,13 +646,15 @@ async function controllerPart(cluster: Cluster, redis: RedisServer): Promise<voi
   const operator = await startOperatorChild(cluster, redis);
   const baseline = operator.sampler.sample();
   record('c: operator', 'RSS with 0 probes', mib(baseline?.rssBytes ?? 0));
+  // /metrics needs a bearer token.
+  const metricsToken = await testReaderToken(kc);
 
   log(`(a) creating ${PROBES} probes`);
   const aStart = Date.now();
   await createProbesAndWait(custom, queue, operator);
   const aEnd = Date.now();
   const aSamples = operator.sampler.between(aStart, aEnd);
-  record('c: operator', `peak RSS while ${PROBES} probes were reconciled`, mib(Math.max(...aSamples.map((s) => s.rssBytes))), `VmHWM so far ${mib(operator.sampler.sample()?.hwmBytes ?? 0)}; now ${await heapFigures(operator)}`);
+  record('c: operator', `peak RSS while ${PROBES} probes were reconciled`, mib(Math.max(...aSamples.map((s) => s.rssBytes))), `VmHWM so far ${mib(operator.sampler.sample()?.hwmBytes ?? 0)}; now ${await heapFigures(operator, metricsToken)}`);
 
   record('machine', 'after (a)', machineLoad());
   log(`(b) ${LATENCY_SAMPLES} interval changes, one at a time`);
@@ -687,7 +690,7 @@ async function controllerPart(cluster: Cluster, redis: RedisServer): Promise<voi
   }
   const busyBuckets = buckets.filter((b) => b.share > 0.2);
   const busy = busyBuckets.map((b) => `${((b.at - steadyStart) / 1000).toFixed(0)}s:${(b.share * 100).toFixed(0)}%`);
-  record('c: operator', `steady RSS with ${PROBES} probes (median over ${STEADY_SECONDS} s)`, mib(median(steady.map((s) => s.rssBytes))), `min ${mib(Math.min(...steady.map((s) => s.rssBytes)))}, max ${mib(Math.max(...steady.map((s) => s.rssBytes)))}; at the end ${await heapFigures(operator)}`);
+  record('c: operator', `steady RSS with ${PROBES} probes (median over ${STEADY_SECONDS} s)`, mib(median(steady.map((s) => s.rssBytes))), `min ${mib(Math.min(...steady.map((s) => s.rssBytes)))}, max ${mib(Math.max(...steady.map((s) => s.rssBytes)))}; at the end ${await heapFigures(operator, metricsToken)}`);
   // The longest run of busy 1 s buckets (gaps of one quiet bucket allowed) is one resync pass over every probe.
   let best = { length: 0, cpu: 0 };
   let current = { length: 0, cpu: 0, last: -10 };

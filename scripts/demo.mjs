@@ -385,11 +385,15 @@ async function up() {
   ${kubectl} --kubeconfig .cluster/${name}/kubeconfig get mlp -w
   kubectl --kubeconfig .cluster/${name}/kubeconfig describe mlp ${PROBE}
   kubectl --kubeconfig .cluster/${name}/kubeconfig get mlp ${PROBE} -o yaml      # the whole status
-  curl -s ${api}             # status plus each pod's stored series and captures
-  curl -s ${api} | grep -o '"id":"[0-9a-f]*"' | tail -3   # capture ids (kept for the window: 12 captures, about a minute here)
-  curl -s -o leaky.pb.gz ${api}/captures/${captureId ?? 'ID'}/profile
+  # the HTTP API needs a bearer token (README, "Serving data"); a demo reader allowed everything:
+  kubectl --kubeconfig .cluster/${name}/kubeconfig create serviceaccount demo-reader
+  kubectl --kubeconfig .cluster/${name}/kubeconfig create clusterrolebinding demo-reader --clusterrole=cluster-admin --serviceaccount=default:demo-reader
+  AUTH="Authorization: Bearer $(kubectl --kubeconfig .cluster/${name}/kubeconfig create token demo-reader)"
+  curl -s -H "$AUTH" ${api}             # status plus each pod's stored series and captures
+  curl -s -H "$AUTH" ${api} | grep -o '"id":"[0-9a-f]*"' | tail -3   # capture ids (kept for the window: 12 captures, about a minute here)
+  curl -s -H "$AUTH" -o leaky.pb.gz ${api}/captures/${captureId ?? 'ID'}/profile
   go tool pprof -top -sample_index=inuse_space leaky.pb.gz     # or: go tool pprof -http=:0 leaky.pb.gz
-  curl -s http://127.0.0.1:${operator.port}/metrics | grep ^mapleak_
+  curl -s -H "$AUTH" http://127.0.0.1:${operator.port}/metrics | grep ^mapleak_
   tail -f .cluster/${name}/operator.log
 
 Stop it all with: npm run demo:down${name === 'demo' ? '' : ` -- --name ${name}`}`);

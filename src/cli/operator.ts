@@ -13,6 +13,8 @@ import { jsonLogger } from '../observability/log.js';
 import { OperatorMetrics } from '../observability/metrics.js';
 import { describeRedis, redisConnection } from '../queue/connection.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
+import { AuthMetrics } from '../auth/metrics.js';
+import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer, type ReviewerOptions } from '../auth/reviewer.js';
 import { createApp } from '../server/app.js';
 import { SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
@@ -35,6 +37,8 @@ export interface OperatorConfig {
   identity: string;
   /** Re-reconcile every probe this often (level-based repair after Redis or watch trouble). */
   resyncMs: number;
+  /** HTTP authentication and authorisation (TokenReview + SubjectAccessReview): caches and limits. */
+  auth?: Partial<ReviewerOptions>;
 }
 
 export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -53,6 +57,8 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
       'lease-name': { type: 'string', default: 'mapleakprobe-controller' },
       identity: { type: 'string', default: env.POD_NAME ?? `${hostname()}-${process.pid}` },
       'resync-interval': { type: 'string', default: env.MAPLEAK_RESYNC_INTERVAL ?? '60s' },
+      'auth-cache-ttl': { type: 'string', default: env.MAPLEAK_AUTH_CACHE_TTL ?? '30s' },
+      'auth-max-reviews': { type: 'string', default: env.MAPLEAK_AUTH_MAX_REVIEWS ?? String(DEFAULT_REVIEWER_OPTIONS.maxInFlight) },
     },
   });
   if (!['all', 'controller', 'worker'].includes(values.role)) throw new UsageError(`--role must be all, controller or worker, got "${values.role}"`);
@@ -69,6 +75,7 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     leaseName: values['lease-name'],
     identity: values.identity,
     resyncMs: parseDuration(values['resync-interval']),
+    auth: { cacheTtlMs: parseDuration(values['auth-cache-ttl']), maxInFlight: parseCount(values['auth-max-reviews'], 'auth-max-reviews', 1) },
   };
 }
 
@@ -150,10 +157,14 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       .catch(() => undefined);
   }, 5000);
 
+  const httpLog = log.child({ part: 'http' });
+  const authMetrics = new AuthMetrics(metrics.registry);
+  const reviewer = new KubernetesAccessReviewer(kc, { ...DEFAULT_REVIEWER_OPTIONS, ...config.auth }, authMetrics);
   const app = createApp({
     metrics,
     store,
     probes,
+    auth: { reviewer, metrics: authMetrics, log: httpLog },
     readiness: async () => {
       const redisOk = await storeRedis.ping().then(
         () => true,

@@ -1,8 +1,11 @@
-import express, { type Express, type Request, type Response } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { ProbeClient } from '../api/client.js';
+import { GROUP, PLURAL } from '../api/types.js';
 import { analyzeSeries } from '../analysis/series.js';
+import type { AccessAttributes } from '../auth/reviewer.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { SeriesStore } from '../store/series-store.js';
+import { authenticate, authorize, type AuthContext } from './auth.js';
 
 export interface ServerDeps {
   metrics: OperatorMetrics;
@@ -10,11 +13,29 @@ export interface ServerDeps {
   probes: ProbeClient;
   /** Each readiness check: name → ok? (watches synced, Redis reachable...) */
   readiness: () => Promise<Record<string, boolean>>;
+  /** Who may read what: every route but /healthz and /readyz goes through it. */
+  auth: AuthContext;
 }
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const CAPTURE_ID = /^[0-9a-f]{8,64}$/;
+/** Raw profiles are their own grant: `get` on this subresource of the probe. */
+export const PROFILES_SUBRESOURCE = 'profiles';
 
-/** /healthz, /readyz, /metrics and a read-only JSON API over probes, series and raw profiles. */
+/** The SubjectAccessReview a probe route needs, or undefined when its path is not valid. */
+function probeAccess(req: Request, subresource?: string): AccessAttributes | undefined {
+  const { namespace, name, id } = req.params as { namespace?: string; name?: string; id?: string };
+  if (!namespace || !name || !NAME.test(namespace) || !NAME.test(name) || namespace.length > 63 || name.length > 253) return undefined;
+  if (id !== undefined && !CAPTURE_ID.test(id)) return undefined;
+  return { kind: 'resource', verb: 'get', group: GROUP, resource: PLURAL, namespace, name, ...(subresource ? { subresource } : {}) };
+}
+
+/**
+ * /healthz and /readyz (open), /metrics (nonResourceURL get, as
+ * controller-runtime's filter asks), and a read-only JSON API over probes,
+ * series and raw profiles (get on mapleakprobes, and on
+ * mapleakprobes/profiles for raw profiles, in the probe's namespace).
+ */
 export function createApp(deps: ServerDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -29,40 +50,58 @@ export function createApp(deps: ServerDeps): Express {
     res.status(ready ? 200 : 503).json({ ready, checks });
   });
 
-  app.get('/metrics', async (_req, res) => {
-    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-  });
+  // Everything below needs a token the API server accepts, including paths that do not exist.
+  app.use(authenticate(deps.auth));
 
-  app.get('/api/v1/namespaces/:namespace/mapleakprobes/:name', async (req: Request, res: Response) => {
-    const { namespace, name } = req.params as { namespace: string; name: string };
-    if (!NAME.test(namespace) || !NAME.test(name)) return void res.status(400).json({ error: 'invalid namespace or name' });
-    const probe = await deps.probes.get(namespace, name);
-    if (!probe) return void res.status(404).json({ error: `mapleakprobe ${namespace}/${name} not found` });
-    const key = `${namespace}/${name}`;
-    const targets = await Promise.all(
-      (await deps.store.targets(key)).map(async (target) => {
-        const series = await deps.store.loadSeries(key, target.uid);
-        const captures = await deps.store.captures(key, target.uid);
-        const analysis = series.length > 0 ? analyzeSeries(series, { ...probe.spec.thresholds }) : undefined;
-        return { ...target, captures, analysis };
-      }),
-    );
-    res.json({ metadata: { namespace, name, uid: probe.metadata.uid, generation: probe.metadata.generation }, spec: probe.spec, status: probe.status ?? {}, targets });
-  });
+  app.get(
+    '/metrics',
+    authorize(deps.auth, 'metrics', () => ({ kind: 'nonResource', verb: 'get', path: '/metrics' })),
+    async (_req, res) => {
+      res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    },
+  );
 
-  app.get('/api/v1/namespaces/:namespace/mapleakprobes/:name/captures/:id/profile', async (req: Request, res: Response) => {
-    const { namespace, name, id } = req.params as { namespace: string; name: string; id: string };
-    if (!NAME.test(namespace) || !NAME.test(name) || !/^[0-9a-f]{8,64}$/.test(id)) return void res.status(400).json({ error: 'invalid path' });
-    const profile = await deps.store.profile(`${namespace}/${name}`, id);
-    if (!profile) return void res.status(404).json({ error: `capture ${id} not found (captures expire after the probe's window)` });
-    res
-      .type('application/octet-stream')
-      .set('content-disposition', `attachment; filename="${name}-${id}.pb.gz"`)
-      .send(profile);
-  });
+  app.get(
+    '/api/v1/namespaces/:namespace/mapleakprobes/:name',
+    authorize(deps.auth, 'probe', (req) => probeAccess(req)),
+    async (req: Request, res: Response) => {
+      const { namespace, name } = req.params as { namespace: string; name: string };
+      const probe = await deps.probes.get(namespace, name);
+      if (!probe) return void res.status(404).json({ error: 'mapleakprobe not found' });
+      const key = `${namespace}/${name}`;
+      const targets = await Promise.all(
+        (await deps.store.targets(key)).map(async (target) => {
+          const series = await deps.store.loadSeries(key, target.uid);
+          const captures = await deps.store.captures(key, target.uid);
+          const analysis = series.length > 0 ? analyzeSeries(series, { ...probe.spec.thresholds }) : undefined;
+          return { ...target, captures, analysis };
+        }),
+      );
+      res.json({ metadata: { namespace, name, uid: probe.metadata.uid, generation: probe.metadata.generation }, spec: probe.spec, status: probe.status ?? {}, targets });
+    },
+  );
+
+  app.get(
+    '/api/v1/namespaces/:namespace/mapleakprobes/:name/captures/:id/profile',
+    authorize(deps.auth, 'profile', (req) => probeAccess(req, PROFILES_SUBRESOURCE)),
+    async (req: Request, res: Response) => {
+      const { namespace, name, id } = req.params as { namespace: string; name: string; id: string };
+      const profile = await deps.store.profile(`${namespace}/${name}`, id);
+      if (!profile) return void res.status(404).json({ error: "capture not found (captures expire after the probe's window)" });
+      res
+        .type('application/octet-stream')
+        .set('content-disposition', `attachment; filename="${name}-${id}.pb.gz"`)
+        .send(profile);
+    },
+  );
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
+  });
+  // A failing read (API server, Redis) is 503 with a fixed message: never 200, never a stack trace.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    deps.auth.log.warn('http request failed', { error: err instanceof Error ? err.name : 'unknown' });
+    if (!res.headersSent) res.status(503).json({ error: 'temporarily unavailable; try again' });
   });
   return app;
 }

@@ -49,7 +49,7 @@ const WORKER_RULES: PolicyRule[] = [
   { apiGroups: ['mapleak.io'], resources: ['mapleakprobes'], verbs: ['get'] },
   { apiGroups: ['mapleak.io'], resources: ['mapleakprobes/status'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
-  { apiGroups: [''], resources: ['pods/proxy'], verbs: ['get', 'create'] },
+  { apiGroups: [''], resources: ['pods/proxy'], verbs: ['get'] },
   { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
 ];
@@ -319,9 +319,17 @@ describe('chart: static checks', () => {
     assert.deepEqual(rules('ClusterRole', 'mapleakprobe-controller'), CONTROLLER_CLUSTER_RULES);
     assert.deepEqual(rules('Role', 'mapleakprobe-controller-leader-election'), CONTROLLER_LEASE_RULES);
     assert.deepEqual(rules('ClusterRole', 'mapleakprobe-worker'), [...WORKER_RULES, SECRETS_RULE]);
+    // HTTP authentication (both components serve it), and the roles users bind to read over HTTP.
+    assert.deepEqual(rules('ClusterRole', 'mapleakprobe-http-auth'), [
+      { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+    ]);
+    assert.deepEqual(rules('ClusterRole', 'mapleakprobe-viewer'), [{ apiGroups: ['mapleak.io'], resources: ['mapleakprobes'], verbs: ['get', 'list', 'watch'] }]);
+    assert.deepEqual(rules('ClusterRole', 'mapleakprobe-profile-reader'), [{ apiGroups: ['mapleak.io'], resources: ['mapleakprobes/profiles'], verbs: ['get'] }]);
+    assert.deepEqual(rules('ClusterRole', 'mapleakprobe-metrics-reader'), [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
     assert.deepEqual(
       objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').map((o) => o.metadata?.name),
-      ['mapleakprobe-controller', 'mapleakprobe-worker', 'mapleakprobe-controller-leader-election'],
+      ['mapleakprobe-http-auth', 'mapleakprobe-viewer', 'mapleakprobe-profile-reader', 'mapleakprobe-metrics-reader', 'mapleakprobe-controller', 'mapleakprobe-worker', 'mapleakprobe-controller-leader-election'],
       'no other roles',
     );
     const withoutSecrets = await template(['--set', 'rbac.kubeconfigSecrets=false']);
@@ -330,6 +338,13 @@ describe('chart: static checks', () => {
     assert.deepEqual(binding('ClusterRoleBinding', 'mapleakprobe-controller').subjects, [{ kind: 'ServiceAccount', name: 'mapleakprobe-controller', namespace: NAMESPACE }]);
     assert.deepEqual(binding('RoleBinding', 'mapleakprobe-controller-leader-election').subjects, [{ kind: 'ServiceAccount', name: 'mapleakprobe-controller', namespace: NAMESPACE }]);
     assert.deepEqual(binding('ClusterRoleBinding', 'mapleakprobe-worker').subjects, [{ kind: 'ServiceAccount', name: 'mapleakprobe-worker', namespace: NAMESPACE }]);
+    assert.deepEqual(binding('ClusterRoleBinding', 'mapleakprobe-http-auth').subjects, [
+      { kind: 'ServiceAccount', name: 'mapleakprobe-controller', namespace: NAMESPACE },
+      { kind: 'ServiceAccount', name: 'mapleakprobe-worker', namespace: NAMESPACE },
+    ]);
+    assert.ok(!objects.some((o) => o.metadata?.name === 'mapleakprobe-metrics-reader' && o.kind === 'ClusterRoleBinding'), 'no metrics reader bound by default');
+    const prometheus = await template(['--set', 'httpAuth.metricsReaders[0].name=prometheus-k8s,httpAuth.metricsReaders[0].namespace=monitoring']);
+    assert.deepEqual((find(prometheus, 'ClusterRoleBinding', 'mapleakprobe-metrics-reader') as unknown as k8s.V1ClusterRoleBinding).subjects, [{ kind: 'ServiceAccount', name: 'prometheus-k8s', namespace: 'monitoring' }]);
     assert.equal(podSpec(find(objects, 'Deployment', 'mapleakprobe-controller')).serviceAccountName, 'mapleakprobe-controller');
     assert.equal(podSpec(find(objects, 'Deployment', 'mapleakprobe-worker')).serviceAccountName, 'mapleakprobe-worker');
     const rbacOff = await template(['--set', 'rbac.create=false']);
@@ -407,9 +422,15 @@ describe('chart: static checks', () => {
 
   test('monitoring: ServiceMonitor, PrometheusRule alerts, Grafana dashboard', async () => {
     const objects = await template(['-f', ALL_FEATURES]);
-    const monitor = find(objects, 'ServiceMonitor', 'mapleakprobe') as Obj & { spec: { endpoints: { port: string; path: string }[] } };
+    type Endpoint = { port: string; path: string; bearerTokenFile?: string; authorization?: unknown };
+    const monitor = find(objects, 'ServiceMonitor', 'mapleakprobe') as Obj & { spec: { endpoints: Endpoint[] } };
     assert.equal(monitor.apiVersion, 'monitoring.coreos.com/v1');
     assert.deepEqual(monitor.spec.endpoints.map((e) => [e.port, e.path]), [['http', '/metrics']]);
+    // /metrics needs a bearer token: a Secret's (all-features), or else Prometheus's own ServiceAccount token.
+    assert.deepEqual(monitor.spec.endpoints[0]?.authorization, { type: 'Bearer', credentials: { name: 'prometheus-scrape-token', key: 'token' } });
+    const ownToken = find(await template(['--set', 'metrics.serviceMonitor.enabled=true']), 'ServiceMonitor', 'mapleakprobe') as Obj & { spec: { endpoints: Endpoint[] } };
+    assert.equal(ownToken.spec.endpoints[0]?.bearerTokenFile, '/var/run/secrets/kubernetes.io/serviceaccount/token');
+    assert.equal(ownToken.spec.endpoints[0]?.authorization, undefined);
     assert.equal(monitor.metadata?.labels?.release, 'kube-prometheus-stack');
     const rule = find(objects, 'PrometheusRule', 'mapleakprobe') as Obj & { spec: { groups: { rules: { alert: string; expr: string }[] }[] } };
     const exprs = Object.fromEntries(rule.spec.groups.flatMap((g) => g.rules).map((r) => [r.alert, r.expr]));
@@ -455,6 +476,7 @@ describe('chart: against the API server', () => {
       ['-f', ALL_FEATURES],
       ['--set', 'redis.mode=external,redis.external.url=redis://redis.example:6379,redis.external.existingSecret=ext,networkPolicy.enabled=true'],
       ['--set', 'redis.bundled.persistence.enabled=false,controller.replicas=1,controller.leaderElection.enabled=false'],
+      ['--set', 'metrics.serviceMonitor.enabled=true'],
     ];
     for (const extra of variants) {
       const objects = await template(extra, DRY_RUN_NAMESPACE);
@@ -511,7 +533,13 @@ describe('chart: against the API server', () => {
       ['mapleakprobe-controller', { resource: 'pods', verb: 'watch', namespace: 'shop' }, true],
       ['mapleakprobe-controller', { resource: 'pods', verb: 'get', namespace: 'shop' }, false],
       ['mapleakprobe-controller', { resource: 'pods', subresource: 'proxy', verb: 'get', namespace: 'shop' }, false],
-      ['mapleakprobe-worker', { resource: 'pods', subresource: 'proxy', verb: 'create', namespace: 'shop' }, true],
+      ['mapleakprobe-worker', { resource: 'pods', subresource: 'proxy', verb: 'get', namespace: 'shop' }, true],
+      ['mapleakprobe-worker', { resource: 'pods', subresource: 'proxy', verb: 'create', namespace: 'shop' }, false],
+      ['mapleakprobe-controller', { group: 'authentication.k8s.io', resource: 'tokenreviews', verb: 'create' }, true],
+      ['mapleakprobe-controller', { group: 'authorization.k8s.io', resource: 'subjectaccessreviews', verb: 'create' }, true],
+      ['mapleakprobe-worker', { group: 'authentication.k8s.io', resource: 'tokenreviews', verb: 'create' }, true],
+      ['mapleakprobe-worker', { group: 'authorization.k8s.io', resource: 'subjectaccessreviews', verb: 'create' }, true],
+      ['mapleakprobe-worker', { group: 'mapleak.io', resource: 'mapleakprobes', subresource: 'profiles', verb: 'get', namespace: 'shop' }, false],
       ['mapleakprobe-worker', { resource: 'pods', subresource: 'log', verb: 'get', namespace: 'shop' }, true],
       ['mapleakprobe-worker', { resource: 'events', verb: 'create', namespace: 'shop' }, true],
       ['mapleakprobe-worker', { resource: 'secrets', verb: 'get', namespace: 'shop' }, true],

@@ -10,6 +10,7 @@ import { restartApiserver, runPod, stopCluster, type Cluster } from '../cluster/
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { spawnOperator, type OperatorProcess } from '../support/operator-process.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { testReaderToken } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
 
 const CLUSTER = 'faults';
@@ -24,9 +25,10 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
   let queueRedis: Redis;
   let queue: Queue;
   const operators: OperatorProcess[] = [];
+  let httpToken: string;
 
   const startReplica = async (identity: string): Promise<OperatorProcess> => {
-    const op = await spawnOperator({ kubeconfig: cluster.kubeconfigPath, redisUrl: redis.url, identity, leaseNamespace: NS, args: ['--resync-interval', '5s'] });
+    const op = await spawnOperator({ kubeconfig: cluster.kubeconfigPath, redisUrl: redis.url, identity, leaseNamespace: NS, httpToken, args: ['--resync-interval', '5s'] });
     operators.push(op);
     return op;
   };
@@ -38,6 +40,7 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
   before(async () => {
     ({ cluster, kc } = await startClusterWithCrd(CLUSTER));
     probes = new TestProbes(kc, NS);
+    httpToken = await testReaderToken(kc);
     redis = await startRedis();
     redisPort = redis.port;
     queueRedis = new Redis(redis.url, { maxRetriesPerRequest: null });

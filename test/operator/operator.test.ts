@@ -12,6 +12,7 @@ import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { siteLines } from '../support/go-targets.js';
 import { condition, startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { testOperatorConfig } from '../support/operator-config.js';
+import { bearer, testReaderToken } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
 
 process.env.LOG_LEVEL ??= 'warn';
@@ -208,17 +209,20 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
 
   test('HTTP API: health, metrics, the probe with its series, and a raw profile to download', async () => {
     const base = `http://127.0.0.1:${operator.port}`;
+    // Who may read what is test/server's subject; here a token allowed everything.
+    const headers = bearer(await testReaderToken(kc));
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     const ready = (await (await fetch(`${base}/readyz`)).json()) as { ready: boolean };
     assert.equal(ready.ready, true);
-    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.equal((await fetch(`${base}/metrics`)).status, 401, 'no token, no metrics');
+    const metrics = await (await fetch(`${base}/metrics`, { headers })).text();
     assert.match(metrics, /mapleak_captures_total\{result="ok"\} [1-9]/);
     assert.match(metrics, /mapleak_map_inuse_bytes\{namespace="default",probe="classic"/);
-    const detail = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/classic`)).json()) as { targets: { captures: { id: string }[] }[] };
+    const detail = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/classic`, { headers })).json()) as { targets: { captures: { id: string }[] }[] };
     const captureId = detail.targets[0]?.captures.at(-1)?.id;
     assert.ok(captureId);
-    const profile = Buffer.from(await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/classic/captures/${captureId}/profile`)).arrayBuffer());
+    const profile = Buffer.from(await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/classic/captures/${captureId}/profile`, { headers })).arrayBuffer());
     assert.equal(profile[0], 0x1f, 'a gzipped pprof profile, ready for go tool pprof');
-    assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/nope`)).status, 404);
+    assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/nope`, { headers })).status, 404);
   });
 });

@@ -11,6 +11,7 @@ import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { spawnOperator, type OperatorProcess } from '../support/operator-process.js';
 import { repoPath } from '../support/paths.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
 
 const CLUSTER = 'rbac';
@@ -37,6 +38,8 @@ describe("the chart's RBAC is exactly what the operator uses", () => {
   let rendered: KubernetesObject[] = [];
   /** ServiceAccount name → the role flag of the Deployment that runs as it. */
   const roleOfAccount = new Map<string, string>();
+  /** A user holding the chart's reader ClusterRoles (metrics, probe data and profiles in default). */
+  let readerToken: string;
 
   before(async () => {
     let kc;
@@ -66,6 +69,12 @@ describe("the chart's RBAC is exactly what the operator uses", () => {
     await runPod(cluster, { name: 'leaky', labels: { app: 'leaky' }, path: 'test/targets/leaky' });
     await core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: 'self-kubeconfig' }, stringData: { kubeconfig: readFileSync(cluster.kubeconfigPath, 'utf8') } } });
 
+    const reader = { namespace: 'default', name: 'reader' };
+    await ensureServiceAccount(kc, reader.namespace, reader.name);
+    await bindClusterRole(kc, 'mapleakprobe-metrics-reader', reader);
+    for (const role of ['mapleakprobe-viewer', 'mapleakprobe-profile-reader']) await bindClusterRole(kc, role, reader, 'default');
+    readerToken = await serviceAccountToken(kc, reader.namespace, reader.name);
+
     const caData = kc.getCurrentCluster()?.caData;
     assert.ok(caData, 'the admin kubeconfig carries the CA inline');
     const dir = mkdtempSync(join(tmpdir(), 'mapleak-rbac-'));
@@ -84,7 +93,7 @@ describe("the chart's RBAC is exactly what the operator uses", () => {
           'current-context': 'c',
         }),
       );
-      operators.push(await spawnOperator({ kubeconfig, redisUrl: redis.url, identity: `rbac-${role}`, leaseNamespace: RELEASE_NS, args: ['--role', role] }));
+      operators.push(await spawnOperator({ kubeconfig, redisUrl: redis.url, identity: `rbac-${role}`, leaseNamespace: RELEASE_NS, httpToken: readerToken, args: ['--role', role] }));
     }
   });
 
@@ -106,6 +115,15 @@ describe("the chart's RBAC is exactly what the operator uses", () => {
     await waitFor('via-secret probe captured', async () => ((await get('via-secret'))?.status?.targets?.[0]?.captures ?? 0) >= 1, 60_000, 1000).catch((err: Error) =>
       assert.fail(`${err.message}\n${diagnostics()}`),
     );
+    // Both components serve the JSON API: an authenticated, authorised read from each.
+    for (const op of operators) {
+      const base = `http://127.0.0.1:${op.port}/api/v1/namespaces/default/mapleakprobes/local`;
+      const detail = await fetch(base, { headers: bearer(readerToken) });
+      assert.equal(detail.status, 200, `${op.identity}: probe data`);
+      const captureId = ((await detail.json()) as { targets: { captures: { id: string }[] }[] }).targets[0]?.captures.at(-1)?.id;
+      assert.ok(captureId, `${op.identity}: a capture listed`);
+      assert.equal((await fetch(`${base}/captures/${captureId}/profile`, { headers: bearer(readerToken) })).status, 200, `${op.identity}: raw profile`);
+    }
     await probes.delete('via-secret');
     await waitFor('finalizer removed by the controller', async () => (await get('via-secret')) === undefined, 30_000);
     // A few lease renewals.

@@ -16,8 +16,11 @@ export interface OperatorProcess {
 /** A free loopback port (for servers the test starts itself). */
 export const freePort = freeLoopbackPort;
 
-/** `mapleak operator` as a separate process, as it runs in a pod, so tests can SIGKILL it. */
-export async function spawnOperator(options: { kubeconfig: string; redisUrl: string; identity: string; leaseNamespace: string; args?: string[] }): Promise<OperatorProcess> {
+/**
+ * `mapleak operator` as a separate process, as it runs in a pod, so tests can SIGKILL it.
+ * `httpToken`: a bearer token allowed to get /metrics (see tokens.ts), for leader().
+ */
+export async function spawnOperator(options: { kubeconfig: string; redisUrl: string; identity: string; leaseNamespace: string; httpToken: string; args?: string[] }): Promise<OperatorProcess> {
   const port = await freePort();
   const child: ChildProcess = spawn(
     process.execPath,
@@ -30,7 +33,9 @@ export async function spawnOperator(options: { kubeconfig: string; redisUrl: str
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const leader = async (): Promise<number | undefined> => {
     try {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+      const response = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${options.httpToken}` }, signal: AbortSignal.timeout(2000) });
+      if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`);
+      const text = await response.text();
       const match = /^mapleak_leader (\d)/m.exec(text);
       return match ? Number(match[1]) : 0;
     } catch {
