@@ -51,6 +51,8 @@ export interface AttributedSnapshot {
   totals: { inuseBytes: number; allocBytes: number; mapInuseBytes: number };
   /** Best evidence available in this capture. */
   evidence: Evidence;
+  /** runtime.MemProfileRate that sampled it: how noisy its byte estimates are. */
+  memProfileRate?: number;
 }
 
 const EVIDENCE_RANK: Record<Evidence, number> = { symbolized: 3, 'visible-frame': 2, 'size-signature': 1, none: 0 };
@@ -153,6 +155,7 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
     allocBytesByFunction,
     totals,
     evidence,
+    ...(profile.memProfileRate > 0 ? { memProfileRate: profile.memProfileRate } : {}),
   };
 }
 

@@ -105,6 +105,7 @@ export function analyzeSeries(
     settledFrom: warmupCaptures(distinct.length),
     thresholds,
     noise: sampleNoiseBytes,
+    memProfileRate: Math.max(0, ...distinct.map((s) => s.memProfileRate ?? 0)) || DEFAULT_MEM_PROFILE_RATE,
     elements: distinct.map(() => new Map<string, ElementBytes>()),
   };
 
@@ -164,6 +165,8 @@ interface SeriesContext {
   settledFrom: number;
   thresholds: Thresholds;
   noise: number;
+  /** Sampling rate of the profiles (the largest seen), for the noise of each estimate. */
+  memProfileRate: number;
   /** Per capture, element bytes per owner (memoized). */
   elements: Map<string, ElementBytes>[];
 }
@@ -234,43 +237,49 @@ function addComponents(into: Partial<Record<MapComponent, number>>, from: Partia
 /** What a trend test needs to know about one series of bytes. */
 interface Rise {
   rising: boolean;
+  /** Rise of the lower envelope over the settled window (bytes). */
+  bytes: number;
   tau: number;
   perHour: number;
 }
+
+const DEFAULT_MEM_PROFILE_RATE = 512 * 1024;
 
 /**
  * Whether a settled series rises steadily. Maps never shrink, so a map's
  * memory falls only when something it held is freed (an old bucket array
  * after evacuation, overflow buckets after a same-size rehash, a map built
- * and dropped): the trend is taken on the floor each capture still has to
- * come (the suffix minimum), so such transients never read as growth, and a
- * level counts once two captures hold it.
+ * and dropped): the trend is taken on a lower envelope (each capture's
+ * minimum with the next two), so such short transients never read as
+ * growth, and a level counts once two captures hold it. A rise must beat
+ * the sampling noise: a site of B bytes sampled every R bytes is estimated
+ * within about sqrt(B·R) (a Poisson count of B/R samples, each worth R).
  */
 function riseOf(values: readonly number[], seconds: readonly number[], context: SeriesContext): Rise {
-  const floor = suffixMin(values);
-  const xs = [...seconds];
-  if (floor.length >= 3) {
-    floor.pop();
-    xs.pop();
-    floor[floor.length - 1] = Math.min(floor[floor.length - 1] as number, values[values.length - 1] as number);
+  const none: Rise = { rising: false, bytes: 0, tau: 0, perHour: 0 };
+  if (values.length < 2) return none;
+  let envelope = values.map((_, i) => Math.min(...values.slice(i, i + 3)));
+  let xs = [...seconds];
+  if (envelope.length >= 3) {
+    envelope = envelope.slice(0, -1);
+    xs = xs.slice(0, -1);
   }
-  if (floor.length < 2) return { rising: false, tau: 0, perHour: 0 };
   const peak = Math.max(...values);
-  const rise = (floor[floor.length - 1] as number) - (floor[0] as number);
-  const perHour = linearSlope(xs, floor) * 3600;
-  const tau = kendallTau(floor, Math.max(0.02 * peak, context.noise / 2));
-  const rising = rise >= Math.max(4 * context.noise, 0.05 * peak) && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
-  return { rising, tau, perHour };
+  const third = Math.max(1, Math.floor(envelope.length / 3));
+  const bytes = median(envelope.slice(-third)) - median(envelope.slice(0, third));
+  const perHour = linearSlope(xs, envelope) * 3600;
+  const samplingNoise = Math.sqrt(peak * context.memProfileRate);
+  const tau = kendallTau(envelope, Math.max(0.02 * peak, samplingNoise / 2));
+  // The absolute floor (sampleNoiseBytes, meant for the default rate) scales down with denser sampling.
+  const floorNoise = context.noise * Math.min(1, context.memProfileRate / DEFAULT_MEM_PROFILE_RATE);
+  const rising = bytes >= Math.max(4 * floorNoise, 0.05 * peak, samplingNoise) && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
+  return { rising, bytes, tau, perHour };
 }
 
-function suffixMin(values: readonly number[]): number[] {
-  const out = new Array<number>(values.length);
-  let min = Infinity;
-  for (let i = values.length - 1; i >= 0; i--) {
-    min = Math.min(min, values[i] as number);
-    out[i] = min;
-  }
-  return out;
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /**
@@ -321,7 +330,12 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
   const enoughData = settledPoints >= 2;
   const dataWeight = Math.min(1, (points - 1) / 4);
 
+  // Growth is memory that stays: a site whose rise is a small share of what
+  // it allocated meanwhile is building and dropping, whatever its in-use
+  // figure does at capture times.
+  const keeps = (rise: Rise, allocated: number): boolean => rise.rising && (allocated <= 0 || rise.bytes >= 0.15 * allocated);
   const inuseRise = riseOf(settledInuse, settledSeconds, context);
+  const inuseGrows = keeps(inuseRise, allocDelta);
   let pattern: Pattern;
   let strength: number;
   let note: AdviceNote | undefined;
@@ -331,7 +345,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
   const churnStrength = enoughData ? 0.6 + 0.4 * Math.min(1, allocDelta / (10 * Math.max(meanInuse, noise))) : 0.3;
 
   if (template.kind === 'other') {
-    if (inuseRise.rising) {
+    if (inuseGrows) {
       pattern = 'growing';
       strength = 0.5 + 0.5 * inuseRise.tau * dataWeight;
     } else if (churnByAlloc) {
@@ -347,6 +361,8 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
     const structure = inuse.map((bytes, i) => bytes - (entries[i] as number));
     const elements = usages.map((u, i) => elementBytes(context, i, u, template));
     const elementRise = riseOf(settled(elements.map((e) => e.inuse)), settledSeconds, context);
+    const elementsAllocated = (elements[points - 1] as ElementBytes).alloc - (elements[from] as ElementBytes).alloc;
+    const elementsGrow = keeps(elementRise, elementsAllocated);
     const mapImplOfSite = template.mapImpl !== 'unknown' ? template.mapImpl : (snapshots[points - 1] as TimedSnapshot).mapImpl;
     // A classic map under insert/delete churn gains overflow buckets until a
     // same-size rehash (runtime/map.go tooManyOverflowBuckets: about one per
@@ -367,10 +383,10 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
     const linked = lastElements.alloc >= 0.25 * structureLast;
     const drained = linked && lastElements.inuse <= 0.1 * lastElements.alloc && lastElements.inuse <= 0.25 * structureLast;
 
-    if (inuseRise.rising && !overflowOnly) {
+    if (inuseGrows && !overflowOnly) {
       pattern = 'growing';
       strength = 0.5 + 0.5 * inuseRise.tau * dataWeight;
-    } else if (elementRise.rising) {
+    } else if (elementsGrow) {
       // Between its doublings a growing map's own memory is flat; what it
       // holds keeps growing.
       pattern = 'growing';
