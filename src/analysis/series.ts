@@ -99,13 +99,15 @@ export function analyzeSeries(
   const ordered = [...snapshots].sort((a, b) => a.time.getTime() - b.time.getTime());
   const distinct = dropStale(ordered);
   const last = distinct[distinct.length - 1] as TimedSnapshot;
+  const memProfileRate = Math.max(0, ...distinct.map((s) => s.memProfileRate ?? 0)) || DEFAULT_MEM_PROFILE_RATE;
   const context: SeriesContext = {
     snapshots: distinct,
     seconds: distinct.map((s) => s.time.getTime() / 1000),
     settledFrom: warmupCaptures(distinct.length),
     thresholds,
     noise: sampleNoiseBytes,
-    memProfileRate: Math.max(0, ...distinct.map((s) => s.memProfileRate ?? 0)) || DEFAULT_MEM_PROFILE_RATE,
+    memProfileRate,
+    floorNoise: sampleNoiseBytes * Math.min(1, memProfileRate / DEFAULT_MEM_PROFILE_RATE),
     elements: distinct.map(() => new Map<string, ElementBytes>()),
   };
 
@@ -167,6 +169,8 @@ interface SeriesContext {
   noise: number;
   /** Sampling rate of the profiles (the largest seen), for the noise of each estimate. */
   memProfileRate: number;
+  /** The absolute noise floor: sampleNoiseBytes (meant for the default rate) scaled down with denser sampling. */
+  floorNoise: number;
   /** Per capture, element bytes per owner (memoized). */
   elements: Map<string, ElementBytes>[];
 }
@@ -270,9 +274,7 @@ function riseOf(values: readonly number[], seconds: readonly number[], context: 
   const perHour = linearSlope(xs, envelope) * 3600;
   const samplingNoise = Math.sqrt(peak * context.memProfileRate);
   const tau = kendallTau(envelope, Math.max(0.02 * peak, samplingNoise / 2));
-  // The absolute floor (sampleNoiseBytes, meant for the default rate) scales down with denser sampling.
-  const floorNoise = context.noise * Math.min(1, context.memProfileRate / DEFAULT_MEM_PROFILE_RATE);
-  const rising = bytes >= Math.max(4 * floorNoise, 0.05 * peak, samplingNoise) && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
+  const rising = bytes >= Math.max(4 * context.floorNoise, 0.05 * peak, samplingNoise) && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
   return { rising, bytes, tau, perHour };
 }
 
@@ -366,11 +368,15 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
     const mapImplOfSite = template.mapImpl !== 'unknown' ? template.mapImpl : (snapshots[points - 1] as TimedSnapshot).mapImpl;
     // A classic map under insert/delete churn gains overflow buckets until a
     // same-size rehash (runtime/map.go tooManyOverflowBuckets: about one per
-    // bucket, at most 2^15), then levels off: growth of overflow buckets
-    // alone, with the bucket array unchanged, is churn at a bound.
-    const overflowOnly =
+    // bucket, at most 2^15), then levels off: overflow buckets still being
+    // allocated while the bucket array keeps its size (and what the map
+    // holds does not grow) are churn at a bound. Read from the allocation
+    // counter, which only rises, rather than from the in-use figure, which
+    // a rehash resets.
+    const overflowAllocated = (usages[points - 1]?.allocComponents?.overflow ?? 0) - (usages[from]?.allocComponents?.overflow ?? 0);
+    const overflowChurns =
       mapImplOfSite === 'classic' &&
-      riseOf(settled(component('overflow')), settledSeconds, { ...context, thresholds: { ...thresholds, minGrowthBytesPerHour: 0 } }).rising &&
+      overflowAllocated >= Math.max(4 * context.floorNoise, 2 * Math.sqrt(overflowAllocated * context.memProfileRate)) &&
       !riseOf(settled(component('buckets')), settledSeconds, context).rising;
 
     const structureLast = structure[points - 1] as number;
@@ -383,7 +389,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
     const linked = lastElements.alloc >= 0.25 * structureLast;
     const drained = linked && lastElements.inuse <= 0.1 * lastElements.alloc && lastElements.inuse <= 0.25 * structureLast;
 
-    if (inuseGrows && !overflowOnly) {
+    if (inuseGrows && !overflowChurns) {
       pattern = 'growing';
       strength = 0.5 + 0.5 * inuseRise.tau * dataWeight;
     } else if (elementsGrow) {
@@ -392,7 +398,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
       pattern = 'growing';
       strength = 0.5 + 0.4 * elementRise.tau * dataWeight;
       growthPerHour = Math.max(growthPerHour, 0);
-    } else if (overflowOnly) {
+    } else if (overflowChurns) {
       pattern = 'churn';
       strength = 0.6 + 0.2 * dataWeight;
       note = 'overflow-churn';

@@ -13,6 +13,7 @@ interface UsageSpec {
   evidence?: Evidence;
   entryBytes?: number;
   entryAlloc?: number;
+  overflowAlloc?: number;
   /** In-use bytes by component; default: all groups (and entryBytes entries). */
   components?: Partial<Record<MapComponent, number>>;
   impl?: MapImpl;
@@ -35,7 +36,7 @@ function snapshot(minute: number, specs: UsageSpec[]): TimedSnapshot {
       inuseObjects: 0,
       allocObjects: 0,
       components: s.kind === 'map' ? (s.components ?? { groups: s.inuse - (s.entryBytes ?? 0), entry: s.entryBytes ?? 0 }) : {},
-      allocComponents: s.kind === 'map' ? { entry: s.entryAlloc ?? 0 } : {},
+      allocComponents: s.kind === 'map' ? { entry: s.entryAlloc ?? 0, ...(s.overflowAlloc !== undefined ? { overflow: s.overflowAlloc } : {}) } : {},
     };
   });
   const allocBytesByFunction = new Map<string, number>();
@@ -168,6 +169,7 @@ describe('series analysis', () => {
           inuse: (16 + 0.8 * i) * MiB,
           alloc: (16 + 0.8 * i) * MiB,
           components: { buckets: 16 * MiB, overflow: 0.8 * i * MiB },
+          overflowAlloc: 0.8 * i * MiB,
         },
         { fn: 'main.cache', line: 39, kind: 'other', inuse: 10 * MiB, alloc: (50 + 5 * i) * MiB },
       ]),
