@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"math/rand"
 	"net"
 	"net/http"
@@ -180,14 +181,15 @@ func decodeRequest(body []byte) int {
 	return len(doc)
 }
 
-// record appends to a journal shard through three Write calls: the buffer
-// grows through whichever of them finds it full, so no single line holds
-// the growth, the function does.
+// record appends to a journal shard through three Write calls of about the
+// same size: a buffer grows through whichever of them finds it full, so its
+// memory moves from line to line as it doubles; only the function grows
+// steadily.
 func (a *app) record(shard int, id int64) {
 	b := a.journal[shard]
-	b.WriteString("ts=")                                                       // SITE other-growing-journal
-	b.Write(strconv.AppendInt(make([]byte, 0, 20), time.Now().UnixNano(), 10)) // SITE other-growing-journal-2
-	fmt.Fprintf(b, " id=%d shard=%d status=ok\n", id, shard)                   // SITE other-growing-journal-3
+	b.WriteString("event=request level=")                                      // SITE other-growing-journal
+	b.Write(strconv.AppendInt(make([]byte, 0, 24), time.Now().UnixNano(), 10)) // SITE other-growing-journal-2
+	fmt.Fprintf(b, " id=%012d\n", id)                                          // SITE other-growing-journal-3
 }
 
 func requestBody(rng *rand.Rand, n int) []byte {
@@ -239,9 +241,10 @@ func main() {
 	for i := 0; i < 120_000; i++ {
 		a.lookup(i)
 	}
-	for i := 0; i < 16; i++ {
-		// Staggered sizes, so that the shards double at different moments.
-		a.journal = append(a.journal, bytes.NewBuffer(make([]byte, 0, 64<<10+i*(24<<10))))
+	for i := 0; i < 4; i++ {
+		// Capacities a quarter of a doubling apart, so that the shards
+		// double at evenly spread moments.
+		a.journal = append(a.journal, bytes.NewBuffer(make([]byte, 0, int(float64(1<<20)*math.Pow(2, float64(i)/4)))))
 	}
 	bodies := make([][]byte, 16)
 	for i := range bodies {
