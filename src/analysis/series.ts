@@ -314,7 +314,7 @@ function elementBytes(context: SeriesContext, index: number, usage: SiteUsage | 
 
 function classifySite(series: SiteSeries, context: SeriesContext): Finding | undefined {
   const { template, usages } = series;
-  const { snapshots, seconds, thresholds, noise } = context;
+  const { snapshots, seconds, noise } = context;
   const points = usages.length;
   const from = Math.min(context.settledFrom, points - 1);
   const settled = <T>(values: readonly T[]): T[] => values.slice(from);
