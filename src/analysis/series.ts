@@ -108,7 +108,7 @@ export function analyzeSeries(
     noise: sampleNoiseBytes,
     memProfileRate,
     floorNoise: sampleNoiseBytes * Math.min(1, memProfileRate / DEFAULT_MEM_PROFILE_RATE),
-    elements: distinct.map(() => new Map<string, ElementBytes>()),
+    elements: distinct.map(() => undefined),
   };
 
   // One index per capture: key → usage.
@@ -171,8 +171,8 @@ interface SeriesContext {
   memProfileRate: number;
   /** The absolute noise floor: sampleNoiseBytes (meant for the default rate) scaled down with denser sampling. */
   floorNoise: number;
-  /** Per capture, element bytes per owner (memoized). */
-  elements: Map<string, ElementBytes>[];
+  /** Per capture, other memory by function (built when first needed). */
+  elements: (Map<string, ElementBytes> | undefined)[];
 }
 
 interface SiteSeries {
@@ -291,25 +291,43 @@ function median(values: readonly number[]): number {
  * library's per-entry objects such as an LRU's list elements).
  */
 function elementBytes(context: SeriesContext, index: number, usage: SiteUsage | undefined, template: SiteUsage): ElementBytes {
-  const owners = [template.site.function, ...(template.caller ? [template.caller.function] : [])];
-  const key = owners.join('\n');
-  const memo = context.elements[index] as Map<string, ElementBytes>;
-  let linked = memo.get(key);
-  if (!linked) {
-    linked = { inuse: 0, alloc: 0 };
-    for (const u of (context.snapshots[index] as TimedSnapshot).usages) {
-      if (u.kind !== 'other') continue;
-      if (owners.includes(u.site.function) || (u.caller && owners.includes(u.caller.function))) {
-        linked.inuse += u.inuseBytes;
-        linked.alloc += u.allocBytes;
-      }
-    }
-    memo.set(key, linked);
-  }
+  const index_ = (context.elements[index] ??= indexOtherMemory(context.snapshots[index] as TimedSnapshot));
+  const owner = template.site.function;
+  const caller = template.caller?.function;
+  const get = (key: string): ElementBytes => index_.get(key) ?? NO_BYTES;
+  // Other memory whose site or caller is the owner or the caller; a usage
+  // whose site is one and caller the other is counted once.
+  const parts = caller
+    ? [get(`s\t${owner}`), get(`c\t${owner}`), get(`s\t${caller}`), get(`c\t${caller}`)]
+    : [get(`s\t${owner}`), get(`c\t${owner}`)];
+  const twice = caller ? [get(`p\t${owner}\t${caller}`), get(`p\t${caller}\t${owner}`)] : [];
+  const sum = (key: keyof ElementBytes): number => parts.reduce((a, p) => a + p[key], 0) - twice.reduce((a, p) => a + p[key], 0);
   return {
-    inuse: linked.inuse + (usage?.components.entry ?? 0),
-    alloc: linked.alloc + (usage?.allocComponents?.entry ?? 0),
+    inuse: sum('inuse') + (usage?.components.entry ?? 0),
+    alloc: sum('alloc') + (usage?.allocComponents?.entry ?? 0),
   };
+}
+
+const NO_BYTES: ElementBytes = { inuse: 0, alloc: 0 };
+
+/** Other memory of one capture by site function (`s`), caller function (`c`) and both (`p`). */
+function indexOtherMemory(snapshot: TimedSnapshot): Map<string, ElementBytes> {
+  const index = new Map<string, ElementBytes>();
+  const add = (key: string, u: SiteUsage): void => {
+    const bytes = index.get(key) ?? { inuse: 0, alloc: 0 };
+    bytes.inuse += u.inuseBytes;
+    bytes.alloc += u.allocBytes;
+    index.set(key, bytes);
+  };
+  for (const u of snapshot.usages) {
+    if (u.kind !== 'other') continue;
+    add(`s\t${u.site.function}`, u);
+    if (u.caller) {
+      add(`c\t${u.caller.function}`, u);
+      add(`p\t${u.site.function}\t${u.caller.function}`, u);
+    }
+  }
+  return index;
 }
 
 function classifySite(series: SiteSeries, context: SeriesContext): Finding | undefined {
