@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -139,7 +139,10 @@ export function servicesVerdicts(version: GoVersion): void {
       // Every finding, not the default top 20: the question is each site's verdict, not the ranking.
       for (const offset of WINDOW_OFFSETS) analyses.push({ offset, analysis: analyzeSeries(windowOf(stream.snapshots, offset), { ...DEFAULT_THRESHOLDS, maxFindings: 200 }) });
     });
-    after(() => target?.stop());
+    after(async () => {
+      await target?.stop();
+      rmSync(work, { recursive: true, force: true });
+    });
 
     test('the stream: captures complete, symbolized, with GC cycles between most of them', () => {
       assert.ok(stream.snapshots.length >= 45);
