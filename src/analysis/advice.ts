@@ -3,14 +3,35 @@ import type { MapImpl } from './frames.js';
 
 export type Pattern = 'growing' | 'retained' | 'churn' | 'stable';
 
+/**
+ * What the series showed beyond the pattern itself:
+ * - `overflow-churn`: a classic map whose overflow buckets are what grows,
+ *   while its bucket array and what it holds stay the same size;
+ * - `undecidable`: a map held at one size with nothing of its own (keys and
+ *   values inline, no pointers) whose being freed would show draining.
+ */
+export type AdviceNote = 'overflow-churn' | 'undecidable';
+
 /** One line a developer can act on, fitting the pattern and the map implementation. */
-export function adviceFor(kind: Kind, pattern: Pattern, impl: MapImpl): string {
+export function adviceFor(kind: Kind, pattern: Pattern, impl: MapImpl, note?: AdviceNote): string {
   if (kind === 'other') {
     return pattern === 'growing'
       ? 'Non-map memory keeps growing here: look for a slice, buffer or cache that is only appended to (go tool pprof -list this function).'
       : 'Non-map memory; nothing map-specific to do.';
   }
   const parts = impl === 'swiss' ? 'tables' : impl === 'classic' ? 'buckets' : 'buckets/tables';
+  if (note === 'overflow-churn') {
+    return (
+      'Classic map under insert/delete churn: what grows is its overflow buckets, not its entries; they level off at a same-size ' +
+      'rehash (about one per bucket), so this is churn at a bound, not a leak. Rebuild the map now and then, or build with Go 1.24+ (swiss maps), to keep it smaller.'
+    );
+  }
+  if (note === 'undecidable') {
+    return (
+      `Map ${parts} held at one size since before the window; its keys and values are stored inline, so a heap profile cannot tell a full map ` +
+      'from a drained one. Check len(m) (a debugger, a metric or a log line): if it is far below the size the map once had, replace it with a new make(map[K]V).'
+    );
+  }
   switch (pattern) {
     case 'growing':
       return `Map grows without bound: cap it (evict, expire or shard by lifetime); Go maps never return their ${parts}, so even a bounded map keeps its high-water size.`;

@@ -1,6 +1,8 @@
 import type { Frame, HeapProfile, HeapRecord, HiddenFrames } from '../pprof/types.js';
 import {
+  callerFrame,
   hiddenMapRole,
+  isProfilerStack,
   isRuntimeFrame,
   isVisibleMapFrame,
   ownerFrame,
@@ -29,6 +31,14 @@ export interface SiteUsage {
   allocObjects: number;
   /** In-use bytes by map component (map kind only). */
   components: Partial<Record<MapComponent, number>>;
+  /** Bytes ever allocated by map component (map kind only; absent in captures stored before it existed). */
+  allocComponents?: Partial<Record<MapComponent, number>>;
+  /**
+   * The first frame in the target's main module, when it is not the site:
+   * the user's code that feeds a map a library owns. The caller with the
+   * most bytes when several do.
+   */
+  caller?: Site;
 }
 
 /** One capture, attributed: what is map memory, owned by which code. */
@@ -41,6 +51,8 @@ export interface AttributedSnapshot {
   totals: { inuseBytes: number; allocBytes: number; mapInuseBytes: number };
   /** Best evidence available in this capture. */
   evidence: Evidence;
+  /** runtime.MemProfileRate that sampled it: how noisy its byte estimates are. */
+  memProfileRate?: number;
 }
 
 const EVIDENCE_RANK: Record<Evidence, number> = { symbolized: 3, 'visible-frame': 2, 'size-signature': 1, none: 0 };
@@ -53,6 +65,9 @@ interface CachedAttribution {
 
 interface RecordAttribution {
   site: Site;
+  caller: Site | undefined;
+  /** Made by the profiler while it wrote this profile: left out of every site. */
+  profiler: boolean;
   kind: Kind;
   evidence: Evidence;
   component: MapComponent | undefined;
@@ -85,8 +100,12 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
   const totals = { inuseBytes: 0, allocBytes: 0, mapInuseBytes: 0 };
   let evidence: Evidence = 'none';
 
+  const callerBytes = new Map<SiteUsage, Map<string, { frame: Site; bytes: number }>>();
   profile.records.forEach((record, i) => {
     const a = attributions[i] as RecordAttribution;
+    totals.inuseBytes += record.inuseBytes;
+    totals.allocBytes += record.allocBytes;
+    if (a.profiler) return;
     const key = siteKey(a.site, a.kind);
     let usage = usages.get(key);
     if (!usage) {
@@ -109,13 +128,28 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
     usage.allocBytes += record.allocBytes;
     usage.inuseObjects += record.inuseObjects;
     usage.allocObjects += record.allocObjects;
-    if (a.component) usage.components[a.component] = (usage.components[a.component] ?? 0) + record.inuseBytes;
+    if (a.component) {
+      usage.components[a.component] = (usage.components[a.component] ?? 0) + record.inuseBytes;
+      const allocComponents = (usage.allocComponents ??= {});
+      allocComponents[a.component] = (allocComponents[a.component] ?? 0) + record.allocBytes;
+    }
+    if (a.caller) {
+      const byCaller = callerBytes.get(usage) ?? new Map<string, { frame: Site; bytes: number }>();
+      callerBytes.set(usage, byCaller);
+      const callerKey = siteKey(a.caller, a.kind);
+      const seen = byCaller.get(callerKey) ?? { frame: a.caller, bytes: 0 };
+      seen.bytes += record.inuseBytes + record.allocBytes;
+      byCaller.set(callerKey, seen);
+    }
     allocBytesByFunction.set(a.site.function, (allocBytesByFunction.get(a.site.function) ?? 0) + record.allocBytes);
-    totals.inuseBytes += record.inuseBytes;
-    totals.allocBytes += record.allocBytes;
     if (a.kind === 'map') totals.mapInuseBytes += record.inuseBytes;
     evidence = strongerEvidence(evidence, a.evidence);
   });
+  for (const [usage, byCaller] of callerBytes) {
+    let best: { frame: Site; bytes: number } | undefined;
+    for (const candidate of byCaller.values()) if (!best || candidate.bytes > best.bytes) best = candidate;
+    if (best) usage.caller = best.frame;
+  }
 
   return {
     time: profile.time,
@@ -124,6 +158,7 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
     allocBytesByFunction,
     totals,
     evidence,
+    ...(profile.memProfileRate > 0 ? { memProfileRate: profile.memProfileRate } : {}),
   };
 }
 
@@ -131,17 +166,18 @@ const UNKNOWN_SITE: Site = { function: '(unknown)', file: '', line: 0 };
 
 function attributeRecord(record: HeapRecord): RecordAttribution {
   const site = ownerFrame(record.stack) ?? UNKNOWN_SITE;
+  const who = { site, caller: callerFrame(record.stack, site), profiler: isProfilerStack(record.stack) };
   const hiddenCount = record.stack.findIndex((f) => !isRuntimeFrame(f.function));
   const hidden = record.stack.slice(0, hiddenCount < 0 ? record.stack.length : hiddenCount);
   if (record.hiddenFrames === 'resolved') {
     const role = hiddenMapRole(hidden);
-    if (role) return { site, kind: 'map', evidence: 'symbolized', component: role.component, impl: role.impl };
+    if (role) return { ...who, kind: 'map', evidence: 'symbolized', component: role.component, impl: role.impl };
   }
   const firstVisible = record.stack[hidden.length];
   if (firstVisible && isVisibleMapFrame(firstVisible.function)) {
-    return { site, kind: 'map', evidence: 'visible-frame', component: 'unknown', impl: 'unknown' };
+    return { ...who, kind: 'map', evidence: 'visible-frame', component: 'unknown', impl: 'unknown' };
   }
-  return { site, kind: 'other', evidence: 'none', component: undefined, impl: 'unknown' };
+  return { ...who, kind: 'other', evidence: 'none', component: undefined, impl: 'unknown' };
 }
 
 /**

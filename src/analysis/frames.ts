@@ -109,3 +109,41 @@ export function ownerFrame(stack: readonly Frame[]): Frame | undefined {
     stack[0]
   );
 }
+
+/**
+ * Whether a frame is in the target's main module, the code its owners
+ * wrote. Package main always is. Other packages are told by where the
+ * build found their source: dependencies come from the module cache (a
+ * path segment `module@version`, also under -trimpath) or a vendor folder;
+ * the main module's own packages come from neither.
+ */
+export function isMainModuleFrame(frame: Frame): boolean {
+  const fn = frame.function;
+  if (fn === '?' || isStdlibFrame(fn)) return false;
+  if (packagePath(fn) === 'main') return true;
+  if (frame.file === '') return false;
+  return !frame.file.includes('@') && !frame.file.includes('/vendor/');
+}
+
+/**
+ * The first frame (leaf first) in the main module: the user's code that
+ * feeds a map owned by a library. Undefined when that is the owner itself
+ * or no frame is the user's.
+ */
+export function callerFrame(stack: readonly Frame[], owner: Frame | undefined): Frame | undefined {
+  const caller = stack.find(isMainModuleFrame);
+  if (!caller || (owner && caller.function === owner.function && caller.file === owner.file && caller.line === owner.line)) return undefined;
+  return caller;
+}
+
+/**
+ * Allocations made by the profiler while it writes the profile being
+ * captured (runtime/pprof's profile builder, net/http/pprof's handlers):
+ * they exist because we asked, and every frame is in the standard library.
+ */
+export function isProfilerStack(stack: readonly Frame[]): boolean {
+  return stack.some((f) => f.function.startsWith('net/http/pprof.') || (f.function.startsWith('runtime/pprof.') && !PPROF_LABELS.test(f.function)));
+}
+
+/** pprof.Do and the label functions run the user's own code under labels: that is not the profiler. */
+const PPROF_LABELS = /^runtime\/pprof\.(Do\b|.*label)/i;

@@ -1,5 +1,5 @@
 import { strongerEvidence, type AttributedSnapshot, type Evidence, type Kind, type Site, type SiteUsage } from './attribute.js';
-import { adviceFor, type Pattern } from './advice.js';
+import { adviceFor, type AdviceNote, type Pattern } from './advice.js';
 import type { MapComponent, MapImpl } from './frames.js';
 import { linearSlope } from './gctrace.js';
 
@@ -22,8 +22,23 @@ export interface SeriesPoint {
   inuseBytes: number;
 }
 
+export type FindingScope = 'line' | 'function';
+
 export interface Finding {
   site: Site;
+  /**
+   * The first frame in the target's main module, when it is not the site:
+   * the user's code that feeds a map (or buffer) a library owns.
+   */
+  caller?: Site;
+  /**
+   * `line`: one allocation site. `function`: memory that grows through
+   * several lines of one function while no single line does (a buffer
+   * written from several places); `site.line` is then 0 and `lines` lists
+   * them. The engine always sets it; absent (older stored findings) means `line`.
+   */
+  scope?: FindingScope;
+  lines?: number[];
   kind: Kind;
   pattern: Pattern;
   inuseBytes: number;
@@ -55,8 +70,25 @@ const PATTERN_RANK: Record<Pattern, number> = { growing: 0, retained: 1, churn: 
 const EVIDENCE_WEIGHT: Record<Evidence, number> = { symbolized: 1, 'visible-frame': 0.9, 'size-signature': 0.65, none: 0.9 };
 
 /**
+ * Distinct captures that may still show the time before the window. A heap
+ * profile is published as of the last finished GC cycle, and an allocation
+ * only shows once the cycle after it has finished (runtime/mprof.go: mallocs
+ * count toward cycle C+2); frees of a cycle show once its sweep is done. So
+ * the first capture can lag the program by up to two cycles, and what the
+ * second adds over the first can still be from before the window (a fill
+ * that was not yet published, an old bucket array already freed). Every
+ * distinct capture is at least one more finished cycle, so from the third on
+ * everything that changes happened inside the window.
+ */
+export function warmupCaptures(distinct: number): number {
+  return distinct >= 4 ? 2 : distinct === 3 ? 1 : 0;
+}
+
+/**
  * Per owner site: map in-use bytes over time, growth per hour, allocation
- * rate, and the pattern that explains them.
+ * rate, and the pattern that explains them. Trends and activity are read
+ * from the settled part of the window only (see warmupCaptures); per
+ * function as well as per line, so growth spread over lines is not lost.
  */
 export function analyzeSeries(
   snapshots: readonly TimedSnapshot[],
@@ -66,33 +98,37 @@ export function analyzeSeries(
   if (snapshots.length === 0) throw new Error('analyzeSeries needs at least one capture');
   const ordered = [...snapshots].sort((a, b) => a.time.getTime() - b.time.getTime());
   const distinct = dropStale(ordered);
-  const first = distinct[0] as TimedSnapshot;
   const last = distinct[distinct.length - 1] as TimedSnapshot;
-  const hours = (last.time.getTime() - first.time.getTime()) / 3_600_000;
+  const memProfileRate = Math.max(0, ...distinct.map((s) => s.memProfileRate ?? 0)) || DEFAULT_MEM_PROFILE_RATE;
+  const context: SeriesContext = {
+    snapshots: distinct,
+    seconds: distinct.map((s) => s.time.getTime() / 1000),
+    settledFrom: warmupCaptures(distinct.length),
+    thresholds,
+    noise: sampleNoiseBytes,
+    memProfileRate,
+    floorNoise: sampleNoiseBytes * Math.min(1, memProfileRate / DEFAULT_MEM_PROFILE_RATE),
+    elements: distinct.map(() => undefined),
+  };
 
-  // Each site's usage in each snapshot, indexed once (not searched per site per snapshot).
-  const bySite = new Map<string, (SiteUsage | undefined)[]>();
-  distinct.forEach((snapshot, i) => {
-    for (const usage of snapshot.usages) {
-      let row = bySite.get(usage.key);
-      if (!row) bySite.set(usage.key, (row = new Array<SiteUsage | undefined>(distinct.length).fill(undefined)));
-      row[i] ??= usage;
-    }
-  });
-
-  // And the last snapshot's usages per owner function, for the same reason.
-  const lastByFunction = new Map<string, SiteUsage[]>();
-  for (const usage of last.usages) {
-    const list = lastByFunction.get(usage.site.function);
-    if (list) list.push(usage);
-    else lastByFunction.set(usage.site.function, [usage]);
-  }
+  // One index per capture: key → usage.
+  const byKey = distinct.map((s) => new Map(s.usages.map((u) => [u.key, u] as const)));
+  const templates = new Map<string, SiteUsage>();
+  for (const snapshot of distinct) for (const usage of snapshot.usages) if (!templates.has(usage.key)) templates.set(usage.key, usage);
 
   const findings: Finding[] = [];
-  for (const usages of bySite.values()) {
-    const template = usages.find((u) => u !== undefined) as SiteUsage;
-    const finding = classifySite(template, usages, distinct, hours, thresholds, sampleNoiseBytes, lastByFunction);
-    if (finding && isWorthReporting(finding, thresholds, hours)) findings.push(finding);
+  const growingLines = new Set<string>();
+  for (const [key, template] of templates) {
+    const finding = classifySite({ template, usages: byKey.map((index) => index.get(key)), scope: 'line' }, context);
+    if (!finding) continue;
+    if (finding.pattern === 'growing') growingLines.add(functionKey(template));
+    if (isWorthReporting(finding, thresholds, context)) findings.push(finding);
+  }
+  for (const group of functionGroups(templates)) {
+    if (growingLines.has(group.key)) continue; // its growth is already reported line by line
+    const usages = byKey.map((index) => mergeUsages(group.keys.map((k) => index.get(k)), group));
+    const finding = classifySite({ template: group.template, usages, scope: 'function', lines: group.lines }, context);
+    if (finding?.pattern === 'growing' && isWorthReporting(finding, thresholds, context)) findings.push(finding);
   }
   findings.sort(bySeriousness);
 
@@ -101,7 +137,7 @@ export function analyzeSeries(
     staleCaptures: ordered.length - distinct.length,
     window: { start: (ordered[0] as TimedSnapshot).time.toISOString(), end: (ordered[ordered.length - 1] as TimedSnapshot).time.toISOString() },
     mapImpl: distinct.reduce<MapImpl>((impl, s) => (s.mapImpl !== 'unknown' ? s.mapImpl : impl), 'unknown'),
-    totals: { inuseBytes: last.totals.inuseBytes, mapInuseBytes: last.totals.mapInuseBytes },
+    totals: { inuseBytes: Math.round(last.totals.inuseBytes), mapInuseBytes: Math.round(last.totals.mapInuseBytes) },
     findings: findings.slice(0, thresholds.maxFindings),
   };
 }
@@ -119,67 +155,296 @@ function dropStale(ordered: readonly TimedSnapshot[]): TimedSnapshot[] {
   return kept;
 }
 
-function classifySite(
-  template: SiteUsage,
-  usages: readonly (SiteUsage | undefined)[],
-  snapshots: readonly TimedSnapshot[],
-  hours: number,
-  thresholds: Thresholds,
-  noise: number,
-  lastByFunction: ReadonlyMap<string, readonly SiteUsage[]>,
-): Finding | undefined {
+interface ElementBytes {
+  inuse: number;
+  alloc: number;
+}
+
+interface SeriesContext {
+  snapshots: readonly TimedSnapshot[];
+  seconds: readonly number[];
+  /** Index of the first settled capture. */
+  settledFrom: number;
+  thresholds: Thresholds;
+  noise: number;
+  /** Sampling rate of the profiles (the largest seen), for the noise of each estimate. */
+  memProfileRate: number;
+  /** The absolute noise floor: sampleNoiseBytes (meant for the default rate) scaled down with denser sampling. */
+  floorNoise: number;
+  /** Per capture, other memory by function (built when first needed). */
+  elements: (Map<string, ElementBytes> | undefined)[];
+}
+
+interface SiteSeries {
+  template: SiteUsage;
+  /** One per distinct capture; undefined where the site had nothing. */
+  usages: readonly (SiteUsage | undefined)[];
+  scope: FindingScope;
+  lines?: number[];
+}
+
+const functionKey = (u: SiteUsage): string => `${u.kind}\t${u.site.function}\t${u.site.file}`;
+
+interface FunctionGroup {
+  key: string;
+  keys: string[];
+  lines: number[];
+  template: SiteUsage;
+}
+
+/** Sites of one kind in one function with more than one line. */
+function functionGroups(templates: ReadonlyMap<string, SiteUsage>): FunctionGroup[] {
+  const groups = new Map<string, { keys: string[]; lines: Set<number>; first: SiteUsage }>();
+  for (const [key, usage] of templates) {
+    const fk = functionKey(usage);
+    const group = groups.get(fk) ?? { keys: [], lines: new Set<number>(), first: usage };
+    group.keys.push(key);
+    group.lines.add(usage.site.line);
+    groups.set(fk, group);
+  }
+  const result: FunctionGroup[] = [];
+  for (const [key, group] of groups) {
+    if (group.lines.size < 2) continue;
+    const site = { ...group.first.site, line: 0 };
+    result.push({ key, keys: group.keys, lines: [...group.lines].sort((a, b) => a - b), template: { ...group.first, key: `fn\t${key}`, site } });
+  }
+  return result;
+}
+
+/** One function's usages in one capture, summed. */
+function mergeUsages(parts: readonly (SiteUsage | undefined)[], group: FunctionGroup): SiteUsage | undefined {
+  const present = parts.filter((u): u is SiteUsage => u !== undefined);
+  if (present.length === 0) return undefined;
+  const merged: SiteUsage = { ...group.template, inuseBytes: 0, allocBytes: 0, inuseObjects: 0, allocObjects: 0, components: {}, allocComponents: {} };
+  let callerBytes = -1;
+  for (const u of present) {
+    merged.inuseBytes += u.inuseBytes;
+    merged.allocBytes += u.allocBytes;
+    merged.inuseObjects += u.inuseObjects;
+    merged.allocObjects += u.allocObjects;
+    merged.evidence = strongerEvidence(merged.evidence, u.evidence);
+    if (merged.mapImpl === 'unknown') merged.mapImpl = u.mapImpl;
+    addComponents(merged.components, u.components);
+    addComponents((merged.allocComponents ??= {}), u.allocComponents ?? {});
+    if (u.caller && u.inuseBytes + u.allocBytes > callerBytes) {
+      merged.caller = u.caller;
+      callerBytes = u.inuseBytes + u.allocBytes;
+    }
+  }
+  return merged;
+}
+
+function addComponents(into: Partial<Record<MapComponent, number>>, from: Partial<Record<MapComponent, number>>): void {
+  for (const [component, bytes] of Object.entries(from) as [MapComponent, number][]) into[component] = (into[component] ?? 0) + bytes;
+}
+
+/** What a trend test needs to know about one series of bytes. */
+interface Rise {
+  rising: boolean;
+  /** Rise of the lower envelope over the settled window (bytes). */
+  bytes: number;
+  tau: number;
+  perHour: number;
+}
+
+const DEFAULT_MEM_PROFILE_RATE = 512 * 1024;
+
+/**
+ * Whether a settled series rises steadily. Maps never shrink, so a map's
+ * memory falls only when something it held is freed (an old bucket array
+ * after evacuation, overflow buckets after a same-size rehash, a map built
+ * and dropped): the trend is taken on a lower envelope (each capture's
+ * minimum with the next two), so such short transients never read as
+ * growth, and a level counts once two captures hold it. A rise must beat
+ * the sampling noise: a site of B bytes sampled every R bytes is estimated
+ * within about sqrt(B·R) (a Poisson count of B/R samples, each worth R).
+ */
+function riseOf(values: readonly number[], seconds: readonly number[], context: SeriesContext): Rise {
+  const none: Rise = { rising: false, bytes: 0, tau: 0, perHour: 0 };
+  if (values.length < 2) return none;
+  let envelope = values.map((_, i) => Math.min(...values.slice(i, i + 3)));
+  let xs = [...seconds];
+  if (envelope.length >= 3) {
+    envelope = envelope.slice(0, -1);
+    xs = xs.slice(0, -1);
+  }
+  const peak = Math.max(...values);
+  const third = Math.max(1, Math.floor(envelope.length / 3));
+  const bytes = median(envelope.slice(-third)) - median(envelope.slice(0, third));
+  const perHour = linearSlope(xs, envelope) * 3600;
+  const samplingNoise = Math.sqrt(peak * context.memProfileRate);
+  const tau = kendallTau(envelope, Math.max(0.02 * peak, samplingNoise / 2));
+  const rising = bytes >= Math.max(4 * context.floorNoise, 0.05 * peak, samplingNoise) && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
+  return { rising, bytes, tau, perHour };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/**
+ * Memory that belongs to what a map holds rather than to the map: its own
+ * out-of-line keys and values, plus other memory allocated by its owner or
+ * by the user's code that feeds it (the values stored, the key strings, a
+ * library's per-entry objects such as an LRU's list elements).
+ */
+function elementBytes(context: SeriesContext, index: number, usage: SiteUsage | undefined, template: SiteUsage): ElementBytes {
+  const index_ = (context.elements[index] ??= indexOtherMemory(context.snapshots[index] as TimedSnapshot));
+  const owner = template.site.function;
+  const caller = template.caller?.function;
+  const get = (key: string): ElementBytes => index_.get(key) ?? NO_BYTES;
+  // Other memory whose site or caller is the owner or the caller; a usage
+  // whose site is one and caller the other is counted once.
+  const parts = caller
+    ? [get(`s\t${owner}`), get(`c\t${owner}`), get(`s\t${caller}`), get(`c\t${caller}`)]
+    : [get(`s\t${owner}`), get(`c\t${owner}`)];
+  const twice = caller ? [get(`p\t${owner}\t${caller}`), get(`p\t${caller}\t${owner}`)] : [];
+  const sum = (key: keyof ElementBytes): number => parts.reduce((a, p) => a + p[key], 0) - twice.reduce((a, p) => a + p[key], 0);
+  return {
+    inuse: sum('inuse') + (usage?.components.entry ?? 0),
+    alloc: sum('alloc') + (usage?.allocComponents?.entry ?? 0),
+  };
+}
+
+const NO_BYTES: ElementBytes = { inuse: 0, alloc: 0 };
+
+/** Other memory of one capture by site function (`s`), caller function (`c`) and both (`p`). */
+function indexOtherMemory(snapshot: TimedSnapshot): Map<string, ElementBytes> {
+  const index = new Map<string, ElementBytes>();
+  const add = (key: string, u: SiteUsage): void => {
+    const bytes = index.get(key) ?? { inuse: 0, alloc: 0 };
+    bytes.inuse += u.inuseBytes;
+    bytes.alloc += u.allocBytes;
+    index.set(key, bytes);
+  };
+  for (const u of snapshot.usages) {
+    if (u.kind !== 'other') continue;
+    add(`s\t${u.site.function}`, u);
+    if (u.caller) {
+      add(`c\t${u.caller.function}`, u);
+      add(`p\t${u.site.function}\t${u.caller.function}`, u);
+    }
+  }
+  return index;
+}
+
+function classifySite(series: SiteSeries, context: SeriesContext): Finding | undefined {
+  const { template, usages } = series;
+  const { snapshots, seconds, noise } = context;
+  const points = usages.length;
+  const from = Math.min(context.settledFrom, points - 1);
+  const settled = <T>(values: readonly T[]): T[] => values.slice(from);
   const inuse = usages.map((u) => u?.inuseBytes ?? 0);
   const alloc = usages.map((u) => u?.allocBytes ?? 0);
-  const seconds = snapshots.map((s) => s.time.getTime() / 1000);
-  const points = inuse.length;
-  const firstInuse = inuse[0] as number;
+  const settledSeconds = settled(seconds);
+  const settledInuse = settled(inuse);
+  const settledPoints = settledInuse.length;
   const lastInuse = inuse[points - 1] as number;
   const maxInuse = Math.max(...inuse);
-  const meanInuse = inuse.reduce((a, b) => a + b, 0) / points;
-  const rise = lastInuse - firstInuse;
-  const growthPerHour = linearSlope(seconds, inuse) * 3600;
-  const allocDelta = Math.max(0, (alloc[points - 1] as number) - (alloc[0] as number));
-  const allocPerHour = hours > 0 ? allocDelta / hours : 0;
+  const meanInuse = settledInuse.reduce((a, b) => a + b, 0) / settledPoints;
+  const settledHours = ((settledSeconds[settledPoints - 1] as number) - (settledSeconds[0] as number)) / 3600;
+  const allocDelta = Math.max(0, (alloc[points - 1] as number) - (alloc[from] as number));
+  const allocPerHour = settledHours > 0 ? allocDelta / settledHours : 0;
+  const enoughData = settledPoints >= 2;
+  const dataWeight = Math.min(1, (points - 1) / 4);
 
-  const trend = kendallTau(inuse, 0.01 * maxInuse);
-
-  const owner = template.site.function;
-  const functionAlloc = snapshots.map((s) => s.allocBytesByFunction.get(owner) ?? 0);
-  const ownerStillAllocates = (functionAlloc[points - 1] as number) - (functionAlloc[0] as number) > noise;
-  const elementsFreed = elementsWereFreed(usages[points - 1] ? lastByFunction.get(owner) : undefined);
-
-  const enoughData = points >= 2;
-  const isGrowing =
-    enoughData &&
-    rise >= Math.max(4 * noise, 0.05 * maxInuse) &&
-    growthPerHour >= thresholds.minGrowthBytesPerHour &&
-    trend >= 0.5 &&
-    (allocDelta === 0 || rise / allocDelta >= 0.15);
-  const isChurn = !isGrowing && (enoughData ? allocDelta >= 3 * Math.max(meanInuse, noise) : alloc[0]! >= 10 * Math.max(firstInuse, noise));
-  const heldAtHighWater = lastInuse >= 0.8 * maxInuse && lastInuse > 0;
-
+  // Growth is memory that stays: a site whose rise is a small share of what
+  // it allocated meanwhile is building and dropping, whatever its in-use
+  // figure does at capture times.
+  const keeps = (rise: Rise, allocated: number): boolean => rise.rising && (allocated <= 0 || rise.bytes >= 0.15 * allocated);
+  const inuseRise = riseOf(settledInuse, settledSeconds, context);
+  const inuseGrows = keeps(inuseRise, allocDelta);
   let pattern: Pattern;
   let strength: number;
-  const dataWeight = Math.min(1, (points - 1) / 4);
-  if (isGrowing) {
-    pattern = 'growing';
-    strength = 0.5 + 0.5 * trend * dataWeight;
-  } else if (isChurn) {
-    pattern = 'churn';
-    strength = enoughData ? 0.6 + 0.4 * Math.min(1, allocDelta / (10 * Math.max(meanInuse, noise))) : 0.3;
-  } else if (template.kind === 'map' && enoughData && heldAtHighWater && !ownerStillAllocates) {
-    pattern = 'retained';
-    strength = (elementsFreed ? 0.9 : 0.7) * (0.5 + 0.5 * dataWeight);
+  let note: AdviceNote | undefined;
+  let growthPerHour = inuseRise.perHour;
+
+  const churnByAlloc = enoughData ? allocDelta >= 3 * Math.max(meanInuse, noise) : (alloc[0] as number) >= 10 * Math.max(inuse[0] as number, noise);
+  const churnStrength = enoughData ? 0.6 + 0.4 * Math.min(1, allocDelta / (10 * Math.max(meanInuse, noise))) : 0.3;
+
+  if (template.kind === 'other') {
+    if (inuseGrows) {
+      pattern = 'growing';
+      strength = 0.5 + 0.5 * inuseRise.tau * dataWeight;
+    } else if (churnByAlloc) {
+      pattern = 'churn';
+      strength = churnStrength;
+    } else {
+      pattern = 'stable';
+      strength = enoughData ? 0.4 + 0.4 * dataWeight : 0.2;
+    }
   } else {
-    pattern = 'stable';
-    strength = enoughData ? 0.4 + 0.4 * dataWeight : 0.2;
+    const component = (name: MapComponent): number[] => usages.map((u) => u?.components[name] ?? 0);
+    const entries = component('entry');
+    const structure = inuse.map((bytes, i) => bytes - (entries[i] as number));
+    const elements = usages.map((u, i) => elementBytes(context, i, u, template));
+    const elementRise = riseOf(settled(elements.map((e) => e.inuse)), settledSeconds, context);
+    const elementsAllocated = (elements[points - 1] as ElementBytes).alloc - (elements[from] as ElementBytes).alloc;
+    const elementsGrow = keeps(elementRise, elementsAllocated);
+    const mapImplOfSite = template.mapImpl !== 'unknown' ? template.mapImpl : (snapshots[points - 1] as TimedSnapshot).mapImpl;
+    // A classic map under insert/delete churn gains overflow buckets until a
+    // same-size rehash (runtime/map.go tooManyOverflowBuckets: about one per
+    // bucket, at most 2^15), then levels off: overflow buckets still being
+    // allocated while the bucket array keeps its size (and what the map
+    // holds does not grow) are churn at a bound. Read from the allocation
+    // counter, which only rises, rather than from the in-use figure, which
+    // a rehash resets.
+    const overflowAllocated = (usages[points - 1]?.allocComponents?.overflow ?? 0) - (usages[from]?.allocComponents?.overflow ?? 0);
+    const overflowChurns =
+      mapImplOfSite === 'classic' &&
+      overflowAllocated >= Math.max(4 * context.floorNoise, 2 * Math.sqrt(overflowAllocated * context.memProfileRate)) &&
+      !riseOf(settled(component('buckets')), settledSeconds, context).rising;
+
+    const structureLast = structure[points - 1] as number;
+    const structureMax = Math.max(...settled(structure));
+    const heldAtHighWater = structureLast > 0 && structureLast >= 0.8 * structureMax;
+    const allocatesMap = allocDelta > Math.max(noise, 0.1 * structureLast);
+    const lastElements = elements[points - 1] as ElementBytes;
+    // Evidence of draining: what the map held (entries, values, keys) was
+    // allocated in amounts that matter next to the map, and is gone.
+    const linked = lastElements.alloc >= 0.25 * structureLast;
+    const drained = linked && lastElements.inuse <= 0.1 * lastElements.alloc && lastElements.inuse <= 0.25 * structureLast;
+
+    if (inuseGrows && !overflowChurns) {
+      pattern = 'growing';
+      strength = 0.5 + 0.5 * inuseRise.tau * dataWeight;
+    } else if (elementsGrow) {
+      // Between its doublings a growing map's own memory is flat; what it
+      // holds keeps growing.
+      pattern = 'growing';
+      strength = 0.5 + 0.4 * elementRise.tau * dataWeight;
+      growthPerHour = Math.max(growthPerHour, 0);
+    } else if (overflowChurns) {
+      pattern = 'churn';
+      strength = 0.6 + 0.2 * dataWeight;
+      note = 'overflow-churn';
+    } else if (churnByAlloc) {
+      pattern = 'churn';
+      strength = churnStrength;
+    } else if (enoughData && heldAtHighWater && !allocatesMap && drained) {
+      pattern = 'retained';
+      strength = 0.9 * (0.5 + 0.5 * dataWeight);
+    } else {
+      pattern = 'stable';
+      strength = enoughData ? 0.4 + 0.4 * dataWeight : 0.2;
+      if (enoughData && heldAtHighWater && !allocatesMap && !linked) {
+        note = 'undecidable';
+        strength *= 0.8;
+      }
+    }
   }
 
   const evidence = usages.reduce<Evidence>((e, u) => (u ? strongerEvidence(e, u.evidence) : e), template.evidence);
   const lastUsage = [...usages].reverse().find((u) => u !== undefined) ?? template;
-  const mapImpl = template.kind === 'map' ? (lastUsage.mapImpl !== 'unknown' ? lastUsage.mapImpl : snapshots[points - 1]!.mapImpl) : 'unknown';
+  const mapImpl = template.kind === 'map' ? (lastUsage.mapImpl !== 'unknown' ? lastUsage.mapImpl : (snapshots[points - 1] as TimedSnapshot).mapImpl) : 'unknown';
+  const caller = lastUsage.caller ?? template.caller;
   return {
     site: template.site,
+    ...(caller ? { caller } : {}),
+    scope: series.scope,
+    ...(series.lines ? { lines: series.lines } : {}),
     kind: template.kind,
     pattern,
     inuseBytes: Math.round(lastInuse),
@@ -189,10 +454,16 @@ function classifySite(
     evidence,
     mapImpl,
     confidence: round2(strength * EVIDENCE_WEIGHT[evidence]),
-    advice: adviceFor(template.kind, pattern, mapImpl),
-    components: lastUsage.components,
+    advice: adviceFor(template.kind, pattern, mapImpl, note),
+    components: roundComponents(lastUsage.components),
     series: snapshots.map((s, i) => ({ time: s.time.toISOString(), inuseBytes: Math.round(inuse[i] as number) })),
   };
+}
+
+function roundComponents(components: Partial<Record<MapComponent, number>>): Partial<Record<MapComponent, number>> {
+  const out: Partial<Record<MapComponent, number>> = {};
+  for (const [component, bytes] of Object.entries(components) as [MapComponent, number][]) out[component] = Math.round(bytes);
+  return out;
 }
 
 /**
@@ -215,28 +486,9 @@ export function kendallTau(values: readonly number[], tolerance: number): number
   return pairs === 0 ? 0 : (concordant - discordant) / pairs;
 }
 
-/**
- * Most of what the owner allocated besides the map structure itself (the
- * values it stored, out-of-line entries) has been freed.
- */
-function elementsWereFreed(ownerUsages: readonly SiteUsage[] | undefined): boolean {
-  if (!ownerUsages) return false;
-  let allocated = 0;
-  let inuse = 0;
-  for (const usage of ownerUsages) {
-    const elementsOnly = usage.kind === 'other';
-    const entryBytes = usage.components.entry ?? 0;
-    if (elementsOnly) {
-      allocated += usage.allocBytes;
-      inuse += usage.inuseBytes;
-    } else if (entryBytes > 0 || usage.allocBytes > 0) {
-      inuse += entryBytes;
-    }
-  }
-  return allocated > 0 && inuse < 0.25 * allocated;
-}
-
-function isWorthReporting(finding: Finding, thresholds: Thresholds, hours: number): boolean {
+function isWorthReporting(finding: Finding, thresholds: Thresholds, context: SeriesContext): boolean {
+  const seconds = context.seconds;
+  const hours = seconds.length > 1 ? ((seconds[seconds.length - 1] as number) - (seconds[Math.min(context.settledFrom, seconds.length - 1)] as number)) / 3600 : 0;
   if (finding.kind === 'other') {
     return finding.pattern === 'growing' && finding.inuseBytes >= thresholds.minMapBytes;
   }

@@ -18,7 +18,8 @@ export function formatReport(report: Report): string {
   if (report.findings.length === 0) {
     lines.push('No findings above the thresholds.');
   } else {
-    const header = ['#', 'SITE', 'KIND', 'PATTERN', 'IN USE', 'GROWTH/h', 'CONF', 'EVIDENCE'];
+    // CALLER last: the user's own frame, when the site is in a library.
+    const header = ['#', 'SITE', 'KIND', 'PATTERN', 'IN USE', 'GROWTH/h', 'CONF', 'EVIDENCE', 'CALLER'];
     const rows = report.findings.map((f, i) => [
       String(i + 1),
       siteLabel(f),
@@ -28,6 +29,7 @@ export function formatReport(report: Report): string {
       (f.growthBytesPerHour > 0 ? '+' : '') + formatBytes(f.growthBytesPerHour),
       f.confidence.toFixed(2),
       f.evidence,
+      f.caller ? frameLabel(f.caller) : '',
     ]);
     lines.push(...table([header, ...rows]));
     lines.push('');
@@ -46,10 +48,16 @@ export function formatReport(report: Report): string {
   return lines.join('\n');
 }
 
+/** `fn main.go:40`; a finding for a whole function names its lines: `fn main.go:40,41,47`. */
 function siteLabel(f: Finding): string {
-  const file = f.site.file.split('/').slice(-1)[0] ?? '';
-  const where = file ? ` ${file}:${f.site.line}` : '';
-  const fn = f.site.function.length > 48 ? `…${f.site.function.slice(-47)}` : f.site.function;
+  if (f.scope === 'function' && f.lines) return frameLabel(f.site, f.lines.join(','));
+  return frameLabel(f.site);
+}
+
+function frameLabel(frame: Finding['site'], lines = String(frame.line)): string {
+  const file = frame.file.split('/').slice(-1)[0] ?? '';
+  const where = file ? ` ${file}:${lines}` : '';
+  const fn = frame.function.length > 48 ? `…${frame.function.slice(-47)}` : frame.function;
   return `${fn}${where}`;
 }
 

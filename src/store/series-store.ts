@@ -13,6 +13,7 @@ interface StoredSnapshot {
   totals: AttributedSnapshot['totals'];
   usages: SiteUsage[];
   allocBytesByFunction: Record<string, number>;
+  memProfileRate?: number;
 }
 
 export interface TargetRecord {
@@ -63,6 +64,7 @@ export class SeriesStore {
       totals: capture.snapshot.totals,
       usages: capture.snapshot.usages.filter((u) => u.inuseBytes >= KEEP_USAGE_BYTES || u.allocBytes >= KEEP_USAGE_BYTES),
       allocBytesByFunction: Object.fromEntries(capture.snapshot.allocBytesByFunction),
+      ...(capture.snapshot.memProfileRate ? { memProfileRate: capture.snapshot.memProfileRate } : {}),
     };
     await this.redis
       .multi()
@@ -104,6 +106,7 @@ export class SeriesStore {
           totals: s.totals,
           usages: s.usages,
           allocBytesByFunction: new Map(Object.entries(s.allocBytesByFunction)),
+          ...(s.memProfileRate ? { memProfileRate: s.memProfileRate } : {}),
         };
       });
   }

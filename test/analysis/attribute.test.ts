@@ -42,6 +42,14 @@ for (const version of FIXTURE_VERSIONS) {
       assert.ok(snapshot.totals.mapInuseBytes > 20 * 1024 * 1024);
     });
 
+    test("symbolized: the profiler's own allocations while serving the profile are no site's", () => {
+      const snapshot = symbolized(version);
+      const profiler = snapshot.usages.filter((u) => /^(runtime\/pprof|net\/http\/pprof)\./.test(u.site.function));
+      assert.deepEqual(profiler.map((u) => u.site.function), []);
+      const inSites = snapshot.usages.reduce((sum, u) => sum + u.allocBytes, 0);
+      assert.ok(inSites < snapshot.totals.allocBytes, 'the profile still counts them in its totals');
+    });
+
     test('symbolized: values stored in maps and the non-map leak are other memory', () => {
       const snapshot = symbolized(version);
       for (const name of ['other-growing-session-values', 'other-growing-buffers']) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { hiddenMapRole, isStdlibFrame, ownerFrame } from '../../src/analysis/frames.js';
+import { callerFrame, hiddenMapRole, isMainModuleFrame, isProfilerStack, isStdlibFrame, ownerFrame } from '../../src/analysis/frames.js';
 import type { Frame } from '../../src/pprof/types.js';
 
 const f = (fn: string, line = 0): Frame => ({ function: fn, file: fn.startsWith('main') ? '/src/app/main.go' : '', line });
@@ -48,5 +48,37 @@ describe('frames', () => {
     assert.ok(!isStdlibFrame('main.main'));
     assert.ok(!isStdlibFrame('github.com/x/y.F'));
     assert.ok(!isStdlibFrame('example.com/app/internal/store.(*S).Put'));
+  });
+});
+
+describe('owner, caller and the profiler', () => {
+  const at = (fn: string, file: string, line = 1): Frame => ({ function: fn, file, line });
+  const lib = at('github.com/prometheus/client_golang/prometheus.(*metricMap).getOrCreateMetricWithLabelValues', '/root/go/pkg/mod/github.com/prometheus/client_golang@v1.14.0/prometheus/vec.go', 340);
+  const user = at('main.(*app).countRequest', '/src/services/main.go', 131);
+
+  test('the main module: package main, or source that is neither in the module cache nor vendored', () => {
+    assert.ok(isMainModuleFrame(user));
+    assert.ok(isMainModuleFrame(at('example.com/shop/internal/cart.(*Cart).Add', '/src/shop/internal/cart/cart.go')));
+    assert.ok(isMainModuleFrame(at('example.com/shop/internal/cart.(*Cart).Add', 'example.com/shop/internal/cart/cart.go')), '-trimpath');
+    assert.ok(!isMainModuleFrame(lib));
+    assert.ok(!isMainModuleFrame(at('github.com/x/y.F', 'github.com/x/y@v1.2.3/y.go')), 'a dependency under -trimpath');
+    assert.ok(!isMainModuleFrame(at('github.com/x/y.F', '/src/shop/vendor/github.com/x/y/y.go')));
+    assert.ok(!isMainModuleFrame(at('encoding/json.Unmarshal', '/usr/local/go/src/encoding/json/decode.go')));
+  });
+
+  test("a library's map names the user's first frame as its caller; the user's own map has none", () => {
+    const stack = [at('runtime.mapassign_fast64', ''), lib, at('github.com/prometheus/client_golang/prometheus.(*CounterVec).WithLabelValues', '/root/go/pkg/mod/github.com/prometheus/client_golang@v1.14.0/prometheus/counter.go'), user, at('main.main', '/src/services/main.go', 250)];
+    const owner = ownerFrame(stack);
+    assert.equal(owner?.function, lib.function);
+    assert.deepEqual(callerFrame(stack, owner), user);
+    const own = [at('runtime.mapassign_faststr', ''), user, at('main.main', '/src/services/main.go', 250)];
+    assert.equal(callerFrame(own, ownerFrame(own)), undefined);
+  });
+
+  test("the profiler's own allocations while it writes a profile are recognised; pprof.Do around user code is not the profiler", () => {
+    assert.ok(isProfilerStack([at('runtime/pprof.(*profileBuilder).emitLocation', ''), at('runtime/pprof.writeHeapProto', ''), at('net/http/pprof.handler.ServeHTTP', '')]));
+    assert.ok(isProfilerStack([at('compress/flate.NewWriter', ''), at('net/http/pprof.Index', '')]));
+    assert.ok(!isProfilerStack([user, at('runtime/pprof.Do', ''), at('main.main', '/src/services/main.go')]));
+    assert.ok(!isProfilerStack([at('runtime/pprof.WithLabels', ''), user]));
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { analyzeSeries, siteKey, type Evidence, type Kind, type SiteUsage, type TimedSnapshot } from '../../src/analysis/index.js';
+import { analyzeSeries, siteKey, type Evidence, type Kind, type MapComponent, type MapImpl, type SiteUsage, type TimedSnapshot } from '../../src/analysis/index.js';
 
 const MiB = 1024 * 1024;
 
@@ -12,6 +12,12 @@ interface UsageSpec {
   alloc: number;
   evidence?: Evidence;
   entryBytes?: number;
+  entryAlloc?: number;
+  overflowAlloc?: number;
+  /** In-use bytes by component; default: all groups (and entryBytes entries). */
+  components?: Partial<Record<MapComponent, number>>;
+  impl?: MapImpl;
+  caller?: { fn: string; line: number };
 }
 
 /** A capture at `minute` minutes, built from per-site values (bytes). */
@@ -21,14 +27,16 @@ function snapshot(minute: number, specs: UsageSpec[]): TimedSnapshot {
     return {
       key: siteKey(site, s.kind),
       site,
+      ...(s.caller ? { caller: { function: s.caller.fn, file: '/app/main.go', line: s.caller.line } } : {}),
       kind: s.kind,
       evidence: s.evidence ?? (s.kind === 'map' ? 'symbolized' : 'none'),
-      mapImpl: s.kind === 'map' ? 'swiss' : 'unknown',
+      mapImpl: s.kind === 'map' ? (s.impl ?? 'swiss') : 'unknown',
       inuseBytes: s.inuse,
       allocBytes: s.alloc,
       inuseObjects: 0,
       allocObjects: 0,
-      components: s.kind === 'map' ? { groups: s.inuse - (s.entryBytes ?? 0), entry: s.entryBytes ?? 0 } : {},
+      components: s.kind === 'map' ? (s.components ?? { groups: s.inuse - (s.entryBytes ?? 0), entry: s.entryBytes ?? 0 }) : {},
+      allocComponents: s.kind === 'map' ? { entry: s.entryAlloc ?? 0, ...(s.overflowAlloc !== undefined ? { overflow: s.overflowAlloc } : {}) } : {},
     };
   });
   const allocBytesByFunction = new Map<string, number>();
@@ -69,7 +77,7 @@ describe('series analysis', () => {
     assert.equal(result.findings[0]?.pattern, 'growing');
   });
 
-  test('map memory held while its owner allocates nothing more is retained; freed elements raise confidence', () => {
+  test('a map held at its high-water mark whose elements were freed is retained; the same map whose elements live is stable', () => {
     const held = (freed: boolean) =>
       analyzeSeries(
         series(5, (i) => [
@@ -80,11 +88,137 @@ describe('series analysis', () => {
         ]),
       ).findings.find((f) => f.kind === 'map');
     const freed = held(true);
-    const notFreed = held(false);
+    const inUse = held(false);
     assert.equal(freed?.pattern, 'retained');
-    assert.equal(notFreed?.pattern, 'retained');
-    assert.ok(freed.confidence > notFreed.confidence);
     assert.match(freed.advice, /make\(map/);
+    assert.equal(inUse?.pattern, 'stable', 'a table built once whose values are alive is not drained');
+    assert.doesNotMatch(inUse.advice, /drained but/);
+  });
+
+  test('out-of-line entries freed while the tables stay are evidence of draining', () => {
+    const result = analyzeSeries(
+      series(6, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + i) * MiB },
+        { fn: 'main.blobs', line: 20, kind: 'map', inuse: 12 * MiB, alloc: 76 * MiB, entryBytes: 0, entryAlloc: 64 * MiB },
+      ]),
+    );
+    assert.equal(result.findings[0]?.pattern, 'retained');
+  });
+
+  test('a map with keys and values inline held at one size: stable, with advice that the profile cannot tell drained from full', () => {
+    const result = analyzeSeries(
+      series(6, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + i) * MiB },
+        { fn: 'main.vectors', line: 20, kind: 'map', inuse: 9 * MiB, alloc: 18 * MiB },
+      ]),
+    );
+    assert.equal(result.findings[0]?.pattern, 'stable');
+    assert.match(result.findings[0].advice, /cannot tell a full map from a drained one/);
+    assert.match(result.findings[0].advice, /len\(m\)/);
+  });
+
+  test('a transient at the start of the window is neither a trend nor activity', () => {
+    const busy = (i: number): UsageSpec => ({ fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + i) * MiB });
+    // A drained classic map: the first capture still held the old bucket
+    // array of its last growth; its values were freed before the window.
+    const drained = [66, 46, 46, 46, 46, 46];
+    const classic = analyzeSeries(
+      series(drained.length, (i) => [
+        busy(i),
+        { fn: 'main.drain', line: 20, kind: 'map', inuse: drained[i]! * MiB, alloc: 112 * MiB, impl: 'classic', components: { buckets: drained[i]! * MiB } },
+        // Freed values, their frees published a cycle late: the first capture still counts some.
+        { fn: 'main.drain', line: 19, kind: 'other', inuse: i === 0 ? 20 * MiB : 0, alloc: (i === 0 ? 60 : 80) * MiB },
+      ]),
+    ).findings.find((f) => f.kind === 'map');
+    assert.equal(classic?.pattern, 'retained');
+    // A swiss map filled before serving, captured right after start: the
+    // first capture shows only what the last finished cycle had published.
+    const filled = [22, 40, 40, 40, 40, 40];
+    const swiss = analyzeSeries(
+      series(filled.length, (i) => [busy(i), { fn: 'main.table', line: 30, kind: 'map', inuse: filled[i]! * MiB, alloc: filled[i]! * MiB }]),
+    ).findings[0];
+    assert.notEqual(swiss?.pattern, 'growing');
+    assert.equal(swiss?.pattern, 'stable');
+  });
+
+  test('an LRU at capacity whose entries another package allocates is stable, not retained', () => {
+    const result = analyzeSeries(
+      series(8, (i) => [
+        // The map belongs to the library; the user's lookup feeds it.
+        { fn: 'github.com/acme/lru.(*LRU).Add', line: 70, kind: 'map', inuse: 6 * MiB, alloc: 6 * MiB, caller: { fn: 'main.lookup', line: 12 } },
+        // List elements (another package) and values (the caller) stay alive while they churn.
+        { fn: 'github.com/acme/lru/internal.(*List).insert', line: 30, kind: 'other', inuse: 5 * MiB, alloc: (40 + 10 * i) * MiB, caller: { fn: 'main.lookup', line: 12 } },
+        { fn: 'main.lookup', line: 11, kind: 'other', inuse: 9 * MiB, alloc: (80 + 20 * i) * MiB },
+      ]),
+    );
+    const map = result.findings.find((f) => f.kind === 'map');
+    assert.equal(map?.pattern, 'stable');
+    assert.deepEqual(map.caller, { function: 'main.lookup', file: '/app/main.go', line: 12 });
+    assert.equal(map.site.function, 'github.com/acme/lru.(*LRU).Add');
+  });
+
+  test("a classic map whose overflow buckets grow under churn is churn at a bound, and the advice says so", () => {
+    const result = analyzeSeries(
+      series(10, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 4 * MiB, alloc: (100 + 10 * i) * MiB },
+        {
+          fn: 'main.cache',
+          line: 40,
+          kind: 'map',
+          impl: 'classic',
+          inuse: (16 + 0.8 * i) * MiB,
+          alloc: (16 + 0.8 * i) * MiB,
+          components: { buckets: 16 * MiB, overflow: 0.8 * i * MiB },
+          overflowAlloc: 0.8 * i * MiB,
+        },
+        { fn: 'main.cache', line: 39, kind: 'other', inuse: 10 * MiB, alloc: (50 + 5 * i) * MiB },
+      ]),
+    );
+    const map = result.findings.find((f) => f.kind === 'map');
+    assert.equal(map?.pattern, 'churn');
+    assert.match(map.advice, /overflow buckets/);
+  });
+
+  test("a growing map between its doublings (its own memory flat) is growing: what it holds grows", () => {
+    const result = analyzeSeries(
+      series(10, (i) => [
+        { fn: 'main.put', line: 40, kind: 'map', impl: 'classic', inuse: 32 * MiB, alloc: 48 * MiB, components: { buckets: 32 * MiB } },
+        { fn: 'main.put', line: 39, kind: 'other', inuse: (20 + 3 * i) * MiB, alloc: (20 + 3 * i) * MiB },
+      ]),
+    );
+    assert.equal(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
+  });
+
+  test('a map built and dropped on every scrape, bigger each time, is churn, not growing', () => {
+    // In use only when a capture's GC cycle ended during a scrape.
+    const live = [0, 3, 0, 0, 4, 0, 0, 5, 0, 0];
+    const result = analyzeSeries(
+      series(live.length, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 4 * MiB, alloc: (100 + 10 * i) * MiB },
+        { fn: 'github.com/acme/metrics.(*Registry).Gather', line: 400, kind: 'map', inuse: live[i]! * MiB, alloc: (20 * i + i * i) * MiB, caller: { fn: 'main.scrape', line: 5 } },
+      ]),
+    );
+    assert.equal(result.findings.find((f) => f.kind === 'map')?.pattern, 'churn');
+  });
+
+  test('growth spread over several lines of one function is reported for the function', () => {
+    // One buffer, grown by whichever Write finds it full: its memory moves
+    // between lines; doubling, it has allocated about twice its size.
+    const at = [10, 11, 12, 10, 11, 12, 10, 11, 12, 10];
+    const result = analyzeSeries(
+      series(at.length, (i) =>
+        [10, 11, 12].map((line) => ({ fn: 'main.(*journal).record', line, kind: 'other' as const, inuse: at[i] === line ? (4 + 2 * i) * MiB : 0, alloc: ((8 + 4 * i) / 3) * MiB })),
+      ),
+    );
+    assert.equal(result.findings.length, 1, 'no single line grows');
+    const [finding] = result.findings;
+    assert.equal(finding?.scope, 'function');
+    assert.equal(finding.kind, 'other');
+    assert.equal(finding.pattern, 'growing');
+    assert.equal(finding.site.function, 'main.(*journal).record');
+    assert.equal(finding.site.line, 0);
+    assert.deepEqual(finding.lines, [10, 11, 12]);
+    assert.equal(finding.inuseBytes, 22 * MiB);
   });
 
   test('maps built and dropped again and again are churn', () => {
@@ -122,6 +256,7 @@ describe('series analysis', () => {
         { fn: 'main.stable', line: 1, kind: 'map', inuse: 90 * MiB, alloc: 90 * MiB + i },
         { fn: 'main.stable', line: 2, kind: 'other', inuse: MiB, alloc: (1 + i) * MiB },
         { fn: 'main.drained', line: 3, kind: 'map', inuse: 20 * MiB, alloc: 40 * MiB },
+        { fn: 'main.drained', line: 6, kind: 'other', inuse: 0, alloc: 30 * MiB }, // its values, freed
         { fn: 'main.put', line: 4, kind: 'map', inuse: (10 + 10 * i) * MiB, alloc: (20 + 20 * i) * MiB },
         { fn: 'main.tiny', line: 5, kind: 'map', inuse: 100 * 1024, alloc: 100 * 1024 },
       ]),

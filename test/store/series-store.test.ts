@@ -31,6 +31,8 @@ describe('series store in a real Redis', () => {
     assert.deepEqual(series.map((s) => s.time.getUTCMinutes()), [1, 2]);
     assert.ok(series[0]!.usages.length > 0);
     assert.ok(series[0]!.allocBytesByFunction instanceof Map);
+    assert.equal(series[0]!.memProfileRate, snapshot(1).memProfileRate, 'the sampling rate, for the noise model');
+    assert.ok(series[0]!.memProfileRate! > 0);
     assert.ok((await store.profile('ns/p', 'c1'))?.equals(proto));
   });
 

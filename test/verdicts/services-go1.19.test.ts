@@ -1,0 +1,3 @@
+import { servicesVerdicts } from './services-stream.js';
+
+servicesVerdicts('1.19');
