@@ -57,6 +57,10 @@ export async function main(argv: string[]): Promise<number> {
     return runOperatorCommand(rest);
   }
   if (command !== 'analyze') throw new UsageError(`unknown command "${command}"`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
 
   const { values, positionals } = parseArgs({
     args: rest,

@@ -19,6 +19,16 @@ function assertCleanFailure(result: CliResult, code: number, message: RegExp): v
   assert.ok(lines.length <= 2, `at most the error and a usage hint: ${result.stderr}`);
 }
 
+describe('mapleak --help', () => {
+  test('every command answers --help with its usage and exit 0', async () => {
+    for (const args of [['--help'], ['analyze', '--help'], ['analyze', '--url', 'http://127.0.0.1:1', '-h']]) {
+      const result = await runCli(args);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stdout, /^Usage:\n  mapleak analyze/);
+    }
+  });
+});
+
 describe('mapleak analyze: bad files', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mapleak-bad-'));
   const file = (name: string, data: string | Buffer): string => {
