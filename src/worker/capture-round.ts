@@ -63,10 +63,10 @@ interface Pod {
 }
 
 /** Where net/http/pprof may be mounted: plain path segments only (no "..", no escapes, no query), as the CRD's CEL rule says. */
-export const PATH_PREFIX = /^(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,63}){1,8}$/;
+export const PATH_PREFIX = /^(\/|(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,63}){1,8})$/;
 
 export function validPathPrefix(prefix: string): boolean {
-  return PATH_PREFIX.test(prefix) && !prefix.split('/').some((segment) => segment === '.' || segment === '..');
+  return PATH_PREFIX.test(prefix) && !prefix.includes('..');
 }
 
 /**
