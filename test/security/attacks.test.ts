@@ -1,0 +1,336 @@
+/**
+ * A tenant with only namespace rights (create MapLeakProbes and Secrets in
+ * team-a) attacks the operator, which runs as two processes with tokens
+ * minted for the chart's ServiceAccounts and the chart's RBAC and flags.
+ * Every attack must fail safely: no code runs, no credential leaves, no
+ * foreign pod or byte reaches the tenant's status, Events or the logs, and
+ * memory and time stay bounded (figures printed).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { after, before, describe, test } from 'node:test';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, loadAllYaml, RbacAuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { gzipSync } from 'node:zlib';
+import type { MapLeakProbe } from '../../src/api/types.js';
+import { ClusterRegistry } from '../../src/clusters/registry.js';
+import { decodeHeapProfile, ProfileError } from '../../src/pprof/index.js';
+import { auditLogPath, runPod, stopCluster, type Cluster } from '../cluster/cluster.js';
+import { pkiPaths } from '../cluster/pki.js';
+import { startRedis, type RedisServer } from '../cluster/redis.js';
+import { spawnOperator, type OperatorProcess } from '../support/operator-process.js';
+import { repoPath } from '../support/paths.js';
+import { startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { waitFor } from '../support/wait.js';
+
+process.env.LOG_LEVEL ??= 'warn';
+const CLUSTER = 'security';
+const RELEASE_NS = 'mapleakprobe';
+const TENANT_NS = 'team-a';
+/** Another team's namespace: spec.cluster is not enabled there. */
+const OTHER_NS = 'team-b';
+const PLANTED = 'planted-7c1e-do-not-echo';
+const MiB = 1024 * 1024;
+
+/** The chart's ceilings that these attacks run into (values.yaml defaults, a 5 s interval floor to keep the suite short). */
+const MAX_TARGETS = 50;
+const MAX_EVENTS = 5;
+
+describe('security: a tenant with namespace rights gains nothing through the operator', () => {
+  let cluster: Cluster;
+  let admin: KubeConfig;
+  let redis: RedisServer;
+  const operators: OperatorProcess[] = [];
+  let dir: string;
+  let workerTokenFile: string;
+  let workerToken: string;
+  let tenant: KubeConfig;
+  let tenantToken: string;
+  let tenantProbes: TestProbes;
+  let listener: Server;
+  let listenerUrl: string;
+  const listenerRequests: { url: string; authorization?: string }[] = [];
+  let caData: string;
+
+  const diagnostics = (): string => operators.map((o) => `--- ${o.identity}\n${o.output().slice(-4000)}`).join('\n');
+  const kubeconfigWith = (cluster: Record<string, unknown>, user: Record<string, unknown>): string =>
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster }],
+      users: [{ name: 'u', user }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'x',
+    });
+  /** The tenant stores a kubeconfig Secret and a probe that uses it, with its own identity. */
+  const remoteProbe = async (name: string, kubeconfig: string, extra: Record<string, unknown> = {}, namespace = 'default', probes = tenantProbes): Promise<void> => {
+    await tenant.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: probes.namespace, body: { metadata: { name }, stringData: { kubeconfig } } });
+    await probes.create(name, { selector: { matchLabels: { app: 'victim' } }, cluster: { kubeconfigSecretRef: { name }, namespace }, ...extra });
+  };
+  const degraded = (name: string, reason: string, probes = tenantProbes): Promise<MapLeakProbe> =>
+    waitFor(`${name}: Degraded ${reason}`, async () => {
+      const p = await probes.get(name);
+      return p?.status?.conditions?.some((c) => c.type === 'Degraded' && c.reason === reason) && p;
+    }, 60_000, 500).catch((err: Error) => assert.fail(`${err.message}\n${diagnostics()}`));
+  /** Everything the tenant can read about its probes: statuses and Events. */
+  const tenantView = async (): Promise<string> => {
+    const core = admin.makeApiClient(CoreV1Api);
+    const events = await core.listNamespacedEvent({ namespace: TENANT_NS });
+    const probes = await admin.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group: 'mapleak.io', version: 'v1alpha1', namespace: TENANT_NS, plural: 'mapleakprobes' });
+    return JSON.stringify({ probes, events: events.items.map((e) => [e.reason, e.message]) });
+  };
+  const conditionMessage = (p: MapLeakProbe, type: string): string => p.status?.conditions?.find((c) => c.type === type)?.message ?? '';
+
+  before(async () => {
+    ({ cluster, kc: admin } = await startClusterWithCrd(CLUSTER));
+    redis = await startRedis();
+    const core = admin.makeApiClient(CoreV1Api);
+    for (const name of [RELEASE_NS, TENANT_NS, OTHER_NS]) await core.createNamespace({ body: { metadata: { name } } });
+    dir = mkdtempSync(join(tmpdir(), 'mapleak-security-'));
+    caData = readFileSync(pkiPaths(join(cluster.stateDir, 'pki')).caCert).toString('base64');
+
+    // The chart, as an admin installs it for team-a: its RBAC objects and its flags.
+    const helm = join(cluster.binDir, 'helm');
+    const yaml = execFileSync(helm, ['template', 'mapleakprobe', repoPath('charts', 'mapleakprobe'), '--namespace', RELEASE_NS, '--set', `remoteClusters.kubeconfigSecretNamespaces={${TENANT_NS}},limits.minInterval=5s`], { encoding: 'utf8' });
+    const rendered = loadAllYaml(yaml).filter(Boolean) as KubernetesObject[];
+    const objects = KubernetesObjectApi.makeApiClient(admin);
+    for (const object of rendered.filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind ?? ''))) await objects.create(object);
+
+    const mint = async (account: string, namespace: string): Promise<string> => {
+      const token = (await core.createNamespacedServiceAccountToken({ name: account, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token;
+      assert.ok(token, `TokenRequest for ${account}`);
+      return token;
+    };
+    for (const object of rendered.filter((o) => o.kind === 'Deployment')) {
+      const spec = (object as { spec: { template: { spec: { serviceAccountName: string; containers: { args: string[] }[] } } } }).spec.template.spec;
+      const args = [...(spec.containers[0]?.args ?? [])].slice(1);
+      args.splice(args.indexOf('--port'), 2);
+      const role = args[args.indexOf('--role') + 1] ?? 'all';
+      const token = await mint(spec.serviceAccountName, RELEASE_NS);
+      const kubeconfig = join(dir, `${role}.kubeconfig`);
+      writeFileSync(kubeconfig, kubeconfigWith({ server: cluster.server, 'certificate-authority-data': caData }, { token }));
+      if (role === 'worker') {
+        // Where a pod keeps its ServiceAccount token: what token-file attacks aim at.
+        workerToken = token;
+        workerTokenFile = join(dir, 'worker-serviceaccount-token');
+        writeFileSync(workerTokenFile, token);
+      }
+      operators.push(await spawnOperator({ kubeconfig, redisUrl: redis.url, identity: `security-${role}`, leaseNamespace: RELEASE_NS, args }));
+    }
+
+    // The tenant: a ServiceAccount with rights in team-a only.
+    await core.createNamespacedServiceAccount({ namespace: TENANT_NS, body: { metadata: { name: 'tenant' } } });
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+    for (const ns of [TENANT_NS, OTHER_NS]) {
+      await rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'tenant' },
+          rules: [
+            { apiGroups: ['mapleak.io'], resources: ['mapleakprobes'], verbs: ['create', 'get', 'list', 'watch', 'update', 'patch', 'delete'] },
+            { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'update', 'patch', 'delete'] },
+          ],
+        },
+      });
+      await rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: { metadata: { name: 'tenant' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tenant' }, subjects: [{ kind: 'ServiceAccount', name: 'tenant', namespace: TENANT_NS }] },
+      });
+    }
+    tenantToken = await mint('tenant', TENANT_NS);
+    tenant = new KubeConfig();
+    tenant.loadFromString(kubeconfigWith({ server: cluster.server, 'certificate-authority-data': caData }, { token: tenantToken }));
+    tenantProbes = new TestProbes(tenant, TENANT_NS);
+
+    // The tenant's own HTTPS listener, where stolen credentials would arrive.
+    const pki = pkiPaths(join(cluster.stateDir, 'pki'));
+    listener = createServer({ cert: readFileSync(pki.servingCert), key: readFileSync(pki.servingKey) }, (req, res) => {
+      listenerRequests.push({ url: req.url ?? '', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"kind":"PodList","items":[]}');
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const address = listener.address();
+    listenerUrl = `https://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+
+    // A pod the tenant may not see, and the tenant's own hostile pprof servers.
+    await Promise.all([
+      runPod(cluster, { name: 'victim', namespace: 'kube-system', labels: { app: 'victim' }, path: 'test/targets/leaky' }),
+      ...['bomb', 'html-secret', 'json-secret', 'endless', 'slow'].map((mode) =>
+        runPod(cluster, { name: `hostile-${mode}`, namespace: TENANT_NS, labels: { app: 'hostile' }, path: 'test/security/targets/hostile', args: ['-mode', mode, '-secret', PLANTED] }),
+      ),
+    ]);
+  });
+
+  after(async () => {
+    for (const op of operators) await op.kill('SIGTERM');
+    listener?.close();
+    await redis?.stop();
+    await stopCluster(CLUSTER);
+  });
+
+  test('an exec credential plugin never runs (no marker file), and the status says why in the operator’s words', async () => {
+    const marker = join(dir, 'exec-ran');
+    await remoteProbe('exec', kubeconfigWith({ server: listenerUrl, 'certificate-authority-data': caData }, { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: ['-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, '${PLANTED}')`] } }));
+    await remoteProbe('exec-sh', kubeconfigWith({ server: listenerUrl }, { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: '/bin/sh', args: ['-c', `touch ${marker}`] } }));
+    await remoteProbe('auth-provider', kubeconfigWith({ server: listenerUrl }, { 'auth-provider': { name: 'gcp', config: { 'cmd-path': '/bin/sh', 'cmd-args': `-c "touch ${marker}"` } } }));
+    for (const name of ['exec', 'exec-sh']) assert.match(conditionMessage(await degraded(name, 'KubeconfigInvalid'), 'Degraded'), /user field exec is refused: exec credential plugins are not run/);
+    assert.match(conditionMessage(await degraded('auth-provider', 'KubeconfigInvalid'), 'Degraded'), /auth-provider plugins are not run/);
+    assert.equal(existsSync(marker), false, 'no plugin ran');
+    const view = await tenantView();
+    assert.ok(!view.includes(marker) && !view.includes(PLANTED), 'the kubeconfig is never quoted');
+  });
+
+  test('file references aimed at the worker’s own token, certificate and CA are refused: nothing reaches the tenant’s listener', async () => {
+    const pki = pkiPaths(join(cluster.stateDir, 'pki'));
+    await remoteProbe('token-file', kubeconfigWith({ server: listenerUrl, 'certificate-authority-data': caData }, { 'token-file': workerTokenFile }));
+    await remoteProbe('tokenfile', kubeconfigWith({ server: listenerUrl, 'certificate-authority-data': caData }, { tokenFile: workerTokenFile }));
+    await remoteProbe('client-cert', kubeconfigWith({ server: listenerUrl, 'certificate-authority-data': caData }, { 'client-certificate': pki.adminCert, 'client-key': pki.adminKey }));
+    await remoteProbe('ca-file', kubeconfigWith({ server: listenerUrl, 'certificate-authority': pki.caCert }, {}));
+    for (const name of ['token-file', 'tokenfile', 'client-cert', 'ca-file']) {
+      const probe = await degraded(name, 'KubeconfigInvalid');
+      assert.match(conditionMessage(probe, 'Degraded'), /file references are not read/);
+      assert.ok(!JSON.stringify(probe.status).includes(workerToken), 'the token file is never read into the status');
+    }
+    // A well-formed kubeconfig to the same listener is used (so the listener works), with the tenant's inline token only.
+    await remoteProbe('inline', kubeconfigWith({ server: listenerUrl, 'certificate-authority-data': caData }, { token: 'tenant-inline-token-1234' }));
+    await waitFor('the inline kubeconfig reaches the listener', async () => listenerRequests.length > 0, 60_000);
+    assert.ok(listenerRequests.every((r) => r.authorization === 'Bearer tenant-inline-token-1234'), JSON.stringify(listenerRequests));
+    assert.ok(!listenerRequests.some((r) => r.authorization?.includes(workerToken)), 'the worker’s token never left');
+  });
+
+  test('a kubeconfig pointing back at the operator’s API server gets the tenant’s identity only: no foreign pod in the status', async () => {
+    await remoteProbe('back-home', kubeconfigWith({ server: cluster.server, 'certificate-authority-data': caData }, { token: tenantToken }), {}, 'kube-system');
+    await remoteProbe('back-anonymous', kubeconfigWith({ server: cluster.server, 'certificate-authority-data': caData }, {}), {}, 'kube-system');
+    for (const name of ['back-home', 'back-anonymous']) {
+      const probe = await degraded(name, 'TargetListFailed');
+      assert.match(conditionMessage(probe, 'Degraded'), /Cannot list pods in namespace kube-system: (forbidden to list pods \(RBAC\), HTTP 403|the API server answered HTTP 401)/);
+      assert.equal(probe.status?.targets, undefined);
+      assert.ok(!JSON.stringify(probe.status).includes('victim'), 'no foreign pod in the status');
+    }
+  });
+
+  test('spec.cluster in a namespace the admin did not enable: refused before any Secret is read', async () => {
+    const otherProbes = new TestProbes(tenant, OTHER_NS);
+    await remoteProbe('not-enabled', kubeconfigWith({ server: cluster.server, 'certificate-authority-data': caData }, { token: tenantToken }), {}, 'kube-system', otherProbes);
+    const probe = await degraded('not-enabled', 'RemoteClusterNotAllowed', otherProbes);
+    assert.match(conditionMessage(probe, 'Degraded'), /not allowed in namespace team-b/);
+    const secretReads = readFileSync(auditLogPath(cluster), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(`system:serviceaccount:${RELEASE_NS}:`) && line.includes('"resource":"secrets"') && line.includes(`"namespace":"${OTHER_NS}"`));
+    assert.deepEqual(secretReads, [], 'the worker never tried to read a Secret in team-b');
+  });
+
+  test('pathPrefix cannot climb out of the pod proxy (the API server refuses it)', async () => {
+    for (const pathPrefix of ['/debug/../../../../api/v1/namespaces/kube-system/secrets', '/a/%2e%2e/b', '/x?y', '/debug//pprof', '/.hidden']) {
+      await assert.rejects(tenantProbes.create(`climb-${Math.random().toString(36).slice(2, 8)}`, { selector: { matchLabels: { app: 'hostile' } }, pprof: { pathPrefix } }), (err: { code?: number }) => err.code === 422, pathPrefix);
+    }
+  });
+
+  test('hostile targets: a gzip bomb, planted secrets in HTML and JSON errors, an endless and a silent answer all fail safely', async () => {
+    await tenantProbes.create('hostile', { selector: { matchLabels: { app: 'hostile' } }, pprof: { timeout: '3s' } });
+    const probe = await waitFor('every hostile target reported', async () => {
+      const p = await tenantProbes.get('hostile');
+      return (p?.status?.targets ?? []).filter((t) => t.lastErrorReason).length === 5 && p;
+    }, 120_000, 1000).catch((err: Error) => assert.fail(`${err.message}\n${diagnostics()}`));
+    const reasons = Object.fromEntries((probe.status?.targets ?? []).map((t) => [t.name, t.lastErrorReason]));
+    assert.deepEqual(reasons, { 'hostile-bomb': 'TooLarge', 'hostile-endless': 'Timeout', 'hostile-html-secret': 'Http500', 'hostile-json-secret': 'Http403', 'hostile-slow': 'Timeout' });
+    const messages = Object.fromEntries((probe.status?.targets ?? []).map((t) => [t.name, t.lastError]));
+    assert.match(messages['hostile-html-secret'] ?? '', /the target answered HTTP 500 \(text\/html, \d+ bytes\)/);
+    assert.match(messages['hostile-json-secret'] ?? '', /the target answered HTTP 403 \(application\/json, \d+ bytes\)/);
+
+    const view = await tenantView();
+    assert.ok(!view.includes(PLANTED), 'the planted secret is in no status or Event');
+    for (const op of operators) assert.ok(!op.output().includes(PLANTED), `the planted secret is not in the ${op.identity} log`);
+
+    const worker = operators.find((o) => o.identity === 'security-worker');
+    assert.ok(worker);
+    const status = readFileSync(`/proc/${worker.pid}/status`, 'utf8');
+    const peakMiB = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+    console.log(`# worker peak RSS after a 1 GiB gzip bomb (about 1 MiB on the wire) and 4 other hostile targets: ${peakMiB.toFixed(0)} MiB`);
+    assert.ok(peakMiB > 0 && peakMiB < 400, `worker memory stayed bounded (${peakMiB} MiB)`);
+  });
+
+  test('a gzip bomb and a huge profile, decoded under the worker’s limits: bounded memory and event-loop delay (figures)', () => {
+    const limits = { maxBytes: 64 * MiB, maxInflatedBytes: 256 * MiB, maxRatio: 50 };
+    const measure = (what: string, fn: () => void): number => {
+      const delay = monitorEventLoopDelay({ resolution: 10 });
+      delay.enable();
+      const before = process.memoryUsage().arrayBuffers;
+      const started = performance.now();
+      fn();
+      const ms = performance.now() - started;
+      delay.disable();
+      const grew = (process.memoryUsage().arrayBuffers - before) / MiB;
+      console.log(`# ${what}: ${ms.toFixed(0)} ms on the event loop, external memory +${grew.toFixed(1)} MiB`);
+      return ms;
+    };
+    const bomb = gzipSync(Buffer.alloc(1024 * MiB), { level: 9 });
+    const bombMs = measure(`gzip bomb, ${(bomb.length / MiB).toFixed(1)} MiB inflating to 1 GiB`, () =>
+      assert.throws(() => decodeHeapProfile(bomb, limits), (err: unknown) => err instanceof ProfileError && err.code === 'TooLarge'),
+    );
+    assert.ok(bombMs < 1000, `the bomb is stopped early (${bombMs} ms)`);
+    // Incompressible bytes past the inflated cap: stopped by the size cap, not the ratio.
+    const huge = gzipSync(Buffer.alloc(300 * MiB, 7), { level: 1 });
+    const hugeMs = measure(`profile of ${(huge.length / MiB).toFixed(1)} MiB inflating to 300 MiB (cap 256 MiB)`, () =>
+      assert.throws(() => decodeHeapProfile(huge, limits), (err: unknown) => err instanceof ProfileError && err.code === 'TooLarge'),
+    );
+    assert.ok(hugeMs < 10_000);
+  });
+
+  test('2,000 listed pods: targets and Events per round stay capped', async () => {
+    const core = admin.makeApiClient(CoreV1Api);
+    const names = Array.from({ length: 2000 }, (_, i) => `crowd-${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < names.length; i += 50) {
+      await Promise.all(
+        names.slice(i, i + 50).map((name) =>
+          core.createNamespacedPod({ namespace: TENANT_NS, body: { metadata: { name, labels: { app: 'crowd' } }, spec: { nodeName: cluster.nodeName, containers: [{ name: 'c', image: 'none' }] } } }),
+        ),
+      );
+    }
+    await waitFor('kwok runs the crowd', async () => (await core.listNamespacedPod({ namespace: TENANT_NS, labelSelector: 'app=crowd', fieldSelector: 'status.phase=Running', limit: 2000 })).items.length === 2000, 120_000, 1000);
+    await tenantProbes.create('crowd', { selector: { matchLabels: { app: 'crowd' } }, pprof: { timeout: '1s' } });
+    const probe = await waitFor('a crowd round done', async () => {
+      const p = await tenantProbes.get('crowd');
+      return (p?.status?.targetCount ?? 0) > 0 && p;
+    }, 180_000, 1000).catch((err: Error) => assert.fail(`${err.message}\n${diagnostics()}`));
+    assert.equal(probe.status?.targetCount, MAX_TARGETS, 'only the first pods by name are captured');
+    assert.ok((probe.status?.targetsOmitted ?? 0) > 0);
+    assert.equal((probe.status?.targets ?? []).length, 20, 'the status lists at most 20 targets');
+    const events = (await core.listNamespacedEvent({ namespace: TENANT_NS, fieldSelector: 'involvedObject.name=crowd' })).items.filter((e) => e.reason === 'CaptureFailed');
+    console.log(`# 2,000 matching pods: ${probe.status?.targetCount} captured, ${events.length} CaptureFailed Events after the first round`);
+    assert.ok(events.length <= MAX_EVENTS, `${events.length} Events`);
+    assert.ok(events.some((e) => /more targets started failing this round/.test(e.message ?? '')), 'the rest are summed up in one Event');
+  });
+
+  test('a kubeconfig Secret rewritten 3,000 times leaves one client, and many Secrets no more than the cache bound', async () => {
+    const core = admin.makeApiClient(CoreV1Api);
+    const registry = new ClusterRegistry(admin, { remoteNamespaces: new Set([TENANT_NS]), maxClients: 32 });
+    const kubeconfig = kubeconfigWith({ server: cluster.server, 'certificate-authority-data': caData }, { token: tenantToken });
+    await core.createNamespacedSecret({ namespace: TENANT_NS, body: { metadata: { name: 'rotating' }, stringData: { kubeconfig } } });
+    const probe = (secret: string): MapLeakProbe => ({
+      apiVersion: 'mapleak.io/v1alpha1',
+      kind: 'MapLeakProbe',
+      metadata: { name: 'p', namespace: TENANT_NS, uid: 'u' },
+      spec: { cluster: { kubeconfigSecretRef: { name: secret, key: 'kubeconfig' }, namespace: TENANT_NS } } as unknown as MapLeakProbe['spec'],
+    });
+    const started = Date.now();
+    let most = 0;
+    for (let i = 0; i < 3000; i++) {
+      await core.replaceNamespacedSecret({ name: 'rotating', namespace: TENANT_NS, body: { metadata: { name: 'rotating' }, stringData: { kubeconfig: `${kubeconfig}\n# rewrite ${i}\n` } } });
+      await registry.forProbe(probe('rotating'), core);
+      most = Math.max(most, registry.remoteClients);
+    }
+    assert.equal(most, 1, 'each rewrite replaces the previous client');
+    for (let i = 0; i < 100; i++) {
+      await core.createNamespacedSecret({ namespace: TENANT_NS, body: { metadata: { name: `many-${i}` }, stringData: { kubeconfig } } });
+      await registry.forProbe(probe(`many-${i}`), core);
+    }
+    console.log(`# 3,000 rewrites of one Secret: at most ${most} client; 100 Secrets: ${registry.remoteClients} clients (bound 32); ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    assert.equal(registry.remoteClients, 32);
+    registry.close();
+  });
+});
