@@ -13,6 +13,8 @@ export interface Ceilings {
   maxInflatedBytes: number;
   /** Largest inflated/compressed ratio; Go writes profiles with gzip.BestSpeed (about 2:1 measured), so 50 is generous. */
   maxCompressionRatio: number;
+  /** Longest trial decode of one answer in the worker's decode thread; slower profiles fail the target. */
+  maxDecodeMs: number;
   /** Longest request to a target (spec.pprof.timeout). */
   maxRequestTimeoutMs: number;
   /** Symbol requests per capture (captureHeap's maxSymbolRequests). */
@@ -40,6 +42,7 @@ export const DEFAULT_CEILINGS: Ceilings = {
   maxProfileBytes: 64 * 1024 * 1024,
   maxInflatedBytes: 256 * 1024 * 1024,
   maxCompressionRatio: 50,
+  maxDecodeMs: 5_000,
   maxRequestTimeoutMs: 30_000,
   maxSymbolRequests: 64,
   maxTargetsPerProbe: 100,

@@ -18,6 +18,7 @@ import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
 import { createApp } from '../server/app.js';
 import { SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
+import { DecodeGate } from '../worker/decode-gate.js';
 import { startCaptureWorker } from '../worker/worker.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
@@ -52,6 +53,7 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'max-profile-bytes': { field: 'maxProfileBytes', parse: (t) => parseSize(t) },
   'max-inflated-bytes': { field: 'maxInflatedBytes', parse: (t) => parseSize(t) },
   'max-compression-ratio': { field: 'maxCompressionRatio', parse: (t, f) => parseCount(t, f, 2) },
+  'max-decode-time': { field: 'maxDecodeMs', parse: (t) => parseDuration(t) },
   'max-request-timeout': { field: 'maxRequestTimeoutMs', parse: (t) => parseDuration(t) },
   'max-symbol-requests': { field: 'maxSymbolRequests', parse: (t, f) => parseCount(t, f, 0) },
   'max-targets-per-probe': { field: 'maxTargetsPerProbe', parse: (t, f) => parseCount(t, f, 1) },
@@ -143,6 +145,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   let elector: LeaderElector | undefined;
   let worker: Worker | undefined;
   let workerConnection: ReturnType<typeof redisConnection> | undefined;
+  let decodeGate: DecodeGate | undefined;
   const runsController = config.role !== 'worker';
   const runsWorker = config.role !== 'controller';
 
@@ -172,6 +175,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   if (runsWorker) {
     workerConnection = redisConnection(redis, 'worker');
     workerConnection.on('error', () => undefined);
+    decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
     worker = startCaptureWorker(
       { connection: workerConnection, concurrency: config.concurrency },
       {
@@ -183,6 +187,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         log: log.child({ part: 'worker' }),
         limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency, allowRemoteDirect: config.allowRemoteDirect ?? false },
         ceilings,
+        decodeGate,
       },
     );
   }
@@ -234,6 +239,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         if (elector) await elector.stop();
         else await controller?.stop();
         await worker?.close();
+        await decodeGate?.close();
         await queue.close();
         // BullMQ leaves connections it was given open: close each one we made.
         storeRedis.disconnect();

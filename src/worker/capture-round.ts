@@ -19,6 +19,7 @@ import { buildCaptureStatus, findingKey, roundConditions, type TargetRound } fro
 import { setCondition } from '../status/conditions.js';
 import type { SeriesStore } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
+import type { DecodeGate } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
 import { mapLimit } from './limit.js';
 
@@ -45,6 +46,8 @@ export interface CaptureRoundDeps {
   limits: WorkerLimits;
   /** The admin's ceilings over every probe's spec (default DEFAULT_CEILINGS). */
   ceilings?: Ceilings;
+  /** Trial-decodes heap answers off the event loop before captureHeap decodes them (none: decoded on the loop only). */
+  decodeGate?: DecodeGate;
   /** Called with every probe this worker wrote metrics for (so deleted ones can be swept). */
   onProbeMetrics?: (namespace: string, name: string, uid: string) => void;
   now?: () => Date;
@@ -234,7 +237,8 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     if (pod.portError || pod.port === undefined) throw new CaptureError('BadUrl', pod.portError ?? 'no pprof port');
     if (probe.spec.pprof.transport === 'Direct' && !pod.podIP) throw new CaptureError('BadUrl', 'pod has no IP yet');
     const target = { namespace: pod.namespace, name: pod.name, port: pod.port, pathPrefix: probe.spec.pprof.pathPrefix, ...(pod.podIP ? { podIP: pod.podIP } : {}) };
-    const client: PprofClient = probe.spec.pprof.transport === 'Direct' ? podDirectClient(target, timeoutMs) : apiServerProxyClient(cluster.http, target, timeoutMs);
+    const direct: PprofClient = probe.spec.pprof.transport === 'Direct' ? podDirectClient(target, timeoutMs) : apiServerProxyClient(cluster.http, target, timeoutMs);
+    const client = deps.decodeGate ? deps.decodeGate.wrap(direct, limits) : direct;
     const capture = await captureHeap(client, { limits, symbols: deps.symbols, scope: `${cluster.id}|${pod.namespace}/${pod.uid}`, maxSymbolRequests: ceilings.maxSymbolRequests, now });
     // The same job retried gives the same id: the capture is overwritten, not duplicated.
     const id = createHash('sha256').update(`${jobId}|${pod.uid}`).digest('hex').slice(0, 24);

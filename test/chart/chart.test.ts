@@ -355,7 +355,7 @@ describe('chart: static checks', () => {
     assert.ok(c && w);
     assert.equal(c.image, 'ghcr.io/mapleakprobe/mapleakprobe:0.1.0');
     const limits = [
-      '--max-profile-bytes', '64Mi', '--max-inflated-bytes', '256Mi', '--max-compression-ratio', '50', '--max-request-timeout', '30s',
+      '--max-profile-bytes', '64Mi', '--max-inflated-bytes', '256Mi', '--max-compression-ratio', '50', '--max-decode-time', '5s', '--max-request-timeout', '30s',
       '--max-symbol-requests', '64', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
       '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-events-per-round', '5',
     ];
