@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { ProbeClient } from '../api/client.js';
 import { DEFAULT_CEILINGS, effectiveSettings, formatDurationMs, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
+import { durationMs } from '../api/duration.js';
 import { FINALIZER, type MapLeakProbe } from '../api/types.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
@@ -85,7 +86,8 @@ async function schedule(key: string, probe: MapLeakProbe, deps: ReconcilerDeps, 
   }
 
   // The scheduler runs at the effective interval, never faster than the floor.
-  const effective: MapLeakProbe = { ...probe, spec: { ...probe.spec, schedule: { ...probe.spec.schedule, interval: formatDurationMs(settings.intervalMs) } } };
+  const interval = settings.intervalMs === durationMs(probe.spec.schedule.interval) ? probe.spec.schedule.interval : formatDurationMs(settings.intervalMs);
+  const effective: MapLeakProbe = { ...probe, spec: { ...probe.spec, schedule: { ...probe.spec.schedule, interval } } };
   const change = await ensureScheduler(deps.queue, desiredScheduler(effective));
   if (change !== 'unchanged') deps.log.info(`scheduler ${change}`, { probe: key, everyMs: settings.intervalMs, generation: probe.metadata.generation });
   const scheduler = await deps.queue.getJobScheduler(key);
@@ -93,7 +95,7 @@ async function schedule(key: string, probe: MapLeakProbe, deps: ReconcilerDeps, 
   await writeReady(
     deps,
     probe,
-    { status: 'True', reason: 'Scheduled', message: `Capturing every ${formatDurationMs(settings.intervalMs)}, keeping ${settings.window} captures per target.` },
+    { status: 'True', reason: 'Scheduled', message: `Capturing every ${interval}, keeping ${settings.window} captures per target.` },
     now(),
     change === 'unchanged' ? undefined : (next ?? null),
     ceilingCondition,
