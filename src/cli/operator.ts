@@ -146,6 +146,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   let worker: Worker | undefined;
   let workerConnection: ReturnType<typeof redisConnection> | undefined;
   let decodeGate: DecodeGate | undefined;
+  let clusters: ClusterRegistry | undefined;
   const runsController = config.role !== 'worker';
   const runsWorker = config.role !== 'controller';
 
@@ -176,11 +177,12 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     workerConnection = redisConnection(redis, 'worker');
     workerConnection.on('error', () => undefined);
     decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
+    clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false });
     worker = startCaptureWorker(
       { connection: workerConnection, concurrency: config.concurrency },
       {
         probes,
-        clusters: new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false }),
+        clusters,
         store,
         symbols: new SymbolCache(),
         metrics,
@@ -240,6 +242,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         else await controller?.stop();
         await worker?.close();
         await decodeGate?.close();
+        clusters?.close();
         await queue.close();
         // BullMQ leaves connections it was given open: close each one we made.
         storeRedis.disconnect();

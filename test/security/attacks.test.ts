@@ -215,6 +215,12 @@ describe('security: a tenant with namespace rights gains nothing through the ope
     }
   });
 
+  test('transport Direct with spec.cluster is refused: a remote API server could name any IP:port', async () => {
+    await remoteProbe('direct-remote', kubeconfigWith({ server: listenerUrl, 'certificate-authority-data': caData }, { token: 'tenant-inline-token-1234' }), { pprof: { transport: 'Direct' } });
+    const probe = await degraded('direct-remote', 'DirectNotAllowed');
+    assert.match(conditionMessage(probe, 'Degraded'), /--allow-remote-direct/);
+  });
+
   test('spec.cluster in a namespace the admin did not enable: refused before any Secret is read', async () => {
     const otherProbes = new TestProbes(tenant, OTHER_NS);
     await remoteProbe('not-enabled', kubeconfigWith({ server: cluster.server, 'certificate-authority-data': caData }, { token: tenantToken }), {}, 'kube-system', otherProbes);
