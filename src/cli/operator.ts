@@ -46,6 +46,8 @@ export interface OperatorConfig {
   insecureKubeconfigTls?: boolean;
   /** Let Direct transport go to pod IPs reported by a remote API server. */
   allowRemoteDirect?: boolean;
+  /** How often a worker drops the metric series of deleted probes (default 60 s). */
+  metricsSweepMs?: number;
 }
 
 /** Ceiling flags: name → how to parse it into Ceilings. */
@@ -83,6 +85,7 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
       'kubeconfig-secret-namespaces': { type: 'string', default: '' },
       'insecure-kubeconfig-tls': { type: 'boolean', default: false },
       'allow-remote-direct': { type: 'boolean', default: false },
+      'metrics-sweep-interval': { type: 'string', default: '60s' },
       ...Object.fromEntries(Object.keys(CEILING_FLAGS).map((flag) => [flag, { type: 'string' as const }])),
     },
   });
@@ -111,6 +114,7 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     kubeconfigSecretNamespaces: secretNamespaces,
     insecureKubeconfigTls: values['insecure-kubeconfig-tls'],
     allowRemoteDirect: values['allow-remote-direct'],
+    metricsSweepMs: parseDuration(values['metrics-sweep-interval']),
   };
 }
 
@@ -179,7 +183,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
     clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false });
     worker = startCaptureWorker(
-      { connection: workerConnection, concurrency: config.concurrency },
+      { connection: workerConnection, concurrency: config.concurrency, ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}) },
       {
         probes,
         clusters,

@@ -121,6 +121,7 @@ describe('security: a tenant with namespace rights gains nothing through the ope
         workerTokenFile = join(dir, 'worker-serviceaccount-token');
         writeFileSync(workerTokenFile, token);
       }
+      if (role === 'worker') args.push('--metrics-sweep-interval', '2s');
       operators.push(await spawnOperator({ kubeconfig, redisUrl: redis.url, identity: `security-${role}`, leaseNamespace: RELEASE_NS, args }));
     }
 
@@ -260,6 +261,15 @@ describe('security: a tenant with namespace rights gains nothing through the ope
     const peakMiB = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
     console.log(`# worker peak RSS after a 1 GiB gzip bomb (about 1 MiB on the wire) and 4 other hostile targets: ${peakMiB.toFixed(0)} MiB`);
     assert.ok(peakMiB > 0 && peakMiB < 400, `worker memory stayed bounded (${peakMiB} MiB)`);
+  });
+
+  test('a deleted probe’s metric series are removed by the worker too', async () => {
+    const worker = operators.find((o) => o.identity === 'security-worker');
+    assert.ok(worker);
+    const series = async (): Promise<string[]> => (await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text()).split('\n').filter((l) => l.includes('probe="hostile"'));
+    await waitFor('the worker exports the hostile probe', async () => (await series()).length > 0, 30_000);
+    await tenantProbes.delete('hostile');
+    await waitFor('its series are gone from the worker', async () => (await series()).length === 0, 30_000).catch(async (err: Error) => assert.fail(`${err.message}\n${(await series()).join('\n')}`));
   });
 
   test('a gzip bomb and a big profile: bounded memory, and the event loop keeps its heartbeat (figures)', async () => {
