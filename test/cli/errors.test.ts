@@ -65,7 +65,8 @@ describe('mapleak analyze --url: bad targets', () => {
   after(() => server.close());
 
   test('a 404 HTML page instead of pprof', async () => {
-    assertCleanFailure(await runCli(['analyze', '--url', server.url, '--count', '1']), 1, /HTTP 404: 404 Not Found/);
+    // Described (status, content type, size), never quoted: the same fetch serves the operator, whose readers are tenants.
+    assertCleanFailure(await runCli(['analyze', '--url', server.url, '--count', '1']), 1, /answered HTTP 404 \(text\/html, \d+ bytes\)/);
   });
   test('a target that hangs', async () => {
     const started = Date.now();
