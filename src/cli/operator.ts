@@ -259,13 +259,17 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
 
 /**
  * A namespace's probes for the per-namespace ceiling, listed at most once
- * every 2 s per namespace (a resync reconciles every probe at once).
+ * every 2 s per namespace (a resync reconciles every probe at once), and
+ * again whenever the probe asked about is newer than the cached list.
  */
-function namespaceProbeLister(probes: ProbeClient): (namespace: string) => Promise<MapLeakProbe[]> {
+function namespaceProbeLister(probes: ProbeClient): (namespace: string, including: string) => Promise<MapLeakProbe[]> {
   const recent = new Map<string, { at: number; items: Promise<MapLeakProbe[]> }>();
-  return (namespace) => {
+  return async (namespace, including) => {
     const hit = recent.get(namespace);
-    if (hit && Date.now() - hit.at < 2000) return hit.items;
+    if (hit && Date.now() - hit.at < 2000) {
+      const items = await hit.items.catch(() => undefined);
+      if (items?.some((p) => p.metadata.uid === including)) return items;
+    }
     const items = probes.custom
       .listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })
       .then((list) => (list as { items: MapLeakProbe[] }).items);

@@ -18,8 +18,8 @@ export interface ReconcilerDeps {
   log: Logger;
   /** The admin's ceilings (default DEFAULT_CEILINGS): interval floor, window ceiling, probes per namespace. */
   ceilings?: Ceilings;
-  /** The probes of a namespace (for the per-namespace ceiling); without it that ceiling is not applied. */
-  namespaceProbes?: (namespace: string) => Promise<MapLeakProbe[]>;
+  /** The probes of a namespace, including the one with uid `including` (for the per-namespace ceiling); without it that ceiling is not applied. */
+  namespaceProbes?: (namespace: string, including: string) => Promise<MapLeakProbe[]>;
   now?: () => Date;
 }
 
@@ -104,11 +104,11 @@ async function schedule(key: string, probe: MapLeakProbe, deps: ReconcilerDeps, 
 }
 
 /** Over the ceiling when `maxProbes` or more live probes of its namespace are older (creation time, then name). */
-async function overNamespaceLimit(probe: MapLeakProbe, namespaceProbes: (namespace: string) => Promise<MapLeakProbe[]>, maxProbes: number): Promise<boolean> {
+async function overNamespaceLimit(probe: MapLeakProbe, namespaceProbes: NonNullable<ReconcilerDeps['namespaceProbes']>, maxProbes: number): Promise<boolean> {
   const order = (p: MapLeakProbe): string => `${p.metadata.creationTimestamp ?? ''}\u0000${p.metadata.name}`;
   const mine = order(probe);
   let older = 0;
-  for (const other of await namespaceProbes(probe.metadata.namespace)) {
+  for (const other of await namespaceProbes(probe.metadata.namespace, probe.metadata.uid)) {
     if (other.metadata.uid === probe.metadata.uid || other.metadata.deletionTimestamp) continue;
     if (order(other) < mine) older++;
   }

@@ -233,6 +233,25 @@ describe('security: a tenant with namespace rights gains nothing through the ope
     assert.deepEqual(secretReads, [], 'the worker never tried to read a Secret in team-b');
   });
 
+  test('ceilings over the spec: values beyond them are clamped and said so; probes past the per-namespace ceiling are not scheduled', async () => {
+    const otherProbes = new TestProbes(tenant, OTHER_NS);
+    await otherProbes.create('greedy', { selector: { matchLabels: { app: 'none' } }, pprof: { maxProfileBytes: 1024 ** 3, timeout: '5m' }, schedule: { interval: '5s', window: 100 } });
+    const greedy = await waitFor('CeilingsApplied', async () => {
+      const p = await otherProbes.get('greedy');
+      return p?.status?.conditions?.some((c) => c.type === 'CeilingsApplied' && c.status === 'True') && p;
+    }, 30_000);
+    assert.equal(conditionMessage(greedy, 'CeilingsApplied'), "spec.pprof.maxProfileBytes 1073741824 lowered to the operator's ceiling 67108864; spec.pprof.timeout 300000ms lowered to the operator's ceiling 30000ms; spec.schedule.window 100 lowered to the operator's ceiling 24.");
+    assert.match(conditionMessage(greedy, 'Ready'), /keeping 24 captures per target/);
+    // The chart's ceiling is 20 probes per namespace; team-b now has 2 (not-enabled, greedy).
+    for (let i = 0; i < 19; i++) await otherProbes.create(`filler-${String(i).padStart(2, '0')}`, { selector: { matchLabels: { app: 'none' } } });
+    const newest = await waitFor('the 21st probe is held back', async () => {
+      const p = await otherProbes.get('filler-18');
+      return p?.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'NamespaceProbeLimit') && p;
+    }, 60_000).catch((err: Error) => assert.fail(`${err.message}\n${diagnostics()}`));
+    assert.match(conditionMessage(newest, 'Ready'), /more than 20 probes \(operator ceiling\)/);
+    assert.equal((await otherProbes.get('filler-00'))?.status?.conditions?.find((c) => c.type === 'Ready')?.reason, 'Scheduled', 'the older ones are scheduled');
+  });
+
   test('pathPrefix cannot climb out of the pod proxy (the API server refuses it)', async () => {
     for (const pathPrefix of ['/debug/../../../../api/v1/namespaces/kube-system/secrets', '/a/%2e%2e/b', '/x?y', '/debug//pprof', '/.hidden']) {
       await assert.rejects(tenantProbes.create(`climb-${Math.random().toString(36).slice(2, 8)}`, { selector: { matchLabels: { app: 'hostile' } }, pprof: { pathPrefix } }), (err: { code?: number }) => err.code === 422, pathPrefix);
