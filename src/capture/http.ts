@@ -39,6 +39,7 @@ export function fetchBytes(url: string, options: FetchOptions): Promise<Buffer> 
       },
       (response) => {
         const status = response.statusCode ?? 0;
+        const ok = status >= 200 && status <= 299;
         const chunks: Buffer[] = [];
         let received = 0;
         response.on('data', (chunk: Buffer) => {
@@ -47,15 +48,16 @@ export function fetchBytes(url: string, options: FetchOptions): Promise<Buffer> 
             fail(new CaptureError('TooLarge', `${where} sent more than ${options.maxBytes} bytes (limit)`));
             return;
           }
-          chunks.push(chunk);
+          // An error answer is described, never kept: only its size counts.
+          if (ok) chunks.push(chunk);
         });
         response.on('end', () => {
           clearTimeout(timer);
-          const body = Buffer.concat(chunks);
-          if (status < 200 || status > 299) {
-            reject(new CaptureError('HttpStatus', `${where} answered HTTP ${status}${describeBody(body)}`, status));
+          if (!ok) {
+            const answer: AnswerDescription = { status, contentType: contentTypeOf(response.headers['content-type']), bytes: received };
+            reject(new HttpAnswerError(`${where} answered ${describeAnswer(answer)}`, answer));
           } else {
-            resolve(body);
+            resolve(Buffer.concat(chunks));
           }
         });
         response.on('error', (err) => fail(connectionError(where, err)));
@@ -76,30 +78,38 @@ export function fetchBytes(url: string, options: FetchOptions): Promise<Buffer> 
   });
 }
 
-function connectionError(where: string, err: Error): CaptureError {
-  const code = (err as NodeJS.ErrnoException).code;
-  return new CaptureError('ConnectionFailed', `${where}: ${code ?? err.message}`);
+/** What came back instead of a profile, in words the operator chose: no byte of the answer is quoted. */
+export interface AnswerDescription {
+  status: number;
+  /** A well-formed media type (lower case, no parameters), or "unknown". */
+  contentType: string;
+  bytes: number;
 }
 
-/**
- * A short, single-line hint of what came back instead of a profile: an HTML
- * page's title, a Kubernetes Status's message (e.g. the pod proxy's dial
- * error), or the start of the text.
- */
-function describeBody(body: Buffer): string {
-  const text = body.subarray(0, 4096).toString('utf8');
-  const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
-  let status: string | undefined;
-  if (!title && text.trimStart().startsWith('{')) {
-    try {
-      const parsed = JSON.parse(text) as { message?: unknown };
-      if (typeof parsed.message === 'string') status = parsed.message;
-    } catch {
-      // not JSON after all
-    }
+/** A non-2xx answer; `answer` describes it. */
+export class HttpAnswerError extends CaptureError {
+  constructor(
+    message: string,
+    readonly answer: AnswerDescription,
+  ) {
+    super('HttpStatus', message, answer.status);
   }
-  const snippet = (title ?? status ?? text).replace(/\s+/g, ' ').trim().slice(0, status ? 300 : 120);
-  return snippet ? `: ${snippet}` : '';
+}
+
+export function describeAnswer(answer: AnswerDescription): string {
+  return `HTTP ${answer.status} (${answer.contentType}, ${answer.bytes} bytes)`;
+}
+
+/** The media type if it is one (type/subtype tokens), else "unknown": a header is the target's text too. */
+export function contentTypeOf(header: string | undefined): string {
+  const type = (header ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  return /^[a-z0-9][a-z0-9.+-]{0,40}\/[a-z0-9][a-z0-9.+-]{0,80}$/.test(type) ? type : 'unknown';
+}
+
+function connectionError(where: string, err: Error): CaptureError {
+  // System error codes only: TLS and parser messages can quote the peer's certificate or bytes.
+  const code = (err as NodeJS.ErrnoException).code;
+  return new CaptureError('ConnectionFailed', `${where}: ${code && /^[A-Z0-9_]{2,40}$/.test(code) ? code : 'connection error'}`);
 }
 
 /** Never print credentials that may sit in a URL. */

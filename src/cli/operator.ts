@@ -3,13 +3,15 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Queue, type Worker } from 'bullmq';
+import { DEFAULT_CEILINGS, type Ceilings } from '../api/ceilings.js';
 import { ProbeClient } from '../api/client.js';
+import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../api/types.js';
 import { SymbolCache } from '../capture/symbol-cache.js';
 import { reuseConnections } from '../clusters/keep-alive.js';
 import { ClusterRegistry } from '../clusters/registry.js';
 import { DEFAULT_CONTROLLER_OPTIONS, ProbeController } from '../controller/controller.js';
 import { DEFAULT_LEASE_TIMING, LeaderElector } from '../controller/leader.js';
-import { jsonLogger } from '../observability/log.js';
+import { jsonLogger, registerSecret } from '../observability/log.js';
 import { OperatorMetrics } from '../observability/metrics.js';
 import { describeRedis, redisConnection } from '../queue/connection.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
@@ -18,8 +20,9 @@ import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer, type ReviewerOption
 import { createApp } from '../server/app.js';
 import { SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
+import { DecodeGate } from '../worker/decode-gate.js';
 import { startCaptureWorker } from '../worker/worker.js';
-import { parseCount, parseDuration, UsageError } from './units.js';
+import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
 export type Role = 'all' | 'controller' | 'worker';
 
@@ -39,7 +42,33 @@ export interface OperatorConfig {
   resyncMs: number;
   /** HTTP authentication and authorisation (TokenReview + SubjectAccessReview): caches and limits. */
   auth?: Partial<ReviewerOptions>;
+  /** The admin's ceilings over probes' specs (unset ones: DEFAULT_CEILINGS). */
+  ceilings?: Partial<Ceilings>;
+  /** Namespaces whose probes may use spec.cluster ("*": all); default none. */
+  kubeconfigSecretNamespaces?: string[];
+  /** Honour insecure-skip-tls-verify in tenants' kubeconfigs. */
+  insecureKubeconfigTls?: boolean;
+  /** Let Direct transport go to pod IPs reported by a remote API server. */
+  allowRemoteDirect?: boolean;
+  /** How often a worker drops the metric series of deleted probes (default 60 s). */
+  metricsSweepMs?: number;
 }
+
+/** Ceiling flags: name → how to parse it into Ceilings. */
+const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: string, flag: string) => number }> = {
+  'max-profile-bytes': { field: 'maxProfileBytes', parse: (t) => parseSize(t) },
+  'max-inflated-bytes': { field: 'maxInflatedBytes', parse: (t) => parseSize(t) },
+  'max-compression-ratio': { field: 'maxCompressionRatio', parse: (t, f) => parseCount(t, f, 2) },
+  'max-decode-time': { field: 'maxDecodeMs', parse: (t) => parseDuration(t) },
+  'max-request-timeout': { field: 'maxRequestTimeoutMs', parse: (t) => parseDuration(t) },
+  'max-symbol-requests': { field: 'maxSymbolRequests', parse: (t, f) => parseCount(t, f, 0) },
+  'max-targets-per-probe': { field: 'maxTargetsPerProbe', parse: (t, f) => parseCount(t, f, 1) },
+  'max-probes-per-namespace': { field: 'maxProbesPerNamespace', parse: (t, f) => parseCount(t, f, 1) },
+  'min-interval': { field: 'minIntervalMs', parse: (t) => parseDuration(t) },
+  'max-window': { field: 'maxWindow', parse: (t, f) => parseCount(t, f, 2) },
+  'max-redis-bytes-per-target': { field: 'maxRedisBytesPerTarget', parse: (t) => parseSize(t) },
+  'max-events-per-round': { field: 'maxEventsPerRound', parse: (t, f) => parseCount(t, f, 1) },
+};
 
 export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
   const { values } = parseArgs({
@@ -59,8 +88,20 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
       'resync-interval': { type: 'string', default: env.MAPLEAK_RESYNC_INTERVAL ?? '60s' },
       'auth-cache-ttl': { type: 'string', default: env.MAPLEAK_AUTH_CACHE_TTL ?? '30s' },
       'auth-max-reviews': { type: 'string', default: env.MAPLEAK_AUTH_MAX_REVIEWS ?? String(DEFAULT_REVIEWER_OPTIONS.maxInFlight) },
+      'kubeconfig-secret-namespaces': { type: 'string', default: '' },
+      'insecure-kubeconfig-tls': { type: 'boolean', default: false },
+      'allow-remote-direct': { type: 'boolean', default: false },
+      'metrics-sweep-interval': { type: 'string', default: '60s' },
+      ...Object.fromEntries(Object.keys(CEILING_FLAGS).map((flag) => [flag, { type: 'string' as const }])),
     },
   });
+  const ceilings: Partial<Ceilings> = {};
+  for (const [flag, { field, parse }] of Object.entries(CEILING_FLAGS)) {
+    const text = (values as Record<string, unknown>)[flag];
+    if (typeof text === 'string') ceilings[field] = parse(text, flag);
+  }
+  const secretNamespaces = values['kubeconfig-secret-namespaces'].split(',').map((n) => n.trim()).filter(Boolean);
+  for (const ns of secretNamespaces) if (ns !== '*' && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new UsageError(`--kubeconfig-secret-namespaces: "${ns}" is not a namespace name`);
   if (!['all', 'controller', 'worker'].includes(values.role)) throw new UsageError(`--role must be all, controller or worker, got "${values.role}"`);
   return {
     role: values.role as Role,
@@ -76,6 +117,11 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     identity: values.identity,
     resyncMs: parseDuration(values['resync-interval']),
     auth: { cacheTtlMs: parseDuration(values['auth-cache-ttl']), maxInFlight: parseCount(values['auth-max-reviews'], 'auth-max-reviews', 1) },
+    ceilings,
+    kubeconfigSecretNamespaces: secretNamespaces,
+    insecureKubeconfigTls: values['insecure-kubeconfig-tls'],
+    allowRemoteDirect: values['allow-remote-direct'],
+    metricsSweepMs: parseDuration(values['metrics-sweep-interval']),
   };
 }
 
@@ -92,6 +138,9 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
   else kc.loadFromDefault();
   reuseConnections(kc);
+  registerSecret(config.redisPassword);
+  registerSecret(kc.getCurrentUser()?.token);
+  const ceilings: Ceilings = { ...DEFAULT_CEILINGS, ...config.ceilings };
   const metrics = new OperatorMetrics();
   const probes = new ProbeClient(kc);
   const redis = { url: config.redisUrl, ...(config.redisPassword ? { password: config.redisPassword } : {}) };
@@ -107,12 +156,16 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   let elector: LeaderElector | undefined;
   let worker: Worker | undefined;
   let workerConnection: ReturnType<typeof redisConnection> | undefined;
+  let decodeGate: DecodeGate | undefined;
+  let clusters: ClusterRegistry | undefined;
   const runsController = config.role !== 'worker';
   const runsWorker = config.role !== 'controller';
 
   if (runsController) {
     const controllerOptions = { ...DEFAULT_CONTROLLER_OPTIONS, resyncMs: config.resyncMs };
-    const newController = (): ProbeController => new ProbeController(kc, { probes, queue, store, metrics, log: log.child({ part: 'controller' }) }, controllerOptions);
+    // The controller hands these deps to the reconciler as they are: ceilings and namespaceProbes ride along.
+    const controllerDeps = { probes, queue, store, metrics, log: log.child({ part: 'controller' }), ceilings, namespaceProbes: namespaceProbeLister(probes) };
+    const newController = (): ProbeController => new ProbeController(kc, controllerDeps, controllerOptions);
     controller = newController();
     const lead = async (): Promise<void> => {
       metrics.isLeader.set(1);
@@ -134,16 +187,20 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   if (runsWorker) {
     workerConnection = redisConnection(redis, 'worker');
     workerConnection.on('error', () => undefined);
+    decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
+    clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false });
     worker = startCaptureWorker(
-      { connection: workerConnection, concurrency: config.concurrency },
+      { connection: workerConnection, concurrency: config.concurrency, ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}) },
       {
         probes,
-        clusters: new ClusterRegistry(kc),
+        clusters,
         store,
         symbols: new SymbolCache(),
         metrics,
         log: log.child({ part: 'worker' }),
-        limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency },
+        limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency, allowRemoteDirect: config.allowRemoteDirect ?? false },
+        ceilings,
+        decodeGate,
       },
     );
   }
@@ -199,6 +256,8 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         if (elector) await elector.stop();
         else await controller?.stop();
         await worker?.close();
+        await decodeGate?.close();
+        clusters?.close();
         await queue.close();
         // BullMQ leaves connections it was given open: close each one we made.
         storeRedis.disconnect();
@@ -206,6 +265,29 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         workerConnection?.disconnect();
         log.info('operator stopped');
       })()),
+  };
+}
+
+/**
+ * A namespace's probes for the per-namespace ceiling, listed at most once
+ * every 2 s per namespace (a resync reconciles every probe at once), and
+ * again whenever the probe asked about is newer than the cached list.
+ */
+function namespaceProbeLister(probes: ProbeClient): (namespace: string, including: string) => Promise<MapLeakProbe[]> {
+  const recent = new Map<string, { at: number; items: Promise<MapLeakProbe[]> }>();
+  return async (namespace, including) => {
+    const hit = recent.get(namespace);
+    if (hit && Date.now() - hit.at < 2000) {
+      const items = await hit.items.catch(() => undefined);
+      if (items?.some((p) => p.metadata.uid === including)) return items;
+    }
+    const items = probes.custom
+      .listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })
+      .then((list) => (list as { items: MapLeakProbe[] }).items);
+    items.catch(() => recent.delete(namespace));
+    if (recent.size > 1000) recent.clear();
+    recent.set(namespace, { at: Date.now(), items });
+    return items;
   };
 }
 

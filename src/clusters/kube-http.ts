@@ -1,6 +1,7 @@
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { fetchBytes, type FetchOptions } from '../capture/http.js';
+import type { RemoteCredentials } from './kubeconfig.js';
 
 /** TLS identity and headers for raw requests to an API server (bodies read as bytes). */
 export interface KubeHttp {
@@ -8,13 +9,16 @@ export interface KubeHttp {
   agent: https.Agent;
   headers: Record<string, string>;
   get(path: string, options: Pick<FetchOptions, 'timeoutMs' | 'maxBytes'>): Promise<Buffer>;
+  /** Ends its pooled connections (a client evicted from a cache). */
+  close(): void;
 }
 
+/** The operator's own cluster, from its own (trusted) kubeconfig. */
 export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const options: https.RequestOptions = {};
-  // Fills ca/cert/key and bearer-token headers (running exec plugins if any).
+  // The operator's own config only: fills ca/cert/key and bearer-token headers.
   await kc.applyToHTTPSOptions(options);
   const agent = new https.Agent({
     ca: options.ca,
@@ -26,11 +30,32 @@ export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
   });
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(options.headers ?? {})) if (typeof value === 'string') headers[name] = value;
-  const server = cluster.server.replace(/\/+$/, '');
+  return client(cluster.server.replace(/\/+$/, ''), agent, headers);
+}
+
+/**
+ * A tenant's cluster, built from the allowlisted inline values of its
+ * kubeconfig only: no client-library auth code runs for it.
+ */
+export function remoteKubeHttp(credentials: RemoteCredentials): KubeHttp {
+  const agent = new https.Agent({
+    ...(credentials.caPem ? { ca: credentials.caPem } : {}),
+    ...(credentials.certPem ? { cert: credentials.certPem } : {}),
+    ...(credentials.keyPem ? { key: credentials.keyPem } : {}),
+    ...(credentials.tlsServerName ? { servername: credentials.tlsServerName } : {}),
+    rejectUnauthorized: !credentials.insecureSkipTlsVerify,
+    keepAlive: true,
+    maxSockets: 8,
+  });
+  return client(credentials.server, agent, credentials.token ? { authorization: `Bearer ${credentials.token}` } : {});
+}
+
+function client(server: string, agent: https.Agent, headers: Record<string, string>): KubeHttp {
   return {
     server,
     agent,
     headers,
     get: (path, o) => fetchBytes(server + path, { ...o, agent, headers }),
+    close: () => agent.destroy(),
   };
 }

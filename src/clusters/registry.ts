@@ -1,77 +1,139 @@
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { MapLeakProbe } from '../api/types.js';
-import { reuseConnections } from './keep-alive.js';
-import { kubeHttp, type KubeHttp } from './kube-http.js';
+import { kubeHttp, remoteKubeHttp, type KubeHttp } from './kube-http.js';
+import { KubeconfigRejected, parseTenantKubeconfig } from './kubeconfig.js';
 
 /** Where a probe's targets live: the operator's own cluster or one named by a kubeconfig Secret. */
 export interface TargetCluster {
-  /** "local" or "secret:ns/name/key@resourceVersion". */
+  /** "local" or "secret:ns/name/key@uid/resourceVersion". */
   id: string;
-  core: CoreV1Api;
+  remote: boolean;
   http: KubeHttp;
-  /** Namespace the probe's selector applies in. */
+  /** Namespace the probe's selector applies in: always the probe's own on the local cluster. */
   namespace: string;
 }
 
+export type ClusterConfigReason = 'KubeconfigSecretNotFound' | 'KubeconfigInvalid' | 'RemoteClusterNotAllowed' | 'ClusterUnreachable';
+
+/** A fixed reason and a message the operator wrote (never a Secret's or a server's text). */
 export class ClusterConfigError extends Error {
   override readonly name = 'ClusterConfigError';
   constructor(
-    readonly reason: 'KubeconfigSecretNotFound' | 'KubeconfigInvalid',
+    readonly reason: ClusterConfigReason,
     message: string,
   ) {
     super(message);
   }
 }
 
+export interface ClusterRegistryOptions {
+  /** Namespaces whose probes may use spec.cluster (the admin grants Secret reads there); "*" for all. */
+  remoteNamespaces: ReadonlySet<string>;
+  /** Honour insecure-skip-tls-verify in tenant kubeconfigs (--insecure-kubeconfig-tls). */
+  allowInsecureTls: boolean;
+  /** Remote clients kept at once (least recently used go first). */
+  maxClients: number;
+  /** Bound on reading a kubeconfig Secret. */
+  timeoutMs: number;
+}
+
+export const DEFAULT_CLUSTER_REGISTRY_OPTIONS: ClusterRegistryOptions = { remoteNamespaces: new Set(), allowInsecureTls: false, maxClients: 32, timeoutMs: 30_000 };
+
 /**
- * One KubeConfig per cluster: the local one, and one per kubeconfig Secret
- * version (a changed Secret gives a new entry). Never logs the kubeconfig.
+ * One client per cluster: the local one, and one per kubeconfig Secret
+ * version (a changed Secret replaces its entry; the cache is bounded).
+ * Never logs or echoes the kubeconfig.
  */
 export class ClusterRegistry {
-  private local?: Promise<TargetCluster['http']>;
-  private readonly remote = new Map<string, Promise<{ core: CoreV1Api; http: KubeHttp }>>();
+  private local?: Promise<KubeHttp>;
+  /** id → client; Map order is recency (oldest first). */
+  private readonly remote = new Map<string, KubeHttp>();
+  private readonly options: ClusterRegistryOptions;
 
-  constructor(private readonly localConfig: KubeConfig) {}
+  constructor(
+    private readonly localConfig: KubeConfig,
+    options: Partial<ClusterRegistryOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_CLUSTER_REGISTRY_OPTIONS, ...options };
+  }
+
+  /** Remote clients held now (for tests and metrics). */
+  get remoteClients(): number {
+    return this.remote.size;
+  }
 
   async forProbe(probe: MapLeakProbe, localCore: CoreV1Api): Promise<TargetCluster> {
     const ref = probe.spec.cluster;
+    const namespace = probe.metadata.namespace;
     if (!ref) {
       this.local ??= kubeHttp(this.localConfig);
-      return { id: 'local', core: localCore, http: await this.local, namespace: probe.metadata.namespace };
+      return { id: 'local', remote: false, http: await this.local, namespace };
+    }
+    if (!this.options.remoteNamespaces.has('*') && !this.options.remoteNamespaces.has(namespace)) {
+      throw new ClusterConfigError('RemoteClusterNotAllowed', `spec.cluster is not allowed in namespace ${namespace}: the operator's admin has not enabled kubeconfig Secrets here (--kubeconfig-secret-namespaces)`);
     }
     const { name, key } = ref.kubeconfigSecretRef;
+    const where = `Secret ${namespace}/${name}`;
     let secret;
     try {
-      secret = await localCore.readNamespacedSecret({ name, namespace: probe.metadata.namespace });
+      secret = await withTimeout(localCore.readNamespacedSecret({ name, namespace }), this.options.timeoutMs);
     } catch (err) {
       const code = (err as { code?: number }).code;
-      if (code === 404) {
-        throw new ClusterConfigError('KubeconfigSecretNotFound', `Secret ${probe.metadata.namespace}/${name} not found; create it with a kubeconfig under key "${key}"`);
-      }
-      throw err;
+      if (code === 404) throw new ClusterConfigError('KubeconfigSecretNotFound', `${where} not found; create it with a kubeconfig under key "${key}"`);
+      if (code === 403) throw new ClusterConfigError('ClusterUnreachable', `the operator may not read ${where} (HTTP 403); ask the admin to allow kubeconfig Secrets in this namespace`);
+      if (err instanceof TimeoutError) throw new ClusterConfigError('ClusterUnreachable', `reading ${where} took longer than ${this.options.timeoutMs} ms`);
+      throw new ClusterConfigError('ClusterUnreachable', `reading ${where} failed${typeof code === 'number' ? ` (HTTP ${code})` : ''}`);
     }
     const encoded = secret.data?.[key];
-    if (!encoded) {
-      throw new ClusterConfigError('KubeconfigInvalid', `Secret ${probe.metadata.namespace}/${name} has no key "${key}"`);
+    if (!encoded) throw new ClusterConfigError('KubeconfigInvalid', `${where} has no key "${key}"`);
+    const secretId = `secret:${namespace}/${name}/${key}`;
+    const id = `${secretId}@${secret.metadata?.uid ?? ''}/${secret.metadata?.resourceVersion ?? ''}`;
+    let http = this.remote.get(id);
+    if (http) {
+      this.remote.delete(id);
+    } else {
+      let credentials;
+      try {
+        credentials = parseTenantKubeconfig(Buffer.from(encoded, 'base64'), { allowInsecureTls: this.options.allowInsecureTls });
+      } catch (err) {
+        if (err instanceof KubeconfigRejected) throw new ClusterConfigError('KubeconfigInvalid', `${where} key "${key}": ${err.message}`);
+        throw err;
+      }
+      http = remoteKubeHttp(credentials);
+      // Older versions of the same Secret are dead: drop them at once.
+      for (const [other, client] of this.remote) {
+        if (other.startsWith(`${secretId}@`)) this.evict(other, client);
+      }
+      while (this.remote.size >= this.options.maxClients) {
+        const [oldest, client] = this.remote.entries().next().value as [string, KubeHttp];
+        this.evict(oldest, client);
+      }
     }
-    const id = `secret:${probe.metadata.namespace}/${name}/${key}@${secret.metadata?.resourceVersion ?? ''}`;
-    let entry = this.remote.get(id);
-    if (!entry) {
-      entry = (async () => {
-        const kc = new KubeConfig();
-        try {
-          kc.loadFromString(Buffer.from(encoded, 'base64').toString('utf8'));
-        } catch (err) {
-          throw new ClusterConfigError('KubeconfigInvalid', `Secret ${probe.metadata.namespace}/${name} key "${key}" is not a valid kubeconfig: ${(err as Error).message.split('\n')[0]}`);
-        }
-        if (!kc.getCurrentCluster()) throw new ClusterConfigError('KubeconfigInvalid', `kubeconfig in Secret ${probe.metadata.namespace}/${name} has no current context`);
-        reuseConnections(kc);
-        return { core: kc.makeApiClient(CoreV1Api), http: await kubeHttp(kc) };
-      })();
-      entry.catch(() => this.remote.delete(id));
-      this.remote.set(id, entry);
-    }
-    const { core, http } = await entry;
-    return { id, core, http, namespace: ref.namespace };
+    this.remote.set(id, http);
+    return { id, remote: true, http, namespace: ref.namespace };
   }
+
+  /** Ends every client's connections (operator shutdown). */
+  close(): void {
+    for (const [id, client] of this.remote) this.evict(id, client);
+    void this.local?.then((c) => c.close(), () => undefined);
+  }
+
+  private evict(id: string, client: KubeHttp): void {
+    this.remote.delete(id);
+    client.close();
+  }
+}
+
+class TimeoutError extends Error {}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError()), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

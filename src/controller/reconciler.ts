@@ -1,12 +1,13 @@
 import type { Queue } from 'bullmq';
 import type { ProbeClient } from '../api/client.js';
+import { DEFAULT_CEILINGS, effectiveSettings, formatDurationMs, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
 import { durationMs } from '../api/duration.js';
 import { FINALIZER, type MapLeakProbe } from '../api/types.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { CaptureJobData } from '../queue/names.js';
 import { desiredScheduler, ensureScheduler, removeScheduler } from '../queue/schedulers.js';
-import { findCondition, setCondition } from '../status/conditions.js';
+import { findCondition, setCondition, type ConditionUpdate } from '../status/conditions.js';
 import type { SeriesStore } from '../store/series-store.js';
 
 export interface ReconcilerDeps {
@@ -15,10 +16,14 @@ export interface ReconcilerDeps {
   store: SeriesStore;
   metrics: OperatorMetrics;
   log: Logger;
+  /** The admin's ceilings (default DEFAULT_CEILINGS): interval floor, window ceiling, probes per namespace. */
+  ceilings?: Ceilings;
+  /** The probes of a namespace, including the one with uid `including` (for the per-namespace ceiling); without it that ceiling is not applied. */
+  namespaceProbes?: (namespace: string, including: string) => Promise<MapLeakProbe[]>;
   now?: () => Date;
 }
 
-export type ReconcileOutcome = 'deleted' | 'finalized' | 'suspended' | 'scheduled' | 'invalid';
+export type ReconcileOutcome = 'deleted' | 'finalized' | 'suspended' | 'scheduled' | 'invalid' | 'limited';
 
 /**
  * Level-based and idempotent: whatever happened before, make the BullMQ job
@@ -51,34 +56,63 @@ export async function reconcileProbe(key: string, deps: ReconcilerDeps): Promise
 }
 
 async function schedule(key: string, probe: MapLeakProbe, deps: ReconcilerDeps, now: () => Date): Promise<ReconcileOutcome> {
-  let everyMs: number;
+  const ceilings = deps.ceilings ?? DEFAULT_CEILINGS;
+  let settings: EffectiveSettings;
   try {
-    everyMs = durationMs(probe.spec.schedule.interval);
-  } catch (err) {
+    settings = effectiveSettings(probe.spec, ceilings);
+  } catch {
     await removeScheduler(deps.queue, key);
-    await writeReady(deps, probe, { status: 'False', reason: 'InvalidSpec', message: (err as Error).message }, now(), undefined);
+    await writeReady(deps, probe, { status: 'False', reason: 'InvalidSpec', message: 'spec.schedule.interval or spec.pprof.timeout is not a valid duration' }, now(), undefined, undefined);
     return 'invalid';
   }
+  const ceilingCondition: ConditionUpdate =
+    settings.lowered.length > 0
+      ? { type: 'CeilingsApplied', status: 'True', reason: 'CeilingsApplied', message: `${settings.lowered.join('; ')}.` }
+      : { type: 'CeilingsApplied', status: 'False', reason: 'WithinCeilings', message: 'The spec is within the operator\'s ceilings.' };
 
   if (probe.spec.suspend) {
     const removed = await removeScheduler(deps.queue, key);
     if (removed) deps.log.info('probe suspended: scheduler removed', { probe: key });
-    await writeReady(deps, probe, { status: 'False', reason: 'Suspended', message: 'spec.suspend is true: no captures are scheduled.' }, now(), null);
+    await writeReady(deps, probe, { status: 'False', reason: 'Suspended', message: 'spec.suspend is true: no captures are scheduled.' }, now(), null, ceilingCondition);
     return 'suspended';
   }
 
-  const change = await ensureScheduler(deps.queue, desiredScheduler(probe));
-  if (change !== 'unchanged') deps.log.info(`scheduler ${change}`, { probe: key, everyMs, generation: probe.metadata.generation });
+  if (deps.namespaceProbes && (await overNamespaceLimit(probe, deps.namespaceProbes, ceilings.maxProbesPerNamespace))) {
+    const removed = await removeScheduler(deps.queue, key);
+    if (removed) deps.log.info('probe over the per-namespace ceiling: scheduler removed', { probe: key });
+    const message = `Namespace ${probe.metadata.namespace} has more than ${ceilings.maxProbesPerNamespace} probes (operator ceiling); the oldest ${ceilings.maxProbesPerNamespace} are captured, this one is not.`;
+    await writeReady(deps, probe, { status: 'False', reason: 'NamespaceProbeLimit', message }, now(), null, ceilingCondition);
+    return 'limited';
+  }
+
+  // The scheduler runs at the effective interval, never faster than the floor.
+  const interval = settings.intervalMs === durationMs(probe.spec.schedule.interval) ? probe.spec.schedule.interval : formatDurationMs(settings.intervalMs);
+  const effective: MapLeakProbe = { ...probe, spec: { ...probe.spec, schedule: { ...probe.spec.schedule, interval } } };
+  const change = await ensureScheduler(deps.queue, desiredScheduler(effective));
+  if (change !== 'unchanged') deps.log.info(`scheduler ${change}`, { probe: key, everyMs: settings.intervalMs, generation: probe.metadata.generation });
   const scheduler = await deps.queue.getJobScheduler(key);
   const next = scheduler?.next ? new Date(scheduler.next).toISOString() : undefined;
   await writeReady(
     deps,
     probe,
-    { status: 'True', reason: 'Scheduled', message: `Capturing every ${probe.spec.schedule.interval}, keeping ${probe.spec.schedule.window} captures per target.` },
+    { status: 'True', reason: 'Scheduled', message: `Capturing every ${interval}, keeping ${settings.window} captures per target.` },
     now(),
     change === 'unchanged' ? undefined : (next ?? null),
+    ceilingCondition,
   );
   return 'scheduled';
+}
+
+/** Over the ceiling when `maxProbes` or more live probes of its namespace are older (creation time, then name). */
+async function overNamespaceLimit(probe: MapLeakProbe, namespaceProbes: NonNullable<ReconcilerDeps['namespaceProbes']>, maxProbes: number): Promise<boolean> {
+  const order = (p: MapLeakProbe): string => `${p.metadata.creationTimestamp ?? ''}\u0000${p.metadata.name}`;
+  const mine = order(probe);
+  let older = 0;
+  for (const other of await namespaceProbes(probe.metadata.namespace, probe.metadata.uid)) {
+    if (other.metadata.uid === probe.metadata.uid || other.metadata.deletionTimestamp) continue;
+    if (order(other) < mine) older++;
+  }
+  return older >= maxProbes;
 }
 
 async function cleanUp(key: string, deps: ReconcilerDeps): Promise<void> {
@@ -100,20 +134,19 @@ async function writeReady(
   ready: { status: 'True' | 'False'; reason: string; message: string },
   at: Date,
   next: string | null | undefined,
+  ceilings: ConditionUpdate | undefined,
 ): Promise<void> {
-  const current = findCondition(probe.status?.conditions, 'Ready');
-  const generation = probe.metadata.generation;
-  const unchanged =
-    current?.status === ready.status &&
-    current.reason === ready.reason &&
-    current.message === ready.message &&
-    current.observedGeneration === generation &&
-    probe.status?.observedGeneration === generation &&
-    next === undefined;
+  const same = (update: Omit<ConditionUpdate, 'type'> | undefined, type: string): boolean => {
+    if (!update) return true;
+    const current = findCondition(probe.status?.conditions, type);
+    return current?.status === update.status && current.reason === update.reason && current.message === update.message && current.observedGeneration === probe.metadata.generation;
+  };
+  const unchanged = same(ready, 'Ready') && same(ceilings, 'CeilingsApplied') && probe.status?.observedGeneration === probe.metadata.generation && next === undefined;
   if (unchanged) return;
   await deps.probes.updateStatus(probe.metadata.namespace, probe.metadata.name, (latest) => {
     if (latest.metadata.uid !== probe.metadata.uid) return undefined;
-    const conditions = setCondition(latest.status?.conditions, { type: 'Ready', ...ready }, latest.metadata.generation, at);
+    let conditions = setCondition(latest.status?.conditions, { type: 'Ready', ...ready }, latest.metadata.generation, at);
+    if (ceilings) conditions = setCondition(conditions, ceilings, latest.metadata.generation, at);
     return {
       observedGeneration: latest.metadata.generation,
       conditions,

@@ -8,6 +8,10 @@ import type { HeapProfile } from './types.js';
 export interface DecodeLimits {
   /** Largest profile accepted, compressed or inflated. */
   maxBytes: number;
+  /** Largest inflated size (default: maxBytes). */
+  maxInflatedBytes?: number;
+  /** Largest inflated/compressed ratio (default: none). */
+  maxRatio?: number;
 }
 
 export const DEFAULT_MAX_PROFILE_BYTES = 64 * 1024 * 1024;
@@ -25,7 +29,7 @@ export function decodeHeapProfile(
   if (bytes.length > limits.maxBytes) {
     throw new ProfileError('TooLarge', `profile is ${bytes.length} bytes, more than the ${limits.maxBytes}-byte limit`);
   }
-  const raw = isGzip(bytes) ? gunzipLimited(bytes, limits.maxBytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const raw = isGzip(bytes) ? gunzipLimited(bytes, { maxBytes: limits.maxInflatedBytes ?? limits.maxBytes, ...(limits.maxRatio !== undefined ? { maxRatio: limits.maxRatio } : {}) }) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const head = raw.subarray(0, 256).toString('latin1');
   if (isDebug1Heap(head)) return debug1ToHeapProfile(parseDebug1Heap(raw.toString('utf8')), symbols);
   if (/^\s*(<!doctype|<html|<\?xml|<head|<body)/i.test(head)) {

@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
-import type { V1Pod } from '@kubernetes/client-node';
 import { attributeProfile } from '../analysis/attribute.js';
 import { parseGcTrace, summarizeGcTrace, type GcCycle } from '../analysis/gctrace.js';
 import { analyzeSeries, type SeriesAnalysis } from '../analysis/series.js';
 import type { ProbeClient } from '../api/client.js';
-import { durationMs } from '../api/duration.js';
+import { DEFAULT_CEILINGS, effectiveSettings, keptCaptures, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
 import { selectorToString, type MapLeakProbe, type MapLeakProbeStatus } from '../api/types.js';
 import { captureHeap, type PprofClient } from '../capture/capture.js';
 import { CaptureError } from '../capture/errors.js';
+import { HttpAnswerError } from '../capture/http.js';
 import { apiServerProxyClient, podDirectClient } from '../capture/proxy.js';
 import type { SymbolCache } from '../capture/symbol-cache.js';
+import { listRunningPods, PodListError, type ListedPod } from '../clusters/pods.js';
 import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '../clusters/registry.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
@@ -18,6 +19,8 @@ import { buildCaptureStatus, findingKey, roundConditions, type TargetRound } fro
 import { setCondition } from '../status/conditions.js';
 import type { SeriesStore } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
+import type { DecodeGate } from './decode-gate.js';
+import { describeFailure, reasonOf } from './describe.js';
 import { mapLimit } from './limit.js';
 
 export interface WorkerLimits {
@@ -25,9 +28,13 @@ export interface WorkerLimits {
   targetConcurrency: number;
   maxGcLogBytes: number;
   maxGcCycles: number;
+  /** Bound on every API server request of a round (pod list, pod log). */
+  apiTimeoutMs: number;
+  /** Let Direct transport reach pod IPs that a remote (tenant-named) API server reports (--allow-remote-direct). */
+  allowRemoteDirect: boolean;
 }
 
-export const DEFAULT_WORKER_LIMITS: WorkerLimits = { targetConcurrency: 4, maxGcLogBytes: 4 * 1024 * 1024, maxGcCycles: 2000 };
+export const DEFAULT_WORKER_LIMITS: WorkerLimits = { targetConcurrency: 4, maxGcLogBytes: 4 * 1024 * 1024, maxGcCycles: 2000, apiTimeoutMs: 30_000, allowRemoteDirect: false };
 
 export interface CaptureRoundDeps {
   probes: ProbeClient;
@@ -37,6 +44,12 @@ export interface CaptureRoundDeps {
   metrics: OperatorMetrics;
   log: Logger;
   limits: WorkerLimits;
+  /** The admin's ceilings over every probe's spec (default DEFAULT_CEILINGS). */
+  ceilings?: Ceilings;
+  /** Trial-decodes heap answers off the event loop before captureHeap decodes them (none: decoded on the loop only). */
+  decodeGate?: DecodeGate;
+  /** Called with every probe this worker wrote metrics for (so deleted ones can be swept). */
+  onProbeMetrics?: (namespace: string, name: string, uid: string) => void;
   now?: () => Date;
 }
 
@@ -50,6 +63,13 @@ interface Pod {
   container: string;
   port?: number;
   portError?: string;
+}
+
+/** Where net/http/pprof may be mounted: plain path segments only (no "..", no escapes, no query), as the CRD's CEL rule says. */
+export const PATH_PREFIX = /^(\/|(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,63}){1,8})$/;
+
+export function validPathPrefix(prefix: string): boolean {
+  return PATH_PREFIX.test(prefix) && !prefix.includes('..');
 }
 
 /**
@@ -66,41 +86,67 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   if (!probe || probe.metadata.uid !== uid || probe.metadata.deletionTimestamp) return 'probe-gone';
   if (probe.spec.suspend) return 'suspended';
   const key = `${namespace}/${name}`;
-  const window = probe.spec.schedule.window;
-  const ttlSeconds = Math.ceil((window + 2) * durationMs(probe.spec.schedule.interval) / 1000) + 3600;
+  const ceilings = deps.ceilings ?? DEFAULT_CEILINGS;
+  let settings: EffectiveSettings;
+  try {
+    settings = effectiveSettings(probe.spec, ceilings);
+  } catch {
+    await writeDegraded(deps, probe, 'InvalidSpec', 'spec.schedule.interval or spec.pprof.timeout is not a valid duration', now());
+    return 'cluster-error';
+  }
+  if (!validPathPrefix(probe.spec.pprof.pathPrefix)) {
+    await writeDegraded(deps, probe, 'InvalidSpec', 'spec.pprof.pathPrefix must be plain path segments such as /debug/pprof', now());
+    return 'cluster-error';
+  }
+  const window = settings.window;
+  const ttlSeconds = Math.ceil(((window + 2) * settings.intervalMs) / 1000) + 3600;
 
   let cluster: TargetCluster;
   try {
     cluster = await deps.clusters.forProbe(probe, deps.probes.core);
   } catch (err) {
-    const reason = err instanceof ClusterConfigError ? err.reason : 'ClusterUnreachable';
-    await writeDegraded(deps, probe, reason, (err as Error).message.split('\n')[0] ?? '', now());
-    log.warn('target cluster unavailable', { reason, error: (err as Error).message });
+    // Only operator-written text: a client library's message can carry a response body.
+    const { reason, message } = err instanceof ClusterConfigError ? { reason: err.reason, message: err.message } : { reason: 'ClusterUnreachable', message: 'the target cluster could not be set up' };
+    await writeDegraded(deps, probe, reason, message, now());
+    log.warn('target cluster unavailable', { reason, error: message });
+    return 'cluster-error';
+  }
+  if (cluster.remote && probe.spec.pprof.transport === 'Direct' && !deps.limits.allowRemoteDirect) {
+    await writeDegraded(deps, probe, 'DirectNotAllowed', 'transport Direct with spec.cluster is not allowed by this operator (--allow-remote-direct): a remote API server could name any address', now());
     return 'cluster-error';
   }
 
   let pods: Pod[];
+  let omitted = 0;
   try {
-    pods = await listTargets(cluster, probe);
+    const listed = await listRunningPods(cluster.http, cluster.namespace, selectorToString(probe.spec.selector), { maxPods: ceilings.maxTargetsPerProbe, timeoutMs: deps.limits.apiTimeoutMs });
+    pods = listed.pods.map((p) => describePod(p, probe));
+    if (listed.truncated) omitted = 1;
+    if (listed.malformed > 0) log.warn('pod list entries dropped', { malformed: listed.malformed });
   } catch (err) {
-    const code = (err as { code?: number }).code;
-    const why = code === 403 ? 'forbidden to list pods (RBAC)' : (err as Error).message.split('\n')[0];
+    const why =
+      err instanceof HttpAnswerError ? (err.answer.status === 403 ? 'forbidden to list pods (RBAC), HTTP 403' : `the API server answered HTTP ${err.answer.status}`)
+      : err instanceof CaptureError ? describeFailure(err, settings).message
+      : err instanceof PodListError ? err.message
+      : 'the pod list could not be read';
     await writeDegraded(deps, probe, 'TargetListFailed', `Cannot list pods in namespace ${cluster.namespace}: ${why}`, now());
     log.warn('listing targets failed', { error: why });
     return 'cluster-error';
   }
   const previousTargets = new Map((await deps.store.targets(key)).map((t) => [t.uid, t]));
-  const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, deps, now, log };
+  const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, settings, ceilings, deps, now, log };
   const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) => captureTarget(context, pod, previousTargets.get(pod.uid)?.lastCaptureTime));
   await deps.store.forgetTargetsExcept(key, new Set(pods.map((p) => p.uid)));
 
   const keys = rounds.flatMap((r) => r.analysis?.findings.map(findingKey) ?? []);
   const firstSeen = await deps.store.firstSeen(key, [...new Set(keys)], now(), ttlSeconds);
-  const captureStatus = buildCaptureStatus(rounds, firstSeen, {
+  const built = buildCaptureStatus(rounds, firstSeen, {
     maxFindings: probe.spec.thresholds.maxFindings,
     maxTargets: 20,
     maxPodsPerFinding: 10,
   });
+  // Pods past the per-probe ceiling were never listed: at least one more exists.
+  const captureStatus = omitted > 0 ? { ...built, targetsOmitted: (built.targetsOmitted ?? 0) + omitted } : built;
   const failing = rounds.filter((r) => r.error);
   const captured = rounds.length - failing.length;
   const selection = `namespace ${cluster.namespace}, selector "${selectorToString(probe.spec.selector)}"`;
@@ -110,51 +156,58 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     const at = now();
     let conditions = current.status?.conditions;
     for (const update of roundConditions(rounds, selection)) conditions = setCondition(conditions, update, current.metadata.generation, at);
+    if (omitted > 0) {
+      conditions = setCondition(
+        conditions,
+        { type: 'Degraded', status: 'True', reason: 'TargetLimit', message: `More than ${ceilings.maxTargetsPerProbe} pods match: only the first ${ceilings.maxTargetsPerProbe} (by name) are captured (operator ceiling). Narrow the selector.` },
+        current.metadata.generation,
+        at,
+      );
+    }
     const status: MapLeakProbeStatus = {
       ...captureStatus,
       conditions: conditions ?? [],
-      nextCaptureTime: new Date(at.getTime() + durationMs(current.spec.schedule.interval)).toISOString(),
+      nextCaptureTime: new Date(at.getTime() + settings.intervalMs).toISOString(),
     };
     return status;
   });
 
   if (updated) {
     deps.metrics.setProbeFindings(namespace, name, captureStatus.verdict ?? 'Unknown', captureStatus.findings ?? []);
+    deps.onProbeMetrics?.(namespace, name, uid);
     const before = probe.status?.verdict;
     if (before !== captureStatus.verdict && captureStatus.verdict && captureStatus.verdict !== 'Unknown') {
       const top = captureStatus.findings?.find((f) => f.kind === 'map');
       const where = top ? `: ${top.site.function} (${top.site.file.split('/').pop()}:${top.site.line}) ${top.pattern}` : '';
       await deps.probes.event(updated, captureStatus.verdict === 'Healthy' ? 'Normal' : 'Warning', `Verdict${captureStatus.verdict}`, `Verdict changed from ${before ?? 'none'} to ${captureStatus.verdict}${where}`);
     }
-    for (const failed of failing) {
-      if (previousTargets.get(failed.pod.uid)?.lastErrorReason !== failed.error?.reason) {
-        await deps.probes.event(updated, 'Warning', 'CaptureFailed', `${failed.pod.name}: ${failed.error?.message ?? ''}`);
-      }
+    const changed = failing.filter((failed) => previousTargets.get(failed.pod.uid)?.lastErrorReason !== failed.error?.reason);
+    const budget = Math.max(0, ceilings.maxEventsPerRound - 1);
+    for (const failed of changed.length > ceilings.maxEventsPerRound ? changed.slice(0, budget) : changed) {
+      await deps.probes.event(updated, 'Warning', 'CaptureFailed', `${failed.pod.name}: ${failed.error?.message ?? ''}`);
+    }
+    if (changed.length > ceilings.maxEventsPerRound) {
+      await deps.probes.event(updated, 'Warning', 'CaptureFailed', `${changed.length - budget} more targets started failing this round; see status.targets (Events per round are capped at ${ceilings.maxEventsPerRound})`);
     }
   }
   log.info('capture round done', { targets: pods.length, captured, failing: failing.length, verdict: captureStatus.verdict });
   return 'captured';
 }
 
-async function listTargets(cluster: TargetCluster, probe: MapLeakProbe): Promise<Pod[]> {
-  const list = await cluster.core.listNamespacedPod({ namespace: cluster.namespace, labelSelector: selectorToString(probe.spec.selector) });
-  return list.items.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp).map((p) => describePod(p, probe));
-}
-
-function describePod(pod: V1Pod, probe: MapLeakProbe): Pod {
-  const containers = pod.spec?.containers ?? [];
+function describePod(pod: ListedPod, probe: MapLeakProbe): Pod {
+  const containers = pod.containers;
   const container = probe.spec.container ? containers.find((c) => c.name === probe.spec.container) : containers[0];
   const base = {
-    name: pod.metadata?.name ?? '',
-    namespace: pod.metadata?.namespace ?? '',
-    uid: pod.metadata?.uid ?? '',
+    name: pod.name,
+    namespace: pod.namespace,
+    uid: pod.uid,
     container: container?.name ?? probe.spec.container ?? '',
-    ...(pod.status?.podIP ? { podIP: pod.status.podIP } : {}),
+    ...(pod.podIP ? { podIP: pod.podIP } : {}),
   };
-  if (!container) return { ...base, portError: `pod has no container named "${probe.spec.container}"` };
+  if (!container) return { ...base, portError: probe.spec.container ? `pod has no container named "${probe.spec.container}"` : 'pod has no container' };
   const wanted = probe.spec.pprof.port;
   if (typeof wanted === 'number') return { ...base, port: wanted };
-  const named = container.ports?.find((p) => p.name === wanted);
+  const named = container.ports.find((p) => p.name === wanted);
   return named ? { ...base, port: named.containerPort } : { ...base, portError: `container "${container.name}" has no port named "${wanted}"` };
 }
 
@@ -167,34 +220,39 @@ interface RoundContext {
   key: string;
   window: number;
   ttlSeconds: number;
+  settings: EffectiveSettings;
+  ceilings: Ceilings;
   deps: CaptureRoundDeps;
   now: () => Date;
   log: Logger;
 }
 
 async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: string | undefined): Promise<TargetRound> {
-  const { jobId, probe, cluster, key, window, ttlSeconds, deps, now, log } = context;
+  const { jobId, probe, cluster, key, window, ttlSeconds, settings, ceilings, deps, now, log } = context;
   const round: TargetRound = { pod: { name: pod.name, namespace: pod.namespace, uid: pod.uid }, captures: 0 };
-  const timeoutMs = durationMs(probe.spec.pprof.timeout);
-  const limits = { maxBytes: probe.spec.pprof.maxProfileBytes };
+  const timeoutMs = settings.timeoutMs;
+  const limits = { maxBytes: settings.maxProfileBytes, maxInflatedBytes: ceilings.maxInflatedBytes, maxRatio: ceilings.maxCompressionRatio };
   const started = process.hrtime.bigint();
   try {
     if (pod.portError || pod.port === undefined) throw new CaptureError('BadUrl', pod.portError ?? 'no pprof port');
+    if (probe.spec.pprof.transport === 'Direct' && !pod.podIP) throw new CaptureError('BadUrl', 'pod has no IP yet');
     const target = { namespace: pod.namespace, name: pod.name, port: pod.port, pathPrefix: probe.spec.pprof.pathPrefix, ...(pod.podIP ? { podIP: pod.podIP } : {}) };
-    const client: PprofClient = probe.spec.pprof.transport === 'Direct' ? podDirectClient(target, timeoutMs) : apiServerProxyClient(cluster.http, target, timeoutMs);
-    const capture = await captureHeap(client, { limits, symbols: deps.symbols, scope: `${pod.namespace}/${pod.uid}`, now });
+    const direct: PprofClient = probe.spec.pprof.transport === 'Direct' ? podDirectClient(target, timeoutMs) : apiServerProxyClient(cluster.http, target, timeoutMs);
+    const client = deps.decodeGate ? deps.decodeGate.wrap(direct, limits) : direct;
+    const capture = await captureHeap(client, { limits, symbols: deps.symbols, scope: `${cluster.id}|${pod.namespace}/${pod.uid}`, maxSymbolRequests: ceilings.maxSymbolRequests, now });
     // The same job retried gives the same id: the capture is overwritten, not duplicated.
     const id = createHash('sha256').update(`${jobId}|${pod.uid}`).digest('hex').slice(0, 24);
-    await deps.store.addCapture(key, pod.uid, { id, snapshot: { ...attributeProfile(capture.profile), time: capture.time }, proto: capture.proto }, window, ttlSeconds);
+    await deps.store.addCapture(key, pod.uid, { id, snapshot: { ...attributeProfile(capture.profile), time: capture.time }, proto: capture.proto }, keptCaptures(window, capture.proto.length, ceilings), ttlSeconds);
     round.lastCaptureTime = capture.time.toISOString();
     deps.metrics.captures.inc({ result: 'ok' });
   } catch (err) {
-    const reason = err instanceof ProfileError || err instanceof CaptureError ? err.code : 'CaptureFailed';
-    const message = (err as Error).message.split('\n')[0] ?? String(err);
-    round.error = { reason: reason === 'HttpStatus' ? `Http${(err as CaptureError).status ?? ''}` : reason, message: `${reasonHint(reason, err)}${message}` };
+    // Status, Events and logs get the operator's words for what happened, never the target's bytes.
+    const failure = describeFailure(err, settings);
+    round.error = failure;
     if (lastCaptureTime) round.lastCaptureTime = lastCaptureTime;
-    deps.metrics.captures.inc({ result: reason });
-    log.warn('capture failed', { pod: pod.name, reason, error: message });
+    deps.metrics.captures.inc({ result: reasonOf(err) });
+    log.warn('capture failed', { pod: pod.name, reason: failure.reason, error: failure.message });
+    if (!(err instanceof CaptureError || err instanceof ProfileError)) log.error('unexpected capture error', { pod: pod.name, error: err instanceof Error ? err.stack : String(err) });
   } finally {
     deps.metrics.captureSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
@@ -203,7 +261,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     try {
       round.gc = summarizeGcTrace({ cycles: await readGcTrace(cluster, pod, deps, key, ttlSeconds), skippedLines: 0 });
     } catch (err) {
-      log.debug('gctrace not read', { pod: pod.name, error: (err as Error).message });
+      log.debug('gctrace not read', { pod: pod.name, reason: reasonOf(err) });
     }
   }
   const series = await deps.store.loadSeries(key, pod.uid);
@@ -236,7 +294,7 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   const params = new URLSearchParams({ container: pod.container, timestamps: 'true', limitBytes: String(deps.limits.maxGcLogBytes) });
   if (state.readUntil) params.set('sinceTime', state.readUntil);
   const body = await cluster.http.get(`/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/log?${params}`, {
-    timeoutMs: 10_000,
+    timeoutMs: Math.min(10_000, deps.limits.apiTimeoutMs),
     maxBytes: deps.limits.maxGcLogBytes + 1024,
   });
   const text = body.toString('utf8');
@@ -248,13 +306,6 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   const cycles = [...state.cycles, ...fresh];
   await deps.store.saveGc(key, pod.uid, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds);
   return cycles.slice(-deps.limits.maxGcCycles);
-}
-
-function reasonHint(reason: string, err: unknown): string {
-  if (reason === 'HttpStatus' && (err as CaptureError).status === 404) return 'pprof not found (is net/http/pprof imported and the port/pathPrefix right?): ';
-  if (reason === 'ConnectionFailed') return 'nothing answered on the pprof port: ';
-  if (reason === 'Timeout') return 'target too slow: ';
-  return '';
 }
 
 async function writeDegraded(deps: CaptureRoundDeps, probe: MapLeakProbe, reason: string, message: string, at: Date): Promise<void> {

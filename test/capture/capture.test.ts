@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { captureHeap, CaptureError, directPprofClient, fetchBytes, SymbolCache } from '../../src/capture/index.js';
+import { contentTypeOf, HttpAnswerError } from '../../src/capture/http.js';
 import { ProfileError } from '../../src/pprof/index.js';
 import { readFixture } from '../support/fixtures.js';
 import { NOT_FOUND_PAGE, startServer, type TestServer } from '../support/http-server.js';
@@ -51,13 +52,22 @@ describe('fetchBytes against real local servers', () => {
     });
   });
 
-  test('an HTTP error reports the status and the page title', async () => {
+  test('an HTTP error is described (status, content type, size), never quoted', async () => {
     await assert.rejects(fetchBytes(`${server.url}/missing`, { timeoutMs: 5000, maxBytes: 1024 }), (err: unknown) => {
-      assert.ok(err instanceof CaptureError);
+      assert.ok(err instanceof HttpAnswerError);
       assert.equal(err.status, 404);
-      assert.match(err.message, /HTTP 404: 404 Not Found/);
+      assert.deepEqual(err.answer, { status: 404, contentType: 'text/html', bytes: 100 });
+      assert.match(err.message, /answered HTTP 404 \(text\/html, 100 bytes\)$/);
+      assert.doesNotMatch(err.message, /Not Found/);
       return true;
     });
+  });
+
+  test('a content type that is not a media type is "unknown"', () => {
+    assert.equal(contentTypeOf('Text/HTML; charset=utf-8'), 'text/html');
+    assert.equal(contentTypeOf('application/json'), 'application/json');
+    assert.equal(contentTypeOf('secret=hunter2 <b>'), 'unknown');
+    assert.equal(contentTypeOf(undefined), 'unknown');
   });
 
   test('a closed port is a connection error', async () => {

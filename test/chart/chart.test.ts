@@ -18,6 +18,7 @@ import * as k8s from '@kubernetes/client-node';
 // unknown fields, which would hide exactly the mistakes these tests look for.
 // js-yaml is a dependency of @kubernetes/client-node.
 import yaml from 'js-yaml';
+import { operatorConfig } from '../../src/cli/operator.js';
 import { applyManifestFile, loadKubeConfig, startCluster, stopCluster, waitForCrdsEstablished, type Cluster } from '../cluster/cluster.js';
 import { repoPath } from '../support/paths.js';
 import { waitFor } from '../support/wait.js';
@@ -318,7 +319,7 @@ describe('chart: static checks', () => {
     const rules = (kind: string, name: string): PolicyRule[] => (find(objects, kind, name) as unknown as k8s.V1ClusterRole).rules as PolicyRule[];
     assert.deepEqual(rules('ClusterRole', 'mapleakprobe-controller'), CONTROLLER_CLUSTER_RULES);
     assert.deepEqual(rules('Role', 'mapleakprobe-controller-leader-election'), CONTROLLER_LEASE_RULES);
-    assert.deepEqual(rules('ClusterRole', 'mapleakprobe-worker'), [...WORKER_RULES, SECRETS_RULE]);
+    assert.deepEqual(rules('ClusterRole', 'mapleakprobe-worker'), WORKER_RULES, 'no Secret access by default');
     // HTTP authentication (both components serve it), and the roles users bind to read over HTTP.
     assert.deepEqual(rules('ClusterRole', 'mapleakprobe-http-auth'), [
       { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
@@ -332,8 +333,15 @@ describe('chart: static checks', () => {
       ['mapleakprobe-http-auth', 'mapleakprobe-viewer', 'mapleakprobe-profile-reader', 'mapleakprobe-metrics-reader', 'mapleakprobe-controller', 'mapleakprobe-worker', 'mapleakprobe-controller-leader-election'],
       'no other roles',
     );
-    const withoutSecrets = await template(['--set', 'rbac.kubeconfigSecrets=false']);
-    assert.deepEqual((find(withoutSecrets, 'ClusterRole', 'mapleakprobe-worker') as unknown as k8s.V1ClusterRole).rules, WORKER_RULES);
+    // Kubeconfig Secrets: one Role per namespace the admin names, never a ClusterRole on Secrets.
+    const withSecrets = await template(['--set', 'remoteClusters.kubeconfigSecretNamespaces={team-a,team-b}']);
+    assert.deepEqual((find(withSecrets, 'ClusterRole', 'mapleakprobe-worker') as unknown as k8s.V1ClusterRole).rules, WORKER_RULES);
+    const secretRoles = withSecrets.filter((o) => o.kind === 'Role' && o.metadata?.name === 'mapleakprobe-worker-kubeconfig-secrets');
+    assert.deepEqual(secretRoles.map((o) => [o.metadata?.namespace, (o as unknown as k8s.V1Role).rules]), [['team-a', [SECRETS_RULE]], ['team-b', [SECRETS_RULE]]]);
+    const secretBindings = withSecrets.filter((o) => o.kind === 'RoleBinding' && o.metadata?.name === 'mapleakprobe-worker-kubeconfig-secrets') as unknown as k8s.V1RoleBinding[];
+    assert.deepEqual(secretBindings.map((b) => [b.metadata?.namespace, b.subjects]), ['team-a', 'team-b'].map((ns) => [ns, [{ kind: 'ServiceAccount', name: 'mapleakprobe-worker', namespace: NAMESPACE }]]));
+    const workerArgs = podSpec(find(withSecrets, 'Deployment', 'mapleakprobe-worker')).containers[0]?.args ?? [];
+    assert.equal(workerArgs[workerArgs.indexOf('--kubeconfig-secret-namespaces') + 1], 'team-a,team-b', 'the worker allows spec.cluster exactly where it may read Secrets');
     const binding = (kind: string, name: string) => find(objects, kind, name) as unknown as k8s.V1ClusterRoleBinding;
     assert.deepEqual(binding('ClusterRoleBinding', 'mapleakprobe-controller').subjects, [{ kind: 'ServiceAccount', name: 'mapleakprobe-controller', namespace: NAMESPACE }]);
     assert.deepEqual(binding('RoleBinding', 'mapleakprobe-controller-leader-election').subjects, [{ kind: 'ServiceAccount', name: 'mapleakprobe-controller', namespace: NAMESPACE }]);
@@ -361,8 +369,16 @@ describe('chart: static checks', () => {
     const w = podSpec(worker).containers[0];
     assert.ok(c && w);
     assert.equal(c.image, 'ghcr.io/mapleakprobe/mapleakprobe:0.1.0');
-    assert.deepEqual(c.args, ['operator', '--role', 'controller', '--port', '8080', '--resync-interval', '60s', '--lease-name', 'mapleakprobe-controller']);
-    assert.deepEqual(w.args, ['operator', '--role', 'worker', '--port', '8080', '--concurrency', '4', '--target-concurrency', '4']);
+    const limits = [
+      '--max-profile-bytes', '64Mi', '--max-inflated-bytes', '256Mi', '--max-compression-ratio', '50', '--max-decode-time', '5s', '--max-request-timeout', '30s',
+      '--max-symbol-requests', '64', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
+      '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-events-per-round', '5',
+    ];
+    assert.deepEqual(c.args, ['operator', '--role', 'controller', '--port', '8080', '--resync-interval', '60s', '--lease-name', 'mapleakprobe-controller', ...limits]);
+    assert.deepEqual(w.args, ['operator', '--role', 'worker', '--port', '8080', '--concurrency', '4', '--target-concurrency', '4', ...limits]);
+    // Every flag the chart passes is one the operator parses.
+    assert.doesNotThrow(() => operatorConfig((w.args ?? []).slice(1)));
+    assert.doesNotThrow(() => operatorConfig((c.args ?? []).slice(1)));
     for (const d of [controller, worker]) {
       const env = envOf(d);
       assert.equal(env.get('POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace');
@@ -449,9 +465,26 @@ describe('chart: static checks', () => {
     assert.equal(configMap.data?.['mapleakprobe.json'], dashboardFile.trimEnd());
 
     const defaults = await template();
-    for (const kind of ['ServiceMonitor', 'PrometheusRule', 'ConfigMap', 'NetworkPolicy', 'PodDisruptionBudget']) {
+    for (const kind of ['ServiceMonitor', 'PrometheusRule', 'ConfigMap', 'PodDisruptionBudget']) {
       assert.ok(!defaults.some((o) => o.kind === kind), `${kind} is off by default`);
     }
+  });
+
+  test('NetworkPolicy is on by default and admits only the release namespace and the peers the admin lists', async () => {
+    // As rendered YAML (the client's V1NetworkPolicy types call `from` `_from`).
+    type Peer = Record<string, unknown>;
+    type Policy = { spec?: { policyTypes?: string[]; ingress?: { from?: Peer[] }[]; egress?: { to?: Peer[]; ports?: { port?: number | string }[] }[] } };
+    const operatorPolicy = (objects: Obj[]): Policy => find(objects, 'NetworkPolicy', 'mapleakprobe') as unknown as Policy;
+    const defaults = operatorPolicy(await template());
+    assert.deepEqual(defaults.spec?.policyTypes, ['Ingress', 'Egress']);
+    assert.deepEqual(defaults.spec?.ingress?.map((r) => r.from), [[{ podSelector: {} }]], 'ingress only from pods of the release namespace');
+    const egressPorts = (defaults.spec?.egress ?? []).flatMap((r) => (r.ports ?? []).map((p) => p.port));
+    assert.ok(!egressPorts.includes(6060), 'no Direct pprof egress unless namespaces are listed');
+
+    const listed = operatorPolicy(await template(['--set', 'networkPolicy.directTargetNamespaces={shop},networkPolicy.ingressFrom[0].namespaceSelector.matchLabels.team=monitoring']));
+    assert.deepEqual(listed.spec?.ingress?.[0]?.from, [{ podSelector: {} }, { namespaceSelector: { matchLabels: { team: 'monitoring' } } }]);
+    const pprofRule = listed.spec?.egress?.find((r) => r.ports?.some((p) => p.port === 6060));
+    assert.deepEqual(pprofRule?.to, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'shop' } }, podSelector: {} }]);
   });
 
   test('metric names used by the chart exist in src/observability/metrics.ts', () => {
@@ -542,7 +575,7 @@ describe('chart: against the API server', () => {
       ['mapleakprobe-worker', { group: 'mapleak.io', resource: 'mapleakprobes', subresource: 'profiles', verb: 'get', namespace: 'shop' }, false],
       ['mapleakprobe-worker', { resource: 'pods', subresource: 'log', verb: 'get', namespace: 'shop' }, true],
       ['mapleakprobe-worker', { resource: 'events', verb: 'create', namespace: 'shop' }, true],
-      ['mapleakprobe-worker', { resource: 'secrets', verb: 'get', namespace: 'shop' }, true],
+      ['mapleakprobe-worker', { resource: 'secrets', verb: 'get', namespace: 'shop' }, false],
       ['mapleakprobe-worker', { resource: 'secrets', verb: 'list', namespace: 'shop' }, false],
       ['mapleakprobe-worker', { resource: 'pods', verb: 'get', namespace: 'shop' }, false],
       ['mapleakprobe-worker', { resource: 'pods', verb: 'delete', namespace: 'shop' }, false],
@@ -553,12 +586,13 @@ describe('chart: against the API server', () => {
       assert.equal(await can(sa, attributes), allowed, `${sa} ${attributes.verb} ${attributes.resource}${attributes.subresource ? `/${attributes.subresource}` : ''} in ${attributes.namespace ?? 'all namespaces'}`);
     }
 
-    const upgrade = await helm(['upgrade', RELEASE, CHART, ...kube, '--set', 'worker.replicas=3,rbac.kubeconfigSecrets=false']);
+    const upgrade = await helm(['upgrade', RELEASE, CHART, ...kube, '--set', 'worker.replicas=3,remoteClusters.kubeconfigSecretNamespaces={default}']);
     assert.match(upgrade.stdout, /REVISION: 2/);
     assert.equal((await deployment('mapleakprobe-worker'))?.spec?.replicas, 3);
     assert.equal((await deployment('mapleakprobe-controller'))?.spec?.replicas, 2);
     assert.equal(await redisPassword(), password, 'the generated password survives helm upgrade');
-    assert.equal(await can('mapleakprobe-worker', { resource: 'secrets', verb: 'get', namespace: 'shop' }), false, 'rbac.kubeconfigSecrets=false removes Secret access');
+    assert.equal(await can('mapleakprobe-worker', { resource: 'secrets', verb: 'get', namespace: 'default' }), true, 'a listed namespace grants Secret reads there');
+    assert.equal(await can('mapleakprobe-worker', { resource: 'secrets', verb: 'get', namespace: 'shop' }), false, 'and nowhere else');
 
     const again = await helm(['upgrade', RELEASE, CHART, ...kube, '--reuse-values']);
     assert.match(again.stdout, /REVISION: 3/);

@@ -39,7 +39,8 @@ describe('multi-cluster and direct transport', () => {
       runPod(member, { name: 'remote-leaky', namespace: 'apps', labels: { app: 'remote-leaky' }, path: 'test/targets/leaky' }),
       runPod(hub, { name: 'local-leaky', labels: { app: 'local-leaky' }, path: 'test/targets/leaky', goVersion: '1.19' }),
     ]);
-    operator = await startOperator(testOperatorConfig(hub, redis.url, { leaderElect: false, identity: 'multicluster-test' }));
+    // spec.cluster is off unless the admin names the namespaces that may use it.
+    operator = await startOperator(testOperatorConfig(hub, redis.url, { leaderElect: false, identity: 'multicluster-test', kubeconfigSecretNamespaces: ['default'] }));
   });
 
   after(async () => {

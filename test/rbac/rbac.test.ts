@@ -49,7 +49,8 @@ describe("the chart's RBAC is exactly what the operator uses", () => {
     await core.createNamespace({ body: { metadata: { name: RELEASE_NS } } });
 
     const helm = join(cluster.binDir, 'helm');
-    const yaml = execFileSync(helm, ['template', 'mapleakprobe', repoPath('charts', 'mapleakprobe'), '--namespace', RELEASE_NS], { encoding: 'utf8' });
+    // spec.cluster enabled for default: the worker gets a Role for Secrets there (the chart's default is off).
+    const yaml = execFileSync(helm, ['template', 'mapleakprobe', repoPath('charts', 'mapleakprobe'), '--namespace', RELEASE_NS, '--set', 'remoteClusters.kubeconfigSecretNamespaces={default}'], { encoding: 'utf8' });
     rendered = loadAllYaml(yaml).filter(Boolean) as KubernetesObject[];
     for (const object of rendered) {
       if (object.kind !== 'Deployment') continue;
@@ -93,7 +94,7 @@ describe("the chart's RBAC is exactly what the operator uses", () => {
           'current-context': 'c',
         }),
       );
-      operators.push(await spawnOperator({ kubeconfig, redisUrl: redis.url, identity: `rbac-${role}`, leaseNamespace: RELEASE_NS, httpToken: readerToken, args: ['--role', role] }));
+      operators.push(await spawnOperator({ kubeconfig, redisUrl: redis.url, identity: `rbac-${role}`, leaseNamespace: RELEASE_NS, httpToken: readerToken, args: ['--role', role, '--kubeconfig-secret-namespaces', 'default'] }));
     }
   });
 

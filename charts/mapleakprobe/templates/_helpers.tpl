@@ -160,6 +160,11 @@ spec:
           value: {{ .ctx.Values.logLevel | quote }}
         - name: HOME
           value: /tmp
+        {{- $tls := .ctx.Values.redis.external.tls }}
+        {{- if and (eq .ctx.Values.redis.mode "external") $tls.caSecret }}
+        - name: NODE_EXTRA_CA_CERTS
+          value: /etc/mapleakprobe/redis-ca/{{ $tls.caSecretKey }}
+        {{- end }}
         {{- with $v.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -193,10 +198,23 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
+        {{- if and (eq .ctx.Values.redis.mode "external") $tls.caSecret }}
+        - name: redis-ca
+          mountPath: /etc/mapleakprobe/redis-ca
+          readOnly: true
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir:
         sizeLimit: 256Mi
+    {{- if and (eq .ctx.Values.redis.mode "external") $tls.caSecret }}
+    - name: redis-ca
+      secret:
+        secretName: {{ $tls.caSecret }}
+        items:
+          - key: {{ $tls.caSecretKey }}
+            path: {{ $tls.caSecretKey }}
+    {{- end }}
   {{- with $v.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
@@ -209,4 +227,10 @@ spec:
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
+
+{{/* Operator flags for the admin's ceilings (values.limits); both components need them (the controller reports which applied). */}}
+{{- define "mapleakprobe.limitArgs" -}}
+{{- $l := .Values.limits -}}
+{{- list "--max-profile-bytes" (toString $l.maxProfileBytes) "--max-inflated-bytes" (toString $l.maxInflatedBytes) "--max-compression-ratio" (toString (int $l.maxCompressionRatio)) "--max-decode-time" (toString $l.maxDecodeTime) "--max-request-timeout" (toString $l.maxRequestTimeout) "--max-symbol-requests" (toString (int $l.maxSymbolRequests)) "--max-targets-per-probe" (toString (int $l.maxTargetsPerProbe)) "--max-probes-per-namespace" (toString (int $l.maxProbesPerNamespace)) "--min-interval" (toString $l.minInterval) "--max-window" (toString (int $l.maxWindow)) "--max-redis-bytes-per-target" (toString $l.maxRedisBytesPerTarget) "--max-events-per-round" (toString (int $l.maxEventsPerRound)) | toJson -}}
 {{- end }}

@@ -1,0 +1,94 @@
+import { durationMs } from './duration.js';
+import type { MapLeakProbeSpec } from './types.js';
+
+/**
+ * Limits the operator's admin sets over every probe (operator flags). A
+ * tenant's value above a ceiling is lowered to it, never trusted, and the
+ * probe's status says so (condition CeilingsApplied).
+ */
+export interface Ceilings {
+  /** Largest answer read from a target (spec.pprof.maxProfileBytes). */
+  maxProfileBytes: number;
+  /** Largest inflated gzip profile. */
+  maxInflatedBytes: number;
+  /** Largest inflated/compressed ratio; Go writes profiles with gzip.BestSpeed (about 2:1 measured), so 50 is generous. */
+  maxCompressionRatio: number;
+  /** Longest trial decode of one answer in the worker's decode thread; slower profiles fail the target. */
+  maxDecodeMs: number;
+  /** Longest request to a target (spec.pprof.timeout). */
+  maxRequestTimeoutMs: number;
+  /** Symbol requests per capture (captureHeap's maxSymbolRequests). */
+  maxSymbolRequests: number;
+  /** Pods captured per probe and round; the rest are left out (status.targetsOmitted). */
+  maxTargetsPerProbe: number;
+  /** Probes scheduled per namespace, oldest first; later ones get Ready=False NamespaceProbeLimit. */
+  maxProbesPerNamespace: number;
+  /** Shortest spec.schedule.interval. */
+  minIntervalMs: number;
+  /** Largest spec.schedule.window. */
+  maxWindow: number;
+  /** Redis bytes one target's kept raw profiles may take; large profiles shorten that target's window (never below 2). */
+  maxRedisBytesPerTarget: number;
+  /** Warning Events one round may record; the rest are summed up in one. */
+  maxEventsPerRound: number;
+}
+
+/**
+ * The operator's defaults without flags: bounded, but loose enough for
+ * development (intervals down to the CRD's 5 s). The chart sets tighter
+ * ones (values.yaml `limits`).
+ */
+export const DEFAULT_CEILINGS: Ceilings = {
+  maxProfileBytes: 64 * 1024 * 1024,
+  maxInflatedBytes: 256 * 1024 * 1024,
+  maxCompressionRatio: 50,
+  maxDecodeMs: 5_000,
+  maxRequestTimeoutMs: 30_000,
+  maxSymbolRequests: 64,
+  maxTargetsPerProbe: 100,
+  maxProbesPerNamespace: 500,
+  minIntervalMs: 5_000,
+  maxWindow: 48,
+  maxRedisBytesPerTarget: 256 * 1024 * 1024,
+  maxEventsPerRound: 10,
+};
+
+/** The spec values a round uses, after the ceilings. */
+export interface EffectiveSettings {
+  maxProfileBytes: number;
+  timeoutMs: number;
+  intervalMs: number;
+  window: number;
+  /** One line per lowered value, e.g. "spec.schedule.window 100 lowered to 24". Empty: none applied. */
+  lowered: string[];
+}
+
+/** Pure: what a probe's spec becomes under the admin's ceilings. Throws on an unparsable duration. */
+export function effectiveSettings(spec: MapLeakProbeSpec, ceilings: Ceilings): EffectiveSettings {
+  const lowered: string[] = [];
+  const atMost = (field: string, value: number, ceiling: number, unit = ''): number => {
+    if (value <= ceiling) return value;
+    lowered.push(`${field} ${value}${unit} lowered to the operator's ceiling ${ceiling}${unit}`);
+    return ceiling;
+  };
+  const maxProfileBytes = atMost('spec.pprof.maxProfileBytes', spec.pprof.maxProfileBytes, ceilings.maxProfileBytes);
+  const timeoutMs = atMost('spec.pprof.timeout', durationMs(spec.pprof.timeout), ceilings.maxRequestTimeoutMs, 'ms');
+  const window = atMost('spec.schedule.window', spec.schedule.window, ceilings.maxWindow);
+  let intervalMs = durationMs(spec.schedule.interval);
+  if (intervalMs < ceilings.minIntervalMs) {
+    lowered.push(`spec.schedule.interval ${intervalMs}ms raised to the operator's minimum ${ceilings.minIntervalMs}ms`);
+    intervalMs = ceilings.minIntervalMs;
+  }
+  return { maxProfileBytes, timeoutMs, intervalMs, window, lowered };
+}
+
+/** Captures one target keeps: the window, shortened when its profiles are large (Redis bytes per target). */
+export function keptCaptures(window: number, profileBytes: number, ceilings: Pick<Ceilings, 'maxRedisBytesPerTarget'>): number {
+  if (profileBytes <= 0) return window;
+  return Math.max(2, Math.min(window, Math.floor(ceilings.maxRedisBytesPerTarget / profileBytes)));
+}
+
+/** A Go-style duration for a count of milliseconds ("90s", "1500ms"), for specs rewritten with effective values. */
+export function formatDurationMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}

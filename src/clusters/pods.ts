@@ -1,0 +1,93 @@
+import { isIP } from 'node:net';
+import type { KubeHttp } from './kube-http.js';
+
+/** The parts of a pod a capture needs, checked: a remote API server is the tenant's, and may say anything. */
+export interface ListedPod {
+  name: string;
+  namespace: string;
+  uid: string;
+  podIP?: string;
+  containers: { name: string; ports: { name?: string; containerPort: number }[] }[];
+}
+
+export interface PodListLimits {
+  /** Pods taken from the list (the first ones by name). */
+  maxPods: number;
+  timeoutMs: number;
+}
+
+/** A pod object is a few KB; this bounds what a list answer may cost. */
+export const POD_LIST_BYTES_PER_POD = 64 * 1024;
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const PORT_NAME = /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
+const UID = /^[A-Za-z0-9-]{1,64}$/;
+
+/**
+ * Running pods that match a selector, read as bytes with `limit` and a size
+ * cap, so a list of a million pods costs no more than `maxPods` would.
+ * Entries that are not well-formed pods of `namespace` are dropped and
+ * counted.
+ */
+export async function listRunningPods(
+  http: KubeHttp,
+  namespace: string,
+  labelSelector: string,
+  limits: PodListLimits,
+): Promise<{ pods: ListedPod[]; truncated: boolean; malformed: number }> {
+  const params = new URLSearchParams({ labelSelector, fieldSelector: 'status.phase=Running', limit: String(limits.maxPods) });
+  const body = await http.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?${params}`, {
+    timeoutMs: limits.timeoutMs,
+    maxBytes: limits.maxPods * POD_LIST_BYTES_PER_POD + 1024 * 1024,
+  });
+  let list: unknown;
+  try {
+    list = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new PodListError('the API server answered the pod list with something that is not JSON');
+  }
+  if (!isRecord(list) || !Array.isArray(list.items)) throw new PodListError('the API server answered the pod list without items');
+  const items = list.items as unknown[];
+  const more = isRecord(list.metadata) && typeof list.metadata.continue === 'string' && list.metadata.continue !== '';
+  const pods: ListedPod[] = [];
+  let malformed = 0;
+  for (const item of items.slice(0, limits.maxPods)) {
+    const pod = checkPod(item, namespace);
+    if (pod) pods.push(pod);
+    else if (pod === undefined) malformed++;
+  }
+  return { pods, truncated: more || items.length > limits.maxPods, malformed };
+}
+
+export class PodListError extends Error {
+  override readonly name = 'PodListError';
+}
+
+/** A checked pod; null when it is fine but not a target (not Running, being deleted); undefined when malformed. */
+function checkPod(item: unknown, namespace: string): ListedPod | null | undefined {
+  if (!isRecord(item) || !isRecord(item.metadata) || !isRecord(item.spec)) return undefined;
+  const { metadata, spec } = item;
+  const status = isRecord(item.status) ? item.status : {};
+  if (typeof metadata.name !== 'string' || !DNS_SUBDOMAIN.test(metadata.name)) return undefined;
+  if (metadata.namespace !== namespace) return undefined;
+  if (typeof metadata.uid !== 'string' || !UID.test(metadata.uid)) return undefined;
+  if (status.phase !== 'Running' || metadata.deletionTimestamp) return null;
+  if (!Array.isArray(spec.containers)) return undefined;
+  const containers: ListedPod['containers'] = [];
+  for (const c of spec.containers as unknown[]) {
+    if (!isRecord(c) || typeof c.name !== 'string' || !DNS_LABEL.test(c.name)) return undefined;
+    const ports: ListedPod['containers'][number]['ports'] = [];
+    for (const p of Array.isArray(c.ports) ? (c.ports as unknown[]) : []) {
+      if (!isRecord(p) || !Number.isInteger(p.containerPort) || (p.containerPort as number) < 1 || (p.containerPort as number) > 65535) continue;
+      ports.push({ containerPort: p.containerPort as number, ...(typeof p.name === 'string' && PORT_NAME.test(p.name) ? { name: p.name } : {}) });
+    }
+    containers.push({ name: c.name, ports });
+  }
+  const podIP = typeof status.podIP === 'string' && isIP(status.podIP) ? status.podIP : undefined;
+  return { name: metadata.name, namespace, uid: metadata.uid, ...(podIP ? { podIP } : {}), containers };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

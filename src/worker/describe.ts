@@ -1,0 +1,61 @@
+import type { EffectiveSettings } from '../api/ceilings.js';
+import { CaptureError } from '../capture/errors.js';
+import { HttpAnswerError } from '../capture/http.js';
+import { ProfileError, type ProfileErrorCode } from '../pprof/errors.js';
+
+/** A failed capture as the tenant sees it: a fixed reason and a message the operator wrote. */
+export interface FailureDescription {
+  reason: string;
+  message: string;
+}
+
+/**
+ * Profile errors in fixed words: their own messages may quote what the
+ * target sent (an HTML title, the first line of a text).
+ */
+const PROFILE_MESSAGES: Record<ProfileErrorCode, string> = {
+  Empty: 'the target answered with an empty body',
+  NotAProfile: 'the answer is text, not a heap profile (is the port/pathPrefix right?)',
+  HtmlPage: 'the answer is an HTML page, not a heap profile (is the port/pathPrefix right?)',
+  TruncatedGzip: 'the profile is a truncated gzip stream',
+  TooLarge: 'the profile is larger than the limit, compressed or inflated',
+  Malformed: 'the profile is malformed',
+  NotAHeapProfile: 'the profile is not a heap profile',
+};
+
+/** The metric label and status reason of an error (stable codes only). */
+export function reasonOf(err: unknown): string {
+  if (err instanceof HttpAnswerError) return `Http${err.answer.status}`;
+  if (err instanceof CaptureError) return err.code === 'HttpStatus' ? `Http${err.status ?? ''}` : err.code;
+  if (err instanceof ProfileError) return err.code;
+  return 'CaptureFailed';
+}
+
+export function describeFailure(err: unknown, settings: Pick<EffectiveSettings, 'timeoutMs' | 'maxProfileBytes'>): FailureDescription {
+  const reason = reasonOf(err);
+  if (err instanceof HttpAnswerError) {
+    const { status, contentType, bytes } = err.answer;
+    const hint = status === 404 ? 'pprof not found (is net/http/pprof imported and the port/pathPrefix right?): ' : status === 403 ? 'forbidden: ' : status === 503 ? 'unavailable: ' : '';
+    return { reason, message: `${hint}the target answered HTTP ${status} (${contentType}, ${bytes} bytes)` };
+  }
+  if (err instanceof CaptureError) {
+    switch (err.code) {
+      case 'Timeout':
+        return { reason, message: `target too slow: no complete answer within ${settings.timeoutMs} ms` };
+      case 'TooLarge':
+        return { reason, message: `the target sent more than ${settings.maxProfileBytes} bytes (limit)` };
+      case 'ConnectionFailed': {
+        // http.ts keeps only a system error code after the last colon.
+        const code = /: ([A-Z0-9_]{2,40})$/.exec(err.message)?.[1];
+        return { reason, message: `nothing answered on the pprof port${code ? ` (${code})` : ''}` };
+      }
+      case 'BadUrl':
+        // Composed by the worker from checked names (container and port names from the pod spec).
+        return { reason, message: err.message.slice(0, 300) };
+      case 'HttpStatus':
+        return { reason, message: `the target answered HTTP ${err.status ?? 'with an error'}` };
+    }
+  }
+  if (err instanceof ProfileError) return { reason, message: PROFILE_MESSAGES[err.code] };
+  return { reason, message: 'the capture failed (an operator error; see its log)' };
+}

@@ -1,0 +1,3 @@
+module mapleakprobe.test/hostile
+
+go 1.19
