@@ -66,6 +66,11 @@ export interface TargetStatus {
 
 export interface FindingStatus {
   site: { function: string; file: string; line: number };
+  /** The first frame in the target's main module, when it is not the site. */
+  caller?: { function: string; file: string; line: number };
+  /** `function`: growth spread over several lines of one function (site.line 0, `lines` lists them). */
+  scope?: 'line' | 'function';
+  lines?: number[];
   kind: Kind;
   pattern: Pattern;
   inuseBytes: number;

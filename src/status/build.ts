@@ -1,4 +1,4 @@
-import { adviceFor, type Pattern } from '../analysis/advice.js';
+import type { Pattern } from '../analysis/advice.js';
 import type { GcSummary } from '../analysis/gctrace.js';
 import type { Finding, SeriesAnalysis } from '../analysis/series.js';
 import { formatBytes } from '../analysis/bytes.js';
@@ -27,6 +27,10 @@ export const DEFAULT_STATUS_LIMITS: StatusLimits = { maxFindings: 10, maxTargets
 const PATTERN_RANK: Record<Pattern, number> = { growing: 0, retained: 1, churn: 2, stable: 3 };
 const EVIDENCE_RANK = { symbolized: 3, 'visible-frame': 2, 'size-signature': 1, none: 0 } as const;
 
+function boundedFrame(frame: { function: string; file: string; line: number }): { function: string; file: string; line: number } {
+  return { function: frame.function.slice(0, 512), file: frame.file.slice(0, 512), line: frame.line };
+}
+
 export function findingKey(f: Pick<Finding, 'kind' | 'site'>): string {
   return `${f.kind}|${f.site.function}|${f.site.file}|${f.site.line}`;
 }
@@ -49,7 +53,10 @@ export function buildCaptureStatus(
       const existing = merged.get(key);
       if (!existing) {
         merged.set(key, {
-          site: { function: f.site.function.slice(0, 512), file: f.site.file.slice(0, 512), line: f.site.line },
+          site: boundedFrame(f.site),
+          ...(f.caller ? { caller: boundedFrame(f.caller) } : {}),
+          ...(f.scope ? { scope: f.scope } : {}),
+          ...(f.lines?.length ? { lines: f.lines.slice(0, 20) } : {}),
           kind: f.kind,
           pattern: f.pattern,
           inuseBytes: f.inuseBytes,
@@ -74,7 +81,8 @@ export function buildCaptureStatus(
       if (EVIDENCE_RANK[f.evidence] > EVIDENCE_RANK[existing.evidence]) existing.evidence = f.evidence;
       if (PATTERN_RANK[f.pattern] < PATTERN_RANK[existing.pattern]) {
         existing.pattern = f.pattern;
-        existing.advice = adviceFor(f.kind, f.pattern, f.mapImpl).slice(0, 512);
+        // That pod's own advice: the engine's may be specific (classic overflow churn, inline keys and values).
+        existing.advice = f.advice.slice(0, 512);
       }
     }
   }

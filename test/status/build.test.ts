@@ -51,6 +51,22 @@ describe('status from a round', () => {
     assert.equal(status.mapMemory, '80.0 MiB');
   });
 
+  test("a finding keeps the caller in the main module, its scope and lines, and the most serious pod's own advice", () => {
+    const library = { ...finding(10, 'stable'), site: { function: 'github.com/hashicorp/golang-lru/v2/simplelru.(*LRU[...]).Add', file: '/go/pkg/mod/lru.go', line: 80 } };
+    const caller = { function: 'main.lookup', file: '/app/main.go', line: 42 };
+    const churning = { ...library, pattern: 'churn' as const, caller, scope: 'line' as const, advice: 'Classic map under insert/delete churn: what grows is its overflow buckets' };
+    const spread = { ...finding(0, 'growing', 'other'), site: { function: 'main.journal', file: '/app/main.go', line: 0 }, scope: 'function' as const, lines: Array.from({ length: 30 }, (_, i) => 100 + i) };
+    const status = buildCaptureStatus([round('a', [{ ...library, caller }]), round('b', [churning, spread])], new Map());
+    const lru = status.findings?.find((f) => f.site.line === 80);
+    assert.deepEqual(lru?.caller, caller);
+    assert.equal(lru?.pattern, 'churn');
+    assert.equal(lru?.advice, churning.advice, 'the engine chose a specific advice; merging keeps it');
+    const fn = status.findings?.find((f) => f.site.function === 'main.journal');
+    assert.equal(fn?.scope, 'function');
+    assert.equal(fn?.lines?.length, 20, 'bounded');
+    assert.equal(fn?.caller, undefined);
+  });
+
   test('status stays bounded whatever the number of pods', () => {
     const rounds = Array.from({ length: 500 }, (_, i) => round(`pod-${String(i).padStart(3, '0')}`, Array.from({ length: 30 }, (_, j) => finding(j, 'growing'))));
     const status = buildCaptureStatus(rounds, new Map(), { maxFindings: 10, maxTargets: 20, maxPodsPerFinding: 10 });
