@@ -33,12 +33,22 @@ export interface MapLeakProbeSpec {
     transport: 'APIServerProxy' | 'Direct';
     timeout: string;
     maxProfileBytes: number;
+    scheme?: 'HTTP' | 'HTTPS';
+    tls?: { ca?: { secret?: KeyRef; configMap?: KeyRef }; serverName?: string; insecureSkipVerify?: boolean };
+    authorization?: { credentials: KeyRef };
+    basicAuth?: { username: KeyRef; password: KeyRef };
   };
   schedule: { interval: string; window: number; jitter: string };
   gctrace: { enabled: boolean };
   cluster?: { kubeconfigSecretRef: { name: string; key: string }; namespace: string };
   thresholds: { minMapBytes: number; minGrowthBytesPerHour: number; maxFindings: number };
   suspend: boolean;
+}
+
+/** A key of a Secret or ConfigMap in the probe's own namespace. */
+export interface KeyRef {
+  name: string;
+  key: string;
 }
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';

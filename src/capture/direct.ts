@@ -8,6 +8,8 @@ export interface TargetTls {
   ca?: Buffer | string;
   /** Skip verification: only when the user asked for it. */
   insecure?: boolean;
+  /** The name to verify the certificate against (and send as SNI), when not the URL's host. */
+  serverName?: string;
 }
 
 export interface DirectClientOptions {
@@ -21,7 +23,11 @@ export function directPprofClient(baseUrl: string, timeoutMs: number, options: D
   const base = baseUrl.replace(/\/+$/, '');
   const headers = options.headers ?? {};
   const agent = base.startsWith('https:')
-    ? new https.Agent({ ...(options.tls?.ca ? { ca: options.tls.ca } : {}), rejectUnauthorized: !options.tls?.insecure })
+    ? new https.Agent({
+        ...(options.tls?.ca ? { ca: options.tls.ca } : {}),
+        ...(options.tls?.serverName ? { servername: options.tls.serverName } : {}),
+        rejectUnauthorized: !options.tls?.insecure,
+      })
     : undefined;
   return {
     description: base,

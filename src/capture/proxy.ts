@@ -1,6 +1,6 @@
 import type { KubeHttp } from '../clusters/kube-http.js';
 import type { PprofClient } from './capture.js';
-import { directPprofClient } from './direct.js';
+import { directPprofClient, type DirectClientOptions } from './direct.js';
 
 export interface PodTarget {
   namespace: string;
@@ -8,6 +8,8 @@ export interface PodTarget {
   podIP?: string;
   port: number;
   pathPrefix: string;
+  /** Default http. */
+  scheme?: 'http' | 'https';
 }
 
 /**
@@ -15,7 +17,9 @@ export interface PodTarget {
  * path is not escaped (the generated client does both wrong for pprof).
  */
 export function apiServerProxyClient(http: KubeHttp, pod: PodTarget, timeoutMs: number): PprofClient {
-  const base = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}:${pod.port}/proxy${pod.pathPrefix.replace(/\/+$/, '')}`;
+  // `https:NAME:PORT` makes the API server speak TLS to the pod (without verifying its certificate).
+  const scheme = pod.scheme === 'https' ? 'https:' : '';
+  const base = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${scheme}${encodeURIComponent(pod.name)}:${pod.port}/proxy${pod.pathPrefix.replace(/\/+$/, '')}`;
   return {
     description: `pod ${pod.namespace}/${pod.name}:${pod.port} via API server`,
     get: (path, maxBytes, timeout) => http.get(base + path, { timeoutMs: timeout ?? timeoutMs, maxBytes }),
@@ -23,8 +27,8 @@ export function apiServerProxyClient(http: KubeHttp, pod: PodTarget, timeoutMs: 
 }
 
 /** pprof at the pod IP, for an operator running inside the target's cluster network. */
-export function podDirectClient(pod: PodTarget, timeoutMs: number): PprofClient {
+export function podDirectClient(pod: PodTarget, timeoutMs: number, options: DirectClientOptions = {}): PprofClient {
   if (!pod.podIP) throw new Error(`pod ${pod.namespace}/${pod.name} has no IP yet`);
   const host = pod.podIP.includes(':') ? `[${pod.podIP}]` : pod.podIP;
-  return directPprofClient(`http://${host}:${pod.port}${pod.pathPrefix.replace(/\/+$/, '')}`, timeoutMs);
+  return directPprofClient(`${pod.scheme ?? 'http'}://${host}:${pod.port}${pod.pathPrefix.replace(/\/+$/, '')}`, timeoutMs, options);
 }

@@ -46,6 +46,8 @@ export interface OperatorConfig {
   ceilings?: Partial<Ceilings>;
   /** Namespaces whose probes may use spec.cluster ("*": all); default none. */
   kubeconfigSecretNamespaces?: string[];
+  /** Namespaces whose probes may name pprof credentials and CAs ("*": all); default none. */
+  pprofCredentialsNamespaces?: string[];
   /** Honour insecure-skip-tls-verify in tenants' kubeconfigs. */
   insecureKubeconfigTls?: boolean;
   /** Let Direct transport go to pod IPs reported by a remote API server. */
@@ -89,6 +91,7 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
       'auth-cache-ttl': { type: 'string', default: env.MAPLEAK_AUTH_CACHE_TTL ?? '30s' },
       'auth-max-reviews': { type: 'string', default: env.MAPLEAK_AUTH_MAX_REVIEWS ?? String(DEFAULT_REVIEWER_OPTIONS.maxInFlight) },
       'kubeconfig-secret-namespaces': { type: 'string', default: '' },
+      'pprof-credentials-namespaces': { type: 'string', default: '' },
       'insecure-kubeconfig-tls': { type: 'boolean', default: false },
       'allow-remote-direct': { type: 'boolean', default: false },
       'metrics-sweep-interval': { type: 'string', default: '60s' },
@@ -100,8 +103,8 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     const text = (values as Record<string, unknown>)[flag];
     if (typeof text === 'string') ceilings[field] = parse(text, flag);
   }
-  const secretNamespaces = values['kubeconfig-secret-namespaces'].split(',').map((n) => n.trim()).filter(Boolean);
-  for (const ns of secretNamespaces) if (ns !== '*' && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new UsageError(`--kubeconfig-secret-namespaces: "${ns}" is not a namespace name`);
+  const secretNamespaces = namespaceList(values['kubeconfig-secret-namespaces'], 'kubeconfig-secret-namespaces');
+  const credentialNamespaces = namespaceList(values['pprof-credentials-namespaces'], 'pprof-credentials-namespaces');
   if (!['all', 'controller', 'worker'].includes(values.role)) throw new UsageError(`--role must be all, controller or worker, got "${values.role}"`);
   return {
     role: values.role as Role,
@@ -119,6 +122,7 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     auth: { cacheTtlMs: parseDuration(values['auth-cache-ttl']), maxInFlight: parseCount(values['auth-max-reviews'], 'auth-max-reviews', 1) },
     ceilings,
     kubeconfigSecretNamespaces: secretNamespaces,
+    pprofCredentialsNamespaces: credentialNamespaces,
     insecureKubeconfigTls: values['insecure-kubeconfig-tls'],
     allowRemoteDirect: values['allow-remote-direct'],
     metricsSweepMs: parseDuration(values['metrics-sweep-interval']),
@@ -198,7 +202,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         symbols: new SymbolCache(),
         metrics,
         log: log.child({ part: 'worker' }),
-        limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency, allowRemoteDirect: config.allowRemoteDirect ?? false },
+        limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency, allowRemoteDirect: config.allowRemoteDirect ?? false, pprofCredentialsNamespaces: new Set(config.pprofCredentialsNamespaces ?? []) },
         ceilings,
         decodeGate,
       },
@@ -300,4 +304,11 @@ export async function runOperatorCommand(args: string[]): Promise<number> {
   });
   await operator.stop();
   return 0;
+}
+
+/** `a,b,c` → namespace names ("*" for all), each checked. */
+function namespaceList(text: string, flag: string): string[] {
+  const names = text.split(',').map((n) => n.trim()).filter(Boolean);
+  for (const ns of names) if (ns !== '*' && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new UsageError(`--${flag}: "${ns}" is not a namespace name`);
+  return names;
 }

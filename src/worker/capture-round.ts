@@ -22,6 +22,7 @@ import type { CaptureJobData } from '../queue/names.js';
 import type { DecodeGate } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
 import { mapLimit } from './limit.js';
+import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
 
 export interface WorkerLimits {
   /** Targets captured at once within one probe's round. */
@@ -32,9 +33,18 @@ export interface WorkerLimits {
   apiTimeoutMs: number;
   /** Let Direct transport reach pod IPs that a remote (tenant-named) API server reports (--allow-remote-direct). */
   allowRemoteDirect: boolean;
+  /** Namespaces whose probes may name pprof credentials and CAs ("*": all; --pprof-credentials-namespaces). */
+  pprofCredentialsNamespaces: ReadonlySet<string>;
 }
 
-export const DEFAULT_WORKER_LIMITS: WorkerLimits = { targetConcurrency: 4, maxGcLogBytes: 4 * 1024 * 1024, maxGcCycles: 2000, apiTimeoutMs: 30_000, allowRemoteDirect: false };
+export const DEFAULT_WORKER_LIMITS: WorkerLimits = {
+  targetConcurrency: 4,
+  maxGcLogBytes: 4 * 1024 * 1024,
+  maxGcCycles: 2000,
+  apiTimeoutMs: 30_000,
+  allowRemoteDirect: false,
+  pprofCredentialsNamespaces: new Set(),
+};
 
 export interface CaptureRoundDeps {
   probes: ProbeClient;
@@ -116,6 +126,17 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     return 'cluster-error';
   }
 
+  // Credentials and CAs come from the probe's own namespace on this cluster, and only from labelled Secrets.
+  let access: TargetAccess;
+  try {
+    access = await resolveTargetAccess(probe, deps.probes.core, { allowedNamespaces: deps.limits.pprofCredentialsNamespaces, timeoutMs: deps.limits.apiTimeoutMs });
+  } catch (err) {
+    const { reason, message } = err instanceof TargetAccessError ? err : { reason: 'PprofCredentialsUnavailable', message: 'the pprof credentials could not be read' };
+    await writeDegraded(deps, probe, reason, message, now());
+    log.warn('pprof credentials unavailable', { reason });
+    return 'cluster-error';
+  }
+
   let pods: Pod[];
   let omitted = 0;
   try {
@@ -134,7 +155,7 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     return 'cluster-error';
   }
   const previousTargets = new Map((await deps.store.targets(key)).map((t) => [t.uid, t]));
-  const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, settings, ceilings, deps, now, log };
+  const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, settings, ceilings, access, deps, now, log };
   const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) => captureTarget(context, pod, previousTargets.get(pod.uid)?.lastCaptureTime));
   await deps.store.forgetTargetsExcept(key, new Set(pods.map((p) => p.uid)));
 
@@ -222,13 +243,14 @@ interface RoundContext {
   ttlSeconds: number;
   settings: EffectiveSettings;
   ceilings: Ceilings;
+  access: TargetAccess;
   deps: CaptureRoundDeps;
   now: () => Date;
   log: Logger;
 }
 
 async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: string | undefined): Promise<TargetRound> {
-  const { jobId, probe, cluster, key, window, ttlSeconds, settings, ceilings, deps, now, log } = context;
+  const { jobId, probe, cluster, key, window, ttlSeconds, settings, ceilings, access, deps, now, log } = context;
   const round: TargetRound = { pod: { name: pod.name, namespace: pod.namespace, uid: pod.uid }, captures: 0 };
   const timeoutMs = settings.timeoutMs;
   const limits = { maxBytes: settings.maxProfileBytes, maxInflatedBytes: ceilings.maxInflatedBytes, maxRatio: ceilings.maxCompressionRatio };
@@ -236,8 +258,11 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
   try {
     if (pod.portError || pod.port === undefined) throw new CaptureError('BadUrl', pod.portError ?? 'no pprof port');
     if (probe.spec.pprof.transport === 'Direct' && !pod.podIP) throw new CaptureError('BadUrl', 'pod has no IP yet');
-    const target = { namespace: pod.namespace, name: pod.name, port: pod.port, pathPrefix: probe.spec.pprof.pathPrefix, ...(pod.podIP ? { podIP: pod.podIP } : {}) };
-    const direct: PprofClient = probe.spec.pprof.transport === 'Direct' ? podDirectClient(target, timeoutMs) : apiServerProxyClient(cluster.http, target, timeoutMs);
+    const target = { namespace: pod.namespace, name: pod.name, port: pod.port, pathPrefix: probe.spec.pprof.pathPrefix, scheme: access.scheme, ...(pod.podIP ? { podIP: pod.podIP } : {}) };
+    const direct: PprofClient =
+      probe.spec.pprof.transport === 'Direct'
+        ? podDirectClient(target, timeoutMs, { headers: access.headers, ...(access.tls ? { tls: access.tls } : {}) })
+        : apiServerProxyClient(cluster.http, target, timeoutMs);
     const client = deps.decodeGate ? deps.decodeGate.wrap(direct, limits) : direct;
     const capture = await captureHeap(client, { limits, symbols: deps.symbols, scope: `${cluster.id}|${pod.namespace}/${pod.uid}`, maxSymbolRequests: ceilings.maxSymbolRequests, now });
     // The same job retried gives the same id: the capture is overwritten, not duplicated.
