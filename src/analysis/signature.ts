@@ -164,24 +164,48 @@ function worthAFullLook(shape: Shape, levels: number): boolean {
   return levels !== 1 << SWISS_FULL_LEVEL || (fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX);
 }
 
-/** The best classic and the best swiss explanation of one site's object sizes, if any explains it. */
-export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
+/**
+ * Shapes worth a full look for a set of large sizes. Sites share size sets
+ * (size classes, page multiples), so the candidate walk runs once per set.
+ */
+const PLAUSIBLE_BY_SIZE_SET = new Map<string, Int32Array>();
+const MAX_CACHED_SIZE_SETS = 50_000;
+
+function plausibleShapes(bySize: ReadonlyMap<number, SizeStats>): Int32Array {
+  const sizes: number[] = [];
+  for (const size of bySize.keys()) if (size >= LARGE_OBJECT && STRUCTURES.has(size)) sizes.push(size);
+  if (sizes.length === 0) return NONE;
+  sizes.sort((a, b) => a - b);
+  const key = sizes.join(',');
+  const cached = PLAUSIBLE_BY_SIZE_SET.get(key);
+  if (cached) return cached;
   const touched: number[] = [];
-  for (const size of bySize.keys()) {
-    if (size < LARGE_OBJECT) continue;
-    const candidates = STRUCTURES.get(size);
-    if (!candidates) continue;
-    for (const { shape, level } of candidates) {
+  for (const size of sizes) {
+    for (const { shape, level } of STRUCTURES.get(size) as Candidate[]) {
       if (SEEN_LEVELS[shape] === 0) touched.push(shape);
       SEEN_LEVELS[shape] = (SEEN_LEVELS[shape] as number) | (1 << level);
     }
   }
-  let best: Partial<Record<Impl, SizeSignature>> = {};
+  const plausible: number[] = [];
   for (const id of touched) {
-    const shape = SHAPES[id] as Shape;
-    const levels = SEEN_LEVELS[id] as number;
+    if (worthAFullLook(SHAPES[id] as Shape, SEEN_LEVELS[id] as number)) plausible.push(id, SEEN_LEVELS[id] as number);
     SEEN_LEVELS[id] = 0;
-    if (!worthAFullLook(shape, levels)) continue;
+  }
+  if (PLAUSIBLE_BY_SIZE_SET.size >= MAX_CACHED_SIZE_SETS) PLAUSIBLE_BY_SIZE_SET.clear();
+  const result = Int32Array.from(plausible);
+  PLAUSIBLE_BY_SIZE_SET.set(key, result);
+  return result;
+}
+const NONE = new Int32Array(0);
+
+/** The best classic and the best swiss explanation of one site's object sizes, if any explains it. */
+export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
+  const plausible = plausibleShapes(bySize);
+  let best: Partial<Record<Impl, SizeSignature>> = {};
+  for (let i = 0; i < plausible.length; i += 2) {
+    const id = plausible[i] as number;
+    const levels = plausible[i + 1] as number;
+    const shape = SHAPES[id] as Shape;
     const score: Score = { shape: id, levels: new Map() };
     for (let level = 0; level < shape.levelSizes.length; level++) {
       if (levels & (1 << level)) score.levels.set(level, bySize.get(shape.levelSizes[level] as number) as SizeStats);
