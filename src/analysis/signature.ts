@@ -161,7 +161,7 @@ function worthAFullLook(shape: Shape, levels: number): boolean {
   }
   if ((levels & (1 << SWISS_FULL_LEVEL)) === 0) return false;
   const fullSize = shape.levelSizes[SWISS_FULL_LEVEL] as number;
-  return levels !== 1 << SWISS_FULL_LEVEL || (fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX);
+  return (levels & (1 << (SWISS_FULL_LEVEL - 1))) !== 0 || (fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX);
 }
 
 /**
@@ -297,7 +297,13 @@ function qualifySwiss(shape: Shape, score: Score, bySize: ReadonlyMap<number, Si
   }
   // A table grows through every smaller size once, then splits into full
   // tables: a map's full tables are at least as many as any smaller table.
-  const chain = smaller >= 1 && full.objects >= mostSmallerObjects;
+  // Sampling keeps the largest sizes best, so the chain ends in the 64- and
+  // 128-group tables, with the 32-group one or splits (more full tables) beside.
+  const below = score.levels.get(SWISS_FULL_LEVEL - 1);
+  const chain =
+    below !== undefined &&
+    full.objects >= mostSmallerObjects &&
+    (score.levels.has(SWISS_FULL_LEVEL - 2) || full.objects >= 2 * below.objects);
   const lone = fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX && full.objects >= LONE_TABLE_OBJECTS;
   if (!chain && !lone) return undefined;
   const components = new Map<number, MapComponent>();
