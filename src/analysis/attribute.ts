@@ -57,6 +57,12 @@ interface RecordAttribution {
   evidence: Evidence;
   component: MapComponent | undefined;
   impl: MapImpl;
+  /** siteKey(site, kind), made once per attribution: attributions are shared by every record of a stack. */
+  key: string;
+}
+
+function attribution(site: Site, kind: Kind, evidence: Evidence, component: MapComponent | undefined, impl: MapImpl): RecordAttribution {
+  return { site, kind, evidence, component, impl, key: siteKey(site, kind) };
 }
 
 export function siteKey(site: Site, kind: Kind): string {
@@ -87,7 +93,7 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
 
   profile.records.forEach((record, i) => {
     const a = attributions[i] as RecordAttribution;
-    const key = siteKey(a.site, a.kind);
+    const key = a.key;
     let usage = usages.get(key);
     if (!usage) {
       usage = {
@@ -135,13 +141,13 @@ function attributeRecord(record: HeapRecord): RecordAttribution {
   const hidden = record.stack.slice(0, hiddenCount < 0 ? record.stack.length : hiddenCount);
   if (record.hiddenFrames === 'resolved') {
     const role = hiddenMapRole(hidden);
-    if (role) return { site, kind: 'map', evidence: 'symbolized', component: role.component, impl: role.impl };
+    if (role) return attribution(site, 'map', 'symbolized', role.component, role.impl);
   }
   const firstVisible = record.stack[hidden.length];
   if (firstVisible && isVisibleMapFrame(firstVisible.function)) {
-    return { site, kind: 'map', evidence: 'visible-frame', component: 'unknown', impl: 'unknown' };
+    return attribution(site, 'map', 'visible-frame', 'unknown', 'unknown');
   }
-  return { site, kind: 'other', evidence: 'none', component: undefined, impl: 'unknown' };
+  return attribution(site, 'other', 'none', undefined, 'unknown');
 }
 
 /**
@@ -157,7 +163,7 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Recor
   records.forEach((record, i) => {
     const a = attributions[i] as RecordAttribution;
     if (a.kind !== 'other' || record.hiddenFrames === 'resolved' || record.objectSize <= 0) return;
-    const key = siteKey(a.site, 'other');
+    const key = a.key; // kind 'other' here
     const list = bySite.get(key);
     if (list) list.push(i);
     else bySite.set(key, [i]);
@@ -194,11 +200,14 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Recor
         ? signatures.reduce((a, b) => (b.explainedBytes > a.explainedBytes ? b : a))
         : signatures.find((s) => s.impl === impl);
     if (!signature) continue;
+    // One map attribution per component at this site (records share them, as they share their stacks' attributions).
+    const asMap = new Map<MapComponent, RecordAttribution>();
     for (const i of indexes) {
       const component = signature.components.get((records[i] as HeapRecord).objectSize);
       if (!component) continue;
-      const a = attributions[i] as RecordAttribution;
-      attributions[i] = { ...a, kind: 'map', evidence: 'size-signature', component, impl };
+      let mapped = asMap.get(component);
+      if (!mapped) asMap.set(component, (mapped = attribution((attributions[i] as RecordAttribution).site, 'map', 'size-signature', component, impl)));
+      attributions[i] = mapped;
     }
   }
   return impl;
