@@ -201,6 +201,22 @@ const NONE = new Int32Array(0);
 /** The best classic and the best swiss explanation of one site's object sizes, if any explains it. */
 export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
   const plausible = plausibleShapes(bySize);
+  if (plausible.length === 0) return [];
+  // Most sites are the same from one capture to the next: explain each distinct site once.
+  let key = '';
+  for (const [size, stats] of bySize) key += `${size}:${stats.objects}:${stats.bytes},`;
+  const known = SIGNATURES_BY_SITE.get(key);
+  if (known) return known;
+  const found = explainSite(bySize, plausible);
+  if (SIGNATURES_BY_SITE.size >= MAX_CACHED_SITES) SIGNATURES_BY_SITE.clear();
+  SIGNATURES_BY_SITE.set(key, found);
+  return found;
+}
+
+const SIGNATURES_BY_SITE = new Map<string, SizeSignature[]>();
+const MAX_CACHED_SITES = 20_000;
+
+function explainSite(bySize: ReadonlyMap<number, SizeStats>, plausible: Int32Array): SizeSignature[] {
   let best: Partial<Record<Impl, SizeSignature>> = {};
   for (let i = 0; i < plausible.length; i += 2) {
     const id = plausible[i] as number;
