@@ -191,8 +191,9 @@ function plausibleShapes(bySize: ReadonlyMap<number, SizeStats>): Int32Array {
     if (worthAFullLook(SHAPES[id] as Shape, SEEN_LEVELS[id] as number)) plausible.push(id, SEEN_LEVELS[id] as number);
     SEEN_LEVELS[id] = 0;
   }
-  if (PLAUSIBLE_BY_SIZE_SET.size >= MAX_CACHED_SIZE_SETS) PLAUSIBLE_BY_SIZE_SET.clear();
   const result = Int32Array.from(plausible);
+  if (key.length > MAX_CACHED_KEY) return result;
+  if (PLAUSIBLE_BY_SIZE_SET.size >= MAX_CACHED_SIZE_SETS) PLAUSIBLE_BY_SIZE_SET.clear();
   PLAUSIBLE_BY_SIZE_SET.set(key, result);
   return result;
 }
@@ -208,6 +209,7 @@ export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): Siz
   const known = SIGNATURES_BY_SITE.get(key);
   if (known) return known;
   const found = explainSite(bySize, plausible);
+  if (key.length > MAX_CACHED_KEY) return found; // a site with hundreds of sizes is rare; not worth holding
   if (SIGNATURES_BY_SITE.size >= MAX_CACHED_SITES) SIGNATURES_BY_SITE.clear();
   SIGNATURES_BY_SITE.set(key, found);
   return found;
@@ -215,6 +217,8 @@ export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): Siz
 
 const SIGNATURES_BY_SITE = new Map<string, SizeSignature[]>();
 const MAX_CACHED_SITES = 20_000;
+/** The caches outlive one profile (the operator's worker): their keys are bounded, whatever a profile holds. */
+const MAX_CACHED_KEY = 2048;
 
 function explainSite(bySize: ReadonlyMap<number, SizeStats>, plausible: Int32Array): SizeSignature[] {
   let best: Partial<Record<Impl, SizeSignature>> = {};
