@@ -1,74 +1,71 @@
-// Command heapgen writes a large, real heap profile for `npm run bench`:
-// every allocation is sampled (MemProfileRate = 1) from 2^depth distinct
-// call stacks, each with several object sizes, next to a few real maps.
+// Command heapgen writes heap profiles shaped like those of large Go
+// services, for `npm run bench`. Its allocating functions are generated
+// (bench/generate.ts writes funcs.go: thousands of distinct functions that
+// build maps of many shapes, grow slices, build strings and allocate
+// buffers, each at its own lines); this file drives them.
+//
+//	heapgen -out DIR -funcs N -captures K [-rate R] [-interval D]
+//
+// Each round calls the first N functions once (a share of what they
+// allocate is kept, so the heap grows from round to round), then writes
+// DIR/heap-NNN.pb.gz after a GC.
 package main
 
 import (
 	"flag"
+	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"time"
 )
+
+// funcs is filled by the generated funcs.go.
+var funcs []func(round int)
 
 var (
-	keep  [][]byte
-	maps  []map[int64]*[4]int64
-	sizes = []int{16, 48, 96, 176, 320, 640, 1152, 2304, 4096, 8192, 13568, 27264, 40960, 81920}
+	kept [][]any
+	sink any
 )
 
-//go:noinline
-func allocate(size int, retain bool) {
-	b := make([]byte, size)
-	if retain {
-		keep = append(keep, b)
+func keep(round int, v any) {
+	for len(kept) <= round {
+		kept = append(kept, nil)
 	}
-}
-
-// walk reaches the leaf through one of two call sites per level, so each
-// path is a distinct stack.
-//
-//go:noinline
-func walk(depth int, path uint32, size int, retain bool) {
-	if depth == 0 {
-		allocate(size, retain)
-		return
-	}
-	if path&1 == 0 {
-		walk(depth-1, path>>1, size, retain)
-	} else {
-		walk(depth-1, path>>1, size, retain)
-	}
+	kept[round] = append(kept[round], v)
 }
 
 func main() {
-	out := flag.String("out", "heap.pb.gz", "where to write the proto heap profile")
-	depth := flag.Int("depth", 12, "2^depth distinct stacks")
+	out := flag.String("out", ".", "directory for heap-NNN.pb.gz")
+	n := flag.Int("funcs", len(funcs), "how many of the generated functions to call")
+	captures := flag.Int("captures", 1, "rounds, one profile after each")
+	rate := flag.Int("rate", 1, "runtime.MemProfileRate")
+	interval := flag.Duration("interval", time.Second, "pause between captures")
 	flag.Parse()
-	runtime.MemProfileRate = 1
-
-	for path := uint32(0); path < 1<<*depth; path++ {
-		for i, size := range sizes {
-			walk(*depth, path, size, (int(path)+i)%3 == 0)
+	runtime.MemProfileRate = *rate
+	if *n > len(funcs) {
+		log.Fatalf("only %d functions were generated", len(funcs))
+	}
+	for round := 0; round < *captures; round++ {
+		if round > 0 {
+			time.Sleep(*interval)
+		}
+		for _, f := range funcs[:*n] {
+			f(round)
+		}
+		runtime.GC()
+		f, err := os.Create(filepath.Join(*out, fmt.Sprintf("heap-%03d.pb.gz", round+1)))
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			log.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			log.Fatal(err)
 		}
 	}
-	for i := 0; i < 16; i++ {
-		m := make(map[int64]*[4]int64)
-		for k := int64(0); k < 20_000; k++ {
-			m[k] = &[4]int64{k}
-		}
-		maps = append(maps, m)
-	}
-	runtime.GC()
-	runtime.GC()
-	f, err := os.Create(*out)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-		log.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		log.Fatal(err)
-	}
+	runtime.KeepAlive(sink)
 }

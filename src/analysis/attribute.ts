@@ -72,6 +72,15 @@ interface RecordAttribution {
   evidence: Evidence;
   component: MapComponent | undefined;
   impl: MapImpl;
+  /** siteKey(site, kind), made once per attribution: attributions are shared by every record of a stack. */
+  key: string;
+}
+
+/** Where a record's memory goes, whatever its kind. */
+type Owner = Pick<RecordAttribution, 'site' | 'caller' | 'profiler'>;
+
+function attribution(who: Owner, kind: Kind, evidence: Evidence, component: MapComponent | undefined, impl: MapImpl): RecordAttribution {
+  return { site: who.site, caller: who.caller, profiler: who.profiler, kind, evidence, component, impl, key: siteKey(who.site, kind) };
 }
 
 export function siteKey(site: Site, kind: Kind): string {
@@ -106,7 +115,7 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
     totals.inuseBytes += record.inuseBytes;
     totals.allocBytes += record.allocBytes;
     if (a.profiler) return;
-    const key = siteKey(a.site, a.kind);
+    const key = a.key;
     let usage = usages.get(key);
     if (!usage) {
       usage = {
@@ -171,13 +180,13 @@ function attributeRecord(record: HeapRecord): RecordAttribution {
   const hidden = record.stack.slice(0, hiddenCount < 0 ? record.stack.length : hiddenCount);
   if (record.hiddenFrames === 'resolved') {
     const role = hiddenMapRole(hidden);
-    if (role) return { ...who, kind: 'map', evidence: 'symbolized', component: role.component, impl: role.impl };
+    if (role) return attribution(who, 'map', 'symbolized', role.component, role.impl);
   }
   const firstVisible = record.stack[hidden.length];
   if (firstVisible && isVisibleMapFrame(firstVisible.function)) {
-    return { ...who, kind: 'map', evidence: 'visible-frame', component: 'unknown', impl: 'unknown' };
+    return attribution(who, 'map', 'visible-frame', 'unknown', 'unknown');
   }
-  return { ...who, kind: 'other', evidence: 'none', component: undefined, impl: 'unknown' };
+  return attribution(who, 'other', 'none', undefined, 'unknown');
 }
 
 /**
@@ -193,7 +202,7 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Recor
   records.forEach((record, i) => {
     const a = attributions[i] as RecordAttribution;
     if (a.kind !== 'other' || record.hiddenFrames === 'resolved' || record.objectSize <= 0) return;
-    const key = siteKey(a.site, 'other');
+    const key = a.key; // kind 'other' here
     const list = bySite.get(key);
     if (list) list.push(i);
     else bySite.set(key, [i]);
@@ -230,11 +239,16 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Recor
         ? signatures.reduce((a, b) => (b.explainedBytes > a.explainedBytes ? b : a))
         : signatures.find((s) => s.impl === impl);
     if (!signature) continue;
+    // One map attribution per component and caller at this site (records share them, as they share their stacks' attributions).
+    const asMap = new Map<string, RecordAttribution>();
     for (const i of indexes) {
       const component = signature.components.get((records[i] as HeapRecord).objectSize);
       if (!component) continue;
-      const a = attributions[i] as RecordAttribution;
-      attributions[i] = { ...a, kind: 'map', evidence: 'size-signature', component, impl };
+      const owner = attributions[i] as RecordAttribution;
+      const shareKey = `${component}\t${owner.caller ? siteKey(owner.caller, 'map') : ''}\t${owner.profiler}`;
+      let mapped = asMap.get(shareKey);
+      if (!mapped) asMap.set(shareKey, (mapped = attribution(owner, 'map', 'size-signature', component, impl)));
+      attributions[i] = mapped;
     }
   }
   return impl;

@@ -161,27 +161,71 @@ function worthAFullLook(shape: Shape, levels: number): boolean {
   }
   if ((levels & (1 << SWISS_FULL_LEVEL)) === 0) return false;
   const fullSize = shape.levelSizes[SWISS_FULL_LEVEL] as number;
-  return levels !== 1 << SWISS_FULL_LEVEL || (fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX);
+  return (levels & (1 << (SWISS_FULL_LEVEL - 1))) !== 0 || (fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX);
 }
 
-/** The best classic and the best swiss explanation of one site's object sizes, if any explains it. */
-export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
+/**
+ * Shapes worth a full look for a set of large sizes. Sites share size sets
+ * (size classes, page multiples), so the candidate walk runs once per set.
+ */
+const PLAUSIBLE_BY_SIZE_SET = new Map<string, Int32Array>();
+const MAX_CACHED_SIZE_SETS = 50_000;
+
+function plausibleShapes(bySize: ReadonlyMap<number, SizeStats>): Int32Array {
+  const sizes: number[] = [];
+  for (const size of bySize.keys()) if (size >= LARGE_OBJECT && STRUCTURES.has(size)) sizes.push(size);
+  if (sizes.length === 0) return NONE;
+  sizes.sort((a, b) => a - b);
+  const key = sizes.join(',');
+  const cached = PLAUSIBLE_BY_SIZE_SET.get(key);
+  if (cached) return cached;
   const touched: number[] = [];
-  for (const size of bySize.keys()) {
-    if (size < LARGE_OBJECT) continue;
-    const candidates = STRUCTURES.get(size);
-    if (!candidates) continue;
-    for (const { shape, level } of candidates) {
+  for (const size of sizes) {
+    for (const { shape, level } of STRUCTURES.get(size) as Candidate[]) {
       if (SEEN_LEVELS[shape] === 0) touched.push(shape);
       SEEN_LEVELS[shape] = (SEEN_LEVELS[shape] as number) | (1 << level);
     }
   }
-  let best: Partial<Record<Impl, SizeSignature>> = {};
+  const plausible: number[] = [];
   for (const id of touched) {
-    const shape = SHAPES[id] as Shape;
-    const levels = SEEN_LEVELS[id] as number;
+    if (worthAFullLook(SHAPES[id] as Shape, SEEN_LEVELS[id] as number)) plausible.push(id, SEEN_LEVELS[id] as number);
     SEEN_LEVELS[id] = 0;
-    if (!worthAFullLook(shape, levels)) continue;
+  }
+  const result = Int32Array.from(plausible);
+  if (key.length > MAX_CACHED_KEY) return result;
+  if (PLAUSIBLE_BY_SIZE_SET.size >= MAX_CACHED_SIZE_SETS) PLAUSIBLE_BY_SIZE_SET.clear();
+  PLAUSIBLE_BY_SIZE_SET.set(key, result);
+  return result;
+}
+const NONE = new Int32Array(0);
+
+/** The best classic and the best swiss explanation of one site's object sizes, if any explains it. */
+export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
+  const plausible = plausibleShapes(bySize);
+  if (plausible.length === 0) return [];
+  // Most sites are the same from one capture to the next: explain each distinct site once.
+  let key = '';
+  for (const [size, stats] of bySize) key += `${size}:${stats.objects}:${stats.bytes},`;
+  const known = SIGNATURES_BY_SITE.get(key);
+  if (known) return known;
+  const found = explainSite(bySize, plausible);
+  if (key.length > MAX_CACHED_KEY) return found; // a site with hundreds of sizes is rare; not worth holding
+  if (SIGNATURES_BY_SITE.size >= MAX_CACHED_SITES) SIGNATURES_BY_SITE.clear();
+  SIGNATURES_BY_SITE.set(key, found);
+  return found;
+}
+
+const SIGNATURES_BY_SITE = new Map<string, SizeSignature[]>();
+const MAX_CACHED_SITES = 20_000;
+/** The caches outlive one profile (the operator's worker): their keys are bounded, whatever a profile holds. */
+const MAX_CACHED_KEY = 2048;
+
+function explainSite(bySize: ReadonlyMap<number, SizeStats>, plausible: Int32Array): SizeSignature[] {
+  let best: Partial<Record<Impl, SizeSignature>> = {};
+  for (let i = 0; i < plausible.length; i += 2) {
+    const id = plausible[i] as number;
+    const levels = plausible[i + 1] as number;
+    const shape = SHAPES[id] as Shape;
     const score: Score = { shape: id, levels: new Map() };
     for (let level = 0; level < shape.levelSizes.length; level++) {
       if (levels & (1 << level)) score.levels.set(level, bySize.get(shape.levelSizes[level] as number) as SizeStats);
@@ -273,7 +317,13 @@ function qualifySwiss(shape: Shape, score: Score, bySize: ReadonlyMap<number, Si
   }
   // A table grows through every smaller size once, then splits into full
   // tables: a map's full tables are at least as many as any smaller table.
-  const chain = smaller >= 1 && full.objects >= mostSmallerObjects;
+  // Sampling keeps the largest sizes best, so the chain ends in the 64- and
+  // 128-group tables, with the 32-group one or splits (more full tables) beside.
+  const below = score.levels.get(SWISS_FULL_LEVEL - 1);
+  const chain =
+    below !== undefined &&
+    full.objects >= mostSmallerObjects &&
+    (score.levels.has(SWISS_FULL_LEVEL - 2) || full.objects >= 2 * below.objects);
   const lone = fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX && full.objects >= LONE_TABLE_OBJECTS;
   if (!chain && !lone) return undefined;
   const components = new Map<number, MapComponent>();

@@ -18,9 +18,16 @@ class Reader {
   constructor(
     readonly buf: Uint8Array,
     start: number,
-    readonly end: number,
+    public end: number,
   ) {
     this.pos = start;
+  }
+
+  /** Reads another part of the same buffer (one reader for every sample, no allocation each). */
+  reset(start: number, end: number): this {
+    this.pos = start;
+    this.end = end;
+    return this;
   }
 
   /** Varints as numbers: exact up to 2^53, which every count, size and address in a heap profile is. */
@@ -91,11 +98,24 @@ interface RawLocation {
   lines: RawLine[];
 }
 
-/** One node per location id along a stack (leaf first), so samples of one stack share its arrays. */
-interface StackNode {
-  children: Map<number, StackNode> | undefined;
-  stack: Frame[] | undefined;
-  addresses: number[] | undefined;
+/** A distinct stack (its location ids, leaf first) and the arrays every sample of it shares. */
+interface SharedStack {
+  ids: number[];
+  stack: Frame[];
+  addresses: number[];
+}
+
+/** A hash of a location id sequence, to find the stack a sample shares without building a string key. */
+function hashIds(ids: readonly number[]): number {
+  let hash = 0x811c9dc5;
+  for (const id of ids) hash = Math.imul(hash ^ id, 0x01000193) ^ Math.floor(id / 0x100000000);
+  return hash >>> 0;
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 const textDecoder = new TextDecoder('utf-8');
@@ -184,11 +204,29 @@ export function decodeProtoHeap(bytes: Uint8Array): HeapProfile {
 
   const bytesKey = strings.indexOf('bytes');
   const records: HeapRecord[] = new Array(sampleStarts.length);
-  const root: StackNode = { children: undefined, stack: undefined, addresses: undefined };
+  const stacks = new Map<number, SharedStack | SharedStack[]>();
+  const shared = (ids: number[]): SharedStack => {
+    const hash = hashIds(ids);
+    const found = stacks.get(hash);
+    if (found && !Array.isArray(found) && sameIds(found.ids, ids)) return found;
+    if (Array.isArray(found)) for (const s of found) if (sameIds(s.ids, ids)) return s;
+    const stack: Frame[] = [];
+    const addresses: number[] = [];
+    for (const id of ids) {
+      for (const frame of framesOf(id)) stack.push(frame);
+      addresses.push(locations.get(id)?.address ?? 0);
+    }
+    const created: SharedStack = { ids: [...ids], stack, addresses };
+    if (!found) stacks.set(hash, created);
+    else if (Array.isArray(found)) found.push(created);
+    else stacks.set(hash, [found, created]);
+    return created;
+  };
+  const reader = new Reader(bytes, 0, 0);
   const locationIds: number[] = [];
   const values: number[] = [];
   for (let s = 0; s < sampleStarts.length; s++) {
-    const reader = new Reader(bytes, sampleStarts[s] as number, sampleEnds[s] as number);
+    reader.reset(sampleStarts[s] as number, sampleEnds[s] as number);
     locationIds.length = 0;
     values.length = 0;
     let sizeLabel = -1;
@@ -203,38 +241,22 @@ export function decodeProtoHeap(bytes: Uint8Array): HeapProfile {
         if (num >= 0) sizeLabel = num;
       } else reader.skip(wire);
     }
-
-    let node = root;
-    for (const id of locationIds) {
-      node.children ??= new Map();
-      let child = node.children.get(id);
-      if (!child) node.children.set(id, (child = { children: undefined, stack: undefined, addresses: undefined }));
-      node = child;
-    }
-    if (!node.stack || !node.addresses) {
-      const stack: Frame[] = [];
-      const addresses: number[] = [];
-      for (const id of locationIds) {
-        for (const frame of framesOf(id)) stack.push(frame);
-        addresses.push(locations.get(id)?.address ?? 0);
-      }
-      node.stack = stack;
-      node.addresses = addresses;
-    }
-
-    const value = (i: number): number => (i < 0 ? 0 : (values[i] ?? 0));
-    const objects = value(allocObjects) || value(inuseObjects);
-    const objectSize =
-      sizeLabel >= 0 ? sizeLabel : objects > 0 ? Math.round((value(allocSpace) || value(inuseSpace)) / objects) : 0;
+    const { stack, addresses } = shared(locationIds);
+    const inuseObjectCount = inuseObjects < 0 ? 0 : (values[inuseObjects] ?? 0);
+    const inuseByteCount = inuseSpace < 0 ? 0 : (values[inuseSpace] ?? 0);
+    const allocObjectCount = allocObjects < 0 ? 0 : (values[allocObjects] ?? 0);
+    const allocByteCount = allocSpace < 0 ? 0 : (values[allocSpace] ?? 0);
+    const objects = allocObjectCount || inuseObjectCount;
+    const objectSize = sizeLabel >= 0 ? sizeLabel : objects > 0 ? Math.round((allocByteCount || inuseByteCount) / objects) : 0;
     records[s] = {
-      stack: node.stack,
-      addresses: node.addresses,
+      stack,
+      addresses,
       hiddenFrames: 'absent',
       objectSize,
-      inuseObjects: value(inuseObjects),
-      inuseBytes: value(inuseSpace),
-      allocObjects: value(allocObjects),
-      allocBytes: value(allocSpace),
+      inuseObjects: inuseObjectCount,
+      inuseBytes: inuseByteCount,
+      allocObjects: allocObjectCount,
+      allocBytes: allocByteCount,
     };
   }
 

@@ -1,6 +1,8 @@
 // The shapes target (test/targets/shapes): maps of known shapes and what
 // each really costs. Shared by the proto-only accuracy test and, later, the
-// symbolized one (run it with -addr to get a live target serving /truth).
+// symbolized one: `startTarget(await buildTarget('shapes', ...), dir)` gives
+// a live target that has built every shape before it listens, serving
+// net/http/pprof and the same truth (ShapesTruth) as JSON on /truth.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -9,6 +9,7 @@
 //
 //	shapes -out heap.pb.gz        write the proto heap profile, print the truth as JSON, exit
 //	shapes -addr 127.0.0.1:0      print the truth, then serve net/http/pprof (and /truth) until killed
+//	                              (or -max-lifetime has passed); test/support's startTarget runs it so
 //
 // The functions below follow one pattern per (key size, value size, entry
 // count); keys and values are arrays of int64 (no pointers, 8-byte aligned).
@@ -680,7 +681,7 @@ func manyStrings() any {
 func main() {
 	out := flag.String("out", "", "write the proto heap profile here, print the truth and exit")
 	addr := flag.String("addr", "", "serve net/http/pprof and /truth on this address after building")
-	lifetime := flag.Duration("max-lifetime", 10*time.Minute, "with -addr: exit after this long (a safety net for tests)")
+	maxLifetime := flag.Duration("max-lifetime", 0, "with -addr: exit after this long (0: never), so a forgotten target ends")
 	flag.Parse()
 	truth.GoVersion = runtime.Version()
 	measure("v8-small", "main.build_v8_small", "map", 8, 8, 6, build_v8_small)
@@ -766,6 +767,8 @@ func main() {
 	}
 	fmt.Println(string(doc))
 	fmt.Printf("listening on %s\n", ln.Addr())
-	time.AfterFunc(*lifetime, func() { os.Exit(0) })
+	if *maxLifetime > 0 {
+		time.AfterFunc(*maxLifetime, func() { os.Exit(0) })
+	}
 	log.Fatal(http.Serve(ln, nil))
 }
