@@ -47,8 +47,8 @@ export class DecodeGate {
   wrap(client: PprofClient, limits: DecodeLimits): PprofClient {
     return {
       description: client.description,
-      get: async (path, maxBytes) => {
-        const body = await client.get(path, maxBytes);
+      get: async (path, maxBytes, timeoutMs) => {
+        const body = await client.get(path, maxBytes, timeoutMs);
         if (path === '/heap') await this.check('proto', body, limits);
         else if (path.startsWith('/heap?debug=1')) await this.check('debug1', body, limits);
         return body;
