@@ -170,7 +170,7 @@ test('deleting the pod stops its program and removes its network namespace', () 
     assert.ok(pod, 'pod is running');
     const c = requireCluster();
     const programCommandLine = commandLineOf(pod.pid) ?? '';
-    assert.ok(programCommandLine.includes('program'), `program ${pod.pid} runs before the delete`);
+    assert.ok(programCommandLine.includes('pprof-hello'), `program ${pod.pid} (the built pprof-hello) runs before the delete`);
     await deletePod(c, NAMESPACE, pod.name);
     await waitFor(
       async () => (commandLineOf(pod!.pid) === undefined ? true : undefined),

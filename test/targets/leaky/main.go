@@ -200,6 +200,14 @@ func main() {
 		retainedItems = fillAndDrainItems(300_000)
 	}
 
+	store := &sessionStore{byID: make(map[string]*session)}
+	cat := &catalog{entries: make(map[string]any)}
+	// Filled before serving, so a capture never sees the start-up fill as
+	// growth. Large enough that a sampled heap profile always sees its tables well
+	// above the 1 MiB reporting threshold (150k keys were ~3 MiB in Go 1.26).
+	cache := &boundedCache{byKey: make(map[int64]*entry), capacity: 600_000}
+	cache.refresh(600_000)
+
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
@@ -213,13 +221,6 @@ func main() {
 		log.Fatal(http.Serve(ln, handler))
 	}()
 	time.AfterFunc(*lifetime, func() { os.Exit(0) })
-
-	store := &sessionStore{byID: make(map[string]*session)}
-	cat := &catalog{entries: make(map[string]any)}
-	// Large enough that a sampled heap profile always sees its tables well
-	// above the 1 MiB reporting threshold (150k keys were ~3 MiB in Go 1.26).
-	cache := &boundedCache{byKey: make(map[int64]*entry), capacity: 600_000}
-	cache.refresh(600_000)
 
 	var id int64
 	tick := time.NewTicker(100 * time.Millisecond)
