@@ -10,6 +10,7 @@ const SIZE_SIGNATURE_TOLERANCE = 0.3;
 
 const builds = [
   { toolchain: '1.26', goLine: 'current', impl: 'swiss' },
+  { toolchain: '1.26', goLine: 'old', impl: 'swiss' },
   { toolchain: '1.19', goLine: 'old', impl: 'classic' },
   { toolchain: '1.19', goLine: 'current', impl: 'classic' },
 ] as const;

@@ -7,22 +7,29 @@ import { attributeProfile, type SiteUsage } from '../../src/analysis/index.js';
 import { captureHeap } from '../../src/capture/capture.js';
 import { directPprofClient } from '../../src/capture/direct.js';
 import { SymbolCache } from '../../src/capture/symbol-cache.js';
-import { buildTarget, siteLines, startTarget, type GoVersion, type RunningTarget } from '../support/go-targets.js';
+import { buildTarget, siteLines, startTarget, type GoLine, type GoVersion, type RunningTarget } from '../support/go-targets.js';
 import type { ShapesTruth } from './shapes.js';
 
 /** Maps this big are what a user asks about (as in the proto-only test). */
 const MIN_MAP_BYTES = 1024 * 1024;
 const SYMBOLIZED_TOLERANCE = 0.1;
 
-for (const toolchain of ['1.26', '1.19'] as GoVersion[]) {
-  describe(`the shapes target built with Go ${toolchain} (current go line), captured live with symbols`, () => {
+const builds: { toolchain: GoVersion; goLine: GoLine }[] = [
+  { toolchain: '1.26', goLine: 'current' },
+  { toolchain: '1.26', goLine: 'old' },
+  { toolchain: '1.19', goLine: 'current' },
+  { toolchain: '1.19', goLine: 'old' },
+];
+
+for (const { toolchain, goLine } of builds) {
+  describe(`the shapes target built with Go ${toolchain} (${goLine} go line), captured live with symbols`, () => {
     let target: RunningTarget;
     let truth: ShapesTruth;
     let usages: SiteUsage[];
     const lines = siteLines('shapes');
 
     before(async () => {
-      target = await startTarget(await buildTarget('shapes', toolchain), mkdtempSync(join(tmpdir(), 'mapleak-shapes-live-')));
+      target = await startTarget(await buildTarget('shapes', toolchain, goLine), mkdtempSync(join(tmpdir(), 'mapleak-shapes-live-')));
       truth = JSON.parse((await (await fetch(`${target.url}/truth`)).text())) as ShapesTruth;
       const capture = await captureHeap(directPprofClient(`${target.url}/debug/pprof`, 30_000), {
         limits: { maxBytes: 256 * 1024 * 1024 },
@@ -46,7 +53,7 @@ for (const toolchain of ['1.26', '1.19'] as GoVersion[]) {
         if (!found.some((u) => u.evidence === 'symbolized')) failures.push(`${shape.site}: evidence ${found.map((u) => u.evidence).join(',') || 'none'}`);
         if (Math.abs(ratio - 1) > SYMBOLIZED_TOLERANCE) failures.push(`${shape.site}: ${bytes} found, ${shape.bytes} true (${ratio.toFixed(3)}×)`);
       }
-      console.log(`\nGo ${toolchain}: true bytes (ReadMemStats) vs found (live, symbolized)\n`);
+      console.log(`\nGo ${toolchain}, ${goLine} go line: true bytes (ReadMemStats) vs found (live, symbolized)\n`);
       console.log('| site | key B | value B | entries | true bytes | found bytes | ratio |\n|---|---:|---:|---:|---:|---:|---:|');
       console.log(rows.join('\n'));
       assert.ok(rows.length >= 15, `${rows.length} maps of 1 MiB or more`);
