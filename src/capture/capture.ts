@@ -73,6 +73,13 @@ export interface CaptureOptions {
    * else's analysis reads.
    */
   scope: string;
+  /**
+   * Where a build id may be shared (the operator: the namespace, all of one
+   * tenant's): a profile that names its build id is keyed by this and the
+   * id, so the replicas of one Deployment learn their binary once. Without
+   * a build id the knowledge stays per `scope`. Default: `scope`.
+   */
+  binaryScope?: string;
   /** Symbol requests one capture may make; PCs beyond them stay unnamed (a warning says so). */
   maxSymbolRequests?: number;
   debug1?: Partial<Debug1Policy>;
@@ -108,7 +115,8 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
   const protoProfile = decodeHeapProfile(proto, limits);
   const time = protoProfile.time ?? now();
   const warnings: string[] = [];
-  const knowledge = options.symbols.binary(`${options.scope}\u0000${protoProfile.buildId ?? ''}`);
+  const buildId = protoProfile.buildId ?? '';
+  const knowledge = options.symbols.binary(buildId ? `${options.binaryScope ?? options.scope}\u0000${buildId}` : `${options.scope}\u0000`);
   const lookup = (key: string): readonly string[] | undefined => knowledge.hiddenFrames.get(key);
 
   let debug1: string | undefined;

@@ -136,7 +136,10 @@ describe('captureHeap', () => {
       'the same stacks as the capture that read debug=1',
     );
 
-    // Another target claiming the same build id learns for itself.
+    // Another pod of the same binary where build ids may be shared (one namespace): nothing to learn.
+    const replica = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-a2', binaryScope: 'pod-a' });
+    assert.equal(replica.cost.debug1, false, 'a replica reuses what its binary taught');
+    // Another target claiming the same build id elsewhere learns for itself.
     const other = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-b' });
     assert.ok(other.cost.debug1);
     assert.equal(symbolRequests, 2 * asked, 'knowledge is not shared across scopes');
