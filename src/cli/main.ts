@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
+import type { Report } from '../analysis/report.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from '../analysis/series.js';
 import { CaptureError } from '../capture/errors.js';
 import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
@@ -11,7 +12,7 @@ import { formatReport } from './format.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
 const USAGE = `Usage:
-  mapleak analyze [--gctrace FILE] [--json] PROFILE...
+  mapleak analyze [--gctrace FILE] [--json] [--html FILE] PROFILE...
   mapleak analyze --url http://HOST:PORT [--every 10s] [--count 6] [--save DIR] [--json]
   mapleak operator [--role all|controller|worker] [--kubeconfig FILE] [--redis-url URL]
                    [--port 8080] [--concurrency 4] [--no-leader-elect] [--resync-interval 60s]
@@ -22,6 +23,8 @@ share a name stem (x.pb.gz, x.txt, x.sym) are one capture.
 
 Options:
   --json                 print exactly one JSON object
+  --html FILE            also write the report as one self-contained HTML page
+                         (a chart per site, opens with no network access)
   --gctrace FILE         GODEBUG=gctrace=1 output of the same process
   --url URL              capture a live net/http/pprof target (never forces a GC);
                          a bare host means HOST/debug/pprof, any other path is
@@ -67,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       json: { type: 'boolean', default: false },
+      html: { type: 'string' },
       gctrace: { type: 'string' },
       url: { type: 'string' },
       every: { type: 'string', default: '10s' },
@@ -120,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
     if (positionals.length === 0) throw new UsageError('no PROFILE files given (or use --url)');
     report = await analyzeFiles({ files: positionals, gctrace: values.gctrace, limits, thresholds });
   }
+  if (values.html) await writeHtmlReport(values.html, report, values.url ? `mapleak analyze ${values.url}` : `mapleak analyze (${positionals.length} files)`);
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
   return 0;
 }
@@ -157,6 +162,15 @@ export function parseHeaders(lines: readonly string[]): Record<string, string> {
     headers[name.toLowerCase()] = value;
   }
   return headers;
+}
+
+/** `--html FILE`: the report as one self-contained page (loaded only when asked for). */
+export async function writeHtmlReport(file: string, report: Report, title: string): Promise<void> {
+  const [{ renderHtmlReport }, { loadReportAssets }] = await Promise.all([import('../report/html.js'), import('../report/assets.js')]);
+  const { html } = renderHtmlReport({ title, generatedAt: new Date(), sections: [{ heading: 'Findings', analysis: report }] }, await loadReportAssets());
+  await writeFile(file, html).catch((err: unknown) => {
+    throw new UsageError(`--html ${file}: cannot write (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  });
 }
 
 async function readCaFile(path: string): Promise<Buffer> {
