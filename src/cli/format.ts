@@ -54,14 +54,14 @@ function siteLabel(f: Finding): string {
   return frameLabel(f.site);
 }
 
-function frameLabel(frame: Finding['site'], lines = String(frame.line)): string {
+export function frameLabel(frame: Finding['site'], lines = String(frame.line)): string {
   const file = frame.file.split('/').slice(-1)[0] ?? '';
   const where = file ? ` ${file}:${lines}` : '';
   const fn = frame.function.length > 48 ? `…${frame.function.slice(-47)}` : frame.function;
   return `${fn}${where}`;
 }
 
-function table(rows: string[][]): string[] {
+export function table(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd());

@@ -9,6 +9,7 @@ import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { analyzeFiles, analyzeUrl } from './analyze.js';
 import { formatReport } from './format.js';
+import { ProgressReporter } from './progress.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
 const USAGE = `Usage:
@@ -99,6 +100,7 @@ export async function main(argv: string[]): Promise<number> {
     if (positionals.length > 0) throw new UsageError('give either --url or PROFILE files, not both');
     const abort = new AbortController();
     const stop = (): void => abort.abort();
+    const progress = new ProgressReporter(process.stderr, { quiet: values.quiet });
     process.once('SIGINT', stop);
     try {
       report = await analyzeUrl({
@@ -113,11 +115,10 @@ export async function main(argv: string[]): Promise<number> {
         limits,
         thresholds,
         signal: abort.signal,
-        progress: (line) => {
-          if (!values.quiet) process.stderr.write(`${line}\n`);
-        },
+        onEvent: progress.onEvent,
       });
     } finally {
+      progress.finish();
       process.off('SIGINT', stop);
     }
   } else {
