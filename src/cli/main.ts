@@ -44,6 +44,28 @@ Options:
   --top N                at most N findings (default 20)
 `;
 
+const OPERATOR_USAGE = `Usage:
+  mapleak operator [flags]
+
+Runs the MapLeakProbe operator (controller and/or worker) until SIGTERM or SIGINT.
+Each flag falls back to the environment variable shown.
+
+Flags:
+  --role all|controller|worker  MAPLEAK_ROLE (default all)
+  --kubeconfig FILE             KUBECONFIG (default ~/.kube/config, then in-cluster)
+  --redis-url URL               REDIS_URL (default redis://127.0.0.1:6379); password in REDIS_PASSWORD
+  --port N                      MAPLEAK_PORT (default 8080; 0: any free port)
+  --concurrency N               MAPLEAK_CONCURRENCY: probes a worker captures at once (default 4)
+  --target-concurrency N        MAPLEAK_TARGET_CONCURRENCY: pods at once per probe (default 4)
+  --no-leader-elect             MAPLEAK_LEADER_ELECT=false (default: elect through a Lease)
+  --lease-namespace NS          POD_NAMESPACE (default default)
+  --lease-name NAME             (default mapleakprobe-controller)
+  --identity ID                 POD_NAME (default <hostname>-<pid>)
+  --resync-interval DURATION    MAPLEAK_RESYNC_INTERVAL (default 60s)
+  --auth-cache-ttl DURATION     MAPLEAK_AUTH_CACHE_TTL (default 30s)
+  --auth-max-reviews N          MAPLEAK_AUTH_MAX_REVIEWS (default 8)
+`;
+
 // Decoding a large profile makes many short-lived objects: a larger young
 // generation saves most scavenges (measured by npm run bench).
 v8.setFlagsFromString('--max-semi-space-size=64');
@@ -55,6 +77,10 @@ export async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'operator') {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(OPERATOR_USAGE);
+      return 0;
+    }
     // Loaded only here: the Kubernetes, BullMQ and express stacks cost
     // `analyze` a quarter of a second to import (measured by npm run bench).
     const { runOperatorCommand } = await import('./operator.js');

@@ -24,7 +24,7 @@ describe('mapleak --help', () => {
     for (const args of [['--help'], ['analyze', '--help'], ['analyze', '--url', 'http://127.0.0.1:1', '-h']]) {
       const result = await runCli(args);
       assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
-      assert.match(result.stdout, /^Usage:\n  mapleak analyze/);
+      assert.match(result.stdout, /^Usage:\n {2}mapleak analyze/);
     }
   });
 });
