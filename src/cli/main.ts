@@ -14,7 +14,7 @@ import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
 const USAGE = `Usage:
   mapleak analyze [--gctrace FILE] [--json] [--html FILE] PROFILE...
-  mapleak analyze --url http://HOST:PORT [--every 10s] [--count 6] [--save DIR] [--json]
+  mapleak analyze --url http://HOST:PORT [--every 10s] [--count 6] [--save DIR] [--json] [--html FILE]
   mapleak operator [--role all|controller|worker] [--kubeconfig FILE] [--redis-url URL]
                    [--port 8080] [--concurrency 4] [--no-leader-elect] [--resync-interval 60s]
 
