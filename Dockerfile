@@ -18,6 +18,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+# The build copies uPlot next to the HTML report module (scripts/bundle-report-assets.mjs).
+COPY scripts/bundle-report-assets.mjs ./scripts/
 RUN npm run build
 
 FROM node:${NODE_MAJOR}-bookworm-slim AS deps

@@ -24,6 +24,11 @@ const MAIN_JS = dist('src', 'cli', 'main.js');
 const KUBECTL = '/usr/bin/kubectl';
 const NAMESPACE = 'default';
 const PROBE = 'leaky';
+// The leaking program stops leaking once its heap objects reach this (what leaked stays held), so a
+// demo left running never exhausts the machine: about two minutes of growth at its rate.
+const LEAK_CAP_BYTES = 1024 ** 3;
+// ...and exits after this long all the same.
+const LEAKY_LIFETIME = '8h';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -272,6 +277,7 @@ async function up() {
 
   say(`starting the local control plane "${name}" (etcd + kube-apiserver + kwok; a cold first run builds them from Go modules, 15-20 min)`);
   const c = await cluster.startCluster({ name, repoRoot: root, log: (message) => say(message) });
+  checkpoint();
   const kc = cluster.loadKubeConfig(c);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
@@ -279,6 +285,7 @@ async function up() {
   say('installing the MapLeakProbe CRD (crds/mapleakprobes.yaml)');
   await cluster.applyManifestFile(kc, join(root, 'crds', 'mapleakprobes.yaml'));
   await cluster.waitForCrdsEstablished(kc, ['mapleakprobes.mapleak.io']);
+  checkpoint();
   // A probe left by an earlier run: delete it while no operator runs would leave its finalizer stuck, so drop that first.
   try {
     await custom.patchNamespacedCustomObject(
@@ -291,6 +298,7 @@ async function up() {
   }
 
   const redis = await startRedis(processes);
+  checkpoint();
   say(`redis-server on ${redis.url} (pid ${redis.pid}, ${files.redisDir})`);
 
   const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -299,11 +307,18 @@ async function up() {
     say('deleting the pod "leaky" of an earlier run');
     await cluster.deletePod(c, NAMESPACE, PROBE);
   }
-  say('building test/targets/leaky (a Go program that leaks map memory on purpose) and running it as pod "leaky" (app=leaky)');
-  const pod = await cluster.runPod(c, { name: PROBE, labels: { app: 'leaky' }, path: 'test/targets/leaky' });
+  say(`building test/targets/leaky (a Go program that leaks map memory on purpose, until its heap reaches ${formatBytes(LEAK_CAP_BYTES)}) and running it as pod "leaky" (app=leaky)`);
+  const pod = await cluster.runPod(c, {
+    name: PROBE,
+    labels: { app: 'leaky' },
+    path: 'test/targets/leaky',
+    args: ['-max-leak-heap', String(LEAK_CAP_BYTES), '-max-lifetime', LEAKY_LIFETIME],
+  });
   say(`pod ${pod.namespace}/${pod.name} Running at ${pod.podIp}, pprof on :6060 (program pid ${pod.pid})`);
+  checkpoint();
 
   const operator = await startOperator(processes, redis.url);
+  checkpoint();
   say(`mapleak operator running (pid ${operator.pid}) on http://127.0.0.1:${operator.port}, log ${files.operatorLog}`);
   writeFileSync(files.demoJson, JSON.stringify({ name, port: operator.port, operatorPid: operator.pid, redisPid: redis.pid, redisUrl: redis.url }, null, 2) + '\n');
 
@@ -352,6 +367,7 @@ async function up() {
     if (enoughRounds || (leakingRounds > 0 && Date.now() - watchStart > watchMs)) break;
     if (Date.now() > deadline) break;
     await sleep(5000);
+    checkpoint();
   }
 
   const findings = probe?.status?.findings ?? [];
@@ -394,18 +410,52 @@ async function up() {
   curl -s -H "$AUTH" -o leaky.pb.gz ${api}/captures/${captureId ?? 'ID'}/profile
   go tool pprof -top -sample_index=inuse_space leaky.pb.gz     # or: go tool pprof -http=:0 leaky.pb.gz
   curl -s -H "$AUTH" http://127.0.0.1:${operator.port}/metrics | grep ^mapleak_
+  curl -s -H "$AUTH" -o leaky-probe.html http://127.0.0.1:${operator.port}/ui/namespaces/${NAMESPACE}/mapleakprobes/${PROBE}   # the same as a page
   tail -f .cluster/${name}/operator.log
+
+The leak stops once the program's heap reaches ${formatBytes(LEAK_CAP_BYTES)} (what leaked stays held); the
+verdict then turns from Leaking as the window slides past the growth.
+
+Try the kubectl plugin (bin/kubectl-mapleak; kubectl runs it as "kubectl mapleak" once bin/ is on PATH):
+
+  export KUBECONFIG=$PWD/.cluster/${name}/kubeconfig PATH=$PWD/bin:$PATH
+  ${existsSync(KUBECTL) ? 'kubectl mapleak' : 'kubectl-mapleak'} get -A
+  ${existsSync(KUBECTL) ? 'kubectl mapleak' : 'kubectl-mapleak'} describe ${PROBE}
+  ${existsSync(KUBECTL) ? 'kubectl mapleak' : 'kubectl-mapleak'} analyze pod/${PROBE} --every 5s --count 6 --html leaky.html   # no operator needed
+  ${existsSync(KUBECTL) ? 'kubectl mapleak' : 'kubectl-mapleak'} profile ${PROBE} --url http://127.0.0.1:${operator.port} --token "$(kubectl create token demo-reader)" -o leaky.pb.gz
 
 Stop it all with: npm run demo:down${name === 'demo' ? '' : ` -- --name ${name}`}`);
   return success ? 0 : 1;
+}
+
+// Ctrl-C while the demo comes up or watches: the step under way finishes (so nothing it starts is
+// missed), then everything is stopped as by npm run demo:down. A second Ctrl-C leaves at once.
+let interrupted = false;
+class Interrupted extends Error {}
+function checkpoint() {
+  if (interrupted) throw new Interrupted('interrupted');
+}
+if (command === 'up') {
+  process.on('SIGINT', () => {
+    if (interrupted) {
+      console.error('demo: interrupted again: leaving now; run npm run demo:down');
+      process.exit(130);
+    }
+    interrupted = true;
+    say('interrupted: stopping everything once the current step ends (Ctrl-C again to leave at once)');
+  });
 }
 
 let exitCode = 1;
 try {
   exitCode = command === 'down' ? (await down(), 0) : await up();
 } catch (error) {
-  console.error(`demo: ${error instanceof Error ? error.message : String(error)}`);
-  if (command === 'up' && values.ci) {
+  if (!(error instanceof Interrupted)) console.error(`demo: ${error instanceof Error ? error.message : String(error)}`);
+  if (command === 'up' && interrupted) {
+    say('stopping everything (npm run demo:down)');
+    await down().catch((err) => console.error(`demo: cleanup failed: ${err instanceof Error ? err.message : String(err)}; run npm run demo:down`));
+    exitCode = 130;
+  } else if (command === 'up' && values.ci) {
     say('--ci: stopping everything');
     await down().catch((err) => console.error(`demo: cleanup failed: ${err instanceof Error ? err.message : String(err)}`));
   } else if (command === 'up') {

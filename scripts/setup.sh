@@ -16,8 +16,9 @@ done
 # redis-server: the queue for tests; golang-1.19-go: classic-map Go for the
 # test targets; iproute2: network namespaces for pods; openssl: the local
 # control plane's certificates; time: the benchmark; buildah: the offline
-# image build check.
-packages=(redis-server golang-1.19-go iproute2 openssl time buildah)
+# image build check; chromium: the HTML report's browser test (playwright-core
+# drives it; it cannot download a browser of its own here).
+packages=(redis-server golang-1.19-go iproute2 openssl time buildah chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

@@ -4,13 +4,12 @@ import { attributeProfile } from '../analysis/attribute.js';
 import { parseGcTrace, summarizeGcTrace, type GcSummary } from '../analysis/gctrace.js';
 import { buildReport, type Report } from '../analysis/report.js';
 import { analyzeSeries, type Thresholds, type TimedSnapshot } from '../analysis/series.js';
-import { captureHeap, type HeapCapture } from '../capture/capture.js';
+import { captureHeap, type HeapCapture, type PprofClient } from '../capture/capture.js';
 import { directPprofClient, type TargetTls } from '../capture/direct.js';
 import { SymbolCache } from '../capture/symbol-cache.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { groupCaptureFiles, loadCaptures } from './files.js';
-import { formatBytes } from './units.js';
 
 export interface AnalyzeFilesOptions {
   files: string[];
@@ -28,49 +27,88 @@ export async function analyzeFiles(options: AnalyzeFilesOptions): Promise<Report
   return buildReport(analyzeSeries(snapshots, options.thresholds), gc, []);
 }
 
-export interface AnalyzeUrlOptions {
-  /** Sent with every request to the target (credentials: never logged). */
-  headers?: Record<string, string>;
-  tls?: TargetTls;
-  url: string;
+/** What a live series reports while it runs: progress is drawn from these, never mixed into the report. */
+export type LiveEvent =
+  | { type: 'captured'; capture: number; count: number; records: number; evidence: string; read: string; bytes: number; milliseconds: number; totalBytes: number }
+  | { type: 'failed'; capture: number; count: number; message: string }
+  /** A capture's warning, the first time it is seen (e.g. the symbol endpoint failed). */
+  | { type: 'warning'; message: string }
+  /** Between captures: the next one is due at `at` (ms since the epoch). */
+  | { type: 'waiting'; done: number; count: number; at: number; totalBytes: number };
+
+export interface LiveSeriesOptions {
+  client: PprofClient;
+  /** Whose process this is (symbol knowledge is keyed by it): a URL, or namespace/podUid. */
+  scope: string;
   everyMs: number;
   count: number;
-  timeoutMs: number;
   gctrace?: string;
   saveDir?: string;
   limits: DecodeLimits;
   thresholds: Thresholds;
-  progress: (line: string) => void;
+  onEvent?: (event: LiveEvent) => void;
   /** Ends the series early (SIGINT): analyse what was captured. */
   signal?: AbortSignal;
+}
+
+export interface AnalyzeUrlOptions extends Omit<LiveSeriesOptions, 'client' | 'scope'> {
+  /** Sent with every request to the target (credentials: never logged). */
+  headers?: Record<string, string>;
+  tls?: TargetTls;
+  url: string;
+  timeoutMs: number;
 }
 
 /** Captures a live target `count` times, `every` apart, and analyses the series. Never forces a GC. */
 export async function analyzeUrl(options: AnalyzeUrlOptions): Promise<Report> {
   const client = directPprofClient(pprofBase(options.url), options.timeoutMs, { headers: options.headers, tls: options.tls });
+  return analyzeLive({ ...options, client, scope: options.url });
+}
+
+/** A series of live captures through any pprof client (directly, or the API server's pod proxy), analysed. */
+export async function analyzeLive(options: LiveSeriesOptions): Promise<Report> {
   const cache = new SymbolCache();
   const snapshots: TimedSnapshot[] = [];
   const warnings = new Set<string>();
+  const emit = options.onEvent ?? ((): void => undefined);
   const started = Date.now();
+  let totalBytes = 0;
   for (let i = 0; i < options.count && !options.signal?.aborted; i++) {
-    if (i > 0) await sleepUntil(started + i * options.everyMs, options.signal);
+    if (i > 0) {
+      const at = started + i * options.everyMs;
+      emit({ type: 'waiting', done: i, count: options.count, at, totalBytes });
+      await sleepUntil(at, options.signal);
+    }
     if (options.signal?.aborted) break;
     let capture: HeapCapture;
     try {
-      capture = await captureHeap(client, { limits: options.limits, symbols: cache, scope: options.url });
+      capture = await captureHeap(options.client, { limits: options.limits, symbols: cache, scope: options.scope });
     } catch (err) {
       // The first failure says the target is wrong; a later one is a blip.
       if (snapshots.length === 0) throw err;
       warnings.add(`capture ${i + 1}: ${(err as Error).message}`);
-      options.progress(`capture ${i + 1}/${options.count} failed: ${(err as Error).message}`);
+      emit({ type: 'failed', capture: i + 1, count: options.count, message: (err as Error).message });
       continue;
     }
-    capture.warnings.forEach((w) => warnings.add(w));
+    for (const warning of capture.warnings) {
+      if (!warnings.has(warning)) emit({ type: 'warning', message: warning });
+      warnings.add(warning);
+    }
     if (options.saveDir) await saveCapture(options.saveDir, i + 1, capture);
     const snapshot = attributeProfile(capture.profile);
     snapshots.push({ ...snapshot, time: capture.time });
-    const read = capture.cost.debug1 ? 'proto + debug=1' : 'proto';
-    options.progress(`capture ${i + 1}/${options.count}: ${capture.profile.records.length} records, evidence ${snapshot.evidence}; read ${read}, ${formatBytes(capture.cost.bytes)} in ${Math.round(capture.cost.milliseconds)} ms`);
+    totalBytes += capture.cost.bytes;
+    emit({
+      type: 'captured',
+      capture: i + 1,
+      count: options.count,
+      records: capture.profile.records.length,
+      evidence: snapshot.evidence,
+      read: capture.cost.debug1 ? 'proto + debug=1' : 'proto',
+      bytes: capture.cost.bytes,
+      milliseconds: capture.cost.milliseconds,
+      totalBytes,
+    });
   }
   if (snapshots.length === 0) throw new ProfileError('Empty', 'no capture succeeded');
   const gc = options.gctrace ? await readGcTrace(options.gctrace, options.limits.maxBytes) : undefined;

@@ -54,14 +54,51 @@ function siteLabel(f: Finding): string {
   return frameLabel(f.site);
 }
 
-function frameLabel(frame: Finding['site'], lines = String(frame.line)): string {
+export function frameLabel(frame: Finding['site'], lines = String(frame.line)): string {
   const file = frame.file.split('/').slice(-1)[0] ?? '';
   const where = file ? ` ${file}:${lines}` : '';
-  const fn = frame.function.length > 48 ? `…${frame.function.slice(-47)}` : frame.function;
-  return `${fn}${where}`;
+  return `${shortenFunction(frame.function, MAX_FUNCTION_WIDTH)}${where}`;
 }
 
-function table(rows: string[][]): string[] {
+const MAX_FUNCTION_WIDTH = 48;
+
+/**
+ * A Go function name within `width` characters where it can be: the middle
+ * of the package path gives way first (`github.com/…/prometheus.(*metricMap).get`),
+ * never the package's own name nor the function's, which stay whole even
+ * when they alone are longer.
+ */
+export function shortenFunction(name: string, width: number): string {
+  if (name.length <= width) return name;
+  // The package path ends at the first dot after its last slash (dots before it belong to hosts: github.com).
+  const lastSlash = name.lastIndexOf('/', name.indexOf('(') >= 0 ? name.indexOf('(') : name.length);
+  if (lastSlash < 0) return name;
+  let head = name.slice(0, lastSlash); // github.com/prometheus/client_golang
+  let tail = name.slice(lastSlash); // /prometheus.(*metricMap).getOrCreate...
+  // A package named by its major version (golang-lru/v2) keeps the module's name.
+  if (/^\/v\d+\./.test(tail) && head.includes('/')) {
+    tail = head.slice(head.lastIndexOf('/')) + tail;
+    head = head.slice(0, head.lastIndexOf('/'));
+  }
+  // A major-version suffix (/v2) is part of the module's name before it: they go together.
+  const segments = head.split('/').reduce<string[]>((out, segment) => {
+    if (/^v\d+$/.test(segment) && out.length > 1) out[out.length - 1] += `/${segment}`;
+    else out.push(segment);
+    return out;
+  }, []);
+  const first = segments[0] ?? '';
+  let kept = '';
+  // Keep the first segment (the host or module root) and as many trailing segments as fit.
+  for (let i = segments.length - 1; i >= 1; i--) {
+    const candidate = `/${segments[i]}${kept}`;
+    if (`${first}/…${candidate}${tail}`.length > width) break;
+    kept = candidate;
+  }
+  const shortened = kept === `/${segments.slice(1).join('/')}` ? `${first}${kept}${tail}` : `${first}/…${kept}${tail}`;
+  return shortened.length < name.length ? shortened : name;
+}
+
+export function table(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd());

@@ -1,18 +1,20 @@
 #!/usr/bin/env node
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
+import type { Report } from '../analysis/report.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from '../analysis/series.js';
 import { CaptureError } from '../capture/errors.js';
 import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { analyzeFiles, analyzeUrl } from './analyze.js';
 import { formatReport } from './format.js';
+import { ProgressReporter } from './progress.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
 const USAGE = `Usage:
-  mapleak analyze [--gctrace FILE] [--json] PROFILE...
-  mapleak analyze --url http://HOST:PORT [--every 10s] [--count 6] [--save DIR] [--json]
+  mapleak analyze [--gctrace FILE] [--json] [--html FILE] PROFILE...
+  mapleak analyze --url http://HOST:PORT [--every 10s] [--count 6] [--save DIR] [--json] [--html FILE]
   mapleak operator [--role all|controller|worker] [--kubeconfig FILE] [--redis-url URL]
                    [--port 8080] [--concurrency 4] [--no-leader-elect] [--resync-interval 60s]
 
@@ -22,6 +24,8 @@ share a name stem (x.pb.gz, x.txt, x.sym) are one capture.
 
 Options:
   --json                 print exactly one JSON object
+  --html FILE            also write the report as one self-contained HTML page
+                         (a chart per site, opens with no network access)
   --gctrace FILE         GODEBUG=gctrace=1 output of the same process
   --url URL              capture a live net/http/pprof target (never forces a GC);
                          a bare host means HOST/debug/pprof, any other path is
@@ -40,6 +44,28 @@ Options:
   --top N                at most N findings (default 20)
 `;
 
+const OPERATOR_USAGE = `Usage:
+  mapleak operator [flags]
+
+Runs the MapLeakProbe operator (controller and/or worker) until SIGTERM or SIGINT.
+Each flag falls back to the environment variable shown.
+
+Flags:
+  --role all|controller|worker  MAPLEAK_ROLE (default all)
+  --kubeconfig FILE             KUBECONFIG (default ~/.kube/config, then in-cluster)
+  --redis-url URL               REDIS_URL (default redis://127.0.0.1:6379); password in REDIS_PASSWORD
+  --port N                      MAPLEAK_PORT (default 8080; 0: any free port)
+  --concurrency N               MAPLEAK_CONCURRENCY: probes a worker captures at once (default 4)
+  --target-concurrency N        MAPLEAK_TARGET_CONCURRENCY: pods at once per probe (default 4)
+  --no-leader-elect             MAPLEAK_LEADER_ELECT=false (default: elect through a Lease)
+  --lease-namespace NS          POD_NAMESPACE (default default)
+  --lease-name NAME             (default mapleakprobe-controller)
+  --identity ID                 POD_NAME (default <hostname>-<pid>)
+  --resync-interval DURATION    MAPLEAK_RESYNC_INTERVAL (default 60s)
+  --auth-cache-ttl DURATION     MAPLEAK_AUTH_CACHE_TTL (default 30s)
+  --auth-max-reviews N          MAPLEAK_AUTH_MAX_REVIEWS (default 8)
+`;
+
 // Decoding a large profile makes many short-lived objects: a larger young
 // generation saves most scavenges (measured by npm run bench).
 v8.setFlagsFromString('--max-semi-space-size=64');
@@ -51,6 +77,10 @@ export async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'operator') {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(OPERATOR_USAGE);
+      return 0;
+    }
     // Loaded only here: the Kubernetes, BullMQ and express stacks cost
     // `analyze` a quarter of a second to import (measured by npm run bench).
     const { runOperatorCommand } = await import('./operator.js');
@@ -67,6 +97,7 @@ export async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       json: { type: 'boolean', default: false },
+      html: { type: 'string' },
       gctrace: { type: 'string' },
       url: { type: 'string' },
       every: { type: 'string', default: '10s' },
@@ -95,6 +126,7 @@ export async function main(argv: string[]): Promise<number> {
     if (positionals.length > 0) throw new UsageError('give either --url or PROFILE files, not both');
     const abort = new AbortController();
     const stop = (): void => abort.abort();
+    const progress = new ProgressReporter(process.stderr, { quiet: values.quiet });
     process.once('SIGINT', stop);
     try {
       report = await analyzeUrl({
@@ -109,17 +141,17 @@ export async function main(argv: string[]): Promise<number> {
         limits,
         thresholds,
         signal: abort.signal,
-        progress: (line) => {
-          if (!values.quiet) process.stderr.write(`${line}\n`);
-        },
+        onEvent: progress.onEvent,
       });
     } finally {
+      progress.finish();
       process.off('SIGINT', stop);
     }
   } else {
     if (positionals.length === 0) throw new UsageError('no PROFILE files given (or use --url)');
     report = await analyzeFiles({ files: positionals, gctrace: values.gctrace, limits, thresholds });
   }
+  if (values.html) await writeHtmlReport(values.html, report, values.url ? `mapleak analyze ${values.url}` : `mapleak analyze (${positionals.length} files)`);
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
   return 0;
 }
@@ -157,6 +189,15 @@ export function parseHeaders(lines: readonly string[]): Record<string, string> {
     headers[name.toLowerCase()] = value;
   }
   return headers;
+}
+
+/** `--html FILE`: the report as one self-contained page (loaded only when asked for). */
+export async function writeHtmlReport(file: string, report: Report, title: string): Promise<void> {
+  const [{ renderHtmlReport }, { loadReportAssets }] = await Promise.all([import('../report/html.js'), import('../report/assets.js')]);
+  const { html } = renderHtmlReport({ title, generatedAt: new Date(), sections: [{ heading: 'Findings', analysis: report }] }, await loadReportAssets());
+  await writeFile(file, html).catch((err: unknown) => {
+    throw new UsageError(`--html ${file}: cannot write (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  });
 }
 
 async function readCaFile(path: string): Promise<Buffer> {

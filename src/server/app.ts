@@ -5,6 +5,8 @@ import { analyzeSeries } from '../analysis/series.js';
 import type { AccessAttributes } from '../auth/reviewer.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { SeriesStore } from '../store/series-store.js';
+import { loadReportAssets } from '../report/assets.js';
+import { renderProbePage, type ProbeView } from '../report/probe-page.js';
 import { authenticate, authorize, type AuthContext } from './auth.js';
 
 export interface ServerDeps {
@@ -66,18 +68,27 @@ export function createApp(deps: ServerDeps): Express {
     authorize(deps.auth, 'probe', (req) => probeAccess(req)),
     async (req: Request, res: Response) => {
       const { namespace, name } = req.params as { namespace: string; name: string };
-      const probe = await deps.probes.get(namespace, name);
-      if (!probe) return void res.status(404).json({ error: 'mapleakprobe not found' });
-      const key = `${namespace}/${name}`;
-      const targets = await Promise.all(
-        (await deps.store.targets(key)).map(async (target) => {
-          const series = await deps.store.loadSeries(key, target.uid);
-          const captures = await deps.store.captures(key, target.uid);
-          const analysis = series.length > 0 ? analyzeSeries(series, { ...probe.spec.thresholds }) : undefined;
-          return { ...target, captures, analysis };
-        }),
-      );
-      res.json({ metadata: { namespace, name, uid: probe.metadata.uid, generation: probe.metadata.generation }, spec: probe.spec, status: probe.status ?? {}, targets });
+      const view = await probeView(deps, namespace, name);
+      if (!view) return void res.status(404).json({ error: 'mapleakprobe not found' });
+      res.json(view);
+    },
+  );
+
+  // The same data as a page (the `--html` report, one section per pod), under the same grant.
+  app.get(
+    '/ui/namespaces/:namespace/mapleakprobes/:name',
+    authorize(deps.auth, 'probe-page', (req) => probeAccess(req)),
+    async (req: Request, res: Response) => {
+      const { namespace, name } = req.params as { namespace: string; name: string };
+      const view = await probeView(deps, namespace, name);
+      if (!view) return void res.status(404).type('text/plain').send('mapleakprobe not found');
+      const { html, contentSecurityPolicy } = renderProbePage(view, await loadReportAssets(), new Date());
+      res
+        .set('content-security-policy', `${contentSecurityPolicy}; frame-ancestors 'none'`)
+        .set('x-content-type-options', 'nosniff')
+        .set('cache-control', 'no-store')
+        .type('text/html')
+        .send(html);
     },
   );
 
@@ -104,4 +115,20 @@ export function createApp(deps: ServerDeps): Express {
     if (!res.headersSent) res.status(503).json({ error: 'temporarily unavailable; try again' });
   });
   return app;
+}
+
+/** A probe with its stored series analysed per pod: the JSON API's answer and the page's content. */
+async function probeView(deps: ServerDeps, namespace: string, name: string): Promise<ProbeView | undefined> {
+  const probe = await deps.probes.get(namespace, name);
+  if (!probe) return undefined;
+  const key = `${namespace}/${name}`;
+  const targets = await Promise.all(
+    (await deps.store.targets(key)).map(async (target) => {
+      const series = await deps.store.loadSeries(key, target.uid);
+      const captures = await deps.store.captures(key, target.uid);
+      const analysis = series.length > 0 ? analyzeSeries(series, { ...probe.spec.thresholds }) : undefined;
+      return { ...target, captures, analysis };
+    }),
+  );
+  return { metadata: { namespace, name, uid: probe.metadata.uid, generation: probe.metadata.generation }, spec: probe.spec, status: probe.status ?? {}, targets };
 }

@@ -3,46 +3,14 @@
 // Leaking verdict, then stops everything. Runs under its own cluster name so a
 // demo someone left running ("demo") is not touched.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
+import { demoProcesses, runDemo } from '../support/demo.js';
 import { repoPath } from '../support/paths.js';
 
 const NAME = 'demo-test';
 const STATE_DIR = repoPath('.cluster', NAME);
-
-/** Live processes whose command line or working directory names the demo's state dir. */
-function demoProcesses(): string[] {
-  const found: string[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    let commandLine = '';
-    let cwd = '';
-    try {
-      commandLine = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim();
-      cwd = readlinkSync(`/proc/${entry}/cwd`);
-    } catch {
-      continue; // gone, or not ours to read
-    }
-    if (commandLine === '') continue; // zombie
-    if (commandLine.includes(STATE_DIR) || cwd.startsWith(STATE_DIR)) found.push(`${entry}: ${commandLine} (cwd ${cwd})`);
-  }
-  return found;
-}
-
-function runDemo(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [repoPath('scripts', 'demo.mjs'), ...args], { cwd: repoPath(), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
 
 test('npm run demo -- --ci: Leaking with a growing map site, then nothing left running', { timeout: 420_000 }, async (t) => {
   t.after(async () => {
@@ -60,12 +28,14 @@ test('npm run demo -- --ci: Leaking with a growing map site, then nothing left r
   assert.match(output, /^\s+main\.\((\*sessionStore\)\.put|\*catalog\)\.ingest) main\.go:\d+\s+map\/swiss\s+growing\s+/m, output);
   assert.match(output, /Map grows without bound/, output);
   assert.match(output, /verdict Leaking with a growing map site/, output);
+  // The leak is capped: the program is started with -max-leak-heap.
+  assert.match(output, /leaks map memory on purpose, until its heap reaches 1\.0 GiB/);
 
   // --ci stopped everything: operator, Redis, the pod's supervisor and program, kwok, kube-apiserver, etcd.
   assert.match(output, /stopped the operator \(pid \d+\)/);
   assert.match(output, /stopped redis-server \(pid \d+\)/);
   assert.match(output, /stopped kube-apiserver \(pid \d+\)/);
-  assert.deepEqual(demoProcesses(), [], 'no demo process remains');
+  assert.deepEqual(demoProcesses(STATE_DIR), [], 'no demo process remains');
   const index = /pod CIDR 10\.244\.(\d+)\.0\/24/.exec(output)?.[1];
   assert.ok(index, 'the demo printed its pod CIDR');
   const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });

@@ -125,7 +125,7 @@ describe('the image, replayed without a container engine', { skip: process.getui
   test('build context: the repository filtered by .dockerignore', () => {
     const copied = copyContext(repoPath(), join(work, 'context'), ignore);
     const tops = [...new Set(copied.map((p) => p.split('/')[0]))].sort();
-    assert.deepEqual(tops, ['package-lock.json', 'package.json', 'src', 'tsconfig.json'], 'only what the Dockerfile copies is sent to the builder');
+    assert.deepEqual(tops, ['package-lock.json', 'package.json', 'scripts', 'src', 'tsconfig.json'], 'only what the Dockerfile copies is sent to the builder');
   });
 
   test('every stage replayed: COPY and RUN (npm ci, npm run build)', { timeout: 240_000 }, (t) => {
@@ -209,6 +209,7 @@ describe('the image, replayed without a container engine', { skip: process.getui
     assert.deepEqual(readdirSync(appRoot).sort(), ['dist', 'node_modules', 'package.json']);
     assert.deepEqual(readdirSync(join(appRoot, 'dist')), ['src'], 'no tests, benchmarks or sources');
     assert.ok(existsSync(join(appRoot, 'dist', 'src', 'cli', 'main.js')));
+    assert.ok(existsSync(join(appRoot, 'dist', 'src', 'report', 'vendor', 'uPlot.iife.min.js')), 'the HTML report carries uPlot');
     assert.equal(JSON.parse(readFileSync(join(appRoot, 'package.json'), 'utf8')).type, 'module');
     const modules = join(appRoot, 'node_modules');
     for (const dependency of Object.keys(pkg.dependencies)) assert.ok(existsSync(join(modules, dependency, 'package.json')), `${dependency} is installed`);

@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 	"time"
@@ -186,6 +187,7 @@ func main() {
 	tlsKey := flag.String("tls-key", "", "private key (PEM) of -tls-cert")
 	bearer := flag.String("require-bearer", "", "answer 401 unless the request carries Authorization: Bearer <this>")
 	basic := flag.String("require-basic", "", "answer 401 unless the request carries basic auth user:password equal to this")
+	maxLeakHeap := flag.Uint64("max-leak-heap", 0, "stop leaking once heap objects reach this many bytes, keeping what leaked (0: never); the demo caps its leak with it")
 	flag.Parse()
 	if *memProfileRate > 0 {
 		runtime.MemProfileRate = *memProfileRate
@@ -223,8 +225,16 @@ func main() {
 	time.AfterFunc(*lifetime, func() { os.Exit(0) })
 
 	var id int64
+	heapObjects := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	tick := time.NewTicker(100 * time.Millisecond)
 	for n := 0; ; n++ {
+		if growing && *maxLeakHeap > 0 && n%10 == 0 {
+			metrics.Read(heapObjects)
+			if heapObjects[0].Value.Uint64() >= *maxLeakHeap {
+				growing = false
+				log.Printf("heap objects reached %d bytes (-max-leak-heap %d): leaking stops, what leaked stays", heapObjects[0].Value.Uint64(), *maxLeakHeap)
+			}
+		}
 		if growing {
 			for i := 0; i < *sessionsPerTick; i++ {
 				id++
