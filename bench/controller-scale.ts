@@ -59,6 +59,10 @@ const LATENCY_SAMPLES = num('BENCH_LATENCY_SAMPLES', 200);
 const STEADY_SECONDS = num('BENCH_STEADY_SECONDS', 65);
 const CAPTURE_SECONDS = num('BENCH_CAPTURE_SECONDS', 20);
 const ROLE = process.env.BENCH_ROLE ?? 'controller';
+/** Extra node flags for the operator child, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof --heap-prof` to see where its time and memory go. */
+const OPERATOR_NODE_ARGS = (process.env.BENCH_OPERATOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** BENCH_WORKER=0 skips (d), the captures per worker core, when only the controller is being measured. */
+const WORKER_PART = process.env.BENCH_WORKER !== '0';
 const POD_WAIT_MS = num('BENCH_POD_WAIT_SECONDS', 180) * 1000;
 const SCHEDULER_WAIT_MS = num('BENCH_SCHEDULER_WAIT_SECONDS', 300) * 1000;
 const WINDOW = 12;
@@ -358,7 +362,7 @@ async function startOperatorChild(cluster: Cluster, redis: RedisServer): Promise
   const fd = openSync(logFile, 'w');
   const tlsCountFile = join(benchDir, 'controller-scale-tls-count');
   const counter = fileURLToPath(new URL('./tls-counter.js', import.meta.url));
-  const args = ['--import', counter, CLI, 'operator', '--role', ROLE, '--kubeconfig', cluster.kubeconfigPath, '--redis-url', redis.url, '--port', String(port), '--no-leader-elect'];
+  const args = [...OPERATOR_NODE_ARGS, '--import', counter, CLI, 'operator', '--role', ROLE, '--kubeconfig', cluster.kubeconfigPath, '--redis-url', redis.url, '--port', String(port), '--no-leader-elect'];
   const child = spawn(process.execPath, args, { env: { ...process.env, LOG_LEVEL: 'warn', MAPLEAK_BENCH_TLS_COUNT_FILE: tlsCountFile }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   children.add(child);
@@ -955,7 +959,7 @@ async function main(): Promise<void> {
     const c = now();
     await stopCluster(CLUSTER);
     record('setup', 'cluster stop', sec(ms(c)));
-    await workerPart(redis);
+    if (WORKER_PART) await workerPart(redis);
   } finally {
     await cleanupAll();
   }
