@@ -706,7 +706,7 @@ async function controllerPart(cluster: Cluster, redis: RedisServer): Promise<voi
     'c: operator',
     `one resync pass over ${PROBES} probes (longest busy run of 1 s buckets)`,
     `~${best.length} s, ~${best.cpu.toFixed(1)} CPU-s`,
-    `~${((best.cpu / PROBES) * 1000).toFixed(1)} ms operator CPU per probe reconcile; resync every 60 s enqueues every probe, each reconcile GETs the probe from the API server and reads its scheduler twice`,
+    `~${((best.cpu / PROBES) * 1000).toFixed(1)} ms operator CPU per probe; resync every 60 s reads every scheduler from Redis at once and reconciles only probes whose scheduler or Ready status differs from the watch cache`,
   );
   record('c: operator', `new TLS connections to the API server while idle (${STEADY_SECONDS} s)`, String(tlsSteady), 'each is a TLS handshake; the operator shares one keep-alive agent per identity (src/clusters/keep-alive.ts), where client-node 1.4 alone would open one per API call');
   record('c: operator', `idle CPU with ${PROBES} probes`, `${((cpuSteady / STEADY_SECONDS) * 100).toFixed(1)}% of a core`, `${cpuSteady.toFixed(2)} CPU-s in ${STEADY_SECONDS} s; busy seconds (>20%): ${busy.join(' ') || 'none'}`);
