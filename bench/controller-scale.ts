@@ -695,6 +695,15 @@ async function controllerPart(cluster: Cluster, redis: RedisServer): Promise<voi
   const busyBuckets = buckets.filter((b) => b.share > 0.2);
   const busy = busyBuckets.map((b) => `${((b.at - steadyStart) / 1000).toFixed(0)}s:${(b.share * 100).toFixed(0)}%`);
   record('c: operator', `steady RSS with ${PROBES} probes (median over ${STEADY_SECONDS} s)`, mib(median(steady.map((s) => s.rssBytes))), `min ${mib(Math.min(...steady.map((s) => s.rssBytes)))}, max ${mib(Math.max(...steady.map((s) => s.rssBytes)))}; at the end ${await heapFigures(operator, metricsToken)}`);
+  // V8 returns the garbage of the burst in (a)/(b) to the OS only when its memory reducer runs, about a minute into the idle window: the window's tail is the process at rest.
+  const tail = steady.filter((s) => s.at >= Date.now() - 20_000);
+  const drops = steady.slice(1).filter((s, i) => (steady[i] as ProcSample).rssBytes - s.rssBytes > 16 * 1024 * 1024);
+  record(
+    'c: operator',
+    `RSS at rest with ${PROBES} probes (median of the idle window's last 20 s)`,
+    mib(median(tail.map((s) => s.rssBytes))),
+    drops.length ? `RSS fell by more than 16 MiB at ${drops.map((s) => `${((s.at - steadyStart) / 1000).toFixed(0)} s`).join(', ')} into the window (V8 releasing the burst's heap)` : 'no drop of more than 16 MiB within the window',
+  );
   // The longest run of busy 1 s buckets (gaps of one quiet bucket allowed) is one resync pass over every probe.
   let best = { length: 0, cpu: 0 };
   let current = { length: 0, cpu: 0, last: -10 };
