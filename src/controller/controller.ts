@@ -1,48 +1,95 @@
-import { CoreV1Api, type KubeConfig, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { ProbeClient } from '../api/client.js';
 import { selectorMatches } from '../api/selector.js';
-import { GROUP, PLURAL, VERSION, probeKey, type MapLeakProbe } from '../api/types.js';
+import { FINALIZER, GROUP, PLURAL, VERSION, probeKey, type Condition, type MapLeakProbe } from '../api/types.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { CAPTURE_JOB, type CaptureJobData } from '../queue/names.js';
-import { removeScheduler } from '../queue/schedulers.js';
+import { desiredScheduler, removeScheduler, schedulerMatches } from '../queue/schedulers.js';
 import type { SeriesStore } from '../store/series-store.js';
 import { reconcileProbe } from './reconciler.js';
-import { SupervisedInformer } from './supervised-informer.js';
+import { SupervisedInformer, type ObjectChange, type RawObject } from './supervised-informer.js';
 import { WorkQueue } from './work-queue.js';
 
 export interface ControllerOptions {
-  /** Re-reconcile every probe this often, whatever the watch says. */
+  /** Re-check every probe this often, whatever the watch says. */
   resyncMs: number;
-  /** Restart a watch when nothing (not even a resync list) arrived for this long. */
+  /** Restart a watch when nothing (not even a bookmark) arrived for this long. */
   watchdogMs: number;
   /** Rotate watches server-side this often (timeoutSeconds). */
   watchTimeoutSeconds: number;
   /** Pod events for one probe within this delay make one extra round. */
   podTriggerDelayMs: number;
-  /** Probes reconciled at once. */
+  /** Probes reconciled at once: each reconcile waits mostly on the API server and Redis. */
   reconcileLanes: number;
 }
 
-export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = { resyncMs: 60_000, watchdogMs: 5 * 60_000, watchTimeoutSeconds: 240, podTriggerDelayMs: 1000, reconcileLanes: 4 };
+export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = { resyncMs: 60_000, watchdogMs: 5 * 60_000, watchTimeoutSeconds: 240, podTriggerDelayMs: 1000, reconcileLanes: 16 };
 
-type Probe = MapLeakProbe & KubernetesObject;
+/** What the controller keeps of a probe: what the reconciler reads, without managedFields, annotations or the worker's findings. */
+export type CachedProbe = MapLeakProbe;
+
+/** What the controller keeps of a pod: enough to tell when it becomes a target or stops being one. */
+export interface CachedPod {
+  labels: Readonly<Record<string, string>>;
+  /** `ready`: Running and Ready, not being deleted: what a capture round takes. */
+  state: 'ready' | 'not-ready' | 'deleting';
+}
+
+export function slimProbe(raw: RawObject): CachedProbe {
+  const probe = raw as unknown as MapLeakProbe;
+  const { name, namespace, uid, generation, resourceVersion, deletionTimestamp, finalizers } = probe.metadata;
+  const status = probe.status;
+  return {
+    apiVersion: probe.apiVersion,
+    kind: probe.kind,
+    metadata: { name, namespace, uid, generation, resourceVersion, deletionTimestamp, finalizers },
+    spec: probe.spec,
+    ...(status ? { status: { observedGeneration: status.observedGeneration, conditions: status.conditions } } : {}),
+  } as CachedProbe;
+}
+
+export function slimPod(raw: RawObject): CachedPod {
+  const pod = raw as { metadata?: { labels?: Record<string, string>; deletionTimestamp?: string }; status?: { phase?: string; conditions?: { type?: string; status?: string }[] } };
+  const ready = pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+  return { labels: pod.metadata?.labels ?? {}, state: pod.metadata?.deletionTimestamp ? 'deleting' : ready ? 'ready' : 'not-ready' };
+}
+
+/**
+ * What the reconciler acts on: a change elsewhere (the worker's findings,
+ * Capturing and Degraded conditions, nextCaptureTime) needs no reconcile.
+ */
+function reconcileFingerprint(probe: CachedProbe): string {
+  const ready: Condition | undefined = probe.status?.conditions?.find((c) => c.type === 'Ready');
+  return JSON.stringify([
+    probe.metadata.uid,
+    probe.metadata.generation,
+    probe.metadata.deletionTimestamp ?? null,
+    (probe.metadata.finalizers ?? []).includes(FINALIZER),
+    probe.status?.observedGeneration ?? null,
+    ready ? [ready.status, ready.reason, ready.message, ready.observedGeneration] : null,
+  ]);
+}
+
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
 
 /**
  * Watches MapLeakProbes and the pods they select, each with a supervised
- * informer. Probe changes reconcile the probe's job scheduler; a selected
- * pod becoming Ready or going away triggers one extra capture round at
- * once, so targets follow the pods without waiting an interval.
+ * list+watch that keeps only what the controller reads. Probe changes that
+ * matter reconcile the probe's job scheduler; a selected pod becoming Ready
+ * or going away triggers one extra capture round at once, so targets follow
+ * the pods without waiting an interval.
  */
 export class ProbeController {
   private readonly work = new WorkQueue();
-  private readonly probes: SupervisedInformer<Probe>;
-  private readonly pods: SupervisedInformer<V1Pod & KubernetesObject>;
+  private readonly probes: SupervisedInformer<CachedProbe>;
+  private readonly pods: SupervisedInformer<CachedPod>;
   private running?: Promise<void>;
   private resyncTimer?: NodeJS.Timeout;
-  /** pod uid → whether it was last seen ready, to tell a change that matters from status noise. */
-  private readonly podStates = new Map<string, 'ready' | 'not-ready'>();
 
   constructor(
     kc: KubeConfig,
@@ -50,21 +97,17 @@ export class ProbeController {
     private readonly options: ControllerOptions = DEFAULT_CONTROLLER_OPTIONS,
   ) {
     const common = { kc, watchTimeoutSeconds: options.watchTimeoutSeconds, watchdogMs: options.watchdogMs, log: deps.log };
-    this.probes = new SupervisedInformer<Probe>({
+    this.probes = new SupervisedInformer<CachedProbe>({
       ...common,
       path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-      list: async () => {
-        const list = await deps.probes.list();
-        return { apiVersion: `${GROUP}/${VERSION}`, kind: 'MapLeakProbeList', items: list.items as Probe[], metadata: { resourceVersion: list.resourceVersion } };
-      },
-      onChange: (probe) => this.work.add(probeKey(probe)),
+      slim: slimProbe,
+      onChange: (change) => this.probeChanged(change),
     });
-    const core = kc.makeApiClient(CoreV1Api);
-    this.pods = new SupervisedInformer<V1Pod & KubernetesObject>({
+    this.pods = new SupervisedInformer<CachedPod>({
       ...common,
       path: '/api/v1/pods',
-      list: async () => (await core.listPodForAllNamespaces()) as never,
-      onChange: (pod) => void this.podChanged(pod),
+      slim: slimPod,
+      onChange: (change) => void this.podChanged(change),
     });
   }
 
@@ -76,7 +119,7 @@ export class ProbeController {
   async start(): Promise<void> {
     this.running = this.work.run(
       async (key) => {
-        const outcome = await reconcileProbe(key, this.deps);
+        const outcome = await reconcileProbe(key, { ...this.deps, cached: (k) => this.probes.get(k) });
         this.deps.metrics.reconciles.inc({ outcome });
       },
       (key, err) => {
@@ -86,47 +129,77 @@ export class ProbeController {
       this.options.reconcileLanes,
     );
     await Promise.all([this.probes.start(), this.pods.start()]);
-    // An informer does not re-fire `add` for objects it already had: resync.
     await this.resync();
     this.resyncTimer = setInterval(() => void this.resync(), this.options.resyncMs);
   }
 
-  /** Every known probe back through reconcile; schedulers of probes that no longer exist are removed. */
+  /**
+   * Level-based repair, in bulk: one read of every scheduler in Redis against
+   * the watch cache. A probe whose scheduler is missing or differs, or whose
+   * status does not yet show its generation, goes back through reconcile;
+   * schedulers of probes that no longer exist are removed.
+   */
   async resync(): Promise<void> {
     try {
-      const { items } = await this.deps.probes.list();
-      this.probes.touch();
-      const keys = new Set(items.map(probeKey));
-      for (const key of keys) this.work.add(key);
+      const schedulers = new Map<string, Awaited<ReturnType<Queue<CaptureJobData>['getJobSchedulers']>>[number]>();
       for (const scheduler of await this.deps.queue.getJobSchedulers()) {
         const id = scheduler.key ?? scheduler.id;
-        if (id && !keys.has(id)) {
-          await removeScheduler(this.deps.queue, id);
-          await this.deps.store.forgetProbe(id);
-          this.deps.log.info('removed scheduler of a probe that no longer exists', { probe: id });
+        if (id) schedulers.set(id, scheduler);
+      }
+      for (const probe of this.probes.list()) {
+        const key = probeKey(probe);
+        if (!this.settled(probe, schedulers.get(key))) this.work.add(key);
+      }
+      // The cache is only a full picture once listed; an orphan is confirmed with the API server before it goes.
+      if (!this.probes.synced) return;
+      for (const id of schedulers.keys()) {
+        if (this.probes.get(id)) continue;
+        const [namespace, name] = id.split('/') as [string, string];
+        if (name === undefined || (await this.deps.probes.get(namespace, name))) {
+          if (name !== undefined) this.work.add(id);
+          continue;
         }
+        await removeScheduler(this.deps.queue, id);
+        await this.deps.store.forgetProbe(id);
+        this.deps.log.info('removed scheduler of a probe that no longer exists', { probe: id });
       }
     } catch (err) {
       this.deps.log.warn('resync failed', { error: (err as Error).message });
     }
   }
 
-  private async podChanged(pod: V1Pod): Promise<void> {
+  /** Whether reconcile would change nothing: scheduler as wanted (or absent while suspended), finalizer on, status at this generation. */
+  private settled(probe: CachedProbe, scheduler: Parameters<typeof schedulerMatches>[0] | undefined): boolean {
+    if (probe.metadata.deletionTimestamp || !(probe.metadata.finalizers ?? []).includes(FINALIZER)) return false;
+    const generation = probe.metadata.generation;
+    const ready = probe.status?.conditions?.find((c) => c.type === 'Ready');
+    if (!ready || probe.status?.observedGeneration !== generation || ready.observedGeneration !== generation) return false;
+    if (probe.spec.suspend) return scheduler === undefined && ready.reason === 'Suspended';
+    try {
+      return scheduler !== undefined && ready.reason === 'Scheduled' && schedulerMatches(scheduler, desiredScheduler(probe));
+    } catch {
+      // An interval that does not parse: reconcile says so in the status.
+      return ready.reason === 'InvalidSpec' && scheduler === undefined;
+    }
+  }
+
+  private probeChanged({ key, current, previous, initial }: ObjectChange<CachedProbe>): void {
+    if (initial || !current || !previous || reconcileFingerprint(current) !== reconcileFingerprint(previous)) this.work.add(key);
+  }
+
+  private async podChanged({ key, current, previous, initial }: ObjectChange<CachedPod>): Promise<void> {
     // The initial list is not news: the scheduled rounds cover existing pods.
-    const initial = !this.pods.synced;
-    const uid = pod.metadata?.uid ?? '';
-    const ready =
-      !pod.metadata?.deletionTimestamp && pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-    const state = pod.metadata?.deletionTimestamp ? 'gone' : ready ? 'ready' : 'not-ready';
-    const previous = this.podStates.get(uid);
-    if (state === 'gone') this.podStates.delete(uid);
-    else this.podStates.set(uid, state);
-    // Only a pod becoming capturable, or ceasing to be, changes the targets.
-    if (initial || previous === state || (state !== 'ready' && previous !== 'ready')) return;
+    if (initial) return;
+    const was = previous?.state === 'ready' ? previous.labels : undefined;
+    const is = current?.state === 'ready' ? current.labels : undefined;
+    // Only a pod becoming capturable, ceasing to be, or changing labels while capturable changes the targets.
+    if (!was && !is) return;
+    if (was && is && sameLabels(was, is)) return;
+    const namespace = key.slice(0, key.indexOf('/'));
     for (const probe of this.probes.list()) {
       if (probe.spec.cluster || probe.spec.suspend || probe.metadata.deletionTimestamp) continue;
-      if (probe.metadata.namespace !== pod.metadata?.namespace) continue;
-      if (!selectorMatches(probe.spec.selector, pod.metadata?.labels)) continue;
+      if (probe.metadata.namespace !== namespace) continue;
+      if (!((was && selectorMatches(probe.spec.selector, was)) || (is && selectorMatches(probe.spec.selector, is)))) continue;
       try {
         await this.deps.queue.add(
           CAPTURE_JOB,

@@ -21,6 +21,8 @@ export interface ReconcilerDeps {
   /** The probes of a namespace, including the one with uid `including` (for the per-namespace ceiling); without it that ceiling is not applied. */
   namespaceProbes?: (namespace: string, including: string) => Promise<MapLeakProbe[]>;
   now?: () => Date;
+  /** The controller's watch cache by key: a probe found there needs no GET (one that is not is confirmed with a GET). */
+  cached?: (key: string) => MapLeakProbe | undefined;
 }
 
 export type ReconcileOutcome = 'deleted' | 'finalized' | 'suspended' | 'scheduled' | 'invalid' | 'limited';
@@ -33,7 +35,7 @@ export type ReconcileOutcome = 'deleted' | 'finalized' | 'suspended' | 'schedule
 export async function reconcileProbe(key: string, deps: ReconcilerDeps): Promise<ReconcileOutcome> {
   const [namespace, name] = key.split('/') as [string, string];
   const now = deps.now ?? (() => new Date());
-  const probe = await deps.probes.get(namespace, name);
+  const probe = deps.cached?.(key) ?? (await deps.probes.get(namespace, name));
 
   if (!probe) {
     await cleanUp(key, deps);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Queue } from 'bullmq';
+import type { JobSchedulerJson, Queue } from 'bullmq';
 import { durationMs } from '../api/duration.js';
 import type { MapLeakProbe } from '../api/types.js';
 import { CAPTURE_JOB, schedulerId, type CaptureJobData } from './names.js';
@@ -28,18 +28,22 @@ export function desiredScheduler(probe: MapLeakProbe): DesiredScheduler {
   };
 }
 
+/** Whether a scheduler read from Redis already is what the probe wants. */
+export function schedulerMatches(existing: Pick<JobSchedulerJson<CaptureJobData>, 'every' | 'offset' | 'template'>, desired: DesiredScheduler): boolean {
+  // Without an offset of ours BullMQ picks one (aligning to the upsert time): any will do then.
+  return (
+    existing.every === desired.every &&
+    (desired.offset === 0 || existing.offset === desired.offset) &&
+    JSON.stringify(existing.template?.data) === JSON.stringify(desired.data)
+  );
+}
+
 export type SchedulerChange = 'created' | 'updated' | 'unchanged';
 
 /** Level-based: creates or updates the scheduler only when it differs from what the probe wants. */
 export async function ensureScheduler(queue: Queue<CaptureJobData>, desired: DesiredScheduler): Promise<SchedulerChange> {
   const existing = await queue.getJobScheduler(desired.id);
-  // Without an offset of ours BullMQ picks one (aligning to the upsert time): any will do then.
-  const same =
-    existing &&
-    existing.every === desired.every &&
-    (desired.offset === 0 || existing.offset === desired.offset) &&
-    JSON.stringify(existing.template?.data) === JSON.stringify(desired.data);
-  if (same) return 'unchanged';
+  if (existing && schedulerMatches(existing, desired)) return 'unchanged';
   await queue.upsertJobScheduler(
     desired.id,
     { every: desired.every, ...(desired.offset > 0 ? { offset: desired.offset } : {}) },

@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { ProbeClient } from '../../src/api/client.js';
+import { FINALIZER, type MapLeakProbe } from '../../src/api/types.js';
+import { ProbeController, slimPod, slimProbe, type CachedPod } from '../../src/controller/controller.js';
+import { SupervisedInformer, type ObjectChange } from '../../src/controller/supervised-informer.js';
+import { jsonLogger } from '../../src/observability/log.js';
+import { OperatorMetrics } from '../../src/observability/metrics.js';
+import { CAPTURE_QUEUE, type CaptureJobData } from '../../src/queue/names.js';
+import { desiredScheduler, ensureScheduler } from '../../src/queue/schedulers.js';
+import { SeriesStore } from '../../src/store/series-store.js';
+import { restartApiserver, stopCluster, type Cluster } from '../cluster/cluster.js';
+import { startRedis, type RedisServer } from '../cluster/redis.js';
+import { condition, startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { waitFor } from '../support/wait.js';
+
+process.env.LOG_LEVEL ??= 'warn';
+const CLUSTER = 'controller';
+const NS = 'default';
+const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** Long enough that a triggered round stays in the queue (no worker here) to be counted. */
+const TRIGGER_DELAY_MS = 10 * 60_000;
+
+/** A kwok pod with no process behind it: kwok makes it Running and Ready. */
+function podBody(cluster: Cluster, name: string, labels: Record<string, string>): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: NS, labels },
+    spec: { nodeName: cluster.nodeName, containers: [{ name: 'app', image: 'mapleakprobe.local/none:latest' }], terminationGracePeriodSeconds: 0 },
+  };
+}
+
+describe('controller against a real API server and Redis (kwok pods)', () => {
+  let cluster: Cluster;
+  let kc: KubeConfig;
+  let core: CoreV1Api;
+  let redis: RedisServer;
+  let connection: Redis;
+  let queue: Queue<CaptureJobData>;
+  let probes: TestProbes;
+  let metrics: OperatorMetrics;
+  let controller: ProbeController;
+
+  const podReady = (name: string): Promise<boolean> =>
+    waitFor(`pod ${name} Ready`, async () => slimPod((await core.readNamespacedPod({ name, namespace: NS })) as never).state === 'ready', 30_000, 200);
+  /** Capture rounds the controller queued for a probe because of pod changes. */
+  const triggered = async (probe: string): Promise<number> => (await queue.getJobs(['delayed', 'waiting'])).filter((j) => j.data.name === probe && j.opts.deduplication?.id === `targets-${NS}-${probe}`).length;
+  const reconciles = async (): Promise<number> => (await metrics.reconciles.get()).values.reduce((sum, v) => sum + v.value, 0);
+  /** Waits until no reconcile ran for `quietMs`. */
+  const settle = async (quietMs = 1500): Promise<void> => {
+    let last = await reconciles();
+    await waitFor('the controller idle', async () => {
+      await new Promise((resolve) => setTimeout(resolve, quietMs));
+      const now = await reconciles();
+      const idle = now === last;
+      last = now;
+      return idle;
+    }, 60_000, 0);
+  };
+  const scheduled = (name: string, every = 3_600_000): Promise<true> =>
+    waitFor(`scheduler of ${name} every ${every} ms`, async () => (await queue.getJobScheduler(`${NS}/${name}`))?.every === every || undefined, 30_000, 100);
+
+  before(async () => {
+    ({ cluster, kc } = await startClusterWithCrd(CLUSTER));
+    core = kc.makeApiClient(CoreV1Api);
+    probes = new TestProbes(kc, NS);
+    redis = await startRedis();
+    connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    queue = new Queue<CaptureJobData>(CAPTURE_QUEUE, { connection });
+    metrics = new OperatorMetrics();
+    // Present before the controller starts: the initial list is not news.
+    await core.createNamespacedPod({ namespace: NS, body: podBody(cluster, 'early', { app: 'leaves' }) });
+    await podReady('early');
+    for (const [name, app] of [['joins', 'joins'], ['leaves', 'leaves'], ['relabelled', 'relabelled'], ['bystander', 'nothing-runs-here']] as const) {
+      await probes.create(name, { selector: { matchLabels: { app } }, schedule: { interval: '1h' } });
+    }
+    controller = new ProbeController(
+      kc,
+      { probes: new ProbeClient(kc), queue, store: new SeriesStore(connection), metrics, log: jsonLogger({ part: 'controller' }) },
+      { resyncMs: 3_600_000, watchdogMs: 60_000, watchTimeoutSeconds: 30, podTriggerDelayMs: TRIGGER_DELAY_MS, reconcileLanes: 4 },
+    );
+    await controller.start();
+  });
+
+  after(async () => {
+    await controller?.stop();
+    await queue?.close();
+    connection?.disconnect();
+    await redis?.stop();
+    await stopCluster(CLUSTER);
+  });
+
+  test('probes get the finalizer, a scheduler and Ready=True Scheduled; their own status echo is not reconciled again and again', async () => {
+    for (const name of ['joins', 'leaves', 'relabelled', 'bystander']) await scheduled(name);
+    await settle();
+    const probe = (await probes.get('joins')) as MapLeakProbe;
+    assert.ok(probe.metadata.finalizers?.includes(FINALIZER));
+    assert.equal(condition(probe, 'Ready')?.reason, 'Scheduled');
+    assert.equal(probe.status?.observedGeneration, probe.metadata.generation);
+    assert.ok(probe.status?.nextCaptureTime, 'nextCaptureTime written with the scheduler');
+    assert.equal(await triggered('leaves'), 0, 'a pod already Ready when the controller started triggers nothing');
+  });
+
+  test('a status write that is not the controller’s (the worker’s findings) reconciles nothing; a spec change does, at once', async () => {
+    await settle();
+    const before = await reconciles();
+    const client = new ProbeClient(kc);
+    await client.updateStatus(NS, 'joins', () => ({ verdict: 'Healthy', targetCount: 3, lastCaptureTime: new Date().toISOString() }));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(await reconciles(), before, 'no reconcile for a status the controller does not own');
+    await probes.patchSpec('joins', { schedule: { interval: '2h' } });
+    await scheduled('joins', 7_200_000);
+    const probe = await waitFor('Ready for generation 2', async () => {
+      const p = await probes.get('joins');
+      return p?.status?.observedGeneration === p?.metadata.generation && p;
+    }, 30_000, 200);
+    assert.equal(probe.status?.verdict, 'Healthy', 'the worker’s fields are kept');
+    await probes.patchSpec('joins', { schedule: { interval: '1h' } });
+    await scheduled('joins');
+  });
+
+  test('a selected pod becoming Ready, one going away and one relabelled into a selector each queue one round; others queue none', async () => {
+    await core.createNamespacedPod({ namespace: NS, body: podBody(cluster, 'new', { app: 'joins' }) });
+    await core.createNamespacedPod({ namespace: NS, body: podBody(cluster, 'other', { app: 'relabelled-later' }) });
+    await podReady('new');
+    await podReady('other');
+    await waitFor('a round for joins', async () => (await triggered('joins')) === 1, 20_000, 200);
+
+    await core.deleteNamespacedPod({ name: 'early', namespace: NS, gracePeriodSeconds: 0 });
+    await waitFor('a round for leaves', async () => (await triggered('leaves')) === 1, 20_000, 200);
+
+    await core.patchNamespacedPod({ name: 'other', namespace: NS, body: { metadata: { labels: { app: 'relabelled' } } } }, MERGE_PATCH);
+    await waitFor('a round for relabelled', async () => (await triggered('relabelled')) === 1, 20_000, 200);
+
+    // A status-only pod update (kwok's heartbeats, a new annotation) changes no target.
+    await core.patchNamespacedPod({ name: 'new', namespace: NS, body: { metadata: { annotations: { touched: 'yes' } } } }, MERGE_PATCH);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(await triggered('joins'), 1, 'debounced: still one round');
+    assert.equal(await triggered('bystander'), 0);
+    assert.equal(await triggered('relabelled'), 1);
+  });
+
+  test('a resync recreates a scheduler lost from Redis, removes one whose probe is gone, and leaves settled probes alone', async () => {
+    await settle();
+    await queue.removeJobScheduler(`${NS}/bystander`);
+    const orphan = desiredScheduler({ metadata: { name: 'deleted-long-ago', namespace: NS, uid: 'uid-gone' }, spec: { schedule: { interval: '1h', window: 12, jitter: '0s' } } } as MapLeakProbe);
+    await ensureScheduler(queue, orphan);
+    const before = await reconciles();
+    await controller.resync();
+    await scheduled('bystander');
+    assert.equal(await queue.getJobScheduler(orphan.id), undefined, 'orphan removed');
+    await settle();
+    assert.equal((await reconciles()) - before, 1, 'only the probe whose scheduler was lost went back through reconcile');
+  });
+
+  test('a deleted probe: scheduler removed and finalizer released', async () => {
+    await probes.delete('bystander');
+    await waitFor('bystander gone', async () => (await probes.get('bystander')) === undefined, 30_000, 200);
+    assert.equal(await queue.getJobScheduler(`${NS}/bystander`), undefined);
+  });
+});
+
+describe('supervised informer against a real API server', () => {
+  let cluster: Cluster;
+  let kc: KubeConfig;
+  let core: CoreV1Api;
+
+  before(async () => {
+    ({ cluster, kc } = await startClusterWithCrd(`${CLUSTER}-informer`));
+    core = kc.makeApiClient(CoreV1Api);
+  });
+  after(async () => {
+    await stopCluster(`${CLUSTER}-informer`);
+  });
+
+  test('lists in pages, keeps only the slim record, and survives an API server restart', async () => {
+    for (let i = 0; i < 7; i++) await core.createNamespacedPod({ namespace: NS, body: podBody(cluster, `p${i}`, { app: 'paged', n: String(i) }) });
+    const changes: ObjectChange<CachedPod>[] = [];
+    const informer = new SupervisedInformer<CachedPod>({
+      kc,
+      path: '/api/v1/pods',
+      slim: slimPod,
+      pageSize: 2,
+      watchTimeoutSeconds: 30,
+      watchdogMs: 60_000,
+      onChange: (change) => changes.push(change),
+      log: jsonLogger({ part: 'informer' }),
+    });
+    try {
+      await informer.start();
+      assert.ok(informer.synced);
+      assert.equal(changes.filter((c) => c.initial).length, 7, 'all 7 pods across 4 pages, marked initial');
+      const record = informer.get(`${NS}/p3`);
+      assert.deepEqual(Object.keys(record ?? {}).sort(), ['labels', 'state'], 'nothing but labels and state is kept');
+      assert.deepEqual(record?.labels, { app: 'paged', n: '3' });
+
+      await restartApiserver(cluster, 1000);
+      await core.deleteNamespacedPod({ name: 'p0', namespace: NS, gracePeriodSeconds: 0 }).catch(async () => {
+        await waitFor('API server back', async () => (await core.listNamespacedPod({ namespace: NS })).items.length > 0, 60_000, 500);
+        await core.deleteNamespacedPod({ name: 'p0', namespace: NS, gracePeriodSeconds: 0 });
+      });
+      await core.createNamespacedPod({ namespace: NS, body: podBody(cluster, 'after-restart', { app: 'paged' }) });
+      await waitFor('the new pod seen after the restart', async () => informer.get(`${NS}/after-restart`) !== undefined, 60_000, 200);
+      await waitFor('the deleted pod gone from the cache', async () => informer.get(`${NS}/p0`) === undefined, 60_000, 200);
+      assert.ok(changes.some((c) => c.key === `${NS}/p0` && c.current === undefined && !c.initial), 'its deletion was an event');
+      assert.equal(informer.size, 7);
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  test('the probe record keeps what the reconciler reads and drops the rest', () => {
+    const slim = slimProbe({
+      apiVersion: 'mapleak.io/v1alpha1',
+      kind: 'MapLeakProbe',
+      metadata: { name: 'p', namespace: NS, uid: 'u', generation: 3, resourceVersion: '9', finalizers: [FINALIZER], managedFields: [{ manager: 'kubectl' }], annotations: { big: 'x'.repeat(10_000) } },
+      spec: { selector: { matchLabels: { app: 'a' } } },
+      status: { observedGeneration: 3, conditions: [{ type: 'Ready', status: 'True' }], findings: [{ advice: 'x'.repeat(10_000) }], targets: [] },
+    } as never);
+    assert.deepEqual(slim.metadata, { name: 'p', namespace: NS, uid: 'u', generation: 3, resourceVersion: '9', deletionTimestamp: undefined, finalizers: [FINALIZER] });
+    assert.deepEqual(Object.keys(slim.status ?? {}).sort(), ['conditions', 'observedGeneration']);
+    assert.deepEqual(slim.spec, { selector: { matchLabels: { app: 'a' } } });
+  });
+});
