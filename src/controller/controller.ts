@@ -39,12 +39,13 @@ export interface CachedPod {
 
 export function slimProbe(raw: RawObject): CachedProbe {
   const probe = raw as unknown as MapLeakProbe;
-  const { name, namespace, uid, generation, resourceVersion, deletionTimestamp, finalizers } = probe.metadata;
+  // creationTimestamp orders probes for the per-namespace ceiling (oldest first).
+  const { name, namespace, uid, generation, resourceVersion, creationTimestamp, deletionTimestamp, finalizers } = probe.metadata;
   const status = probe.status;
   return {
     apiVersion: probe.apiVersion,
     kind: probe.kind,
-    metadata: { name, namespace, uid, generation, resourceVersion, deletionTimestamp, finalizers },
+    metadata: { name, namespace, uid, generation, resourceVersion, creationTimestamp, deletionTimestamp, finalizers },
     spec: probe.spec,
     ...(status ? { status: { observedGeneration: status.observedGeneration, conditions: status.conditions } } : {}),
   } as CachedProbe;

@@ -217,11 +217,12 @@ describe('supervised informer against a real API server', () => {
     const slim = slimProbe({
       apiVersion: 'mapleak.io/v1alpha1',
       kind: 'MapLeakProbe',
-      metadata: { name: 'p', namespace: NS, uid: 'u', generation: 3, resourceVersion: '9', finalizers: [FINALIZER], managedFields: [{ manager: 'kubectl' }], annotations: { big: 'x'.repeat(10_000) } },
+      metadata: { name: 'p', namespace: NS, uid: 'u', generation: 3, resourceVersion: '9', creationTimestamp: '2026-12-01T10:00:00Z', finalizers: [FINALIZER], managedFields: [{ manager: 'kubectl' }], annotations: { big: 'x'.repeat(10_000) } },
       spec: { selector: { matchLabels: { app: 'a' } } },
       status: { observedGeneration: 3, conditions: [{ type: 'Ready', status: 'True' }], findings: [{ advice: 'x'.repeat(10_000) }], targets: [] },
     } as never);
-    assert.deepEqual(slim.metadata, { name: 'p', namespace: NS, uid: 'u', generation: 3, resourceVersion: '9', deletionTimestamp: undefined, finalizers: [FINALIZER] });
+    // creationTimestamp: the per-namespace ceiling keeps the oldest probes.
+    assert.deepEqual(slim.metadata, { name: 'p', namespace: NS, uid: 'u', generation: 3, resourceVersion: '9', creationTimestamp: '2026-12-01T10:00:00Z', deletionTimestamp: undefined, finalizers: [FINALIZER] });
     assert.deepEqual(Object.keys(slim.status ?? {}).sort(), ['conditions', 'observedGeneration']);
     assert.deepEqual(slim.spec, { selector: { matchLabels: { app: 'a' } } });
   });

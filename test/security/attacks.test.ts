@@ -247,6 +247,9 @@ describe('security: a tenant with namespace rights gains nothing through the ope
     assert.equal(conditionMessage(greedy, 'CeilingsApplied'), "spec.pprof.maxProfileBytes 1073741824 lowered to the operator's ceiling 67108864; spec.pprof.timeout 300000ms lowered to the operator's ceiling 30000ms; spec.schedule.window 100 lowered to the operator's ceiling 24.");
     assert.match(conditionMessage(greedy, 'Ready'), /keeping 24 captures per target/);
     // The chart's ceiling is 20 probes per namespace; team-b now has 2 (not-enabled, greedy).
+    // Oldest first by creationTimestamp (whole seconds), ties by name: the fillers must come a second later.
+    const greedySecond = Date.parse(greedy.metadata.creationTimestamp ?? '');
+    while (Date.now() < greedySecond + 1100) await new Promise((resolve) => setTimeout(resolve, 100));
     for (let i = 0; i < 19; i++) await otherProbes.create(`filler-${String(i).padStart(2, '0')}`, { selector: { matchLabels: { app: 'none' } } });
     const newest = await waitFor('the 21st probe is held back', async () => {
       const p = await otherProbes.get('filler-18');
