@@ -11,11 +11,12 @@ import { assertLeakyFindings, assertReportShape, findingAt } from './leaky-expec
 const CAPTURES = 10;
 /**
  * A 20 s window at the default 512 KiB sampling rate sees a growing swiss
- * map as only ~12 net sampled tables (±6): a few percent of runs then show
- * too little rise to call it growing. Sampling 4x denser keeps the test about
- * the engine, not about luck; the profile's own rate drives the scaling.
+ * map as only ~12 net sampled tables (±6), and a steady cache whose values
+ * are replaced all the time is resampled every cycle (its estimate wanders
+ * by about sqrt(B·R)). Sampling 8x denser keeps the test about the engine,
+ * not about luck; the profile's own rate drives the scaling.
  */
-const MEM_PROFILE_RATE = 128 * 1024;
+const MEM_PROFILE_RATE = 64 * 1024;
 
 export interface LeakyFlavour {
   /** The go line of the target's go.mod (default current: GET-only pprof patterns on Go >= 1.22). */
