@@ -9,6 +9,7 @@ import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { analyzeFiles, analyzeUrl } from './analyze.js';
 import { formatReport } from './format.js';
+import { runCommand } from './run.js';
 import { ProgressReporter } from './progress.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
@@ -156,25 +157,7 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** Expected failures end in one line and a non-zero exit; only MAPLEAK_DEBUG shows stacks. */
-function reportFailure(err: unknown): number {
-  const known = err instanceof UsageError || err instanceof ProfileError || err instanceof CaptureError;
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`mapleak: ${message.split('\n')[0]}\n`);
-  if (err instanceof UsageError) process.stderr.write("Run 'mapleak --help' for usage.\n");
-  if (process.env.MAPLEAK_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-  if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return 2;
-  return known ? 1 : 3;
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.exitCode = reportFailure(err);
-  },
-);
+runCommand({ name: 'mapleak', help: 'mapleak --help' }, main, [ProfileError, CaptureError]);
 
 /** `--header 'Name: value'`: a token name and a value without line breaks. */
 export function parseHeaders(lines: readonly string[]): Record<string, string> {

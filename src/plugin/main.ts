@@ -12,6 +12,7 @@ import { kubeHttp } from '../clusters/kube-http.js';
 import { analyzeLive } from '../cli/analyze.js';
 import { formatReport } from '../cli/format.js';
 import { ProgressReporter } from '../cli/progress.js';
+import { runCommand } from '../cli/run.js';
 import { parseCount, parseDuration, parseSize, UsageError } from '../cli/units.js';
 import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
@@ -306,21 +307,4 @@ async function profileCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-function reportFailure(err: unknown): number {
-  const known = err instanceof UsageError || err instanceof PluginError || err instanceof ProfileError || err instanceof CaptureError;
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`kubectl-mapleak: ${message.split('\n')[0]}\n`);
-  if (err instanceof UsageError) process.stderr.write("Run 'kubectl mapleak --help' for usage.\n");
-  if (process.env.MAPLEAK_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-  if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return 2;
-  return known ? 1 : 3;
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.exitCode = reportFailure(err);
-  },
-);
+runCommand({ name: 'kubectl-mapleak', help: 'kubectl mapleak --help' }, main, [PluginError, ProfileError, CaptureError]);
