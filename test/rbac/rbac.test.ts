@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,7 +11,7 @@ import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { spawnOperator, type OperatorProcess } from '../support/operator-process.js';
 import { repoPath } from '../support/paths.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
-import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken } from '../support/tokens.js';
+import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken, tokenKubeconfig } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
 
 const CLUSTER = 'rbac';
@@ -76,24 +76,11 @@ describe("the chart's RBAC is exactly what the operator uses", () => {
     for (const role of ['mapleakprobe-viewer', 'mapleakprobe-profile-reader']) await bindClusterRole(kc, role, reader, 'default');
     readerToken = await serviceAccountToken(kc, reader.namespace, reader.name);
 
-    const caData = kc.getCurrentCluster()?.caData;
-    assert.ok(caData, 'the admin kubeconfig carries the CA inline');
     const dir = mkdtempSync(join(tmpdir(), 'mapleak-rbac-'));
     for (const [account, role] of roleOfAccount) {
       const token = (await core.createNamespacedServiceAccountToken({ name: account, namespace: RELEASE_NS, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token;
       assert.ok(token, `TokenRequest for ${account}`);
-      const kubeconfig = join(dir, `${role}.kubeconfig`);
-      writeFileSync(
-        kubeconfig,
-        JSON.stringify({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': caData } }],
-          users: [{ name: account, user: { token } }],
-          contexts: [{ name: 'c', context: { cluster: 'c', user: account } }],
-          'current-context': 'c',
-        }),
-      );
+      const kubeconfig = tokenKubeconfig(cluster, kc, account, token, join(dir, `${role}.kubeconfig`));
       operators.push(await spawnOperator({ kubeconfig, redisUrl: redis.url, identity: `rbac-${role}`, leaseNamespace: RELEASE_NS, httpToken: readerToken, args: ['--role', role, '--kubeconfig-secret-namespaces', 'default'] }));
     }
   });
