@@ -264,7 +264,16 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
         ? podDirectClient(target, timeoutMs, { headers: access.headers, ...(access.tls ? { tls: access.tls } : {}) })
         : apiServerProxyClient(cluster.http, target, timeoutMs);
     const client = deps.decodeGate ? deps.decodeGate.wrap(direct, limits) : direct;
-    const capture = await captureHeap(client, { limits, symbols: deps.symbols, scope: `${cluster.id}|${pod.namespace}/${pod.uid}`, binaryScope: `${cluster.id}|${pod.namespace}`, maxSymbolRequests: ceilings.maxSymbolRequests, now });
+    const capture = await captureHeap(client, {
+      limits,
+      symbols: deps.symbols,
+      scope: `${cluster.id}|${pod.namespace}/${pod.uid}`,
+      binaryScope: `${cluster.id}|${pod.namespace}`,
+      maxSymbolRequests: ceilings.maxSymbolRequests,
+      // debug=1 is larger than the proto by far, but still within the admin's ceilings on one answer.
+      debug1: { maxBytes: ceilings.maxInflatedBytes, timeoutMs: ceilings.maxRequestTimeoutMs },
+      now,
+    });
     // The same job retried gives the same id: the capture is overwritten, not duplicated.
     const id = createHash('sha256').update(`${jobId}|${pod.uid}`).digest('hex').slice(0, 24);
     await deps.store.addCapture(key, pod.uid, { id, snapshot: { ...attributeProfile(capture.profile), time: capture.time }, proto: capture.proto }, keptCaptures(window, capture.proto.length, ceilings), ttlSeconds);
