@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { captureHeap, type Debug1Policy } from '../src/capture/capture.js';
 import { directPprofClient } from '../src/capture/direct.js';
-import { SymbolCache } from '../src/capture/symbol-cache.js';
+import { BinaryKnowledgeCache } from '../src/capture/binary-knowledge.js';
 import { buildGoProgram } from '../test/cluster/go-build.js';
 import { startTarget } from '../test/support/go-targets.js';
 
@@ -51,12 +51,12 @@ async function series(target: Target, mode: Debug1Policy['mode']): Promise<PerCa
   const running = await startTarget(binary, mkdtempSync(join(tmpdir(), 'mapleak-cost-')), target.args);
   try {
     await sleep(3000);
-    const cache = new SymbolCache();
+    const cache = new BinaryKnowledgeCache();
     const client = directPprofClient(`${running.url}/debug/pprof`, 60_000);
     const out: PerCapture[] = [];
     for (let i = 0; i < CAPTURES; i++) {
       const before = cpuMs(running.pid);
-      const capture = await captureHeap(client, { limits: { maxBytes: 64 * 1024 * 1024 }, symbols: cache, scope: 'bench', debug1: { mode } });
+      const capture = await captureHeap(client, { limits: { maxBytes: 64 * 1024 * 1024 }, knowledge: cache, scope: 'bench', debug1: { mode } });
       out.push({ bytes: capture.cost.bytes, serveMs: capture.cost.milliseconds, targetCpuMs: cpuMs(running.pid) - before, debug1: capture.cost.debug1 });
       await sleep(EVERY_MS);
     }

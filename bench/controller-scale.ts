@@ -36,7 +36,7 @@ import { analyzeSeries, DEFAULT_THRESHOLDS } from '../src/analysis/series.js';
 import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../src/api/types.js';
 import { captureHeap } from '../src/capture/capture.js';
 import { directPprofClient } from '../src/capture/direct.js';
-import { SymbolCache } from '../src/capture/symbol-cache.js';
+import { BinaryKnowledgeCache } from '../src/capture/binary-knowledge.js';
 import { CAPTURE_QUEUE } from '../src/queue/names.js';
 import { SeriesStore } from '../src/store/series-store.js';
 import { applyManifestFile, loadKubeConfig, startCluster, stopCluster, waitForCrdsEstablished, type Cluster } from '../test/cluster/cluster.js';
@@ -833,7 +833,7 @@ interface CaptureRun {
 
 async function captureLoop(redis: Redis, baseUrl: string, serverPid: number, options: { seconds: number; concurrency: number; coldSymbols: boolean; label: string; pods?: number }): Promise<CaptureRun> {
   const store = new SeriesStore(redis, `bench-${options.label}`);
-  const sharedSymbols = new SymbolCache();
+  const sharedSymbols = new BinaryKnowledgeCache();
   const client = directPprofClient(baseUrl, 10_000);
   const probe = 'bench/probe-0';
   const pods = Array.from({ length: options.pods ?? 5 }, (_, i) => `pod-uid-${i}`);
@@ -843,8 +843,8 @@ async function captureLoop(redis: Redis, baseUrl: string, serverPid: number, opt
   const one = async (): Promise<void> => {
     const n = seq++;
     const pod = pods[n % pods.length] as string;
-    const symbols = options.coldSymbols ? new SymbolCache() : sharedSymbols;
-    const capture = await captureHeap(client, { limits: { maxBytes: 64 * 1024 * 1024 }, symbols, scope: pod });
+    const symbols = options.coldSymbols ? new BinaryKnowledgeCache() : sharedSymbols;
+    const capture = await captureHeap(client, { limits: { maxBytes: 64 * 1024 * 1024 }, knowledge: symbols, scope: pod });
     // The fixtures carry their own timestamp: give each capture its own minute so the window is a real series.
     const time = new Date(base + Math.floor(n / pods.length) * 60_000);
     const id = createHash('sha256').update(`job-${n}|${pod}`).digest('hex').slice(0, 24);

@@ -5,7 +5,7 @@ import { learnHiddenFrames, restoreHiddenFrames, unknownRecords } from '../pprof
 import { parseSymbolResponse, symbolQueries, type SymbolTable } from '../pprof/symbols.js';
 import type { HeapProfile } from '../pprof/types.js';
 import { CaptureError } from './errors.js';
-import type { SymbolCache } from './symbol-cache.js';
+import type { BinaryKnowledgeCache } from './binary-knowledge.js';
 
 /** Fetches a path under a target's pprof prefix (directly or via the API server proxy). */
 export interface PprofClient {
@@ -65,7 +65,7 @@ export const DEFAULT_DEBUG1_POLICY: Debug1Policy = {
 
 export interface CaptureOptions {
   limits: DecodeLimits;
-  symbols: SymbolCache;
+  knowledge: BinaryKnowledgeCache;
   /**
    * Whose process this is, as the caller verified it (the operator: the
    * pod's namespace and uid). Knowledge is keyed by scope and build id, so a
@@ -116,7 +116,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
   const time = protoProfile.time ?? now();
   const warnings: string[] = [];
   const buildId = protoProfile.buildId ?? '';
-  const knowledge = options.symbols.binary(buildId ? `${options.binaryScope ?? options.scope}\u0000${buildId}` : `${options.scope}\u0000`);
+  const knowledge = options.knowledge.binary(buildId ? `${options.binaryScope ?? options.scope}\u0000${buildId}` : `${options.scope}\u0000`);
   const lookup = (key: string): readonly string[] | undefined => knowledge.hiddenFrames.get(key);
 
   let debug1: string | undefined;
@@ -143,7 +143,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         if (name) symbols.set(pc, name);
       }
       learnHiddenFrames(parsed, knowledge.symbols, knowledge.hiddenFrames);
-      options.symbols.trim();
+      options.knowledge.trim();
     } catch (err) {
       if (!(err instanceof CaptureError || err instanceof ProfileError)) throw err;
       const what = debug1 === undefined ? 'debug=1 heap profile' : 'symbol endpoint';

@@ -2,4 +2,4 @@ export * from './errors.js';
 export * from './http.js';
 export * from './capture.js';
 export * from './direct.js';
-export { SymbolCache } from './symbol-cache.js';
+export { BinaryKnowledgeCache } from './binary-knowledge.js';

@@ -6,7 +6,7 @@ import { buildReport, type Report } from '../analysis/report.js';
 import { analyzeSeries, type Thresholds, type TimedSnapshot } from '../analysis/series.js';
 import { captureHeap, type HeapCapture, type PprofClient } from '../capture/capture.js';
 import { directPprofClient, type TargetTls } from '../capture/direct.js';
-import { SymbolCache } from '../capture/symbol-cache.js';
+import { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { groupCaptureFiles, loadCaptures } from './files.js';
@@ -67,7 +67,7 @@ export async function analyzeUrl(options: AnalyzeUrlOptions): Promise<Report> {
 
 /** A series of live captures through any pprof client (directly, or the API server's pod proxy), analysed. */
 export async function analyzeLive(options: LiveSeriesOptions): Promise<Report> {
-  const cache = new SymbolCache();
+  const cache = new BinaryKnowledgeCache();
   const snapshots: TimedSnapshot[] = [];
   const warnings = new Set<string>();
   const emit = options.onEvent ?? ((): void => undefined);
@@ -82,7 +82,7 @@ export async function analyzeLive(options: LiveSeriesOptions): Promise<Report> {
     if (options.signal?.aborted) break;
     let capture: HeapCapture;
     try {
-      capture = await captureHeap(options.client, { limits: options.limits, symbols: cache, scope: options.scope });
+      capture = await captureHeap(options.client, { limits: options.limits, knowledge: cache, scope: options.scope });
     } catch (err) {
       // The first failure says the target is wrong; a later one is a blip.
       if (snapshots.length === 0) throw err;

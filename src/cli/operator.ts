@@ -6,7 +6,7 @@ import { Queue, type Worker } from 'bullmq';
 import { DEFAULT_CEILINGS, type Ceilings } from '../api/ceilings.js';
 import { ProbeClient } from '../api/client.js';
 import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../api/types.js';
-import { SymbolCache } from '../capture/symbol-cache.js';
+import { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
 import { reuseConnections } from '../clusters/keep-alive.js';
 import { ClusterRegistry } from '../clusters/registry.js';
 import { DEFAULT_CONTROLLER_OPTIONS, ProbeController } from '../controller/controller.js';
@@ -199,7 +199,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         probes,
         clusters,
         store,
-        symbols: new SymbolCache(),
+        knowledge: new BinaryKnowledgeCache(),
         metrics,
         log: log.child({ part: 'worker' }),
         limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency, allowRemoteDirect: config.allowRemoteDirect ?? false, pprofCredentialsNamespaces: new Set(config.pprofCredentialsNamespaces ?? []) },

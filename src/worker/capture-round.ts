@@ -9,7 +9,7 @@ import { captureHeap, type PprofClient } from '../capture/capture.js';
 import { CaptureError } from '../capture/errors.js';
 import { HttpAnswerError } from '../capture/http.js';
 import { apiServerProxyClient, podDirectClient } from '../capture/proxy.js';
-import type { SymbolCache } from '../capture/symbol-cache.js';
+import type { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
 import { listRunningPods, PodListError, type ListedPod } from '../clusters/pods.js';
 import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '../clusters/registry.js';
 import type { Logger } from '../observability/log.js';
@@ -50,7 +50,7 @@ export interface CaptureRoundDeps {
   probes: ProbeClient;
   clusters: ClusterRegistry;
   store: SeriesStore;
-  symbols: SymbolCache;
+  knowledge: BinaryKnowledgeCache;
   metrics: OperatorMetrics;
   log: Logger;
   limits: WorkerLimits;
@@ -266,7 +266,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     const client = deps.decodeGate ? deps.decodeGate.wrap(direct, limits) : direct;
     const capture = await captureHeap(client, {
       limits,
-      symbols: deps.symbols,
+      knowledge: deps.knowledge,
       scope: `${cluster.id}|${pod.namespace}/${pod.uid}`,
       binaryScope: `${cluster.id}|${pod.namespace}`,
       maxSymbolRequests: ceilings.maxSymbolRequests,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { captureHeap, CaptureError, directPprofClient, fetchBytes, SymbolCache } from '../../src/capture/index.js';
+import { captureHeap, CaptureError, directPprofClient, fetchBytes, BinaryKnowledgeCache } from '../../src/capture/index.js';
 import { contentTypeOf, HttpAnswerError } from '../../src/capture/http.js';
 import { ProfileError } from '../../src/pprof/index.js';
 import { readFixture } from '../support/fixtures.js';
@@ -113,9 +113,9 @@ describe('captureHeap', () => {
   after(() => server.close());
 
   test('the first capture of a binary learns its hidden frames from debug=1 and /symbol; later ones need the proto alone', async () => {
-    const cache = new SymbolCache();
+    const cache = new BinaryKnowledgeCache();
     const client = directPprofClient(`${server.url}/debug/pprof`, 5000);
-    const first = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-a' });
+    const first = await captureHeap(client, { limits: LIMITS, knowledge: cache, scope: 'pod-a' });
     assert.deepEqual(first.warnings, []);
     assert.ok(first.proto.equals(proto), 'raw proto kept byte for byte');
     assert.equal(first.profile.format, 'proto', 'the proto is the measurement');
@@ -126,7 +126,7 @@ describe('captureHeap', () => {
     const asked = symbolRequests;
     assert.ok(asked >= 1);
 
-    const second = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-a' });
+    const second = await captureHeap(client, { limits: LIMITS, knowledge: cache, scope: 'pod-a' });
     assert.equal(symbolRequests, asked, 'no symbol request');
     assert.deepEqual({ debug1: second.cost.debug1, requests: second.cost.requests, bytes: second.cost.bytes }, { debug1: false, requests: 1, bytes: proto.length }, 'the proto alone');
     assert.equal(second.debug1, undefined);
@@ -137,29 +137,29 @@ describe('captureHeap', () => {
     );
 
     // Another pod of the same binary where build ids may be shared (one namespace): nothing to learn.
-    const replica = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-a2', binaryScope: 'pod-a' });
+    const replica = await captureHeap(client, { limits: LIMITS, knowledge: cache, scope: 'pod-a2', binaryScope: 'pod-a' });
     assert.equal(replica.cost.debug1, false, 'a replica reuses what its binary taught');
     // Another target claiming the same build id elsewhere learns for itself.
-    const other = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'pod-b' });
+    const other = await captureHeap(client, { limits: LIMITS, knowledge: cache, scope: 'pod-b' });
     assert.ok(other.cost.debug1);
     assert.equal(symbolRequests, 2 * asked, 'knowledge is not shared across scopes');
   });
 
   test('debug=1 policy: always reads it every time, never not at all', async () => {
-    const cache = new SymbolCache();
+    const cache = new BinaryKnowledgeCache();
     const client = directPprofClient(`${server.url}/debug/pprof`, 5000);
     for (let i = 0; i < 2; i++) {
-      const always = await captureHeap(client, { limits: LIMITS, symbols: cache, scope: 'always', debug1: { mode: 'always' } });
+      const always = await captureHeap(client, { limits: LIMITS, knowledge: cache, scope: 'always', debug1: { mode: 'always' } });
       assert.ok(always.cost.debug1);
     }
-    const never = await captureHeap(client, { limits: LIMITS, symbols: new SymbolCache(), scope: 'never', debug1: { mode: 'never' } });
+    const never = await captureHeap(client, { limits: LIMITS, knowledge: new BinaryKnowledgeCache(), scope: 'never', debug1: { mode: 'never' } });
     assert.equal(never.cost.requests, 1);
     assert.ok(never.profile.records.every((r) => r.hiddenFrames === 'absent'), 'proto-only: size signatures take over');
   });
 
   test('symbol requests per capture are capped, and the capture says what it left out', async () => {
     const before = symbolRequests;
-    const capture = await captureHeap(directPprofClient(`${server.url}/debug/pprof`, 5000), { limits: LIMITS, symbols: new SymbolCache(), scope: 'capped', maxSymbolRequests: 0 });
+    const capture = await captureHeap(directPprofClient(`${server.url}/debug/pprof`, 5000), { limits: LIMITS, knowledge: new BinaryKnowledgeCache(), scope: 'capped', maxSymbolRequests: 0 });
     assert.equal(symbolRequests, before);
     assert.match(capture.warnings.join(), /symbol requests left out \(limit 0 per capture\)/);
   });
@@ -167,7 +167,7 @@ describe('captureHeap', () => {
   test('without a symbol endpoint the capture still counts, with a warning', async () => {
     symbolsBroken = true;
     try {
-      const capture = await captureHeap(directPprofClient(`${server.url}/debug/pprof`, 5000), { limits: LIMITS, symbols: new SymbolCache(), scope: 'broken' });
+      const capture = await captureHeap(directPprofClient(`${server.url}/debug/pprof`, 5000), { limits: LIMITS, knowledge: new BinaryKnowledgeCache(), scope: 'broken' });
       assert.equal(capture.profile.format, 'proto');
       assert.match(capture.warnings.join(), /symbol endpoint: .*HTTP 404/);
     } finally {
@@ -178,7 +178,7 @@ describe('captureHeap', () => {
   test('a target that is not pprof fails the capture with a profile error', async () => {
     const page = await startServer((_req, res) => res.end(NOT_FOUND_PAGE));
     try {
-      await assert.rejects(captureHeap(directPprofClient(page.url, 5000), { limits: LIMITS, symbols: new SymbolCache(), scope: 'page' }), (err: unknown) => err instanceof ProfileError && err.code === 'HtmlPage');
+      await assert.rejects(captureHeap(directPprofClient(page.url, 5000), { limits: LIMITS, knowledge: new BinaryKnowledgeCache(), scope: 'page' }), (err: unknown) => err instanceof ProfileError && err.code === 'HtmlPage');
     } finally {
       await page.close();
     }

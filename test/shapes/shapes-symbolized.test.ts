@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { attributeProfile, type SiteUsage } from '../../src/analysis/index.js';
 import { captureHeap } from '../../src/capture/capture.js';
 import { directPprofClient } from '../../src/capture/direct.js';
-import { SymbolCache } from '../../src/capture/symbol-cache.js';
+import { BinaryKnowledgeCache } from '../../src/capture/binary-knowledge.js';
 import { buildTarget, siteLines, startTarget, type GoLine, type GoVersion, type RunningTarget } from '../support/go-targets.js';
 import type { ShapesTruth } from './shapes.js';
 
@@ -33,7 +33,7 @@ for (const { toolchain, goLine } of builds) {
       truth = JSON.parse((await (await fetch(`${target.url}/truth`)).text())) as ShapesTruth;
       const capture = await captureHeap(directPprofClient(`${target.url}/debug/pprof`, 30_000), {
         limits: { maxBytes: 256 * 1024 * 1024 },
-        symbols: new SymbolCache(),
+        knowledge: new BinaryKnowledgeCache(),
         scope: 'shapes',
       });
       assert.deepEqual(capture.warnings, []);

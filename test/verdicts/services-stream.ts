@@ -8,7 +8,7 @@ import { analyzeSeries, DEFAULT_THRESHOLDS, type Finding, type SeriesAnalysis, t
 import type { Report } from '../../src/analysis/report.js';
 import { captureHeap } from '../../src/capture/capture.js';
 import { directPprofClient } from '../../src/capture/direct.js';
-import { SymbolCache } from '../../src/capture/symbol-cache.js';
+import { BinaryKnowledgeCache } from '../../src/capture/binary-knowledge.js';
 import { DEFAULT_MAX_PROFILE_BYTES } from '../../src/pprof/decode.js';
 import { runCli } from '../support/cli.js';
 import { buildTarget, siteLines, startTarget, type GoVersion, type RunningTarget } from '../support/go-targets.js';
@@ -97,13 +97,13 @@ interface Stream {
 
 async function recordStream(target: RunningTarget, saveDir: string): Promise<Stream> {
   const client = directPprofClient(`${target.url}/debug/pprof`, 20_000);
-  const cache = new SymbolCache();
+  const cache = new BinaryKnowledgeCache();
   const snapshots: TimedSnapshot[] = [];
   const started = Date.now();
   const count = Math.floor((STREAM_SECONDS * 1000) / INTERVAL_MS) + 1;
   for (let i = 0; i < count; i++) {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + i * INTERVAL_MS - Date.now())));
-    const capture = await captureHeap(client, { limits: { maxBytes: DEFAULT_MAX_PROFILE_BYTES }, symbols: cache, scope: target.url });
+    const capture = await captureHeap(client, { limits: { maxBytes: DEFAULT_MAX_PROFILE_BYTES }, knowledge: cache, scope: target.url });
     assert.deepEqual(capture.warnings, [], 'every capture is complete (debug=1 and symbols)');
     const stem = join(saveDir, `capture-${String(i + 1).padStart(3, '0')}`);
     writeFileSync(`${stem}.pb.gz`, capture.proto);

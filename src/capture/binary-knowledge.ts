@@ -17,7 +17,7 @@ export interface BinaryKnowledge {
  * every later capture. Bounded LRU over binaries and over the records
  * they hold in all (a target cannot grow it without limit).
  */
-export class SymbolCache {
+export class BinaryKnowledgeCache {
   private readonly byBinary = new Map<string, BinaryKnowledge>();
 
   constructor(
