@@ -1,9 +1,8 @@
+import { isProfilerStack, isRuntimeFunction } from '../pprof/runtime-frames.js';
 import type { Frame, HeapProfile, HeapRecord, HiddenFrames } from '../pprof/types.js';
 import {
   callerFrame,
   hiddenMapRole,
-  isProfilerStack,
-  isRuntimeFrame,
   isVisibleMapFrame,
   ownerFrame,
   type MapComponent,
@@ -176,7 +175,7 @@ const UNKNOWN_SITE: Site = { function: '(unknown)', file: '', line: 0 };
 function attributeRecord(record: HeapRecord): RecordAttribution {
   const site = ownerFrame(record.stack) ?? UNKNOWN_SITE;
   const who = { site, caller: callerFrame(record.stack, site), profiler: isProfilerStack(record.stack) };
-  const hiddenCount = record.stack.findIndex((f) => !isRuntimeFrame(f.function));
+  const hiddenCount = record.stack.findIndex((f) => !isRuntimeFunction(f.function));
   const hidden = record.stack.slice(0, hiddenCount < 0 ? record.stack.length : hiddenCount);
   if (record.hiddenFrames === 'resolved') {
     const role = hiddenMapRole(hidden);

@@ -1,3 +1,4 @@
+import { isRuntimeFunction } from '../pprof/runtime-frames.js';
 import type { Frame } from '../pprof/types.js';
 
 export type MapImpl = 'classic' | 'swiss' | 'unknown';
@@ -51,10 +52,6 @@ function mapEntryPointRole(fn: string): MapFrameRole | undefined {
 /** Visible (non-runtime) frames that still mean "this allocation is map memory". */
 const VISIBLE_MAP_FRAME = /^(reflect\.(mapassign\w*|makemap\w*|MakeMap\w*|mapclone\w*)|maps\.clone|maps\.Clone|runtime\.mapclone)$/;
 
-export function isRuntimeFrame(fn: string): boolean {
-  return fn.startsWith('runtime.') || fn.startsWith('internal/runtime/');
-}
-
 /** The role of the map runtime in a stack's hidden (leaf) runtime frames, if any. */
 export function hiddenMapRole(hiddenFrames: readonly Frame[]): MapFrameRole | undefined {
   let entryPoint: MapFrameRole | undefined;
@@ -105,7 +102,7 @@ export function isStdlibFrame(fn: string): boolean {
 export function ownerFrame(stack: readonly Frame[]): Frame | undefined {
   return (
     stack.find((f) => !isStdlibFrame(f.function) && f.function !== '?') ??
-    stack.find((f) => !isRuntimeFrame(f.function)) ??
+    stack.find((f) => !isRuntimeFunction(f.function)) ??
     stack[0]
   );
 }
@@ -135,15 +132,3 @@ export function callerFrame(stack: readonly Frame[], owner: Frame | undefined): 
   if (!caller || (owner && caller.function === owner.function && caller.file === owner.file && caller.line === owner.line)) return undefined;
   return caller;
 }
-
-/**
- * Allocations made by the profiler while it writes the profile being
- * captured (runtime/pprof's profile builder, net/http/pprof's handlers):
- * they exist because we asked, and every frame is in the standard library.
- */
-export function isProfilerStack(stack: readonly Frame[]): boolean {
-  return stack.some((f) => f.function.startsWith('net/http/pprof.') || (f.function.startsWith('runtime/pprof.') && !PPROF_LABELS.test(f.function)));
-}
-
-/** pprof.Do and the label functions run the user's own code under labels: that is not the profiler. */
-const PPROF_LABELS = /^runtime\/pprof\.(Do\b|.*label)/i;

@@ -1,5 +1,6 @@
 import { ProfileError } from './errors.js';
 import { scaleHeapSample } from './scale.js';
+import { isRuntimeFunction } from './runtime-frames.js';
 import type { SymbolTable } from './symbols.js';
 import type { Frame, HeapProfile, HeapRecord } from './types.js';
 
@@ -191,11 +192,6 @@ export function debug1ToHeapProfile(heap: Debug1Heap, symbols?: SymbolTable): He
     buildId: undefined,
     records,
   };
-}
-
-/** The frames runtime/pprof hides at the leaf end of heap stacks. */
-export function isRuntimeFunction(fn: string): boolean {
-  return fn.startsWith('runtime.') || fn.startsWith('internal/runtime/');
 }
 
 function sameFrame(a: Frame, b: Frame): boolean {

@@ -1,4 +1,5 @@
 import { protoView, type Debug1Heap } from './debug1.js';
+import { isProfilerStack } from './runtime-frames.js';
 import type { SymbolTable } from './symbols.js';
 import type { Frame, HeapProfile, HeapRecord } from './types.js';
 
@@ -87,18 +88,13 @@ export function unknownRecords(profile: HeapProfile, lookup: (key: string) => re
   const seen = new Set<string>();
   let inuseBytes = 0;
   for (const record of profile.records) {
-    if (record.addresses.length === 0 || isProfilerAllocation(record)) continue;
+    if (record.addresses.length === 0 || isProfilerStack(record.stack)) continue;
     const key = recordKey(record.addresses, record.objectSize);
     if (lookup(key) !== undefined) continue;
     seen.add(key);
     inuseBytes += record.inuseBytes;
   }
   return { keys: seen.size, inuseBytes };
-}
-
-/** Allocated while runtime/pprof wrote a profile. */
-export function isProfilerAllocation(record: HeapRecord): boolean {
-  return record.stack.some((frame) => frame.function.startsWith('runtime/pprof.'));
 }
 
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { callerFrame, hiddenMapRole, isMainModuleFrame, isProfilerStack, isStdlibFrame, ownerFrame } from '../../src/analysis/frames.js';
+import { callerFrame, hiddenMapRole, isMainModuleFrame, isStdlibFrame, ownerFrame } from '../../src/analysis/frames.js';
+import { isProfilerStack } from '../../src/pprof/runtime-frames.js';
 import type { Frame } from '../../src/pprof/types.js';
 
 const f = (fn: string, line = 0): Frame => ({ function: fn, file: fn.startsWith('main') ? '/src/app/main.go' : '', line });
