@@ -1,6 +1,7 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { MapLeakProbe } from '../api/types.js';
+import { DeadlineError, withDeadline } from './deadline.js';
 import { kubeHttp, remoteKubeHttp, type KubeHttp } from './kube-http.js';
 import { KubeconfigRejected, parseTenantKubeconfig } from './kubeconfig.js';
 
@@ -77,12 +78,12 @@ export class ClusterRegistry {
     const where = `Secret ${namespace}/${name}`;
     let secret;
     try {
-      secret = await withTimeout(localCore.readNamespacedSecret({ name, namespace }), this.options.timeoutMs);
+      secret = await withDeadline(localCore.readNamespacedSecret({ name, namespace }), this.options.timeoutMs);
     } catch (err) {
       const code = (err as { code?: number }).code;
       if (code === 404) throw new ClusterConfigError('KubeconfigSecretNotFound', `${where} not found; create it with a kubeconfig under key "${key}"`);
       if (code === 403) throw new ClusterConfigError('ClusterUnreachable', `the operator may not read ${where} (HTTP 403); ask the admin to allow kubeconfig Secrets in this namespace`);
-      if (err instanceof TimeoutError) throw new ClusterConfigError('ClusterUnreachable', `reading ${where} took longer than ${this.options.timeoutMs} ms`);
+      if (err instanceof DeadlineError) throw new ClusterConfigError('ClusterUnreachable', `reading ${where} took longer than ${this.options.timeoutMs} ms`);
       throw new ClusterConfigError('ClusterUnreachable', `reading ${where} failed${typeof code === 'number' ? ` (HTTP ${code})` : ''}`);
     }
     const encoded = secret.data?.[key];
@@ -124,16 +125,4 @@ export class ClusterRegistry {
     this.remote.delete(id);
     client.close();
   }
-}
-
-class TimeoutError extends Error {}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError()), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -1,6 +1,7 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { KeyRef, MapLeakProbe } from '../api/types.js';
 import type { TargetTls } from '../capture/direct.js';
+import { withDeadline } from '../clusters/deadline.js';
 
 /**
  * A Secret the operator may send to a target must say so with this label.
@@ -80,7 +81,7 @@ async function readKey(core: CoreV1Api, kind: 'Secret' | 'ConfigMap', namespace:
   let object: { metadata?: { labels?: Record<string, string> }; data?: Record<string, string> };
   try {
     const read = kind === 'Secret' ? core.readNamespacedSecret({ name: ref.name, namespace }) : core.readNamespacedConfigMap({ name: ref.name, namespace });
-    object = await withTimeout(read, timeoutMs);
+    object = await withDeadline(read, timeoutMs);
   } catch (err) {
     const code = (err as { code?: number }).code;
     if (code === 404) throw new TargetAccessError('PprofSecretNotFound', `the ${kind} named in ${field} does not exist in the probe's namespace`);
@@ -101,20 +102,4 @@ function headerValue(value: Buffer, field: string): string {
   const text = value.toString('utf8').trim();
   if (!/^[\x20-\x7e]+$/.test(text)) throw new TargetAccessError('PprofSecretInvalid', `the value in ${field} is not printable ASCII on one line`);
   return text;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('timed out')), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
 }
