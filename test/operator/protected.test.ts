@@ -64,6 +64,7 @@ describe('operator against pprof endpoints behind TLS and credentials', () => {
     await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'pprof-token', labels: { [CREDENTIALS_LABEL]: 'true' } }, stringData: { token: TOKEN } } });
     await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'unlabelled-token' }, stringData: { token: TOKEN } } });
     await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'pprof-basic', labels: { [CREDENTIALS_LABEL]: 'true' } }, stringData: BASIC } });
+    await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'two-line-token', labels: { [CREDENTIALS_LABEL]: 'true' } }, stringData: { token: `${TOKEN}\nX-Injected: 1` } } });
     await core.createNamespace({ body: { metadata: { name: 'elsewhere' } } });
     await Promise.all([
       runPod(cluster, { name: 'guarded', labels: { app: 'guarded' }, path: 'test/targets/leaky', args: ['-tls-cert', certs.cert, '-tls-key', certs.key, '-require-bearer', TOKEN, '-require-basic', `${BASIC.username}:${BASIC.password}`] }),
@@ -120,6 +121,20 @@ describe('operator against pprof endpoints behind TLS and credentials', () => {
     const probe = await settled('unlabelled');
     assert.equal(condition(probe, 'Degraded')?.reason, 'PprofSecretNotLabelled');
     assert.match(condition(probe, 'Degraded')?.message ?? '', new RegExp(`not labelled ${CREDENTIALS_LABEL}=true`));
+  });
+
+  test('a missing Secret, a missing key and a value that is no header line each fail with their own reason, never quoting the value', async () => {
+    const cases = [
+      ['missing-secret', { name: 'no-such-secret', key: 'token' }, 'PprofSecretNotFound'],
+      ['missing-key', { name: 'pprof-token', key: 'nope' }, 'PprofSecretInvalid'],
+      ['two-lines', { name: 'two-line-token', key: 'token' }, 'PprofSecretInvalid'],
+    ] as const;
+    for (const [name, credentials] of cases) await probes.create(name, direct({ authorization: { credentials } }));
+    for (const [name, , reason] of cases) {
+      const probe = await settled(name);
+      assert.equal(condition(probe, 'Degraded')?.reason, reason, name);
+      assert.ok(!JSON.stringify(probe.status).includes(TOKEN), `${name}: the value is not quoted`);
+    }
   });
 
   test('without the token the target answers 401, reported as such', async () => {
