@@ -247,7 +247,8 @@ interface Rise {
   perHour: number;
 }
 
-const DEFAULT_MEM_PROFILE_RATE = 512 * 1024;
+/** runtime.MemProfileRate when the program leaves it alone (runtime/mprof.go: 512 KiB). */
+export const DEFAULT_MEM_PROFILE_RATE = 512 * 1024;
 
 /**
  * Whether a settled series rises steadily. Maps never shrink, so a map's

@@ -31,6 +31,10 @@ export interface Ceilings {
   maxRedisBytesPerTarget: number;
   /** Warning Events one round may record; the rest are summed up in one. */
   maxEventsPerRound: number;
+  /** Incidents (OOMKilled or restarted containers) kept per probe, newest first. */
+  maxIncidents: number;
+  /** How long an incident and its pinned captures are kept. */
+  incidentRetentionMs: number;
 }
 
 /**
@@ -51,6 +55,8 @@ export const DEFAULT_CEILINGS: Ceilings = {
   maxWindow: 48,
   maxRedisBytesPerTarget: 256 * 1024 * 1024,
   maxEventsPerRound: 10,
+  maxIncidents: 10,
+  incidentRetentionMs: 7 * 24 * 3600 * 1000,
 };
 
 /** The spec values a round uses, after the ceilings. */

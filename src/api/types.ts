@@ -102,6 +102,36 @@ export interface GcStatus {
   cycles: number;
 }
 
+/** One allocation site of a terminated container, at its last capture. */
+export interface IncidentFindingStatus {
+  function: string;
+  file: string;
+  line: number;
+  kind: Kind;
+  pattern: Pattern;
+  inuseBytes: number;
+  growthBytesPerHour: number;
+  /** Growing, and at its most at the last capture (within sampling noise): still growing when the container ended. */
+  growingUpToKill: boolean;
+}
+
+/** A container of a selected pod that terminated (OOMKilled, Error, ...) and was restarted. */
+export interface IncidentStatus {
+  id: string;
+  pod: string;
+  namespace: string;
+  container: string;
+  reason: string;
+  exitCode?: number;
+  time: string;
+  detectedTime: string;
+  restartCount: number;
+  verdict: Verdict;
+  lastCaptureTime?: string;
+  captureIds: string[];
+  findings: IncidentFindingStatus[];
+}
+
 export interface MapLeakProbeStatus {
   observedGeneration?: number;
   conditions?: Condition[];
@@ -113,6 +143,7 @@ export interface MapLeakProbeStatus {
   targetsOmitted?: number;
   findings?: FindingStatus[];
   gc?: GcStatus;
+  incidents?: IncidentStatus[];
   lastCaptureTime?: string;
   nextCaptureTime?: string;
 }

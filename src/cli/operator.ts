@@ -70,7 +70,15 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'max-window': { field: 'maxWindow', parse: (t, f) => parseCount(t, f, 2) },
   'max-redis-bytes-per-target': { field: 'maxRedisBytesPerTarget', parse: (t) => parseSize(t) },
   'max-events-per-round': { field: 'maxEventsPerRound', parse: (t, f) => parseCount(t, f, 1) },
+  'max-incidents': { field: 'maxIncidents', parse: (t, f) => atMost(parseCount(t, f, 1), 100, f) },
+  'incident-retention': { field: 'incidentRetentionMs', parse: (t) => parseDuration(t) },
 };
+
+/** status.incidents holds at most 100 (the CRD's maxItems). */
+function atMost(value: number, max: number, flag: string): number {
+  if (value > max) throw new UsageError(`--${flag} must be at most ${max}, got ${value}`);
+  return value;
+}
 
 export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
   const { values } = parseArgs({

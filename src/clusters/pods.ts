@@ -8,6 +8,17 @@ export interface ListedPod {
   uid: string;
   podIP?: string;
   containers: { name: string; ports: { name?: string; containerPort: number }[] }[];
+  /** Per container (by name): how often it restarted and how its last instance ended, as the kubelet wrote it. */
+  containerStatuses: ListedContainerStatus[];
+}
+
+/** What a restart looks like in `status.containerStatuses[]`; `lastState.terminated.message` (the program's own words) is never read. */
+export interface ListedContainerStatus {
+  name: string;
+  restartCount: number;
+  /** `<runtime>://<id>` of the running instance. */
+  containerId?: string;
+  lastTerminated?: { reason: string; exitCode?: number; finishedAt?: string };
 }
 
 export interface PodListLimits {
@@ -23,6 +34,11 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const PORT_NAME = /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
 const UID = /^[A-Za-z0-9-]{1,64}$/;
+/** `containerd://<64 hex>`, `cri-o://...`, `docker://...`. */
+const CONTAINER_ID = /^[a-z][a-z0-9-]{0,15}:\/\/[A-Za-z0-9._-]{1,128}$/;
+/** The kubelet's reasons are CamelCase words (OOMKilled, Error, Completed, ContainerCannotRun). */
+const TERMINATION_REASON = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
  * Running pods that match a selector, read as bytes with `limit` and a size
@@ -85,7 +101,30 @@ function checkPod(item: unknown, namespace: string): ListedPod | null | undefine
     containers.push({ name: c.name, ports });
   }
   const podIP = typeof status.podIP === 'string' && isIP(status.podIP) ? status.podIP : undefined;
-  return { name: metadata.name, namespace, uid: metadata.uid, ...(podIP ? { podIP } : {}), containers };
+  const containerStatuses = (Array.isArray(status.containerStatuses) ? (status.containerStatuses as unknown[]) : [])
+    .slice(0, containers.length)
+    .map(checkContainerStatus)
+    .filter((c): c is ListedContainerStatus => c !== undefined);
+  return { name: metadata.name, namespace, uid: metadata.uid, ...(podIP ? { podIP } : {}), containers, containerStatuses };
+}
+
+/** A container status, field by field; one that is not well-formed is left out (its pod is still captured). */
+function checkContainerStatus(item: unknown): ListedContainerStatus | undefined {
+  if (!isRecord(item) || typeof item.name !== 'string' || !DNS_LABEL.test(item.name)) return undefined;
+  if (!Number.isInteger(item.restartCount) || (item.restartCount as number) < 0 || (item.restartCount as number) > 1_000_000_000) return undefined;
+  const containerId = typeof item.containerID === 'string' && CONTAINER_ID.test(item.containerID) ? item.containerID : undefined;
+  const terminated = isRecord(item.lastState) && isRecord(item.lastState.terminated) ? item.lastState.terminated : undefined;
+  let lastTerminated: ListedContainerStatus['lastTerminated'];
+  if (terminated) {
+    const exitCode = Number.isInteger(terminated.exitCode) && Math.abs(terminated.exitCode as number) <= 2 ** 31 ? (terminated.exitCode as number) : undefined;
+    const finishedAt = typeof terminated.finishedAt === 'string' && RFC3339.test(terminated.finishedAt) && !Number.isNaN(Date.parse(terminated.finishedAt)) ? new Date(terminated.finishedAt).toISOString() : undefined;
+    lastTerminated = {
+      reason: typeof terminated.reason === 'string' && TERMINATION_REASON.test(terminated.reason) ? terminated.reason : 'Unknown',
+      ...(exitCode !== undefined ? { exitCode } : {}),
+      ...(finishedAt ? { finishedAt } : {}),
+    };
+  }
+  return { name: item.name, restartCount: item.restartCount as number, ...(containerId ? { containerId } : {}), ...(lastTerminated ? { lastTerminated } : {}) };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -92,13 +92,40 @@ export function createApp(deps: ServerDeps): Express {
     },
   );
 
+  // OOMKilled and restarted containers, newest first, with the captures kept as evidence (as in status.incidents).
+  app.get(
+    '/api/v1/namespaces/:namespace/mapleakprobes/:name/incidents',
+    authorize(deps.auth, 'incidents', (req) => probeAccess(req)),
+    async (req: Request, res: Response) => {
+      const { namespace, name } = req.params as { namespace: string; name: string };
+      const probe = await deps.probes.get(namespace, name);
+      if (!probe) return void res.status(404).json({ error: 'mapleakprobe not found' });
+      // The status is the list the worker keeps in line with the retention and the count cap.
+      const shown = new Set((probe.status?.incidents ?? []).map((i) => i.id));
+      const stored = (await deps.store.storedIncidents(`${namespace}/${name}`)).filter((i) => shown.has(i.id));
+      const incidents = await Promise.all(
+        stored.map(async ({ podUid: _podUid, captures, ...incident }) => ({
+          ...incident,
+          captures: await Promise.all(
+            captures.map(async (c) => ({
+              id: c.id,
+              time: c.time,
+              profile: (await deps.store.profileTtl(`${namespace}/${name}`, c.id)) > 0 ? `/api/v1/namespaces/${namespace}/mapleakprobes/${name}/captures/${c.id}/profile` : null,
+            })),
+          ),
+        })),
+      );
+      res.json({ incidents });
+    },
+  );
+
   app.get(
     '/api/v1/namespaces/:namespace/mapleakprobes/:name/captures/:id/profile',
     authorize(deps.auth, 'profile', (req) => probeAccess(req, PROFILES_SUBRESOURCE)),
     async (req: Request, res: Response) => {
       const { namespace, name, id } = req.params as { namespace: string; name: string; id: string };
       const profile = await deps.store.profile(`${namespace}/${name}`, id);
-      if (!profile) return void res.status(404).json({ error: "capture not found (captures expire after the probe's window)" });
+      if (!profile) return void res.status(404).json({ error: "capture not found (captures expire after the probe's window, an incident's after the incident retention)" });
       res
         .type('application/octet-stream')
         .set('content-disposition', `attachment; filename="${name}-${id}.pb.gz"`)
@@ -124,8 +151,8 @@ async function probeView(deps: ServerDeps, namespace: string, name: string): Pro
   const key = `${namespace}/${name}`;
   const targets = await Promise.all(
     (await deps.store.targets(key)).map(async (target) => {
-      const series = await deps.store.loadSeries(key, target.uid);
-      const captures = await deps.store.captures(key, target.uid);
+      const series = await deps.store.loadSeries(key, target.series ?? target.uid);
+      const captures = await deps.store.captures(key, target.series ?? target.uid);
       const analysis = series.length > 0 ? analyzeSeries(series, { ...probe.spec.thresholds }) : undefined;
       return { ...target, captures, analysis };
     }),

@@ -4,6 +4,7 @@ import type { GcCycle } from '../analysis/gctrace.js';
 import type { MapImpl } from '../analysis/frames.js';
 import type { Evidence } from '../analysis/attribute.js';
 import type { TimedSnapshot } from '../analysis/series.js';
+import type { IncidentStatus } from '../api/types.js';
 
 /** A capture as kept in Redis: the attributed summary, not the profile. */
 interface StoredSnapshot {
@@ -19,7 +20,12 @@ interface StoredSnapshot {
 export interface TargetRecord {
   name: string;
   namespace: string;
+  /** The pod's uid. */
   uid: string;
+  /** Key of the series of the container instance (absent: the pod's uid, as for restart 0). */
+  series?: string;
+  /** The container's restartCount when the series started. */
+  restartCount?: number;
   lastCaptureTime?: string;
   lastError?: string;
   lastErrorReason?: string;
@@ -29,6 +35,13 @@ export interface CaptureRef {
   id: string;
   time: string;
   podUid: string;
+}
+
+/** An incident as kept: what the status shows, plus what the API needs to serve its captures. */
+export interface StoredIncident extends IncidentStatus {
+  podUid: string;
+  /** The pinned captures, oldest first (their ids are `captureIds`). */
+  captures: CaptureRef[];
 }
 
 /** Usages smaller than this in both in-use and allocated bytes are not kept: they never reach a finding. */
@@ -117,7 +130,7 @@ export class SeriesStore {
 
   async recordTarget(probe: string, record: TargetRecord, ttlSeconds: number): Promise<void> {
     const key = this.key(probe, 'targets');
-    await this.redis.multi().hset(key, record.uid, JSON.stringify(record)).expire(key, ttlSeconds).exec();
+    await this.redis.multi().hset(key, record.series ?? record.uid, JSON.stringify(record)).expire(key, ttlSeconds).exec();
   }
 
   async targets(probe: string): Promise<TargetRecord[]> {
@@ -125,10 +138,10 @@ export class SeriesStore {
     return Object.values(all).map((json) => JSON.parse(json) as TargetRecord);
   }
 
-  /** Drops what is kept for pods that no longer exist. */
-  async forgetTargetsExcept(probe: string, liveUids: ReadonlySet<string>): Promise<number> {
+  /** Drops what is kept for series that are no longer followed (pods gone, containers restarted); pinned captures stay. */
+  async forgetTargetsExcept(probe: string, liveSeries: ReadonlySet<string>): Promise<number> {
     const key = this.key(probe, 'targets');
-    const gone = Object.keys(await this.redis.hgetall(key)).filter((uid) => !liveUids.has(uid));
+    const gone = Object.keys(await this.redis.hgetall(key)).filter((series) => !liveSeries.has(series));
     if (gone.length === 0) return 0;
     const pipeline = this.redis.multi().hdel(key, ...gone);
     for (const uid of gone) pipeline.del(this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc'));
@@ -158,6 +171,68 @@ export class SeriesStore {
     const results = await pipeline.exec();
     const values = (results?.[results.length - 1]?.[1] ?? []) as (string | null)[];
     return new Map(keys.map((k, i) => [k, values[i] ?? now.toISOString()]));
+  }
+
+  /**
+   * Keeps an incident and pins its captures (summaries and raw profiles)
+   * until `expiresAt`, past the window and the series TTL. Idempotent by
+   * incident id.
+   */
+  async recordIncident(probe: string, incident: StoredIncident, expiresAt: Date): Promise<void> {
+    const ttlSeconds = Math.max(1, Math.ceil((expiresAt.getTime() - Date.now()) / 1000));
+    const index = this.key(probe, 'incidents');
+    const pipeline = this.redis
+      .multi()
+      .set(this.key(probe, 'incident', incident.id), JSON.stringify(incident), 'EX', ttlSeconds)
+      .zadd(index, Date.parse(incident.time), incident.id);
+    for (const ref of incident.captures) pipeline.expire(this.key(probe, 'c', ref.id), ttlSeconds).expire(this.key(probe, 'p', ref.id), ttlSeconds);
+    // The index outlives every incident in it; each new one extends it.
+    pipeline.expire(index, ttlSeconds, 'GT').expire(index, ttlSeconds, 'NX');
+    await pipeline.exec();
+  }
+
+  /**
+   * The probe's incidents, newest first. Incidents that ended before
+   * `notBefore`, and all past the newest `max`, are dropped here together
+   * with their pinned captures, so the count and the age both hold in Redis
+   * as well as in the status.
+   */
+  async incidents(probe: string, notBefore: Date, max: number): Promise<StoredIncident[]> {
+    const index = this.key(probe, 'incidents');
+    const ids = await this.redis.zrevrange(index, 0, -1);
+    if (ids.length === 0) return [];
+    const raw = await this.redis.mget(...ids.map((id) => this.key(probe, 'incident', id)));
+    const kept: StoredIncident[] = [];
+    const dropped: { id: string; incident?: StoredIncident }[] = [];
+    ids.forEach((id, i) => {
+      const json = raw[i];
+      const incident = json ? (JSON.parse(json) as StoredIncident) : undefined;
+      if (!incident) dropped.push({ id });
+      else if (kept.length >= max || Date.parse(incident.time) < notBefore.getTime()) dropped.push({ id, incident });
+      else kept.push(incident);
+    });
+    if (dropped.length > 0) {
+      const pipeline = this.redis.multi().zrem(index, ...dropped.map((d) => d.id));
+      for (const { id, incident } of dropped) {
+        pipeline.del(this.key(probe, 'incident', id));
+        for (const ref of incident?.captures ?? []) pipeline.del(this.key(probe, 'c', ref.id), this.key(probe, 'p', ref.id));
+      }
+      await pipeline.exec();
+    }
+    return kept;
+  }
+
+  /** The kept incidents, newest first, as they are (pruning is the worker's, in incidents()). */
+  async storedIncidents(probe: string): Promise<StoredIncident[]> {
+    const ids = await this.redis.zrevrange(this.key(probe, 'incidents'), 0, -1);
+    if (ids.length === 0) return [];
+    const raw = await this.redis.mget(...ids.map((id) => this.key(probe, 'incident', id)));
+    return raw.filter((json): json is string => json !== null).map((json) => JSON.parse(json) as StoredIncident);
+  }
+
+  /** Seconds until a capture's raw profile expires (-2: gone), for tests and the API. */
+  async profileTtl(probe: string, captureId: string): Promise<number> {
+    return this.redis.ttl(this.key(probe, 'p', captureId));
   }
 
   /** Everything kept for a probe (on delete). */

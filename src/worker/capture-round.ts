@@ -17,10 +17,11 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
 import { buildCaptureStatus, findingKey, roundConditions, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
-import type { SeriesStore } from '../store/series-store.js';
+import type { SeriesStore, StoredIncident, TargetRecord } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
 import type { DecodeGate } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
+import { containerInstance, incidentEvent, incidentStatus, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
 
@@ -71,6 +72,10 @@ interface Pod {
   uid: string;
   podIP?: string;
   container: string;
+  /** Which restart of the container this is, and how the one before ended. */
+  instance: ContainerInstance;
+  /** Store key of this container instance's series. */
+  series: string;
   port?: number;
   portError?: string;
 }
@@ -154,10 +159,21 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     log.warn('listing targets failed', { error: why });
     return 'cluster-error';
   }
-  const previousTargets = new Map((await deps.store.targets(key)).map((t) => [t.uid, t]));
+  const previousTargets = latestSeriesByPod(await deps.store.targets(key));
+  // A container that restarted since the last round: its series ends here and becomes an incident's evidence.
+  const detectedAt = now();
+  const newIncidents: StoredIncident[] = [];
+  for (const pod of pods) {
+    const previous = restartedSince(previousTargets.get(pod.uid), pod.instance);
+    if (!previous) continue;
+    const incident = await recordIncident(deps.store, probe, key, pod, pod.instance, previous, { detectedAt, retentionMs: ceilings.incidentRetentionMs });
+    newIncidents.push(incident);
+    log.info('container restart recorded', { pod: pod.name, reason: incident.reason, restartCount: incident.restartCount, capturesKept: incident.captureIds.length });
+  }
   const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, settings, ceilings, access, deps, now, log };
   const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) => captureTarget(context, pod, previousTargets.get(pod.uid)?.lastCaptureTime));
-  await deps.store.forgetTargetsExcept(key, new Set(pods.map((p) => p.uid)));
+  await deps.store.forgetTargetsExcept(key, new Set(pods.map((p) => p.series)));
+  const incidents = await deps.store.incidents(key, new Date(now().getTime() - ceilings.incidentRetentionMs), ceilings.maxIncidents);
 
   const keys = rounds.flatMap((r) => r.analysis?.findings.map(findingKey) ?? []);
   const firstSeen = await deps.store.firstSeen(key, [...new Set(keys)], now(), ttlSeconds);
@@ -187,6 +203,7 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     }
     const status: MapLeakProbeStatus = {
       ...captureStatus,
+      incidents: incidents.map(incidentStatus),
       conditions: conditions ?? [],
       nextCaptureTime: new Date(at.getTime() + settings.intervalMs).toISOString(),
     };
@@ -201,6 +218,11 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
       const top = captureStatus.findings?.find((f) => f.kind === 'map');
       const where = top ? `: ${top.site.function} (${top.site.file.split('/').pop()}:${top.site.line}) ${top.pattern}` : '';
       await deps.probes.event(updated, captureStatus.verdict === 'Healthy' ? 'Normal' : 'Warning', `Verdict${captureStatus.verdict}`, `Verdict changed from ${before ?? 'none'} to ${captureStatus.verdict}${where}`);
+    }
+    const shown = new Set(incidents.map((i) => i.id));
+    for (const incident of newIncidents.filter((i) => shown.has(i.id))) {
+      const { reason, message } = incidentEvent(incident);
+      await deps.probes.event(updated, 'Warning', reason, message);
     }
     const changed = failing.filter((failed) => previousTargets.get(failed.pod.uid)?.lastErrorReason !== failed.error?.reason);
     const budget = Math.max(0, ceilings.maxEventsPerRound - 1);
@@ -218,11 +240,15 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
 function describePod(pod: ListedPod, probe: MapLeakProbe): Pod {
   const containers = pod.containers;
   const container = probe.spec.container ? containers.find((c) => c.name === probe.spec.container) : containers[0];
+  const containerName = container?.name ?? probe.spec.container ?? '';
+  const instance = containerInstance(pod.containerStatuses, containerName);
   const base = {
     name: pod.name,
     namespace: pod.namespace,
     uid: pod.uid,
-    container: container?.name ?? probe.spec.container ?? '',
+    container: containerName,
+    instance,
+    series: seriesKeyOf(pod.uid, instance.restartCount),
     ...(pod.podIP ? { podIP: pod.podIP } : {}),
   };
   if (!container) return { ...base, portError: probe.spec.container ? `pod has no container named "${probe.spec.container}"` : 'pod has no container' };
@@ -276,7 +302,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     });
     // The same job retried gives the same id: the capture is overwritten, not duplicated.
     const id = createHash('sha256').update(`${jobId}|${pod.uid}`).digest('hex').slice(0, 24);
-    await deps.store.addCapture(key, pod.uid, { id, snapshot: { ...attributeProfile(capture.profile), time: capture.time }, proto: capture.proto }, keptCaptures(window, capture.proto.length, ceilings), ttlSeconds);
+    await deps.store.addCapture(key, pod.series, { id, snapshot: { ...attributeProfile(capture.profile), time: capture.time }, proto: capture.proto }, keptCaptures(window, capture.proto.length, ceilings), ttlSeconds);
     round.lastCaptureTime = capture.time.toISOString();
     deps.metrics.captures.inc({ result: 'ok' });
   } catch (err) {
@@ -298,7 +324,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       log.debug('gctrace not read', { pod: pod.name, reason: reasonOf(err) });
     }
   }
-  const series = await deps.store.loadSeries(key, pod.uid);
+  const series = await deps.store.loadSeries(key, pod.series);
   round.captures = series.length;
   if (series.length > 0) {
     const analysis: SeriesAnalysis = analyzeSeries(series, {
@@ -314,6 +340,8 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       name: pod.name,
       namespace: pod.namespace,
       uid: pod.uid,
+      series: pod.series,
+      restartCount: pod.instance.restartCount,
       ...(round.lastCaptureTime ? { lastCaptureTime: round.lastCaptureTime } : {}),
       ...(round.error ? { lastError: round.error.message, lastErrorReason: round.error.reason } : {}),
     },
@@ -324,7 +352,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
 
 /** New gctrace lines from the container log since the last read, appended to the kept cycles. */
 async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundDeps, key: string, ttlSeconds: number): Promise<GcCycle[]> {
-  const state = await deps.store.gc(key, pod.uid);
+  const state = await deps.store.gc(key, pod.series);
   const params = new URLSearchParams({ container: pod.container, timestamps: 'true', limitBytes: String(deps.limits.maxGcLogBytes) });
   if (state.readUntil) params.set('sinceTime', state.readUntil);
   const body = await cluster.http.get(`/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/log?${params}`, {
@@ -338,8 +366,18 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   const seen = new Set(state.cycles.map((c) => `${c.cycle}@${c.atSeconds}`));
   const fresh = parseGcTrace(text).cycles.filter((c) => !seen.has(`${c.cycle}@${c.atSeconds}`));
   const cycles = [...state.cycles, ...fresh];
-  await deps.store.saveGc(key, pod.uid, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds);
+  await deps.store.saveGc(key, pod.series, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds);
   return cycles.slice(-deps.limits.maxGcCycles);
+}
+
+/** Per pod, the record of its newest followed series (records from before series per restart have neither series nor restartCount: restart 0). */
+function latestSeriesByPod(records: readonly TargetRecord[]): Map<string, TargetRecord> {
+  const byPod = new Map<string, TargetRecord>();
+  for (const record of records) {
+    const seen = byPod.get(record.uid);
+    if (!seen || (record.restartCount ?? 0) > (seen.restartCount ?? 0)) byPod.set(record.uid, record);
+  }
+  return byPod;
 }
 
 async function writeDegraded(deps: CaptureRoundDeps, probe: MapLeakProbe, reason: string, message: string, at: Date): Promise<void> {

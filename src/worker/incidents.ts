@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto';
+import { incidentFindings, seriesMemProfileRate } from '../analysis/incident.js';
+import { analyzeSeries } from '../analysis/series.js';
+import type { IncidentStatus, MapLeakProbe } from '../api/types.js';
+import type { ListedContainerStatus } from '../clusters/pods.js';
+import { buildCaptureStatus } from '../status/build.js';
+import type { SeriesStore, StoredIncident, TargetRecord } from '../store/series-store.js';
+
+/**
+ * Captures pinned per incident: the last one before the container ended
+ * (the heap as it was killed) and the two before it, so `go tool pprof
+ * -base` shows what grew on the way there.
+ */
+export const PINNED_CAPTURES = 3;
+
+/** The container instance a round sees: which restart it is, and how the one before ended. */
+export interface ContainerInstance {
+  restartCount: number;
+  lastTerminated?: ListedContainerStatus['lastTerminated'];
+}
+
+/**
+ * The store key of one container instance's series: the pod's uid for the
+ * first instance, then one series per restart, so a restarted container
+ * starts a series of its own and never continues the one that ended.
+ */
+export function seriesKeyOf(podUid: string, restartCount: number): string {
+  return restartCount > 0 ? `${podUid}.r${restartCount}` : podUid;
+}
+
+/** The instance of the probe's container in a listed pod (restart 0 when the pod status says nothing). */
+export function containerInstance(statuses: readonly ListedContainerStatus[], container: string): ContainerInstance {
+  const status = statuses.find((s) => s.name === container);
+  if (!status) return { restartCount: 0 };
+  return { restartCount: status.restartCount, ...(status.lastTerminated ? { lastTerminated: status.lastTerminated } : {}) };
+}
+
+/** The record a pod's last followed series left, if the container has restarted since. */
+export function restartedSince(previous: TargetRecord | undefined, instance: ContainerInstance): TargetRecord | undefined {
+  return previous && instance.restartCount > (previous.restartCount ?? 0) ? previous : undefined;
+}
+
+export function isOomKill(incident: Pick<IncidentStatus, 'reason'>): boolean {
+  return incident.reason === 'OOMKilled';
+}
+
+/**
+ * Builds and keeps the incident for a container that ended since the last
+ * round: the verdict and top findings of its own series (the analysis of
+ * the captures it left), and its last captures pinned until the incident
+ * is older than the retention.
+ */
+export async function recordIncident(
+  store: SeriesStore,
+  probe: MapLeakProbe,
+  key: string,
+  pod: { name: string; namespace: string; uid: string; container: string },
+  instance: ContainerInstance,
+  previous: TargetRecord,
+  options: { detectedAt: Date; retentionMs: number },
+): Promise<StoredIncident> {
+  const oldSeries = previous.series ?? previous.uid;
+  const ended = instance.lastTerminated?.finishedAt;
+  // A capture taken after the end (a restart between a round's pod list and its capture) is the next instance's.
+  const refs = (await store.captures(key, oldSeries)).filter((r) => !ended || Date.parse(r.time) <= Date.parse(ended));
+  const series = (await store.loadSeries(key, oldSeries)).filter((s) => !ended || s.time.getTime() <= Date.parse(ended));
+  const analysis = series.length > 0 ? analyzeSeries(series, { ...probe.spec.thresholds }) : undefined;
+  const summary = buildCaptureStatus([{ pod, captures: series.length, ...(analysis ? { analysis } : {}) }], new Map());
+  const pinned = refs.slice(-PINNED_CAPTURES);
+  const time = ended ?? options.detectedAt.toISOString();
+  const incident: StoredIncident = {
+    id: createHash('sha256').update(`${pod.uid}|${instance.restartCount}`).digest('hex').slice(0, 16),
+    pod: pod.name,
+    namespace: pod.namespace,
+    podUid: pod.uid,
+    container: pod.container,
+    reason: instance.lastTerminated?.reason ?? 'Unknown',
+    ...(instance.lastTerminated?.exitCode !== undefined ? { exitCode: instance.lastTerminated.exitCode } : {}),
+    time,
+    detectedTime: options.detectedAt.toISOString(),
+    restartCount: instance.restartCount,
+    verdict: summary.verdict ?? 'Unknown',
+    ...(refs.length > 0 ? { lastCaptureTime: refs[refs.length - 1]!.time } : {}),
+    captureIds: pinned.map((r) => r.id),
+    captures: pinned,
+    findings: analysis ? incidentFindings(analysis.findings, seriesMemProfileRate(series)) : [],
+  };
+  await store.recordIncident(key, incident, new Date(Date.parse(time) + options.retentionMs));
+  return incident;
+}
+
+/** What the status shows of a kept incident (no pod uid, no capture times). */
+export function incidentStatus(incident: StoredIncident): IncidentStatus {
+  const { podUid: _podUid, captures: _captures, ...status } = incident;
+  return status;
+}
+
+/** The Event for an incident: operator-written words, analysis names only (never the pod's termination message). */
+export function incidentEvent(incident: IncidentStatus): { reason: string; message: string } {
+  const how = `${incident.reason}${incident.exitCode !== undefined ? ` (exit code ${incident.exitCode})` : ''}`;
+  const top = incident.findings.find((f) => f.kind === 'map') ?? incident.findings[0];
+  const site = top ? `; top finding: ${top.function} (${top.file.split('/').pop()}:${top.line}) ${top.growingUpToKill ? 'growing up to the end' : top.pattern}` : '';
+  return {
+    reason: isOomKill(incident) ? 'ContainerOOMKilled' : 'ContainerRestarted',
+    message: `${incident.pod} container ${incident.container}: ${how} at ${incident.time}, restart ${incident.restartCount}; verdict at its last capture: ${incident.verdict}${site}; ${incident.captureIds.length} captures kept (status.incidents, id ${incident.id})`,
+  };
+}
