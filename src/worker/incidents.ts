@@ -91,7 +91,9 @@ export async function recordIncident(
 
 /** What the status shows of a kept incident (no pod uid, no capture times). */
 export function incidentStatus(incident: StoredIncident): IncidentStatus {
-  const { podUid: _podUid, captures: _captures, ...status } = incident;
+  const status: IncidentStatus & Partial<Pick<StoredIncident, 'podUid' | 'captures'>> = { ...incident };
+  delete status.podUid;
+  delete status.captures;
   return status;
 }
 
