@@ -3,8 +3,12 @@
 // CRI log format (what kwok's kubelet API serves as the pod log), and when the
 // Pod is deleted (or replaced, or the cluster has been gone for a minute, or it
 // gets SIGTERM from cluster:down) it stops the program and removes the netns.
+// With restartPolicy Always it stands in for the kubelet when the program
+// exits: it publishes the container status as the kubelet does and restarts
+// the program; with a memory limit the program runs in a cgroup v1 memory
+// cgroup of its own, where the kernel's OOM killer is real.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,9 +41,44 @@ function pipeAsCri(source: Readable, stream: 'stdout' | 'stderr', sink: WriteStr
   });
 }
 
-function startProgram(spec: SupervisorSpec, sink: WriteStream): ChildProcess {
-  // `ip netns exec` execs the program, so the child pid is the program's pid.
-  const child = spawn('ip', ['netns', 'exec', spec.netns, spec.binary, ...spec.args], {
+const MEMORY_CGROUP_ROOT = '/sys/fs/cgroup/memory';
+
+/** The program's own memory cgroup (cgroup v1), named after its netns so a sweep can find it. */
+function createMemoryCgroup(spec: SupervisorSpec): string | undefined {
+  if (!spec.memoryLimitBytes) return undefined;
+  if (!existsSync(MEMORY_CGROUP_ROOT)) throw new Error(`memoryLimitBytes needs cgroup v1 at ${MEMORY_CGROUP_ROOT}`);
+  const dir = join(MEMORY_CGROUP_ROOT, spec.netns);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'memory.limit_in_bytes'), String(spec.memoryLimitBytes));
+  return dir;
+}
+
+/** The kernel's count of OOM kills in the cgroup (memory.oom_control `oom_kill`, Linux 4.13+). */
+function oomKills(cgroup: string): number {
+  const match = /^oom_kill (\d+)$/m.exec(readFileSync(join(cgroup, 'memory.oom_control'), 'utf8'));
+  return match ? Number(match[1]) : 0;
+}
+
+async function removeMemoryCgroup(cgroup: string): Promise<void> {
+  // Emptied only once the killed process is reaped; retry briefly.
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      rmdirSync(cgroup);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      await sleep(100);
+    }
+  }
+  log(`could not remove ${cgroup}`);
+}
+
+function startProgram(spec: SupervisorSpec, sink: WriteStream, cgroup: string | undefined): ChildProcess {
+  // `ip netns exec` execs the program, so the child pid is the program's pid. In a cgroup,
+  // sh moves itself there first and execs, so no allocation of the program is outside it.
+  const command = ['ip', 'netns', 'exec', spec.netns, spec.binary, ...spec.args];
+  const [file, args] = cgroup ? ['sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(cgroup, 'cgroup.procs'), ...command]] as const : [command[0]!, command.slice(1)] as const;
+  const child = spawn(file, args, {
     cwd: spec.podDir,
     env: { ...process.env, ...spec.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -49,9 +88,55 @@ function startProgram(spec: SupervisorSpec, sink: WriteStream): ChildProcess {
   pipeAsCri(child.stdout!, 'stdout', sink);
   pipeAsCri(child.stderr!, 'stderr', sink);
   child.on('exit', (code, signal) => {
-    log(`program exited (code ${code ?? '-'}, signal ${signal ?? '-'}); waiting for the pod to be deleted`);
+    log(`program exited (code ${code ?? '-'}, signal ${signal ?? '-'})${spec.restartPolicy === 'Always' ? '' : '; waiting for the pod to be deleted'}`);
   });
   return child;
+}
+
+/** How one run of the program ended, in the kubelet's words. */
+interface Termination {
+  reason: string;
+  exitCode: number;
+  startedAt: string;
+  finishedAt: string;
+  containerID: string;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGABRT: 6, SIGSEGV: 11 };
+
+/** The kubelet says OOMKilled when the kernel killed the container for memory, Error for any other non-zero exit, Completed for 0. */
+function terminationOf(code: number | null, signal: NodeJS.Signals | null, oomKilled: boolean): { reason: string; exitCode: number } {
+  const exitCode = code ?? 128 + (signal ? (SIGNAL_NUMBERS[signal] ?? 0) : 0);
+  return { reason: oomKilled ? 'OOMKilled' : exitCode === 0 ? 'Completed' : 'Error', exitCode };
+}
+
+/** Rewrites the pod's status the way the kubelet would, retrying on conflicts. */
+async function publishStatus(core: k8s.CoreV1Api, spec: SupervisorSpec, change: (pod: k8s.V1Pod) => void): Promise<void> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    try {
+      const pod = await core.readNamespacedPodStatus({ namespace: spec.namespace, name: spec.name });
+      if (pod.metadata?.uid !== spec.uid) return;
+      change(pod);
+      await core.replaceNamespacedPodStatus({ namespace: spec.namespace, name: spec.name, body: pod });
+      return;
+    } catch (error) {
+      const code = typeof error === 'object' && error !== null && 'code' in error ? (error as { code: unknown }).code : undefined;
+      if (code === 404) return;
+      await sleep(200);
+    }
+  }
+  log('could not publish the container status');
+}
+
+function setReady(pod: k8s.V1Pod, ready: boolean, at: Date): void {
+  for (const condition of pod.status?.conditions ?? []) {
+    if (condition.type !== 'Ready' && condition.type !== 'ContainersReady') continue;
+    const status = ready ? 'True' : 'False';
+    if (condition.status !== status) {
+      condition.status = status;
+      condition.lastTransitionTime = at;
+    }
+  }
 }
 
 type PodState = 'present' | 'gone' | 'unreachable';
@@ -105,7 +190,6 @@ async function main(): Promise<void> {
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(spec.kubeconfigPath);
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  const sink = createWriteStream(spec.logFile, { flags: 'a' });
 
   let stopping = false;
   let stopReason = '';
@@ -116,13 +200,65 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => requestStop('SIGTERM'));
   process.on('SIGINT', () => requestStop('SIGINT'));
 
-  const child = startProgram(spec, sink);
-  log(`started ${spec.binary} as pid ${child.pid} in netns ${spec.netns} for pod ${spec.namespace}/${spec.name}`);
+  const cgroup = createMemoryCgroup(spec);
+  let sink = createWriteStream(spec.logFile, { flags: 'a' });
+  let child = startProgram(spec, sink, cgroup);
+  let startedAt = new Date();
+  let restarts = 0;
+  let exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+  const containerId = (): string => `mapleak://${spec.uid.replace(/-/g, '')}${restarts}`;
+  log(`started ${spec.binary} as pid ${child.pid} in netns ${spec.netns} for pod ${spec.namespace}/${spec.name}${cgroup ? ` (memory cgroup ${cgroup}, limit ${spec.memoryLimitBytes} bytes)` : ''}`);
+  if (spec.restartPolicy === 'Always') {
+    await publishStatus(core, spec, (pod) => {
+      const status = pod.status?.containerStatuses?.[0];
+      if (status) status.containerID = containerId();
+    });
+  }
+  let oomKillsSeen = cgroup ? oomKills(cgroup) : 0;
 
   let unreachableSince: number | undefined;
   while (!stopping) {
-    await sleep(POLL_MS);
+    await Promise.race([sleep(POLL_MS), exited]);
     if (stopping) break;
+    if (spec.restartPolicy === 'Always' && (child.exitCode !== null || child.signalCode !== null)) {
+      const finishedAt = new Date();
+      const oomKilled = cgroup ? oomKills(cgroup) > oomKillsSeen : false;
+      if (cgroup) oomKillsSeen = oomKills(cgroup);
+      const termination: Termination = { ...terminationOf(child.exitCode, child.signalCode, oomKilled), startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), containerID: containerId() };
+      log(`container ended: ${termination.reason}, exit code ${termination.exitCode}; restarting in ${spec.restartDelayMs} ms`);
+      // First the ended container, as the kubelet reports it until the restart.
+      await publishStatus(core, spec, (pod) => {
+        const status = pod.status?.containerStatuses?.[0];
+        if (!status) return;
+        status.ready = false;
+        status.started = false;
+        status.state = { terminated: { ...termination, startedAt: startedAt, finishedAt } };
+        setReady(pod, false, finishedAt);
+      });
+      await sleep(spec.restartDelayMs);
+      if (stopping) break;
+      // A new container gets a new log; the kubelet keeps the previous one for `kubectl logs --previous`.
+      await new Promise<void>((resolveEnd) => sink.end(() => resolveEnd()));
+      renameSync(spec.logFile, `${spec.logFile}.previous`);
+      sink = createWriteStream(spec.logFile, { flags: 'a' });
+      restarts++;
+      child = startProgram(spec, sink, cgroup);
+      startedAt = new Date();
+      exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+      log(`restarted ${spec.binary} as pid ${child.pid} (restart ${restarts})`);
+      await publishStatus(core, spec, (pod) => {
+        const status = pod.status?.containerStatuses?.[0];
+        if (!status) return;
+        status.restartCount = restarts;
+        status.containerID = containerId();
+        status.ready = true;
+        status.started = true;
+        status.state = { running: { startedAt } };
+        status.lastState = { terminated: { reason: termination.reason, exitCode: termination.exitCode, startedAt: new Date(termination.startedAt), finishedAt, containerID: termination.containerID } };
+        setReady(pod, true, startedAt);
+      });
+      continue;
+    }
     const state = await podState(core, spec);
     if (state === 'gone') requestStop('pod deleted');
     if (state === 'unreachable') {
@@ -135,6 +271,7 @@ async function main(): Promise<void> {
 
   log(`stopping (${stopReason})`);
   await stopProgram(child);
+  if (cgroup) await removeMemoryCgroup(cgroup);
   await deletePodNetwork({ namespace: spec.netns, hostVeth: spec.hostVeth });
   if (stopReason === 'pod deleted') await removeLogsRule(kc, spec);
   await new Promise<void>((resolveEnd) => sink.end(() => resolveEnd()));

@@ -27,6 +27,23 @@ export interface RunPodOptions {
   goLine?: GoLine;
   /** Extra environment for the program (GODEBUG=gctrace=1 is always set unless overridden). */
   env?: Record<string, string>;
+  /**
+   * What happens when the program exits while the Pod exists, as the
+   * kubelet's restartPolicy says. `Never` (the default here): it stays
+   * exited. `Always`: the supervisor publishes the container status the way
+   * the kubelet does (state terminated, then restartCount + 1 with
+   * lastState.terminated and a new containerID) and starts the program
+   * again, with a fresh log (the old one is kept as app.log.previous).
+   */
+  restartPolicy?: 'Always' | 'Never';
+  /** Pause before a restart (the kubelet's CrashLoopBackOff starts at 10 s; default 10 s). */
+  restartDelayMs?: number;
+  /**
+   * Run the program in a cgroup v1 memory cgroup with this limit (and set
+   * it as the container's resources.limits.memory): the kernel OOM-kills it
+   * there, and the supervisor reports that as reason OOMKilled, exit code 137.
+   */
+  memoryLimitBytes?: number;
   /** Wait until this port accepts connections on the pod IP (default 6060; null to not wait). */
   waitForPort?: number | null;
   timeoutMs?: number;
@@ -59,6 +76,9 @@ export interface SupervisorSpec {
   hostVeth: string;
   logFile: string;
   podDir: string;
+  restartPolicy: 'Always' | 'Never';
+  restartDelayMs: number;
+  memoryLimitBytes?: number;
 }
 
 const CONTAINER_NAME = 'app';
@@ -106,6 +126,9 @@ export async function runPod(cluster: Cluster, options: RunPodOptions): Promise<
     hostVeth: network.hostVeth,
     logFile,
     podDir,
+    restartPolicy: options.restartPolicy ?? 'Never',
+    restartDelayMs: options.restartDelayMs ?? 10_000,
+    ...(options.memoryLimitBytes ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
   };
   const specFile = join(podDir, 'pod.json');
   writeFileSync(specFile, JSON.stringify(spec, null, 2) + '\n');
@@ -157,8 +180,10 @@ function podManifest(cluster: Cluster, namespace: string, options: RunPodOptions
           // Never pulled: kwok only fakes the container; the program runs on this machine.
           image: 'mapleakprobe.local/process:latest',
           ports: [{ name: 'pprof', containerPort: PPROF_PORT, protocol: 'TCP' }],
+          ...(options.memoryLimitBytes ? { resources: { limits: { memory: String(options.memoryLimitBytes) } } } : {}),
         },
       ],
+      ...(options.restartPolicy ? { restartPolicy: options.restartPolicy } : {}),
       terminationGracePeriodSeconds: 0,
     },
   };

@@ -187,6 +187,7 @@ func main() {
 	tlsKey := flag.String("tls-key", "", "private key (PEM) of -tls-cert")
 	bearer := flag.String("require-bearer", "", "answer 401 unless the request carries Authorization: Bearer <this>")
 	basic := flag.String("require-basic", "", "answer 401 unless the request carries basic auth user:password equal to this")
+	exitCode := flag.Int("exit-code", 0, "exit status at -max-lifetime (non-zero: a crash, for restart tests)")
 	maxLeakHeap := flag.Uint64("max-leak-heap", 0, "stop leaking once heap objects reach this many bytes, keeping what leaked (0: never); the demo caps its leak with it")
 	flag.Parse()
 	if *memProfileRate > 0 {
@@ -229,7 +230,7 @@ func main() {
 		}
 		log.Fatal(http.Serve(ln, handler))
 	}()
-	time.AfterFunc(*lifetime, func() { os.Exit(0) })
+	time.AfterFunc(*lifetime, func() { os.Exit(*exitCode) })
 
 	var id int64
 	heapObjects := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}

@@ -1,0 +1,157 @@
+// Incidents on the local control plane with real Go programs.
+// Real: the kernel's OOM killer (the program runs in a cgroup v1 memory
+// cgroup with memory.limit_in_bytes), the program's own exit code, the
+// kube-apiserver, Redis, the operator, `go tool pprof`.
+// Stand-in for the kubelet: the pod supervisor (test/cluster/pod-supervisor.ts)
+// writes the container status (restartCount, lastState.terminated) the way
+// the kubelet does, and restarts the program after 1 s instead of the
+// kubelet's 10 s CrashLoopBackOff.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { IncidentStatus, MapLeakProbe } from '../../src/api/types.js';
+import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
+import { runPod, stopCluster, type Cluster } from '../cluster/cluster.js';
+import { startRedis, type RedisServer } from '../cluster/redis.js';
+import { siteLines } from '../support/go-targets.js';
+import { testOperatorConfig } from '../support/operator-config.js';
+import { startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { bearer, testReaderToken } from '../support/tokens.js';
+import { waitFor } from '../support/wait.js';
+
+process.env.LOG_LEVEL ??= 'warn';
+const CLUSTER = 'incidents';
+const NS = 'default';
+const MAX_INCIDENTS = 2;
+const lines = siteLines('leaky');
+const growingMapLines = [lines.get('map-growing-sessions'), lines.get('map-growing-json')];
+
+interface IncidentsAnswer {
+  incidents: (IncidentStatus & { captures: { id: string; time: string; profile: string | null }[] })[];
+}
+
+describe('incidents: a container OOMKilled by the kernel or exiting with an error becomes an incident with its evidence kept', () => {
+  let cluster: Cluster;
+  let redis: RedisServer;
+  let kc: KubeConfig;
+  let operator: RunningOperator;
+  let probes: TestProbes;
+  let headers: Record<string, string>;
+  let base: string;
+  const work = mkdtempSync(join(tmpdir(), 'mlp-incidents-'));
+  /** When the test first saw each incident id in the status (polled every 250 ms). */
+  const firstSeen = new Map<string, number>();
+  const seen = new Map<string, IncidentStatus>();
+
+  const incidentsOf = async (name: string): Promise<IncidentStatus[]> => {
+    const probe: MapLeakProbe | undefined = await probes.get(name);
+    const incidents = probe?.status?.incidents ?? [];
+    for (const i of incidents) {
+      if (!firstSeen.has(i.id)) firstSeen.set(i.id, Date.now());
+      seen.set(i.id, i);
+    }
+    return incidents;
+  };
+  const events = async (reason: string): Promise<string[]> => {
+    const list = await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: NS });
+    return list.items.filter((e) => e.reason === reason).map((e) => e.message ?? '');
+  };
+
+  before(async () => {
+    ({ cluster, kc } = await startClusterWithCrd(CLUSTER));
+    probes = new TestProbes(kc, NS);
+    redis = await startRedis();
+    await Promise.all([
+      // leaky's maps grow by about 8 MiB/s from ~160 MiB: the kernel kills it after 30-40 s.
+      runPod(cluster, { name: 'oom', labels: { app: 'oom' }, path: 'test/targets/leaky', restartPolicy: 'Always', restartDelayMs: 1000, memoryLimitBytes: 384 * 1024 * 1024 }),
+      // Exits with status 1 every 12 s: a crash loop.
+      runPod(cluster, { name: 'crashy', labels: { app: 'crashy' }, path: 'test/targets/leaky', args: ['-mode', 'healthy', '-max-lifetime', '12s', '-exit-code', '1'], restartPolicy: 'Always', restartDelayMs: 1000 }),
+    ]);
+    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS, ceilings: { maxIncidents: MAX_INCIDENTS, incidentRetentionMs: 10 * 60_000 } }));
+    base = `http://127.0.0.1:${operator.port}`;
+    headers = bearer(await testReaderToken(kc));
+    await Promise.all([
+      probes.create('oom', { selector: { matchLabels: { app: 'oom' } }, schedule: { interval: '5s', window: 12 } }),
+      probes.create('crashy', { selector: { matchLabels: { app: 'crashy' } }, schedule: { interval: '5s', window: 12 } }),
+    ]);
+  });
+
+  after(async () => {
+    await operator?.stop();
+    await redis?.stop();
+    await stopCluster(CLUSTER);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('OOMKilled: the incident names the map that grew up to the kill, keeps its captures for go tool pprof, and the restarted container is a new series', async () => {
+    const incident = await waitFor('an OOMKilled incident in the status', async () => (await incidentsOf('oom')).find((i) => i.reason === 'OOMKilled'), 180_000, 250);
+    const delayMs = (firstSeen.get(incident.id) ?? Date.now()) - Date.parse(incident.time);
+    process.stdout.write(`# kill to incident in the status: ${(delayMs / 1000).toFixed(1)} s (restart delay 1 s, interval 5 s)\n`);
+
+    assert.equal(incident.pod, 'oom');
+    assert.equal(incident.container, 'app');
+    assert.equal(incident.exitCode, 137, 'SIGKILL from the kernel');
+    assert.ok(incident.restartCount >= 1);
+    assert.equal(incident.verdict, 'Leaking', JSON.stringify(incident.findings));
+    const grew = incident.findings.filter((f) => f.kind === 'map' && f.pattern === 'growing' && growingMapLines.includes(f.line));
+    assert.ok(grew.length > 0, `a growing map of leaky is named: ${JSON.stringify(incident.findings)}`);
+    assert.ok(grew.some((f) => f.growingUpToKill), `still growing at the last capture: ${JSON.stringify(grew)}`);
+    assert.ok(incident.captureIds.length >= 2 && incident.captureIds.length <= 3, `captures kept: ${incident.captureIds.length}`);
+    assert.ok(incident.lastCaptureTime && Date.parse(incident.lastCaptureTime) <= Date.parse(incident.time), 'evidence is from before the kill');
+    assert.ok((await events('ContainerOOMKilled')).some((m) => m.startsWith('oom container app: OOMKilled (exit code 137)')));
+
+    // The JSON API lists it with a download per kept capture; the profile is what go tool pprof reads.
+    const answer = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`, { headers })).json()) as IncidentsAnswer;
+    const listed = answer.incidents.find((i) => i.id === incident.id);
+    assert.ok(listed, 'the API lists the incident of the status');
+    assert.deepEqual(listed.captures.map((c) => c.id), incident.captureIds);
+    const last = listed.captures.at(-1)!;
+    assert.ok(last.profile, 'the last capture before the kill is still downloadable');
+    const response = await fetch(`${base}${last.profile}`, { headers });
+    assert.equal(response.status, 200);
+    const file = join(work, 'before-kill.pb.gz');
+    writeFileSync(file, Buffer.from(await response.arrayBuffer()));
+    const { stdout } = await promisify(execFile)('/usr/local/go/bin/go', ['tool', 'pprof', '-top', '-sample_index=inuse_space', file], { maxBuffer: 16 * 1024 * 1024 });
+    assert.match(stdout, /main\.\(\*sessionStore\)\.put|main\.\(\*catalog\)\.ingest/, 'go tool pprof shows the growing sites');
+    assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`)).status, 401, 'behind the authentication');
+
+    // The restarted container is followed as a series of its own: its captures are all after the kill.
+    const view = await waitFor('captures of the restarted container', async () => {
+      const v = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom`, { headers })).json()) as { targets: { series?: string; restartCount?: number; captures: { id: string; time: string }[] }[] };
+      const target = v.targets.find((t) => (t.restartCount ?? 0) >= incident.restartCount);
+      return target && target.captures.length >= 1 && target;
+    }, 60_000, 500);
+    assert.match(view.series ?? '', /\.r\d+$/, 'a series key per restart');
+    assert.ok(view.captures.every((c) => Date.parse(c.time) > Date.parse(incident.time)), 'no capture of the killed container in the new series');
+    assert.ok(view.captures.every((c) => !incident.captureIds.includes(c.id)));
+  });
+
+  test('a plain exit with status 1 is ContainerRestarted; the incident count stays at the cap and dropped incidents free their captures', async () => {
+    const incidents = await waitFor(`more incidents than the cap of ${MAX_INCIDENTS}`, async () => {
+      const list = await incidentsOf('crashy');
+      return list.some((i) => i.restartCount > MAX_INCIDENTS) && list;
+    }, 150_000, 250);
+    assert.equal(incidents.length, MAX_INCIDENTS, 'the status holds the newest incidents up to the cap');
+    for (const i of incidents) {
+      assert.equal(i.reason, 'Error');
+      assert.equal(i.exitCode, 1);
+    }
+    assert.ok(Date.parse(incidents[0]!.time) > Date.parse(incidents[1]!.time), 'newest first');
+    assert.ok((await events('ContainerRestarted')).some((m) => m.startsWith('crashy container app: Error (exit code 1)')));
+    assert.ok((await events('ContainerOOMKilled')).every((m) => !m.startsWith('crashy')));
+    // The first incident (restart 1) was dropped for the cap, with its pinned profiles.
+    const answer = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/crashy/incidents`, { headers })).json()) as IncidentsAnswer;
+    assert.deepEqual(answer.incidents.map((i) => i.id), incidents.map((i) => i.id));
+    const dropped = [...seen.values()].find((i) => i.pod === 'crashy' && i.restartCount === 1);
+    assert.ok(dropped, 'the first restart was an incident before the cap dropped it');
+    assert.ok(dropped.captureIds.length > 0, 'it had captures pinned');
+    for (const id of dropped.captureIds) {
+      assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/crashy/captures/${id}/profile`, { headers })).status, 404, 'its pinned profiles went with it');
+    }
+  });
+});
