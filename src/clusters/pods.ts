@@ -109,7 +109,7 @@ function checkPod(item: unknown, namespace: string): ListedPod | null | undefine
 }
 
 /** A container status, field by field; one that is not well-formed is left out (its pod is still captured). */
-function checkContainerStatus(item: unknown): ListedContainerStatus | undefined {
+export function checkContainerStatus(item: unknown): ListedContainerStatus | undefined {
   if (!isRecord(item) || typeof item.name !== 'string' || !DNS_LABEL.test(item.name)) return undefined;
   if (!Number.isInteger(item.restartCount) || (item.restartCount as number) < 0 || (item.restartCount as number) > 1_000_000_000) return undefined;
   const containerId = typeof item.containerID === 'string' && CONTAINER_ID.test(item.containerID) ? item.containerID : undefined;
