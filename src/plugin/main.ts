@@ -18,8 +18,8 @@ import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { explainApiError, loadUserKubeconfig, PluginError, type KubeContext } from './kube.js';
 import { resolvePods, type PodToCapture } from './pods.js';
-import { formatProbeDescription, formatProbeList } from './probes.js';
-import { downloadProfile, pickCapture, readProbeView, userBearerToken } from './profile.js';
+import { formatIncidents, formatProbeDescription, formatProbeList } from './probes.js';
+import { downloadProfile, pickCapture, pickIncidentCapture, readIncidents, readProbeView, userBearerToken } from './profile.js';
 
 const KUBE_FLAGS = `
 Kubernetes flags (as kubectl's):
@@ -35,11 +35,13 @@ Usage:
   kubectl mapleak analyze pod/NAME|deployment/NAME|statefulset/NAME [flags]
   kubectl mapleak get [-A]
   kubectl mapleak describe NAME
-  kubectl mapleak profile NAME --url OPERATOR_URL [--capture latest|ID] -o heap.pb.gz
+  kubectl mapleak incidents NAME
+  kubectl mapleak profile NAME --url OPERATOR_URL [--capture latest|ID] [--incident N] -o heap.pb.gz
 
 analyze needs no operator: it captures heap profiles through the API server's
 pod proxy (get on pods/proxy). get and describe read MapLeakProbes (get/list
-on mapleakprobes.mapleak.io); profile downloads from the operator's API with
+on mapleakprobes.mapleak.io), incidents lists the probe's OOMKilled and
+restarted containers (status.incidents); profile downloads from the operator's API with
 your own bearer token. 'kubectl mapleak COMMAND --help' for each.
 `,
   analyze: `Usage: kubectl mapleak analyze pod/NAME|deployment/NAME|statefulset/NAME [flags]
@@ -75,7 +77,15 @@ ${KUBE_FLAGS}`,
 
 A probe's verdict, conditions, per-target errors, findings and advice.
 ${KUBE_FLAGS}`,
-  profile: `Usage: kubectl mapleak profile NAME --url OPERATOR_URL [--capture latest|ID] [--pod POD] -o FILE
+  incidents: `Usage: kubectl mapleak incidents NAME [-n NS]
+
+The probe's incidents, newest first: containers that were OOMKilled or
+restarted, when, how (reason, exit code), the verdict and top finding of the
+container's last series ("up to the end": that site was still growing at the
+last capture before it), and how many captures are kept. Download one with
+'kubectl mapleak profile NAME --incident N'.
+${KUBE_FLAGS}`,
+  profile: `Usage: kubectl mapleak profile NAME --url OPERATOR_URL [--capture latest|ID] [--pod POD | --incident N] -o FILE
 
 Downloads one stored raw heap profile (gzipped proto, for go tool pprof)
 through the operator's JSON API, authenticated with your kubeconfig's bearer
@@ -87,6 +97,9 @@ Flags:
                          (default: MAPLEAK_URL)
       --capture ID       a capture id, or latest (default)
       --pod POD          only this target pod's captures
+      --incident N       a capture kept by incident N (1: the newest, as
+                         'kubectl mapleak incidents' numbers them); latest is
+                         then the last capture before the container ended
   -o, --output FILE      where to write the profile (required)
       --token TOKEN      bearer token to use instead of the kubeconfig's
                          (default: MAPLEAK_TOKEN); never printed
@@ -109,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE['']!);
     return command === undefined ? 2 : 0;
   }
-  if (!['analyze', 'get', 'describe', 'profile'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+  if (!['analyze', 'get', 'describe', 'incidents', 'profile'].includes(command)) throw new UsageError(`unknown command "${command}"`);
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(USAGE[command]!);
     return 0;
@@ -117,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'analyze') return analyzeCommand(rest);
   if (command === 'get') return getCommand(rest);
   if (command === 'describe') return describeCommand(rest);
+  if (command === 'incidents') return incidentsCommand(rest);
   return profileCommand(rest);
 }
 
@@ -255,6 +269,15 @@ async function describeCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+async function incidentsCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: kubeOptions });
+  if (positionals.length !== 1) throw new UsageError('incidents takes one probe NAME');
+  const ctx = loadUserKubeconfig(values);
+  const probe = await readProbe(ctx, positionals[0]!);
+  process.stdout.write(`${formatIncidents(probe, new Date())}\n`);
+  return 0;
+}
+
 async function listProbes(ctx: KubeContext, all: boolean): Promise<MapLeakProbe[]> {
   const custom = ctx.kc.makeApiClient(CustomObjectsApi);
   const list = all
@@ -280,6 +303,7 @@ async function profileCommand(args: string[]): Promise<number> {
       url: { type: 'string' },
       capture: { type: 'string', default: 'latest' },
       pod: { type: 'string' },
+      incident: { type: 'string' },
       output: { type: 'string', short: 'o' },
       token: { type: 'string' },
       timeout: { type: 'string', default: '30s' },
@@ -292,13 +316,17 @@ async function profileCommand(args: string[]): Promise<number> {
   if (!/^https?:\/\//.test(url)) throw new UsageError('--url must be an http:// or https:// URL');
   if (!values.output) throw new UsageError('-o FILE is required (profiles are binary)');
   if (values.capture !== 'latest' && !/^[0-9a-f]{8,64}$/.test(values.capture)) throw new UsageError('--capture takes latest or a capture id (hex)');
+  const incident = values.incident === undefined ? undefined : parseCount(values.incident, 'incident', 1);
+  if (incident !== undefined && values.pod !== undefined) throw new UsageError('--incident and --pod do not go together (an incident is one pod\'s)');
   const ctx = loadUserKubeconfig(values);
   const token = values.token ?? process.env.MAPLEAK_TOKEN ?? (await userBearerToken(ctx.kc));
   if (!token) throw new PluginError('your kubeconfig user sends no bearer token (client certificates cannot be passed on); pass --token, e.g. $(kubectl create token NAME)');
   const api = { url, token, timeoutMs: parseDuration(values.timeout), maxBytes: parseSize(values['max-bytes']) };
   const name = positionals[0]!;
-  const view = await readProbeView(api, ctx.namespace, name);
-  const capture = pickCapture(view, values.capture, values.pod);
+  const capture =
+    incident === undefined
+      ? pickCapture(await readProbeView(api, ctx.namespace, name), values.capture, values.pod)
+      : pickIncidentCapture(await readIncidents(api, ctx.namespace, name), incident, values.capture);
   const profile = await downloadProfile(api, ctx.namespace, name, capture.id);
   await writeFile(values.output, profile).catch((err: unknown) => {
     throw new PluginError(`-o ${values.output}: cannot write (${(err as NodeJS.ErrnoException).code ?? 'error'})`);

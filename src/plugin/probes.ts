@@ -89,6 +89,29 @@ function indent(rows: string[]): string[] {
   return rows.map((r) => `  ${r}`);
 }
 
+/** `kubectl mapleak incidents NAME`: OOMKilled and restarted containers, newest first (numbered for `profile --incident N`). */
+export function formatIncidents(p: MapLeakProbe, now: Date): string {
+  const incidents = p.status?.incidents ?? [];
+  if (incidents.length === 0) return `No incidents for ${p.metadata.namespace}/${p.metadata.name}: no selected container was OOMKilled or restarted within the operator's incident retention.`;
+  const header = ['#', 'AGE', 'POD', 'CONTAINER', 'REASON', 'EXIT', 'RESTART', 'VERDICT', 'CAPTURES', 'TOP FINDING'];
+  const rows = incidents.map((i, n) => {
+    const top = i.findings[0];
+    return [
+      String(n + 1),
+      age(i.time, now),
+      i.pod,
+      i.container,
+      i.reason,
+      i.exitCode === undefined ? '-' : String(i.exitCode),
+      String(i.restartCount),
+      i.verdict,
+      String(i.captureIds.length),
+      top ? `${top.kind}/${top.pattern}${top.growingUpToKill ? ' up to the end' : ''} ${frameLabel(top)} ${formatBytes(top.inuseBytes)}` : '-',
+    ];
+  });
+  return table([header, ...rows]).join('\n');
+}
+
 function signed(bytes: number): string {
   return `${bytes > 0 ? '+' : ''}${formatBytes(bytes)}`;
 }

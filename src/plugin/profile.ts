@@ -1,6 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CaptureError } from '../capture/errors.js';
 import { fetchBytes } from '../capture/http.js';
+import type { IncidentStatus } from '../api/types.js';
 import type { CaptureRef } from '../store/series-store.js';
 import type { ProbeView } from '../report/probe-page.js';
 import { PluginError } from './kube.js';
@@ -63,6 +64,28 @@ export function pickCapture(view: ProbeView, capture: string, pod: string | unde
   const found = all.find((c) => c.id === capture);
   if (!found) throw new PluginError(`no capture ${capture}; stored: ${all.map((c) => c.id).join(', ') || 'none'}`);
   return found;
+}
+
+/** An incident as the operator's API lists it: the status's fields and each kept capture's download. */
+export type ListedIncident = IncidentStatus & { captures: { id: string; time: string; profile: string | null }[] };
+
+export async function readIncidents(api: OperatorApi, namespace: string, name: string): Promise<ListedIncident[]> {
+  const body = await get(api, `/api/v1/namespaces/${encodeURIComponent(namespace)}/mapleakprobes/${encodeURIComponent(name)}/incidents`, 'probe', namespace);
+  try {
+    return (JSON.parse(body.toString('utf8')) as { incidents: ListedIncident[] }).incidents;
+  } catch {
+    throw new PluginError('the operator API answered something that is not JSON (is --url the operator?)');
+  }
+}
+
+/** Incident `number` (1: the newest), and of it the last capture before the end (`latest`) or the one with id `capture`. */
+export function pickIncidentCapture(incidents: readonly ListedIncident[], number: number, capture: string): CaptureRef & { pod: string } {
+  const incident = incidents[number - 1];
+  if (!incident) throw new PluginError(incidents.length === 0 ? 'this probe has no incidents' : `no incident ${number}; there are ${incidents.length} (kubectl mapleak incidents NAME lists them)`);
+  const kept = incident.captures.filter((c) => c.profile !== null);
+  const found = capture === 'latest' ? kept.at(-1) : kept.find((c) => c.id === capture);
+  if (!found) throw new PluginError(capture === 'latest' ? `incident ${number} has no kept capture` : `incident ${number} keeps no capture ${capture}; kept: ${kept.map((c) => c.id).join(', ') || 'none'}`);
+  return { id: found.id, time: found.time, podUid: '', pod: incident.pod };
 }
 
 export function downloadProfile(api: OperatorApi, namespace: string, name: string, id: string): Promise<Buffer> {

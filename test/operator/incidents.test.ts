@@ -21,7 +21,8 @@ import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { siteLines } from '../support/go-targets.js';
 import { testOperatorConfig } from '../support/operator-config.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
-import { bearer, testReaderToken } from '../support/tokens.js';
+import { runPlugin } from '../support/plugin.js';
+import { bearer, testReaderToken, tokenKubeconfig } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
 
 process.env.LOG_LEVEL ??= 'warn';
@@ -43,6 +44,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
   let probes: TestProbes;
   let headers: Record<string, string>;
   let base: string;
+  let token: string;
   const work = mkdtempSync(join(tmpdir(), 'mlp-incidents-'));
   /** When the test first saw each incident id in the status (polled every 250 ms). */
   const firstSeen = new Map<string, number>();
@@ -74,7 +76,8 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     ]);
     operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS, ceilings: { maxIncidents: MAX_INCIDENTS, incidentRetentionMs: 10 * 60_000 } }));
     base = `http://127.0.0.1:${operator.port}`;
-    headers = bearer(await testReaderToken(kc));
+    token = await testReaderToken(kc);
+    headers = bearer(token);
     await Promise.all([
       probes.create('oom', { selector: { matchLabels: { app: 'oom' } }, schedule: { interval: '5s', window: 12 } }),
       probes.create('crashy', { selector: { matchLabels: { app: 'crashy' } }, schedule: { interval: '5s', window: 12 } }),
@@ -118,6 +121,17 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     writeFileSync(file, Buffer.from(await response.arrayBuffer()));
     const { stdout } = await promisify(execFile)('/usr/local/go/bin/go', ['tool', 'pprof', '-top', '-sample_index=inuse_space', file], { maxBuffer: 16 * 1024 * 1024 });
     assert.match(stdout, /main\.\(\*sessionStore\)\.put|main\.\(\*catalog\)\.ingest/, 'go tool pprof shows the growing sites');
+
+    // The same through kubectl mapleak, as the README shows it.
+    const kubeconfig = tokenKubeconfig(cluster, kc, 'reader', token, join(work, 'reader.kubeconfig'));
+    const listing = await runPlugin(['incidents', 'oom', '-n', NS], kubeconfig);
+    assert.equal(listing.code, 0, listing.stderr);
+    assert.match(listing.stdout, /^1\s+\S+\s+oom\s+app\s+OOMKilled\s+137\s+\d+\s+Leaking\s+[23]\s+map\/growing/m);
+    const downloaded = join(work, 'incident-1.pb.gz');
+    const download = await runPlugin(['profile', 'oom', '-n', NS, '--url', base, '--incident', '1', '-o', downloaded], kubeconfig);
+    assert.equal(download.code, 0, download.stderr);
+    const top = await promisify(execFile)('/usr/local/go/bin/go', ['tool', 'pprof', '-top', '-sample_index=inuse_space', downloaded], { maxBuffer: 16 * 1024 * 1024 });
+    assert.match(top.stdout, /main\.\(\*sessionStore\)\.put|main\.\(\*catalog\)\.ingest/);
     assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`)).status, 401, 'behind the authentication');
 
     // The restarted container is followed as a series of its own: its captures are all after the kill.
