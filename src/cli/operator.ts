@@ -70,11 +70,11 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'max-window': { field: 'maxWindow', parse: (t, f) => parseCount(t, f, 2) },
   'max-redis-bytes-per-target': { field: 'maxRedisBytesPerTarget', parse: (t) => parseSize(t) },
   'max-events-per-round': { field: 'maxEventsPerRound', parse: (t, f) => parseCount(t, f, 1) },
-  'max-incidents': { field: 'maxIncidents', parse: (t, f) => atMost(parseCount(t, f, 1), 100, f) },
+  'max-incidents': { field: 'maxIncidents', parse: (t, f) => atMost(parseCount(t, f, 1), 50, f) },
   'incident-retention': { field: 'incidentRetentionMs', parse: (t) => parseDuration(t) },
 };
 
-/** status.incidents holds at most 100 (the CRD's maxItems). */
+/** status.incidents holds at most 50 (the CRD's maxItems): each is about 1.5 KB, and the status is rewritten every round. */
 function atMost(value: number, max: number, flag: string): number {
   if (value > max) throw new UsageError(`--${flag} must be at most ${max}, got ${value}`);
   return value;

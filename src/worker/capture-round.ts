@@ -21,7 +21,7 @@ import type { SeriesStore, StoredIncident, TargetRecord } from '../store/series-
 import type { CaptureJobData } from '../queue/names.js';
 import type { DecodeGate } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
-import { containerInstance, incidentEvent, incidentStatus, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
+import { containerInstance, incidentEvent, incidentStatus, isOomKill, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
 
@@ -168,6 +168,7 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     if (!previous) continue;
     const incident = await recordIncident(deps.store, probe, key, pod, pod.instance, previous, { detectedAt, retentionMs: ceilings.incidentRetentionMs });
     newIncidents.push(incident);
+    deps.metrics.incidents.inc({ kind: isOomKill(incident) ? 'oom' : 'restart' });
     log.info('container restart recorded', { pod: pod.name, reason: incident.reason, restartCount: incident.restartCount, capturesKept: incident.captureIds.length });
   }
   const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, settings, ceilings, access, deps, now, log };

@@ -218,7 +218,8 @@ async function main(): Promise<void> {
 
   let unreachableSince: number | undefined;
   while (!stopping) {
-    await Promise.race([sleep(POLL_MS), exited]);
+    // With restarts, an exit wakes the loop at once; without, an exited program just waits for the pod to go.
+    await (spec.restartPolicy === 'Always' ? Promise.race([sleep(POLL_MS), exited]) : sleep(POLL_MS));
     if (stopping) break;
     if (spec.restartPolicy === 'Always' && (child.exitCode !== null || child.signalCode !== null)) {
       const finishedAt = new Date();

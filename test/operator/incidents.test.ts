@@ -22,7 +22,7 @@ import { siteLines } from '../support/go-targets.js';
 import { testOperatorConfig } from '../support/operator-config.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { runPlugin } from '../support/plugin.js';
-import { bearer, testReaderToken, tokenKubeconfig } from '../support/tokens.js';
+import { bearer, ensureServiceAccount, serviceAccountToken, testReaderToken, tokenKubeconfig } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
 
 process.env.LOG_LEVEL ??= 'warn';
@@ -133,6 +133,10 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     const top = await promisify(execFile)('/usr/local/go/bin/go', ['tool', 'pprof', '-top', '-sample_index=inuse_space', downloaded], { maxBuffer: 16 * 1024 * 1024 });
     assert.match(top.stdout, /main\.\(\*sessionStore\)\.put|main\.\(\*catalog\)\.ingest/);
     assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`)).status, 401, 'behind the authentication');
+    await ensureServiceAccount(kc, NS, 'no-grants');
+    const stranger = bearer(await serviceAccountToken(kc, NS, 'no-grants'));
+    assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`, { headers: stranger })).status, 403, 'and the authorisation (get on mapleakprobes)');
+    assert.match(await (await fetch(`${base}/metrics`, { headers })).text(), /^mapleak_incidents_total\{kind="oom"\} [1-9]/m);
 
     // The restarted container is followed as a series of its own: its captures are all after the kill.
     const view = await waitFor('captures of the restarted container', async () => {
