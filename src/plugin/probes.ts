@@ -82,6 +82,11 @@ export function formatProbeDescription(p: MapLeakProbe, now: Date): string {
     lines.push('');
     findings.forEach((f, i) => lines.push(`  ${i + 1}. ${f.advice}`));
   }
+  const incidents = status.incidents ?? [];
+  if (incidents.length > 0) {
+    const newest = incidents[0]!;
+    lines.push('', `Incidents: ${incidents.length}, newest ${newest.reason} of ${newest.pod}/${newest.container} ${age(newest.time, now)} ago (kubectl mapleak incidents ${p.metadata.name})`);
+  }
   return lines.join('\n');
 }
 

@@ -127,6 +127,8 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     const listing = await runPlugin(['incidents', 'oom', '-n', NS], kubeconfig);
     assert.equal(listing.code, 0, listing.stderr);
     assert.match(listing.stdout, /^1\s+\S+\s+oom\s+app\s+OOMKilled\s+137\s+\d+\s+Leaking\s+[23]\s+map\/growing/m);
+    const described = await runPlugin(['describe', 'oom', '-n', NS], kubeconfig);
+    assert.match(described.stdout, /^Incidents: [1-9]\d*, newest OOMKilled of oom\/app \d+[sm] ago \(kubectl mapleak incidents oom\)$/m);
     const downloaded = join(work, 'incident-1.pb.gz');
     const download = await runPlugin(['profile', 'oom', '-n', NS, '--url', base, '--incident', '1', '-o', downloaded], kubeconfig);
     assert.equal(download.code, 0, download.stderr);
