@@ -7,6 +7,8 @@
 //   root ns:  veth "<prefix>h<id>" with G/32, route P/32 via it (src G)
 //   pod ns:   "eth0" with P/32, route G dev eth0, default via G; lo up
 import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { run } from './processes.js';
 
 export interface PodNetwork {
@@ -89,6 +91,17 @@ export async function sweepClusterNetworks(clusterIndex: number): Promise<string
     if (!link.startsWith(`${prefix}h`) && !link.startsWith(`${prefix}p`)) continue;
     await ip('link', 'del', link).catch(() => undefined);
     removed.push(`veth ${link}`);
+  }
+  // Memory cgroups of pods run with memoryLimitBytes are named after their netns (pod-supervisor.ts).
+  const cgroups = '/sys/fs/cgroup/memory';
+  for (const entry of existsSync(cgroups) ? readdirSync(cgroups) : []) {
+    if (!entry.startsWith(`${prefix}-`)) continue;
+    try {
+      rmdirSync(join(cgroups, entry));
+      removed.push(`memory cgroup ${entry}`);
+    } catch {
+      // Still has a process (its supervisor was killed and the program lives on): left for the next sweep.
+    }
   }
   return removed;
 }
