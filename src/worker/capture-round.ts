@@ -17,11 +17,11 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
 import { buildCaptureStatus, findingKey, roundConditions, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
-import type { SeriesStore, StoredIncident, TargetRecord } from '../store/series-store.js';
+import type { SeriesStore, StoredIncident } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
 import type { DecodeGate } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
-import { containerInstance, incidentEvent, incidentStatus, isOomKill, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
+import { containerInstance, incidentEvent, incidentStatus, isOomKill, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
 
@@ -369,16 +369,6 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   const cycles = [...state.cycles, ...fresh];
   await deps.store.saveGc(key, pod.series, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds);
   return cycles.slice(-deps.limits.maxGcCycles);
-}
-
-/** Per pod, the record of its newest followed series (records from before series per restart have neither series nor restartCount: restart 0). */
-function latestSeriesByPod(records: readonly TargetRecord[]): Map<string, TargetRecord> {
-  const byPod = new Map<string, TargetRecord>();
-  for (const record of records) {
-    const seen = byPod.get(record.uid);
-    if (!seen || (record.restartCount ?? 0) > (seen.restartCount ?? 0)) byPod.set(record.uid, record);
-  }
-  return byPod;
 }
 
 async function writeDegraded(deps: CaptureRoundDeps, probe: MapLeakProbe, reason: string, message: string, at: Date): Promise<void> {

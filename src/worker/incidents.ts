@@ -35,6 +35,16 @@ export function containerInstance(statuses: readonly ListedContainerStatus[], co
   return { restartCount: status.restartCount, ...(status.lastTerminated ? { lastTerminated: status.lastTerminated } : {}) };
 }
 
+/** Per pod, the record of its newest followed series (records from before series per restart have neither series nor restartCount: restart 0). */
+export function latestSeriesByPod(records: readonly TargetRecord[]): Map<string, TargetRecord> {
+  const byPod = new Map<string, TargetRecord>();
+  for (const record of records) {
+    const seen = byPod.get(record.uid);
+    if (!seen || (record.restartCount ?? 0) > (seen.restartCount ?? 0)) byPod.set(record.uid, record);
+  }
+  return byPod;
+}
+
 /** The record a pod's last followed series left, if the container has restarted since. */
 export function restartedSince(previous: TargetRecord | undefined, instance: ContainerInstance): TargetRecord | undefined {
   return previous && instance.restartCount > (previous.restartCount ?? 0) ? previous : undefined;
