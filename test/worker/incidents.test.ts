@@ -8,7 +8,7 @@ import type { MapLeakProbe } from '../../src/api/types.js';
 import { checkContainerStatus } from '../../src/clusters/pods.js';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
 import { SeriesStore } from '../../src/store/series-store.js';
-import { incidentEvent, PINNED_CAPTURES, recordIncident, restartedSince, seriesKeyOf } from '../../src/worker/incidents.js';
+import { incidentEvent, latestSeriesByPod, PINNED_CAPTURES, recordIncident, restartedSince, seriesKeyOf } from '../../src/worker/incidents.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { readFixture } from '../support/fixtures.js';
 
@@ -125,6 +125,13 @@ describe('incident rules', () => {
     const older = { name: 'a', namespace: 'n', uid: 'u' };
     assert.equal(restartedSince(older, { restartCount: 1 }), older, 'records written before series per restart are restart 0');
     assert.equal(restartedSince(older, { restartCount: 0 }), undefined);
+    const byPod = latestSeriesByPod([
+      { name: 'a', namespace: 'n', uid: 'u', series: 'u.r2', restartCount: 2 },
+      { name: 'a', namespace: 'n', uid: 'u' },
+      { name: 'b', namespace: 'n', uid: 'v', series: 'v', restartCount: 0 },
+    ]);
+    assert.equal(byPod.get('u')?.series, 'u.r2', 'a pod\'s newest series is the one to compare with');
+    assert.equal(byPod.get('v')?.series, 'v');
     assert.equal(seriesKeyOf('u', 0), 'u');
     assert.equal(seriesKeyOf('u', 3), 'u.r3');
   });
