@@ -28,7 +28,9 @@ import { waitFor } from '../support/wait.js';
 process.env.LOG_LEVEL ??= 'warn';
 const CLUSTER = 'incidents';
 const NS = 'default';
-const MAX_INCIDENTS = 2;
+const MAX_INCIDENTS = 3;
+/** Short, so that the last test sees the first incident expire; long enough that the count cap, not the age, drops the crash loop's first incident. */
+const RETENTION_MS = 60_000;
 const lines = siteLines('leaky');
 const growingMapLines = [lines.get('map-growing-sessions'), lines.get('map-growing-json')];
 
@@ -49,6 +51,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
   /** When the test first saw each incident id in the status (polled every 250 ms). */
   const firstSeen = new Map<string, number>();
   const seen = new Map<string, IncidentStatus>();
+  let firstOomKill: IncidentStatus | undefined;
 
   const incidentsOf = async (name: string): Promise<IncidentStatus[]> => {
     const probe: MapLeakProbe | undefined = await probes.get(name);
@@ -74,7 +77,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
       // Exits with status 1 every 12 s: a crash loop.
       runPod(cluster, { name: 'crashy', labels: { app: 'crashy' }, path: 'test/targets/leaky', args: ['-mode', 'healthy', '-max-lifetime', '12s', '-exit-code', '1'], restartPolicy: 'Always', restartDelayMs: 1000 }),
     ]);
-    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS, ceilings: { maxIncidents: MAX_INCIDENTS, incidentRetentionMs: 10 * 60_000 } }));
+    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS, ceilings: { maxIncidents: MAX_INCIDENTS, incidentRetentionMs: RETENTION_MS } }));
     base = `http://127.0.0.1:${operator.port}`;
     token = await testReaderToken(kc);
     headers = bearer(token);
@@ -93,6 +96,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
 
   test('OOMKilled: the incident names the map that grew up to the kill, keeps its captures for go tool pprof, and the restarted container is a new series', async () => {
     const incident = await waitFor('an OOMKilled incident in the status', async () => (await incidentsOf('oom')).find((i) => i.reason === 'OOMKilled'), 180_000, 250);
+    firstOomKill = incident;
     const delayMs = (firstSeen.get(incident.id) ?? Date.now()) - Date.parse(incident.time);
     process.stdout.write(`# kill to incident in the status: ${(delayMs / 1000).toFixed(1)} s (restart delay 1 s, interval 5 s)\n`);
 
@@ -173,5 +177,19 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     for (const id of dropped.captureIds) {
       assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/crashy/captures/${id}/profile`, { headers })).status, 404, 'its pinned profiles went with it');
     }
+  });
+
+  test('after the incident retention the incident leaves the status and its pinned profiles are gone, while newer incidents stay', async () => {
+    const incident = firstOomKill;
+    assert.ok(incident, 'the OOM test recorded an incident');
+    await waitFor('the first OOM incident to expire', async () => !(await incidentsOf('oom')).some((i) => i.id === incident.id), RETENTION_MS + 60_000, 500);
+    const lateMs = Date.now() - (Date.parse(incident.time) + RETENTION_MS);
+    process.stdout.write(`# incident left the status ${(lateMs / 1000).toFixed(1)} s after its retention ended\n`);
+    assert.ok(lateMs >= 0, 'not before the retention');
+    for (const id of incident.captureIds) {
+      assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/captures/${id}/profile`, { headers })).status, 404, 'its pinned profile expired with it');
+    }
+    const answer = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`, { headers })).json()) as IncidentsAnswer;
+    assert.ok(answer.incidents.every((i) => i.id !== incident.id && Date.parse(i.time) > Date.parse(incident.time)));
   });
 });
