@@ -93,7 +93,7 @@ export async function sweepClusterNetworks(clusterIndex: number): Promise<string
     removed.push(`veth ${link}`);
   }
   // Memory cgroups of pods run with memoryLimitBytes are named after their netns (pod-supervisor.ts).
-  const cgroups = '/sys/fs/cgroup/memory';
+  const cgroups = existsSync('/sys/fs/cgroup/memory') ? '/sys/fs/cgroup/memory' : '/sys/fs/cgroup';
   for (const entry of existsSync(cgroups) ? readdirSync(cgroups) : []) {
     if (!entry.startsWith(`${prefix}-`)) continue;
     try {

@@ -41,21 +41,25 @@ function pipeAsCri(source: Readable, stream: 'stdout' | 'stderr', sink: WriteStr
   });
 }
 
-const MEMORY_CGROUP_ROOT = '/sys/fs/cgroup/memory';
+/** cgroup v1's memory hierarchy (this machine), else the unified v2 hierarchy. */
+const MEMORY_CGROUP_V1 = '/sys/fs/cgroup/memory';
+const CGROUP_V2 = '/sys/fs/cgroup';
 
-/** The program's own memory cgroup (cgroup v1), named after its netns so a sweep can find it. */
+/** The program's own memory cgroup, named after its netns so a sweep can find it. */
 function createMemoryCgroup(spec: SupervisorSpec): string | undefined {
   if (!spec.memoryLimitBytes) return undefined;
-  if (!existsSync(MEMORY_CGROUP_ROOT)) throw new Error(`memoryLimitBytes needs cgroup v1 at ${MEMORY_CGROUP_ROOT}`);
-  const dir = join(MEMORY_CGROUP_ROOT, spec.netns);
+  const v1 = existsSync(MEMORY_CGROUP_V1);
+  if (!v1 && !existsSync(join(CGROUP_V2, 'cgroup.controllers'))) throw new Error('memoryLimitBytes needs a memory cgroup (v1 or v2)');
+  const dir = join(v1 ? MEMORY_CGROUP_V1 : CGROUP_V2, spec.netns);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'memory.limit_in_bytes'), String(spec.memoryLimitBytes));
+  writeFileSync(join(dir, v1 ? 'memory.limit_in_bytes' : 'memory.max'), String(spec.memoryLimitBytes));
   return dir;
 }
 
-/** The kernel's count of OOM kills in the cgroup (memory.oom_control `oom_kill`, Linux 4.13+). */
+/** The kernel's count of OOM kills in the cgroup: `oom_kill` in memory.oom_control (v1, Linux 4.13+) or memory.events (v2). */
 function oomKills(cgroup: string): number {
-  const match = /^oom_kill (\d+)$/m.exec(readFileSync(join(cgroup, 'memory.oom_control'), 'utf8'));
+  const file = existsSync(join(cgroup, 'memory.oom_control')) ? 'memory.oom_control' : 'memory.events';
+  const match = /^oom_kill (\d+)$/m.exec(readFileSync(join(cgroup, file), 'utf8'));
   return match ? Number(match[1]) : 0;
 }
 

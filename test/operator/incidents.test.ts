@@ -17,6 +17,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { IncidentStatus, MapLeakProbe } from '../../src/api/types.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
 import { runPod, stopCluster, type Cluster } from '../cluster/cluster.js';
+import { goBinary } from '../cluster/go-build.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { siteLines } from '../support/go-targets.js';
 import { testOperatorConfig } from '../support/operator-config.js';
@@ -123,7 +124,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     assert.equal(response.status, 200);
     const file = join(work, 'before-kill.pb.gz');
     writeFileSync(file, Buffer.from(await response.arrayBuffer()));
-    const { stdout } = await promisify(execFile)('/usr/local/go/bin/go', ['tool', 'pprof', '-top', '-sample_index=inuse_space', file], { maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await promisify(execFile)(goBinary('1.26'), ['tool', 'pprof', '-top', '-sample_index=inuse_space', file], { maxBuffer: 16 * 1024 * 1024 });
     assert.match(stdout, /main\.\(\*sessionStore\)\.put|main\.\(\*catalog\)\.ingest/, 'go tool pprof shows the growing sites');
 
     // The same through kubectl mapleak, as the README shows it.
@@ -136,7 +137,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     const downloaded = join(work, 'incident-1.pb.gz');
     const download = await runPlugin(['profile', 'oom', '-n', NS, '--url', base, '--incident', '1', '-o', downloaded], kubeconfig);
     assert.equal(download.code, 0, download.stderr);
-    const top = await promisify(execFile)('/usr/local/go/bin/go', ['tool', 'pprof', '-top', '-sample_index=inuse_space', downloaded], { maxBuffer: 16 * 1024 * 1024 });
+    const top = await promisify(execFile)(goBinary('1.26'), ['tool', 'pprof', '-top', '-sample_index=inuse_space', downloaded], { maxBuffer: 16 * 1024 * 1024 });
     assert.match(top.stdout, /main\.\(\*sessionStore\)\.put|main\.\(\*catalog\)\.ingest/);
     assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`)).status, 401, 'behind the authentication');
     await ensureServiceAccount(kc, NS, 'no-grants');
