@@ -1,5 +1,6 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { isConnectionError, type ConnectionErrorReporter } from '../observability/connection-errors.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
 import { runCaptureRound, type CaptureRoundDeps, type RoundOutcome } from './capture-round.js';
 
@@ -9,6 +10,8 @@ export interface CaptureWorkerOptions {
   concurrency: number;
   /** How often metric series of deleted probes are looked for (default 60 s). */
   metricsSweepMs?: number;
+  /** Connection errors go here (logged with backoff, counted) instead of one line each. */
+  connectionErrors?: ConnectionErrorReporter;
 }
 
 /**
@@ -61,6 +64,12 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
   sweep.unref();
   worker.on('closed', () => clearInterval(sweep));
   worker.on('failed', (job, err) => deps.log.warn('capture job failed', { job: job?.id, probe: job ? `${job.data.namespace}/${job.data.name}` : undefined, error: err.message }));
-  worker.on('error', (err) => deps.log.error('worker error', { error: err.message }));
+  const reporter = options.connectionErrors;
+  worker.on('error', (err) => {
+    if (reporter && isConnectionError(err)) reporter.failure('redis', 'worker', err);
+    else deps.log.error('worker error', { error: err.message });
+  });
+  // BullMQ's blocking connection is a duplicate of this one: back together.
+  if (reporter) options.connection.on('ready', () => reporter.success('redis', 'worker'));
   return worker;
 }
