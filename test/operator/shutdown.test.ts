@@ -53,6 +53,7 @@ describe('operator shutdown: bounded whatever is unreachable, quiet while depend
   let queue: Queue;
   let probes: TestProbes;
   let httpToken: string;
+  let apiserverStopped = false;
   const operators: OperatorProcess[] = [];
   const diagnostics = (): string => operators.map((o) => `--- ${o.identity}\n${o.output().slice(-6000)}`).join('\n');
   const start = async (identity: string, args: string[]): Promise<OperatorProcess> => {
@@ -129,6 +130,7 @@ describe('operator shutdown: bounded whatever is unreachable, quiet while depend
       ],
     );
     const outageAt = Date.now();
+    apiserverStopped = true;
     await Promise.all([redis.stop(), stopApiserver(cluster)]);
     await sleep(OUTAGE_WINDOW_MS);
     const during = logLines(op).filter((l) => Date.parse(l.time) >= outageAt && Date.parse(l.time) < outageAt + OUTAGE_WINDOW_MS);
@@ -172,7 +174,8 @@ describe('operator shutdown: bounded whatever is unreachable, quiet while depend
 
   test('a second SIGTERM during a stop that cannot finish exits at once with 143', async (t) => {
     // The API server comes back (the operator must start and answer), Redis stays gone: the graceful part waits on it.
-    await resumeApiserver(cluster);
+    if (apiserverStopped) await resumeApiserver(cluster);
+    else await redis.stop();
     const op = await start('impatient', ['--shutdown-timeout', '60s']);
     op.signal('SIGTERM');
     await waitFor('the stop to begin', async () => logLines(op).some((l) => l.msg === 'operator stopping'), 5000, 50);
