@@ -11,11 +11,12 @@
  *  3. per configuration (BENCH_CONFIGS, default 1x4,2x4,4x4,1x16: worker
  *     processes × --concurrency, 4 being the chart's): that many
  *     `mapleak operator --role worker` processes, a warm-up wave (every
- *     worker learns the binaries' hidden frames), then BENCH_WAVES (5)
+ *     worker learns the binaries' hidden frames), then BENCH_WAVES (3)
  *     measured waves of one round per probe, queued at once: rounds per
  *     second = rounds / (last finish − queued), CPU from /proc/<pid>/stat of
  *     the workers, kube-apiserver + etcd and the Go targets (Redis: INFO cpu), and what the
  *     rest of the machine (other sessions) used meanwhile from /proc/stat;
+ *     BENCH_PASSES (2) passes over every configuration in turn;
  *  4. Redis bytes per stored capture (MEMORY USAGE of the series keys over
  *     the captures they hold).
  *
@@ -45,7 +46,9 @@ const num = (name: string, fallback: number): number => {
 const PODS = num('BENCH_PODS', 4);
 const PROBES = num('BENCH_PROBES', 32);
 const PODS_PER_PROBE = Math.min(PODS, num('BENCH_PODS_PER_PROBE', 2));
-const WAVES = num('BENCH_WAVES', 5);
+const WAVES = num('BENCH_WAVES', 3);
+/** Passes over all configurations (A B C D A B C D): the machine's other load drifts, every configuration sees it. */
+const PASSES = num('BENCH_PASSES', 2);
 /**
  * Worker processes × --concurrency each. 1×16 is the peer of 4×4: as many
  * rounds at once in one process, telling what a process adds beyond
@@ -262,39 +265,44 @@ async function main(): Promise<void> {
     const controlPlane = [componentPid(cluster, 'kube-apiserver'), componentPid(cluster, 'etcd')];
     const targetPids = pods.map((p) => p.pid);
 
-    const rows: string[] = [];
-    let oneWorkerRate = 0;
-    for (const { workers: count, concurrency } of CONFIGS) {
-      const label = `${count}×${concurrency}`;
-      workers = Array.from({ length: count }, (_, i) => spawnWorker(started, redis as RedisServer, `bench-worker-${count}x${concurrency}-${i}`, concurrency));
-      await sleep(2000);
-      const pids = { workers: workers.map((w) => w.pid), controlPlane, targets: targetPids };
-      log(`${label}: warm-up wave`);
-      await runWave(queue, client, probes, `w${count}x${concurrency}-warm`, pids);
-      const waves: Wave[] = [];
-      for (let k = 0; k < WAVES; k++) {
-        const wave = await runWave(queue, client, probes, `w${count}x${concurrency}-${k}`, pids);
-        log(`${label}, wave ${k + 1}: ${wave.rounds} rounds in ${wave.seconds.toFixed(2)} s, ${wave.failed} failed, worker CPU ${wave.workerCpu.toFixed(2)} s, others ${wave.otherCores.toFixed(2)} cores`);
-        waves.push(wave);
+    const measured = new Map<string, Wave[]>();
+    for (let pass = 0; pass < PASSES; pass++) {
+      for (const { workers: count, concurrency } of CONFIGS) {
+        const label = `${count} × ${concurrency}`;
+        workers = Array.from({ length: count }, (_, i) => spawnWorker(started, redis as RedisServer, `bench-worker-${count}x${concurrency}-${i}`, concurrency));
+        await sleep(2000);
+        const pids = { workers: workers.map((w) => w.pid), controlPlane, targets: targetPids };
+        const tag = `p${pass}-w${count}x${concurrency}`;
+        log(`${label}, pass ${pass + 1}: warm-up wave`);
+        await runWave(queue, client, probes, `${tag}-warm`, pids);
+        for (let k = 0; k < WAVES; k++) {
+          const wave = await runWave(queue, client, probes, `${tag}-${k}`, pids);
+          log(`${label}, pass ${pass + 1}, wave ${k + 1}: ${wave.rounds} rounds in ${wave.seconds.toFixed(2)} s, ${wave.failed} failed, worker CPU ${wave.workerCpu.toFixed(2)} s, others ${wave.otherCores.toFixed(2)} cores`);
+          measured.set(label, [...(measured.get(label) ?? []), wave]);
+        }
+        await stopWorkers(workers);
+        workers = [];
+        await queue.clean(0, 100_000, 'completed');
+        await queue.clean(0, 100_000, 'failed');
       }
+    }
+    const rows: string[] = [];
+    let firstRate = 0;
+    for (const [label, waves] of measured) {
       const rate = median(waves.map((w) => w.rounds / w.seconds));
-      if (oneWorkerRate === 0) oneWorkerRate = rate;
+      if (firstRate === 0) firstRate = rate;
       const perRound = (pick: (w: Wave) => number): string => `${median(waves.map((w) => (pick(w) / w.rounds) * 1000)).toFixed(0)} ms`;
       const failed = waves.reduce((sum, w) => sum + w.failed, 0);
       rows.push(
-        `| ${count} × ${concurrency} | ${rate.toFixed(1)} | ${(rate / oneWorkerRate).toFixed(2)}× | ${(rate * PODS_PER_PROBE).toFixed(1)} | ${perRound((w) => w.workerCpu)} | ${perRound((w) => w.controlPlaneCpu)} | ${perRound((w) => w.targetCpu)} | ${perRound((w) => w.redisCpu)} | ${median(waves.map((w) => w.machineCores)).toFixed(2)} (others ${median(waves.map((w) => w.otherCores)).toFixed(2)}) | ${failed} |`,
+        `| ${label} | ${rate.toFixed(1)} | ${(rate / firstRate).toFixed(2)}× | ${(rate * PODS_PER_PROBE).toFixed(1)} | ${perRound((w) => w.workerCpu)} | ${perRound((w) => w.controlPlaneCpu)} | ${perRound((w) => w.targetCpu)} | ${perRound((w) => w.redisCpu)} | ${median(waves.map((w) => w.machineCores)).toFixed(2)} (others ${median(waves.map((w) => w.otherCores)).toFixed(2)}) | ${failed} |`,
       );
-      await stopWorkers(workers);
-      workers = [];
-      await queue.clean(0, 100_000, 'completed');
-      await queue.clean(0, 100_000, 'failed');
     }
     const stored = await bytesPerCapture(client);
     process.stdout.write(
       [
-        `${PROBES} probes × ${PODS_PER_PROBE} pods each (${PODS} Go 1.26 targets through the pod proxy), ${WAVES} waves of ${PROBES} rounds each after a warm-up, medians; ${CORES} cores, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+        `${PROBES} probes × ${PODS_PER_PROBE} pods each (${PODS} Go 1.26 targets through the pod proxy), ${PASSES} passes × ${WAVES} waves of ${PROBES} rounds each (after a warm-up per start), medians; ${CORES} cores, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
         '',
-        '| workers × concurrency | rounds/s | vs first row | captures/s | worker CPU per round | API server + etcd CPU per round | targets CPU per round | Redis CPU per round | machine cores busy | failed rounds |',
+        '| workers × concurrency | rounds/s | vs first row | captures/s | worker CPU per round | API server + etcd CPU per round | Go targets CPU per round (their own work too) | Redis CPU per round | machine cores busy | failed rounds |',
         '|---|---|---|---|---|---|---|---|---|---|',
         ...rows,
         '',
