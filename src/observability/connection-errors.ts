@@ -115,10 +115,12 @@ export function errorKind(err: unknown): string {
   return 'other';
 }
 
-/** An error of reaching the server (socket, timeout, closed connection), not one the server answered with. */
+/** Kinds that say the server could not be reached or could not serve (rather than refusing what was asked). */
+const UNAVAILABLE_KINDS = new Set(['closed', 'timeout', 'http-5xx', 'http-503', 'http-429', ...SOCKET_CODES]);
+
+/** An error of reaching the server (socket, timeout, closed connection) or of a server unable to serve (5xx, 429), not a refusal. */
 export function isConnectionError(err: unknown): boolean {
-  const kind = errorKind(err);
-  return kind === 'closed' || kind === 'timeout' || SOCKET_CODES.has(kind) || (err as { name?: unknown })?.name === 'MaxRetriesPerRequestError';
+  return UNAVAILABLE_KINDS.has(errorKind(err)) || (err as { name?: unknown })?.name === 'MaxRetriesPerRequestError';
 }
 
 /**

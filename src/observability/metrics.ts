@@ -23,7 +23,7 @@ export class OperatorMetrics {
   readonly isLeader = new Gauge({ name: 'mapleak_leader', help: '1 while this process holds the controller lease.', registers: [this.registry] });
   readonly connectionErrors = new Counter({
     name: 'mapleak_connection_errors_total',
-    help: 'Errors reaching Redis or the API server, by component (store, queue, worker, leader-election, probe-watch, pod-watch) and kind (socket error code, HTTP status, timeout, closed, other).',
+    help: 'Errors reaching Redis or the API server, by component (store, queue, worker, leader-election, probe-watch, pod-watch, capture-round) and kind (socket error code, HTTP status, timeout, closed, other).',
     labelNames: ['component', 'kind'],
     registers: [this.registry],
   });

@@ -63,8 +63,14 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
   }, options.metricsSweepMs ?? 60_000);
   sweep.unref();
   worker.on('closed', () => clearInterval(sweep));
-  worker.on('failed', (job, err) => deps.log.warn('capture job failed', { job: job?.id, probe: job ? `${job.data.namespace}/${job.data.name}` : undefined, error: err.message }));
   const reporter = options.connectionErrors;
+  // A round fails on a connection error only when the API server is away (Redis calls wait for Redis):
+  // with the API server gone every probe's every round would log a line.
+  worker.on('failed', (job, err) => {
+    if (reporter && isConnectionError(err)) reporter.failure('kubernetes', 'capture-round', err);
+    else deps.log.warn('capture job failed', { job: job?.id, probe: job ? `${job.data.namespace}/${job.data.name}` : undefined, error: err.message });
+  });
+  worker.on('completed', () => reporter?.success('kubernetes', 'capture-round'));
   worker.on('error', (err) => {
     if (reporter && isConnectionError(err)) reporter.failure('redis', 'worker', err);
     else deps.log.error('worker error', { error: err.message });

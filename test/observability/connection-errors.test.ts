@@ -84,6 +84,8 @@ describe('connection errors: logged with backoff, all counted', () => {
     const fetchError = await fetch(`http://127.0.0.1:${port}/`).catch((err: unknown) => err);
     assert.equal(errorKind(fetchError), 'ECONNREFUSED', 'fetch puts the socket error in its cause');
     assert.equal(errorKind({ code: 503, message: 'HTTP-Code: 503' }), 'http-503');
+    assert.ok(isConnectionError({ code: 503 }), 'an API server that cannot serve is an outage');
+    assert.equal(isConnectionError({ code: 403 }), false, 'a refusal is not');
     assert.equal(errorKind({ code: 502 }), 'http-5xx');
     assert.equal(errorKind({ statusCode: 418 }), 'http-4xx');
     assert.equal(errorKind(new Error('Connection is closed.')), 'closed');

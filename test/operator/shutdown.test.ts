@@ -129,9 +129,17 @@ describe('operator shutdown: bounded whatever is unreachable, quiet while depend
         ['redis', 1],
       ],
     );
+    // The API server goes first: rounds still run (Redis is there) and fail on it, quietly.
     const outageAt = Date.now();
     apiserverStopped = true;
-    await Promise.all([redis.stop(), stopApiserver(cluster)]);
+    await stopApiserver(cluster);
+    await waitFor(
+      'a round failed on the missing API server, and counted',
+      async () => samples(await metricsPage(op), 'mapleak_connection_errors_total').some((s) => s.labels.component === 'capture-round' && s.value > 0),
+      30_000,
+      500,
+    ).catch((err: Error) => assert.fail(`${err.message}\n${diagnostics()}`));
+    await redis.stop();
     await sleep(OUTAGE_WINDOW_MS);
     const during = logLines(op).filter((l) => Date.parse(l.time) >= outageAt && Date.parse(l.time) < outageAt + OUTAGE_WINDOW_MS);
     const byMessage = new Map<string, number>();
@@ -147,7 +155,7 @@ describe('operator shutdown: bounded whatever is unreachable, quiet while depend
     const components = new Set(errors.filter((s) => s.value > 0).map((s) => s.labels.component));
     t.diagnostic(`${total} connection errors counted: ${JSON.stringify(errors.map((s) => `${s.labels.component}/${s.labels.kind}=${s.value}`))}`);
     assert.ok(total > during.length * 3, `far more errors counted (${total}) than logged (${during.length})`);
-    for (const component of ['store', 'leader-election']) assert.ok(components.has(component), `errors of ${component} counted`);
+    for (const component of ['store', 'leader-election', 'capture-round']) assert.ok(components.has(component), `errors of ${component} counted`);
     assert.ok(components.has('queue') || components.has('worker'), 'errors of the BullMQ connections counted');
     assert.ok(errors.every((s) => /^(E[A-Z_]+|UND_ERR_\w+|http-\w+|timeout|closed|other)$/.test(s.labels.kind ?? '')), 'kinds are a fixed set');
     assert.deepEqual(
