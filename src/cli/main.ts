@@ -65,6 +65,9 @@ Flags:
   --resync-interval DURATION    MAPLEAK_RESYNC_INTERVAL (default 60s)
   --auth-cache-ttl DURATION     MAPLEAK_AUTH_CACHE_TTL (default 30s)
   --auth-max-reviews N          MAPLEAK_AUTH_MAX_REVIEWS (default 8)
+  --shutdown-timeout DURATION   MAPLEAK_SHUTDOWN_TIMEOUT (default 20s): after SIGTERM/SIGINT, stop
+                                gracefully within this, then force-close and exit (0 graceful,
+                                1 forced); a second signal exits at once (128 + signal)
 `;
 
 // Decoding a large profile makes many short-lived objects: a larger young

@@ -11,7 +11,8 @@ import { reuseConnections } from '../clusters/keep-alive.js';
 import { ClusterRegistry } from '../clusters/registry.js';
 import { DEFAULT_CONTROLLER_OPTIONS, ProbeController } from '../controller/controller.js';
 import { DEFAULT_LEASE_TIMING, LeaderElector } from '../controller/leader.js';
-import { jsonLogger, registerSecret } from '../observability/log.js';
+import { ConnectionErrorReporter, errorText, isConnectionError } from '../observability/connection-errors.js';
+import { jsonLogger, registerSecret, type Logger } from '../observability/log.js';
 import { OperatorMetrics } from '../observability/metrics.js';
 import { describeRedis, redisConnection } from '../queue/connection.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
@@ -54,7 +55,12 @@ export interface OperatorConfig {
   allowRemoteDirect?: boolean;
   /** How often a worker drops the metric series of deleted probes (default 60 s). */
   metricsSweepMs?: number;
+  /** SIGTERM to exit, at most (default DEFAULT_SHUTDOWN_TIMEOUT_MS): the graceful stop, then connections are force-closed. */
+  shutdownTimeoutMs?: number;
 }
+
+/** Below the chart's default terminationGracePeriodSeconds (30 s), which passes its own value minus 5 s. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 20_000;
 
 /** Ceiling flags: name → how to parse it into Ceilings. */
 const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: string, flag: string) => number }> = {
@@ -103,6 +109,7 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
       'insecure-kubeconfig-tls': { type: 'boolean', default: false },
       'allow-remote-direct': { type: 'boolean', default: false },
       'metrics-sweep-interval': { type: 'string', default: '60s' },
+      'shutdown-timeout': { type: 'string', default: env.MAPLEAK_SHUTDOWN_TIMEOUT ?? `${DEFAULT_SHUTDOWN_TIMEOUT_MS / 1000}s` },
       ...Object.fromEntries(Object.keys(CEILING_FLAGS).map((flag) => [flag, { type: 'string' as const }])),
     },
   });
@@ -134,13 +141,23 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     insecureKubeconfigTls: values['insecure-kubeconfig-tls'],
     allowRemoteDirect: values['allow-remote-direct'],
     metricsSweepMs: parseDuration(values['metrics-sweep-interval']),
+    shutdownTimeoutMs: parseDuration(values['shutdown-timeout']),
   };
+}
+
+/** How a stop ended: `graceful` when every step finished within the deadline, else the steps that had not. */
+export interface StopOutcome {
+  graceful: boolean;
+  unfinished: string[];
+  elapsedMs: number;
 }
 
 export interface RunningOperator {
   port: number;
-  stop(): Promise<void>;
+  /** Graceful stop raced against the shutdown deadline; then whatever is left is force-closed. Never takes much longer than the deadline. */
+  stop(): Promise<StopOutcome>;
   isLeader(): boolean;
+  log: Logger;
 }
 
 /** Controller and/or workers in one process, with the HTTP server; stops gracefully. */
@@ -154,15 +171,19 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   registerSecret(kc.getCurrentUser()?.token);
   const ceilings: Ceilings = { ...DEFAULT_CEILINGS, ...config.ceilings };
   const metrics = new OperatorMetrics();
+  // Every client retries on its own: their errors are logged with backoff, per dependency.
+  const connectionErrors = new ConnectionErrorReporter(log.child({ part: 'connections' }), metrics);
   const probes = new ProbeClient(kc);
   const redis = { url: config.redisUrl, ...(config.redisPassword ? { password: config.redisPassword } : {}) };
   const storeRedis = redisConnection(redis, 'store');
-  storeRedis.on('error', (err) => log.warn('redis error', { error: err.message }));
+  watchRedis(storeRedis, 'store', connectionErrors, log);
   const store = new SeriesStore(storeRedis);
   const queueConnection = redisConnection(redis, 'worker');
+  // The queue re-emits its connection's errors: reported once, from the queue.
   queueConnection.on('error', () => undefined);
+  queueConnection.on('ready', () => connectionErrors.success('redis', 'queue'));
   const queue = new Queue<CaptureJobData>(CAPTURE_QUEUE, { connection: queueConnection });
-  queue.on('error', (err) => log.warn('queue error', { error: err.message }));
+  queue.on('error', (err) => (isConnectionError(err) ? connectionErrors.failure('redis', 'queue', err) : log.warn('queue error', { error: errorText(err) })));
 
   let controller: ProbeController | undefined;
   let elector: LeaderElector | undefined;
@@ -176,7 +197,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   if (runsController) {
     const controllerOptions = { ...DEFAULT_CONTROLLER_OPTIONS, resyncMs: config.resyncMs };
     // The controller hands these deps to the reconciler as they are: ceilings and namespaceProbes ride along.
-    const controllerDeps = { probes, queue, store, metrics, log: log.child({ part: 'controller' }), ceilings, namespaceProbes: namespaceProbeLister(probes) };
+    const controllerDeps = { probes, queue, store, metrics, log: log.child({ part: 'controller' }), ceilings, namespaceProbes: namespaceProbeLister(probes), connectionErrors };
     const newController = (): ProbeController => new ProbeController(kc, controllerDeps, controllerOptions);
     controller = newController();
     const lead = async (): Promise<void> => {
@@ -190,7 +211,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       controller = newController();
     };
     if (config.leaderElect) {
-      elector = new LeaderElector(kc, { namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity, ...DEFAULT_LEASE_TIMING }, { onStartedLeading: lead, onStoppedLeading: follow }, log.child({ part: 'leader-election' }));
+      elector = new LeaderElector(kc, { namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity, ...DEFAULT_LEASE_TIMING }, { onStartedLeading: lead, onStoppedLeading: follow }, log.child({ part: 'leader-election' }), connectionErrors);
       elector.start();
     } else {
       await lead();
@@ -202,7 +223,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
     clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false });
     worker = startCaptureWorker(
-      { connection: workerConnection, concurrency: config.concurrency, ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}) },
+      { connection: workerConnection, concurrency: config.concurrency, connectionErrors, ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}) },
       {
         probes,
         clusters,
@@ -252,32 +273,79 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info('operator started', { port, redis: describeRedis(config.redisUrl), role: config.role, leaderElect: config.leaderElect });
 
-  let stopping: Promise<void> | undefined;
+  const shutdownTimeoutMs = config.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  /** Everything that holds a socket or a thread, closed at once: the last step of a stop, graceful or not. */
+  const forceClose = (): void => {
+    void worker?.close(true).catch(() => undefined);
+    storeRedis.disconnect();
+    queueConnection.disconnect();
+    workerConnection?.disconnect();
+    server.closeAllConnections();
+    clusters?.close();
+    void decodeGate?.close();
+  };
+  let stopping: Promise<StopOutcome> | undefined;
   return {
     port,
+    log,
     isLeader: () => (config.leaderElect ? (elector?.isLeader ?? false) : runsController),
     stop: () =>
       (stopping ??= (async () => {
-        log.info('operator stopping');
+        const startedAt = Date.now();
+        log.info('operator stopping', { deadlineMs: shutdownTimeoutMs });
         clearInterval(queueGauge);
-        // close() waits for idle keep-alive connections (e.g. a scraper's): end them too.
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
-        await closed;
-        if (elector) await elector.stop();
-        else await controller?.stop();
-        await worker?.close();
-        await decodeGate?.close();
-        clusters?.close();
-        await queue.close();
-        // BullMQ leaves connections it was given open: close each one we made.
-        storeRedis.disconnect();
-        queueConnection.disconnect();
-        workerConnection?.disconnect();
-        log.info('operator stopped');
+        const pending = new Set<string>();
+        const step = async (name: string, run: () => Promise<unknown>): Promise<void> => {
+          pending.add(name);
+          try {
+            await run();
+          } catch (err) {
+            log.warn('shutdown step failed', { step: name, error: errorText(err) });
+          } finally {
+            pending.delete(name);
+          }
+        };
+        // Independent parts stop side by side: a round still running never holds up the lease release.
+        const graceful = (async () => {
+          await Promise.all([
+            step('http server', () => {
+              // close() waits for idle keep-alive connections (e.g. a scraper's): end them too.
+              const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+              server.closeIdleConnections();
+              setTimeout(() => server.closeAllConnections(), 2000).unref();
+              return closed;
+            }),
+            step(elector ? 'leader lease release' : 'controller', async () => (elector ? elector.stop() : controller?.stop())),
+            step('capture worker (running rounds)', async () => {
+              await worker?.close();
+              await decodeGate?.close();
+              clusters?.close();
+            }),
+          ]);
+          await step('capture queue', () => queue.close());
+        })();
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), shutdownTimeoutMs)));
+        const ended = await Promise.race([graceful.then(() => 'done' as const), deadline]);
+        clearTimeout(timer);
+        const unfinished = [...pending];
+        // BullMQ leaves connections it was given open: close each one we made (at once when the deadline passed).
+        forceClose();
+        const elapsedMs = Date.now() - startedAt;
+        if (ended === 'deadline') {
+          log.error('shutdown deadline passed: connections force-closed', { deadlineMs: shutdownTimeoutMs, unfinished, redisReachable: !connectionErrors.failing('redis'), kubernetesReachable: !connectionErrors.failing('kubernetes') });
+          return { graceful: false, unfinished, elapsedMs };
+        }
+        log.info('operator stopped', { elapsedMs });
+        return { graceful: true, unfinished: [], elapsedMs };
       })()),
   };
+}
+
+/** A Redis connection's errors and recoveries, reported as `component`; errors that are not about reaching Redis are logged as they come. */
+function watchRedis(connection: ReturnType<typeof redisConnection>, component: string, reporter: ConnectionErrorReporter, log: Logger): void {
+  connection.on('error', (err) => (isConnectionError(err) ? reporter.failure('redis', component, err) : log.warn('redis error', { component, error: errorText(err) })));
+  connection.on('ready', () => reporter.success('redis', component));
 }
 
 /**
@@ -303,15 +371,34 @@ function namespaceProbeLister(probes: ProbeClient): (namespace: string, includin
   };
 }
 
-/** `mapleak operator`: runs until SIGTERM/SIGINT, then shuts down gracefully. */
+/** Exit codes of `mapleak operator` after a signal (see README, "Stopping"). */
+export const EXIT_STOPPED = 0;
+export const EXIT_FORCED = 1;
+const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
+
+/**
+ * `mapleak operator`: runs until SIGTERM/SIGINT, then stops gracefully
+ * within --shutdown-timeout (0), or force-closes what is left at the
+ * deadline (1). A second signal exits at once (128 + its number).
+ */
 export async function runOperatorCommand(args: string[]): Promise<number> {
   const operator = await startOperator(operatorConfig(args));
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
+  let signals = 0;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals === 1) return resolve(signal);
+      operator.log.error('second signal: exiting now, without finishing the stop', { signal });
+      process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 0));
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
-  await operator.stop();
-  return 0;
+  const signal = await signalled;
+  operator.log.info('signal received', { signal });
+  const outcome = await operator.stop();
+  // Whatever still holds the event loop (a request to a vanished server) must not keep the pod past its grace period.
+  process.exit(outcome.graceful ? EXIT_STOPPED : EXIT_FORCED);
 }
 
 /** `a,b,c` → namespace names ("*" for all), each checked. */

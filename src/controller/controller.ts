@@ -3,13 +3,14 @@ import type { Queue } from 'bullmq';
 import type { ProbeClient } from '../api/client.js';
 import { selectorMatches } from '../api/selector.js';
 import { FINALIZER, GROUP, PLURAL, VERSION, probeKey, type Condition, type MapLeakProbe } from '../api/types.js';
+import type { ConnectionErrorReporter } from '../observability/connection-errors.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { CAPTURE_JOB, type CaptureJobData } from '../queue/names.js';
 import { desiredScheduler, removeScheduler, schedulerMatches } from '../queue/schedulers.js';
 import type { SeriesStore } from '../store/series-store.js';
 import { reconcileProbe } from './reconciler.js';
-import { SupervisedInformer, type ObjectChange, type RawObject } from './supervised-informer.js';
+import { SupervisedInformer, type ObjectChange, type RawObject, type SupervisedInformerOptions } from './supervised-informer.js';
 import { WorkQueue } from './work-queue.js';
 
 export interface ControllerOptions {
@@ -94,18 +95,21 @@ export class ProbeController {
 
   constructor(
     kc: KubeConfig,
-    private readonly deps: { probes: ProbeClient; queue: Queue<CaptureJobData>; store: SeriesStore; metrics: OperatorMetrics; log: Logger },
+    private readonly deps: { probes: ProbeClient; queue: Queue<CaptureJobData>; store: SeriesStore; metrics: OperatorMetrics; log: Logger; connectionErrors?: ConnectionErrorReporter },
     private readonly options: ControllerOptions = DEFAULT_CONTROLLER_OPTIONS,
   ) {
     const common = { kc, watchTimeoutSeconds: options.watchTimeoutSeconds, watchdogMs: options.watchdogMs, log: deps.log };
+    const reporting = (component: string): Pick<SupervisedInformerOptions<unknown>, 'connectionErrors'> => (deps.connectionErrors ? { connectionErrors: { reporter: deps.connectionErrors, component } } : {});
     this.probes = new SupervisedInformer<CachedProbe>({
       ...common,
+      ...reporting('probe-watch'),
       path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
       slim: slimProbe,
       onChange: (change) => this.probeChanged(change),
     });
     this.pods = new SupervisedInformer<CachedPod>({
       ...common,
+      ...reporting('pod-watch'),
       path: '/api/v1/pods',
       slim: slimPod,
       onChange: (change) => void this.podChanged(change),

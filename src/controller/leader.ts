@@ -1,4 +1,5 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { ConnectionErrorReporter } from '../observability/connection-errors.js';
 import type { Logger } from '../observability/log.js';
 
 export interface LeaderElectionOptions {
@@ -35,6 +36,8 @@ export class LeaderElector {
     private readonly options: LeaderElectionOptions,
     private readonly callbacks: { onStartedLeading: () => Promise<void> | void; onStoppedLeading: () => Promise<void> | void },
     private readonly log: Logger,
+    /** Failed attempts go here (logged with backoff) instead of one line each. */
+    private readonly connectionErrors?: ConnectionErrorReporter,
   ) {
     this.api = kc.makeApiClient(CoordinationV1Api);
   }
@@ -55,6 +58,7 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     try {
       const acquired = await this.tryAcquireOrRenew();
+      this.connectionErrors?.success('kubernetes', 'leader-election');
       if (acquired) {
         this.lastRenew = Date.now();
         if (!this.leading) {
@@ -66,7 +70,8 @@ export class LeaderElector {
         await this.stepDown('could not renew the lease within the deadline');
       }
     } catch (err) {
-      this.log.warn('leader election attempt failed', { error: (err as Error).message });
+      if (this.connectionErrors) this.connectionErrors.failure('kubernetes', 'leader-election', err);
+      else this.log.warn('leader election attempt failed', { error: (err as Error).message });
       if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) await this.stepDown('API server unreachable past the renew deadline');
     }
     this.schedule();

@@ -1,5 +1,6 @@
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { kubeHttp } from '../clusters/kube-http.js';
+import type { ConnectionErrorReporter } from '../observability/connection-errors.js';
 import type { Logger } from '../observability/log.js';
 
 /** One object as the API server sends it in lists and watch events: read only through `slim`. */
@@ -30,6 +31,8 @@ export interface SupervisedInformerOptions<S> {
   pageSize?: number;
   onChange: (change: ObjectChange<S>) => void;
   log: Logger;
+  /** Failed lists and watches go here, as `component` (logged with backoff), instead of one line each. */
+  connectionErrors?: { reporter: ConnectionErrorReporter; component: string };
 }
 
 /**
@@ -214,13 +217,16 @@ export class SupervisedInformer<S> {
     this.abort = abort;
     this.touch();
     this.restartDelayMs = 1000;
+    this.options.connectionErrors?.reporter.success('kubernetes', this.options.connectionErrors.component);
   }
 
   private fail(err: unknown): void {
     this.synced = false;
     this.resourceVersion = '';
     this.abort?.abort();
-    this.options.log.warn('watch failed; restarting', { path: this.options.path, error: describe(err), inMs: this.restartDelayMs });
+    const errors = this.options.connectionErrors;
+    if (errors) errors.reporter.failure('kubernetes', errors.component, { code: (err as { code?: unknown }).code, statusCode: (err as { statusCode?: unknown }).statusCode, name: (err as { name?: unknown }).name, message: describe(err) });
+    else this.options.log.warn('watch failed; restarting', { path: this.options.path, error: describe(err), inMs: this.restartDelayMs });
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => void this.cycle(), this.restartDelayMs);
     this.restartDelayMs = Math.min(this.restartDelayMs * 2, 30_000);

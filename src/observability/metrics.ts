@@ -23,6 +23,13 @@ export class OperatorMetrics {
   /** `kind`: oom or restart (the pod status's reason itself is a remote API server's word, so not a label). */
   readonly incidents = new Counter({ name: 'mapleak_incidents_total', help: 'Container terminations recorded as incidents, by kind (oom, restart).', labelNames: ['kind'], registers: [this.registry] });
   readonly isLeader = new Gauge({ name: 'mapleak_leader', help: '1 while this process holds the controller lease.', registers: [this.registry] });
+  readonly connectionErrors = new Counter({
+    name: 'mapleak_connection_errors_total',
+    help: 'Errors reaching Redis or the API server, by component (store, queue, worker, leader-election, probe-watch, pod-watch, capture-round) and kind (socket error code, HTTP status, timeout, closed, other).',
+    labelNames: ['component', 'kind'],
+    registers: [this.registry],
+  });
+  readonly dependencyReachable = new Gauge({ name: 'mapleak_dependency_reachable', help: '0 while a dependency (redis, kubernetes) is failing for some component, else 1.', labelNames: ['dependency'], registers: [this.registry] });
 
   private readonly sitesByProbe = new Map<string, { namespace: string; probe: string; site: string; pattern: string }[]>();
 

@@ -1,5 +1,6 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { isConnectionError, type ConnectionErrorReporter } from '../observability/connection-errors.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
 import { runCaptureRound, type CaptureRoundDeps, type RoundOutcome } from './capture-round.js';
 
@@ -9,6 +10,8 @@ export interface CaptureWorkerOptions {
   concurrency: number;
   /** How often metric series of deleted probes are looked for (default 60 s). */
   metricsSweepMs?: number;
+  /** Connection errors go here (logged with backoff, counted) instead of one line each. */
+  connectionErrors?: ConnectionErrorReporter;
 }
 
 /**
@@ -60,7 +63,19 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
   }, options.metricsSweepMs ?? 60_000);
   sweep.unref();
   worker.on('closed', () => clearInterval(sweep));
-  worker.on('failed', (job, err) => deps.log.warn('capture job failed', { job: job?.id, probe: job ? `${job.data.namespace}/${job.data.name}` : undefined, error: err.message }));
-  worker.on('error', (err) => deps.log.error('worker error', { error: err.message }));
+  const reporter = options.connectionErrors;
+  // A round fails on a connection error only when the API server is away (Redis calls wait for Redis):
+  // with the API server gone every probe's every round would log a line.
+  worker.on('failed', (job, err) => {
+    if (reporter && isConnectionError(err)) reporter.failure('kubernetes', 'capture-round', err);
+    else deps.log.warn('capture job failed', { job: job?.id, probe: job ? `${job.data.namespace}/${job.data.name}` : undefined, error: err.message });
+  });
+  worker.on('completed', () => reporter?.success('kubernetes', 'capture-round'));
+  worker.on('error', (err) => {
+    if (reporter && isConnectionError(err)) reporter.failure('redis', 'worker', err);
+    else deps.log.error('worker error', { error: err.message });
+  });
+  // BullMQ's blocking connection is a duplicate of this one: back together.
+  if (reporter) options.connection.on('ready', () => reporter.success('redis', 'worker'));
   return worker;
 }

@@ -374,8 +374,8 @@ describe('chart: static checks', () => {
       '--max-symbol-requests', '64', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
       '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-events-per-round', '5', '--max-incidents', '10', '--incident-retention', '168h',
     ];
-    assert.deepEqual(c.args, ['operator', '--role', 'controller', '--port', '8080', '--resync-interval', '60s', '--lease-name', 'mapleakprobe-controller', ...limits]);
-    assert.deepEqual(w.args, ['operator', '--role', 'worker', '--port', '8080', '--concurrency', '4', '--target-concurrency', '4', ...limits]);
+    assert.deepEqual(c.args, ['operator', '--role', 'controller', '--port', '8080', '--resync-interval', '60s', '--lease-name', 'mapleakprobe-controller', ...limits, '--shutdown-timeout', '25s']);
+    assert.deepEqual(w.args, ['operator', '--role', 'worker', '--port', '8080', '--concurrency', '4', '--target-concurrency', '4', ...limits, '--shutdown-timeout', '25s']);
     // Every flag the chart passes is one the operator parses.
     assert.doesNotThrow(() => operatorConfig((w.args ?? []).slice(1)));
     assert.doesNotThrow(() => operatorConfig((c.args ?? []).slice(1)));
@@ -398,7 +398,20 @@ describe('chart: static checks', () => {
       assert.equal(podSpec(d).securityContext?.runAsNonRoot, true);
       assert.equal(podSpec(d).securityContext?.seccompProfile?.type, 'RuntimeDefault');
       assert.ok(podSpec(d).volumes?.some((v) => v.name === 'tmp' && v.emptyDir), '/tmp emptyDir');
+      assert.equal(podSpec(d).terminationGracePeriodSeconds, 30);
     }
+    // One value: the operator's own deadline follows the grace period, 5 s inside it.
+    const longGrace = await template(['--set', 'terminationGracePeriodSeconds=90']);
+    for (const name of ['mapleakprobe-controller', 'mapleakprobe-worker']) {
+      const spec = podSpec(find(longGrace, 'Deployment', name));
+      assert.equal(spec.terminationGracePeriodSeconds, 90);
+      const args = spec.containers[0]?.args ?? [];
+      assert.equal(args[args.indexOf('--shutdown-timeout') + 1], '85s');
+      assert.equal(operatorConfig(args.slice(1)).shutdownTimeoutMs, 85_000);
+    }
+    const tooShort = await helm(['template', RELEASE, CHART, '--set', 'terminationGracePeriodSeconds=5'], { allowFailure: true });
+    assert.notEqual(tooShort.code, 0);
+    assert.match(tooShort.stderr, /terminationGracePeriodSeconds/);
     const noElection = await template(['--set', 'controller.leaderElection.enabled=false,controller.replicas=1']);
     assert.ok(podSpec(find(noElection, 'Deployment', 'mapleakprobe-controller')).containers[0]?.args?.includes('--no-leader-elect'));
     const service = find(objects, 'Service', 'mapleakprobe') as unknown as k8s.V1Service;

@@ -173,9 +173,19 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
  * fail, then the same server come back.
  */
 export async function restartApiserver(cluster: Cluster, downMs = 1000): Promise<void> {
+  await stopApiserver(cluster);
+  await new Promise((resolve) => setTimeout(resolve, downMs));
+  await resumeApiserver(cluster);
+}
+
+/** Stops only kube-apiserver, for as long as a test wants it gone (etcd, kwok and pods keep running). */
+export async function stopApiserver(cluster: Cluster): Promise<void> {
   const pid = readPid(cluster.stateDir, 'kube-apiserver');
   if (pid !== undefined) await stopProcess(pid, componentMarker(cluster.stateDir, 'kube-apiserver'));
-  await new Promise((resolve) => setTimeout(resolve, downMs));
+}
+
+/** Starts kube-apiserver again after stopApiserver (same certs, same etcd data) and waits until it is ready. */
+export async function resumeApiserver(cluster: Cluster): Promise<void> {
   await startApiserver(cluster, await ensurePki(join(cluster.stateDir, 'pki')));
 }
 

@@ -11,6 +11,10 @@ export interface OperatorProcess {
   /** 1 when it holds the controller lease, 0 when not, undefined when it does not answer. */
   leader(): Promise<number | undefined>;
   kill(signal: NodeJS.Signals): Promise<void>;
+  /** Sends a signal and returns at once (kill() waits for the exit). */
+  signal(signal: NodeJS.Signals): void;
+  /** Resolves with the exit code (or the signal that ended it) and when it exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
 /** A free loopback port (for servers the test starts itself). */
@@ -30,7 +34,7 @@ export async function spawnOperator(options: { kubeconfig: string; redisUrl: str
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-200_000)));
   child.stderr?.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-200_000)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
   const leader = async (): Promise<number | undefined> => {
     try {
       const response = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${options.httpToken}` }, signal: AbortSignal.timeout(2000) });
@@ -55,6 +59,10 @@ export async function spawnOperator(options: { kubeconfig: string; redisUrl: str
     identity: options.identity,
     output: () => output,
     leader,
+    exited,
+    signal: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
     kill: async (signal) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       // A process that ignores SIGTERM must not hang the suite: it is killed after 15 s.

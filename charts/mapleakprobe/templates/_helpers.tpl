@@ -130,13 +130,15 @@ spec:
     fsGroup: 65532
     seccompProfile:
       type: RuntimeDefault
-  terminationGracePeriodSeconds: 30
+  {{- /* One value: the operator's own deadline is 5 s shorter, so it exits before the kubelet's SIGKILL. */}}
+  {{- $grace := int .ctx.Values.terminationGracePeriodSeconds }}
+  terminationGracePeriodSeconds: {{ $grace }}
   containers:
     - name: {{ .component }}
       image: {{ include "mapleakprobe.image" .ctx | quote }}
       imagePullPolicy: {{ .ctx.Values.image.pullPolicy }}
       args:
-        {{- toYaml .args | nindent 8 }}
+        {{- toYaml (concat .args (list "--shutdown-timeout" (printf "%ds" (sub $grace 5)))) | nindent 8 }}
       env:
         - name: POD_NAMESPACE
           valueFrom:
