@@ -92,6 +92,8 @@ export class ProbeController {
   private readonly pods: SupervisedInformer<CachedPod>;
   private running?: Promise<void>;
   private resyncTimer?: NodeJS.Timeout;
+  /** Set by stop(): a start() still waiting (on Redis, say) must not go on to act. */
+  private stopped = false;
 
   constructor(
     kc: KubeConfig,
@@ -134,7 +136,9 @@ export class ProbeController {
       this.options.reconcileLanes,
     );
     await Promise.all([this.probes.start(), this.pods.start()]);
+    if (this.stopped) return;
     await this.resync();
+    if (this.stopped) return;
     this.resyncTimer = setInterval(() => void this.resync(), this.options.resyncMs);
   }
 
@@ -226,6 +230,7 @@ export class ProbeController {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.resyncTimer);
     this.work.stop();
     await Promise.all([this.probes.stop(), this.pods.stop()]);

@@ -64,7 +64,9 @@ export class LeaderElector {
         if (!this.leading) {
           this.leading = true;
           this.log.info('became leader', { lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity });
-          await this.callbacks.onStartedLeading();
+          // Not awaited: starting waits on Redis, and renewing must not wait on
+          // it, or the lease lapses while this process still acts as leader.
+          void this.startLeading();
         }
       } else if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) {
         await this.stepDown('could not renew the lease within the deadline');
@@ -75,6 +77,14 @@ export class LeaderElector {
       if (this.leading && Date.now() - this.lastRenew > this.options.renewDeadlineMs) await this.stepDown('API server unreachable past the renew deadline');
     }
     this.schedule();
+  }
+
+  private async startLeading(): Promise<void> {
+    try {
+      await this.callbacks.onStartedLeading();
+    } catch (err) {
+      this.log.error('starting to lead failed', { error: (err as Error).message });
+    }
   }
 
   private async stepDown(why: string): Promise<void> {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ProbeClient } from '../../src/api/client.js';
 import { FINALIZER, type MapLeakProbe } from '../../src/api/types.js';
+import { LeaderElector } from '../../src/controller/leader.js';
 import { ProbeController, slimPod, slimProbe, type CachedPod } from '../../src/controller/controller.js';
 import { SupervisedInformer, type ObjectChange } from '../../src/controller/supervised-informer.js';
 import { jsonLogger } from '../../src/observability/log.js';
@@ -161,6 +162,37 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     await probes.delete('bystander');
     await waitFor('bystander gone', async () => (await probes.get('bystander')) === undefined, 30_000, 200);
     assert.equal(await queue.getJobScheduler(`${NS}/bystander`), undefined);
+  });
+
+  test('a leader whose start waits forever (the first resync while Redis is away) keeps renewing its lease, and releases it on stop', async () => {
+    const leases = kc.makeApiClient(CoordinationV1Api);
+    const lease = { namespace: NS, name: 'stuck-start' };
+    let started = 0;
+    const elector = new LeaderElector(
+      kc,
+      { ...lease, identity: 'stuck', leaseDurationMs: 2_000, renewDeadlineMs: 1_500, retryPeriodMs: 250 },
+      { onStartedLeading: () => { started++; return new Promise<void>(() => undefined); }, onStoppedLeading: () => undefined },
+      jsonLogger({ part: 'leader-election' }),
+    );
+    elector.start();
+    try {
+      await waitFor('leading', async () => elector.isLeader || undefined, 10_000, 50);
+      const renewTimes = new Set<string>();
+      const until = Date.now() + 3_000; // past the lease duration: a renewal stuck behind the start would let it lapse
+      while (Date.now() < until) {
+        const spec = (await leases.readNamespacedLease(lease)).spec;
+        assert.equal(spec?.holderIdentity, 'stuck', 'still the holder');
+        const renewed = spec?.renewTime as unknown;
+        renewTimes.add(renewed instanceof Date ? renewed.toISOString() : String(renewed));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.ok(renewTimes.size >= 4, `the lease was renewed while the start waited (${renewTimes.size} renew times seen)`);
+      assert.equal(started, 1, 'started once');
+      assert.ok(elector.isLeader);
+    } finally {
+      await elector.stop();
+    }
+    assert.equal((await leases.readNamespacedLease(lease)).spec?.holderIdentity, undefined, 'released');
   });
 });
 
