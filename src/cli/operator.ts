@@ -21,6 +21,7 @@ import { createApp } from '../server/app.js';
 import { SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
+import { DEFAULT_TRIGGER_WATCH_LIMITS, TriggerWatcher } from '../worker/trigger-watch.js';
 import { startCaptureWorker } from '../worker/worker.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
@@ -70,6 +71,9 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'max-window': { field: 'maxWindow', parse: (t, f) => parseCount(t, f, 2) },
   'max-redis-bytes-per-target': { field: 'maxRedisBytesPerTarget', parse: (t) => parseSize(t) },
   'max-events-per-round': { field: 'maxEventsPerRound', parse: (t, f) => parseCount(t, f, 1) },
+  'max-trigger-follows': { field: 'maxTriggerFollows', parse: (t, f) => parseCount(t, f, 0) },
+  'min-trigger-interval': { field: 'minTriggerIntervalMs', parse: (t) => parseDuration(t) },
+  'trigger-poll-interval': { field: 'triggerPollMs', parse: (t) => parseDuration(t) },
 };
 
 export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -194,7 +198,17 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
     clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false });
     worker = startCaptureWorker(
-      { connection: workerConnection, concurrency: config.concurrency, ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}) },
+      {
+        connection: workerConnection,
+        concurrency: config.concurrency,
+        ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}),
+        triggers: new TriggerWatcher({
+          queue,
+          log: log.child({ part: 'triggers' }),
+          limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: ceilings.maxTriggerFollows, pollMs: ceilings.triggerPollMs, minIntervalMs: ceilings.minTriggerIntervalMs },
+          event: (probe, type, reason, message) => probes.event(probe, type, reason, message),
+        }),
+      },
       {
         probes,
         clusters,

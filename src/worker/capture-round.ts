@@ -18,7 +18,9 @@ import { ProfileError } from '../pprof/errors.js';
 import { buildCaptureStatus, findingKey, roundConditions, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
 import type { SeriesStore } from '../store/series-store.js';
-import type { CaptureJobData } from '../queue/names.js';
+import type { CaptureJobData, TriggerJobData } from '../queue/names.js';
+import { formatBytes } from '../analysis/bytes.js';
+import type { WatchedPod } from './trigger-watch.js';
 import type { DecodeGate } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
 import { mapLimit } from './limit.js';
@@ -58,6 +60,8 @@ export interface CaptureRoundDeps {
   ceilings?: Ceilings;
   /** Trial-decodes heap answers off the event loop before captureHeap decodes them (none: decoded on the loop only). */
   decodeGate?: DecodeGate;
+  /** Called with each round's listed pods (the memory-trigger watcher follows them until the next round). */
+  onTargets?: (probe: MapLeakProbe, cluster: TargetCluster, pods: readonly WatchedPod[], timing: { intervalMs: number; minIntervalMs: number }) => void;
   /** Called with every probe this worker wrote metrics for (so deleted ones can be swept). */
   onProbeMetrics?: (namespace: string, name: string, uid: string) => void;
   now?: () => Date;
@@ -73,6 +77,7 @@ interface Pod {
   container: string;
   port?: number;
   portError?: string;
+  memoryLimitBytes?: number;
 }
 
 /** Where net/http/pprof may be mounted: plain path segments only (no "..", no escapes, no query), as the CRD's CEL rule says. */
@@ -154,6 +159,10 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     log.warn('listing targets failed', { error: why });
     return 'cluster-error';
   }
+  deps.onTargets?.(probe, cluster, pods.filter((p) => p.container), { intervalMs: settings.intervalMs, minIntervalMs: settings.triggerMinIntervalMs ?? 0 });
+  const trigger = job.data.trigger;
+  // A triggered round captures the pod that crossed first.
+  if (trigger) pods.sort((a, b) => Number(b.name === trigger.pod) - Number(a.name === trigger.pod));
   const previousTargets = new Map((await deps.store.targets(key)).map((t) => [t.uid, t]));
   const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, settings, ceilings, access, deps, now, log };
   const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) => captureTarget(context, pod, previousTargets.get(pod.uid)?.lastCaptureTime));
@@ -188,7 +197,8 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     const status: MapLeakProbeStatus = {
       ...captureStatus,
       conditions: conditions ?? [],
-      nextCaptureTime: new Date(at.getTime() + settings.intervalMs).toISOString(),
+      // A triggered round leaves the schedule's next time as it is.
+      ...(trigger ? triggeredStatus(trigger, rounds) : { nextCaptureTime: new Date(at.getTime() + settings.intervalMs).toISOString() }),
     };
     return status;
   });
@@ -202,6 +212,9 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
       const where = top ? `: ${top.site.function} (${top.site.file.split('/').pop()}:${top.site.line}) ${top.pattern}` : '';
       await deps.probes.event(updated, captureStatus.verdict === 'Healthy' ? 'Normal' : 'Warning', `Verdict${captureStatus.verdict}`, `Verdict changed from ${before ?? 'none'} to ${captureStatus.verdict}${where}`);
     }
+    if (trigger && probe.status?.lastTriggeredTime !== trigger.firedTime) {
+      await deps.probes.event(updated, 'Normal', 'MemoryTriggered', triggerEventMessage(trigger, rounds));
+    }
     const changed = failing.filter((failed) => previousTargets.get(failed.pod.uid)?.lastErrorReason !== failed.error?.reason);
     const budget = Math.max(0, ceilings.maxEventsPerRound - 1);
     for (const failed of changed.length > ceilings.maxEventsPerRound ? changed.slice(0, budget) : changed) {
@@ -211,7 +224,7 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
       await deps.probes.event(updated, 'Warning', 'CaptureFailed', `${changed.length - budget} more targets started failing this round; see status.targets (Events per round are capped at ${ceilings.maxEventsPerRound})`);
     }
   }
-  log.info('capture round done', { targets: pods.length, captured, failing: failing.length, verdict: captureStatus.verdict });
+  log.info('capture round done', { targets: pods.length, captured, failing: failing.length, verdict: captureStatus.verdict, ...(trigger ? { triggeredBy: trigger.reason, triggerPod: trigger.pod } : {}) });
   return 'captured';
 }
 
@@ -229,7 +242,26 @@ function describePod(pod: ListedPod, probe: MapLeakProbe): Pod {
   const wanted = probe.spec.pprof.port;
   if (typeof wanted === 'number') return { ...base, port: wanted };
   const named = container.ports.find((p) => p.name === wanted);
-  return named ? { ...base, port: named.containerPort } : { ...base, portError: `container "${container.name}" has no port named "${wanted}"` };
+  const withLimit = container.memoryLimitBytes !== undefined ? { ...base, memoryLimitBytes: container.memoryLimitBytes } : base;
+  return named ? { ...withLimit, port: named.containerPort } : { ...withLimit, portError: `container "${container.name}" has no port named "${wanted}"` };
+}
+
+/** status.lastTriggeredTime and lastTrigger for a triggered round (captureTime: when the crossing pod was captured). */
+function triggeredStatus(trigger: TriggerJobData, rounds: readonly TargetRound[]): Pick<MapLeakProbeStatus, 'lastTriggeredTime' | 'lastTrigger'> {
+  const { firedTime, ...why } = trigger;
+  const captured = rounds.find((r) => r.pod.name === trigger.pod && !r.error)?.lastCaptureTime;
+  return { lastTriggeredTime: firedTime, lastTrigger: { ...why, ...(captured ? { captureTime: captured } : {}) } };
+}
+
+/** The MemoryTriggered Event: the figures of the crossing and what the round did, in the operator's words. */
+function triggerEventMessage(trigger: TriggerJobData, rounds: readonly TargetRound[]): string {
+  const crossed = trigger.reason === 'GrowthRate'
+    ? `grew ${formatBytes(trigger.growthBytesPerMinute ?? 0)}/min (spec.triggers.growthBytesPerMinute ${formatBytes(trigger.thresholdBytes)}/min)`
+    : trigger.reason === 'MemoryLimitFraction'
+      ? `reached ${formatBytes(trigger.thresholdBytes)}, spec.triggers.memoryLimitFraction of the container's memory limit ${formatBytes(trigger.memoryLimitBytes ?? 0)}`
+      : `reached spec.triggers.liveHeapBytes ${formatBytes(trigger.thresholdBytes)}`;
+  const captured = rounds.filter((r) => !r.error).length;
+  return `pod ${trigger.pod}: live heap ${formatBytes(trigger.liveHeapBytes)} at GC cycle ${trigger.gcCycle} ${crossed}; triggered round captured ${captured} of ${rounds.length} targets`;
 }
 
 /** What every target of one round shares. */

@@ -2,6 +2,7 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
 import { runCaptureRound, type CaptureRoundDeps, type RoundOutcome } from './capture-round.js';
+import type { TriggerWatcher } from './trigger-watch.js';
 
 export interface CaptureWorkerOptions {
   connection: Redis;
@@ -9,6 +10,8 @@ export interface CaptureWorkerOptions {
   concurrency: number;
   /** How often metric series of deleted probes are looked for (default 60 s). */
   metricsSweepMs?: number;
+  /** Follows the pods of probes with spec.triggers between rounds (closed with the worker). */
+  triggers?: TriggerWatcher;
 }
 
 /**
@@ -30,12 +33,14 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       exported.set(`${namespace}/${name}`, { namespace, name, uid });
       deps.onProbeMetrics?.(namespace, name, uid);
     },
+    ...(options.triggers ? { onTargets: options.triggers.track.bind(options.triggers) } : {}),
   };
   const worker = new Worker<CaptureJobData, RoundOutcome>(
     CAPTURE_QUEUE,
     async (job: Job<CaptureJobData>) => {
       const outcome = await runCaptureRound({ id: job.id ?? `${job.name}-${job.timestamp}`, data: job.data }, roundDeps);
       if (outcome === 'probe-gone') forget(job.data.namespace, job.data.name);
+      if (outcome === 'probe-gone' || outcome === 'suspended') options.triggers?.forget(job.data.namespace, job.data.name);
       return outcome;
     },
     {
@@ -59,7 +64,10 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     })();
   }, options.metricsSweepMs ?? 60_000);
   sweep.unref();
-  worker.on('closed', () => clearInterval(sweep));
+  worker.on('closed', () => {
+    clearInterval(sweep);
+    options.triggers?.close();
+  });
   worker.on('failed', (job, err) => deps.log.warn('capture job failed', { job: job?.id, probe: job ? `${job.data.namespace}/${job.data.name}` : undefined, error: err.message }));
   worker.on('error', (err) => deps.log.error('worker error', { error: err.message }));
   return worker;
