@@ -205,8 +205,10 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         triggers: new TriggerWatcher({
           queue,
           log: log.child({ part: 'triggers' }),
+          metrics,
           limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: ceilings.maxTriggerFollows, pollMs: ceilings.triggerPollMs, minIntervalMs: ceilings.minTriggerIntervalMs },
           event: (probe, type, reason, message) => probes.event(probe, type, reason, message),
+          firstTime: async (key) => (await storeRedis.set(`mapleak:said:${key}`, '1', 'EX', 7 * 86_400, 'NX')) === 'OK',
         }),
       },
       {

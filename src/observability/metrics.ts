@@ -21,6 +21,13 @@ export class OperatorMetrics {
   readonly reconcileErrors = new Counter({ name: 'mapleak_reconcile_errors_total', help: 'Reconciles that failed and will be retried.', registers: [this.registry] });
   readonly reconciles = new Counter({ name: 'mapleak_reconciles_total', help: 'Reconciles by outcome.', labelNames: ['outcome'], registers: [this.registry] });
   readonly isLeader = new Gauge({ name: 'mapleak_leader', help: '1 while this process holds the controller lease.', registers: [this.registry] });
+  readonly triggerFollows = new Gauge({ name: 'mapleak_trigger_follows', help: 'Pod logs this worker follows for spec.triggers.', registers: [this.registry] });
+  readonly triggers = new Counter({
+    name: 'mapleak_triggers_total',
+    help: 'Memory-trigger crossings by reason and result (queued, deduplicated: another crossing got the round within minInterval, failed).',
+    labelNames: ['reason', 'result'],
+    registers: [this.registry],
+  });
 
   private readonly sitesByProbe = new Map<string, { namespace: string; probe: string; site: string; pattern: string }[]>();
 

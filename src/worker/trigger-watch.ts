@@ -7,6 +7,7 @@ import { durationMs } from '../api/duration.js';
 import type { MapLeakProbe } from '../api/types.js';
 import type { TargetCluster } from '../clusters/registry.js';
 import type { Logger } from '../observability/log.js';
+import type { OperatorMetrics } from '../observability/metrics.js';
 import { TRIGGERED_JOB, type CaptureJobData, type TriggerJobData } from '../queue/names.js';
 
 /**
@@ -72,9 +73,12 @@ export interface TriggerQueue {
 export interface TriggerWatchDeps {
   queue: TriggerQueue;
   log: Logger;
+  metrics?: Pick<OperatorMetrics, 'triggerFollows' | 'triggers'>;
   limits: TriggerWatchLimits;
   /** Records an Event on the probe (pods skipped for a trigger are said once). */
   event?: (probe: MapLeakProbe, type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
+  /** True the first time a key is asked for across every worker (Redis SET NX); without it, once per process. */
+  firstTime?: (key: string) => Promise<boolean>;
   now?: () => number;
 }
 
@@ -115,6 +119,7 @@ export class TriggerWatcher {
   constructor(private readonly deps: TriggerWatchDeps) {
     this.now = deps.now ?? Date.now;
     this.sweep = setInterval(() => this.dropExpired(), 10_000);
+    deps.metrics?.triggerFollows.set(0);
     this.sweep.unref();
   }
 
@@ -204,6 +209,7 @@ export class TriggerWatcher {
   private stopFollow(entry: ProbeEntry, uid: string, follow: Follow): void {
     follow.abort.abort();
     entry.follows.delete(uid);
+    this.deps.metrics?.triggerFollows.set(this.followCount);
   }
 
   private sayOnceNoLimit(probe: MapLeakProbe, pod: WatchedPod): void {
@@ -211,13 +217,18 @@ export class TriggerWatcher {
     if (this.skippedPods.size > 10_000) this.skippedPods.clear();
     this.skippedPods.add(pod.uid);
     const message = `pod ${pod.name}: container ${pod.container} has no memory limit, so spec.triggers.memoryLimitFraction does not apply to it (the other triggers do)`;
-    this.deps.log.info('memory trigger skipped', { probe: `${probe.metadata.namespace}/${probe.metadata.name}`, pod: pod.name, trigger: 'memoryLimitFraction' });
-    void this.deps.event?.(probe, 'Normal', 'TriggerSkipped', message).catch(() => undefined);
+    const key = `trigger-skipped:${probe.metadata.uid}:${pod.uid}`;
+    void (async () => {
+      if (this.deps.firstTime && !(await this.deps.firstTime(key))) return;
+      this.deps.log.info('memory trigger skipped', { probe: `${probe.metadata.namespace}/${probe.metadata.name}`, pod: pod.name, trigger: 'memoryLimitFraction' });
+      await this.deps.event?.(probe, 'Normal', 'TriggerSkipped', message);
+    })().catch(() => undefined);
   }
 
   private startFollow(entry: ProbeEntry, key: string, pod: WatchedPod): void {
     const follow: Follow = { pod, state: INITIAL_TRIGGER_STATE, abort: new AbortController() };
     entry.follows.set(pod.uid, follow);
+    this.deps.metrics?.triggerFollows.set(this.followCount);
     void this.runFollow(key, follow).catch((err: unknown) => {
       this.deps.log.error('trigger follow ended unexpectedly', { probe: key, pod: pod.name, error: err instanceof Error ? err.message : String(err) });
     });
@@ -236,6 +247,7 @@ export class TriggerWatcher {
       if ('gone' in outcome) {
         log.debug('trigger follow: pod or container gone', { status: outcome.status });
         entry.follows.delete(follow.pod.uid);
+        this.deps.metrics?.triggerFollows.set(this.followCount);
         return;
       }
       let waitMs: number;
@@ -274,7 +286,7 @@ export class TriggerWatcher {
       };
       const onAbort = (): void => finish({ ended: true });
       let idle = setTimeout(() => finish({ failed: 'no data within the idle timeout', status: 0 }), limits.idleMs);
-      const request = https.get(url, { agent: http.agent, headers: { ...http.headers, accept: 'text/plain' } }, (response: IncomingMessage) => {
+      const request = https.get(url, { agent: http.agent, headers: http.headers }, (response: IncomingMessage) => {
         const status = response.statusCode ?? 0;
         if (status !== 200) {
           response.resume();
@@ -376,6 +388,7 @@ export class TriggerWatcher {
         },
       );
       if (job.id === jobId) {
+        this.deps.metrics?.triggers.inc({ reason: decision.reason, result: 'queued' });
         entry.lastTriggeredAtMs = firedAt;
         this.deps.log.info('memory trigger fired', { probe: key, pod: follow.pod.name, reason: decision.reason, liveHeapBytes: decision.liveHeapBytes, thresholdBytes: decision.thresholdBytes, gcCycle: decision.cycle, job: jobId, message: describeTrigger(decision, follow.pod.name, entry.thresholds) });
         return disarm(follow.state, decision.reasons);
@@ -383,8 +396,10 @@ export class TriggerWatcher {
       // Another crossing (another pod, another worker) got this probe's round within minInterval:
       // stay armed, and ask again a little later rather than at every cycle.
       entry.lastTriggeredAtMs = Math.max(entry.lastTriggeredAtMs ?? 0, firedAt - entry.thresholds.minIntervalMs + Math.min(5_000, entry.thresholds.minIntervalMs));
+      this.deps.metrics?.triggers.inc({ reason: decision.reason, result: 'deduplicated' });
       this.deps.log.debug('memory trigger rate-limited (deduplicated)', { probe: key, pod: follow.pod.name, reason: decision.reason });
     } catch (err) {
+      this.deps.metrics?.triggers.inc({ reason: decision.reason, result: 'failed' });
       this.deps.log.warn('memory trigger could not queue its round', { probe: key, pod: follow.pod.name, error: err instanceof Error ? err.message : String(err) });
     }
     return follow.state;

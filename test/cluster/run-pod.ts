@@ -27,6 +27,8 @@ export interface RunPodOptions {
   goLine?: GoLine;
   /** Extra environment for the program (GODEBUG=gctrace=1 is always set unless overridden). */
   env?: Record<string, string>;
+  /** The container's resources in the pod spec (e.g. a memory limit); kwok does not enforce them. */
+  resources?: k8s.V1ResourceRequirements;
   /** Wait until this port accepts connections on the pod IP (default 6060; null to not wait). */
   waitForPort?: number | null;
   timeoutMs?: number;
@@ -157,6 +159,7 @@ function podManifest(cluster: Cluster, namespace: string, options: RunPodOptions
           // Never pulled: kwok only fakes the container; the program runs on this machine.
           image: 'mapleakprobe.local/process:latest',
           ports: [{ name: 'pprof', containerPort: PPROF_PORT, protocol: 'TCP' }],
+          ...(options.resources ? { resources: options.resources } : {}),
         },
       ],
       terminationGracePeriodSeconds: 0,
