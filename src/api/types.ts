@@ -145,7 +145,7 @@ export interface TriggerStatus {
   gcCycle: number;
   /** When the crossing gctrace line was written (the container log's timestamp). */
   observedTime: string;
-  /** When the triggered round's capture of that pod finished. */
+  /** When the triggered round's heap profile of that pod was taken (the profile's own timestamp). */
   captureTime?: string;
 }
 

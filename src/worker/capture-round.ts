@@ -239,10 +239,10 @@ function describePod(pod: ListedPod, probe: MapLeakProbe): Pod {
     ...(pod.podIP ? { podIP: pod.podIP } : {}),
   };
   if (!container) return { ...base, portError: probe.spec.container ? `pod has no container named "${probe.spec.container}"` : 'pod has no container' };
-  const wanted = probe.spec.pprof.port;
-  if (typeof wanted === 'number') return { ...base, port: wanted };
-  const named = container.ports.find((p) => p.name === wanted);
   const withLimit = container.memoryLimitBytes !== undefined ? { ...base, memoryLimitBytes: container.memoryLimitBytes } : base;
+  const wanted = probe.spec.pprof.port;
+  if (typeof wanted === 'number') return { ...withLimit, port: wanted };
+  const named = container.ports.find((p) => p.name === wanted);
   return named ? { ...withLimit, port: named.containerPort } : { ...withLimit, portError: `container "${container.name}" has no port named "${wanted}"` };
 }
 

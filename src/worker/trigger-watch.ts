@@ -242,7 +242,7 @@ export class TriggerWatcher {
       const entry = this.probes.get(key);
       if (!entry || entry.follows.get(follow.pod.uid) !== follow) return;
       const openedAt = this.now();
-      const outcome = await this.followOnce(entry, key, follow).catch((err: unknown) => ({ failed: err instanceof Error ? err.message : String(err), status: 0 }));
+      const outcome = await this.followOnce(entry, key, follow).catch((err: unknown) => ({ failed: err instanceof Error ? err.message : String(err), status: 0, hadData: false }));
       if (follow.abort.signal.aborted) return;
       if ('gone' in outcome) {
         log.debug('trigger follow: pod or container gone', { status: outcome.status });
@@ -252,8 +252,9 @@ export class TriggerWatcher {
       }
       let waitMs: number;
       if ('failed' in outcome) {
-        failures++;
-        waitMs = Math.min(this.deps.limits.maxBackoffMs, this.deps.limits.pollMs * 2 ** Math.min(failures, 10));
+        // A connection that had read lines broke: the first failure of a new streak.
+        failures = outcome.hadData ? 1 : failures + 1;
+        waitMs = Math.min(this.deps.limits.maxBackoffMs, this.deps.limits.pollMs * 2 ** Math.min(failures - 1, 10));
         // Quietly: an API server that is away is not news every few seconds.
         (failures === 1 ? log.info : log.debug).call(log, 'trigger follow failed, backing off', { status: outcome.status, error: outcome.failed, retryInMs: waitMs });
       } else {
@@ -265,7 +266,7 @@ export class TriggerWatcher {
   }
 
   /** One connection: reads lines until the server ends it, a bound ends it, or the follow is stopped. */
-  private followOnce(entry: ProbeEntry, key: string, follow: Follow): Promise<{ ended: true } | { gone: true; status: number } | { failed: string; status: number }> {
+  private followOnce(entry: ProbeEntry, key: string, follow: Follow): Promise<{ ended: true } | { gone: true; status: number } | { failed: string; status: number; hadData?: boolean }> {
     const { pod } = follow;
     const params = new URLSearchParams({ container: pod.container, follow: 'true', timestamps: 'true' });
     // Resume after the last line read; the first opening needs only the growth window's history.
@@ -276,7 +277,8 @@ export class TriggerWatcher {
     const limits = this.deps.limits;
     return new Promise((resolve) => {
       let settled = false;
-      const finish = (value: { ended: true } | { gone: true; status: number } | { failed: string; status: number }): void => {
+      let hadData = false;
+      const finish = (value: { ended: true } | { gone: true; status: number } | { failed: string; status: number; hadData?: boolean }): void => {
         if (settled) return;
         settled = true;
         clearTimeout(idle);
@@ -295,14 +297,15 @@ export class TriggerWatcher {
           return;
         }
         void this.readLines(response, entry, key, follow, () => {
+          hadData = true;
           clearTimeout(idle);
           idle = setTimeout(() => finish({ failed: 'no data within the idle timeout', status: 0 }), limits.idleMs);
         }).then(
           () => finish({ ended: true }),
-          (err: unknown) => finish({ failed: err instanceof Error ? err.message : String(err), status: 0 }),
+          (err: unknown) => finish({ failed: err instanceof Error ? err.message : String(err), status: 0, hadData }),
         );
       });
-      request.on('error', (err) => finish({ failed: err.message, status: 0 }));
+      request.on('error', (err) => finish({ failed: err.message, status: 0, hadData }));
       follow.abort.signal.addEventListener('abort', onAbort);
     });
   }
