@@ -90,7 +90,7 @@ export type TriggerDecision =
     }
   | {
       fire: false;
-      why: 'duplicate' | 'below' | 'disarmed' | 'history' | 'rate-limited';
+      why: 'unreadable' | 'duplicate' | 'below' | 'disarmed' | 'history' | 'rate-limited';
     };
 
 /** A cycle more than this is kept only while it is within the growth window. */
@@ -98,6 +98,11 @@ const MAX_RECENT = 2048;
 
 /** Adds one cycle to a pod's state and decides whether it fires. Cycles must come in log order. */
 export function observeCycle(state: PodTriggerState, observed: ObservedCycle, context: TriggerContext): { state: PodTriggerState; decision: TriggerDecision } {
+  const { cycle: c } = observed;
+  // The log is the tenant's: figures no Go runtime prints (beyond 2^53) are not read, so none reaches the status.
+  if (![c.cycle, c.liveHeapBytes].every(Number.isSafeInteger) || !Number.isFinite(c.atSeconds) || !Number.isFinite(observed.loggedAtMs)) {
+    return { state, decision: { fire: false, why: 'unreadable' } };
+  }
   const last = state.recent[state.recent.length - 1];
   const notNewer = last !== undefined && observed.cycle.cycle <= last.cycle.cycle;
   // A reconnect's sinceTime is inclusive to the second: lines seen again.
@@ -129,7 +134,7 @@ export function observeCycle(state: PodTriggerState, observed: ObservedCycle, co
       loggedAtMs: observed.loggedAtMs,
       liveHeapBytes: observed.cycle.liveHeapBytes,
       thresholdBytes: first.threshold,
-      ...(growth ? { growthBytesPerMinute: Math.round(growth.value) } : {}),
+      ...(growth ? { growthBytesPerMinute: Math.min(Number.MAX_SAFE_INTEGER, Math.max(-Number.MAX_SAFE_INTEGER, Math.round(growth.value))) } : {}),
       ...(context.memoryLimitBytes !== undefined && context.thresholds.memoryLimitFraction !== undefined ? { memoryLimitBytes: context.memoryLimitBytes } : {}),
     },
   };

@@ -40,7 +40,7 @@ export interface TriggerWatchLimits {
   minIntervalMs: number;
   /** A longer line is skipped (gctrace lines are about 150 bytes). */
   maxLineBytes: number;
-  /** A connection is ended (and reopened from its last line) after this many bytes. */
+  /** A connection is ended after this many bytes, and reopened at the next second of the log (a flood is skipped, not read again). */
   maxBytesPerConnection: number;
   /**
    * No byte for this long: the connection is presumed half-open and
@@ -104,7 +104,7 @@ interface Follow {
   pod: WatchedPod;
   state: PodTriggerState;
   abort: AbortController;
-  /** The timestamp of the last line read: where a reopened follow starts. */
+  /** The timestamp of the last line read: where a reopened follow starts (the server reads it to the second). */
   sinceTime?: string;
 }
 
@@ -334,7 +334,14 @@ export class TriggerWatcher {
         skipping = true;
       }
       // Bounded: reopened from the last line read.
-      if (bytes >= limits.maxBytesPerConnection || follow.abort.signal.aborted) return;
+      if (follow.abort.signal.aborted) return;
+      if (bytes >= limits.maxBytesPerConnection) {
+        // sinceTime is read to the second: resuming inside a second that held more than the cap would read
+        // the same bytes again and again. Skip the rest of that second (a log flood; the next GC line comes).
+        const lastMs = follow.sinceTime ? Date.parse(follow.sinceTime) : Number.NaN;
+        if (Number.isFinite(lastMs)) follow.sinceTime = new Date(Math.floor(lastMs / 1000) * 1000 + 1000).toISOString();
+        return;
+      }
     }
   }
 

@@ -155,6 +155,14 @@ describe('memory triggers (pure decision)', () => {
     assert.equal(restarted.state.recent.length, 1);
   });
 
+  test('a forged line with figures no runtime prints is not read (nothing unbounded reaches the status)', () => {
+    const [forged] = parseGcTrace('gc 5 @1.000s 1%: 0+0+0 ms clock, 0+0/0/0+0 ms cpu, 1->1->99999999999999999999 MB, 2 MB goal, 4 P').cycles;
+    assert.ok(forged);
+    const result = observeCycle(INITIAL_TRIGGER_STATE, { cycle: forged, loggedAtMs: T0 }, { thresholds: thresholds({ liveHeapBytes: 32 * MiB }), nowMs: T0, maxLagMs: 30_000 });
+    assert.deepEqual(result.decision, { fire: false, why: 'unreadable' });
+    assert.equal(result.state, INITIAL_TRIGGER_STATE);
+  });
+
   test('the Event text is the operator’s own words with the figures', () => {
     const { fired } = run(ramp(20), thresholds({ liveHeapBytes: 32 * MiB }));
     assert.ok(fired[0]);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { Queue } from 'bullmq';
@@ -8,6 +9,7 @@ import { parseGcTrace } from '../../src/analysis/gctrace.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
 import { CAPTURE_QUEUE, TRIGGERED_JOB, type CaptureJobData } from '../../src/queue/names.js';
 import { restartApiserver, runPod, stopCluster, type Cluster, type RunningPod } from '../cluster/cluster.js';
+import { podDirectory } from '../cluster/run-pod.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { testOperatorConfig } from '../support/operator-config.js';
@@ -37,6 +39,9 @@ function loggedCycles(pod: RunningPod): LoggedCycle[] {
   }
   return cycles;
 }
+
+/** A gctrace line as Go 1.26 prints it, with the given live heap (MB). */
+const gcLine = (cycle: number, liveMB: number): string => `gc ${cycle} @${cycle}.000s 1%: 0.01+1.0+0.01 ms clock, 0.04+0.1/0.5/0+0.04 ms cpu, ${liveMB}->${liveMB}->${liveMB} MB, ${liveMB * 2} MB goal, 0 MB stacks, 0 MB globals, 4 P`;
 
 describe('memory triggers against a real API server, Redis and Go pods whose heap moves on command', () => {
   let cluster: Cluster;
@@ -84,6 +89,25 @@ describe('memory triggers against a real API server, Redis and Go pods whose hea
       runPod(cluster, { name: 'flapper', labels: { app: 'flapper' }, path: 'test/targets/ramp', args: ['-start-now', '-base-mb', '24', '-flap-mb', '16', '-grow-mb-per-sec', '16', '-gc-every', '500ms'] }),
       runPod(cluster, { name: 'ramp-heap', labels: { app: 'ramp-heap', group: 'limits' }, path: 'test/targets/ramp', args: ramp }),
       runPod(cluster, { name: 'ramp-limit', labels: { app: 'ramp-limit', group: 'limits' }, path: 'test/targets/ramp', args: ramp, resources: { limits: { memory: '128Mi' } } }),
+      // A hostile log, once the test creates the file "go" in its directory: a 1 MiB line ending in a forged
+      // gctrace line of 900 MB, a real-looking line below the threshold, 6 MiB of other lines (past the 4 MiB a
+      // follow reads per connection), then, a second later, a line that crosses it.
+      runPod(cluster, {
+        name: 'noisy',
+        labels: { app: 'noisy' },
+        path: '/bin/sh',
+        args: ['-c', [
+          'while [ ! -e go ]; do sleep 0.1; done',
+          `head -c 1048576 /dev/zero | tr '\\0' x; echo ' ${gcLine(9, 900)}'`,
+          `echo '${gcLine(1, 10)}'`,
+          `yes "$(head -c 1000 /dev/zero | tr '\\0' y)" | head -n 6300`,
+          // In a later second: the follow skips the rest of a second that held more than its cap.
+          'sleep 1.5',
+          `echo '${gcLine(2, 50)}'`,
+          'exec sleep 600',
+        ].join('; ')],
+        waitForPort: null,
+      }),
     ]);
     for (const pod of started) pods.set(pod.name, pod);
     token = await testReaderToken(kc);
@@ -154,7 +178,10 @@ describe('memory triggers against a real API server, Redis and Go pods whose hea
   test('a map growing past liveHeapBytes gets a triggered capture within one gctrace interval of the crossing line', async () => {
     const threshold = 40 * MiB;
     await probes.create('ramp-heap', { selector: { matchLabels: { app: 'ramp-heap' } }, schedule: { interval: '5m' }, triggers: { liveHeapBytes: threshold, minInterval: '10m' } });
+    // The same pod under a growth-rate trigger: the map grows 4 MiB of values a second (240 MiB/min) once started.
+    await probes.create('ramp-growth', { selector: { matchLabels: { app: 'ramp-heap' } }, schedule: { interval: '5m' }, triggers: { growthBytesPerMinute: 120 * MiB, growthWindow: '10s', minInterval: '10m' } });
     await watched('ramp-heap', 1);
+    await watched('ramp-growth', 2);
     const pod = pods.get('ramp-heap')!;
     await startRamp(pod);
     const probe = await waitFor('ramp-heap triggered capture', async () => {
@@ -188,6 +215,20 @@ describe('memory triggers against a real API server, Redis and Go pods whose hea
     assert.equal((await triggeredJobs('ramp-heap')).length, 1);
     const [event] = await events('ramp-heap', 'MemoryTriggered');
     assert.match(event?.message ?? '', new RegExp(`^pod ramp-heap: live heap ${crossing.liveHeapBytes / MiB}\\.0 MiB at GC cycle ${crossing.cycle} reached spec.triggers.liveHeapBytes 40\\.0 MiB; triggered round captured 1 of 1 targets$`));
+
+    const growth = (await waitFor('ramp-growth triggered capture', async () => {
+      const p = await probes.get('ramp-growth');
+      return p?.status?.lastTrigger?.captureTime ? p : undefined;
+    }, 30_000, 200)).status!.lastTrigger!;
+    assert.equal(growth.reason, 'GrowthRate');
+    assert.equal(growth.thresholdBytes, 120 * MiB);
+    const rate = growth.growthBytesPerMinute ?? 0;
+    // Fired as the slope over the window (flat before the start) rose through 120 MiB/min, towards the
+    // 240 MiB/min of values the map gains (plus its own tables), read from whole-MB gctrace figures.
+    assert.ok(rate >= 120 * MiB && rate <= 400 * MiB, `growth ${(rate / MiB).toFixed(0)} MiB/min`);
+    const start = cycles.findIndex((c) => c.cycle === growth.gcCycle);
+    console.log(`ramp-growth: ${(rate / MiB).toFixed(0)} MiB/min at gc ${growth.gcCycle} (live ${(cycles[start]?.liveHeapBytes ?? 0) / MiB} MiB) → triggered capture in ${Date.parse(growth.captureTime!) - Date.parse(growth.observedTime)} ms`);
+    await probes.delete('ramp-growth');
   });
 
   test('memoryLimitFraction of the container limit in the pod spec, after the API server went away and came back; a pod without a limit is said once', async () => {
@@ -215,5 +256,25 @@ describe('memory triggers against a real API server, Redis and Go pods whose hea
     assert.equal(skipped.length, 1);
     assert.equal(skipped[0]?.message, 'pod ramp-heap: container app has no memory limit, so spec.triggers.memoryLimitFraction does not apply to it (the other triggers do)');
     assert.equal((await triggeredJobs('limits')).length, 1, 'ramp-heap, over 40 MiB, never triggered this probe');
+  });
+
+  test('a hostile log: an over-long line and a flood of lines neither fire nor blind the follow', async () => {
+    await probes.create('noisy', { selector: { matchLabels: { app: 'noisy' } }, schedule: { interval: '5m' }, triggers: { liveHeapBytes: 32 * MiB, minInterval: '10m' } });
+    await waitFor('noisy: a round listed its pod', async () => ((await probes.get('noisy'))?.status?.targets?.length ?? 0) >= 1, 60_000);
+    writeFileSync(join(podDirectory(cluster, NS, 'noisy'), 'go'), '');
+    const probe = await waitFor('noisy triggered', async () => {
+      const p = await probes.get('noisy');
+      return p?.status?.lastTrigger ? p : undefined;
+    }, 60_000, 200);
+    // The crossing is the line after the flood, not the 900 MB one hidden at the end of the 1 MiB line.
+    assert.equal(probe.status?.lastTrigger?.gcCycle, 2);
+    assert.equal(probe.status?.lastTrigger?.liveHeapBytes, 50 * MiB);
+    // The pod serves no pprof: the round failed for it, so there is no capture time, and the Event says so.
+    assert.equal(probe.status?.lastTrigger?.captureTime, undefined);
+    const [event] = await waitFor('MemoryTriggered Event', async () => {
+      const found = await events('noisy', 'MemoryTriggered');
+      return found.length > 0 ? found : undefined;
+    }, 10_000, 200);
+    assert.equal(event?.message, 'pod noisy: live heap 50.0 MiB at GC cycle 2 reached spec.triggers.liveHeapBytes 32.0 MiB; triggered round captured 0 of 1 targets');
   });
 });
