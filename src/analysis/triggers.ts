@@ -1,4 +1,3 @@
-import { formatBytes } from './bytes.js';
 import { linearSlope, type GcCycle } from './gctrace.js';
 
 /**
@@ -184,17 +183,4 @@ export function growthPerMinute(recent: readonly ObservedCycle[], windowMs: numb
     unforced.map((c) => c.cycle.liveHeapBytes),
   );
   return slope * 60;
-}
-
-/** The operator's words for a fired trigger (for the Event): figures and names it composed, nothing the target wrote. */
-export function describeTrigger(decision: Extract<TriggerDecision, { fire: true }>, pod: string, thresholds: Pick<TriggerThresholds, 'memoryLimitFraction' | 'growthWindowMs'>): string {
-  const live = formatBytes(decision.liveHeapBytes);
-  switch (decision.reason) {
-    case 'MemoryLimitFraction':
-      return `pod ${pod}: live heap ${live} at GC cycle ${decision.cycle} reached spec.triggers.memoryLimitFraction ${thresholds.memoryLimitFraction} of the container's memory limit ${formatBytes(decision.memoryLimitBytes ?? 0)} (${formatBytes(decision.thresholdBytes)}); capturing now`;
-    case 'LiveHeapBytes':
-      return `pod ${pod}: live heap ${live} at GC cycle ${decision.cycle} reached spec.triggers.liveHeapBytes ${formatBytes(decision.thresholdBytes)}; capturing now`;
-    case 'GrowthRate':
-      return `pod ${pod}: live heap ${live} at GC cycle ${decision.cycle} grew ${formatBytes(decision.growthBytesPerMinute ?? 0)}/min over the last ${Math.round(thresholds.growthWindowMs / 1000)}s, reaching spec.triggers.growthBytesPerMinute ${formatBytes(decision.thresholdBytes)}/min; capturing now`;
-  }
 }

@@ -15,11 +15,10 @@ import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '..
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
-import { buildCaptureStatus, findingKey, roundConditions, type TargetRound } from '../status/build.js';
+import { buildCaptureStatus, findingKey, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
 import type { SeriesStore } from '../store/series-store.js';
-import type { CaptureJobData, TriggerJobData } from '../queue/names.js';
-import { formatBytes } from '../analysis/bytes.js';
+import type { CaptureJobData } from '../queue/names.js';
 import type { WatchedPod } from './trigger-watch.js';
 import type { DecodeGate } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
@@ -244,24 +243,6 @@ function describePod(pod: ListedPod, probe: MapLeakProbe): Pod {
   if (typeof wanted === 'number') return { ...withLimit, port: wanted };
   const named = container.ports.find((p) => p.name === wanted);
   return named ? { ...withLimit, port: named.containerPort } : { ...withLimit, portError: `container "${container.name}" has no port named "${wanted}"` };
-}
-
-/** status.lastTriggeredTime and lastTrigger for a triggered round (captureTime: when the crossing pod was captured). */
-function triggeredStatus(trigger: TriggerJobData, rounds: readonly TargetRound[]): Pick<MapLeakProbeStatus, 'lastTriggeredTime' | 'lastTrigger'> {
-  const { firedTime, ...why } = trigger;
-  const captured = rounds.find((r) => r.pod.name === trigger.pod && !r.error)?.lastCaptureTime;
-  return { lastTriggeredTime: firedTime, lastTrigger: { ...why, ...(captured ? { captureTime: captured } : {}) } };
-}
-
-/** The MemoryTriggered Event: the figures of the crossing and what the round did, in the operator's words. */
-function triggerEventMessage(trigger: TriggerJobData, rounds: readonly TargetRound[]): string {
-  const crossed = trigger.reason === 'GrowthRate'
-    ? `grew ${formatBytes(trigger.growthBytesPerMinute ?? 0)}/min (spec.triggers.growthBytesPerMinute ${formatBytes(trigger.thresholdBytes)}/min)`
-    : trigger.reason === 'MemoryLimitFraction'
-      ? `reached ${formatBytes(trigger.thresholdBytes)}, spec.triggers.memoryLimitFraction of the container's memory limit ${formatBytes(trigger.memoryLimitBytes ?? 0)}`
-      : `reached spec.triggers.liveHeapBytes ${formatBytes(trigger.thresholdBytes)}`;
-  const captured = rounds.filter((r) => !r.error).length;
-  return `pod ${trigger.pod}: live heap ${formatBytes(trigger.liveHeapBytes)} at GC cycle ${trigger.gcCycle} ${crossed}; triggered round captured ${captured} of ${rounds.length} targets`;
 }
 
 /** What every target of one round shares. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { parseGcTrace } from '../analysis/gctrace.js';
-import { describeTrigger, disarm, INITIAL_TRIGGER_STATE, observeCycle, type PodTriggerState, type TriggerDecision, type TriggerThresholds } from '../analysis/triggers.js';
+import { disarm, INITIAL_TRIGGER_STATE, observeCycle, type PodTriggerState, type TriggerDecision, type TriggerThresholds } from '../analysis/triggers.js';
 import { durationMs } from '../api/duration.js';
 import type { MapLeakProbe } from '../api/types.js';
 import type { TargetCluster } from '../clusters/registry.js';
@@ -400,7 +400,7 @@ export class TriggerWatcher {
       if (job.id === jobId) {
         this.deps.metrics?.triggers.inc({ reason: decision.reason, result: 'queued' });
         entry.lastTriggeredAtMs = firedAt;
-        this.deps.log.info('memory trigger fired', { probe: key, pod: follow.pod.name, reason: decision.reason, liveHeapBytes: decision.liveHeapBytes, thresholdBytes: decision.thresholdBytes, gcCycle: decision.cycle, job: jobId, message: describeTrigger(decision, follow.pod.name, entry.thresholds) });
+        this.deps.log.info('memory trigger fired', { probe: key, pod: follow.pod.name, reason: decision.reason, liveHeapBytes: decision.liveHeapBytes, thresholdBytes: decision.thresholdBytes, gcCycle: decision.cycle, job: jobId });
         return disarm(follow.state, decision.reasons);
       }
       // Another crossing (another pod, another worker) got this probe's round within minInterval:
