@@ -35,6 +35,12 @@ export interface Ceilings {
   maxIncidents: number;
   /** How long an incident and its pinned captures are kept. */
   incidentRetentionMs: number;
+  /** Pod logs one worker follows at once for spec.triggers; pods beyond it are not watched between rounds. */
+  maxTriggerFollows: number;
+  /** Shortest spec.triggers.minInterval (raised to it). */
+  minTriggerIntervalMs: number;
+  /** Shortest time between two openings of one pod's log follow: a follow the server ends at once becomes a poll at this period. */
+  triggerPollMs: number;
 }
 
 /**
@@ -57,6 +63,9 @@ export const DEFAULT_CEILINGS: Ceilings = {
   maxEventsPerRound: 10,
   maxIncidents: 10,
   incidentRetentionMs: 7 * 24 * 3600 * 1000,
+  maxTriggerFollows: 100,
+  minTriggerIntervalMs: 10_000,
+  triggerPollMs: 2_000,
 };
 
 /** The spec values a round uses, after the ceilings. */
@@ -65,6 +74,8 @@ export interface EffectiveSettings {
   timeoutMs: number;
   intervalMs: number;
   window: number;
+  /** spec.triggers.minInterval, raised to the operator's minimum; absent without spec.triggers. */
+  triggerMinIntervalMs?: number;
   /** One line per lowered value, e.g. "spec.schedule.window 100 lowered to 24". Empty: none applied. */
   lowered: string[];
 }
@@ -85,7 +96,15 @@ export function effectiveSettings(spec: MapLeakProbeSpec, ceilings: Ceilings): E
     lowered.push(`spec.schedule.interval ${intervalMs}ms raised to the operator's minimum ${ceilings.minIntervalMs}ms`);
     intervalMs = ceilings.minIntervalMs;
   }
-  return { maxProfileBytes, timeoutMs, intervalMs, window, lowered };
+  let triggerMinIntervalMs: number | undefined;
+  if (spec.triggers) {
+    triggerMinIntervalMs = durationMs(spec.triggers.minInterval ?? '5m');
+    if (triggerMinIntervalMs < ceilings.minTriggerIntervalMs) {
+      lowered.push(`spec.triggers.minInterval ${triggerMinIntervalMs}ms raised to the operator's minimum ${ceilings.minTriggerIntervalMs}ms`);
+      triggerMinIntervalMs = ceilings.minTriggerIntervalMs;
+    }
+  }
+  return { maxProfileBytes, timeoutMs, intervalMs, window, ...(triggerMinIntervalMs !== undefined ? { triggerMinIntervalMs } : {}), lowered };
 }
 
 /** Captures one target keeps: the window, shortened when its profiles are large (Redis bytes per target). */

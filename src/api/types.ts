@@ -42,7 +42,20 @@ export interface MapLeakProbeSpec {
   gctrace: { enabled: boolean };
   cluster?: { kubeconfigSecretRef: { name: string; key: string }; namespace: string };
   thresholds: { minMapBytes: number; minGrowthBytesPerHour: number; maxFindings: number };
+  /** Capture at once, outside the schedule, when a pod's live heap (from gctrace) crosses one of these. */
+  triggers?: TriggersSpec;
   suspend: boolean;
+}
+
+export interface TriggersSpec {
+  liveHeapBytes?: number;
+  /** Of the container's memory limit, 0 < f <= 1; pods without a limit are skipped for it. */
+  memoryLimitFraction?: number;
+  growthBytesPerMinute?: number;
+  /** Defaulted by the API server (2m). */
+  growthWindow: string;
+  /** Defaulted by the API server (5m). */
+  minInterval: string;
 }
 
 /** A key of a Secret or ConfigMap in the probe's own namespace. */
@@ -146,6 +159,25 @@ export interface MapLeakProbeStatus {
   incidents?: IncidentStatus[];
   lastCaptureTime?: string;
   nextCaptureTime?: string;
+  /** When the last memory-triggered round was queued. */
+  lastTriggeredTime?: string;
+  lastTrigger?: TriggerStatus;
+}
+
+/** Why the last memory-triggered round ran: figures the operator read, never the target's bytes. */
+export interface TriggerStatus {
+  reason: 'LiveHeapBytes' | 'MemoryLimitFraction' | 'GrowthRate';
+  pod: string;
+  liveHeapBytes: number;
+  /** The crossed threshold: bytes, or bytes per minute for GrowthRate. */
+  thresholdBytes: number;
+  memoryLimitBytes?: number;
+  growthBytesPerMinute?: number;
+  gcCycle: number;
+  /** When the crossing gctrace line was written (the container log's timestamp). */
+  observedTime: string;
+  /** When the triggered round's heap profile of that pod was taken (the profile's own timestamp). */
+  captureTime?: string;
 }
 
 export interface MapLeakProbe {

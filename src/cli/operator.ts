@@ -22,6 +22,7 @@ import { createApp } from '../server/app.js';
 import { SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
+import { DEFAULT_TRIGGER_WATCH_LIMITS, TriggerWatcher } from '../worker/trigger-watch.js';
 import { startCaptureWorker } from '../worker/worker.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
@@ -78,6 +79,9 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'max-events-per-round': { field: 'maxEventsPerRound', parse: (t, f) => parseCount(t, f, 1) },
   'max-incidents': { field: 'maxIncidents', parse: (t, f) => atMost(parseCount(t, f, 1), 50, f) },
   'incident-retention': { field: 'incidentRetentionMs', parse: (t) => parseDuration(t) },
+  'max-trigger-follows': { field: 'maxTriggerFollows', parse: (t, f) => parseCount(t, f, 0) },
+  'min-trigger-interval': { field: 'minTriggerIntervalMs', parse: (t) => parseDuration(t) },
+  'trigger-poll-interval': { field: 'triggerPollMs', parse: (t) => parseDuration(t) },
 };
 
 /** status.incidents holds at most 50 (the CRD's maxItems): each is about 1.5 KB, and the status is rewritten every round. */
@@ -223,7 +227,20 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
     clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false });
     worker = startCaptureWorker(
-      { connection: workerConnection, concurrency: config.concurrency, connectionErrors, ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}) },
+      {
+        connection: workerConnection,
+        concurrency: config.concurrency,
+        connectionErrors,
+        ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}),
+        triggers: new TriggerWatcher({
+          queue,
+          log: log.child({ part: 'triggers' }),
+          metrics,
+          limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: ceilings.maxTriggerFollows, pollMs: ceilings.triggerPollMs, minIntervalMs: ceilings.minTriggerIntervalMs },
+          event: (probe, type, reason, message) => probes.event(probe, type, reason, message),
+          firstTime: async (key) => (await storeRedis.set(`mapleak:said:${key}`, '1', 'EX', 7 * 86_400, 'NX')) === 'OK',
+        }),
+      },
       {
         probes,
         clusters,

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { parseMemoryQuantity } from '../api/quantity.js';
 import type { KubeHttp } from './kube-http.js';
 
 /** The parts of a pod a capture needs, checked: a remote API server is the tenant's, and may say anything. */
@@ -7,7 +8,8 @@ export interface ListedPod {
   namespace: string;
   uid: string;
   podIP?: string;
-  containers: { name: string; ports: { name?: string; containerPort: number }[] }[];
+  /** memoryLimitBytes: resources.limits.memory, when set and readable (for spec.triggers.memoryLimitFraction). */
+  containers: { name: string; ports: { name?: string; containerPort: number }[]; memoryLimitBytes?: number }[];
   /** Per container (by name): how often it restarted and how its last instance ended, as the kubelet wrote it. */
   containerStatuses: ListedContainerStatus[];
 }
@@ -98,7 +100,9 @@ function checkPod(item: unknown, namespace: string): ListedPod | null | undefine
       if (!isRecord(p) || !Number.isInteger(p.containerPort) || (p.containerPort as number) < 1 || (p.containerPort as number) > 65535) continue;
       ports.push({ containerPort: p.containerPort as number, ...(typeof p.name === 'string' && PORT_NAME.test(p.name) ? { name: p.name } : {}) });
     }
-    containers.push({ name: c.name, ports });
+    const limits = isRecord(c.resources) && isRecord(c.resources.limits) ? c.resources.limits : {};
+    const memoryLimitBytes = typeof limits.memory === 'string' ? parseMemoryQuantity(limits.memory) : undefined;
+    containers.push({ name: c.name, ports, ...(memoryLimitBytes ? { memoryLimitBytes } : {}) });
   }
   const podIP = typeof status.podIP === 'string' && isIP(status.podIP) ? status.podIP : undefined;
   const containerStatuses = (Array.isArray(status.containerStatuses) ? (status.containerStatuses as unknown[]) : [])

@@ -30,6 +30,13 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
   readonly dependencyReachable = new Gauge({ name: 'mapleak_dependency_reachable', help: '0 while a dependency (redis, kubernetes) is failing for some component, else 1.', labelNames: ['dependency'], registers: [this.registry] });
+  readonly triggerFollows = new Gauge({ name: 'mapleak_trigger_follows', help: 'Pod logs this worker follows for spec.triggers.', registers: [this.registry] });
+  readonly triggers = new Counter({
+    name: 'mapleak_triggers_total',
+    help: 'Memory-trigger crossings by reason and result (queued, deduplicated: another crossing got the round within minInterval, failed).',
+    labelNames: ['reason', 'result'],
+    registers: [this.registry],
+  });
 
   private readonly sitesByProbe = new Map<string, { namespace: string; probe: string; site: string; pattern: string }[]>();
 

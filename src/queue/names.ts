@@ -1,7 +1,9 @@
-import type { MapLeakProbe } from '../api/types.js';
+import type { MapLeakProbe, TriggerStatus } from '../api/types.js';
 
 export const CAPTURE_QUEUE = 'mapleak-captures';
 export const CAPTURE_JOB = 'capture-round';
+/** A one-off round queued by a memory trigger (src/worker/trigger-watch.ts). */
+export const TRIGGERED_JOB = 'triggered-round';
 
 /** What a capture job carries: names only, never credentials. */
 export interface CaptureJobData {
@@ -9,7 +11,14 @@ export interface CaptureJobData {
   name: string;
   /** A probe deleted and created again under the same name is another probe. */
   uid: string;
+  /** Set on a round a memory trigger queued: why, in figures (TriggerStatus without captureTime). */
+  trigger?: TriggerJobData;
 }
+
+export type TriggerJobData = Omit<TriggerStatus, 'captureTime'> & {
+  /** When the trigger queued the round. */
+  firedTime: string;
+};
 
 /** BullMQ ids must not contain ':'; '/' cannot occur in Kubernetes names. */
 export function schedulerId(probe: Pick<MapLeakProbe, 'metadata'>): string {

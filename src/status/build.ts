@@ -3,6 +3,7 @@ import type { GcSummary } from '../analysis/gctrace.js';
 import type { Finding, SeriesAnalysis } from '../analysis/series.js';
 import { formatBytes } from '../analysis/bytes.js';
 import type { FindingStatus, GcStatus, MapLeakProbeStatus, TargetStatus, Verdict } from '../api/types.js';
+import type { TriggerJobData } from '../queue/names.js';
 import type { ConditionUpdate } from './conditions.js';
 
 /** What one target (pod) contributed in this round. */
@@ -180,4 +181,22 @@ function describeFailures(failing: readonly TargetRound[], total: number): strin
     .map((r) => `${r.pod.name}: ${r.error?.message ?? ''}`)
     .join('; ');
   return `${failing.length} of ${total} targets failing. ${examples}`.slice(0, 2000);
+}
+
+/** status.lastTriggeredTime and lastTrigger for a triggered round (captureTime: when the crossing pod was captured). */
+export function triggeredStatus(trigger: TriggerJobData, rounds: readonly TargetRound[]): Pick<MapLeakProbeStatus, 'lastTriggeredTime' | 'lastTrigger'> {
+  const { firedTime, ...why } = trigger;
+  const captured = rounds.find((r) => r.pod.name === trigger.pod && !r.error)?.lastCaptureTime;
+  return { lastTriggeredTime: firedTime, lastTrigger: { ...why, ...(captured ? { captureTime: captured } : {}) } };
+}
+
+/** The MemoryTriggered Event: the figures of the crossing and what the round did, in the operator's words. */
+export function triggerEventMessage(trigger: TriggerJobData, rounds: readonly TargetRound[]): string {
+  const crossed = trigger.reason === 'GrowthRate'
+    ? `grew ${formatBytes(trigger.growthBytesPerMinute ?? 0)}/min (spec.triggers.growthBytesPerMinute ${formatBytes(trigger.thresholdBytes)}/min)`
+    : trigger.reason === 'MemoryLimitFraction'
+      ? `reached ${formatBytes(trigger.thresholdBytes)}, spec.triggers.memoryLimitFraction of the container's memory limit ${formatBytes(trigger.memoryLimitBytes ?? 0)}`
+      : `reached spec.triggers.liveHeapBytes ${formatBytes(trigger.thresholdBytes)}`;
+  const captured = rounds.filter((r) => !r.error).length;
+  return `pod ${trigger.pod}: live heap ${formatBytes(trigger.liveHeapBytes)} at GC cycle ${trigger.gcCycle} ${crossed}; triggered round captured ${captured} of ${rounds.length} targets`;
 }

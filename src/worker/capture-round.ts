@@ -15,10 +15,11 @@ import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '..
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
-import { buildCaptureStatus, findingKey, roundConditions, type TargetRound } from '../status/build.js';
+import { buildCaptureStatus, findingKey, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
 import type { SeriesStore, StoredIncident } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
+import type { WatchedPod } from './trigger-watch.js';
 import type { DecodeGate } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
 import { containerInstance, incidentEvent, incidentStatus, isOomKill, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
@@ -59,6 +60,8 @@ export interface CaptureRoundDeps {
   ceilings?: Ceilings;
   /** Trial-decodes heap answers off the event loop before captureHeap decodes them (none: decoded on the loop only). */
   decodeGate?: DecodeGate;
+  /** Called with each round's listed pods (the memory-trigger watcher follows them until the next round). */
+  onTargets?: (probe: MapLeakProbe, cluster: TargetCluster, pods: readonly WatchedPod[], timing: { intervalMs: number; minIntervalMs: number }) => void;
   /** Called with every probe this worker wrote metrics for (so deleted ones can be swept). */
   onProbeMetrics?: (namespace: string, name: string, uid: string) => void;
   now?: () => Date;
@@ -78,6 +81,7 @@ interface Pod {
   series: string;
   port?: number;
   portError?: string;
+  memoryLimitBytes?: number;
 }
 
 /** Where net/http/pprof may be mounted: plain path segments only (no "..", no escapes, no query), as the CRD's CEL rule says. */
@@ -159,6 +163,10 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     log.warn('listing targets failed', { error: why });
     return 'cluster-error';
   }
+  deps.onTargets?.(probe, cluster, pods.filter((p) => p.container), { intervalMs: settings.intervalMs, minIntervalMs: settings.triggerMinIntervalMs ?? 0 });
+  const trigger = job.data.trigger;
+  // A triggered round captures the pod that crossed first.
+  if (trigger) pods.sort((a, b) => Number(b.name === trigger.pod) - Number(a.name === trigger.pod));
   const previousTargets = latestSeriesByPod(await deps.store.targets(key));
   // A container that restarted since the last round: its series ends here and becomes an incident's evidence.
   const detectedAt = now();
@@ -206,7 +214,8 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
       ...captureStatus,
       incidents: incidents.map(incidentStatus),
       conditions: conditions ?? [],
-      nextCaptureTime: new Date(at.getTime() + settings.intervalMs).toISOString(),
+      // A triggered round leaves the schedule's next time as it is.
+      ...(trigger ? triggeredStatus(trigger, rounds) : { nextCaptureTime: new Date(at.getTime() + settings.intervalMs).toISOString() }),
     };
     return status;
   });
@@ -225,6 +234,9 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
       const { reason, message } = incidentEvent(incident);
       await deps.probes.event(updated, 'Warning', reason, message);
     }
+    if (trigger && probe.status?.lastTriggeredTime !== trigger.firedTime) {
+      await deps.probes.event(updated, 'Normal', 'MemoryTriggered', triggerEventMessage(trigger, rounds));
+    }
     const changed = failing.filter((failed) => previousTargets.get(failed.pod.uid)?.lastErrorReason !== failed.error?.reason);
     const budget = Math.max(0, ceilings.maxEventsPerRound - 1);
     for (const failed of changed.length > ceilings.maxEventsPerRound ? changed.slice(0, budget) : changed) {
@@ -234,7 +246,7 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
       await deps.probes.event(updated, 'Warning', 'CaptureFailed', `${changed.length - budget} more targets started failing this round; see status.targets (Events per round are capped at ${ceilings.maxEventsPerRound})`);
     }
   }
-  log.info('capture round done', { targets: pods.length, captured, failing: failing.length, verdict: captureStatus.verdict });
+  log.info('capture round done', { targets: pods.length, captured, failing: failing.length, verdict: captureStatus.verdict, ...(trigger ? { triggeredBy: trigger.reason, triggerPod: trigger.pod } : {}) });
   return 'captured';
 }
 
@@ -253,10 +265,11 @@ function describePod(pod: ListedPod, probe: MapLeakProbe): Pod {
     ...(pod.podIP ? { podIP: pod.podIP } : {}),
   };
   if (!container) return { ...base, portError: probe.spec.container ? `pod has no container named "${probe.spec.container}"` : 'pod has no container' };
+  const withLimit = container.memoryLimitBytes !== undefined ? { ...base, memoryLimitBytes: container.memoryLimitBytes } : base;
   const wanted = probe.spec.pprof.port;
-  if (typeof wanted === 'number') return { ...base, port: wanted };
+  if (typeof wanted === 'number') return { ...withLimit, port: wanted };
   const named = container.ports.find((p) => p.name === wanted);
-  return named ? { ...base, port: named.containerPort } : { ...base, portError: `container "${container.name}" has no port named "${wanted}"` };
+  return named ? { ...withLimit, port: named.containerPort } : { ...withLimit, portError: `container "${container.name}" has no port named "${wanted}"` };
 }
 
 /** What every target of one round shares. */

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { isConnectionError, type ConnectionErrorReporter } from '../observability/connection-errors.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
 import { runCaptureRound, type CaptureRoundDeps, type RoundOutcome } from './capture-round.js';
+import type { TriggerWatcher } from './trigger-watch.js';
 
 export interface CaptureWorkerOptions {
   connection: Redis;
@@ -12,6 +13,8 @@ export interface CaptureWorkerOptions {
   metricsSweepMs?: number;
   /** Connection errors go here (logged with backoff, counted) instead of one line each. */
   connectionErrors?: ConnectionErrorReporter;
+  /** Follows the pods of probes with spec.triggers between rounds (closed with the worker). */
+  triggers?: TriggerWatcher;
 }
 
 /**
@@ -33,12 +36,14 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       exported.set(`${namespace}/${name}`, { namespace, name, uid });
       deps.onProbeMetrics?.(namespace, name, uid);
     },
+    ...(options.triggers ? { onTargets: options.triggers.track.bind(options.triggers) } : {}),
   };
   const worker = new Worker<CaptureJobData, RoundOutcome>(
     CAPTURE_QUEUE,
     async (job: Job<CaptureJobData>) => {
       const outcome = await runCaptureRound({ id: job.id ?? `${job.name}-${job.timestamp}`, data: job.data }, roundDeps);
       if (outcome === 'probe-gone') forget(job.data.namespace, job.data.name);
+      if (outcome === 'probe-gone' || outcome === 'suspended') options.triggers?.forget(job.data.namespace, job.data.name);
       return outcome;
     },
     {
@@ -62,7 +67,10 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     })();
   }, options.metricsSweepMs ?? 60_000);
   sweep.unref();
-  worker.on('closed', () => clearInterval(sweep));
+  worker.on('closed', () => {
+    clearInterval(sweep);
+    options.triggers?.close();
+  });
   const reporter = options.connectionErrors;
   // A round fails on a connection error only when the API server is away (Redis calls wait for Redis):
   // with the API server gone every probe's every round would log a line.

@@ -44,6 +44,8 @@ export interface RunPodOptions {
    * there, and the supervisor reports that as reason OOMKilled, exit code 137.
    */
   memoryLimitBytes?: number;
+  /** The container's resources in the pod spec (e.g. a memory limit); kwok does not enforce them. */
+  resources?: k8s.V1ResourceRequirements;
   /** Wait until this port accepts connections on the pod IP (default 6060; null to not wait). */
   waitForPort?: number | null;
   timeoutMs?: number;
@@ -180,7 +182,7 @@ function podManifest(cluster: Cluster, namespace: string, options: RunPodOptions
           // Never pulled: kwok only fakes the container; the program runs on this machine.
           image: 'mapleakprobe.local/process:latest',
           ports: [{ name: 'pprof', containerPort: PPROF_PORT, protocol: 'TCP' }],
-          ...(options.memoryLimitBytes ? { resources: { limits: { memory: String(options.memoryLimitBytes) } } } : {}),
+          ...(options.resources ? { resources: options.resources } : options.memoryLimitBytes ? { resources: { limits: { memory: String(options.memoryLimitBytes) } } } : {}),
         },
       ],
       ...(options.restartPolicy ? { restartPolicy: options.restartPolicy } : {}),

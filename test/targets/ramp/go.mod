@@ -1,0 +1,3 @@
+module mapleakprobe.test/ramp
+
+go 1.26
