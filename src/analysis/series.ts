@@ -334,8 +334,6 @@ function slopeSignificance(series: SampledSeries, seconds: readonly number[], ra
  * explains: one-sided, about 1 in 700 for a site that does not grow.
  */
 const GROWTH_SIGNIFICANCE = 3;
-/** Settled captures a trend needs. */
-const MIN_TREND_CAPTURES = 3;
 
 /**
  * Whether a settled series rises steadily. Maps never shrink, so a map's
@@ -351,10 +349,7 @@ const MIN_TREND_CAPTURES = 3;
 function riseOf(series: SampledSeries, seconds: readonly number[], context: SeriesContext): Rise {
   const values = series.inuse;
   const none: Rise = { rising: false, bytes: 0, tau: 0, perHour: 0 };
-  // Two settled captures are one difference, not a trend: a map built and
-  // dropped, caught mid-build by one cycle and not by the other, passes any
-  // sampling bar.
-  if (values.length < MIN_TREND_CAPTURES) return none;
+  if (values.length < 2) return none;
 
   let envelope = values.map((_, i) => Math.min(...values.slice(i, i + 3)));
   let xs = [...seconds];
