@@ -158,6 +158,8 @@ function dropStale(ordered: readonly TimedSnapshot[]): TimedSnapshot[] {
 interface ElementBytes {
   inuse: number;
   alloc: number;
+  /** In-use objects, for the typical object size of the sampling model. */
+  objects: number;
 }
 
 interface SeriesContext {
@@ -251,18 +253,105 @@ interface Rise {
 export const DEFAULT_MEM_PROFILE_RATE = 512 * 1024;
 
 /**
+ * One series as a heap profile estimates it: in-use bytes, the bytes ever
+ * allocated (a counter, published with the same cycle as the in-use
+ * figures), and in-use objects (for the typical object size; 0 when
+ * unknown), one value per capture.
+ */
+interface SampledSeries {
+  inuse: readonly number[];
+  alloc: readonly number[];
+  objects: readonly number[];
+}
+
+/**
+ * Sampling variance of a heap profile's in-use estimate, per byte, for
+ * objects of `size` bytes sampled every `rate` bytes on average.
+ *
+ * runtime.MemProfileRate samples each allocation of s bytes with
+ * probability p = 1 - exp(-s/R) (mallocgc picks the next sample point from
+ * an exponential distribution of mean R), and runtime/pprof scales a sample
+ * back by 1/p (protomem.go scaleHeapSample). Each object then contributes
+ * s/p with probability p and 0 otherwise: an unbiased estimate whose
+ * variance is s²(1-p)/p, so B bytes of such objects are known to within
+ * B · s(1-p)/p = B · s/(exp(s/R) - 1). That is about B·R for small objects
+ * (s ≪ R: the Poisson count of B/R samples, each worth R) and falls to 0
+ * for objects much larger than R (always sampled), such as a big bucket
+ * array. MemProfileRate 1 records every allocation exactly. With the size
+ * unknown, R (the small-object bound, the largest) is assumed.
+ */
+export function sampledVariancePerByte(size: number, rate: number): number {
+  if (rate <= 1) return 0;
+  if (!(size > 0)) return rate;
+  const x = size / rate;
+  return x > 700 ? 0 : size / Math.expm1(x);
+}
+
+/**
+ * The statistic of a least-squares slope against its standard error under
+ * the sampling model above. Successive estimates are NOT independent: an
+ * object sampled at allocation stays sampled (or not) for its whole life,
+ * so two captures share the sampling error of every object alive at both.
+ * With V(s) the variance per byte, Cov(B̂_j, B̂_k) = V · C_jk, C_jk the bytes
+ * alive at both captures, at least B_k minus what was allocated between
+ * them (A_k - A_j) and at most min(B_j, B_k). The difference of two
+ * captures then has variance V · (2ΔA - ΔB): what was allocated plus what
+ * was freed in between. A steady cache whose values are all replaced is
+ * resampled (large variance); a map whose tables and values stay only adds
+ * the noise of what is new (small variance). Returns +∞ for a rise with no
+ * sampling error at all (every allocation recorded).
+ */
+function slopeSignificance(series: SampledSeries, seconds: readonly number[], rate: number): number {
+  const n = series.inuse.length;
+  if (n < 2) return 0;
+  const meanT = seconds.reduce((a, t) => a + t, 0) / n;
+  const sxx = seconds.reduce((a, t) => a + (t - meanT) ** 2, 0);
+  if (sxx <= 0) return 0;
+  const w = seconds.map((t) => (t - meanT) / sxx);
+  const v = series.inuse.map((b) => Math.max(0, b));
+  const slope = w.reduce((a, wk, k) => a + wk * (v[k] as number), 0);
+  const bytes = v.reduce((a, b) => a + b, 0);
+  const objects = series.objects.reduce((a, o) => a + Math.max(0, o), 0);
+  const perByte = sampledVariancePerByte(objects > 0 ? bytes / objects : 0, rate);
+  let variance = 0;
+  for (let j = 0; j < n; j++) {
+    const vj = v[j] as number;
+    const wj = w[j] as number;
+    variance += wj * wj * vj;
+    for (let k = j + 1; k < n; k++) {
+      const vk = v[k] as number;
+      const allocated = Math.max(0, (series.alloc[k] as number) - (series.alloc[j] as number));
+      const common = Math.min(Math.max(0, vk - allocated), vj, vk);
+      variance += 2 * wj * (w[k] as number) * common;
+    }
+  }
+  variance *= perByte;
+  if (variance <= 0) return slope > 0 ? Number.POSITIVE_INFINITY : 0;
+  return slope / Math.sqrt(variance);
+}
+
+/**
+ * How far (in standard errors) a rise must stand above what sampling alone
+ * explains: one-sided, about 1 in 700 for a site that does not grow.
+ */
+const GROWTH_SIGNIFICANCE = 3;
+
+/**
  * Whether a settled series rises steadily. Maps never shrink, so a map's
  * memory falls only when something it held is freed (an old bucket array
  * after evacuation, overflow buckets after a same-size rehash, a map built
  * and dropped): the trend is taken on a lower envelope (each capture's
  * minimum with the next two), so such short transients never read as
- * growth, and a level counts once two captures hold it. A rise must beat
- * the sampling noise: a site of B bytes sampled every R bytes is estimated
- * within about sqrt(B·R) (a Poisson count of B/R samples, each worth R).
+ * growth, and a level counts once two captures hold it. A rise must be a
+ * trend that sampling cannot explain across the whole window: the slope of
+ * the estimates against its standard error under the sampling model
+ * (slopeSignificance), not a difference of two points.
  */
-function riseOf(values: readonly number[], seconds: readonly number[], context: SeriesContext): Rise {
+function riseOf(series: SampledSeries, seconds: readonly number[], context: SeriesContext): Rise {
+  const values = series.inuse;
   const none: Rise = { rising: false, bytes: 0, tau: 0, perHour: 0 };
   if (values.length < 2) return none;
+
   let envelope = values.map((_, i) => Math.min(...values.slice(i, i + 3)));
   let xs = [...seconds];
   if (envelope.length >= 3) {
@@ -273,9 +362,9 @@ function riseOf(values: readonly number[], seconds: readonly number[], context: 
   const third = Math.max(1, Math.floor(envelope.length / 3));
   const bytes = median(envelope.slice(-third)) - median(envelope.slice(0, third));
   const perHour = linearSlope(xs, envelope) * 3600;
-  const samplingNoise = Math.sqrt(peak * context.memProfileRate);
-  const tau = kendallTau(envelope, Math.max(0.02 * peak, samplingNoise / 2));
-  const rising = bytes >= Math.max(4 * context.floorNoise, 0.05 * peak, samplingNoise) && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
+  const tau = kendallTau(envelope, 0.02 * peak);
+  const significance = slopeSignificance(series, seconds, context.memProfileRate);
+  const rising = significance >= GROWTH_SIGNIFICANCE && bytes >= 0.05 * peak && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
   return { rising, bytes, tau, perHour };
 }
 
@@ -303,21 +392,25 @@ function elementBytes(context: SeriesContext, index: number, usage: SiteUsage | 
     : [get(`s\t${owner}`), get(`c\t${owner}`)];
   const twice = caller ? [get(`p\t${owner}\t${caller}`), get(`p\t${caller}\t${owner}`)] : [];
   const sum = (key: keyof ElementBytes): number => parts.reduce((a, p) => a + p[key], 0) - twice.reduce((a, p) => a + p[key], 0);
+  const entryBytes = usage?.components.entry ?? 0;
   return {
-    inuse: sum('inuse') + (usage?.components.entry ?? 0),
+    inuse: sum('inuse') + entryBytes,
     alloc: sum('alloc') + (usage?.allocComponents?.entry ?? 0),
+    // Out-of-line keys and values are over 128 bytes each (runtime/map.go maxKeySize, maxElemSize): at most this many.
+    objects: sum('objects') + entryBytes / 128,
   };
 }
 
-const NO_BYTES: ElementBytes = { inuse: 0, alloc: 0 };
+const NO_BYTES: ElementBytes = { inuse: 0, alloc: 0, objects: 0 };
 
 /** Other memory of one capture by site function (`s`), caller function (`c`) and both (`p`). */
 function indexOtherMemory(snapshot: TimedSnapshot): Map<string, ElementBytes> {
   const index = new Map<string, ElementBytes>();
   const add = (key: string, u: SiteUsage): void => {
-    const bytes = index.get(key) ?? { inuse: 0, alloc: 0 };
+    const bytes = index.get(key) ?? { inuse: 0, alloc: 0, objects: 0 };
     bytes.inuse += u.inuseBytes;
     bytes.alloc += u.allocBytes;
+    bytes.objects += u.inuseObjects;
     index.set(key, bytes);
   };
   for (const u of snapshot.usages) {
@@ -355,7 +448,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
   // it allocated meanwhile is building and dropping, whatever its in-use
   // figure does at capture times.
   const keeps = (rise: Rise, allocated: number): boolean => rise.rising && (allocated <= 0 || rise.bytes >= 0.15 * allocated);
-  const inuseRise = riseOf(settledInuse, settledSeconds, context);
+  const inuseRise = riseOf({ inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) }, settledSeconds, context);
   const inuseGrows = keeps(inuseRise, allocDelta);
   let pattern: Pattern;
   let strength: number;
@@ -381,9 +474,24 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
     const entries = component('entry');
     const structure = inuse.map((bytes, i) => bytes - (entries[i] as number));
     const elements = usages.map((u, i) => elementBytes(context, i, u, template));
-    const elementRise = riseOf(settled(elements.map((e) => e.inuse)), settledSeconds, context);
+    const elementRise = riseOf(
+      { inuse: settled(elements.map((e) => e.inuse)), alloc: settled(elements.map((e) => e.alloc)), objects: settled(elements.map((e) => e.objects)) },
+      settledSeconds,
+      context,
+    );
     const elementsAllocated = (elements[points - 1] as ElementBytes).alloc - (elements[from] as ElementBytes).alloc;
-    const elementsGrow = keeps(elementRise, elementsAllocated);
+    // The map with what it holds: one footprint, and more samples to read its trend from than either part alone.
+    const structureAlloc = usages.map((u) => Math.max(0, (u?.allocBytes ?? 0) - (u?.allocComponents?.entry ?? 0)));
+    const structureObjects = usages.map((u, i) => Math.max(0, (u?.inuseObjects ?? 0) - (entries[i] as number) / 128));
+    const footprint: SampledSeries = {
+      inuse: settled(structure.map((b, i) => b + (elements[i] as ElementBytes).inuse)),
+      alloc: settled(structureAlloc.map((a, i) => a + (elements[i] as ElementBytes).alloc)),
+      objects: settled(structureObjects.map((o, i) => o + (elements[i] as ElementBytes).objects)),
+    };
+    const footprintRise = riseOf(footprint, settledSeconds, context);
+    const elementsGrow =
+      keeps(elementRise, elementsAllocated) ||
+      keeps(footprintRise, Math.max(0, (footprint.alloc[footprint.alloc.length - 1] as number) - (footprint.alloc[0] as number)));
     const mapImplOfSite = template.mapImpl !== 'unknown' ? template.mapImpl : (snapshots[points - 1] as TimedSnapshot).mapImpl;
     // A classic map under insert/delete churn gains overflow buckets until a
     // same-size rehash (runtime/map.go tooManyOverflowBuckets: about one per
@@ -396,7 +504,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
     const overflowChurns =
       mapImplOfSite === 'classic' &&
       overflowAllocated >= Math.max(4 * context.floorNoise, 2 * Math.sqrt(overflowAllocated * context.memProfileRate)) &&
-      !riseOf(settled(component('buckets')), settledSeconds, context).rising;
+      !riseOf({ inuse: settled(component('buckets')), alloc: settled(usages.map((u) => u?.allocComponents?.buckets ?? 0)), objects: [] }, settledSeconds, context).rising;
 
     const structureLast = structure[points - 1] as number;
     const structureMax = Math.max(...settled(structure));

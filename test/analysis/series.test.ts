@@ -18,6 +18,8 @@ interface UsageSpec {
   components?: Partial<Record<MapComponent, number>>;
   impl?: MapImpl;
   caller?: { fn: string; line: number };
+  /** In-use objects (the sampling model reads the typical object size from it); default unknown (0). */
+  objects?: number;
 }
 
 /** A capture at `minute` minutes, built from per-site values (bytes). */
@@ -33,7 +35,7 @@ function snapshot(minute: number, specs: UsageSpec[]): TimedSnapshot {
       mapImpl: s.kind === 'map' ? (s.impl ?? 'swiss') : 'unknown',
       inuseBytes: s.inuse,
       allocBytes: s.alloc,
-      inuseObjects: 0,
+      inuseObjects: s.objects ?? 0,
       allocObjects: 0,
       components: s.kind === 'map' ? (s.components ?? { groups: s.inuse - (s.entryBytes ?? 0), entry: s.entryBytes ?? 0 }) : {},
       allocComponents: s.kind === 'map' ? { entry: s.entryAlloc ?? 0, ...(s.overflowAlloc !== undefined ? { overflow: s.overflowAlloc } : {}) } : {},
@@ -73,7 +75,9 @@ describe('series analysis', () => {
 
   test("a classic map's growth sawtooth (old and new arrays live while evacuating) is still growing", () => {
     const mib = [2.3, 4.5, 13.5, 9, 9, 28.1, 18.1, 18.1]; // measured on a Go 1.19 map filled by json.Unmarshal
-    const result = analyzeSeries(series(mib.length, (i) => [{ fn: 'main.ingest', line: 50, kind: 'map', inuse: mib[i]! * MiB, alloc: (3 + 5 * i) * MiB }]));
+    // One or two bucket arrays of megabytes: objects far above the sampling rate are always sampled.
+    const arrays = [1, 1, 2, 1, 1, 2, 1, 1];
+    const result = analyzeSeries(series(mib.length, (i) => [{ fn: 'main.ingest', line: 50, kind: 'map', inuse: mib[i]! * MiB, alloc: (3 + 5 * i) * MiB, objects: arrays[i]! }]));
     assert.equal(result.findings[0]?.pattern, 'growing');
   });
 
@@ -268,7 +272,8 @@ describe('series analysis', () => {
   });
 
   test('captures are ordered by their own time, and repeats (no GC in between) are set aside', () => {
-    const snaps = series(4, (i) => [{ fn: 'main.put', line: 10, kind: 'map', inuse: (10 + 10 * i) * MiB, alloc: (20 + 20 * i) * MiB }]);
+    // Tables of 2 MiB each: always sampled, so two settled captures are enough to see the rise.
+    const snaps = series(4, (i) => [{ fn: 'main.put', line: 10, kind: 'map', inuse: (10 + 10 * i) * MiB, alloc: (20 + 20 * i) * MiB, objects: 5 + 5 * i }]);
     const repeat = { ...snaps[1]!, time: new Date(snaps[1]!.time.getTime() + 30_000) };
     const result = analyzeSeries([snaps[3]!, repeat, snaps[0]!, snaps[2]!, snaps[1]!]);
     assert.equal(result.captures, 5);

@@ -42,14 +42,12 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
     redis = await startRedis();
     queueRedis = new Redis(redis.url, { maxRetriesPerRequest: null });
     queue = new Queue(CAPTURE_QUEUE, { connection: queueRedis });
-    // Sampled 4x denser than the default: these tests are about the operator's verdicts, not sampling
-    // (a steady cache whose values are replaced all the time is resampled every cycle).
-    const dense = ['-memprofilerate', '131072'];
+    // The runtime's default sampling rate (512 KiB), as users run their services: the verdicts model its noise.
     await Promise.all([
-      runPod(cluster, { name: 'leaky-swiss', labels: { app: 'leaky-swiss' }, path: 'test/targets/leaky', args: dense }),
-      runPod(cluster, { name: 'leaky-classic', labels: { app: 'leaky-classic' }, path: 'test/targets/leaky', goVersion: '1.19', args: dense }),
-      runPod(cluster, { name: 'retainer', labels: { app: 'retainer' }, path: 'test/targets/leaky', args: ['-mode', 'retained', ...dense] }),
-      runPod(cluster, { name: 'steady', labels: { app: 'steady' }, path: 'test/targets/leaky', args: ['-mode', 'healthy', ...dense] }),
+      runPod(cluster, { name: 'leaky-swiss', labels: { app: 'leaky-swiss' }, path: 'test/targets/leaky' }),
+      runPod(cluster, { name: 'leaky-classic', labels: { app: 'leaky-classic' }, path: 'test/targets/leaky', goVersion: '1.19' }),
+      runPod(cluster, { name: 'retainer', labels: { app: 'retainer' }, path: 'test/targets/leaky', args: ['-mode', 'retained'] }),
+      runPod(cluster, { name: 'steady', labels: { app: 'steady' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
       runPod(cluster, { name: 'no-pprof', labels: { app: 'no-pprof' }, path: 'test/targets/leaky', args: ['-addr', ':7070', '-mode', 'healthy'], waitForPort: 7070 }),
     ]);
     operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS }));
