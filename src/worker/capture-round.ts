@@ -220,31 +220,36 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     return status;
   });
 
-  if (updated) {
-    deps.metrics.setProbeFindings(namespace, name, captureStatus.verdict ?? 'Unknown', captureStatus.findings ?? []);
-    deps.onProbeMetrics?.(namespace, name, uid);
-    const before = probe.status?.verdict;
-    if (before !== captureStatus.verdict && captureStatus.verdict && captureStatus.verdict !== 'Unknown') {
-      const top = captureStatus.findings?.find((f) => f.kind === 'map');
-      const where = top ? `: ${top.site.function} (${top.site.file.split('/').pop()}:${top.site.line}) ${top.pattern}` : '';
-      await deps.probes.event(updated, captureStatus.verdict === 'Healthy' ? 'Normal' : 'Warning', `Verdict${captureStatus.verdict}`, `Verdict changed from ${before ?? 'none'} to ${captureStatus.verdict}${where}`);
-    }
-    const shown = new Set(incidents.map((i) => i.id));
-    for (const incident of newIncidents.filter((i) => shown.has(i.id))) {
-      const { reason, message } = incidentEvent(incident);
-      await deps.probes.event(updated, 'Warning', reason, message);
-    }
-    if (trigger && probe.status?.lastTriggeredTime !== trigger.firedTime) {
-      await deps.probes.event(updated, 'Normal', 'MemoryTriggered', triggerEventMessage(trigger, rounds));
-    }
-    const changed = failing.filter((failed) => previousTargets.get(failed.pod.uid)?.lastErrorReason !== failed.error?.reason);
-    const budget = Math.max(0, ceilings.maxEventsPerRound - 1);
-    for (const failed of changed.length > ceilings.maxEventsPerRound ? changed.slice(0, budget) : changed) {
-      await deps.probes.event(updated, 'Warning', 'CaptureFailed', `${failed.pod.name}: ${failed.error?.message ?? ''}`);
-    }
-    if (changed.length > ceilings.maxEventsPerRound) {
-      await deps.probes.event(updated, 'Warning', 'CaptureFailed', `${changed.length - budget} more targets started failing this round; see status.targets (Events per round are capped at ${ceilings.maxEventsPerRound})`);
-    }
+  if (!updated || updated.metadata.deletionTimestamp) {
+    // Deleted while this round captured: the controller's clean-up may have
+    // run before the writes above, which would then outlive the probe.
+    await deps.store.forgetProbe(key);
+    log.info('probe deleted during the round; its data forgotten');
+    return 'probe-gone';
+  }
+  deps.metrics.setProbeFindings(namespace, name, captureStatus.verdict ?? 'Unknown', captureStatus.findings ?? []);
+  deps.onProbeMetrics?.(namespace, name, uid);
+  const before = probe.status?.verdict;
+  if (before !== captureStatus.verdict && captureStatus.verdict && captureStatus.verdict !== 'Unknown') {
+    const top = captureStatus.findings?.find((f) => f.kind === 'map');
+    const where = top ? `: ${top.site.function} (${top.site.file.split('/').pop()}:${top.site.line}) ${top.pattern}` : '';
+    await deps.probes.event(updated, captureStatus.verdict === 'Healthy' ? 'Normal' : 'Warning', `Verdict${captureStatus.verdict}`, `Verdict changed from ${before ?? 'none'} to ${captureStatus.verdict}${where}`);
+  }
+  const shown = new Set(incidents.map((i) => i.id));
+  for (const incident of newIncidents.filter((i) => shown.has(i.id))) {
+    const { reason, message } = incidentEvent(incident);
+    await deps.probes.event(updated, 'Warning', reason, message);
+  }
+  if (trigger && probe.status?.lastTriggeredTime !== trigger.firedTime) {
+    await deps.probes.event(updated, 'Normal', 'MemoryTriggered', triggerEventMessage(trigger, rounds));
+  }
+  const changed = failing.filter((failed) => previousTargets.get(failed.pod.uid)?.lastErrorReason !== failed.error?.reason);
+  const budget = Math.max(0, ceilings.maxEventsPerRound - 1);
+  for (const failed of changed.length > ceilings.maxEventsPerRound ? changed.slice(0, budget) : changed) {
+    await deps.probes.event(updated, 'Warning', 'CaptureFailed', `${failed.pod.name}: ${failed.error?.message ?? ''}`);
+  }
+  if (changed.length > ceilings.maxEventsPerRound) {
+    await deps.probes.event(updated, 'Warning', 'CaptureFailed', `${changed.length - budget} more targets started failing this round; see status.targets (Events per round are capped at ${ceilings.maxEventsPerRound})`);
   }
   log.info('capture round done', { targets: pods.length, captured, failing: failing.length, verdict: captureStatus.verdict, ...(trigger ? { triggeredBy: trigger.reason, triggerPod: trigger.pod } : {}) });
   return 'captured';
