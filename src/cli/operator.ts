@@ -13,8 +13,9 @@ import { DEFAULT_CONTROLLER_OPTIONS, ProbeController } from '../controller/contr
 import { DEFAULT_LEASE_TIMING, LeaderElector } from '../controller/leader.js';
 import { jsonLogger, registerSecret } from '../observability/log.js';
 import { OperatorMetrics } from '../observability/metrics.js';
-import { describeRedis, redisConnection } from '../queue/connection.js';
-import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
+import { describeRedis, parseRedisConfig, RedisConfigError, redisConnection, redisTopologyStatus, type RedisConfig } from '../queue/connection.js';
+import { CAPTURE_QUEUE, queuePrefix, type CaptureJobData } from '../queue/names.js';
+import { RedisMetrics, sampleRedisMemory } from '../queue/redis-metrics.js';
 import { AuthMetrics } from '../auth/metrics.js';
 import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer, type ReviewerOptions } from '../auth/reviewer.js';
 import { createApp } from '../server/app.js';
@@ -29,8 +30,8 @@ export type Role = 'all' | 'controller' | 'worker';
 export interface OperatorConfig {
   role: Role;
   kubeconfig?: string;
-  redisUrl: string;
-  redisPassword?: string;
+  /** Standalone, sentinel or cluster, with the passwords from the environment. */
+  redis: RedisConfig;
   port: number;
   concurrency: number;
   targetConcurrency: number;
@@ -78,7 +79,11 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     options: {
       role: { type: 'string', default: env.MAPLEAK_ROLE ?? 'all' },
       kubeconfig: { type: 'string' },
-      'redis-url': { type: 'string', default: env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+      'redis-url': { type: 'string' },
+      'redis-sentinels': { type: 'string' },
+      'redis-sentinel-master': { type: 'string' },
+      'redis-cluster-nodes': { type: 'string' },
+      'redis-tls': { type: 'boolean' },
       port: { type: 'string', default: env.MAPLEAK_PORT ?? '8080' },
       concurrency: { type: 'string', default: env.MAPLEAK_CONCURRENCY ?? '4' },
       'target-concurrency': { type: 'string', default: env.MAPLEAK_TARGET_CONCURRENCY ?? '4' },
@@ -106,11 +111,19 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
   const secretNamespaces = namespaceList(values['kubeconfig-secret-namespaces'], 'kubeconfig-secret-namespaces');
   const credentialNamespaces = namespaceList(values['pprof-credentials-namespaces'], 'pprof-credentials-namespaces');
   if (!['all', 'controller', 'worker'].includes(values.role)) throw new UsageError(`--role must be all, controller or worker, got "${values.role}"`);
+  let redis: RedisConfig;
+  try {
+    redis = parseRedisConfig(
+      { url: values['redis-url'], sentinels: values['redis-sentinels'], sentinelMaster: values['redis-sentinel-master'], clusterNodes: values['redis-cluster-nodes'], tls: values['redis-tls'] },
+      env,
+    );
+  } catch (err) {
+    throw err instanceof RedisConfigError ? new UsageError(err.message) : err;
+  }
   return {
     role: values.role as Role,
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
-    redisUrl: values['redis-url'],
-    ...(env.REDIS_PASSWORD ? { redisPassword: env.REDIS_PASSWORD } : {}),
+    redis,
     port: parseCount(values.port, 'port', 0),
     concurrency: parseCount(values.concurrency, 'concurrency', 1),
     targetConcurrency: parseCount(values['target-concurrency'], 'target-concurrency', 1),
@@ -142,18 +155,28 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
   else kc.loadFromDefault();
   reuseConnections(kc);
-  registerSecret(config.redisPassword);
+  registerSecret(config.redis.password);
+  registerSecret(config.redis.sentinelPassword);
   registerSecret(kc.getCurrentUser()?.token);
   const ceilings: Ceilings = { ...DEFAULT_CEILINGS, ...config.ceilings };
   const metrics = new OperatorMetrics();
   const probes = new ProbeClient(kc);
-  const redis = { url: config.redisUrl, ...(config.redisPassword ? { password: config.redisPassword } : {}) };
+  const redis = config.redis;
+  const prefix = queuePrefix(redis.mode);
+  const redisMetrics = new RedisMetrics(metrics.registry);
   const storeRedis = redisConnection(redis, 'store');
-  storeRedis.on('error', (err) => log.warn('redis error', { error: err.message }));
-  const store = new SeriesStore(storeRedis);
+  storeRedis.on('error', (err: Error) => log.warn('redis error', { error: err.message }));
+  const store = new SeriesStore(storeRedis, undefined, { onCaptureStored: (bytes) => redisMetrics.observeCapture(bytes) });
+  if (redis.mode !== 'cluster') {
+    // Series written before keys had hash tags (a cluster never had such keys).
+    store
+      .adoptLegacyKeys()
+      .then((renamed) => renamed > 0 && log.info('series keys renamed to the hash-tag layout', { renamed }))
+      .catch((err: Error) => log.warn('legacy series keys not renamed', { error: err.message }));
+  }
   const queueConnection = redisConnection(redis, 'worker');
   queueConnection.on('error', () => undefined);
-  const queue = new Queue<CaptureJobData>(CAPTURE_QUEUE, { connection: queueConnection });
+  const queue = new Queue<CaptureJobData>(CAPTURE_QUEUE, { connection: queueConnection, prefix });
   queue.on('error', (err) => log.warn('queue error', { error: err.message }));
 
   let controller: ProbeController | undefined;
@@ -194,7 +217,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
     clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false });
     worker = startCaptureWorker(
-      { connection: workerConnection, concurrency: config.concurrency, ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}) },
+      { connection: workerConnection, prefix, concurrency: config.concurrency, ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}) },
       {
         probes,
         clusters,
@@ -216,6 +239,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ state }, n);
       })
       .catch(() => undefined);
+    sampleRedisMemory(storeRedis, redisMetrics).catch(() => undefined);
   }, 5000);
 
   const httpLog = log.child({ part: 'http' });
@@ -236,13 +260,16 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       if (runsController && (!config.leaderElect || elector?.isLeader)) checks.watches = controller?.synced ?? false;
       return checks;
     },
+    redisStatus: () => redisTopologyStatus(redis, storeRedis),
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.port, () => resolve(s));
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  log.info('operator started', { port, redis: describeRedis(config.redisUrl), role: config.role, leaderElect: config.leaderElect });
+  // The master as resolved needs a connection: wait for it briefly, never for long.
+  await Promise.race([storeRedis.ping().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+  log.info('operator started', { port, redis: describeRedis(redis), redisTopology: redisTopologyStatus(redis, storeRedis), role: config.role, leaderElect: config.leaderElect });
 
   let stopping: Promise<void> | undefined;
   return {

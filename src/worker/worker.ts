@@ -1,10 +1,12 @@
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
 import { runCaptureRound, type CaptureRoundDeps, type RoundOutcome } from './capture-round.js';
 
 export interface CaptureWorkerOptions {
-  connection: Redis;
+  connection: RedisClient;
+  /** BullMQ key prefix (queuePrefix(mode): a hash tag on a Redis Cluster). */
+  prefix?: string;
   /** Probes processed at once by this process. */
   concurrency: number;
   /** How often metric series of deleted probes are looked for (default 60 s). */
@@ -40,6 +42,7 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     },
     {
       connection: options.connection,
+      ...(options.prefix ? { prefix: options.prefix } : {}),
       concurrency: options.concurrency,
       lockDuration: 30_000,
       maxStalledCount: 1,
