@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { JobSchedulerJson, Queue } from 'bullmq';
+import type { JobSchedulerJson, JobType, Queue } from 'bullmq';
 import { durationMs } from '../api/duration.js';
 import type { MapLeakProbe } from '../api/types.js';
 import { CAPTURE_JOB, schedulerId, type CaptureJobData } from './names.js';
@@ -54,10 +54,16 @@ export async function schedulerHasNextJob(queue: Queue<CaptureJobData>, schedule
   return PENDING.has(await queue.getJobState(`repeat:${scheduler.key}:${scheduler.next}`));
 }
 
-/** Ids of schedulers without a next job (see schedulerHasNextJob): the resync sends their probes through reconcile. */
+/**
+ * Ids of schedulers without a next job (see schedulerHasNextJob), for the
+ * resync to send their probes through reconcile: one read of every pending
+ * job id, whatever the number of schedulers. Read the schedulers first: a
+ * next job that ran in between is a false alarm, which reconcile clears.
+ */
 export async function stalledSchedulers(queue: Queue<CaptureJobData>, schedulers: readonly Pick<JobSchedulerJson<CaptureJobData>, 'key' | 'next'>[]): Promise<Set<string>> {
-  const checked = await Promise.all(schedulers.map(async (s) => ({ key: s.key, ok: await schedulerHasNextJob(queue, s) })));
-  return new Set(checked.filter((c) => !c.ok).map((c) => c.key));
+  if (schedulers.length === 0) return new Set();
+  const pending = new Set(await queue.getRanges([...PENDING] as JobType[], 0, -1));
+  return new Set(schedulers.filter((s) => !s.next || !pending.has(`repeat:${s.key}:${s.next}`)).map((s) => s.key));
 }
 
 /** Level-based: creates or updates the scheduler only when it differs from what the probe wants, or lost its next job. */
