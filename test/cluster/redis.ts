@@ -2,10 +2,11 @@
 // temp dirs, no persistence. Settings follow what BullMQ needs in production
 // (noeviction). Also a primary + replica + 3 sentinels, and a Redis Cluster,
 // for the failover tests (test/redis).
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,7 +46,7 @@ export interface RedisNode {
  * noeviction) plus `args`; `sentinelConfig`: run `redis-server <file>
  * --sentinel` with that configuration instead.
  */
-async function launchRedis(options: { timeoutMs?: number; port?: number; args: string[]; sentinelConfig?: string }): Promise<RedisNode> {
+async function launchRedis(options: { timeoutMs?: number; port?: number; args: string[]; sentinelConfig?: string; tls?: TestTls }): Promise<RedisNode> {
   if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing; apt-get install redis-server`);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const dir = mkdtempSync(join(tmpdir(), 'mapleak-redis-'));
@@ -54,15 +55,17 @@ async function launchRedis(options: { timeoutMs?: number; port?: number; args: s
   let argv: string[];
   if (options.sentinelConfig !== undefined) {
     const configFile = join(dir, 'sentinel.conf');
-    writeFileSync(configFile, `bind 127.0.0.1\nport ${port}\ndir ${dir}\nlogfile ${logFile}\ndaemonize no\n${options.sentinelConfig}`);
+    const listen = options.tls ? ['port 0', `tls-port ${port}`, ...tlsSettings(options.tls).map(([name, value]) => `${name} ${value}`), ''].join('\n') : `port ${port}\n`;
+    writeFileSync(configFile, `bind 127.0.0.1\n${listen}dir ${dir}\nlogfile ${logFile}\ndaemonize no\n${options.sentinelConfig}`);
     argv = [configFile, '--sentinel'];
   } else {
-    argv = ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--logfile', logFile, '--daemonize', 'no', ...options.args];
+    const listen = options.tls ? ['--port', '0', '--tls-port', String(port), ...tlsArgs(options.tls)] : ['--port', String(port)];
+    argv = ['--bind', '127.0.0.1', ...listen, '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--logfile', logFile, '--daemonize', 'no', ...options.args];
   }
   const child = spawn(REDIS_SERVER, argv, { stdio: 'ignore' });
   const stop = (): Promise<void> => stopChild(child).then(() => rmSync(dir, { recursive: true, force: true }));
   try {
-    await waitForPong(port, timeoutMs, child);
+    await waitForPong(port, timeoutMs, child, options.tls);
   } catch (error) {
     const detail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
     await stop();
@@ -75,6 +78,39 @@ async function launchRedis(options: { timeoutMs?: number; port?: number; args: s
     await exited;
   };
   return { host: '127.0.0.1', port, dir, kill, stop };
+}
+
+/** A CA and a server certificate for 127.0.0.1 (PEM files), for Redis over TLS in tests. */
+export interface TestTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** Makes a throwaway CA and a certificate for IP 127.0.0.1 signed by it, with openssl, in `dir`. */
+export function makeTestTls(dir: string): TestTls {
+  const file = (name: string): string => join(dir, name);
+  const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=mapleak test CA', '-keyout', file('ca.key'), '-out', file('ca.crt'));
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', file('server.key'), '-out', file('server.csr'));
+  writeFileSync(file('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', file('san.ext'), '-out', file('server.crt'));
+  return { caFile: file('ca.crt'), certFile: file('server.crt'), keyFile: file('server.key') };
+}
+
+/** TLS on every link: clients, replication and the cluster bus; clients need no certificate. */
+function tlsSettings(tls: TestTls): [string, string][] {
+  return [
+    ['tls-cert-file', tls.certFile],
+    ['tls-key-file', tls.keyFile],
+    ['tls-ca-cert-file', tls.caFile],
+    ['tls-auth-clients', 'no'],
+    ['tls-replication', 'yes'],
+  ];
+}
+
+function tlsArgs(tls: TestTls): string[] {
+  return tlsSettings(tls).flatMap(([name, value]) => [`--${name}`, value]);
 }
 
 /** A primary, its replica and three sentinels on loopback, every one with a password. */
@@ -97,7 +133,7 @@ export interface SentinelSet {
  * every sentinel knows the replica and the other two sentinels, so a
  * failover can happen. `downAfterMs` short keeps failover tests short.
  */
-export async function startSentinelSet(options: { masterName?: string; downAfterMs?: number; password?: string; sentinelPassword?: string } = {}): Promise<SentinelSet> {
+export async function startSentinelSet(options: { masterName?: string; downAfterMs?: number; password?: string; sentinelPassword?: string; tls?: TestTls } = {}): Promise<SentinelSet> {
   const masterName = options.masterName ?? 'mapleak';
   const password = options.password ?? `data-${randomBytes(8).toString('hex')}`;
   const sentinelPassword = options.sentinelPassword ?? `sentinel-${randomBytes(8).toString('hex')}`;
@@ -105,9 +141,10 @@ export async function startSentinelSet(options: { masterName?: string; downAfter
   const started: RedisNode[] = [];
   const stopAll = (): Promise<void> => Promise.all(started.map((n) => n.stop())).then(() => undefined);
   try {
-    const primary = await launchRedis({ args: auth });
+    const tls = options.tls;
+    const primary = await launchRedis({ args: auth, ...(tls ? { tls } : {}) });
     started.push(primary);
-    const replica = await launchRedis({ args: [...auth, '--replicaof', '127.0.0.1', String(primary.port)] });
+    const replica = await launchRedis({ args: [...auth, '--replicaof', '127.0.0.1', String(primary.port)], ...(tls ? { tls } : {}) });
     started.push(replica);
     const sentinelConfig = [
       `requirepass ${sentinelPassword}`,
@@ -118,9 +155,10 @@ export async function startSentinelSet(options: { masterName?: string; downAfter
       `sentinel parallel-syncs ${masterName} 1`,
       '',
     ].join('\n');
-    const sentinels = await Promise.all([0, 1, 2].map(() => launchRedis({ args: [], sentinelConfig })));
+    const sentinels = await Promise.all([0, 1, 2].map(() => launchRedis({ args: [], sentinelConfig, ...(tls ? { tls } : {}) })));
     started.push(...sentinels);
-    const clients = sentinels.map((s) => new Redis({ host: s.host, port: s.port, password: sentinelPassword, lazyConnect: true, maxRetriesPerRequest: 1 }));
+    const tlsOption = tls ? { tls: { ca: readFileSync(tls.caFile) } } : {};
+    const clients = sentinels.map((s) => new Redis({ host: s.host, port: s.port, password: sentinelPassword, lazyConnect: true, maxRetriesPerRequest: 1, ...tlsOption }));
     try {
       await waitUntil('the sentinels to see the replica and each other', 30_000, async () => {
         for (const client of clients) {
@@ -134,7 +172,7 @@ export async function startSentinelSet(options: { masterName?: string; downAfter
     }
     const currentMaster = async (): Promise<string> => {
       for (const s of sentinels) {
-        const client = new Redis({ host: s.host, port: s.port, password: sentinelPassword, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+        const client = new Redis({ host: s.host, port: s.port, password: sentinelPassword, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, ...tlsOption });
         try {
           const [host, port] = (await client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)) as [string, string];
           return `${host}:${port}`;
@@ -165,7 +203,8 @@ export interface RedisClusterSet {
 }
 
 /** Starts 2 x `primaries` nodes, joins them with `redis-cli --cluster create` and resolves once every node says cluster_state:ok. */
-export async function startRedisCluster(options: { primaries?: number; nodeTimeoutMs?: number; password?: string } = {}): Promise<RedisClusterSet> {
+export async function startRedisCluster(options: { primaries?: number; nodeTimeoutMs?: number; password?: string; tls?: TestTls } = {}): Promise<RedisClusterSet> {
+  const tls = options.tls;
   const count = (options.primaries ?? 3) * 2;
   const password = options.password ?? `cluster-${randomBytes(8).toString('hex')}`;
   const started: RedisNode[] = [];
@@ -176,15 +215,21 @@ export async function startRedisCluster(options: { primaries?: number; nodeTimeo
         // The cluster bus gets a port of its own (port + 10000 may be above 65535 or taken).
         const busPort = await freeLoopbackPort();
         const node = await launchRedis({
-          args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 1000), '--cluster-port', String(busPort), '--requirepass', password, '--masterauth', password],
+          args: [
+            '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 1000), '--cluster-port', String(busPort),
+            '--requirepass', password, '--masterauth', password, ...(tls ? ['--tls-cluster', 'yes'] : []),
+          ],
+          ...(tls ? { tls } : {}),
         });
         started.push(node);
         return node;
       }),
     );
     const addresses = nodes.map((n) => `${n.host}:${n.port}`);
-    await execFileAsync(REDIS_CLI, ['--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], { env: { ...process.env, REDISCLI_AUTH: password }, timeout: 60_000 });
-    const clientOf = (n: RedisNode): Redis => new Redis({ host: n.host, port: n.port, password, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    const cliTls = tls ? ['--tls', '--cacert', tls.caFile] : [];
+    await execFileAsync(REDIS_CLI, [...cliTls, '--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], { env: { ...process.env, REDISCLI_AUTH: password }, timeout: 60_000 });
+    const tlsOption = tls ? { tls: { ca: readFileSync(tls.caFile) } } : {};
+    const clientOf = (n: RedisNode): Redis => new Redis({ host: n.host, port: n.port, password, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, ...tlsOption });
     await waitUntil('every cluster node to say cluster_state:ok and every replica to be in sync', 60_000, async () => {
       for (const n of nodes) {
         const client = clientOf(n);
@@ -258,22 +303,22 @@ export function freeLoopbackPort(): Promise<number> {
   });
 }
 
-async function waitForPong(port: number, timeoutMs: number, child: ChildProcess): Promise<void> {
+async function waitForPong(port: number, timeoutMs: number, child: ChildProcess, tls?: TestTls): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
-    if (await ping(port)) return;
+    if (await ping(port, tls)) return;
     await sleep(50);
   }
   throw new Error(`redis-server did not answer PING on 127.0.0.1:${port} within ${timeoutMs / 1000}s`);
 }
 
-function ping(port: number): Promise<boolean> {
+function ping(port: number, tls?: TestTls): Promise<boolean> {
   return new Promise((resolvePing) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = tls ? tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(tls.caFile) }) : connect({ host: '127.0.0.1', port });
     let reply = '';
     socket.setTimeout(500);
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on(tls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
     socket.on('data', (data) => {
       reply += data.toString('utf8');
       if (reply.includes('\r\n')) {
