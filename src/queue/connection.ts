@@ -134,9 +134,12 @@ export function redisConnection(config: RedisConfig, role: ConnectionRole): Redi
         lazyConnect: false,
         enableOfflineQueue: role !== 'producer',
         clusterRetryStrategy: retryStrategy,
-        // A failover moves slots: wait a little for the new primary before retrying MOVED/CLUSTERDOWN.
+        // A failover moves slots: wait a little for the new primary before retrying MOVED/CLUSTERDOWN,
+        // and long enough (100 x 300 ms) to ride out cluster-node-timeout (15 s by default) plus the
+        // election, so a failover delays commands instead of failing them inside BullMQ.
         retryDelayOnFailover: 200,
         retryDelayOnClusterDown: 300,
+        maxRedirections: 100,
         redisOptions: { ...perRequest, ...(config.tls ? { tls: {} } : {}) },
         // TLS certificates name hosts, not the IPs the cluster announces: keep the names.
         ...(config.tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),

@@ -45,6 +45,9 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       ...(options.prefix ? { prefix: options.prefix } : {}),
       concurrency: options.concurrency,
       lockDuration: 30_000,
+      // After a Redis error (a failover) BullMQ waits this long before fetching again; its 15 s
+      // default would cost rounds long after the new primary is up.
+      runRetryDelay: 1000,
       maxStalledCount: 1,
       stalledInterval: 15_000,
     },
