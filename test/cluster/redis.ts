@@ -199,6 +199,8 @@ export interface RedisClusterSet {
   password: string;
   /** The current primaries (host:port) and the slot ranges each serves. */
   primaries(): Promise<{ address: string; node: RedisNode; slots: [number, number][] }[]>;
+  /** A manual failover (CLUSTER FAILOVER on the primary's replica); resolves once the replica is primary. Returns its address. */
+  failover(primary: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -262,7 +264,23 @@ export async function startRedisCluster(options: { primaries?: number; nodeTimeo
       }
       throw new Error('no cluster node answers');
     };
-    return { nodes, seeds: addresses.join(','), password, primaries: primariesNow, stop: stopAll };
+    const failover = async (primary: string): Promise<string> => {
+      const port = primary.split(':').pop();
+      for (const n of nodes) {
+        const client = clientOf(n);
+        try {
+          const replication = await client.info('replication').catch(() => '');
+          if (!replication.includes('role:slave') || !replication.includes(`master_port:${port}\r`)) continue;
+          await client.call('CLUSTER', 'FAILOVER');
+          await waitUntil(`${n.host}:${n.port} to take over from ${primary}`, 30_000, async () => (await client.info('replication')).includes('role:master'));
+          return `${n.host}:${n.port}`;
+        } finally {
+          client.disconnect();
+        }
+      }
+      throw new Error(`${primary} has no replica`);
+    };
+    return { nodes, seeds: addresses.join(','), password, primaries: primariesNow, failover, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;
