@@ -55,6 +55,10 @@ Flags:
   --role all|controller|worker  MAPLEAK_ROLE (default all)
   --kubeconfig FILE             KUBECONFIG (default ~/.kube/config, then in-cluster)
   --redis-url URL               REDIS_URL (default redis://127.0.0.1:6379); password in REDIS_PASSWORD
+  --redis-sentinels H:P,...     REDIS_SENTINELS: Redis Sentinel instead, with --redis-sentinel-master NAME
+                                (REDIS_SENTINEL_MASTER); sentinels' password in REDIS_SENTINEL_PASSWORD
+  --redis-cluster-nodes H:P,... REDIS_CLUSTER_NODES: Redis Cluster seed nodes instead
+  --redis-tls                   REDIS_TLS=true: TLS to sentinels/master or cluster nodes (standalone: rediss://)
   --port N                      MAPLEAK_PORT (default 8080; 0: any free port)
   --concurrency N               MAPLEAK_CONCURRENCY: probes a worker captures at once (default 4)
   --target-concurrency N        MAPLEAK_TARGET_CONCURRENCY: pods at once per probe (default 4)

@@ -14,8 +14,9 @@ import { DEFAULT_LEASE_TIMING, LeaderElector } from '../controller/leader.js';
 import { ConnectionErrorReporter, errorText, isConnectionError } from '../observability/connection-errors.js';
 import { jsonLogger, registerSecret, type Logger } from '../observability/log.js';
 import { OperatorMetrics } from '../observability/metrics.js';
-import { describeRedis, redisConnection } from '../queue/connection.js';
-import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
+import { describeRedis, parseRedisConfig, RedisConfigError, redisConnection, redisTopologyStatus, type RedisConfig } from '../queue/connection.js';
+import { CAPTURE_QUEUE, queuePrefix, type CaptureJobData } from '../queue/names.js';
+import { RedisMetrics, sampleRedisMemory } from '../queue/redis-metrics.js';
 import { AuthMetrics } from '../auth/metrics.js';
 import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer, type ReviewerOptions } from '../auth/reviewer.js';
 import { createApp } from '../server/app.js';
@@ -31,8 +32,8 @@ export type Role = 'all' | 'controller' | 'worker';
 export interface OperatorConfig {
   role: Role;
   kubeconfig?: string;
-  redisUrl: string;
-  redisPassword?: string;
+  /** Standalone, sentinel or cluster, with the passwords from the environment. */
+  redis: RedisConfig;
   port: number;
   concurrency: number;
   targetConcurrency: number;
@@ -96,7 +97,11 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     options: {
       role: { type: 'string', default: env.MAPLEAK_ROLE ?? 'all' },
       kubeconfig: { type: 'string' },
-      'redis-url': { type: 'string', default: env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+      'redis-url': { type: 'string' },
+      'redis-sentinels': { type: 'string' },
+      'redis-sentinel-master': { type: 'string' },
+      'redis-cluster-nodes': { type: 'string' },
+      'redis-tls': { type: 'boolean' },
       port: { type: 'string', default: env.MAPLEAK_PORT ?? '8080' },
       concurrency: { type: 'string', default: env.MAPLEAK_CONCURRENCY ?? '4' },
       'target-concurrency': { type: 'string', default: env.MAPLEAK_TARGET_CONCURRENCY ?? '4' },
@@ -125,11 +130,19 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
   const secretNamespaces = namespaceList(values['kubeconfig-secret-namespaces'], 'kubeconfig-secret-namespaces');
   const credentialNamespaces = namespaceList(values['pprof-credentials-namespaces'], 'pprof-credentials-namespaces');
   if (!['all', 'controller', 'worker'].includes(values.role)) throw new UsageError(`--role must be all, controller or worker, got "${values.role}"`);
+  let redis: RedisConfig;
+  try {
+    redis = parseRedisConfig(
+      { url: values['redis-url'], sentinels: values['redis-sentinels'], sentinelMaster: values['redis-sentinel-master'], clusterNodes: values['redis-cluster-nodes'], tls: values['redis-tls'] },
+      env,
+    );
+  } catch (err) {
+    throw err instanceof RedisConfigError ? new UsageError(err.message) : err;
+  }
   return {
     role: values.role as Role,
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
-    redisUrl: values['redis-url'],
-    ...(env.REDIS_PASSWORD ? { redisPassword: env.REDIS_PASSWORD } : {}),
+    redis,
     port: parseCount(values.port, 'port', 0),
     concurrency: parseCount(values.concurrency, 'concurrency', 1),
     targetConcurrency: parseCount(values['target-concurrency'], 'target-concurrency', 1),
@@ -171,22 +184,32 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
   else kc.loadFromDefault();
   reuseConnections(kc);
-  registerSecret(config.redisPassword);
+  registerSecret(config.redis.password);
+  registerSecret(config.redis.sentinelPassword);
   registerSecret(kc.getCurrentUser()?.token);
   const ceilings: Ceilings = { ...DEFAULT_CEILINGS, ...config.ceilings };
   const metrics = new OperatorMetrics();
   // Every client retries on its own: their errors are logged with backoff, per dependency.
   const connectionErrors = new ConnectionErrorReporter(log.child({ part: 'connections' }), metrics);
   const probes = new ProbeClient(kc);
-  const redis = { url: config.redisUrl, ...(config.redisPassword ? { password: config.redisPassword } : {}) };
+  const redis = config.redis;
+  const prefix = queuePrefix(redis.mode);
+  const redisMetrics = new RedisMetrics(metrics.registry);
   const storeRedis = redisConnection(redis, 'store');
   watchRedis(storeRedis, 'store', connectionErrors, log);
-  const store = new SeriesStore(storeRedis);
+  const store = new SeriesStore(storeRedis, undefined, { onCaptureStored: (bytes) => redisMetrics.observeCapture(bytes) });
+  if (redis.mode !== 'cluster') {
+    // Series written before keys had hash tags (a cluster never had such keys).
+    store
+      .adoptLegacyKeys()
+      .then((renamed) => renamed > 0 && log.info('series keys renamed to the hash-tag layout', { renamed }))
+      .catch((err: Error) => log.warn('legacy series keys not renamed', { error: err.message }));
+  }
   const queueConnection = redisConnection(redis, 'worker');
   // The queue re-emits its connection's errors: reported once, from the queue.
   queueConnection.on('error', () => undefined);
   queueConnection.on('ready', () => connectionErrors.success('redis', 'queue'));
-  const queue = new Queue<CaptureJobData>(CAPTURE_QUEUE, { connection: queueConnection });
+  const queue = new Queue<CaptureJobData>(CAPTURE_QUEUE, { connection: queueConnection, prefix });
   queue.on('error', (err) => (isConnectionError(err) ? connectionErrors.failure('redis', 'queue', err) : log.warn('queue error', { error: errorText(err) })));
 
   let controller: ProbeController | undefined;
@@ -229,6 +252,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     worker = startCaptureWorker(
       {
         connection: workerConnection,
+        prefix,
         concurrency: config.concurrency,
         connectionErrors,
         ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}),
@@ -262,6 +286,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ state }, n);
       })
       .catch(() => undefined);
+    sampleRedisMemory(storeRedis, redisMetrics).catch(() => undefined);
   }, 5000);
 
   const httpLog = log.child({ part: 'http' });
@@ -282,13 +307,16 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
       if (runsController && (!config.leaderElect || elector?.isLeader)) checks.watches = controller?.synced ?? false;
       return checks;
     },
+    redisStatus: () => redisTopologyStatus(redis, storeRedis),
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.port, () => resolve(s));
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  log.info('operator started', { port, redis: describeRedis(config.redisUrl), role: config.role, leaderElect: config.leaderElect });
+  // The master as resolved needs a connection: wait for it briefly, never for long.
+  await Promise.race([storeRedis.ping().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+  log.info('operator started', { port, redis: describeRedis(redis), redisTopology: redisTopologyStatus(redis, storeRedis), role: config.role, leaderElect: config.leaderElect });
 
   const shutdownTimeoutMs = config.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   /** Everything that holds a socket or a thread, closed at once: the last step of a stop, graceful or not. */

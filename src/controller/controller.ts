@@ -7,7 +7,7 @@ import type { ConnectionErrorReporter } from '../observability/connection-errors
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { CAPTURE_JOB, type CaptureJobData } from '../queue/names.js';
-import { desiredScheduler, removeScheduler, schedulerMatches } from '../queue/schedulers.js';
+import { desiredScheduler, removeScheduler, schedulerMatches, stalledSchedulers } from '../queue/schedulers.js';
 import type { SeriesStore } from '../store/series-store.js';
 import { reconcileProbe } from './reconciler.js';
 import { SupervisedInformer, type ObjectChange, type RawObject, type SupervisedInformerOptions } from './supervised-informer.js';
@@ -155,9 +155,11 @@ export class ProbeController {
         const id = scheduler.key ?? scheduler.id;
         if (id) schedulers.set(id, scheduler);
       }
+      // A failover may have lost a scheduler's next job: such a probe is not settled either.
+      const stalled = await stalledSchedulers(this.deps.queue, [...schedulers.values()]);
       for (const probe of this.probes.list()) {
         const key = probeKey(probe);
-        if (!this.settled(probe, schedulers.get(key))) this.work.add(key);
+        if (stalled.has(key) || !this.settled(probe, schedulers.get(key))) this.work.add(key);
       }
       // The cache is only a full picture once listed; an orphan is confirmed with the API server before it goes.
       if (!this.probes.synced) return;

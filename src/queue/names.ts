@@ -24,3 +24,13 @@ export type TriggerJobData = Omit<TriggerStatus, 'captureTime'> & {
 export function schedulerId(probe: Pick<MapLeakProbe, 'metadata'>): string {
   return `${probe.metadata.namespace}/${probe.metadata.name}`;
 }
+
+/**
+ * BullMQ's key prefix. Its Lua scripts touch several keys of a queue at
+ * once, so on a Redis Cluster they must share one hash slot: the `{...}`
+ * hash tag does that. Standalone and sentinel keep BullMQ's default, so an
+ * existing Redis keeps its schedulers on upgrade.
+ */
+export function queuePrefix(mode: 'standalone' | 'sentinel' | 'cluster'): string {
+  return mode === 'cluster' ? '{mapleak}' : 'bull';
+}

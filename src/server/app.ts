@@ -3,6 +3,7 @@ import type { ProbeClient } from '../api/client.js';
 import { GROUP, PLURAL } from '../api/types.js';
 import { analyzeSeries } from '../analysis/series.js';
 import type { AccessAttributes } from '../auth/reviewer.js';
+import type { RedisTopologyStatus } from '../queue/connection.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import type { SeriesStore } from '../store/series-store.js';
 import { loadReportAssets } from '../report/assets.js';
@@ -15,6 +16,8 @@ export interface ServerDeps {
   probes: ProbeClient;
   /** Each readiness check: name → ok? (watches synced, Redis reachable...) */
   readiness: () => Promise<Record<string, boolean>>;
+  /** Redis mode and the master (or cluster primaries) talked to, without credentials. */
+  redisStatus?: () => RedisTopologyStatus;
   /** Who may read what: every route but /healthz and /readyz goes through it. */
   auth: AuthContext;
 }
@@ -49,7 +52,7 @@ export function createApp(deps: ServerDeps): Express {
   app.get('/readyz', async (_req, res) => {
     const checks = await deps.readiness().catch(() => ({ readiness: false }));
     const ready = Object.values(checks).every(Boolean);
-    res.status(ready ? 200 : 503).json({ ready, checks });
+    res.status(ready ? 200 : 503).json({ ready, checks, ...(deps.redisStatus ? { redis: deps.redisStatus() } : {}) });
   });
 
   // Everything below needs a token the API server accepts, including paths that do not exist.

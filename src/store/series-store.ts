@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
+import { primaries } from '../queue/connection.js';
 import type { AttributedSnapshot, SiteUsage } from '../analysis/attribute.js';
 import type { GcCycle } from '../analysis/gctrace.js';
 import type { MapImpl } from '../analysis/frames.js';
@@ -44,6 +45,17 @@ export interface StoredIncident extends IncidentStatus {
   captures: CaptureRef[];
 }
 
+/** What one stored capture took, in bytes of the values written (keys and Redis' own overhead not counted). */
+export interface StoredCaptureBytes {
+  summary: number;
+  profile: number;
+}
+
+export interface SeriesStoreOptions {
+  /** Told the size of every capture written (for /metrics). */
+  onCaptureStored?: (bytes: StoredCaptureBytes) => void;
+}
+
 /** Usages smaller than this in both in-use and allocated bytes are not kept: they never reach a finding. */
 const KEEP_USAGE_BYTES = 64 * 1024;
 
@@ -51,15 +63,21 @@ const KEEP_USAGE_BYTES = 64 * 1024;
  * Each target's bounded series of captures, its gctrace cycles and its
  * last state, per probe. Writes are idempotent by capture id, so a retried
  * job never duplicates a capture.
+ *
+ * Key layout: `<prefix>:{<namespace>/<name>}:<part>...`. The braces are a
+ * Redis Cluster hash tag: every key of one probe is in one hash slot, so
+ * the MULTI blocks below stay valid on a cluster, and probes spread over
+ * the cluster's primaries.
  */
 export class SeriesStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix = 'mlp',
+    private readonly options: SeriesStoreOptions = {},
   ) {}
 
   private key(probe: string, ...parts: string[]): string {
-    return [this.prefix, probe, ...parts].join(':');
+    return [this.prefix, `{${probe}}`, ...parts].join(':');
   }
 
   async addCapture(
@@ -79,13 +97,15 @@ export class SeriesStore {
       allocBytesByFunction: Object.fromEntries(capture.snapshot.allocBytesByFunction),
       ...(capture.snapshot.memProfileRate ? { memProfileRate: capture.snapshot.memProfileRate } : {}),
     };
+    const summary = JSON.stringify(stored);
     await this.redis
       .multi()
-      .set(this.key(probe, 'c', capture.id), JSON.stringify(stored), 'EX', ttlSeconds)
+      .set(this.key(probe, 'c', capture.id), summary, 'EX', ttlSeconds)
       .set(this.key(probe, 'p', capture.id), capture.proto, 'EX', ttlSeconds)
       .zadd(series, capture.snapshot.time.getTime(), capture.id)
       .expire(series, ttlSeconds)
       .exec();
+    this.options.onCaptureStored?.({ summary: Buffer.byteLength(summary), profile: capture.proto.length });
     // Captures that fell out of the window go at once, profiles included.
     const expired = await this.redis.zrange(series, '0', String(-(window + 1)));
     if (expired.length > 0) {
@@ -235,15 +255,54 @@ export class SeriesStore {
     return this.redis.ttl(this.key(probe, 'p', captureId));
   }
 
-  /** Everything kept for a probe (on delete). */
+  /**
+   * Everything kept for a probe (on delete): a SCAN of every primary (on a
+   * cluster the probe's slot lives on one of them), so keys written by any
+   * part of the operator go too, whatever their name after the probe's tag.
+   */
   async forgetProbe(probe: string): Promise<number> {
-    let cursor = '0';
+    const pattern = `${this.prefix}:{${globEscape(probe)}}:*`;
     let deleted = 0;
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:${probe}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) deleted += await this.redis.del(...keys);
-    } while (cursor !== '0');
+    for (const node of primaries(this.redis)) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+        cursor = next;
+        // All in one slot: one DEL is valid on a cluster too.
+        if (keys.length > 0) deleted += await node.del(...keys);
+      } while (cursor !== '0');
+    }
     return deleted;
   }
+
+  /**
+   * Renames keys of the layout before hash tags (`<prefix>:<ns>/<name>:...`)
+   * to the current one, TTLs kept, so an upgraded operator keeps each
+   * probe's series. Idempotent (RENAMENX); a key that is already gone or
+   * already renamed is skipped.
+   */
+  async adoptLegacyKeys(): Promise<number> {
+    let renamed = 0;
+    for (const node of primaries(this.redis)) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${this.prefix}:*/*:*`, 'COUNT', 500);
+        cursor = next;
+        for (const key of keys) {
+          const rest = key.slice(this.prefix.length + 1);
+          const end = rest.indexOf(':');
+          const probe = rest.slice(0, end);
+          if (probe.startsWith('{') || end <= 0) continue;
+          const done = await node.renamenx(key, `${this.prefix}:{${probe}}${rest.slice(end)}`).catch(() => 0);
+          renamed += done;
+        }
+      } while (cursor !== '0');
+    }
+    return renamed;
+  }
+}
+
+/** Kubernetes names hold no glob characters; escape anyway so a pattern can only ever match one probe. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\\\]]/g, (c) => `\\${c}`);
 }

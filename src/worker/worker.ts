@@ -1,12 +1,14 @@
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import { isConnectionError, type ConnectionErrorReporter } from '../observability/connection-errors.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
 import { runCaptureRound, type CaptureRoundDeps, type RoundOutcome } from './capture-round.js';
 import type { TriggerWatcher } from './trigger-watch.js';
 
 export interface CaptureWorkerOptions {
-  connection: Redis;
+  connection: RedisClient;
+  /** BullMQ key prefix (queuePrefix(mode): a hash tag on a Redis Cluster). */
+  prefix?: string;
   /** Probes processed at once by this process. */
   concurrency: number;
   /** How often metric series of deleted probes are looked for (default 60 s). */
@@ -48,8 +50,12 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     },
     {
       connection: options.connection,
+      ...(options.prefix ? { prefix: options.prefix } : {}),
       concurrency: options.concurrency,
       lockDuration: 30_000,
+      // After a Redis error (a failover) BullMQ waits this long before fetching again; its 15 s
+      // default would cost rounds long after the new primary is up.
+      runRetryDelay: 1000,
       maxStalledCount: 1,
       stalledInterval: 15_000,
     },

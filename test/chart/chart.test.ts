@@ -31,6 +31,15 @@ const DRY_RUN_NAMESPACE = 'chart-dry-run';
 const ALL_FEATURES = repoPath('test', 'chart', 'fixtures', 'all-features.yaml');
 const KUBE_VERSION = /^KUBERNETES_VERSION=(\S+)$/m.exec(readFileSync(repoPath('test', 'cluster', 'go', 'versions.env'), 'utf8'))?.[1] ?? '1.36.0';
 const run = promisify(execFile);
+const SENTINEL_VALUES = [
+  'redis.mode=external',
+  'redis.external.sentinel.masterName=mymaster',
+  'redis.external.sentinel.addresses={sentinel-0.redis:26379,sentinel-1.redis:26379,sentinel-2.redis:26379}',
+  'redis.external.sentinel.auth.existingSecret=sentinel-auth',
+  'redis.external.existingSecret=redis-auth',
+  'redis.external.tls.enabled=true',
+  'networkPolicy.externalRedis.extraPorts={26379}',
+].join(',');
 
 type Obj = k8s.KubernetesObject & Record<string, unknown>;
 interface PolicyRule {
@@ -262,7 +271,13 @@ describe('chart: static checks', () => {
     const badMode = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=sentinel'], { allowFailure: true });
     assert.notEqual(badMode.code, 0, 'redis.mode must be bundled or external');
     const noUrl = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external'], { allowFailure: true });
-    assert.notEqual(noUrl.code, 0, 'external Redis needs redis.external.url');
+    assert.match(noUrl.stderr, /redis.mode external needs exactly one of redis.external.url, redis.external.sentinel.addresses or redis.external.cluster.nodes \(set: none\)/);
+    const two = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.url=redis://r:6379,redis.external.cluster.nodes={n:7000}'], { allowFailure: true });
+    assert.match(two.stderr, /exactly one of .* \(set: url, cluster\)/);
+    const noMaster = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.sentinel.addresses={s:26379}'], { allowFailure: true });
+    assert.match(noMaster.stderr, /redis.external.sentinel.addresses needs redis.external.sentinel.masterName/);
+    const badNode = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.cluster.nodes={no-port}'], { allowFailure: true });
+    assert.notEqual(badNode.code, 0, 'cluster nodes are host:port');
     const noLeader = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'controller.leaderElection.enabled=false'], { allowFailure: true });
     assert.match(noLeader.stderr, /needs controller.replicas=1/);
   });
@@ -450,6 +465,47 @@ describe('chart: static checks', () => {
     assert.ok(!envOf(find(noPassword, 'Deployment', 'mapleakprobe-controller')).has('REDIS_PASSWORD'));
   });
 
+  test('Redis Sentinel and Redis Cluster: the operator gets the addresses, the mode is the one the operator parses, passwords come from Secrets', async () => {
+    const sentinel = await template(['--set', SENTINEL_VALUES]);
+    assert.ok(!sentinel.some((o) => o.kind === 'StatefulSet'), 'no bundled Redis');
+    for (const name of ['mapleakprobe-controller', 'mapleakprobe-worker']) {
+      const env = envOf(find(sentinel, 'Deployment', name));
+      assert.equal(env.has('REDIS_URL'), false);
+      assert.equal(env.get('REDIS_SENTINELS')?.value, 'sentinel-0.redis:26379,sentinel-1.redis:26379,sentinel-2.redis:26379');
+      assert.equal(env.get('REDIS_SENTINEL_MASTER')?.value, 'mymaster');
+      assert.equal(env.get('REDIS_TLS')?.value, 'true');
+      assert.deepEqual(env.get('REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'redis-auth', key: 'redis-password' });
+      assert.deepEqual(env.get('REDIS_SENTINEL_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'sentinel-auth', key: 'sentinel-password' });
+      const parsed = operatorConfig([], { REDIS_SENTINELS: env.get('REDIS_SENTINELS')?.value, REDIS_SENTINEL_MASTER: env.get('REDIS_SENTINEL_MASTER')?.value, REDIS_TLS: env.get('REDIS_TLS')?.value });
+      assert.equal(parsed.redis.mode, 'sentinel');
+    }
+    const policy = find(sentinel, 'NetworkPolicy', 'mapleakprobe') as unknown as k8s.V1NetworkPolicy;
+    const redisPorts = policy.spec?.egress?.map((rule) => (rule.ports ?? []).map((p) => p.port)).find((ports) => ports.includes(6379));
+    assert.deepEqual(redisPorts, [6379, 26379], 'egress to the sentinels too');
+
+    const cluster = await template(['--set', 'redis.mode=external,redis.external.cluster.nodes={redis-0.redis:6379,redis-1.redis:6379},redis.external.existingSecret=redis-auth']);
+    const env = envOf(find(cluster, 'Deployment', 'mapleakprobe-worker'));
+    assert.equal(env.get('REDIS_CLUSTER_NODES')?.value, 'redis-0.redis:6379,redis-1.redis:6379');
+    assert.equal(env.has('REDIS_URL') || env.has('REDIS_SENTINELS') || env.has('REDIS_TLS') || env.has('REDIS_SENTINEL_PASSWORD'), false);
+    assert.equal(operatorConfig([], { REDIS_CLUSTER_NODES: env.get('REDIS_CLUSTER_NODES')?.value }).redis.mode, 'cluster');
+  });
+
+  test('bundled Redis: maxmemory with noeviction by default, and an alert before it is full', async () => {
+    const defaults = await template();
+    const args = (find(defaults, 'StatefulSet', 'mapleakprobe-redis') as unknown as k8s.V1StatefulSet).spec?.template.spec?.containers[0]?.args?.[0] ?? '';
+    assert.match(args, /--maxmemory-policy noeviction --maxmemory 768mb/);
+    const rule = find(await template(['--set', 'metrics.prometheusRule.enabled=true,metrics.prometheusRule.redisMemoryRatio=0.9']), 'PrometheusRule', 'mapleakprobe') as Obj & {
+      spec: { groups: { rules: { alert: string; expr: string; for: string }[] }[] };
+    };
+    const alert = rule.spec.groups.flatMap((g) => g.rules).find((r) => r.alert === 'MapLeakProbeRedisNearMaxmemory');
+    assert.equal(alert?.expr, 'max by (node) (mapleak_redis_used_memory_bytes) / max by (node) (mapleak_redis_maxmemory_bytes > 0) > 0.9');
+    assert.equal(alert?.for, '5m');
+    const source = readFileSync(repoPath('src', 'queue', 'redis-metrics.ts'), 'utf8');
+    for (const name of ['mapleak_redis_used_memory_bytes', 'mapleak_redis_maxmemory_bytes', 'mapleak_redis_capture_bytes']) assert.ok(source.includes(`'${name}'`), `${name} is exported by the operator`);
+    const badRatio = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'metrics.prometheusRule.redisMemoryRatio=1.5'], { allowFailure: true });
+    assert.notEqual(badRatio.code, 0, 'the ratio is a fraction');
+  });
+
   test('monitoring: ServiceMonitor, PrometheusRule alerts, Grafana dashboard', async () => {
     const objects = await template(['-f', ALL_FEATURES]);
     type Endpoint = { port: string; path: string; bearerTokenFile?: string; authorization?: unknown };
@@ -522,6 +578,7 @@ describe('chart: against the API server', () => {
       [],
       ['-f', ALL_FEATURES],
       ['--set', 'redis.mode=external,redis.external.url=redis://redis.example:6379,redis.external.existingSecret=ext,networkPolicy.enabled=true'],
+      ['--set', SENTINEL_VALUES],
       ['--set', 'redis.bundled.persistence.enabled=false,controller.replicas=1,controller.leaderElection.enabled=false'],
       ['--set', 'metrics.serviceMonitor.enabled=true'],
     ];

@@ -132,7 +132,7 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
     const probe = await getProbe('mixed');
     const podUid = await goodPodUid();
     const captureId = createHash('sha256').update(`${killedJobId}|${podUid}`).digest('hex').slice(0, 24);
-    const members = await queueRedis.zrange(`mlp:${NS}/mixed:t:${podUid}:series`, '0', '-1');
+    const members = await queueRedis.zrange(`mlp:{${NS}/mixed}:t:${podUid}:series`, '0', '-1');
     assert.equal(members.filter((m) => m === captureId).length, 1, 'the retried round stored its capture once');
     assert.equal(new Set(members).size, members.length);
     assert.ok(probe?.status?.targets?.some((t) => t.name === 'good'));

@@ -175,7 +175,7 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
     assert.equal(await queue.getJobScheduler(`${NS}/swiss`), undefined);
     const redisClient = new Redis(redis.url);
     try {
-      assert.deepEqual(await redisClient.keys(`mlp:${NS}/swiss:*`), [], 'series forgotten');
+      assert.deepEqual(await redisClient.keys(`mlp:{${NS}/swiss}:*`), [], 'series forgotten');
     } finally {
       redisClient.disconnect();
     }

@@ -4,7 +4,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { MapLeakProbe } from '../../src/api/types.js';
 import { CAPTURE_QUEUE, schedulerId } from '../../src/queue/names.js';
-import { desiredScheduler, ensureScheduler, removeScheduler } from '../../src/queue/schedulers.js';
+import { desiredScheduler, ensureScheduler, removeScheduler, schedulerHasNextJob, stalledSchedulers } from '../../src/queue/schedulers.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 
 function probe(name: string, interval: string, jitter = '0s', uid = `uid-${name}`): MapLeakProbe {
@@ -62,5 +62,25 @@ describe('job schedulers in a real Redis', () => {
     assert.equal(await removeScheduler(queue, 'team-a/web'), true);
     assert.equal(await queue.getJobScheduler('team-a/web'), undefined);
     assert.equal(await removeScheduler(queue, 'team-a/web'), false);
+  });
+
+  test('a scheduler whose next job was lost (a failover drops the last writes) is found and repaired', async () => {
+    const desired = desiredScheduler(probe('lost', '1h'));
+    assert.equal(await ensureScheduler(queue, desired), 'created');
+    const before = await queue.getJobScheduler(desired.id);
+    assert.ok(before && (await schedulerHasNextJob(queue, before)));
+    // What a primary killed before replicating would leave: the scheduler without its next job
+    // (BullMQ refuses to remove a scheduler's job, so its keys go as a lost write would).
+    const jobId = `repeat:${desired.id}:${before.next}`;
+    const base = `bull:${CAPTURE_QUEUE}`;
+    await connection.multi().del(`${base}:${jobId}`).lrem(`${base}:wait`, 0, jobId).zrem(`${base}:delayed`, jobId).zrem(`${base}:prioritized`, jobId).exec();
+    assert.equal(await schedulerHasNextJob(queue, before), false);
+    assert.deepEqual(await stalledSchedulers(queue, await queue.getJobSchedulers()), new Set([desired.id]));
+    assert.equal(await ensureScheduler(queue, desired), 'repaired');
+    const after = await queue.getJobScheduler(desired.id);
+    assert.ok(after && (await schedulerHasNextJob(queue, after)), 'a next job again');
+    assert.equal(await ensureScheduler(queue, desired), 'unchanged');
+    assert.deepEqual(await stalledSchedulers(queue, await queue.getJobSchedulers()), new Set());
+    await removeScheduler(queue, desired.id);
   });
 });

@@ -46,7 +46,7 @@ describe('series store in a real Redis', () => {
     for (let i = 10; i < 20; i++) await store.addCapture('ns/w', 'pod-1', { id: `w${i}`, snapshot: snapshot(i), proto }, 4, 600);
     assert.deepEqual((await store.captures('ns/w', 'pod-1')).map((r) => r.id), ['w16', 'w17', 'w18', 'w19']);
     assert.equal(await store.profile('ns/w', 'w15'), null, 'a capture out of the window is deleted, profile included');
-    assert.equal(await client.exists('mlp:ns/w:c:w10'), 0);
+    assert.equal(await client.exists('mlp:{ns/w}:c:w10'), 0);
     assert.ok((await store.profile('ns/w', 'w16'))?.equals(proto));
   });
 
@@ -62,7 +62,7 @@ describe('series store in a real Redis', () => {
     assert.equal(later.get('k1'), '2026-11-26T04:00:00.000Z', 'first seen does not move');
     assert.equal(later.get('k2'), '2026-11-26T05:00:00.000Z');
     assert.ok((await store.forgetProbe('ns/p')) > 0);
-    assert.deepEqual(await client.keys('mlp:ns/p:*'), []);
-    assert.ok((await client.keys('mlp:ns/w:*')).length > 0, 'other probes untouched');
+    assert.deepEqual(await client.keys('mlp:{ns/p}:*'), []);
+    assert.ok((await client.keys('mlp:{ns/w}:*')).length > 0, 'other probes untouched');
   });
 });

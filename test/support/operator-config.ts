@@ -6,7 +6,7 @@ export function testOperatorConfig(cluster: Pick<Cluster, 'kubeconfigPath'>, red
   return {
     role: 'all',
     kubeconfig: cluster.kubeconfigPath,
-    redisUrl,
+    redis: { mode: 'standalone', url: redisUrl },
     port: 0,
     concurrency: 4,
     targetConcurrency: 4,

@@ -24,12 +24,22 @@ export const freePort = freeLoopbackPort;
  * `mapleak operator` as a separate process, as it runs in a pod, so tests can SIGKILL it.
  * `httpToken`: a bearer token allowed to get /metrics (see tokens.ts), for leader().
  */
-export async function spawnOperator(options: { kubeconfig: string; redisUrl: string; identity: string; leaseNamespace: string; httpToken: string; args?: string[] }): Promise<OperatorProcess> {
+export async function spawnOperator(options: {
+  kubeconfig: string;
+  /** Standalone Redis; without it, `args` name the sentinels or cluster nodes. */
+  redisUrl?: string;
+  identity: string;
+  leaseNamespace: string;
+  httpToken: string;
+  args?: string[];
+  /** Extra environment (e.g. REDIS_PASSWORD, which is never a flag). */
+  env?: Record<string, string>;
+}): Promise<OperatorProcess> {
   const port = await freePort();
   const child: ChildProcess = spawn(
     process.execPath,
-    [CLI, 'operator', '--kubeconfig', options.kubeconfig, '--redis-url', options.redisUrl, '--port', String(port), '--identity', options.identity, '--lease-namespace', options.leaseNamespace, ...(options.args ?? [])],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: process.env.OPERATOR_LOG_LEVEL ?? 'info' } },
+    [CLI, 'operator', '--kubeconfig', options.kubeconfig, ...(options.redisUrl ? ['--redis-url', options.redisUrl] : []), '--port', String(port), '--identity', options.identity, '--lease-namespace', options.leaseNamespace, ...(options.args ?? [])],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: process.env.OPERATOR_LOG_LEVEL ?? 'info', ...options.env } },
   );
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-200_000)));

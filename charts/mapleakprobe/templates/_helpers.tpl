@@ -65,11 +65,67 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-redis" (include "mapleakprobe.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+The external Redis mode: url, sentinel or cluster; exactly one must be set.
+*/}}
+{{- define "mapleakprobe.externalRedisKind" -}}
+{{- $e := .Values.redis.external }}
+{{- $set := list }}
+{{- if $e.url }}{{ $set = append $set "url" }}{{- end }}
+{{- if $e.sentinel.addresses }}{{ $set = append $set "sentinel" }}{{- end }}
+{{- if $e.cluster.nodes }}{{ $set = append $set "cluster" }}{{- end }}
+{{- if ne (len $set) 1 }}
+{{- fail (printf "redis.mode external needs exactly one of redis.external.url, redis.external.sentinel.addresses or redis.external.cluster.nodes (set: %s)" (join ", " $set | default "none")) }}
+{{- end }}
+{{- if and (has "sentinel" $set) (not $e.sentinel.masterName) }}
+{{- fail "redis.external.sentinel.addresses needs redis.external.sentinel.masterName" }}
+{{- end }}
+{{- first $set }}
+{{- end }}
+
 {{- define "mapleakprobe.redisUrl" -}}
 {{- if eq .Values.redis.mode "external" }}
-{{- required "redis.external.url is required when redis.mode is external" .Values.redis.external.url }}
+{{- .Values.redis.external.url }}
 {{- else }}
 {{- printf "redis://%s:6379" (include "mapleakprobe.redisName" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's Redis environment: the mode's address variables and the passwords from Secrets. */}}
+{{- define "mapleakprobe.redisEnv" -}}
+{{- $kind := "url" }}
+{{- if eq .Values.redis.mode "external" }}{{ $kind = include "mapleakprobe.externalRedisKind" . }}{{- end }}
+{{- $e := .Values.redis.external }}
+{{- if eq $kind "url" }}
+- name: REDIS_URL
+  value: {{ include "mapleakprobe.redisUrl" . | quote }}
+{{- else if eq $kind "sentinel" }}
+- name: REDIS_SENTINELS
+  value: {{ join "," $e.sentinel.addresses | quote }}
+- name: REDIS_SENTINEL_MASTER
+  value: {{ $e.sentinel.masterName | quote }}
+{{- else }}
+- name: REDIS_CLUSTER_NODES
+  value: {{ join "," $e.cluster.nodes | quote }}
+{{- end }}
+{{- if and (ne $kind "url") $e.tls.enabled }}
+- name: REDIS_TLS
+  value: "true"
+{{- end }}
+{{- $secret := include "mapleakprobe.redisSecretName" . }}
+{{- if $secret }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ include "mapleakprobe.redisSecretKey" . }}
+{{- end }}
+{{- if and (eq $kind "sentinel") $e.sentinel.auth.existingSecret }}
+- name: REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $e.sentinel.auth.existingSecret }}
+      key: {{ $e.sentinel.auth.existingSecretKey }}
 {{- end }}
 {{- end }}
 
@@ -148,16 +204,7 @@ spec:
           valueFrom:
             fieldRef:
               fieldPath: metadata.name
-        - name: REDIS_URL
-          value: {{ include "mapleakprobe.redisUrl" .ctx | quote }}
-        {{- $secret := include "mapleakprobe.redisSecretName" .ctx }}
-        {{- if $secret }}
-        - name: REDIS_PASSWORD
-          valueFrom:
-            secretKeyRef:
-              name: {{ $secret }}
-              key: {{ include "mapleakprobe.redisSecretKey" .ctx }}
-        {{- end }}
+        {{- include "mapleakprobe.redisEnv" .ctx | trim | nindent 8 }}
         - name: LOG_LEVEL
           value: {{ .ctx.Values.logLevel | quote }}
         - name: HOME
