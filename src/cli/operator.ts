@@ -427,18 +427,22 @@ const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
  * deadline (1). A second signal exits at once (128 + its number).
  */
 export async function runOperatorCommand(args: string[]): Promise<number> {
-  const operator = await startOperator(operatorConfig(args));
+  const config = operatorConfig(args);
+  let log = jsonLogger({ component: 'mapleakprobe', role: config.role, identity: config.identity });
   let signals = 0;
+  // Listening before start-up: a signal while it waits (on Redis, say) is a stop, not Node's default kill.
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       signals++;
       if (signals === 1) return resolve(signal);
-      operator.log.error('second signal: exiting now, without finishing the stop', { signal });
+      log.error('second signal: exiting now, without finishing the stop', { signal });
       process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 0));
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  const operator = await startOperator(config);
+  log = operator.log;
   const signal = await signalled;
   operator.log.info('signal received', { signal });
   const outcome = await operator.stop();
