@@ -19,11 +19,13 @@ import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
 import { runPod, stopCluster, type Cluster } from '../cluster/cluster.js';
 import { goBinary } from '../cluster/go-build.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
+import { SeriesStore } from '../../src/store/series-store.js';
+import { Redis } from 'ioredis';
 import { siteLines } from '../support/go-targets.js';
 import { testOperatorConfig } from '../support/operator-config.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { runPlugin } from '../support/plugin.js';
-import { bearer, ensureServiceAccount, serviceAccountToken, testReaderToken, tokenKubeconfig } from '../support/tokens.js';
+import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken, testReaderToken, tokenKubeconfig } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
 
 process.env.LOG_LEVEL ??= 'warn';
@@ -48,6 +50,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
   let headers: Record<string, string>;
   let base: string;
   let token: string;
+  let storeClient: Redis;
   const work = mkdtempSync(join(tmpdir(), 'mlp-incidents-'));
   /** When the test first saw each incident id in the status (polled every 250 ms). */
   const firstSeen = new Map<string, number>();
@@ -72,6 +75,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     ({ cluster, kc } = await startClusterWithCrd(CLUSTER));
     probes = new TestProbes(kc, NS);
     redis = await startRedis();
+    storeClient = new Redis(redis.url);
     await Promise.all([
       // leaky's maps grow by about 8 MiB/s from ~160 MiB: the kernel kills it after 30-40 s.
       runPod(cluster, { name: 'oom', labels: { app: 'oom' }, path: 'test/targets/leaky', restartPolicy: 'Always', restartDelayMs: 1000, memoryLimitBytes: 384 * 1024 * 1024 }),
@@ -90,6 +94,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
 
   after(async () => {
     await operator?.stop();
+    storeClient?.disconnect();
     await redis?.stop();
     await stopCluster(CLUSTER);
     rmSync(work, { recursive: true, force: true });
@@ -122,8 +127,12 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     assert.ok(last.profile, 'the last capture before the kill is still downloadable');
     const response = await fetch(`${base}${last.profile}`, { headers });
     assert.equal(response.status, 200);
+    assert.equal(response.headers.get('content-type'), 'application/octet-stream', 'as net/http/pprof serves it');
+    const served = Buffer.from(await response.arrayBuffer());
+    const pinned = await new SeriesStore(storeClient).profile(`${NS}/oom`, last.id);
+    assert.ok(pinned && served.equals(pinned), 'the raw profile as captured, byte for byte');
     const file = join(work, 'before-kill.pb.gz');
-    writeFileSync(file, Buffer.from(await response.arrayBuffer()));
+    writeFileSync(file, served);
     const { stdout } = await promisify(execFile)(goBinary('1.26'), ['tool', 'pprof', '-top', '-sample_index=inuse_space', file], { maxBuffer: 16 * 1024 * 1024 });
     assert.match(stdout, /main\.\(\*sessionStore\)\.put|main\.\(\*catalog\)\.ingest/, 'go tool pprof shows the growing sites');
 
@@ -143,6 +152,15 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     await ensureServiceAccount(kc, NS, 'no-grants');
     const stranger = bearer(await serviceAccountToken(kc, NS, 'no-grants'));
     assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`, { headers: stranger })).status, 403, 'and the authorisation (get on mapleakprobes)');
+    // Everything in namespace other, nothing here: another namespace's incidents and their profiles stay closed.
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'other' } } });
+    await ensureServiceAccount(kc, 'other', 'tenant');
+    await bindClusterRole(kc, 'cluster-admin', { namespace: 'other', name: 'tenant' }, 'other');
+    const tenant = bearer(await serviceAccountToken(kc, 'other', 'tenant'));
+    assert.equal((await fetch(`${base}/api/v1/namespaces/other/mapleakprobes/oom/incidents`, { headers: tenant })).status, 404, 'in its own namespace the tenant passes (and finds no such probe)');
+    assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`, { headers: tenant })).status, 403);
+    assert.equal((await fetch(`${base}${last.profile}`, { headers: tenant })).status, 403, 'nor an incident profile of another namespace');
+    assert.equal((await fetch(`${base}/api/v1/namespaces/other/mapleakprobes/oom/captures/${last.id}/profile`, { headers: tenant })).status, 404, 'a capture id is only found under its own probe');
     assert.match(await (await fetch(`${base}/metrics`, { headers })).text(), /^mapleak_incidents_total\{kind="oom"\} [1-9]/m);
 
     // The restarted container is followed as a series of its own: its captures are all after the kill.
@@ -167,6 +185,9 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
       assert.equal(i.exitCode, 1);
     }
     assert.ok(Date.parse(incidents[0]!.time) > Date.parse(incidents[1]!.time), 'newest first');
+    for (let k = 0; k + 1 < incidents.length; k++) {
+      assert.equal(incidents[k]!.restartCount - incidents[k + 1]!.restartCount, incidents[k]!.restarts, 'each incident counts the restarts since the one before: none is lost between rounds');
+    }
     assert.ok((await events('ContainerRestarted')).some((m) => m.startsWith('crashy container app: Error (exit code 1)')));
     assert.ok((await events('ContainerOOMKilled')).every((m) => !m.startsWith('crashy')));
     // The first incident (restart 1) was dropped for the cap, with its pinned profiles.
