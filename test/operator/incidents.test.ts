@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1ContainerStatus } from '@kubernetes/client-node';
 import type { IncidentStatus, MapLeakProbe } from '../../src/api/types.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
 import { runPod, stopCluster, type Cluster } from '../cluster/cluster.js';
@@ -23,7 +23,7 @@ import { SeriesStore } from '../../src/store/series-store.js';
 import { Redis } from 'ioredis';
 import { siteLines } from '../support/go-targets.js';
 import { testOperatorConfig } from '../support/operator-config.js';
-import { startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { condition, startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { runPlugin } from '../support/plugin.js';
 import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken, testReaderToken, tokenKubeconfig } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
@@ -51,11 +51,14 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
   let base: string;
   let token: string;
   let storeClient: Redis;
+  /** Watches every probe's incidents from the start, so none is missed however long a test before takes. */
+  let watcher: NodeJS.Timeout | undefined;
   const work = mkdtempSync(join(tmpdir(), 'mlp-incidents-'));
-  /** When the test first saw each incident id in the status (polled every 250 ms). */
+  /** When the test first saw each incident id in the status (polled every 250 ms from the start). */
   const firstSeen = new Map<string, number>();
   const seen = new Map<string, IncidentStatus>();
   let firstOomKill: IncidentStatus | undefined;
+  let forgedIncident: IncidentStatus | undefined;
 
   const incidentsOf = async (name: string): Promise<IncidentStatus[]> => {
     const probe: MapLeakProbe | undefined = await probes.get(name);
@@ -79,6 +82,8 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     await Promise.all([
       // leaky's maps grow by about 8 MiB/s from ~160 MiB: the kernel kills it after 30-40 s.
       runPod(cluster, { name: 'oom', labels: { app: 'oom' }, path: 'test/targets/leaky', restartPolicy: 'Always', restartDelayMs: 1000, memoryLimitBytes: 384 * 1024 * 1024 }),
+      // Never restarts: the test writes its container status, as a hostile (remote) API server could.
+      runPod(cluster, { name: 'forged', labels: { app: 'forged' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
       // Exits with status 1 every 12 s: a crash loop.
       runPod(cluster, { name: 'crashy', labels: { app: 'crashy' }, path: 'test/targets/leaky', args: ['-mode', 'healthy', '-max-lifetime', '12s', '-exit-code', '1'], restartPolicy: 'Always', restartDelayMs: 1000 }),
     ]);
@@ -89,10 +94,13 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     await Promise.all([
       probes.create('oom', { selector: { matchLabels: { app: 'oom' } }, schedule: { interval: '5s', window: 12 } }),
       probes.create('crashy', { selector: { matchLabels: { app: 'crashy' } }, schedule: { interval: '5s', window: 12 } }),
+      probes.create('forged', { selector: { matchLabels: { app: 'forged' } }, schedule: { interval: '5s', window: 12 } }),
     ]);
+    watcher = setInterval(() => void Promise.all(['oom', 'crashy', 'forged'].map(incidentsOf)).catch(() => undefined), 250);
   });
 
   after(async () => {
+    clearInterval(watcher);
     await operator?.stop();
     storeClient?.disconnect();
     await redis?.stop();
@@ -201,6 +209,57 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     }
   });
 
+  test('a forged container status: three restarts at once, an odd reason, a future finishedAt, a secret message and containerID churn', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const forge = async (change: (status: V1ContainerStatus) => void): Promise<void> => {
+      const pod = await core.readNamespacedPodStatus({ name: 'forged', namespace: NS });
+      change(pod.status!.containerStatuses![0]!);
+      await core.replaceNamespacedPodStatus({ name: 'forged', namespace: NS, body: pod });
+    };
+    /** Resolves after `rounds` more rounds have written the probe's status. */
+    const rounds = async (count: number): Promise<void> => {
+      const seenTimes = new Set<string>();
+      await waitFor(`${count} rounds of forged`, async () => {
+        const next = (await probes.get('forged'))?.status?.nextCaptureTime;
+        if (next) seenTimes.add(next);
+        return seenTimes.size > count || undefined;
+      }, 60_000, 250);
+    };
+    await waitFor('a capture of forged', async () => (await probes.get('forged'))?.status?.lastCaptureTime, 60_000, 250);
+    await forge((status) => {
+      status.restartCount = 3;
+      status.containerID = `containerd://${'f'.repeat(64)}`;
+      status.lastState = { terminated: { reason: 'OOMKilled\n<b>SIGKILL</b>\u202e', exitCode: 137, message: 'SECRET=hunter2', finishedAt: new Date('2999-01-01T00:00:00Z') } };
+    });
+    const [incident] = await waitFor('the forged restart as an incident', async () => {
+      const list = await incidentsOf('forged');
+      return list.length > 0 && list;
+    }, 30_000, 250);
+    assert.equal(incident!.reason, 'Unknown', 'a reason that is not one kubelet word is not repeated');
+    assert.equal(incident!.exitCode, 137);
+    assert.equal(incident!.restarts, 3, 'three restarts between two rounds');
+    assert.equal(incident!.restartCount, 3);
+    assert.equal(incident!.time, incident!.detectedTime, 'a finishedAt in the future is not believed');
+    assert.ok(incident!.captureIds.length >= 1, 'the captures before it are its evidence');
+    const forgedEvents = (await events('ContainerRestarted')).filter((m) => m.startsWith('forged '));
+    assert.equal(forgedEvents.length, 1);
+    assert.match(forgedEvents[0]!, /^forged container app: Unknown \(exit code 137\) at \S+, restart 3 \(3 restarts since the last round\); /);
+    const everything = JSON.stringify([await probes.get('forged'), forgedEvents]);
+    for (const leaked of ['hunter2', '<b>', '\u202e', '2999-01-01']) assert.ok(!everything.includes(leaked), `${leaked} reached the status or an Event`);
+
+    // A new containerID every round, restartCount unchanged: the kubelet counts restarts, ids alone are none.
+    for (let n = 0; n < 2; n++) {
+      await forge((status) => {
+        status.containerID = `containerd://${String(n).repeat(64)}`;
+      });
+      await rounds(1);
+    }
+    assert.deepEqual((await incidentsOf('forged')).map((i) => i.id), [incident!.id]);
+    forgedIncident = incident;
+    // From here on every round of forged ends early: spec.cluster is not allowed by this operator.
+    await probes.patchSpec('forged', { cluster: { kubeconfigSecretRef: { name: 'none', key: 'kubeconfig' }, namespace: NS } });
+  });
+
   test('after the incident retention the incident leaves the status and its pinned profiles are gone, while newer incidents stay', async () => {
     const incident = firstOomKill;
     assert.ok(incident, 'the OOM test recorded an incident');
@@ -213,5 +272,17 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     }
     const answer = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`, { headers })).json()) as IncidentsAnswer;
     assert.ok(answer.incidents.every((i) => i.id !== incident.id && Date.parse(i.time) > Date.parse(incident.time)));
+  });
+
+  test('rounds that end early (a target cluster that is not allowed) still let an incident past the retention leave the status', async () => {
+    const incident = forgedIncident;
+    assert.ok(incident, 'the forged test recorded an incident');
+    await waitFor('forged rounds ending early', async () => condition(await probes.get('forged'), 'Degraded')?.reason === 'RemoteClusterNotAllowed' || undefined, 30_000, 250);
+    const lastCapture = (await probes.get('forged'))?.status?.lastCaptureTime;
+    await waitFor('the forged incident to expire', async () => !(await incidentsOf('forged')).some((i) => i.id === incident.id), RETENTION_MS + 30_000, 500);
+    assert.ok(Date.now() >= Date.parse(incident.time) + RETENTION_MS, 'not before the retention');
+    const probe = await probes.get('forged');
+    assert.equal(condition(probe, 'Degraded')?.reason, 'RemoteClusterNotAllowed', 'no round got through in the meantime');
+    assert.equal(probe?.status?.lastCaptureTime, lastCapture);
   });
 });
