@@ -34,6 +34,8 @@ const NS = 'default';
 const MAX_INCIDENTS = 3;
 /** Short, so that the last test sees the first incident expire; long enough that the count cap, not the age, drops the crash loop's first incident. */
 const RETENTION_MS = 60_000;
+/** Longer than the file runs: what prunes the status here is the rounds, never the controller's resync (test/controller covers that path). */
+const RESYNC_MS = 3_600_000;
 const lines = siteLines('leaky');
 const growingMapLines = [lines.get('map-growing-sessions'), lines.get('map-growing-json')];
 
@@ -87,7 +89,7 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
       // Exits with status 1 every 12 s: a crash loop.
       runPod(cluster, { name: 'crashy', labels: { app: 'crashy' }, path: 'test/targets/leaky', args: ['-mode', 'healthy', '-max-lifetime', '12s', '-exit-code', '1'], restartPolicy: 'Always', restartDelayMs: 1000 }),
     ]);
-    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS, ceilings: { maxIncidents: MAX_INCIDENTS, incidentRetentionMs: RETENTION_MS } }));
+    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS, ceilings: { maxIncidents: MAX_INCIDENTS, incidentRetentionMs: RETENTION_MS }, resyncMs: RESYNC_MS }));
     base = `http://127.0.0.1:${operator.port}`;
     token = await testReaderToken(kc);
     headers = bearer(token);
