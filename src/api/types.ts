@@ -139,6 +139,8 @@ export interface IncidentStatus {
   time: string;
   detectedTime: string;
   restartCount: number;
+  /** Restarts this incident stands for (more than 1 when several fell between two rounds: reason, exit code and time are then the last one's, the only one the pod status keeps; the evidence is the series that the first ended). */
+  restarts?: number;
   verdict: Verdict;
   lastCaptureTime?: string;
   captureIds: string[];

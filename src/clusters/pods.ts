@@ -120,7 +120,8 @@ export function checkContainerStatus(item: unknown): ListedContainerStatus | und
   const terminated = isRecord(item.lastState) && isRecord(item.lastState.terminated) ? item.lastState.terminated : undefined;
   let lastTerminated: ListedContainerStatus['lastTerminated'];
   if (terminated) {
-    const exitCode = Number.isInteger(terminated.exitCode) && Math.abs(terminated.exitCode as number) <= 2 ** 31 ? (terminated.exitCode as number) : undefined;
+    // int32, as the CRD's exitCode: one out of range would make the API server refuse the whole status.
+    const exitCode = Number.isInteger(terminated.exitCode) && (terminated.exitCode as number) >= -(2 ** 31) && (terminated.exitCode as number) < 2 ** 31 ? (terminated.exitCode as number) : undefined;
     const finishedAt = typeof terminated.finishedAt === 'string' && RFC3339.test(terminated.finishedAt) && !Number.isNaN(Date.parse(terminated.finishedAt)) ? new Date(terminated.finishedAt).toISOString() : undefined;
     lastTerminated = {
       reason: typeof terminated.reason === 'string' && TERMINATION_REASON.test(terminated.reason) ? terminated.reason : 'Unknown',

@@ -12,6 +12,8 @@ import type { SeriesStore } from '../store/series-store.js';
 import { reconcileProbe } from './reconciler.js';
 import { SupervisedInformer, type ObjectChange, type RawObject, type SupervisedInformerOptions } from './supervised-informer.js';
 import { WorkQueue } from './work-queue.js';
+import { hasExpiredIncidents } from '../analysis/incident.js';
+import { DEFAULT_CEILINGS, type Ceilings } from '../api/ceilings.js';
 
 export interface ControllerOptions {
   /** Re-check every probe this often, whatever the watch says. */
@@ -48,7 +50,8 @@ export function slimProbe(raw: RawObject): CachedProbe {
     kind: probe.kind,
     metadata: { name, namespace, uid, generation, resourceVersion, creationTimestamp, deletionTimestamp, finalizers },
     spec: probe.spec,
-    ...(status ? { status: { observedGeneration: status.observedGeneration, conditions: status.conditions } } : {}),
+    // Of the incidents only the oldest (the list is newest first): whether one is past the retention is all a resync asks.
+    ...(status ? { status: { observedGeneration: status.observedGeneration, conditions: status.conditions, ...(status.incidents?.length ? { incidents: status.incidents.slice(-1) } : {}) } } : {}),
   } as CachedProbe;
 }
 
@@ -97,7 +100,7 @@ export class ProbeController {
 
   constructor(
     kc: KubeConfig,
-    private readonly deps: { probes: ProbeClient; queue: Queue<CaptureJobData>; store: SeriesStore; metrics: OperatorMetrics; log: Logger; connectionErrors?: ConnectionErrorReporter },
+    private readonly deps: { probes: ProbeClient; queue: Queue<CaptureJobData>; store: SeriesStore; metrics: OperatorMetrics; log: Logger; connectionErrors?: ConnectionErrorReporter; ceilings?: Ceilings },
     private readonly options: ControllerOptions = DEFAULT_CONTROLLER_OPTIONS,
   ) {
     const common = { kc, watchTimeoutSeconds: options.watchTimeoutSeconds, watchdogMs: options.watchdogMs, log: deps.log };
@@ -185,6 +188,8 @@ export class ProbeController {
     const generation = probe.metadata.generation;
     const ready = probe.status?.conditions?.find((c) => c.type === 'Ready');
     if (!ready || probe.status?.observedGeneration !== generation || ready.observedGeneration !== generation) return false;
+    // Incidents past the retention leave the status even when no round runs (suspended, limited, invalid): reconcile prunes them.
+    if (hasExpiredIncidents(probe, new Date(), (this.deps.ceilings ?? DEFAULT_CEILINGS).incidentRetentionMs)) return false;
     if (probe.spec.suspend) return scheduler === undefined && ready.reason === 'Suspended';
     try {
       return scheduler !== undefined && ready.reason === 'Scheduled' && schedulerMatches(scheduler, desiredScheduler(probe));

@@ -9,6 +9,7 @@ import type { CaptureJobData } from '../queue/names.js';
 import { desiredScheduler, ensureScheduler, removeScheduler } from '../queue/schedulers.js';
 import { findCondition, setCondition, type ConditionUpdate } from '../status/conditions.js';
 import type { SeriesStore } from '../store/series-store.js';
+import { hasExpiredIncidents, incidentsWithinRetention } from '../analysis/incident.js';
 
 export interface ReconcilerDeps {
   probes: ProbeClient;
@@ -143,13 +144,16 @@ async function writeReady(
     const current = findCondition(probe.status?.conditions, type);
     return current?.status === update.status && current.reason === update.reason && current.message === update.message && current.observedGeneration === probe.metadata.generation;
   };
-  const unchanged = same(ready, 'Ready') && same(ceilings, 'CeilingsApplied') && probe.status?.observedGeneration === probe.metadata.generation && next === undefined;
+  const retentionMs = (deps.ceilings ?? DEFAULT_CEILINGS).incidentRetentionMs;
+  const unchanged = same(ready, 'Ready') && same(ceilings, 'CeilingsApplied') && probe.status?.observedGeneration === probe.metadata.generation && next === undefined && !hasExpiredIncidents(probe, at, retentionMs);
   if (unchanged) return;
   await deps.probes.updateStatus(probe.metadata.namespace, probe.metadata.name, (latest) => {
     if (latest.metadata.uid !== probe.metadata.uid) return undefined;
     let conditions = setCondition(latest.status?.conditions, { type: 'Ready', ...ready }, latest.metadata.generation, at);
     if (ceilings) conditions = setCondition(conditions, ceilings, latest.metadata.generation, at);
+    const incidents = latest.status?.incidents;
     return {
+      ...(incidents && hasExpiredIncidents(latest, at, retentionMs) ? { incidents: incidentsWithinRetention(incidents, at, retentionMs) } : {}),
       observedGeneration: latest.metadata.generation,
       conditions,
       ...(next !== undefined ? { nextCaptureTime: next } : {}),

@@ -108,7 +108,8 @@ export function formatIncidents(p: MapLeakProbe, now: Date): string {
       i.container,
       i.reason,
       i.exitCode === undefined ? '-' : String(i.exitCode),
-      String(i.restartCount),
+      // Several restarts between two rounds are one incident: say how many.
+      (i.restarts ?? 1) > 1 ? `${i.restartCount} (${i.restarts} restarts)` : String(i.restartCount),
       i.verdict,
       String(i.captureIds.length),
       top ? `${top.kind}/${top.pattern}${top.growingUpToKill ? ' up to the end' : ''} ${frameLabel(top)} ${formatBytes(top.inuseBytes)}` : '-',

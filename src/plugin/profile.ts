@@ -37,7 +37,7 @@ async function get(api: OperatorApi, path: string, what: string, namespace: stri
       const role = what === 'profile' ? 'get on mapleakprobes/profiles (ClusterRole mapleakprobe-profile-reader)' : 'get on mapleakprobes (ClusterRole mapleakprobe-viewer)';
       throw new PluginError(`forbidden: the operator requires ${role} in namespace ${namespace}`);
     }
-    if (err.status === 404) throw new PluginError(what === 'profile' ? 'that capture is no longer stored (captures expire after the probe\'s window)' : 'no such MapLeakProbe');
+    if (err.status === 404) throw new PluginError(what === 'profile' ? 'that capture is no longer stored (captures expire after the probe\'s window, an incident\'s after the operator\'s --incident-retention)' : 'no such MapLeakProbe');
     throw new PluginError(`operator API: ${err.message}`);
   }
 }
@@ -71,11 +71,15 @@ export type ListedIncident = IncidentStatus & { captures: { id: string; time: st
 
 export async function readIncidents(api: OperatorApi, namespace: string, name: string): Promise<ListedIncident[]> {
   const body = await get(api, `/api/v1/namespaces/${encodeURIComponent(namespace)}/mapleakprobes/${encodeURIComponent(name)}/incidents`, 'probe', namespace);
+  let incidents: unknown;
   try {
-    return (JSON.parse(body.toString('utf8')) as { incidents: ListedIncident[] }).incidents;
+    incidents = (JSON.parse(body.toString('utf8')) as { incidents?: unknown }).incidents;
   } catch {
     throw new PluginError('the operator API answered something that is not JSON (is --url the operator?)');
   }
+  const wellFormed = (i: unknown): i is ListedIncident => typeof i === 'object' && i !== null && Array.isArray((i as ListedIncident).captures);
+  if (!Array.isArray(incidents) || !incidents.every(wellFormed)) throw new PluginError('the operator API answered JSON without an incidents list (is --url the operator, and as new as this plugin?)');
+  return incidents;
 }
 
 /** Incident `number` (1: the newest), and of it the last capture before the end (`latest`) or the one with id `capture`. */

@@ -113,7 +113,8 @@ export function createApp(deps: ServerDeps): Express {
             captures.map(async (c) => ({
               id: c.id,
               time: c.time,
-              profile: (await deps.store.profileTtl(`${namespace}/${name}`, c.id)) > 0 ? `/api/v1/namespaces/${namespace}/mapleakprobes/${name}/captures/${c.id}/profile` : null,
+              // null once the pinned profile is gone (the incident outlived it, or Redis lost it): the download would answer 404.
+              profile: (await deps.store.profileTtl(`${namespace}/${name}`, c.id)) !== -2 ? `/api/v1/namespaces/${encodeURIComponent(namespace)}/mapleakprobes/${encodeURIComponent(name)}/captures/${encodeURIComponent(c.id)}/profile` : null,
             })),
           ),
         })),

@@ -22,7 +22,8 @@ import type { CaptureJobData } from '../queue/names.js';
 import type { WatchedPod } from './trigger-watch.js';
 import type { DecodeGate } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
-import { containerInstance, incidentEvent, incidentStatus, isOomKill, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
+import { incidentsWithinRetention } from '../analysis/incident.js';
+import { containerInstance, incidentEvents, incidentStatus, isOomKill, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
 
@@ -171,9 +172,13 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   // A container that restarted since the last round: its series ends here and becomes an incident's evidence.
   const detectedAt = now();
   const newIncidents: StoredIncident[] = [];
-  for (const pod of pods) {
+  const restarted = pods.flatMap((pod) => {
     const previous = restartedSince(previousTargets.get(pod.uid), pod.instance);
-    if (!previous) continue;
+    return previous ? [{ pod, previous }] : [];
+  });
+  // The status keeps at most maxIncidents: recording more in one round would only pin captures to drop them again.
+  if (restarted.length > ceilings.maxIncidents) log.warn('restarts past the incident cap not recorded', { restarted: restarted.length, recorded: ceilings.maxIncidents });
+  for (const { pod, previous } of restarted.slice(0, ceilings.maxIncidents)) {
     const incident = await recordIncident(deps.store, probe, key, pod, pod.instance, previous, { detectedAt, retentionMs: ceilings.incidentRetentionMs });
     newIncidents.push(incident);
     deps.metrics.incidents.inc({ kind: isOomKill(incident) ? 'oom' : 'restart' });
@@ -236,8 +241,7 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     await deps.probes.event(updated, captureStatus.verdict === 'Healthy' ? 'Normal' : 'Warning', `Verdict${captureStatus.verdict}`, `Verdict changed from ${before ?? 'none'} to ${captureStatus.verdict}${where}`);
   }
   const shown = new Set(incidents.map((i) => i.id));
-  for (const incident of newIncidents.filter((i) => shown.has(i.id))) {
-    const { reason, message } = incidentEvent(incident);
+  for (const { reason, message } of incidentEvents(newIncidents.filter((i) => shown.has(i.id)), ceilings.maxEventsPerRound)) {
     await deps.probes.event(updated, 'Warning', reason, message);
   }
   if (trigger && probe.status?.lastTriggeredTime !== trigger.firedTime) {
@@ -393,6 +397,8 @@ async function writeDegraded(deps: CaptureRoundDeps, probe: MapLeakProbe, reason
   await deps.probes.updateStatus(probe.metadata.namespace, probe.metadata.name, (current) => {
     if (current.metadata.uid !== probe.metadata.uid) return undefined;
     const conditions = setCondition(current.status?.conditions, { type: 'Degraded', status: 'True', reason, message }, current.metadata.generation, at);
-    return { conditions: setCondition(conditions, { type: 'Capturing', status: 'False', reason, message }, current.metadata.generation, at) };
+    // A round that ends early still lets incidents past the retention leave the status.
+    const incidents = current.status?.incidents && incidentsWithinRetention(current.status.incidents, at, (deps.ceilings ?? DEFAULT_CEILINGS).incidentRetentionMs);
+    return { conditions: setCondition(conditions, { type: 'Capturing', status: 'False', reason, message }, current.metadata.generation, at), ...(incidents ? { incidents } : {}) };
   });
 }

@@ -50,6 +50,44 @@ export function restartedSince(previous: TargetRecord | undefined, instance: Con
   return previous && instance.restartCount > (previous.restartCount ?? 0) ? previous : undefined;
 }
 
+/** How many restarts one incident stands for: all since the series it ends started (several can fall between two rounds). */
+export function restartsSince(previous: TargetRecord, instance: ContainerInstance): number {
+  return Math.max(1, instance.restartCount - (previous.restartCount ?? 0));
+}
+
+/**
+ * The end time an incident is filed under: the kubelet's finishedAt when it
+ * can be true, else the time the restart was seen. It cannot be after the
+ * restart was seen (a future time would pin the evidence past the
+ * retention), nor before the series it ends began (a far-past time would
+ * drop the incident, and its evidence, the moment it is recorded).
+ */
+export function plausibleEnd(finishedAt: string | undefined, seriesStart: Date | undefined, detectedAt: Date): string | undefined {
+  if (finishedAt === undefined) return undefined;
+  const at = Date.parse(finishedAt);
+  if (at > detectedAt.getTime() || (seriesStart !== undefined && at < seriesStart.getTime())) return undefined;
+  return finishedAt;
+}
+
+/**
+ * The Events for a round's new incidents: one each up to `max`, then one
+ * that sums up the rest, so a crash loop across many pods cannot flood
+ * the namespace's Events.
+ */
+export function incidentEvents(incidents: readonly IncidentStatus[], max: number): { reason: string; message: string }[] {
+  if (incidents.length <= max) return incidents.map(incidentEvent);
+  const shown = incidents.slice(0, Math.max(0, max - 1));
+  const rest = incidents.slice(shown.length);
+  const oom = rest.filter(isOomKill).length;
+  return [
+    ...shown.map(incidentEvent),
+    {
+      reason: oom > 0 ? 'ContainerOOMKilled' : 'ContainerRestarted',
+      message: `${rest.length} more containers restarted (${oom} OOMKilled) since the last round; see status.incidents (Events per round are capped at ${max})`,
+    },
+  ];
+}
+
 export function isOomKill(incident: Pick<IncidentStatus, 'reason'>): boolean {
   return incident.reason === 'OOMKilled';
 }
@@ -70,10 +108,11 @@ export async function recordIncident(
   options: { detectedAt: Date; retentionMs: number },
 ): Promise<StoredIncident> {
   const oldSeries = previous.series ?? previous.uid;
-  const ended = instance.lastTerminated?.finishedAt;
+  const all = await store.loadSeries(key, oldSeries);
+  const ended = plausibleEnd(instance.lastTerminated?.finishedAt, all[0]?.time, options.detectedAt);
   // A capture taken after the end (a restart between a round's pod list and its capture) is the next instance's.
   const refs = (await store.captures(key, oldSeries)).filter((r) => !ended || Date.parse(r.time) <= Date.parse(ended));
-  const series = (await store.loadSeries(key, oldSeries)).filter((s) => !ended || s.time.getTime() <= Date.parse(ended));
+  const series = all.filter((s) => !ended || s.time.getTime() <= Date.parse(ended));
   const analysis = series.length > 0 ? analyzeSeries(series, { ...probe.spec.thresholds }) : undefined;
   const summary = buildCaptureStatus([{ pod, captures: series.length, ...(analysis ? { analysis } : {}) }], new Map());
   const pinned = refs.slice(-PINNED_CAPTURES);
@@ -89,6 +128,7 @@ export async function recordIncident(
     time,
     detectedTime: options.detectedAt.toISOString(),
     restartCount: instance.restartCount,
+    restarts: restartsSince(previous, instance),
     verdict: summary.verdict ?? 'Unknown',
     ...(refs.length > 0 ? { lastCaptureTime: refs[refs.length - 1]!.time } : {}),
     captureIds: pinned.map((r) => r.id),
@@ -114,6 +154,6 @@ export function incidentEvent(incident: IncidentStatus): { reason: string; messa
   const site = top ? `; top finding: ${top.function} (${top.file.split('/').pop()}:${top.line}) ${top.growingUpToKill ? 'growing up to the end' : top.pattern}` : '';
   return {
     reason: isOomKill(incident) ? 'ContainerOOMKilled' : 'ContainerRestarted',
-    message: `${incident.pod} container ${incident.container}: ${how} at ${incident.time}, restart ${incident.restartCount}; verdict at its last capture: ${incident.verdict}${site}; ${incident.captureIds.length} captures kept (status.incidents, id ${incident.id})`,
+    message: `${incident.pod} container ${incident.container}: ${how} at ${incident.time}, restart ${incident.restartCount}${(incident.restarts ?? 1) > 1 ? ` (${incident.restarts} restarts since the last round)` : ''}; verdict at its last capture: ${incident.verdict}${site}; ${incident.captureIds.length} captures kept (status.incidents, id ${incident.id})`,
   };
 }

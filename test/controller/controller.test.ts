@@ -158,6 +158,28 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     assert.equal((await reconciles()) - before, 1, 'only the probe whose scheduler was lost went back through reconcile');
   });
 
+  test('a suspended probe runs no rounds, yet its incidents past the retention leave the status at a resync (and a settled probe is left alone)', async () => {
+    await probes.create('suspended', { selector: { matchLabels: { app: 'none' } }, schedule: { interval: '1h' }, suspend: true });
+    await waitFor('Ready=False Suspended', async () => condition(await probes.get('suspended'), 'Ready')?.reason === 'Suspended' || undefined, 30_000, 100);
+    const incident = (id: string, ageMs: number) => {
+      const time = new Date(Date.now() - ageMs).toISOString();
+      return { id, pod: 'app-0', namespace: NS, container: 'app', reason: 'OOMKilled', exitCode: 137, time, detectedTime: time, restartCount: 1, restarts: 1, verdict: 'Leaking' as const, captureIds: [], findings: [] };
+    };
+    const week = 7 * 24 * 3600_000;
+    await new ProbeClient(kc).updateStatus(NS, 'suspended', () => ({ incidents: [incident('fresh', 60_000), incident('expired', week + 60_000)] }));
+    const pruned = await waitFor('the expired incident gone', async () => {
+      await controller.resync();
+      const ids = (await probes.get('suspended'))?.status?.incidents?.map((i) => i.id);
+      return ids?.length === 1 && ids;
+    }, 30_000, 200);
+    assert.deepEqual(pruned, ['fresh'], 'the one within the retention (the default 7 days) stays');
+    await settle();
+    const before = await reconciles();
+    await controller.resync();
+    await settle();
+    assert.equal(await reconciles(), before, 'nothing left to prune: no reconcile');
+  });
+
   test('a deleted probe: scheduler removed and finalizer released', async () => {
     await probes.delete('bystander');
     await waitFor('bystander gone', async () => (await probes.get('bystander')) === undefined, 30_000, 200);
@@ -257,5 +279,9 @@ describe('supervised informer against a real API server', () => {
     assert.deepEqual(slim.metadata, { name: 'p', namespace: NS, uid: 'u', generation: 3, resourceVersion: '9', creationTimestamp: '2026-12-01T10:00:00Z', deletionTimestamp: undefined, finalizers: [FINALIZER] });
     assert.deepEqual(Object.keys(slim.status ?? {}).sort(), ['conditions', 'observedGeneration']);
     assert.deepEqual(slim.spec, { selector: { matchLabels: { app: 'a' } } });
+    const incident = (time: string) => ({ id: time, pod: 'p', namespace: NS, container: 'c', reason: 'OOMKilled', time, detectedTime: time, restartCount: 1, verdict: 'Unknown', captureIds: [], findings: [] });
+    const withIncidents = slimProbe({ metadata: { name: 'p', namespace: NS, uid: 'u' }, spec: {}, status: { incidents: [incident('2026-12-01T10:00:00Z'), incident('2026-11-01T10:00:00Z')] } } as never);
+    assert.deepEqual(withIncidents.status?.incidents?.map((i) => i.time), ['2026-11-01T10:00:00Z'], 'of the incidents only the oldest, the first to expire');
   });
+
 });

@@ -13,17 +13,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1ContainerStatus } from '@kubernetes/client-node';
 import type { IncidentStatus, MapLeakProbe } from '../../src/api/types.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
 import { runPod, stopCluster, type Cluster } from '../cluster/cluster.js';
 import { goBinary } from '../cluster/go-build.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
+import { SeriesStore } from '../../src/store/series-store.js';
+import { Redis } from 'ioredis';
 import { siteLines } from '../support/go-targets.js';
 import { testOperatorConfig } from '../support/operator-config.js';
-import { startClusterWithCrd, TestProbes } from '../support/probes.js';
+import { condition, startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { runPlugin } from '../support/plugin.js';
-import { bearer, ensureServiceAccount, serviceAccountToken, testReaderToken, tokenKubeconfig } from '../support/tokens.js';
+import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken, testReaderToken, tokenKubeconfig } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
 
 process.env.LOG_LEVEL ??= 'warn';
@@ -32,6 +34,8 @@ const NS = 'default';
 const MAX_INCIDENTS = 3;
 /** Short, so that the last test sees the first incident expire; long enough that the count cap, not the age, drops the crash loop's first incident. */
 const RETENTION_MS = 60_000;
+/** Longer than the file runs: what prunes the status here is the rounds, never the controller's resync (test/controller covers that path). */
+const RESYNC_MS = 3_600_000;
 const lines = siteLines('leaky');
 const growingMapLines = [lines.get('map-growing-sessions'), lines.get('map-growing-json')];
 
@@ -48,11 +52,15 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
   let headers: Record<string, string>;
   let base: string;
   let token: string;
+  let storeClient: Redis;
+  /** Watches every probe's incidents from the start, so none is missed however long a test before takes. */
+  let watcher: NodeJS.Timeout | undefined;
   const work = mkdtempSync(join(tmpdir(), 'mlp-incidents-'));
-  /** When the test first saw each incident id in the status (polled every 250 ms). */
+  /** When the test first saw each incident id in the status (polled every 250 ms from the start). */
   const firstSeen = new Map<string, number>();
   const seen = new Map<string, IncidentStatus>();
   let firstOomKill: IncidentStatus | undefined;
+  let forgedIncident: IncidentStatus | undefined;
 
   const incidentsOf = async (name: string): Promise<IncidentStatus[]> => {
     const probe: MapLeakProbe | undefined = await probes.get(name);
@@ -72,24 +80,31 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     ({ cluster, kc } = await startClusterWithCrd(CLUSTER));
     probes = new TestProbes(kc, NS);
     redis = await startRedis();
+    storeClient = new Redis(redis.url);
     await Promise.all([
       // leaky's maps grow by about 8 MiB/s from ~160 MiB: the kernel kills it after 30-40 s.
       runPod(cluster, { name: 'oom', labels: { app: 'oom' }, path: 'test/targets/leaky', restartPolicy: 'Always', restartDelayMs: 1000, memoryLimitBytes: 384 * 1024 * 1024 }),
+      // Never restarts: the test writes its container status, as a hostile (remote) API server could.
+      runPod(cluster, { name: 'forged', labels: { app: 'forged' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
       // Exits with status 1 every 12 s: a crash loop.
       runPod(cluster, { name: 'crashy', labels: { app: 'crashy' }, path: 'test/targets/leaky', args: ['-mode', 'healthy', '-max-lifetime', '12s', '-exit-code', '1'], restartPolicy: 'Always', restartDelayMs: 1000 }),
     ]);
-    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS, ceilings: { maxIncidents: MAX_INCIDENTS, incidentRetentionMs: RETENTION_MS } }));
+    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaseNamespace: NS, ceilings: { maxIncidents: MAX_INCIDENTS, incidentRetentionMs: RETENTION_MS }, resyncMs: RESYNC_MS }));
     base = `http://127.0.0.1:${operator.port}`;
     token = await testReaderToken(kc);
     headers = bearer(token);
     await Promise.all([
       probes.create('oom', { selector: { matchLabels: { app: 'oom' } }, schedule: { interval: '5s', window: 12 } }),
       probes.create('crashy', { selector: { matchLabels: { app: 'crashy' } }, schedule: { interval: '5s', window: 12 } }),
+      probes.create('forged', { selector: { matchLabels: { app: 'forged' } }, schedule: { interval: '5s', window: 12 } }),
     ]);
+    watcher = setInterval(() => void Promise.all(['oom', 'crashy', 'forged'].map(incidentsOf)).catch(() => undefined), 250);
   });
 
   after(async () => {
+    clearInterval(watcher);
     await operator?.stop();
+    storeClient?.disconnect();
     await redis?.stop();
     await stopCluster(CLUSTER);
     rmSync(work, { recursive: true, force: true });
@@ -122,8 +137,12 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     assert.ok(last.profile, 'the last capture before the kill is still downloadable');
     const response = await fetch(`${base}${last.profile}`, { headers });
     assert.equal(response.status, 200);
+    assert.equal(response.headers.get('content-type'), 'application/octet-stream', 'as net/http/pprof serves it');
+    const served = Buffer.from(await response.arrayBuffer());
+    const pinned = await new SeriesStore(storeClient).profile(`${NS}/oom`, last.id);
+    assert.ok(pinned && served.equals(pinned), 'the raw profile as captured, byte for byte');
     const file = join(work, 'before-kill.pb.gz');
-    writeFileSync(file, Buffer.from(await response.arrayBuffer()));
+    writeFileSync(file, served);
     const { stdout } = await promisify(execFile)(goBinary('1.26'), ['tool', 'pprof', '-top', '-sample_index=inuse_space', file], { maxBuffer: 16 * 1024 * 1024 });
     assert.match(stdout, /main\.\(\*sessionStore\)\.put|main\.\(\*catalog\)\.ingest/, 'go tool pprof shows the growing sites');
 
@@ -143,6 +162,15 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     await ensureServiceAccount(kc, NS, 'no-grants');
     const stranger = bearer(await serviceAccountToken(kc, NS, 'no-grants'));
     assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`, { headers: stranger })).status, 403, 'and the authorisation (get on mapleakprobes)');
+    // Everything in namespace other, nothing here: another namespace's incidents and their profiles stay closed.
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'other' } } });
+    await ensureServiceAccount(kc, 'other', 'tenant');
+    await bindClusterRole(kc, 'cluster-admin', { namespace: 'other', name: 'tenant' }, 'other');
+    const tenant = bearer(await serviceAccountToken(kc, 'other', 'tenant'));
+    assert.equal((await fetch(`${base}/api/v1/namespaces/other/mapleakprobes/oom/incidents`, { headers: tenant })).status, 404, 'in its own namespace the tenant passes (and finds no such probe)');
+    assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`, { headers: tenant })).status, 403);
+    assert.equal((await fetch(`${base}${last.profile}`, { headers: tenant })).status, 403, 'nor an incident profile of another namespace');
+    assert.equal((await fetch(`${base}/api/v1/namespaces/other/mapleakprobes/oom/captures/${last.id}/profile`, { headers: tenant })).status, 404, 'a capture id is only found under its own probe');
     assert.match(await (await fetch(`${base}/metrics`, { headers })).text(), /^mapleak_incidents_total\{kind="oom"\} [1-9]/m);
 
     // The restarted container is followed as a series of its own: its captures are all after the kill.
@@ -167,6 +195,9 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
       assert.equal(i.exitCode, 1);
     }
     assert.ok(Date.parse(incidents[0]!.time) > Date.parse(incidents[1]!.time), 'newest first');
+    for (let k = 0; k + 1 < incidents.length; k++) {
+      assert.equal(incidents[k]!.restartCount - incidents[k + 1]!.restartCount, incidents[k]!.restarts, 'each incident counts the restarts since the one before: none is lost between rounds');
+    }
     assert.ok((await events('ContainerRestarted')).some((m) => m.startsWith('crashy container app: Error (exit code 1)')));
     assert.ok((await events('ContainerOOMKilled')).every((m) => !m.startsWith('crashy')));
     // The first incident (restart 1) was dropped for the cap, with its pinned profiles.
@@ -178,6 +209,57 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     for (const id of dropped.captureIds) {
       assert.equal((await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/crashy/captures/${id}/profile`, { headers })).status, 404, 'its pinned profiles went with it');
     }
+  });
+
+  test('a forged container status: three restarts at once, an odd reason, a future finishedAt, a secret message and containerID churn', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const forge = async (change: (status: V1ContainerStatus) => void): Promise<void> => {
+      const pod = await core.readNamespacedPodStatus({ name: 'forged', namespace: NS });
+      change(pod.status!.containerStatuses![0]!);
+      await core.replaceNamespacedPodStatus({ name: 'forged', namespace: NS, body: pod });
+    };
+    /** Resolves after `rounds` more rounds have written the probe's status. */
+    const rounds = async (count: number): Promise<void> => {
+      const seenTimes = new Set<string>();
+      await waitFor(`${count} rounds of forged`, async () => {
+        const next = (await probes.get('forged'))?.status?.nextCaptureTime;
+        if (next) seenTimes.add(next);
+        return seenTimes.size > count || undefined;
+      }, 60_000, 250);
+    };
+    await waitFor('a capture of forged', async () => (await probes.get('forged'))?.status?.lastCaptureTime, 60_000, 250);
+    await forge((status) => {
+      status.restartCount = 3;
+      status.containerID = `containerd://${'f'.repeat(64)}`;
+      status.lastState = { terminated: { reason: 'OOMKilled\n<b>SIGKILL</b>\u202e', exitCode: 137, message: 'SECRET=hunter2', finishedAt: new Date('2999-01-01T00:00:00Z') } };
+    });
+    const [incident] = await waitFor('the forged restart as an incident', async () => {
+      const list = await incidentsOf('forged');
+      return list.length > 0 && list;
+    }, 30_000, 250);
+    assert.equal(incident!.reason, 'Unknown', 'a reason that is not one kubelet word is not repeated');
+    assert.equal(incident!.exitCode, 137);
+    assert.equal(incident!.restarts, 3, 'three restarts between two rounds');
+    assert.equal(incident!.restartCount, 3);
+    assert.equal(incident!.time, incident!.detectedTime, 'a finishedAt in the future is not believed');
+    assert.ok(incident!.captureIds.length >= 1, 'the captures before it are its evidence');
+    const forgedEvents = (await events('ContainerRestarted')).filter((m) => m.startsWith('forged '));
+    assert.equal(forgedEvents.length, 1);
+    assert.match(forgedEvents[0]!, /^forged container app: Unknown \(exit code 137\) at \S+, restart 3 \(3 restarts since the last round\); /);
+    const everything = JSON.stringify([await probes.get('forged'), forgedEvents]);
+    for (const leaked of ['hunter2', '<b>', '\u202e', '2999-01-01']) assert.ok(!everything.includes(leaked), `${leaked} reached the status or an Event`);
+
+    // A new containerID every round, restartCount unchanged: the kubelet counts restarts, ids alone are none.
+    for (let n = 0; n < 2; n++) {
+      await forge((status) => {
+        status.containerID = `containerd://${String(n).repeat(64)}`;
+      });
+      await rounds(1);
+    }
+    assert.deepEqual((await incidentsOf('forged')).map((i) => i.id), [incident!.id]);
+    forgedIncident = incident;
+    // From here on every round of forged ends early: spec.cluster is not allowed by this operator.
+    await probes.patchSpec('forged', { cluster: { kubeconfigSecretRef: { name: 'none', key: 'kubeconfig' }, namespace: NS } });
   });
 
   test('after the incident retention the incident leaves the status and its pinned profiles are gone, while newer incidents stay', async () => {
@@ -192,5 +274,17 @@ describe('incidents: a container OOMKilled by the kernel or exiting with an erro
     }
     const answer = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/oom/incidents`, { headers })).json()) as IncidentsAnswer;
     assert.ok(answer.incidents.every((i) => i.id !== incident.id && Date.parse(i.time) > Date.parse(incident.time)));
+  });
+
+  test('rounds that end early (a target cluster that is not allowed) still let an incident past the retention leave the status', async () => {
+    const incident = forgedIncident;
+    assert.ok(incident, 'the forged test recorded an incident');
+    await waitFor('forged rounds ending early', async () => condition(await probes.get('forged'), 'Degraded')?.reason === 'RemoteClusterNotAllowed' || undefined, 30_000, 250);
+    const lastCapture = (await probes.get('forged'))?.status?.lastCaptureTime;
+    await waitFor('the forged incident to expire', async () => !(await incidentsOf('forged')).some((i) => i.id === incident.id), RETENTION_MS + 30_000, 500);
+    assert.ok(Date.now() >= Date.parse(incident.time) + RETENTION_MS, 'not before the retention');
+    const probe = await probes.get('forged');
+    assert.equal(condition(probe, 'Degraded')?.reason, 'RemoteClusterNotAllowed', 'no round got through in the meantime');
+    assert.equal(probe?.status?.lastCaptureTime, lastCapture);
   });
 });

@@ -3,12 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { attributeProfile } from '../../src/analysis/attribute.js';
-import { growingUpToEnd } from '../../src/analysis/incident.js';
+import { growingUpToEnd, hasExpiredIncidents, incidentFindings, incidentsWithinRetention, printable } from '../../src/analysis/incident.js';
+import type { Finding } from '../../src/analysis/series.js';
 import type { MapLeakProbe } from '../../src/api/types.js';
 import { checkContainerStatus } from '../../src/clusters/pods.js';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
 import { SeriesStore } from '../../src/store/series-store.js';
-import { incidentEvent, latestSeriesByPod, PINNED_CAPTURES, recordIncident, restartedSince, seriesKeyOf } from '../../src/worker/incidents.js';
+import { containerInstance, incidentEvent, incidentEvents, latestSeriesByPod, PINNED_CAPTURES, plausibleEnd, recordIncident, restartedSince, seriesKeyOf } from '../../src/worker/incidents.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { readFixture } from '../support/fixtures.js';
 
@@ -104,6 +105,43 @@ describe('incidents in a real Redis: pins past the window, expiry after the rete
     assert.deepEqual(incident.captureIds, ids.slice(0, 2));
     assert.equal(incident.exitCode, undefined, 'no exit code when the pod status gave none');
   });
+
+  test('several restarts between two rounds are one incident that says how many it stands for', async () => {
+    const ids = await fillSeries('shop/p4', 'uid-4.r2', 2, 600);
+    const finishedAt = new Date().toISOString();
+    const incident = await recordIncident(store, probe, 'shop/p4', pod('uid-4'), { restartCount: 5, lastTerminated: { reason: 'OOMKilled', exitCode: 137, finishedAt } }, { name: 'app-0', namespace: 'shop', uid: 'uid-4', series: 'uid-4.r2', restartCount: 2 }, { detectedAt: new Date(), retentionMs: 60_000 });
+    assert.equal(incident.restarts, 3, 'restarts 3, 4 and 5 fell between the rounds');
+    assert.equal(incident.restartCount, 5);
+    assert.deepEqual(incident.captureIds, ids, 'the evidence is the series the first of them ended');
+    assert.match(incidentEvent(incident).message, /restart 5 \(3 restarts since the last round\)/);
+    const one = await recordIncident(store, probe, 'shop/p4', pod('uid-4'), { restartCount: 6 }, { name: 'app-0', namespace: 'shop', uid: 'uid-4', series: 'uid-4.r5', restartCount: 5 }, { detectedAt: new Date(), retentionMs: 60_000 });
+    assert.equal(one.restarts, 1);
+    assert.doesNotMatch(incidentEvent(one).message, /since the last round/);
+  });
+
+  test('a finishedAt in the future or before the series began is not believed: the incident is filed at detection, kept for the retention, not longer and not shorter', async () => {
+    const retentionMs = 60_000;
+    await fillSeries('shop/p5', 'uid-5', 2, 600);
+    const detectedAt = new Date();
+    const future = await recordIncident(store, probe, 'shop/p5', pod('uid-5'), { restartCount: 1, lastTerminated: { reason: 'OOMKilled', finishedAt: '9999-12-31T23:59:59.000Z' } }, { name: 'app-0', namespace: 'shop', uid: 'uid-5' }, { detectedAt, retentionMs });
+    assert.equal(future.time, detectedAt.toISOString());
+    assert.equal(future.captureIds.length, 2, 'the captures before detection are its evidence');
+    const ttl = await store.profileTtl('shop/p5', future.captureIds[0]!);
+    assert.ok(ttl > 0 && ttl <= retentionMs / 1000, `pinned for the retention, not until year 9999: ${ttl} s`);
+
+    await fillSeries('shop/p5', 'uid-5.r1', 2, 600);
+    const past = await recordIncident(store, probe, 'shop/p5', pod('uid-5'), { restartCount: 2, lastTerminated: { reason: 'Error', exitCode: 1, finishedAt: '1970-01-01T00:00:00.000Z' } }, { name: 'app-0', namespace: 'shop', uid: 'uid-5', series: 'uid-5.r1', restartCount: 1 }, { detectedAt, retentionMs });
+    assert.equal(past.time, detectedAt.toISOString());
+    assert.equal(past.captureIds.length, 2, 'a far-past end does not disown the evidence');
+    assert.deepEqual((await store.incidents('shop/p5', new Date(Date.now() - retentionMs), 10)).map((i) => i.id).sort(), [future.id, past.id].sort(), 'and is not dropped as expired the moment it is recorded');
+
+    const start = new Date('2026-12-01T10:00:00Z');
+    const seen = new Date('2026-12-01T11:00:00Z');
+    assert.equal(plausibleEnd('2026-12-01T10:30:00.000Z', start, seen), '2026-12-01T10:30:00.000Z');
+    assert.equal(plausibleEnd('2026-12-01T11:00:00.001Z', start, seen), undefined);
+    assert.equal(plausibleEnd('2026-12-01T09:59:59.999Z', start, seen), undefined);
+    assert.equal(plausibleEnd('2026-12-01T09:00:00.000Z', undefined, seen), '2026-12-01T09:00:00.000Z', 'no captures: only the future is ruled out');
+  });
 });
 
 describe('incident rules', () => {
@@ -153,6 +191,68 @@ describe('incident rules', () => {
     assert.deepEqual(hostile, { name: 'server', restartCount: 1, lastTerminated: { reason: 'Unknown' } });
     assert.equal(checkContainerStatus({ name: 'server', restartCount: -1 }), undefined);
     assert.equal(checkContainerStatus({ name: 'Bad Name', restartCount: 0 }), undefined);
+  });
+
+  test('containerID churn without a restartCount change is no restart; a pod first seen restarted, or recreated under its name, has no series to end', () => {
+    const status = (containerID: string) => checkContainerStatus({ name: 'server', restartCount: 3, containerID, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } } })!;
+    const record = { name: 'app-0', namespace: 'shop', uid: 'u1', series: 'u1.r3', restartCount: 3 };
+    for (const id of ['containerd://' + 'a'.repeat(64), 'containerd://' + 'b'.repeat(64), 'cri-o://c']) {
+      assert.equal(restartedSince(record, containerInstance([status(id)], 'server')), undefined, `containerID ${id.slice(0, 16)}: the kubelet counts restarts, a new id alone is not one`);
+    }
+    const firstSeen = containerInstance([status('containerd://x')], 'server');
+    assert.equal(seriesKeyOf('u1', firstSeen.restartCount), 'u1.r3', 'followed as its own series');
+    const previousByPod = latestSeriesByPod([record]);
+    assert.equal(restartedSince(previousByPod.get('u2'), { restartCount: 7 }), undefined, 'a pod recreated under the same name has a new uid: no incident for the old one');
+    assert.equal(restartedSince(record, { restartCount: 2 }), undefined, 'a restartCount that went down is no restart');
+  });
+
+  test('hostile container statuses: numbers outside the CRD\'s int32 are dropped, reasons outside the kubelet\'s words become Unknown', () => {
+    const checked = (terminated: Record<string, unknown>, restartCount: unknown = 1) => checkContainerStatus({ name: 'server', restartCount, lastState: { terminated } });
+    assert.equal(checked({ reason: 'OOMKilled', exitCode: 2 ** 31 })?.lastTerminated?.exitCode, undefined);
+    assert.equal(checked({ reason: 'OOMKilled', exitCode: -(2 ** 31) })?.lastTerminated?.exitCode, -(2 ** 31));
+    assert.equal(checked({ reason: 'OOMKilled', exitCode: 2 ** 31 - 1 })?.lastTerminated?.exitCode, 2 ** 31 - 1);
+    assert.equal(checked({ reason: 'OOMKilled' }, 2 ** 40), undefined, 'a huge restartCount: the status is not read');
+    assert.equal(checked({ reason: 'OOMKilled' }, 1.5), undefined);
+    for (const reason of ['OOM\nKilled', 'OOMKilled\u202e', 'R'.repeat(65), '', 'Killed by: root']) assert.equal(checked({ reason })?.lastTerminated?.reason, 'Unknown', JSON.stringify(reason));
+    assert.equal(checked({ reason: 'ContainerCannotRun' })?.lastTerminated?.reason, 'ContainerCannotRun');
+  });
+
+  test('findings from a hostile profile reach the status and the Event printable and within the CRD\'s ranges', () => {
+    const finding = (site: { function: string; file: string; line: number }, inuseBytes = 1 << 20): Finding => ({ site, kind: 'map', pattern: 'growing', inuseBytes, maxInuseBytes: inuseBytes, growthBytesPerHour: 1 << 20 }) as unknown as Finding;
+    const [forged, long, nan] = incidentFindings(
+      [finding({ function: 'main.put\nWarning Forged event\u202e', file: '/src/\u0000main.go', line: -1 }), finding({ function: '\u{1F600}'.repeat(600), file: 'f', line: 2 ** 40 }), finding({ function: 'f', file: 'f', line: 7 }, Number.NaN)],
+      512 * 1024,
+    );
+    assert.equal(forged!.function, 'main.put\ufffdWarning Forged event\ufffd');
+    assert.equal(forged!.file, '/src/\ufffdmain.go');
+    assert.equal(forged!.line, 0, 'a negative line is outside the CRD\'s minimum');
+    assert.equal([...long!.function].length, 512, '512 code points, as the CRD counts them');
+    assert.equal(long!.function.length, 1024, 'no surrogate pair is cut in half');
+    assert.equal(long!.line, 0);
+    assert.equal(nan!.inuseBytes, 0);
+    assert.doesNotMatch(incidentEvent({ id: 'x', pod: 'p', namespace: 'n', container: 'c', reason: 'OOMKilled', time: 't', detectedTime: 't', restartCount: 1, verdict: 'Leaking', captureIds: [], findings: [forged!] }).message, /\n/);
+    assert.equal(printable('main.(*store).put', 512), 'main.(*store).put', 'Go names pass unchanged');
+  });
+
+  test('a round\'s incident Events are capped: the rest are summed up in one', () => {
+    const incident = (n: number, reason: string) => ({ id: `i${n}`, pod: `app-${n}`, namespace: 'shop', container: 'server', reason, time: 't', detectedTime: 't', restartCount: 1, verdict: 'Unknown' as const, captureIds: [], findings: [] });
+    const many = Array.from({ length: 25 }, (_, n) => incident(n, n % 5 === 0 ? 'OOMKilled' : 'Error'));
+    const events = incidentEvents(many, 10);
+    assert.equal(events.length, 10);
+    assert.deepEqual(events.slice(0, 9).map((e) => e.message.split(' ')[0]), many.slice(0, 9).map((i) => i.pod));
+    assert.equal(events[9]!.message, '16 more containers restarted (3 OOMKilled) since the last round; see status.incidents (Events per round are capped at 10)');
+    assert.equal(events[9]!.reason, 'ContainerOOMKilled');
+    assert.equal(incidentEvents(many.slice(0, 10), 10).length, 10, 'up to the cap, one each');
+  });
+
+  test('incidents past the retention leave the status by the same rule everywhere', () => {
+    const now = new Date('2026-12-01T12:00:00Z');
+    const at = (iso: string) => ({ time: iso });
+    const incidents = [at('2026-12-01T11:59:00Z'), at('2026-12-01T11:00:00Z'), at('2026-12-01T10:59:59Z')];
+    assert.deepEqual(incidentsWithinRetention(incidents, now, 3600_000), incidents.slice(0, 2), 'exactly as old as the retention is still kept');
+    assert.equal(hasExpiredIncidents({ status: { incidents: incidents as never } }, now, 3600_000), true);
+    assert.equal(hasExpiredIncidents({ status: { incidents: incidents.slice(0, 2) as never } }, now, 3600_000), false);
+    assert.equal(hasExpiredIncidents({}, now, 1), false);
   });
 
   test('the Event says what happened in the operator\'s words', () => {
