@@ -10,16 +10,13 @@
  * BENCH_RUNS (default 5) sets the runs per measurement.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeHeapProfile } from '../src/pprof/index.js';
-import { CACHE_DIR, CLI, REPO_ROOT, repoPath } from '../test/support/paths.js';
-import { generateFuncs } from './generate.js';
+import { CLI, REPO_ROOT } from '../test/support/paths.js';
+import { buildGenerator, FUNCS, GO, profiles } from './inputs.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const GO = process.env.GO ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go');
-const FUNCS = 7000;
 const DECODE_ONLY = join(REPO_ROOT, 'dist', 'bench', 'decode-only.js');
 
 interface Measurement {
@@ -27,44 +24,6 @@ interface Measurement {
   /** User + system CPU: steadier than wall time on a shared machine. */
   cpuSeconds: number;
   peakRssBytes: number;
-}
-
-function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
-  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...options });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.error?.message ?? result.stderr}`);
-  return result.stdout;
-}
-
-/** Builds heapgen with its generated functions, once per source. */
-function buildGenerator(): { binary: string; key: string } {
-  const funcs = generateFuncs(FUNCS);
-  const sources = ['go.mod', 'main.go'].map((f) => readFileSync(repoPath('bench', 'heapgen', f), 'utf8'));
-  const key = createHash('sha256').update(funcs).update(sources.join('\0')).digest('hex').slice(0, 12);
-  const dir = join(CACHE_DIR, 'bench', `heapgen-${key}`);
-  const binary = join(dir, 'heapgen');
-  if (existsSync(binary)) return { binary, key };
-  console.log(`building bench/heapgen with ${FUNCS} generated functions (once)...`);
-  const staging = `${dir}.${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  cpSync(repoPath('bench', 'heapgen'), staging, { recursive: true });
-  writeFileSync(join(staging, 'funcs.go'), funcs);
-  run(GO, ['build', '-o', 'heapgen', '.'], { cwd: staging, env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' } });
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(staging, dir);
-  return { binary, key };
-}
-
-/** Runs heapgen once into a cached directory; returns its profiles in order. */
-function profiles(generator: { binary: string; key: string }, name: string, args: string[]): string[] {
-  const dir = join(CACHE_DIR, 'bench', `${name}-${generator.key}`);
-  const list = (): string[] => readdirSync(dir).filter((f) => f.endsWith('.pb.gz')).sort().map((f) => join(dir, f));
-  if (existsSync(join(dir, 'done'))) return list();
-  console.log(`generating ${name} (heapgen ${args.join(' ')})...`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  run(generator.binary, ['-out', dir, ...args]);
-  writeFileSync(join(dir, 'done'), '');
-  return list();
 }
 
 /** GNU time reports wall time and the child's peak RSS. */
