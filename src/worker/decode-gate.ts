@@ -1,3 +1,4 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { CaptureDecoders, PprofClient } from '../capture/capture.js';
 import type { Debug1Heap } from '../pprof/debug1.js';
@@ -90,6 +91,8 @@ export class DecodeGate {
       proto: async (bytes) => {
         const { profile, kept } = await this.decodeKept(bytes, limits);
         decoders.kept = kept;
+        // Rebuilding the records and the capture's lookups that follow: two blocks of the loop, not one.
+        await yieldToLoop();
         return profile;
       },
       debug1: (bytes) => this.parseDebug1(bytes, limits),
@@ -106,6 +109,7 @@ export class DecodeGate {
     const kept = decoders.kept;
     if (!kept || kept.stackOf.length !== profile.records.length) throw new Error('no kept profile for this capture');
     decoders.kept = undefined;
+    await yieldToLoop(); // after the capture's restoration, before comparing with it
     const restoration = restorationBetween(kept, profile);
     const reply = await this.enqueue({ id: this.nextId++, kind: 'attribute', ticket: kept.ticket, restoration, time: time.getTime() });
     if (!reply.stored) throw new Error('decode thread sent no snapshot');
