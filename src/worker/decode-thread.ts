@@ -47,14 +47,37 @@ export type DecodeReply =
   | { id: number; ok: true; records: number; profile?: ProfileColumns; debug1?: Debug1Heap; analysis?: SeriesAnalysis; stored?: Uint8Array }
   | { id: number; ok: false; code: ProfileError['code'] | 'Internal'; message: string };
 
-/** Profiles decoded with `keep`, by request id, until attributed: a few, the oldest dropped first (its caller then attributes on its own loop). */
+/**
+ * Profiles decoded with `keep`, by request id, until attributed. Bounded by
+ * their records (a 122k-sample profile holds ~60 MB of this thread's heap),
+ * the oldest dropped first: its caller then attributes on its own loop.
+ */
 const kept = new Map<number, HeapProfile>();
-const MAX_KEPT = 8;
+const MAX_KEPT_RECORDS = 400_000;
+let keptRecords = 0;
+
+function keep(id: number, profile: HeapProfile): void {
+  kept.set(id, profile);
+  keptRecords += profile.records.length;
+  for (const [oldest, dropped] of kept) {
+    if (keptRecords <= MAX_KEPT_RECORDS || oldest === id) break;
+    kept.delete(oldest);
+    keptRecords -= dropped.records.length;
+  }
+}
+
+function take(id: number): HeapProfile | undefined {
+  const profile = kept.get(id);
+  if (profile) {
+    kept.delete(id);
+    keptRecords -= profile.records.length;
+  }
+  return profile;
+}
 
 function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBuffer[] } {
   if (request.kind === 'attribute') {
-    const profile = kept.get(request.ticket);
-    kept.delete(request.ticket);
+    const profile = take(request.ticket);
     if (!profile) throw new Error('profile no longer kept');
     const snapshot = attributeProfile(applyRestoration(profile, request.restoration));
     const stored = Buffer.from(storedSnapshotJson({ ...snapshot, time: new Date(request.time) }), 'utf8');
@@ -68,8 +91,7 @@ function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBu
   if (request.kind === 'proto') {
     const profile = decodeHeapProfile(request.bytes, request.limits);
     if (!request.keep) return { reply: { id: request.id, ok: true, records: profile.records.length }, transfer: [] };
-    kept.set(request.id, profile);
-    for (const oldest of kept.keys()) if (kept.size > MAX_KEPT) kept.delete(oldest);
+    keep(request.id, profile);
     const columns = profileToColumns(profile);
     return { reply: { id: request.id, ok: true, records: profile.records.length, profile: columns }, transfer: columnBuffers(columns) };
   }
