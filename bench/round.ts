@@ -20,8 +20,9 @@
  * `on-loop` (the gate only trial-decodes, then the round decodes,
  * attributes, parses the stored series and analyses it on the event loop,
  * as before) and `threaded` (the gate's thread decodes once and hands the
- * profile back; attribution after a yield; the series parsed and analysed
- * in the thread). BENCH_ROUNDS (default 6) measured rounds per way, after 11 that
+ * profile back, attributes the copy it kept into the store's form, and
+ * parses and analyses the series: capture-round.ts's storedSnapshot and
+ * analyzeStoredSeries). BENCH_ROUNDS (default 6) measured rounds per way, after 11 that
  * fill the window.
  */
 import { createServer, type Server } from 'node:http';
