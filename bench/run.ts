@@ -7,19 +7,21 @@
  * allocating functions are generated (bench/generate.ts); they are made
  * once per generator version and cached under .cache/bench.
  *
- * BENCH_RUNS (default 5) sets the runs per measurement.
+ * BENCH_RUNS (default 5) sets the runs per measurement; BENCH_BASELINE (a
+ * built checkout of an earlier commit) adds its `mapleak analyze` to the
+ * same alternating runs, as "before".
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { decodeHeapProfile } from '../src/pprof/index.js';
-import { CACHE_DIR, CLI, REPO_ROOT, repoPath } from '../test/support/paths.js';
-import { generateFuncs } from './generate.js';
+import { CLI, REPO_ROOT } from '../test/support/paths.js';
+import { buildGenerator, FUNCS, GO, profiles } from './inputs.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const GO = process.env.GO ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go');
-const FUNCS = 7000;
+/** A checkout built before the change (BENCH_BASELINE=/path/to/repo), measured in the same alternating runs. */
+const BASELINE = process.env.BENCH_BASELINE;
 const DECODE_ONLY = join(REPO_ROOT, 'dist', 'bench', 'decode-only.js');
 
 interface Measurement {
@@ -27,44 +29,6 @@ interface Measurement {
   /** User + system CPU: steadier than wall time on a shared machine. */
   cpuSeconds: number;
   peakRssBytes: number;
-}
-
-function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
-  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...options });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.error?.message ?? result.stderr}`);
-  return result.stdout;
-}
-
-/** Builds heapgen with its generated functions, once per source. */
-function buildGenerator(): { binary: string; key: string } {
-  const funcs = generateFuncs(FUNCS);
-  const sources = ['go.mod', 'main.go'].map((f) => readFileSync(repoPath('bench', 'heapgen', f), 'utf8'));
-  const key = createHash('sha256').update(funcs).update(sources.join('\0')).digest('hex').slice(0, 12);
-  const dir = join(CACHE_DIR, 'bench', `heapgen-${key}`);
-  const binary = join(dir, 'heapgen');
-  if (existsSync(binary)) return { binary, key };
-  console.log(`building bench/heapgen with ${FUNCS} generated functions (once)...`);
-  const staging = `${dir}.${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  cpSync(repoPath('bench', 'heapgen'), staging, { recursive: true });
-  writeFileSync(join(staging, 'funcs.go'), funcs);
-  run(GO, ['build', '-o', 'heapgen', '.'], { cwd: staging, env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' } });
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(staging, dir);
-  return { binary, key };
-}
-
-/** Runs heapgen once into a cached directory; returns its profiles in order. */
-function profiles(generator: { binary: string; key: string }, name: string, args: string[]): string[] {
-  const dir = join(CACHE_DIR, 'bench', `${name}-${generator.key}`);
-  const list = (): string[] => readdirSync(dir).filter((f) => f.endsWith('.pb.gz')).sort().map((f) => join(dir, f));
-  if (existsSync(join(dir, 'done'))) return list();
-  console.log(`generating ${name} (heapgen ${args.join(' ')})...`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  run(generator.binary, ['-out', dir, ...args]);
-  writeFileSync(join(dir, 'done'), '');
-  return list();
 }
 
 /** GNU time reports wall time and the child's peak RSS. */
@@ -135,37 +99,41 @@ function main(): void {
     { name: '(c) a service profile at a sparser rate', files: service.slice(-1) },
   ];
 
+  // Node's own start-up, measured in the same run: the floor under every figure of ours.
+  const startup = compare({ node: [process.execPath, ['-e', '0']], help: [process.execPath, [CLI, '--help']] });
+  const nodeFloor = startup.node!;
   const rows: string[] = [];
   const goals: string[] = [];
+  const figures = (m: { seconds: number; cpu: number; rss: number }): string => `${m.seconds.toFixed(2)} s (cpu ${m.cpu.toFixed(2)} s), ${mib(m.rss)} MiB`;
   for (const work of works) {
     const shape = describe(work.files);
     const r = compare({
       mapleak: [process.execPath, [CLI, 'analyze', '--json', ...work.files]],
       pprof: [GO, ['tool', 'pprof', '-top', ...work.files]],
       decode: [process.execPath, [DECODE_ONLY, ...work.files]],
+      ...(BASELINE ? { before: [process.execPath, [join(BASELINE, 'dist', 'src', 'cli', 'main.js'), 'analyze', '--json', ...work.files]] as Command } : {}),
     });
     const [ours, peer, decode] = [r.mapleak!, r.pprof!, r.decode!];
     const timeRatio = ours.seconds / peer.seconds;
     const cpuRatio = ours.cpu / peer.cpu;
     const rssRatio = ours.rss / peer.rss;
-    const figures = (m: { seconds: number; cpu: number; rss: number }): string =>
-      `${m.seconds.toFixed(2)} s (cpu ${m.cpu.toFixed(2)} s), ${mib(m.rss)} MiB`;
+    const before = r.before ? `${figures(r.before)}: **${(r.before.seconds / peer.seconds).toFixed(2)}×** time, **${(r.before.rss / peer.rss).toFixed(2)}×** RSS | ` : '';
     rows.push(
-      `| ${work.name} | ${work.files.length} | ${shape.samples} | ${shape.functions} | ${shape.kib.toFixed(0)} | ` +
-        `${figures(ours)} | ${figures(peer)} | **${timeRatio.toFixed(2)}×** (cpu ${cpuRatio.toFixed(2)}×) | **${rssRatio.toFixed(2)}×** | ${figures(decode)} |`,
+      `| ${work.name} | ${work.files.length} | ${shape.samples} | ${shape.functions} | ${shape.kib.toFixed(0)} | ${before}` +
+        `${figures(ours)} | ${figures(peer)} | **${timeRatio.toFixed(2)}×** (cpu ${cpuRatio.toFixed(2)}×) | **${rssRatio.toFixed(2)}×** | ${figures(decode)} | ${figures(nodeFloor)} |`,
     );
     goals.push(
-      `${work.name}: time ≤ ${TIME_GOAL}× ${timeRatio <= TIME_GOAL ? 'met' : 'NOT met'} (${timeRatio.toFixed(2)}×), ` +
-        `peak RSS ≤ ${RSS_GOAL}× ${rssRatio <= RSS_GOAL ? 'met' : 'NOT met'} (${rssRatio.toFixed(2)}×)`,
+      `${work.name}: time ≤ ${TIME_GOAL}× ${timeRatio <= TIME_GOAL ? 'met' : 'NOT met'} (${timeRatio.toFixed(2)}×; decode only ${(decode.seconds / peer.seconds).toFixed(2)}×, node start-up ${(nodeFloor.seconds / peer.seconds).toFixed(2)}×), ` +
+        `peak RSS ≤ ${RSS_GOAL}× ${rssRatio <= RSS_GOAL ? 'met' : 'NOT met'} (${rssRatio.toFixed(2)}×; decode only ${(decode.rss / peer.rss).toFixed(2)}×, node start-up ${(nodeFloor.rss / peer.rss).toFixed(2)}×)`,
     );
   }
-  const startup = compare({ 'node startup': [process.execPath, ['-e', '0']], 'mapleak --help': [process.execPath, [CLI, '--help']] });
 
-  console.log(`\n${RUNS} alternating runs each, medians (decode only: the same files gunzipped and decoded, nothing else)\n`);
-  console.log('| work | files | samples | leaf functions | KiB | mapleak analyze --json | go tool pprof -top | time ratio | peak RSS ratio | decode only |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(`\n${RUNS} alternating runs each, medians; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} cores`);
+  console.log('(decode only: the same files read, gunzipped and decoded, nothing else; node start-up: `node -e 0`, the floor under both)\n');
+  console.log(`| work | files | samples | leaf functions | KiB | ${BASELINE ? `before (${BASELINE}) | ` : ''}mapleak analyze --json | go tool pprof -top | time ratio | peak RSS ratio | decode only | node start-up |`);
+  console.log(`|---|---:|---:|---:|---:|${BASELINE ? '---:|' : ''}---:|---:|---:|---:|---:|---:|`);
   console.log(rows.join('\n'));
-  console.log(`\nnode startup ${startup['node startup']!.seconds.toFixed(2)} s; \`mapleak --help\` ${startup['mapleak --help']!.seconds.toFixed(2)} s\n`);
+  console.log(`\n\`mapleak --help\` ${figures(startup.help!)}\n`);
   console.log(goals.map((g) => `goal ${g}`).join('\n'));
 
   const times = scaling.map(({ factor, files }) => {
@@ -173,15 +141,17 @@ function main(): void {
     const r = compare({ mapleak: [process.execPath, [CLI, 'analyze', '--json', ...files]] });
     return { factor, samples: shape.samples, functions: shape.functions, seconds: r.mapleak!.seconds, cpu: r.mapleak!.cpu };
   });
-  const floor = startup['mapleak --help']!.seconds;
-  console.log('\nscaling with the number of allocation sites (one profile each):\n');
-  console.log('| sites | samples | leaf functions | mapleak analyze | cpu | minus startup | per 1× |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|');
-  const base = Math.max(0.001, (times[0] as (typeof times)[0]).seconds - floor);
+  console.log('\nscaling with the number of allocation sites (one profile each; "minus start-up" takes `node -e 0` off):\n');
+  console.log('| sites | samples | leaf functions | wall | cpu | wall minus start-up | cpu minus start-up | wall per 1× | cpu per 1× |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const first = times[0] as (typeof times)[0];
+  const baseWall = Math.max(0.001, first.seconds - nodeFloor.seconds);
+  const baseCpu = Math.max(0.001, first.cpu - nodeFloor.cpu);
   for (const t of times) {
-    const work = t.seconds - floor;
+    const wall = t.seconds - nodeFloor.seconds;
+    const cpu = t.cpu - nodeFloor.cpu;
     console.log(
-      `| ${t.factor}× | ${t.samples} | ${t.functions} | ${t.seconds.toFixed(2)} s | ${t.cpu.toFixed(2)} s | ${work.toFixed(2)} s | ${(work / base / t.factor).toFixed(2)} |`,
+      `| ${t.factor}× | ${t.samples} | ${t.functions} | ${t.seconds.toFixed(2)} s | ${t.cpu.toFixed(2)} s | ${wall.toFixed(2)} s | ${cpu.toFixed(2)} s | ${(wall / baseWall / t.factor).toFixed(2)} | ${(cpu / baseCpu / t.factor).toFixed(2)} |`,
     );
   }
   console.log(`\n(linear: "per 1×" stays near 1.00)\nbench took ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -1,5 +1,5 @@
 import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
-import { parseDebug1Heap, unnamedPcs } from '../pprof/debug1.js';
+import { parseDebug1Heap, unnamedPcs, type Debug1Heap } from '../pprof/debug1.js';
 import { ProfileError } from '../pprof/errors.js';
 import { learnHiddenFrames, restoreHiddenFrames, unknownRecords } from '../pprof/hidden-frames.js';
 import { parseSymbolResponse, symbolQueries, type SymbolTable } from '../pprof/symbols.js';
@@ -83,10 +83,18 @@ export interface CaptureOptions {
   /** Symbol requests one capture may make; PCs beyond them stay unnamed (a warning says so). */
   maxSymbolRequests?: number;
   debug1?: Partial<Debug1Policy>;
+  /** Default: decodeHeapProfile and parseDebug1Heap, on the calling thread. */
+  decoders?: CaptureDecoders;
   now?: () => Date;
 }
 
 export const DEFAULT_MAX_SYMBOL_REQUESTS = 64;
+
+/** How the answers are decoded: the operator's worker decodes them in a thread, each once (src/worker/decode-gate.ts). */
+export interface CaptureDecoders {
+  proto(bytes: Buffer): Promise<HeapProfile>;
+  debug1(bytes: Buffer): Promise<Debug1Heap>;
+}
 
 /**
  * One capture of a live process: the proto heap profile (the measurement:
@@ -112,7 +120,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
   };
 
   const proto = await get('/heap', limits.maxBytes);
-  const protoProfile = decodeHeapProfile(proto, limits);
+  const protoProfile = options.decoders ? await options.decoders.proto(proto) : decodeHeapProfile(proto, limits);
   const time = protoProfile.time ?? now();
   const warnings: string[] = [];
   const buildId = protoProfile.buildId ?? '';
@@ -124,9 +132,11 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
   if (wantsDebug1(policy, protoProfile, lookup, knowledge.lastDebug1At, now().getTime())) {
     knowledge.lastDebug1At = now().getTime();
     try {
-      debug1 = (await get('/heap?debug=1', policy.maxBytes, policy.timeoutMs)).toString('utf8');
+      const debug1Bytes = await get('/heap?debug=1', policy.maxBytes, policy.timeoutMs);
       cost.debug1 = true;
-      const parsed = parseDebug1Heap(debug1);
+      const text = debug1Bytes.toString('utf8');
+      const parsed = options.decoders ? await options.decoders.debug1(debug1Bytes) : parseDebug1Heap(text);
+      debug1 = text;
       const unnamed = unnamedPcs(parsed);
       const batches = symbolQueries(unnamed.filter((pc) => !knowledge.symbols.has(pc)));
       const allowed = options.maxSymbolRequests ?? DEFAULT_MAX_SYMBOL_REQUESTS;

@@ -1,4 +1,4 @@
-import { Gunzip } from 'fflate';
+import { constants, gunzipSync } from 'node:zlib';
 import { ProfileError } from './errors.js';
 
 export function isGzip(bytes: Uint8Array): boolean {
@@ -8,47 +8,59 @@ export function isGzip(bytes: Uint8Array): boolean {
 export interface InflateLimits {
   /** Largest inflated size. */
   maxBytes: number;
-  /** Largest inflated/compressed ratio, checked as the stream goes (past RATIO_FLOOR_BYTES of output). */
+  /** Largest inflated/compressed ratio (past RATIO_FLOOR_BYTES of output). */
   maxRatio?: number;
 }
 
 /** Small outputs are never judged by their ratio (a 2 KiB profile of zeros is fine). */
 export const RATIO_FLOOR_BYTES = 1024 * 1024;
 /**
- * Input fed per step. Deflate's best case is about 1032:1, so one step
- * yields at most ~4 MiB before the limits are checked again.
+ * The head of the stream inflated first, on its own, against the ratio: a
+ * bomb that starts at once (as any made by gzip does) is stopped after
+ * about a MiB of output instead of at the cap.
  */
-const STEP_BYTES = 4096;
+const PROBE_BYTES = 16 * 1024;
+/** zlib's output step: a large one keeps a 4 MB profile to a few chunks. */
+const CHUNK_BYTES = 1024 * 1024;
 
 /**
- * Inflates as a stream and stops at the first step past a limit, so a gzip
- * bomb costs one step's output, not the cap, and ends in a clear error
- * (zlib's maxOutputLength on a sync call would build up to the cap first).
+ * Inflates with the native zlib (5–9× faster than a JavaScript inflater on
+ * real profiles, measured by npm run bench), never past a cap set before
+ * it starts: the size limit, or the ratio limit applied to the whole input
+ * (`maxRatio` × compressed bytes), whichever is smaller. That is the most a
+ * stream checked step by step could produce too, so a gzip bomb costs at
+ * most the cap; a bomb that starts at once is caught by the probe of its
+ * head, after about RATIO_FLOOR_BYTES.
  */
 export function gunzipLimited(bytes: Uint8Array, limits: number | InflateLimits): Buffer {
   const { maxBytes, maxRatio } = typeof limits === 'number' ? { maxBytes: limits, maxRatio: undefined } : limits;
-  const chunks: Uint8Array[] = [];
-  let produced = 0;
-  let consumed = 0;
-  let over: ProfileError | undefined;
-  const inflater = new Gunzip((chunk) => {
-    produced += chunk.length;
-    if (produced > maxBytes) over ??= new ProfileError('TooLarge', `profile inflates to more than ${maxBytes} bytes (limit)`);
-    else chunks.push(chunk);
-  });
-  try {
-    for (let offset = 0; offset < bytes.length && !over; offset += STEP_BYTES) {
-      const step = bytes.subarray(offset, offset + STEP_BYTES);
-      consumed += step.length;
-      inflater.push(step, offset + STEP_BYTES >= bytes.length);
-      if (!over && maxRatio !== undefined && produced > RATIO_FLOOR_BYTES && produced > maxRatio * consumed) {
-        over = new ProfileError('TooLarge', `profile inflates more than ${maxRatio} times its compressed size (limit)`);
-      }
+  const ratioCap = maxRatio === undefined ? Infinity : Math.max(RATIO_FLOOR_BYTES, Math.floor(maxRatio * bytes.length));
+  const ratioError = (): ProfileError => new ProfileError('TooLarge', `profile inflates more than ${maxRatio} times its compressed size (limit)`);
+  if (maxRatio !== undefined && bytes.length > PROBE_BYTES) {
+    const probeCap = Math.max(RATIO_FLOOR_BYTES, Math.floor(maxRatio * PROBE_BYTES));
+    if (probeCap < Math.min(maxBytes, ratioCap)) {
+      const head = inflate(bytes.subarray(0, PROBE_BYTES), probeCap, true);
+      if (head === undefined) throw ratioError();
     }
+  }
+  const cap = Math.min(maxBytes, ratioCap);
+  const inflated = inflate(bytes, cap, false);
+  if (inflated !== undefined) return inflated;
+  throw cap < maxBytes ? ratioError() : new ProfileError('TooLarge', `profile inflates to more than ${maxBytes} bytes (limit)`);
+}
+
+/** The inflated bytes, or undefined past `cap`; a head (`partial`) may end anywhere. */
+function inflate(bytes: Uint8Array, cap: number, partial: boolean): Buffer | undefined {
+  try {
+    return gunzipSync(bytes, {
+      maxOutputLength: Math.max(1, cap),
+      chunkSize: Math.min(CHUNK_BYTES, Math.max(64 * 1024, bytes.length * 4)),
+      ...(partial ? { finishFlush: constants.Z_SYNC_FLUSH } : {}),
+    });
   } catch (err) {
-    if (/unexpected EOF/i.test(String((err as Error).message))) throw new ProfileError('TruncatedGzip', 'gzip stream is truncated');
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') return undefined;
+    if (code === 'Z_BUF_ERROR') throw new ProfileError('TruncatedGzip', 'gzip stream is truncated');
     throw new ProfileError('Malformed', 'gzip stream is corrupt');
   }
-  if (over) throw over;
-  return Buffer.concat(chunks, produced);
 }

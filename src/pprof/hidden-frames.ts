@@ -71,9 +71,59 @@ export function restoreHiddenFrames(profile: HeapProfile, lookup: (key: string) 
     if (!hidden) return record;
     let stack = restored.get(key);
     if (!stack) {
-      stack = [...hidden.map((name): Frame => ({ function: name, file: '', line: 0 })), ...record.stack];
+      stack = [...hiddenStack(hidden), ...record.stack];
       restored.set(key, stack);
     }
+    return { ...record, stack, hiddenFrames: 'resolved' };
+  });
+  return { ...profile, records };
+}
+
+const hiddenStack = (names: readonly string[]): Frame[] => names.map((name): Frame => ({ function: name, file: '', line: 0 }));
+
+/**
+ * What restoreHiddenFrames put back, small enough to send to another
+ * thread that holds the same decoded profile: the distinct hidden paths,
+ * and per record the path it got (-1: none).
+ */
+export interface Restoration {
+  paths: string[][];
+  pathOf: Int32Array;
+}
+
+/** The restoration that turned `original` (as decoded) into `restored` (restoreHiddenFrames of it). */
+export function restorationBetween(original: { stacks: readonly Frame[][]; stackOf: Int32Array }, restored: HeapProfile): Restoration {
+  const pathOf = new Int32Array(restored.records.length).fill(-1);
+  const paths: string[][] = [];
+  const pathByStack = new Map<Frame[], number>();
+  const pathByNames = new Map<string, number>();
+  restored.records.forEach((record, i) => {
+    const visible = original.stacks[original.stackOf[i] as number] as Frame[];
+    if (record.stack === visible) return;
+    let path = pathByStack.get(record.stack);
+    if (path === undefined) {
+      const names = record.stack.slice(0, record.stack.length - visible.length).map((f) => f.function);
+      const joined = names.join('\n');
+      path = pathByNames.get(joined);
+      if (path === undefined) pathByNames.set(joined, (path = paths.push(names) - 1));
+      pathByStack.set(record.stack, path);
+    }
+    pathOf[i] = path;
+  });
+  return { paths, pathOf };
+}
+
+/** The decoded profile with a restoration applied: the same records restoreHiddenFrames made from it. */
+export function applyRestoration(profile: HeapProfile, restoration: Restoration): HeapProfile {
+  if (restoration.pathOf.length !== profile.records.length) throw new Error('restoration is for another profile');
+  const restored = new Map<Frame[], Map<number, Frame[]>>();
+  const records = profile.records.map((record, i): HeapRecord => {
+    const path = restoration.pathOf[i] as number;
+    if (path < 0) return record;
+    let byPath = restored.get(record.stack);
+    if (!byPath) restored.set(record.stack, (byPath = new Map()));
+    let stack = byPath.get(path);
+    if (!stack) byPath.set(path, (stack = [...hiddenStack(restoration.paths[path] ?? []), ...record.stack]));
     return { ...record, stack, hiddenFrames: 'resolved' };
   });
   return { ...profile, records };

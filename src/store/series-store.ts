@@ -87,25 +87,26 @@ export class SeriesStore {
     window: number,
     ttlSeconds: number,
   ): Promise<void> {
+    await this.addStoredCapture(probe, podUid, { id: capture.id, time: capture.snapshot.time, json: storedSnapshotJson(capture.snapshot), proto: capture.proto }, window, ttlSeconds);
+  }
+
+  /** addCapture with the snapshot already in its stored form (storedSnapshotJson, made in the worker's analysis thread). */
+  async addStoredCapture(
+    probe: string,
+    podUid: string,
+    capture: { id: string; time: Date; json: string | Buffer; proto: Buffer },
+    window: number,
+    ttlSeconds: number,
+  ): Promise<void> {
     const series = this.key(probe, 't', podUid, 'series');
-    const stored: StoredSnapshot = {
-      time: capture.snapshot.time.toISOString(),
-      mapImpl: capture.snapshot.mapImpl,
-      evidence: capture.snapshot.evidence,
-      totals: capture.snapshot.totals,
-      usages: capture.snapshot.usages.filter((u) => u.inuseBytes >= KEEP_USAGE_BYTES || u.allocBytes >= KEEP_USAGE_BYTES),
-      allocBytesByFunction: Object.fromEntries(capture.snapshot.allocBytesByFunction),
-      ...(capture.snapshot.memProfileRate ? { memProfileRate: capture.snapshot.memProfileRate } : {}),
-    };
-    const summary = JSON.stringify(stored);
     await this.redis
       .multi()
-      .set(this.key(probe, 'c', capture.id), summary, 'EX', ttlSeconds)
+      .set(this.key(probe, 'c', capture.id), capture.json, 'EX', ttlSeconds)
       .set(this.key(probe, 'p', capture.id), capture.proto, 'EX', ttlSeconds)
-      .zadd(series, capture.snapshot.time.getTime(), capture.id)
+      .zadd(series, capture.time.getTime(), capture.id)
       .expire(series, ttlSeconds)
       .exec();
-    this.options.onCaptureStored?.({ summary: Buffer.byteLength(summary), profile: capture.proto.length });
+    this.options.onCaptureStored?.({ summary: Buffer.byteLength(capture.json), profile: capture.proto.length });
     // Captures that fell out of the window go at once, profiles included.
     const expired = await this.redis.zrange(series, '0', String(-(window + 1)));
     if (expired.length > 0) {
@@ -125,23 +126,15 @@ export class SeriesStore {
   }
 
   async loadSeries(probe: string, podUid: string): Promise<TimedSnapshot[]> {
+    return (await this.loadSeriesJson(probe, podUid)).map(parseStoredSnapshot);
+  }
+
+  /** The series as stored (UTF-8 JSON, oldest first), for a caller that parses it elsewhere (the worker's analysis thread). */
+  async loadSeriesJson(probe: string, podUid: string): Promise<Buffer[]> {
     const refs = await this.captures(probe, podUid);
     if (refs.length === 0) return [];
-    const raw = await this.redis.mget(...refs.map((r) => this.key(probe, 'c', r.id)));
-    return raw
-      .filter((json): json is string => json !== null)
-      .map((json) => {
-        const s = JSON.parse(json) as StoredSnapshot;
-        return {
-          time: new Date(s.time),
-          mapImpl: s.mapImpl,
-          evidence: s.evidence,
-          totals: s.totals,
-          usages: s.usages,
-          allocBytesByFunction: new Map(Object.entries(s.allocBytesByFunction)),
-          ...(s.memProfileRate ? { memProfileRate: s.memProfileRate } : {}),
-        };
-      });
+    const raw = await this.redis.mgetBuffer(...refs.map((r) => this.key(probe, 'c', r.id)));
+    return raw.filter((json): json is Buffer => json !== null);
   }
 
   async profile(probe: string, captureId: string): Promise<Buffer | null> {
@@ -305,4 +298,32 @@ export class SeriesStore {
 /** Kubernetes names hold no glob characters; escape anyway so a pattern can only ever match one probe. */
 function globEscape(text: string): string {
   return text.replace(/[*?[\\\]]/g, (c) => `\\${c}`);
+}
+
+/** A capture as the store keeps it: the attributed summary, usages too small to reach a finding left out. */
+export function storedSnapshotJson(snapshot: TimedSnapshot): string {
+  const stored: StoredSnapshot = {
+    time: snapshot.time.toISOString(),
+    mapImpl: snapshot.mapImpl,
+    evidence: snapshot.evidence,
+    totals: snapshot.totals,
+    usages: snapshot.usages.filter((u) => u.inuseBytes >= KEEP_USAGE_BYTES || u.allocBytes >= KEEP_USAGE_BYTES),
+    allocBytesByFunction: Object.fromEntries(snapshot.allocBytesByFunction),
+    ...(snapshot.memProfileRate ? { memProfileRate: snapshot.memProfileRate } : {}),
+  };
+  return JSON.stringify(stored);
+}
+
+/** One stored capture (loadSeriesJson), as the engine reads it. */
+export function parseStoredSnapshot(json: Uint8Array): TimedSnapshot {
+  const s = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8')) as StoredSnapshot;
+  return {
+    time: new Date(s.time),
+    mapImpl: s.mapImpl,
+    evidence: s.evidence,
+    totals: s.totals,
+    usages: s.usages,
+    allocBytesByFunction: new Map(Object.entries(s.allocBytesByFunction)),
+    ...(s.memProfileRate ? { memProfileRate: s.memProfileRate } : {}),
+  };
 }

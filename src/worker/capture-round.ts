@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { attributeProfile } from '../analysis/attribute.js';
 import { parseGcTrace, summarizeGcTrace, type GcCycle } from '../analysis/gctrace.js';
-import { analyzeSeries, type SeriesAnalysis } from '../analysis/series.js';
+import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import type { ProbeClient } from '../api/client.js';
 import { DEFAULT_CEILINGS, effectiveSettings, keptCaptures, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
 import { selectorToString, type MapLeakProbe, type MapLeakProbeStatus } from '../api/types.js';
-import { captureHeap, type PprofClient } from '../capture/capture.js';
+import { captureHeap, type HeapCapture, type PprofClient } from '../capture/capture.js';
 import { CaptureError } from '../capture/errors.js';
 import { HttpAnswerError } from '../capture/http.js';
 import { apiServerProxyClient, podDirectClient } from '../capture/proxy.js';
@@ -17,10 +17,10 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
 import { buildCaptureStatus, findingKey, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
-import type { SeriesStore, StoredIncident } from '../store/series-store.js';
+import { parseStoredSnapshot, storedSnapshotJson, type SeriesStore, type StoredIncident } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
 import type { WatchedPod } from './trigger-watch.js';
-import type { DecodeGate } from './decode-gate.js';
+import type { DecodeGate, GateDecoders } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
 import { incidentsWithinRetention } from '../analysis/incident.js';
 import { containerInstance, incidentEvents, incidentStatus, isOomKill, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
@@ -312,9 +312,11 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       probe.spec.pprof.transport === 'Direct'
         ? podDirectClient(target, timeoutMs, { headers: access.headers, ...(access.tls ? { tls: access.tls } : {}) })
         : apiServerProxyClient(cluster.http, target, timeoutMs);
-    const client = deps.decodeGate ? deps.decodeGate.wrap(direct, limits) : direct;
-    const capture = await captureHeap(client, {
+    // Decoded in the gate's thread, each answer once: the event loop keeps renewing job locks and leases meanwhile.
+    const decoders = deps.decodeGate?.decoders(limits);
+    const capture = await captureHeap(direct, {
       limits,
+      ...(decoders ? { decoders } : {}),
       knowledge: deps.knowledge,
       scope: `${cluster.id}|${pod.namespace}/${pod.uid}`,
       binaryScope: `${cluster.id}|${pod.namespace}`,
@@ -325,7 +327,8 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     });
     // The same job retried gives the same id: the capture is overwritten, not duplicated.
     const id = createHash('sha256').update(`${jobId}|${pod.uid}`).digest('hex').slice(0, 24);
-    await deps.store.addCapture(key, pod.series, { id, snapshot: { ...attributeProfile(capture.profile), time: capture.time }, proto: capture.proto }, keptCaptures(window, capture.proto.length, ceilings), ttlSeconds);
+    const json = await storedSnapshot(deps.decodeGate, decoders, capture, log);
+    await deps.store.addStoredCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, capture.proto.length, ceilings), ttlSeconds);
     round.lastCaptureTime = capture.time.toISOString();
     deps.metrics.captures.inc({ result: 'ok' });
   } catch (err) {
@@ -347,15 +350,14 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       log.debug('gctrace not read', { pod: pod.name, reason: reasonOf(err) });
     }
   }
-  const series = await deps.store.loadSeries(key, pod.series);
+  const series = await deps.store.loadSeriesJson(key, pod.series);
   round.captures = series.length;
   if (series.length > 0) {
-    const analysis: SeriesAnalysis = analyzeSeries(series, {
+    round.analysis = await analyzeStoredSeries(deps, series, {
       minMapBytes: probe.spec.thresholds.minMapBytes,
       minGrowthBytesPerHour: probe.spec.thresholds.minGrowthBytesPerHour,
       maxFindings: probe.spec.thresholds.maxFindings,
-    });
-    round.analysis = analysis;
+    }, log);
   }
   await deps.store.recordTarget(
     key,
@@ -371,6 +373,38 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     ttlSeconds,
   );
   return round;
+}
+
+/**
+ * A capture attributed, in the form the series store keeps: in the decode
+ * gate's thread, from the profile it decoded (attribution of a 122k-sample
+ * profile holds a loop for 200–300 ms), on the loop if that fails.
+ */
+export async function storedSnapshot(gate: DecodeGate | undefined, decoders: GateDecoders | undefined, capture: HeapCapture, log: Logger): Promise<string | Buffer> {
+  if (gate && decoders) {
+    try {
+      return await gate.attributeForStore(decoders, capture.profile, capture.time);
+    } catch (err) {
+      log.warn('attribution thread failed; attributing on the event loop', { error: err instanceof Error ? err.message : 'unknown' });
+    }
+  }
+  return storedSnapshotJson({ ...attributeProfile(capture.profile), time: capture.time });
+}
+
+/**
+ * The engine on a target's stored series: in the decode gate's thread when
+ * there is one (parsing and analysing 12 large captures holds the loop for
+ * seconds), on the loop if the thread fails (its budget, its heap).
+ */
+export async function analyzeStoredSeries(deps: Pick<CaptureRoundDeps, 'decodeGate'>, series: readonly Buffer[], thresholds: Thresholds, log: Logger): Promise<SeriesAnalysis> {
+  if (deps.decodeGate) {
+    try {
+      return await deps.decodeGate.analyzeSeries(series, thresholds);
+    } catch (err) {
+      log.warn('series analysis thread failed; analysing on the event loop', { error: err instanceof Error ? err.message : 'unknown' });
+    }
+  }
+  return analyzeSeries(series.map(parseStoredSnapshot), thresholds);
 }
 
 /** New gctrace lines from the container log since the last read, appended to the kept cycles. */

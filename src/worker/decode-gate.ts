@@ -1,19 +1,41 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import type { PprofClient } from '../capture/capture.js';
+import type { CaptureDecoders, PprofClient } from '../capture/capture.js';
+import type { Debug1Heap } from '../pprof/debug1.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
+import { profileFromColumns } from '../pprof/transfer.js';
+import { restorationBetween } from '../pprof/hidden-frames.js';
+import type { Frame, HeapProfile } from '../pprof/types.js';
+import type { SeriesAnalysis, Thresholds } from '../analysis/series.js';
 import type { DecodeReply, DecodeRequest } from './decode-thread.js';
+
+type DecodeSuccess = Extract<DecodeReply, { ok: true }>;
+
+/** The decoded proto the thread kept: its request id, and the visible stacks of its records as decoded. */
+interface KeptProfile {
+  ticket: number;
+  stacks: Frame[][];
+  stackOf: Int32Array;
+}
+
+/** Decoders of one capture; `kept` names the proto the thread holds for attributeForStore. */
+export interface GateDecoders extends CaptureDecoders {
+  kept?: KeptProfile;
+}
 
 export interface DecodeGateOptions {
   /** A trial decode that takes longer fails the target (ceiling --max-decode-time). */
   maxDecodeMs: number;
   /** JS heap the trial decoder may use. */
   maxHeapMiB: number;
+  /** A series analysis that takes longer is given up (the caller falls back to the event loop); default 10 × maxDecodeMs. */
+  maxAnalysisMs?: number;
 }
 
 interface Pending {
   request: DecodeRequest;
-  resolve: () => void;
+  resolve: (reply: DecodeSuccess) => void;
   reject: (err: Error) => void;
 }
 
@@ -33,17 +55,77 @@ export class DecodeGate {
 
   constructor(private readonly options: DecodeGateOptions) {}
 
-  check(kind: DecodeRequest['kind'], bytes: Uint8Array, limits: DecodeLimits): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('decode gate closed'));
-    // A copy: the caller keeps its bytes, the thread owns this one.
-    const copy = new Uint8Array(bytes);
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ request: { id: this.nextId++, kind, bytes: copy, limits }, resolve, reject });
-      this.pump();
-    });
+  private get maxAnalysisMs(): number {
+    return this.options.maxAnalysisMs ?? 10 * this.options.maxDecodeMs;
   }
 
-  /** A client whose heap answers are trial-decoded before the caller sees them. */
+  async check(kind: 'proto' | 'debug1', bytes: Uint8Array, limits: DecodeLimits): Promise<void> {
+    await this.request(kind, bytes, limits, false);
+  }
+
+  /** Decodes a proto answer in the thread, within the budget, and hands the profile back (the thread keeps it for attributeForStore). */
+  async decodeProto(bytes: Uint8Array, limits: DecodeLimits): Promise<HeapProfile> {
+    return (await this.decodeKept(bytes, limits)).profile;
+  }
+
+  private async decodeKept(bytes: Uint8Array, limits: DecodeLimits): Promise<{ profile: HeapProfile; kept: KeptProfile }> {
+    const reply = await this.request('proto', bytes, limits, true);
+    if (!reply.profile) throw new Error('decode thread sent no profile');
+    return { profile: profileFromColumns(reply.profile), kept: { ticket: reply.id, stacks: reply.profile.stacks, stackOf: reply.profile.stackOf } };
+  }
+
+  /** Parses a debug=1 answer in the thread, within the budget (a 150 MB one takes seconds). */
+  async parseDebug1(bytes: Uint8Array, limits: DecodeLimits): Promise<Debug1Heap> {
+    const reply = await this.request('debug1', bytes, limits, true);
+    if (!reply.debug1) throw new Error('decode thread sent no debug=1 profile');
+    return reply.debug1;
+  }
+
+  /**
+   * captureHeap's decoders for one capture, run here: every heap answer is
+   * decoded once, off the event loop, and the thread keeps the last proto
+   * for attributeForStore.
+   */
+  decoders(limits: DecodeLimits): GateDecoders {
+    const decoders: GateDecoders = {
+      proto: async (bytes) => {
+        const { profile, kept } = await this.decodeKept(bytes, limits);
+        decoders.kept = kept;
+        // Rebuilding the records and the capture's lookups that follow: two blocks of the loop, not one.
+        await yieldToLoop();
+        return profile;
+      },
+      debug1: (bytes) => this.parseDebug1(bytes, limits),
+    };
+    return decoders;
+  }
+
+  /**
+   * The capture's profile (captureHeap's, hidden frames restored), attributed
+   * in the thread from the copy it kept, in the form the series store keeps
+   * (storedSnapshotJson): only the restoration crosses to the thread.
+   */
+  async attributeForStore(decoders: GateDecoders, profile: HeapProfile, time: Date): Promise<Buffer> {
+    const kept = decoders.kept;
+    if (!kept || kept.stackOf.length !== profile.records.length) throw new Error('no kept profile for this capture');
+    decoders.kept = undefined;
+    await yieldToLoop(); // after the capture's restoration, before comparing with it
+    const restoration = restorationBetween(kept, profile);
+    const reply = await this.enqueue({ id: this.nextId++, kind: 'attribute', ticket: kept.ticket, restoration, time: time.getTime() });
+    if (!reply.stored) throw new Error('decode thread sent no snapshot');
+    return Buffer.from(reply.stored.buffer, reply.stored.byteOffset, reply.stored.byteLength);
+  }
+
+  /** The engine on a target's stored series (SeriesStore.loadSeriesJson), in the thread: parsing and analysing 12 large captures takes seconds. */
+  async analyzeSeries(snapshots: readonly Uint8Array[], thresholds: Thresholds): Promise<SeriesAnalysis> {
+    // Copies the thread owns (moved, not cloned: tens of MB of JSON would hold the loop while being serialized).
+    const owned = snapshots.map((json) => new Uint8Array(json));
+    const reply = await this.enqueue({ id: this.nextId++, kind: 'series', snapshots: owned, thresholds });
+    if (!reply.analysis) throw new Error('decode thread sent no analysis');
+    return reply.analysis;
+  }
+
+  /** A client whose heap answers are trial-decoded before the caller sees them (and decodes them again). */
   wrap(client: PprofClient, limits: DecodeLimits): PprofClient {
     return {
       description: client.description,
@@ -54,6 +136,19 @@ export class DecodeGate {
         return body;
       },
     };
+  }
+
+  private request(kind: 'proto' | 'debug1', bytes: Uint8Array, limits: DecodeLimits, keep: boolean): Promise<DecodeSuccess> {
+    // A copy: the caller keeps its bytes, the thread owns this one.
+    return this.enqueue({ id: this.nextId++, kind, bytes: new Uint8Array(bytes), limits, keep });
+  }
+
+  private enqueue(request: DecodeRequest): Promise<DecodeSuccess> {
+    if (this.closed) return Promise.reject(new Error('decode gate closed'));
+    return new Promise<DecodeSuccess>((resolve, reject) => {
+      this.queue.push({ request, resolve, reject });
+      this.pump();
+    });
   }
 
   async close(): Promise<void> {
@@ -68,9 +163,13 @@ export class DecodeGate {
     if (this.current || this.queue.length === 0) return;
     const next = this.queue.shift() as Pending;
     const thread = this.spawn();
-    const timer = setTimeout(() => this.abandon(new ProfileError('TooLarge', `the profile takes longer than ${this.options.maxDecodeMs} ms to decode (limit)`)), this.options.maxDecodeMs);
+    const request = next.request;
+    const timer =
+      request.kind === 'series' || request.kind === 'attribute'
+        ? setTimeout(() => this.abandon(new Error(`the ${request.kind === 'series' ? 'series analysis' : 'attribution'} took longer than ${this.maxAnalysisMs} ms`)), this.maxAnalysisMs)
+        : setTimeout(() => this.abandon(new ProfileError('TooLarge', `the profile takes longer than ${this.options.maxDecodeMs} ms to decode (limit)`)), this.options.maxDecodeMs);
     this.current = { ...next, timer };
-    thread.postMessage(next.request, [next.request.bytes.buffer as ArrayBuffer]);
+    thread.postMessage(request, transferList(request));
   }
 
   private spawn(): Worker {
@@ -81,7 +180,7 @@ export class DecodeGate {
       const current = this.current;
       if (!current || current.request.id !== reply.id) return;
       this.finish();
-      if (reply.ok) current.resolve();
+      if (reply.ok) current.resolve(reply);
       else current.reject(reply.code === 'Internal' ? new Error(reply.message) : new ProfileError(reply.code, reply.message));
     });
     thread.on('error', (err) => {
@@ -114,5 +213,17 @@ export class DecodeGate {
     if (this.current) clearTimeout(this.current.timer);
     this.current = undefined;
     queueMicrotask(() => this.pump());
+  }
+}
+
+/** Buffers the thread takes over (moved, not copied). */
+function transferList(request: DecodeRequest): ArrayBuffer[] {
+  switch (request.kind) {
+    case 'series':
+      return request.snapshots.map((json) => json.buffer as ArrayBuffer);
+    case 'attribute':
+      return [request.restoration.pathOf.buffer as ArrayBuffer];
+    default:
+      return [request.bytes.buffer as ArrayBuffer];
   }
 }

@@ -1,29 +1,111 @@
 /**
- * Worker-thread entry: tries the pure decoders on a target's answer so
- * that a profile which is slow or heavy to decode costs this thread, not
- * the event loop that keeps job locks and leases alive.
+ * Worker-thread entry: runs the pure decoders on a target's answer, and the
+ * engine on a target's stored series, so that work which is slow or heavy
+ * costs this thread, not the event loop that keeps job locks and leases
+ * alive. Decoded results go back to the caller (`keep`), so nothing is
+ * decoded twice.
  */
 import { parentPort } from 'node:worker_threads';
-import { parseDebug1Heap } from '../pprof/debug1.js';
+import { attributeProfile } from '../analysis/attribute.js';
+import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
+import { parseDebug1Heap, type Debug1Heap } from '../pprof/debug1.js';
 import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
+import { columnBuffers, profileToColumns, type ProfileColumns } from '../pprof/transfer.js';
+import { applyRestoration, type Restoration } from '../pprof/hidden-frames.js';
+import type { HeapProfile } from '../pprof/types.js';
+import { parseStoredSnapshot, storedSnapshotJson } from '../store/series-store.js';
 
-export interface DecodeRequest {
-  id: number;
-  kind: 'proto' | 'debug1';
-  bytes: Uint8Array;
-  limits: DecodeLimits;
+export type DecodeRequest =
+  | {
+      id: number;
+      kind: 'proto' | 'debug1';
+      bytes: Uint8Array;
+      limits: DecodeLimits;
+      /** Send the decoded result back (otherwise only whether it decoded). */
+      keep?: boolean;
+    }
+  | {
+      id: number;
+      kind: 'attribute';
+      /** The id of the proto request whose profile this thread kept. */
+      ticket: number;
+      /** The hidden frames the caller's knowledge put back onto that profile (restoreHiddenFrames, as a plan). */
+      restoration: Restoration;
+      /** The capture's time (ms since the epoch). */
+      time: number;
+    }
+  | {
+      id: number;
+      kind: 'series';
+      /** A target's captures as the series store keeps them (UTF-8 JSON, oldest first). */
+      snapshots: Uint8Array[];
+      thresholds: Thresholds;
+    };
+
+export type DecodeReply =
+  | { id: number; ok: true; records: number; profile?: ProfileColumns; debug1?: Debug1Heap; analysis?: SeriesAnalysis; stored?: Uint8Array }
+  | { id: number; ok: false; code: ProfileError['code'] | 'Internal'; message: string };
+
+/**
+ * Profiles decoded with `keep`, by request id, until attributed. Bounded by
+ * their records (a 122k-sample profile holds ~60 MB of this thread's heap),
+ * the oldest dropped first: its caller then attributes on its own loop.
+ */
+const kept = new Map<number, HeapProfile>();
+const MAX_KEPT_RECORDS = 400_000;
+let keptRecords = 0;
+
+function keep(id: number, profile: HeapProfile): void {
+  kept.set(id, profile);
+  keptRecords += profile.records.length;
+  for (const [oldest, dropped] of kept) {
+    if (keptRecords <= MAX_KEPT_RECORDS || oldest === id) break;
+    kept.delete(oldest);
+    keptRecords -= dropped.records.length;
+  }
 }
 
-export type DecodeReply = { id: number; ok: true; records: number } | { id: number; ok: false; code: ProfileError['code'] | 'Internal'; message: string };
+function take(id: number): HeapProfile | undefined {
+  const profile = kept.get(id);
+  if (profile) {
+    kept.delete(id);
+    keptRecords -= profile.records.length;
+  }
+  return profile;
+}
+
+function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBuffer[] } {
+  if (request.kind === 'attribute') {
+    const profile = take(request.ticket);
+    if (!profile) throw new Error('profile no longer kept');
+    const snapshot = attributeProfile(applyRestoration(profile, request.restoration));
+    const stored = Buffer.from(storedSnapshotJson({ ...snapshot, time: new Date(request.time) }), 'utf8');
+    const owned = new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
+    return { reply: { id: request.id, ok: true, records: profile.records.length, stored: owned }, transfer: stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? [stored.buffer as ArrayBuffer] : [] };
+  }
+  if (request.kind === 'series') {
+    const analysis = analyzeSeries(request.snapshots.map(parseStoredSnapshot), request.thresholds);
+    return { reply: { id: request.id, ok: true, records: request.snapshots.length, analysis }, transfer: [] };
+  }
+  if (request.kind === 'proto') {
+    const profile = decodeHeapProfile(request.bytes, request.limits);
+    if (!request.keep) return { reply: { id: request.id, ok: true, records: profile.records.length }, transfer: [] };
+    keep(request.id, profile);
+    const columns = profileToColumns(profile);
+    return { reply: { id: request.id, ok: true, records: profile.records.length, profile: columns }, transfer: columnBuffers(columns) };
+  }
+  const heap = parseDebug1Heap(Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.length).toString('utf8'));
+  return { reply: { id: request.id, ok: true, records: heap.records.length, ...(request.keep ? { debug1: heap } : {}) }, transfer: [] };
+}
 
 parentPort?.on('message', (request: DecodeRequest) => {
   let reply: DecodeReply;
+  let transfer: ArrayBuffer[] = [];
   try {
-    const records = request.kind === 'proto' ? decodeHeapProfile(request.bytes, request.limits).records.length : parseDebug1Heap(Buffer.from(request.bytes).toString('utf8')).records.length;
-    reply = { id: request.id, ok: true, records };
+    ({ reply, transfer } = answer(request));
   } catch (err) {
     reply = err instanceof ProfileError ? { id: request.id, ok: false, code: err.code, message: err.message } : { id: request.id, ok: false, code: 'Internal', message: 'decoder failed' };
   }
-  parentPort?.postMessage(reply);
+  parentPort?.postMessage(reply, transfer);
 });

@@ -1,0 +1,110 @@
+/**
+ * The worker's round with its heavy work off the event loop (the decode
+ * gate's thread decodes each answer once, attributes the capture from the
+ * profile it kept, and parses and analyses the stored series) gives
+ * exactly what the same work on the loop gives. Real captures of a Go 1.19
+ * and a Go 1.26 program (test/pprof/testdata), served by a local HTTP
+ * server as net/http/pprof serves them, /symbol included.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { attributeProfile } from '../../src/analysis/attribute.js';
+import { DEFAULT_THRESHOLDS } from '../../src/analysis/series.js';
+import { BinaryKnowledgeCache, captureHeap, directPprofClient, type HeapCapture } from '../../src/capture/index.js';
+import { jsonLogger } from '../../src/observability/log.js';
+import { decodeHeapProfile, parseDebug1Heap, parseSymbolResponse } from '../../src/pprof/index.js';
+import { storedSnapshotJson } from '../../src/store/series-store.js';
+import { analyzeStoredSeries, storedSnapshot } from '../../src/worker/capture-round.js';
+import { DecodeGate } from '../../src/worker/decode-gate.js';
+import { FIXTURE_VERSIONS, readFixture, type FixtureVersion } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/http-server.js';
+
+const LIMITS = { maxBytes: 8 * 1024 * 1024 };
+const silent = jsonLogger({}, 'error', () => undefined);
+
+/** A target that serves one real capture: its proto, its debug=1 and the names of its PCs. */
+async function fixtureTarget(version: FixtureVersion, stem: string): Promise<TestServer> {
+  const proto = readFixture(version, `${stem}.pb.gz`);
+  const debug1 = readFixture(version, `${stem}.txt`);
+  const symbols = parseSymbolResponse(readFixture(version, `${stem}.sym`).toString('utf8'));
+  return startServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://target');
+    if (url.pathname === '/debug/pprof/heap') return res.end(url.searchParams.get('debug') === '1' ? debug1 : proto);
+    if (url.pathname === '/debug/pprof/symbol') {
+      const pcs = url.search.slice(1).split('+').map((pc) => Number.parseInt(pc, 16));
+      const known = pcs.filter((pc) => symbols.has(pc));
+      return res.end([`num_symbols: ${known.length}`, ...known.map((pc) => `0x${pc.toString(16)} ${symbols.get(pc)}`), ''].join('\n'));
+    }
+    res.writeHead(404).end('404 page not found\n');
+  });
+}
+
+describe('the round off the event loop gives the results of the round on it', () => {
+  let gate: DecodeGate;
+  const targets = new Map<FixtureVersion, TestServer>();
+  before(async () => {
+    gate = new DecodeGate({ maxDecodeMs: 10_000, maxHeapMiB: 512 });
+    await Promise.all(FIXTURE_VERSIONS.map(async (v) => targets.set(v, await fixtureTarget(v, 'heap-008'))));
+  });
+  after(async () => {
+    await gate.close();
+    await Promise.all([...targets.values()].map((t) => t.close()));
+  });
+
+  const capture = (version: FixtureVersion, decoders?: ReturnType<DecodeGate['decoders']>): Promise<HeapCapture> =>
+    captureHeap(directPprofClient(`${targets.get(version)?.url}/debug/pprof`, 10_000), {
+      limits: LIMITS,
+      knowledge: new BinaryKnowledgeCache(),
+      scope: `test|${version}`,
+      ...(decoders ? { decoders } : {}),
+    });
+
+  for (const version of FIXTURE_VERSIONS) {
+    test(`${version}: decoded in the thread, the capture is the one decoded on the loop, hidden frames restored alike`, async () => {
+      const onLoop = await capture(version);
+      const decoders = gate.decoders(LIMITS);
+      const threaded = await capture(version, decoders);
+      assert.ok(onLoop.cost.debug1 && threaded.cost.debug1, 'both read debug=1 and learned from it');
+      const resolved = threaded.profile.records.filter((r) => r.hiddenFrames === 'resolved').length;
+      assert.ok(resolved > 0, 'the symbols put hidden runtime frames back');
+      assert.deepEqual(threaded.profile, onLoop.profile);
+      assert.deepEqual(threaded.symbols, onLoop.symbols);
+
+      // Attributed in the thread from the profile it kept, with the restoration sent over.
+      const stored = await storedSnapshot(gate, decoders, threaded, silent);
+      assert.equal(stored.toString(), storedSnapshotJson({ ...attributeProfile(onLoop.profile), time: onLoop.time }));
+      assert.match(stored.toString(), /"evidence":"symbolized"/);
+      assert.equal(decoders.kept, undefined, 'the kept profile is used once');
+    });
+
+    test(`${version}: debug=1 parsed in the thread is the one parsed on the loop`, async () => {
+      const text = readFixture(version, 'heap-008.txt');
+      assert.deepEqual(await gate.parseDebug1(text, LIMITS), parseDebug1Heap(text.toString('utf8')));
+      const proto = readFixture(version, 'heap-001.pb.gz');
+      assert.deepEqual(await gate.decodeProto(proto, LIMITS), decodeHeapProfile(proto, LIMITS));
+    });
+  }
+
+  test('without a kept profile (the thread dropped it) the capture is attributed on the loop, with the same result', async () => {
+    const threaded = await capture('go1.26', gate.decoders(LIMITS));
+    const stale = gate.decoders(LIMITS); // decoded nothing: nothing kept
+    await assert.rejects(gate.attributeForStore(stale, threaded.profile, threaded.time), /no kept profile/);
+    const stored = await storedSnapshot(gate, stale, threaded, silent);
+    assert.equal(stored.toString(), storedSnapshotJson({ ...attributeProfile(threaded.profile), time: threaded.time }));
+  });
+
+  test('a stored series analysed in the thread gives the findings of the loop', async () => {
+    for (const version of FIXTURE_VERSIONS) {
+      const series = ['heap-001', 'heap-008'].map((stem, i) => {
+        const profile = decodeHeapProfile(readFixture(version, `${stem}.pb.gz`), LIMITS);
+        return Buffer.from(storedSnapshotJson({ ...attributeProfile(profile), time: profile.time ?? new Date(i * 60_000) }));
+      });
+      const thresholds = { ...DEFAULT_THRESHOLDS, minMapBytes: 64 * 1024 };
+      const threaded = await analyzeStoredSeries({ decodeGate: gate }, series, thresholds, silent);
+      const onLoop = await analyzeStoredSeries({}, series, thresholds, silent);
+      assert.ok(onLoop.findings.length > 0, `${version}: the series has findings`);
+      assert.deepEqual(threaded, onLoop);
+      assert.ok(series.every((json) => json.length > 0), 'the caller keeps its buffers');
+    }
+  });
+});
