@@ -1,3 +1,4 @@
+import { int32Line, printable, wholeBytes } from '../api/bounded.js';
 import type { IncidentFindingStatus, IncidentStatus, MapLeakProbe } from '../api/types.js';
 import { DEFAULT_MEM_PROFILE_RATE, type Finding, type TimedSnapshot } from './series.js';
 
@@ -21,30 +22,16 @@ export function seriesMemProfileRate(series: readonly Pick<TimedSnapshot, 'memPr
   return Math.max(0, ...series.map((s) => s.memProfileRate ?? 0)) || DEFAULT_MEM_PROFILE_RATE;
 }
 
-const INT32_MAX = 2 ** 31 - 1;
-
-/**
- * A name from a profile (the target's own bytes) as the status and Events
- * may show it: control characters and bidirectional overrides (which could
- * forge lines or reorder text in kubectl's output) become U+FFFD, and at
- * most `max` code points are kept (the CRD's maxLength counts those).
- */
-export function printable(text: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  return [...text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]/gu, '\ufffd')].slice(0, max).join('');
-}
-
 /** A terminated container's findings (most serious first) as an incident keeps them, bounded. */
 export function incidentFindings(findings: readonly Finding[], memProfileRate: number, max = INCIDENT_FINDINGS): IncidentFindingStatus[] {
   return findings.slice(0, max).map((f) => ({
     function: printable(f.site.function, 512),
     file: printable(f.site.file, 512),
-    // The CRD's int32 ranges: a profile's own numbers out of them would make the API server refuse the whole status.
-    line: Number.isInteger(f.site.line) && f.site.line >= 0 && f.site.line <= INT32_MAX ? f.site.line : 0,
+    line: int32Line(f.site.line),
     kind: f.kind,
     pattern: f.pattern,
-    inuseBytes: Number.isFinite(f.inuseBytes) ? Math.max(0, Math.round(f.inuseBytes)) : 0,
-    growthBytesPerHour: Number.isFinite(f.growthBytesPerHour) ? Math.round(f.growthBytesPerHour) : 0,
+    inuseBytes: wholeBytes(f.inuseBytes),
+    growthBytesPerHour: wholeBytes(f.growthBytesPerHour, { signed: true }),
     growingUpToKill: growingUpToEnd(f, memProfileRate),
   }));
 }

@@ -2,6 +2,7 @@ import type { Pattern } from '../analysis/advice.js';
 import type { GcSummary } from '../analysis/gctrace.js';
 import type { Finding, SeriesAnalysis } from '../analysis/series.js';
 import { formatBytes } from '../analysis/bytes.js';
+import { int32Line, printable, statusFrame, wholeBytes } from '../api/bounded.js';
 import type { FindingStatus, GcStatus, MapLeakProbeStatus, TargetStatus, Verdict } from '../api/types.js';
 import type { TriggerJobData } from '../queue/names.js';
 import type { ConditionUpdate } from './conditions.js';
@@ -28,10 +29,6 @@ export const DEFAULT_STATUS_LIMITS: StatusLimits = { maxFindings: 10, maxTargets
 const PATTERN_RANK: Record<Pattern, number> = { growing: 0, retained: 1, churn: 2, stable: 3 };
 const EVIDENCE_RANK = { symbolized: 3, 'visible-frame': 2, 'size-signature': 1, none: 0 } as const;
 
-function boundedFrame(frame: { function: string; file: string; line: number }): { function: string; file: string; line: number } {
-  return { function: frame.function.slice(0, 512), file: frame.file.slice(0, 512), line: frame.line };
-}
-
 export function findingKey(f: Pick<Finding, 'kind' | 'site'>): string {
   return `${f.kind}|${f.site.function}|${f.site.file}|${f.site.line}`;
 }
@@ -54,28 +51,28 @@ export function buildCaptureStatus(
       const existing = merged.get(key);
       if (!existing) {
         merged.set(key, {
-          site: boundedFrame(f.site),
-          ...(f.caller ? { caller: boundedFrame(f.caller) } : {}),
+          site: statusFrame(f.site),
+          ...(f.caller ? { caller: statusFrame(f.caller) } : {}),
           ...(f.scope ? { scope: f.scope } : {}),
-          ...(f.lines?.length ? { lines: f.lines.slice(0, 20) } : {}),
+          ...(f.lines?.length ? { lines: f.lines.slice(0, 20).map(int32Line) } : {}),
           kind: f.kind,
           pattern: f.pattern,
-          inuseBytes: f.inuseBytes,
-          growthBytesPerHour: f.growthBytesPerHour,
-          allocBytesPerHour: f.allocBytesPerHour,
+          inuseBytes: wholeBytes(f.inuseBytes),
+          growthBytesPerHour: wholeBytes(f.growthBytesPerHour, { signed: true }),
+          allocBytesPerHour: wholeBytes(f.allocBytesPerHour),
           evidence: f.evidence,
           mapImpl: f.mapImpl,
           confidence: f.confidence,
-          advice: f.advice.slice(0, 512),
+          advice: printable(f.advice, 512),
           pods: [round.pod.name],
           podCount: 1,
           ...(firstSeen.has(key) ? { firstSeen: firstSeen.get(key) } : {}),
         });
         continue;
       }
-      existing.inuseBytes += f.inuseBytes;
-      existing.growthBytesPerHour += f.growthBytesPerHour;
-      existing.allocBytesPerHour += f.allocBytesPerHour;
+      existing.inuseBytes += wholeBytes(f.inuseBytes);
+      existing.growthBytesPerHour += wholeBytes(f.growthBytesPerHour, { signed: true });
+      existing.allocBytesPerHour += wholeBytes(f.allocBytesPerHour);
       existing.podCount++;
       if (existing.pods.length < limits.maxPodsPerFinding) existing.pods.push(round.pod.name);
       existing.confidence = Math.max(existing.confidence, f.confidence);
@@ -83,7 +80,7 @@ export function buildCaptureStatus(
       if (PATTERN_RANK[f.pattern] < PATTERN_RANK[existing.pattern]) {
         existing.pattern = f.pattern;
         // That pod's own advice: the engine's may be specific (classic overflow churn, inline keys and values).
-        existing.advice = f.advice.slice(0, 512);
+        existing.advice = printable(f.advice, 512);
       }
     }
   }

@@ -37,6 +37,29 @@ function round(name: string, findings: Finding[], extra: Partial<TargetRound> = 
 }
 
 describe('status from a round', () => {
+  test("a profile's own names and numbers are made to fit the CRD (one bad field would make the API server refuse the whole status)", () => {
+    const hostile: Finding = {
+      ...finding(2 ** 40, 'growing'),
+      site: { function: 'main.put\nVerdict: Healthy\u202e', file: `/app/${'x'.repeat(2000)}.go`, line: 2 ** 40 },
+      caller: { function: 'main.main', file: '/app/main.go', line: -3 },
+      scope: 'function',
+      lines: [12, 2 ** 33, Number.NaN],
+      inuseBytes: 1.5e6 + 0.25,
+      growthBytesPerHour: Number.NaN,
+      allocBytesPerHour: Number.POSITIVE_INFINITY,
+    };
+    const shown = buildCaptureStatus([round('a', [hostile])], new Map()).findings?.[0];
+    assert.ok(shown);
+    assert.equal(shown.site.function, 'main.put\ufffdVerdict: Healthy\ufffd', 'control and bidi characters replaced');
+    assert.equal([...shown.site.file].length, 512, 'at most the CRD maxLength');
+    assert.equal(shown.site.line, 0, 'beyond int32: unknown');
+    assert.equal(shown.caller?.line, 0, 'negative: unknown');
+    assert.deepEqual(shown.lines, [12, 0, 0]);
+    assert.equal(shown.inuseBytes, 1_500_000, 'whole bytes');
+    assert.equal(shown.growthBytesPerHour, 0);
+    assert.equal(shown.allocBytesPerHour, 0);
+  });
+
   test('findings of the same site merge across pods; the most serious pattern wins', () => {
     const status = buildCaptureStatus([round('a', [finding(10, 'growing')]), round('b', [finding(10, 'stable'), finding(20, 'retained')])], new Map([[findingKey(finding(10, 'growing')), '2026-11-26T03:00:00.000Z']]));
     assert.equal(status.verdict, 'Leaking');
