@@ -201,8 +201,8 @@ export interface RedisClusterSet {
   primaries(): Promise<{ address: string; node: RedisNode; slots: [number, number][] }[]>;
   /** A manual failover (CLUSTER FAILOVER on the primary's replica); resolves once the replica is primary. Returns its address. */
   failover(primary: string): Promise<string>;
-  /** SIGKILL of a primary, as a crashed machine; resolves at once with the address of its replica, which the cluster will promote. */
-  kill(primary: string): Promise<string>;
+  /** The node replicating `primary` (the one the cluster will promote when it dies); kill a primary with its node's kill(). */
+  replicaOf(primary: string): Promise<RedisNode>;
   /** Each live node's cluster state, role and clients (CLIENT LIST), for failure messages. */
   describe(): Promise<string>;
   stop(): Promise<void>;
@@ -281,13 +281,6 @@ export async function startRedisCluster(options: { primaries?: number; nodeTimeo
       }
       throw new Error(`${primary} has no replica`);
     };
-    const kill = async (primary: string): Promise<string> => {
-      const replica = await replicaOf(primary);
-      const victim = nodes.find((n) => `${n.host}:${n.port}` === primary);
-      if (!victim) throw new Error(`${primary} is not a node of this cluster`);
-      await victim.kill();
-      return `${replica.host}:${replica.port}`;
-    };
     const failover = async (primary: string): Promise<string> => {
       const port = primary.split(':').pop();
       for (const n of nodes) {
@@ -321,7 +314,7 @@ export async function startRedisCluster(options: { primaries?: number; nodeTimeo
       }
       return parts.join('\n');
     };
-    return { nodes, seeds: addresses.join(','), password, primaries: primariesNow, failover, kill, describe, stop: stopAll };
+    return { nodes, seeds: addresses.join(','), password, primaries: primariesNow, failover, replicaOf, describe, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

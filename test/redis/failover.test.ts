@@ -59,7 +59,7 @@ async function storedCaptures(client: Redis | Cluster, probe: string): Promise<S
   return captures.sort((a, b) => a.time - b.time);
 }
 
-/** A kill: when, and the jobs being worked on at that moment. */
+/** A kill: when, and the jobs being worked on (or about to be) at that moment. */
 interface Kill {
   killedAt: number;
   inFlight: string[];
@@ -70,8 +70,10 @@ async function killDuringRound(queue: Queue, victim: { kill(): Promise<void> }):
   const inFlight = await waitFor(
     'a capture round in flight',
     async () => {
-      const active = (await queue.getActive()).map((job) => job.id).filter((id): id is string => id !== undefined);
-      return active.length > 0 && active;
+      // Waiting jobs too: one may be taken between this read and the kill.
+      const [active, waiting] = await Promise.all([queue.getActive(), queue.getWaiting()]);
+      const ids = [...active, ...waiting].map((job) => job.id).filter((id): id is string => id !== undefined);
+      return active.length > 0 && ids;
     },
     30_000,
     25,
@@ -234,7 +236,7 @@ describe('production Redis: sentinel and cluster failover with real processes', 
       const { recoveryMs } = await followFailover(client, ['sentinel-a', 'sentinel-b'], kill).catch((err: Error) => assert.fail(`${err.message}\n${diagnostics()}`));
       const metrics = await (await fetch(`http://127.0.0.1:${operator.port}/metrics`, { headers: bearer(httpToken) })).text();
       const restarts = Number(/^mapleak_worker_restarts_total\{reason="stalled"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
-      figures.push(`sentinel: SIGKILL of the primary to the first capture stored after it: ${recoveryMs} ms (down-after-milliseconds 1000; stall-watchdog restarts: ${restarts})`);
+      figures.push(`sentinel: SIGKILL of the primary to the first capture of a round taken after it: ${recoveryMs} ms (down-after-milliseconds 1000; stall-watchdog restarts: ${restarts})`);
       assert.equal(await sentinel.currentMaster(), `127.0.0.1:${sentinel.replica.port}`, 'the sentinels promoted the replica');
       for (const name of ['sentinel-a', 'sentinel-b']) {
         const captures = await storedCaptures(client, name);
@@ -344,12 +346,14 @@ describe('production Redis: sentinel and cluster failover with real processes', 
 
     test('SIGKILL of the primary that holds the queue, in the middle of a round: its replica takes over, no capture twice, no round lost', async () => {
       const queueOwner = await ownerOf(`${queuePrefix('cluster')}:${CAPTURE_QUEUE}:meta`);
-      let promoted = '';
-      const kill = await killDuringRound(queue, { kill: async () => void (promoted = await redisCluster.kill(queueOwner)) });
+      const victim = (await redisCluster.primaries()).find((p) => p.address === queueOwner)!.node;
+      const replica = await redisCluster.replicaOf(queueOwner);
+      const promoted = `${replica.host}:${replica.port}`;
+      const kill = await killDuringRound(queue, victim);
       const { recoveryMs } = await followFailover(client, names, kill).catch(async (err: Error) => assert.fail(`${err.message}\n${await redisCluster.describe()}\n${diagnostics()}`));
       const metrics = await (await fetch(`http://127.0.0.1:${operator.port}/metrics`, { headers: bearer(httpToken) })).text();
       const restarts = Number(/^mapleak_worker_restarts_total\{reason="stalled"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
-      figures.push(`cluster: SIGKILL of the queue's primary to the first capture stored after it: ${recoveryMs} ms (cluster-node-timeout 1000; stall-watchdog restarts: ${restarts})`);
+      figures.push(`cluster: SIGKILL of the queue's primary to the first capture of a round taken after it: ${recoveryMs} ms (cluster-node-timeout 1000; stall-watchdog restarts: ${restarts})`);
       const after = await redisCluster.primaries();
       assert.equal(after.length, 3);
       assert.ok(after.some((p) => p.address === promoted) && !after.some((p) => p.address === queueOwner), 'the replica replaced the primary');
