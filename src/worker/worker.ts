@@ -139,7 +139,14 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     restarts++;
     deps.metrics.workerRestarts.inc({ reason: 'stalled' });
     const old = worker;
-    deps.log.warn('worker took no job while jobs are overdue; recreating the BullMQ worker', { overdueMs, idleMs: Date.now() - lastTaken, boundMs: STALL_BOUND_MS, running: old.isRunning(), restarts });
+    deps.log.warn('worker took no job while jobs are overdue; recreating the BullMQ worker', {
+      overdueMs,
+      idleMs: Date.now() - lastTaken,
+      boundMs: STALL_BOUND_MS,
+      running: old.isRunning(),
+      blockingClient: blockingClientStatus(old),
+      restarts,
+    });
     const oldConnection = ownConnection;
     // Force: a wedged worker's graceful close waits on the very command that hangs. A round still
     // running keeps going; if its lock lapses BullMQ runs it again, and the capture id (from the
@@ -207,6 +214,17 @@ export async function oldestOverdueMs(queue: Queue, now: number): Promise<number
   let overdue = 0;
   for (const job of [...waiting, ...delayed]) if (job) overdue = Math.max(overdue, now - (job.timestamp + (job.delay ?? 0)));
   return overdue;
+}
+
+/**
+ * The ioredis status of BullMQ's blocking client, for the stall warning:
+ * BullMQ keeps it private, so this reads its internals and says "unknown"
+ * when a BullMQ version lays them out otherwise.
+ */
+function blockingClientStatus(worker: Worker): string {
+  const internals = worker as unknown as { backend?: { blockingConnection?: { _client?: { status?: unknown } } } };
+  const status = internals.backend?.blockingConnection?._client?.status;
+  return typeof status === 'string' ? status : 'unknown';
 }
 
 /** A new client with the same settings (and, for a cluster, the same seed nodes). */

@@ -354,6 +354,7 @@ describe('production Redis: sentinel and cluster failover with real processes', 
       const metrics = await (await fetch(`http://127.0.0.1:${operator.port}/metrics`, { headers: bearer(httpToken) })).text();
       const restarts = Number(/^mapleak_worker_restarts_total\{reason="stalled"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
       figures.push(`cluster: SIGKILL of the queue's primary to the first capture of a round taken after it: ${recoveryMs} ms (cluster-node-timeout 1000; stall-watchdog restarts: ${restarts})`);
+      for (const line of operator.output().split('\n').filter((l) => l.includes('recreating the BullMQ worker'))) figures.push(`cluster: ${line}`);
       const after = await redisCluster.primaries();
       assert.equal(after.length, 3);
       assert.ok(after.some((p) => p.address === promoted) && !after.some((p) => p.address === queueOwner), 'the replica replaced the primary');
