@@ -2,10 +2,11 @@
 // process, as in a pod) against a primary + replica + 3 sentinels, and
 // against a 3-primary Redis Cluster with a replica per primary; a real
 // kube-apiserver and a real leaking Go pod. While a capture round runs, the
-// sentinels' primary is SIGKILLed, and so is the cluster primary holding the queue
-// (its replica takes over); the operator must follow
-// the new primary without a restart, store every capture once, and lose no
-// round beyond the failover.
+// sentinels' primary is SIGKILLed, and so is the cluster primary holding the
+// queue (its replica takes over); the operator must follow the new primary
+// without a restart, store every capture once, and lose no round beyond the
+// failover. Last, the stall watchdog: an in-process worker whose fetch loop
+// stops is recreated once its bound has passed.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
