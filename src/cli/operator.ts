@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Queue, type Worker } from 'bullmq';
+import { Queue } from 'bullmq';
 import { DEFAULT_CEILINGS, type Ceilings } from '../api/ceilings.js';
 import { ProbeClient } from '../api/client.js';
 import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../api/types.js';
@@ -24,7 +24,7 @@ import { SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
 import { DEFAULT_TRIGGER_WATCH_LIMITS, TriggerWatcher } from '../worker/trigger-watch.js';
-import { startCaptureWorker } from '../worker/worker.js';
+import { startCaptureWorker, type CaptureWorker } from '../worker/worker.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
 export type Role = 'all' | 'controller' | 'worker';
@@ -214,7 +214,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
 
   let controller: ProbeController | undefined;
   let elector: LeaderElector | undefined;
-  let worker: Worker | undefined;
+  let worker: CaptureWorker | undefined;
   let workerConnection: ReturnType<typeof redisConnection> | undefined;
   let decodeGate: DecodeGate | undefined;
   let clusters: ClusterRegistry | undefined;
@@ -252,6 +252,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     worker = startCaptureWorker(
       {
         connection: workerConnection,
+        queue,
         prefix,
         concurrency: config.concurrency,
         connectionErrors,

@@ -30,6 +30,12 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
   readonly dependencyReachable = new Gauge({ name: 'mapleak_dependency_reachable', help: '0 while a dependency (redis, kubernetes) is failing for some component, else 1.', labelNames: ['dependency'], registers: [this.registry] });
+  readonly workerRestarts = new Counter({
+    name: 'mapleak_worker_restarts_total',
+    help: 'BullMQ workers recreated by the stall watchdog (jobs overdue while the worker took none), by reason.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly triggerFollows = new Gauge({ name: 'mapleak_trigger_follows', help: 'Pod logs this worker follows for spec.triggers.', registers: [this.registry] });
   readonly triggers = new Counter({
     name: 'mapleak_triggers_total',

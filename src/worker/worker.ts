@@ -1,4 +1,5 @@
-import { Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job, type WorkerOptions } from 'bullmq';
+import { Cluster } from 'ioredis';
 import type { RedisClient } from '../queue/connection.js';
 import { isConnectionError, type ConnectionErrorReporter } from '../observability/connection-errors.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
@@ -17,14 +18,48 @@ export interface CaptureWorkerOptions {
   connectionErrors?: ConnectionErrorReporter;
   /** Follows the pods of probes with spec.triggers between rounds (closed with the worker). */
   triggers?: TriggerWatcher;
+  /**
+   * Reads the queue for the stall watchdog: best a client of its own (the
+   * operator's queue), so a wedged worker connection cannot blind it.
+   */
+  queue?: Queue;
+  /** How often the stall watchdog looks (default a third of the stall bound). */
+  stallCheckMs?: number;
 }
+
+/** The worker as the operator holds it: the BullMQ Worker inside may be replaced by the stall watchdog. */
+export interface CaptureWorker {
+  /** The BullMQ Worker running now. */
+  readonly current: Worker<CaptureJobData, RoundOutcome>;
+  /** Times the watchdog recreated the BullMQ Worker. */
+  readonly restarts: number;
+  close(force?: boolean): Promise<void>;
+}
+
+const LOCK_DURATION_MS = 30_000;
+const STALLED_INTERVAL_MS = 15_000;
+
+/**
+ * How long jobs may be overdue while this worker, with a free slot, takes
+ * none, before the watchdog calls its fetch loop wedged. A healthy idle
+ * worker wakes at least every drainDelay (5 s) plus BullMQ's own 1 s
+ * blocking-read watchdog, and a failover costs runRetryDelay (1 s) per
+ * retry; BullMQ itself gives a job's worker stalledInterval before it
+ * looks at the job's lock. So stalledInterval: three missed wake-ups, and
+ * well under lockDuration + stalledInterval (45 s), when BullMQ would give a
+ * dead worker's job to another one.
+ */
+export const STALL_BOUND_MS = STALLED_INTERVAL_MS;
 
 /**
  * The BullMQ side of a worker. A job whose worker died is picked up again
  * once its lock expires (stalled job); its capture id is derived from the
- * job id, so the retry overwrites instead of duplicating.
+ * job id, so the retry overwrites instead of duplicating. A watchdog
+ * recreates the BullMQ Worker when jobs are overdue and it takes none (BullMQ
+ * workers can stay "running" with a wedged fetch loop after a failover:
+ * taskforcesh/bullmq #648, #2466, #3088).
  */
-export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureRoundDeps): Worker<CaptureJobData, RoundOutcome> {
+export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureRoundDeps): CaptureWorker {
   // Probes this process exports series for: a deleted probe's scheduler is gone,
   // so no job will tell this worker; the sweep does.
   const exported = new Map<string, { namespace: string; name: string; uid: string }>();
@@ -40,26 +75,50 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     },
     ...(options.triggers ? { onTargets: options.triggers.track.bind(options.triggers) } : {}),
   };
-  const worker = new Worker<CaptureJobData, RoundOutcome>(
-    CAPTURE_QUEUE,
-    async (job: Job<CaptureJobData>) => {
+  let active = 0;
+  let lastTaken = Date.now();
+  const processor = async (job: Job<CaptureJobData>): Promise<RoundOutcome> => {
+    active++;
+    lastTaken = Date.now();
+    try {
       const outcome = await runCaptureRound({ id: job.id ?? `${job.name}-${job.timestamp}`, data: job.data }, roundDeps);
       if (outcome === 'probe-gone') forget(job.data.namespace, job.data.name);
       if (outcome === 'probe-gone' || outcome === 'suspended') options.triggers?.forget(job.data.namespace, job.data.name);
       return outcome;
-    },
-    {
-      connection: options.connection,
-      ...(options.prefix ? { prefix: options.prefix } : {}),
-      concurrency: options.concurrency,
-      lockDuration: 30_000,
-      // After a Redis error (a failover) BullMQ waits this long before fetching again; its 15 s
-      // default would cost rounds long after the new primary is up.
-      runRetryDelay: 1000,
-      maxStalledCount: 1,
-      stalledInterval: 15_000,
-    },
-  );
+    } finally {
+      active--;
+    }
+  };
+  const workerOptions: Omit<WorkerOptions, 'connection'> = {
+    ...(options.prefix ? { prefix: options.prefix } : {}),
+    concurrency: options.concurrency,
+    lockDuration: LOCK_DURATION_MS,
+    // After a Redis error (a failover) BullMQ waits this long before fetching again; its 15 s
+    // default would cost rounds long after the new primary is up.
+    runRetryDelay: 1000,
+    maxStalledCount: 1,
+    stalledInterval: STALLED_INTERVAL_MS,
+  };
+  const reporter = options.connectionErrors;
+  const wire = (w: Worker<CaptureJobData, RoundOutcome>): Worker<CaptureJobData, RoundOutcome> => {
+    // A round fails on a connection error only when the API server is away (Redis calls wait for Redis):
+    // with the API server gone every probe's every round would log a line.
+    w.on('failed', (job, err) => {
+      if (reporter && isConnectionError(err)) reporter.failure('kubernetes', 'capture-round', err);
+      else deps.log.warn('capture job failed', { job: job?.id, probe: job ? `${job.data.namespace}/${job.data.name}` : undefined, error: err.message });
+    });
+    w.on('completed', () => reporter?.success('kubernetes', 'capture-round'));
+    w.on('error', (err) => {
+      if (reporter && isConnectionError(err)) reporter.failure('redis', 'worker', err);
+      else deps.log.error('worker error', { error: err.message });
+    });
+    return w;
+  };
+  let worker = wire(new Worker<CaptureJobData, RoundOutcome>(CAPTURE_QUEUE, processor, { ...workerOptions, connection: options.connection }));
+  // A recreated Worker gets a fresh client too: the wedged part may be either of its connections.
+  let ownConnection: RedisClient | undefined;
+  let restarts = 0;
+  let closing = false;
   const sweep = setInterval(() => {
     void (async () => {
       for (const { namespace, name, uid } of [...exported.values()]) {
@@ -73,23 +132,107 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     })();
   }, options.metricsSweepMs ?? 60_000);
   sweep.unref();
-  worker.on('closed', () => {
-    clearInterval(sweep);
-    options.triggers?.close();
-  });
-  const reporter = options.connectionErrors;
-  // A round fails on a connection error only when the API server is away (Redis calls wait for Redis):
-  // with the API server gone every probe's every round would log a line.
-  worker.on('failed', (job, err) => {
-    if (reporter && isConnectionError(err)) reporter.failure('kubernetes', 'capture-round', err);
-    else deps.log.warn('capture job failed', { job: job?.id, probe: job ? `${job.data.namespace}/${job.data.name}` : undefined, error: err.message });
-  });
-  worker.on('completed', () => reporter?.success('kubernetes', 'capture-round'));
-  worker.on('error', (err) => {
-    if (reporter && isConnectionError(err)) reporter.failure('redis', 'worker', err);
-    else deps.log.error('worker error', { error: err.message });
-  });
   // BullMQ's blocking connection is a duplicate of this one: back together.
   if (reporter) options.connection.on('ready', () => reporter.success('redis', 'worker'));
-  return worker;
+
+  const restart = async (overdueMs: number): Promise<void> => {
+    restarts++;
+    deps.metrics.workerRestarts.inc({ reason: 'stalled' });
+    const old = worker;
+    deps.log.warn('worker took no job while jobs are overdue; recreating the BullMQ worker', {
+      overdueMs,
+      idleMs: Date.now() - lastTaken,
+      boundMs: STALL_BOUND_MS,
+      running: old.isRunning(),
+      blockingClient: blockingClientStatus(old),
+      restarts,
+    });
+    const oldConnection = ownConnection;
+    // Force: a wedged worker's graceful close waits on the very command that hangs. A round still
+    // running keeps going; if its lock lapses BullMQ runs it again, and the capture id (from the
+    // job id) makes that an overwrite, not a duplicate.
+    await Promise.race([old.close(true).catch(() => undefined), delay(5000)]);
+    oldConnection?.disconnect();
+    if (closing) return;
+    const fresh = duplicate(options.connection);
+    fresh.on('error', () => undefined);
+    if (reporter) fresh.on('ready', () => reporter.success('redis', 'worker'));
+    ownConnection = fresh;
+    lastTaken = Date.now();
+    worker = wire(new Worker<CaptureJobData, RoundOutcome>(CAPTURE_QUEUE, processor, { ...workerOptions, connection: fresh }));
+  };
+
+  const queue = options.queue ?? new Queue(CAPTURE_QUEUE, { connection: options.connection, ...(options.prefix ? { prefix: options.prefix } : {}) });
+  const ownsQueue = !options.queue;
+  if (ownsQueue) queue.on('error', () => undefined);
+  let checking = false;
+  const watchdog = setInterval(() => {
+    if (checking || closing || active >= options.concurrency) return;
+    checking = true;
+    void (async () => {
+      try {
+        const overdueMs = await oldestOverdueMs(queue, Date.now());
+        if (overdueMs > STALL_BOUND_MS && Date.now() - lastTaken > STALL_BOUND_MS && active < options.concurrency && !closing) await restart(overdueMs);
+      } catch {
+        // Redis away: nothing can be fetched anyway; the connection-error reporter says so.
+      } finally {
+        checking = false;
+      }
+    })();
+  }, options.stallCheckMs ?? Math.round(STALL_BOUND_MS / 3));
+  watchdog.unref();
+
+  return {
+    get current() {
+      return worker;
+    },
+    get restarts() {
+      return restarts;
+    },
+    async close(force = false) {
+      closing = true;
+      clearInterval(watchdog);
+      clearInterval(sweep);
+      options.triggers?.close();
+      try {
+        await worker.close(force);
+      } finally {
+        if (ownsQueue) await queue.close().catch(() => undefined);
+        ownConnection?.disconnect();
+      }
+    },
+  };
+}
+
+/**
+ * How long the most overdue job has waited for a worker: the oldest waiting
+ * job since it became due (its timestamp plus its delay), or a delayed job
+ * past its time (promoting those is the worker's job too). 0 when none.
+ */
+export async function oldestOverdueMs(queue: Queue, now: number): Promise<number> {
+  const [waiting, delayed] = await Promise.all([queue.getJobs(['waiting', 'prioritized'], 0, 0, true), queue.getJobs(['delayed'], 0, 0, true)]);
+  let overdue = 0;
+  for (const job of [...waiting, ...delayed]) if (job) overdue = Math.max(overdue, now - (job.timestamp + (job.delay ?? 0)));
+  return overdue;
+}
+
+/**
+ * The ioredis status of BullMQ's blocking client, for the stall warning:
+ * BullMQ keeps it private, so this reads its internals and says "unknown"
+ * when a BullMQ version lays them out otherwise.
+ */
+function blockingClientStatus(worker: Worker): string {
+  const internals = worker as unknown as { backend?: { blockingConnection?: { _client?: { status?: unknown } } } };
+  const status = internals.backend?.blockingConnection?._client?.status;
+  return typeof status === 'string' ? status : 'unknown';
+}
+
+/** A new client with the same settings (and, for a cluster, the same seed nodes). */
+function duplicate(client: RedisClient): RedisClient {
+  // Two branches for the type checker: the two duplicate() signatures do not unify.
+  return client instanceof Cluster ? client.duplicate() : client.duplicate();
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

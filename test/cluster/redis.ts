@@ -201,6 +201,10 @@ export interface RedisClusterSet {
   primaries(): Promise<{ address: string; node: RedisNode; slots: [number, number][] }[]>;
   /** A manual failover (CLUSTER FAILOVER on the primary's replica); resolves once the replica is primary. Returns its address. */
   failover(primary: string): Promise<string>;
+  /** The node replicating `primary` (the one the cluster will promote when it dies); kill a primary with its node's kill(). */
+  replicaOf(primary: string): Promise<RedisNode>;
+  /** Each live node's cluster state, role and clients (CLIENT LIST), for failure messages. */
+  describe(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -264,6 +268,19 @@ export async function startRedisCluster(options: { primaries?: number; nodeTimeo
       }
       throw new Error('no cluster node answers');
     };
+    const replicaOf = async (primary: string): Promise<RedisNode> => {
+      const port = primary.split(':').pop();
+      for (const n of nodes) {
+        const client = clientOf(n);
+        try {
+          const replication = await client.info('replication').catch(() => '');
+          if (replication.includes('role:slave') && replication.includes(`master_port:${port}\r`)) return n;
+        } finally {
+          client.disconnect();
+        }
+      }
+      throw new Error(`${primary} has no replica`);
+    };
     const failover = async (primary: string): Promise<string> => {
       const port = primary.split(':').pop();
       for (const n of nodes) {
@@ -280,7 +297,24 @@ export async function startRedisCluster(options: { primaries?: number; nodeTimeo
       }
       throw new Error(`${primary} has no replica`);
     };
-    return { nodes, seeds: addresses.join(','), password, primaries: primariesNow, failover, stop: stopAll };
+    const describe = async (): Promise<string> => {
+      const parts: string[] = [];
+      for (const n of nodes) {
+        const client = clientOf(n);
+        try {
+          const state = /cluster_state:\w+/.exec((await client.call('CLUSTER', 'INFO')) as string)?.[0];
+          const role = /role:\w+/.exec(await client.info('replication'))?.[0];
+          const clients = ((await client.call('CLIENT', 'LIST')) as string).split('\n').filter(Boolean).map((line) => line.replace(/ (fd|age|idle|flags|db|sub|psub|ssub|multi|qbuf|qbuf-free|argv-mem|multi-mem|obl|oll|omem|tot-mem|events|user|redir|resp|rbs|rbp|lib-name|lib-ver|laddr|id|name)=\S*/g, ''));
+          parts.push(`${n.host}:${n.port} ${state} ${role}\n  ${clients.join('\n  ')}`);
+        } catch (error) {
+          parts.push(`${n.host}:${n.port} down (${error instanceof Error ? error.message : String(error)})`);
+        } finally {
+          client.disconnect();
+        }
+      }
+      return parts.join('\n');
+    };
+    return { nodes, seeds: addresses.join(','), password, primaries: primariesNow, failover, replicaOf, describe, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

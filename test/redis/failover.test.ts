@@ -2,17 +2,28 @@
 // process, as in a pod) against a primary + replica + 3 sentinels, and
 // against a 3-primary Redis Cluster with a replica per primary; a real
 // kube-apiserver and a real leaking Go pod. While a capture round runs, the
-// sentinels' primary is SIGKILLed, and the cluster primary holding the queue
-// is failed over to its replica (CLUSTER FAILOVER); the operator must follow
-// the new primary without a restart, store every capture once, and lose no
-// round beyond the failover.
+// sentinels' primary is SIGKILLed, and so is the cluster primary holding the
+// queue (its replica takes over); the operator must follow the new primary
+// without a restart, store every capture once, and lose no round beyond the
+// failover. Last, the stall watchdog: an in-process worker whose fetch loop
+// stops is recreated once its bound has passed.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Queue } from 'bullmq';
 import { Cluster, Redis } from 'ioredis';
 import type { MapLeakProbe } from '../../src/api/types.js';
-import { CAPTURE_QUEUE, queuePrefix } from '../../src/queue/names.js';
+import { ProbeClient } from '../../src/api/client.js';
+import { BinaryKnowledgeCache } from '../../src/capture/binary-knowledge.js';
+import { ClusterRegistry } from '../../src/clusters/registry.js';
+import { jsonLogger } from '../../src/observability/log.js';
+import { OperatorMetrics } from '../../src/observability/metrics.js';
+import { redisConnection } from '../../src/queue/connection.js';
+import { CAPTURE_JOB, CAPTURE_QUEUE, queuePrefix } from '../../src/queue/names.js';
+import { SeriesStore } from '../../src/store/series-store.js';
+import { DEFAULT_WORKER_LIMITS } from '../../src/worker/capture-round.js';
+import { STALL_BOUND_MS, startCaptureWorker } from '../../src/worker/worker.js';
 import { runPod, stopCluster, type Cluster as KubeCluster } from '../cluster/cluster.js';
 import { startRedisCluster, startSentinelSet, type RedisClusterSet, type SentinelSet } from '../cluster/redis.js';
 import { spawnOperator, type OperatorProcess } from '../support/operator-process.js';
@@ -29,6 +40,13 @@ const ROUNDS_AFTER = 4;
 interface StoredCapture {
   id: string;
   time: number;
+  /** The pod's uid: a capture id is derived from its job id and this. */
+  uid: string;
+}
+
+/** The capture id a round of job `jobId` gives pod `uid` (as src/worker/capture-round.ts derives it). */
+function captureIdOf(jobId: string, uid: string): string {
+  return createHash('sha256').update(`${jobId}|${uid}`).digest('hex').slice(0, 24);
 }
 
 /** Every capture stored for a probe, per pod, read the way the store lays keys out. */
@@ -37,29 +55,49 @@ async function storedCaptures(client: Redis | Cluster, probe: string): Promise<S
   const captures: StoredCapture[] = [];
   for (const uid of uids) {
     const flat = await client.zrange(`mlp:{${NS}/${probe}}:t:${uid}:series`, '0', '-1', 'WITHSCORES');
-    for (let i = 0; i < flat.length; i += 2) captures.push({ id: flat[i] as string, time: Number(flat[i + 1]) });
+    for (let i = 0; i < flat.length; i += 2) captures.push({ id: flat[i] as string, time: Number(flat[i + 1]), uid });
   }
   return captures.sort((a, b) => a.time - b.time);
 }
 
-/** Kills `victim` while a capture job is being worked on; resolves to the kill time. */
-async function killDuringRound(queue: Queue, victim: { kill(): Promise<void> }): Promise<number> {
-  await waitFor('a capture round in flight', async () => (await queue.getActiveCount()) > 0, 30_000, 25);
+/** A kill: when, and the jobs being worked on (or about to be) at that moment. */
+interface Kill {
+  killedAt: number;
+  inFlight: string[];
+}
+
+/** Kills `victim` while a capture job is being worked on. */
+async function killDuringRound(queue: Queue, victim: { kill(): Promise<void> }): Promise<Kill> {
+  const inFlight = await waitFor(
+    'a capture round in flight',
+    async () => {
+      // Waiting jobs too: one may be taken between this read and the kill.
+      const [active, waiting] = await Promise.all([queue.getActive(), queue.getWaiting()]);
+      const ids = [...active, ...waiting].map((job) => job.id).filter((id): id is string => id !== undefined);
+      return active.length > 0 && ids;
+    },
+    30_000,
+    25,
+  );
   const killedAt = Date.now();
   await victim.kill();
-  return killedAt;
+  return { killedAt, inFlight };
 }
 
 /**
  * The failover as the operator lived it: the time from the kill to the first
- * capture stored after it (polled every 100 ms on a client that follows the
- * new primary too), then ROUNDS_AFTER more rounds.
+ * capture stored by a round taken from the queue after it (a round in flight
+ * at the kill may store to a primary that lives on; polled every 100 ms on a
+ * client that follows the new primary too), then ROUNDS_AFTER more rounds.
  */
-async function followFailover(client: Redis | Cluster, probes: string[], killedAt: number): Promise<{ recoveryMs: number }> {
+async function followFailover(client: Redis | Cluster, probes: string[], { killedAt, inFlight }: Kill): Promise<{ recoveryMs: number }> {
   const recoveredAt = await waitFor(
-    'the first capture stored after the kill',
+    'the first capture stored by a round taken after the kill',
     async () => {
-      for (const probe of probes) if ((await storedCaptures(client, probe)).some((c) => c.time > killedAt)) return Date.now();
+      for (const probe of probes) {
+        const taken = (await storedCaptures(client, probe)).filter((c) => c.time > killedAt && !inFlight.some((job) => captureIdOf(job, c.uid) === c.id));
+        if (taken.length > 0) return Date.now();
+      }
       return undefined;
     },
     60_000,
@@ -195,13 +233,15 @@ describe('production Redis: sentinel and cluster failover with real processes', 
       await waitFor('two captures per probe before the kill', async () => (await storedCaptures(client, 'sentinel-a')).length >= 2 && (await storedCaptures(client, 'sentinel-b')).length >= 2, 60_000, 500).catch(
         (err: Error) => assert.fail(`${err.message}\n${diagnostics()}`),
       );
-      const killedAt = await killDuringRound(queue, sentinel.primary);
-      const { recoveryMs } = await followFailover(client, ['sentinel-a', 'sentinel-b'], killedAt).catch((err: Error) => assert.fail(`${err.message}\n${diagnostics()}`));
-      figures.push(`sentinel: SIGKILL of the primary to the first capture stored after it: ${recoveryMs} ms (down-after-milliseconds 1000)`);
+      const kill = await killDuringRound(queue, sentinel.primary);
+      const { recoveryMs } = await followFailover(client, ['sentinel-a', 'sentinel-b'], kill).catch((err: Error) => assert.fail(`${err.message}\n${diagnostics()}`));
+      const metrics = await (await fetch(`http://127.0.0.1:${operator.port}/metrics`, { headers: bearer(httpToken) })).text();
+      const restarts = Number(/^mapleak_worker_restarts_total\{reason="stalled"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+      figures.push(`sentinel: SIGKILL of the primary to the first capture of a round taken after it: ${recoveryMs} ms (down-after-milliseconds 1000; stall-watchdog restarts: ${restarts})`);
       assert.equal(await sentinel.currentMaster(), `127.0.0.1:${sentinel.replica.port}`, 'the sentinels promoted the replica');
       for (const name of ['sentinel-a', 'sentinel-b']) {
         const captures = await storedCaptures(client, name);
-        assertSeriesWhole(captures, killedAt, recoveryMs, name);
+        assertSeriesWhole(captures, kill.killedAt, recoveryMs, name);
         assertHealthy(await probes.get(name), captures.length, name);
       }
       const ready = await readyz(operator);
@@ -305,21 +345,24 @@ describe('production Redis: sentinel and cluster failover with real processes', 
       assertNoSecrets(operator.output() + JSON.stringify(ready), [redisCluster.password]);
     });
 
-    // A manual failover (the old primary stays up as a replica): with SIGKILL instead, 2 of 5 runs saw the
-    // worker stop taking jobs for 40 s and more without an error; that case is open (see the README).
-    test('failover of the primary that holds the queue, in the middle of a round: its replica takes over, no capture twice, no round lost', async () => {
+    test('SIGKILL of the primary that holds the queue, in the middle of a round: its replica takes over, no capture twice, no round lost', async () => {
       const queueOwner = await ownerOf(`${queuePrefix('cluster')}:${CAPTURE_QUEUE}:meta`);
-      let promoted = '';
-      const killedAt = await killDuringRound(queue, { kill: async () => void (promoted = await redisCluster.failover(queueOwner)) });
-      const { recoveryMs } = await followFailover(client, names, killedAt).catch((err: Error) => assert.fail(`${err.message}\n${diagnostics()}`));
-      figures.push(`cluster: CLUSTER FAILOVER of the queue's primary to the first capture stored after it: ${recoveryMs} ms`);
+      const victim = (await redisCluster.primaries()).find((p) => p.address === queueOwner)!.node;
+      const replica = await redisCluster.replicaOf(queueOwner);
+      const promoted = `${replica.host}:${replica.port}`;
+      const kill = await killDuringRound(queue, victim);
+      const { recoveryMs } = await followFailover(client, names, kill).catch(async (err: Error) => assert.fail(`${err.message}\n${await redisCluster.describe()}\n${diagnostics()}`));
+      const metrics = await (await fetch(`http://127.0.0.1:${operator.port}/metrics`, { headers: bearer(httpToken) })).text();
+      const restarts = Number(/^mapleak_worker_restarts_total\{reason="stalled"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+      figures.push(`cluster: SIGKILL of the queue's primary to the first capture of a round taken after it: ${recoveryMs} ms (cluster-node-timeout 1000; stall-watchdog restarts: ${restarts})`);
+      for (const line of operator.output().split('\n').filter((l) => l.includes('recreating the BullMQ worker'))) figures.push(`cluster: ${line}`);
       const after = await redisCluster.primaries();
       assert.equal(after.length, 3);
       assert.ok(after.some((p) => p.address === promoted) && !after.some((p) => p.address === queueOwner), 'the replica replaced the primary');
       assert.equal(await ownerOf(`${queuePrefix('cluster')}:${CAPTURE_QUEUE}:meta`), promoted, 'the queue moved with its slot');
       for (const name of names) {
         const captures = await storedCaptures(client, name);
-        assertSeriesWhole(captures, killedAt, recoveryMs, name);
+        assertSeriesWhole(captures, kill.killedAt, recoveryMs, name);
         assertHealthy(await probes.get(name), captures.length, name);
       }
       assert.deepEqual((await readyz(operator)).redis, { mode: 'cluster', primaries: 3 });
@@ -338,6 +381,74 @@ describe('production Redis: sentinel and cluster failover with real processes', 
         }
       }
       assert.ok((await storedCaptures(client, 'spread-b')).length > 0, 'the other probes keep their series');
+    });
+  });
+
+  describe('stall watchdog: a worker that takes no job while jobs are overdue is recreated', () => {
+    test('with its fetch loop stopped (stood in for by BullMQ pause: running, no fetch, no error, as in #3088), the next job runs after the stall bound, once recreated', async () => {
+      // The in-process worker on the same Redis Cluster, under a prefix of its own so the operator's worker
+      // does not take its jobs; its jobs name a probe that does not exist, so a round is quick (probe-gone).
+      const prefix = '{mapleak-watchdog}';
+      const config = { mode: 'cluster' as const, nodes: redisCluster.seeds.split(',').map((a) => ({ host: a.split(':')[0]!, port: Number(a.split(':')[1]) })), tls: false, password: redisCluster.password };
+      const connection = redisConnection(config, 'worker');
+      connection.on('error', () => undefined);
+      const queueConnection = redisConnection(config, 'worker');
+      queueConnection.on('error', () => undefined);
+      const queue = new Queue(CAPTURE_QUEUE, { connection: queueConnection, prefix });
+      queue.on('error', () => undefined);
+      const metrics = new OperatorMetrics(false);
+      const lines: string[] = [];
+      const worker = startCaptureWorker(
+        { connection, queue, prefix, concurrency: 2, stallCheckMs: 250 },
+        {
+          probes: new ProbeClient(kc),
+          clusters: new ClusterRegistry(kc, { remoteNamespaces: new Set(), allowInsecureTls: false }),
+          store: new SeriesStore(connection),
+          knowledge: new BinaryKnowledgeCache(),
+          metrics,
+          log: jsonLogger({}, 'info', (line) => void lines.push(line)),
+          limits: DEFAULT_WORKER_LIMITS,
+        },
+      );
+      const data = { namespace: NS, name: 'no-such-probe', uid: 'u-1' };
+      const finished = async (id: string): Promise<string | undefined> => {
+        const job = await queue.getJob(id);
+        return job?.finishedOn ? (job.returnvalue as string) : undefined;
+      };
+      try {
+        await queue.add(CAPTURE_JOB, data, { jobId: 'before' });
+        assert.equal(await waitFor('the healthy worker runs a job', () => finished('before'), 20_000, 100), 'probe-gone');
+        const first = worker.current;
+        // BullMQ's pause stops the fetch loop but not the blocking read already in flight: a job added
+        // now is still taken by that read, after which the loop ends, as a wedged one would.
+        await first.pause(true);
+        await queue.add(CAPTURE_JOB, data, { jobId: 'taken-by-the-last-read' });
+        assert.equal(await waitFor('the read in flight takes one more job', () => finished('taken-by-the-last-read'), 20_000, 100), 'probe-gone');
+        const addedAt = Date.now();
+        await queue.add(CAPTURE_JOB, data, { jobId: 'wedged' });
+        assert.equal(await waitFor('the job, run by a recreated worker', () => finished('wedged'), STALL_BOUND_MS + 15_000, 100), 'probe-gone');
+        const tookMs = Date.now() - addedAt;
+        figures.push(`stall watchdog: a job added to a wedged worker ran ${tookMs} ms later (bound ${STALL_BOUND_MS} ms)`);
+        assert.ok(tookMs >= STALL_BOUND_MS, `not before the bound: ${tookMs} ms`);
+        assert.notEqual(worker.current, first, 'a new BullMQ Worker');
+        assert.equal(worker.restarts, 1);
+        assert.match(await metrics.registry.metrics(), /^mapleak_worker_restarts_total\{reason="stalled"\} 1$/m);
+        const warned = lines.filter((line) => line.includes('recreating the BullMQ worker'));
+        assert.equal(warned.length, 1, lines.join(''));
+        const fields = JSON.parse(warned[0]!) as { level: string; overdueMs: number; boundMs: number };
+        assert.equal(fields.level, 'warn');
+        assert.ok(fields.overdueMs > STALL_BOUND_MS && fields.boundMs === STALL_BOUND_MS, warned[0]);
+        // A healthy worker is left alone: another job runs at once, with no further restart.
+        await queue.add(CAPTURE_JOB, data, { jobId: 'after' });
+        assert.equal(await waitFor('the recreated worker runs the next job', () => finished('after'), 10_000, 100), 'probe-gone');
+        assert.equal(worker.restarts, 1);
+      } finally {
+        await worker.close(true);
+        await queue.obliterate({ force: true }).catch(() => undefined);
+        await queue.close();
+        connection.disconnect();
+        queueConnection.disconnect();
+      }
     });
   });
 });
