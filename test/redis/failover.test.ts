@@ -116,6 +116,17 @@ async function followFailover(client: Redis | Cluster, probes: string[], { kille
 }
 
 /**
+ * Time a failover may cost a probe's series: the measured recovery, plus,
+ * when BullMQ's fetch loop wedged (seen after a cluster primary's SIGKILL,
+ * BullMQ #3088 class) and the stall watchdog recreated the worker, at most
+ * its bound and one check period. Never more than one such restart.
+ */
+function failoverAllowance(recoveryMs: number, restarts: number): number {
+  assert.ok(restarts <= 1, `the stall watchdog recreated the worker ${restarts} times for one failover`);
+  return recoveryMs + (restarts > 0 ? STALL_BOUND_MS + STALL_BOUND_MS / 3 : 0);
+}
+
+/**
  * No capture twice (distinct ids and capture times), and no scheduled round
  * lost: consecutive captures are at most one interval apart (plus a round's
  * own time), except across the kill, where the failover may add its time.
@@ -241,7 +252,7 @@ describe('production Redis: sentinel and cluster failover with real processes', 
       assert.equal(await sentinel.currentMaster(), `127.0.0.1:${sentinel.replica.port}`, 'the sentinels promoted the replica');
       for (const name of ['sentinel-a', 'sentinel-b']) {
         const captures = await storedCaptures(client, name);
-        assertSeriesWhole(captures, kill.killedAt, recoveryMs, name);
+        assertSeriesWhole(captures, kill.killedAt, failoverAllowance(recoveryMs, restarts), name);
         assertHealthy(await probes.get(name), captures.length, name);
       }
       const ready = await readyz(operator);
@@ -362,7 +373,7 @@ describe('production Redis: sentinel and cluster failover with real processes', 
       assert.equal(await ownerOf(`${queuePrefix('cluster')}:${CAPTURE_QUEUE}:meta`), promoted, 'the queue moved with its slot');
       for (const name of names) {
         const captures = await storedCaptures(client, name);
-        assertSeriesWhole(captures, kill.killedAt, recoveryMs, name);
+        assertSeriesWhole(captures, kill.killedAt, failoverAllowance(recoveryMs, restarts), name);
         assertHealthy(await probes.get(name), captures.length, name);
       }
       assert.deepEqual((await readyz(operator)).redis, { mode: 'cluster', primaries: 3 });
