@@ -259,6 +259,11 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   return 'captured';
 }
 
+/** A capture's id: derived from its job, so a retried job overwrites its capture instead of storing it twice. */
+export function captureIdOf(jobId: string, podUid: string): string {
+  return createHash('sha256').update(`${jobId}|${podUid}`).digest('hex').slice(0, 24);
+}
+
 function describePod(pod: ListedPod, probe: MapLeakProbe): Pod {
   const containers = pod.containers;
   const container = probe.spec.container ? containers.find((c) => c.name === probe.spec.container) : containers[0];
@@ -325,8 +330,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       debug1: { maxBytes: ceilings.maxInflatedBytes, timeoutMs: ceilings.maxRequestTimeoutMs },
       now,
     });
-    // The same job retried gives the same id: the capture is overwritten, not duplicated.
-    const id = createHash('sha256').update(`${jobId}|${pod.uid}`).digest('hex').slice(0, 24);
+    const id = captureIdOf(jobId, pod.uid);
     const json = await storedSnapshot(deps.decodeGate, decoders, capture, log);
     await deps.store.addStoredCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, capture.proto.length, ceilings), ttlSeconds);
     round.lastCaptureTime = capture.time.toISOString();

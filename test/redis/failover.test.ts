@@ -8,7 +8,6 @@
 // failover. Last, the stall watchdog: an in-process worker whose fetch loop
 // stops is recreated once its bound has passed.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Queue } from 'bullmq';
@@ -23,6 +22,7 @@ import { redisConnection } from '../../src/queue/connection.js';
 import { CAPTURE_JOB, CAPTURE_QUEUE, queuePrefix } from '../../src/queue/names.js';
 import { SeriesStore } from '../../src/store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../../src/worker/capture-round.js';
+import { captureIdOf } from '../../src/worker/capture-round.js';
 import { STALL_BOUND_MS, startCaptureWorker } from '../../src/worker/worker.js';
 import { runPod, stopCluster, type Cluster as KubeCluster } from '../cluster/cluster.js';
 import { startRedisCluster, startSentinelSet, type RedisClusterSet, type SentinelSet } from '../cluster/redis.js';
@@ -42,11 +42,6 @@ interface StoredCapture {
   time: number;
   /** The pod's uid: a capture id is derived from its job id and this. */
   uid: string;
-}
-
-/** The capture id a round of job `jobId` gives pod `uid` (as src/worker/capture-round.ts derives it). */
-function captureIdOf(jobId: string, uid: string): string {
-  return createHash('sha256').update(`${jobId}|${uid}`).digest('hex').slice(0, 24);
 }
 
 /** Every capture stored for a probe, per pod, read the way the store lays keys out. */
