@@ -263,7 +263,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
           metrics,
           limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: ceilings.maxTriggerFollows, pollMs: ceilings.triggerPollMs, minIntervalMs: ceilings.minTriggerIntervalMs },
           event: (probe, type, reason, message) => probes.event(probe, type, reason, message),
-          firstTime: async (key) => (await storeRedis.set(`mapleak:said:${key}`, '1', 'EX', 7 * 86_400, 'NX')) === 'OK',
+          firstTime: (probe, what) => store.firstTime(`${probe.metadata.namespace}/${probe.metadata.name}`, what, 7 * 86_400),
         }),
       },
       {

@@ -173,6 +173,11 @@ export class SeriesStore {
     await this.redis.set(this.key(probe, 't', podUid, 'gc'), JSON.stringify(bounded), 'EX', ttlSeconds);
   }
 
+  /** True the first time `what` is asked for this probe within `ttlSeconds`, across every worker: for things said once. */
+  async firstTime(probe: string, what: string, ttlSeconds: number): Promise<boolean> {
+    return (await this.redis.set(this.key(probe, 'said', what), '1', 'EX', ttlSeconds, 'NX')) === 'OK';
+  }
+
   /** When each finding was first seen; new keys are stamped `now`. */
   async firstSeen(probe: string, keys: readonly string[], now: Date, ttlSeconds: number): Promise<Map<string, string>> {
     const hash = this.key(probe, 'firstseen');

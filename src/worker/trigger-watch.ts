@@ -77,8 +77,8 @@ export interface TriggerWatchDeps {
   limits: TriggerWatchLimits;
   /** Records an Event on the probe (pods skipped for a trigger are said once). */
   event?: (probe: MapLeakProbe, type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
-  /** True the first time a key is asked for across every worker (Redis SET NX); without it, once per process. */
-  firstTime?: (key: string) => Promise<boolean>;
+  /** True the first time `what` is asked for on this probe across every worker (the store's SET NX); without it, once per process. */
+  firstTime?: (probe: MapLeakProbe, what: string) => Promise<boolean>;
   now?: () => number;
 }
 
@@ -217,9 +217,8 @@ export class TriggerWatcher {
     if (this.skippedPods.size > 10_000) this.skippedPods.clear();
     this.skippedPods.add(pod.uid);
     const message = `pod ${pod.name}: container ${pod.container} has no memory limit, so spec.triggers.memoryLimitFraction does not apply to it (the other triggers do)`;
-    const key = `trigger-skipped:${probe.metadata.uid}:${pod.uid}`;
     void (async () => {
-      if (this.deps.firstTime && !(await this.deps.firstTime(key))) return;
+      if (this.deps.firstTime && !(await this.deps.firstTime(probe, `trigger-skipped:${probe.metadata.uid}:${pod.uid}`))) return;
       this.deps.log.info('memory trigger skipped', { probe: `${probe.metadata.namespace}/${probe.metadata.name}`, pod: pod.name, trigger: 'memoryLimitFraction' });
       await this.deps.event?.(probe, 'Normal', 'TriggerSkipped', message);
     })().catch(() => undefined);

@@ -65,4 +65,14 @@ describe('series store in a real Redis', () => {
     assert.deepEqual(await client.keys('mlp:{ns/p}:*'), []);
     assert.ok((await client.keys('mlp:{ns/w}:*')).length > 0, 'other probes untouched');
   });
+
+  test('a thing said once: true the first time per probe, false after (from any client), gone with the probe', async () => {
+    assert.equal(await store.firstTime('ns/said', 'skipped:pod-1', 600), true);
+    assert.equal(await new SeriesStore(client).firstTime('ns/said', 'skipped:pod-1', 600), false, 'another worker asks');
+    assert.equal(await store.firstTime('ns/said', 'skipped:pod-2', 600), true, 'another thing');
+    assert.equal(await store.firstTime('ns/other', 'skipped:pod-1', 600), true, 'another probe');
+    assert.ok((await client.ttl('mlp:{ns/said}:said:skipped:pod-1')) > 0, 'expires');
+    await store.forgetProbe('ns/said');
+    assert.equal(await store.firstTime('ns/said', 'skipped:pod-1', 600), true, 'a probe made again under the name says it again');
+  });
 });
