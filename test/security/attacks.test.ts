@@ -18,7 +18,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, loadAllYa
 import { gzipSync } from 'node:zlib';
 import { Function as ProfileFunction, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 import type { MapLeakProbe } from '../../src/api/types.js';
-import { ClusterRegistry } from '../../src/clusters/registry.js';
+import { ClusterRegistry, REMOTE_CLUSTER_LABEL } from '../../src/clusters/registry.js';
 import { decodeHeapProfile, ProfileError } from '../../src/pprof/index.js';
 import { DecodeGate } from '../../src/worker/decode-gate.js';
 import { auditLogPath, runPod, stopCluster, type Cluster } from '../cluster/cluster.js';
@@ -72,7 +72,7 @@ describe('security: a tenant with namespace rights gains nothing through the ope
     });
   /** The tenant stores a kubeconfig Secret and a probe that uses it, with its own identity. */
   const remoteProbe = async (name: string, kubeconfig: string, extra: Record<string, unknown> = {}, namespace = 'default', probes = tenantProbes): Promise<void> => {
-    await tenant.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: probes.namespace, body: { metadata: { name }, stringData: { kubeconfig } } });
+    await tenant.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: probes.namespace, body: { metadata: { name, labels: { [REMOTE_CLUSTER_LABEL]: 'true' } }, stringData: { kubeconfig } } });
     await probes.create(name, { selector: { matchLabels: { app: 'victim' } }, cluster: { kubeconfigSecretRef: { name }, namespace }, ...extra });
   };
   const degraded = (name: string, reason: string, probes = tenantProbes): Promise<MapLeakProbe> =>
@@ -368,7 +368,7 @@ describe('security: a tenant with namespace rights gains nothing through the ope
     const core = admin.makeApiClient(CoreV1Api);
     const registry = new ClusterRegistry(admin, { remoteNamespaces: new Set([TENANT_NS]), maxClients: 32 });
     const kubeconfig = kubeconfigWith({ server: cluster.server, 'certificate-authority-data': caData }, { token: tenantToken });
-    await core.createNamespacedSecret({ namespace: TENANT_NS, body: { metadata: { name: 'rotating' }, stringData: { kubeconfig } } });
+    await core.createNamespacedSecret({ namespace: TENANT_NS, body: { metadata: { name: 'rotating', labels: { [REMOTE_CLUSTER_LABEL]: 'true' } }, stringData: { kubeconfig } } });
     const probe = (secret: string): MapLeakProbe => ({
       apiVersion: 'mapleak.io/v1alpha1',
       kind: 'MapLeakProbe',
@@ -378,13 +378,13 @@ describe('security: a tenant with namespace rights gains nothing through the ope
     const started = Date.now();
     let most = 0;
     for (let i = 0; i < 3000; i++) {
-      await core.replaceNamespacedSecret({ name: 'rotating', namespace: TENANT_NS, body: { metadata: { name: 'rotating' }, stringData: { kubeconfig: `${kubeconfig}\n# rewrite ${i}\n` } } });
+      await core.replaceNamespacedSecret({ name: 'rotating', namespace: TENANT_NS, body: { metadata: { name: 'rotating', labels: { [REMOTE_CLUSTER_LABEL]: 'true' } }, stringData: { kubeconfig: `${kubeconfig}\n# rewrite ${i}\n` } } });
       await registry.forProbe(probe('rotating'), core);
       most = Math.max(most, registry.remoteClients);
     }
     assert.equal(most, 1, 'each rewrite replaces the previous client');
     for (let i = 0; i < 100; i++) {
-      await core.createNamespacedSecret({ namespace: TENANT_NS, body: { metadata: { name: `many-${i}` }, stringData: { kubeconfig } } });
+      await core.createNamespacedSecret({ namespace: TENANT_NS, body: { metadata: { name: `many-${i}`, labels: { [REMOTE_CLUSTER_LABEL]: 'true' } }, stringData: { kubeconfig } } });
       await registry.forProbe(probe(`many-${i}`), core);
     }
     console.log(`# 3,000 rewrites of one Secret: at most ${most} client; 100 Secrets: ${registry.remoteClients} clients (bound 32); ${((Date.now() - started) / 1000).toFixed(0)} s`);
