@@ -8,7 +8,7 @@ import {
   type MapComponent,
   type MapImpl,
 } from './frames.js';
-import { inferSizeSignatures, type SizeSignature, type SizeStats } from './signature.js';
+import { inferSizeSignatures, isStructureSize, type SizeSignature, type SizeStats } from './signature.js';
 
 export type Kind = 'map' | 'other';
 
@@ -73,6 +73,16 @@ interface RecordAttribution {
   impl: MapImpl;
   /** siteKey(site, kind), made once per attribution: attributions are shared by every record of a stack. */
   key: string;
+  /** siteKey(caller, kind), made when first needed. */
+  callerKey?: string;
+}
+
+/** One attribution's records, summed. */
+interface RecordSums {
+  inuseBytes: number;
+  allocBytes: number;
+  inuseObjects: number;
+  allocObjects: number;
 }
 
 /** Where a record's memory goes, whatever its kind. */
@@ -103,17 +113,32 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
   const namedImpl = firstKnown(dominantImpl(attributions), implFromGoVersion(profile.goVersion), implFromFunctionNames(byStack.keys()));
   const profileImpl = applySizeSignatures(profile.records, attributions, namedImpl);
 
-  const usages = new Map<string, SiteUsage>();
-  const allocBytesByFunction = new Map<string, number>();
+  // Records share attributions (one per stack, and per component and caller
+  // after size signatures): sum each attribution's records first, then fold
+  // the attributions into sites in the order their records came.
+  const sums = new Map<RecordAttribution, RecordSums>();
   const totals = { inuseBytes: 0, allocBytes: 0, mapInuseBytes: 0 };
-  let evidence: Evidence = 'none';
-
-  const callerBytes = new Map<SiteUsage, Map<string, { frame: Site; bytes: number }>>();
-  profile.records.forEach((record, i) => {
+  const records = profile.records;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i] as HeapRecord;
     const a = attributions[i] as RecordAttribution;
     totals.inuseBytes += record.inuseBytes;
     totals.allocBytes += record.allocBytes;
-    if (a.profiler) return;
+    if (a.profiler) continue;
+    let sum = sums.get(a);
+    if (!sum) sums.set(a, (sum = { inuseBytes: 0, allocBytes: 0, inuseObjects: 0, allocObjects: 0 }));
+    sum.inuseBytes += record.inuseBytes;
+    sum.allocBytes += record.allocBytes;
+    sum.inuseObjects += record.inuseObjects;
+    sum.allocObjects += record.allocObjects;
+    if (a.kind === 'map') totals.mapInuseBytes += record.inuseBytes;
+  }
+
+  const usages = new Map<string, SiteUsage>();
+  const allocBytesByFunction = new Map<string, number>();
+  let evidence: Evidence = 'none';
+  const callerBytes = new Map<SiteUsage, Map<string, { frame: Site; bytes: number }>>();
+  for (const [a, sum] of sums) {
     const key = a.key;
     let usage = usages.get(key);
     if (!usage) {
@@ -132,27 +157,26 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
       usages.set(key, usage);
     }
     usage.evidence = strongerEvidence(usage.evidence, a.evidence);
-    usage.inuseBytes += record.inuseBytes;
-    usage.allocBytes += record.allocBytes;
-    usage.inuseObjects += record.inuseObjects;
-    usage.allocObjects += record.allocObjects;
+    usage.inuseBytes += sum.inuseBytes;
+    usage.allocBytes += sum.allocBytes;
+    usage.inuseObjects += sum.inuseObjects;
+    usage.allocObjects += sum.allocObjects;
     if (a.component) {
-      usage.components[a.component] = (usage.components[a.component] ?? 0) + record.inuseBytes;
+      usage.components[a.component] = (usage.components[a.component] ?? 0) + sum.inuseBytes;
       const allocComponents = (usage.allocComponents ??= {});
-      allocComponents[a.component] = (allocComponents[a.component] ?? 0) + record.allocBytes;
+      allocComponents[a.component] = (allocComponents[a.component] ?? 0) + sum.allocBytes;
     }
     if (a.caller) {
-      const byCaller = callerBytes.get(usage) ?? new Map<string, { frame: Site; bytes: number }>();
-      callerBytes.set(usage, byCaller);
-      const callerKey = siteKey(a.caller, a.kind);
-      const seen = byCaller.get(callerKey) ?? { frame: a.caller, bytes: 0 };
-      seen.bytes += record.inuseBytes + record.allocBytes;
-      byCaller.set(callerKey, seen);
+      let byCaller = callerBytes.get(usage);
+      if (!byCaller) callerBytes.set(usage, (byCaller = new Map()));
+      const callerKey = (a.callerKey ??= siteKey(a.caller, a.kind));
+      const seen = byCaller.get(callerKey);
+      if (seen) seen.bytes += sum.inuseBytes + sum.allocBytes;
+      else byCaller.set(callerKey, { frame: a.caller, bytes: sum.inuseBytes + sum.allocBytes });
     }
-    allocBytesByFunction.set(a.site.function, (allocBytesByFunction.get(a.site.function) ?? 0) + record.allocBytes);
-    if (a.kind === 'map') totals.mapInuseBytes += record.inuseBytes;
+    allocBytesByFunction.set(a.site.function, (allocBytesByFunction.get(a.site.function) ?? 0) + sum.allocBytes);
     evidence = strongerEvidence(evidence, a.evidence);
-  });
+  }
   for (const [usage, byCaller] of callerBytes) {
     let best: { frame: Site; bytes: number } | undefined;
     for (const candidate of byCaller.values()) if (!best || candidate.bytes > best.bytes) best = candidate;
@@ -209,20 +233,26 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Recor
   const candidates: { indexes: number[]; signatures: SizeSignature[] }[] = [];
   const proofBytes = { classic: 0, swiss: 0 };
   for (const indexes of bySite.values()) {
-    const bySize = new Map<number, SizeStats>();
+    // Most sites hold no object a map structure could be: leave them before counting their sizes.
     let largest = 0;
+    let structural = false;
+    for (const i of indexes) {
+      const size = (records[i] as HeapRecord).objectSize;
+      if (size > largest) largest = size;
+      if (!structural && isStructureSize(size)) structural = true;
+    }
+    if (largest < SMALLEST_MAP_STRUCTURE || !structural) continue;
+    const bySize = new Map<number, SizeStats>();
     for (const i of indexes) {
       const record = records[i] as HeapRecord;
-      largest = Math.max(largest, record.objectSize);
-      const stats = bySize.get(record.objectSize) ?? { objects: 0, bytes: 0 };
+      let stats = bySize.get(record.objectSize);
+      if (!stats) bySize.set(record.objectSize, (stats = { objects: 0, bytes: 0 }));
       // Allocation figures hold the whole growth history; a profile with
       // in-use figures only still has the live structure.
       const useAlloc = record.allocObjects > 0;
       stats.objects += useAlloc ? record.allocObjects : record.inuseObjects;
       stats.bytes += useAlloc ? record.allocBytes : record.inuseBytes;
-      bySize.set(record.objectSize, stats);
     }
-    if (largest < SMALLEST_MAP_STRUCTURE) continue;
     const signatures = inferSizeSignatures(bySize);
     if (signatures.length === 0) continue;
     for (const s of signatures) {
@@ -238,15 +268,16 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Recor
         ? signatures.reduce((a, b) => (b.explainedBytes > a.explainedBytes ? b : a))
         : signatures.find((s) => s.impl === impl);
     if (!signature) continue;
-    // One map attribution per component and caller at this site (records share them, as they share their stacks' attributions).
-    const asMap = new Map<string, RecordAttribution>();
+    // One map attribution per component and owner attribution at this site (records share them, as they share their stacks' attributions).
+    const asMap = new Map<RecordAttribution, Map<MapComponent, RecordAttribution>>();
     for (const i of indexes) {
       const component = signature.components.get((records[i] as HeapRecord).objectSize);
       if (!component) continue;
       const owner = attributions[i] as RecordAttribution;
-      const shareKey = `${component}\t${owner.caller ? siteKey(owner.caller, 'map') : ''}\t${owner.profiler}`;
-      let mapped = asMap.get(shareKey);
-      if (!mapped) asMap.set(shareKey, (mapped = attribution(owner, 'map', 'size-signature', component, impl)));
+      let byComponent = asMap.get(owner);
+      if (!byComponent) asMap.set(owner, (byComponent = new Map()));
+      let mapped = byComponent.get(component);
+      if (!mapped) byComponent.set(component, (mapped = attribution(owner, 'map', 'size-signature', component, impl)));
       attributions[i] = mapped;
     }
   }

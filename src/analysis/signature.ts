@@ -113,6 +113,11 @@ SHAPES.forEach((shape, id) => {
   });
 });
 
+/** Whether a map structure (bucket array, table) of some shape has this allocated size from 1 KiB up: only such a size can start a signature. */
+export function isStructureSize(size: number): boolean {
+  return size >= LARGE_OBJECT && STRUCTURES.has(size);
+}
+
 /** Sizes of the `[]*bmap` overflow slices of classic maps (both roundings). */
 const OVERFLOW_SLICES = new Set(ROUNDINGS.flatMap((r) => pointerSliceGrowth(r, MAX_STRUCTURE_BYTES)));
 /** Sizes of swiss directories (`[]*table` of 2^d entries). */
