@@ -8,7 +8,7 @@ import {
   type MapComponent,
   type MapImpl,
 } from './frames.js';
-import { inferSizeSignatures, isStructureSize, type SizeSignature, type SizeStats } from './signature.js';
+import { inferSizeSignatures, isStructureSize, maySignify, type SizeSignature, type SizeStats } from './signature.js';
 
 export type Kind = 'map' | 'other';
 
@@ -260,13 +260,13 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Attri
   for (const indexes of bySite.values()) {
     // Most sites hold no object a map structure could be: leave them before counting their sizes.
     let largest = 0;
-    let structural = false;
+    const structural: number[] = [];
     for (const i of indexes) {
       const size = (records[i] as HeapRecord).objectSize;
       if (size > largest) largest = size;
-      if (!structural && isStructureSize(size)) structural = true;
+      if (isStructureSize(size) && !structural.includes(size)) structural.push(size);
     }
-    if (largest < SMALLEST_MAP_STRUCTURE || !structural) continue;
+    if (largest < SMALLEST_MAP_STRUCTURE || !maySignify(structural)) continue;
     const bySize = new Map<number, SizeStats>();
     for (const i of indexes) {
       const record = records[i] as HeapRecord;

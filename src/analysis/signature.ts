@@ -60,6 +60,8 @@ interface Shape {
   rounding: Rounding;
   /** Allocated size of the structure at each level (classic: B; swiss: log2 of the group count). */
   levelSizes: number[];
+  /** Allocated size → its lowest level: a site's sizes are looked up here, rather than every level in the site's sizes. */
+  levelOf: Map<number, number>;
 }
 
 interface Candidate {
@@ -93,13 +95,23 @@ function swissLevels(group: number, rounding: Rounding): number[] {
   return sizes;
 }
 
+function lowestLevels(levelSizes: readonly number[]): Map<number, number> {
+  const levelOf = new Map<number, number>();
+  levelSizes.forEach((size, level) => {
+    if (!levelOf.has(size)) levelOf.set(size, level);
+  });
+  return levelOf;
+}
+
 const SHAPES: Shape[] = [];
 for (const rounding of ROUNDINGS) {
   for (let slot = 1; slot <= MAX_SLOT_BYTES; slot++) {
     const bucket = 16 + 8 * slot;
-    SHAPES.push({ impl: 'classic', slotBytes: slot, unitBytes: bucket, rounding, levelSizes: classicLevels(bucket, rounding) });
+    const classic = classicLevels(bucket, rounding);
+    SHAPES.push({ impl: 'classic', slotBytes: slot, unitBytes: bucket, rounding, levelSizes: classic, levelOf: lowestLevels(classic) });
     const group = 8 + 8 * slot;
-    SHAPES.push({ impl: 'swiss', slotBytes: slot, unitBytes: group, rounding, levelSizes: swissLevels(group, rounding) });
+    const swiss = swissLevels(group, rounding);
+    SHAPES.push({ impl: 'swiss', slotBytes: slot, unitBytes: group, rounding, levelSizes: swiss, levelOf: lowestLevels(swiss) });
   }
 }
 
@@ -178,7 +190,22 @@ const MAX_CACHED_SIZE_SETS = 50_000;
 
 function plausibleShapes(bySize: ReadonlyMap<number, SizeStats>): Int32Array {
   const sizes: number[] = [];
-  for (const size of bySize.keys()) if (size >= LARGE_OBJECT && STRUCTURES.has(size)) sizes.push(size);
+  for (const size of bySize.keys()) if (isStructureSize(size)) sizes.push(size);
+  return plausibleShapesOf(sizes);
+}
+
+/**
+ * Whether a site whose distinct object sizes are `sizes` can have a
+ * signature at all (some shape worth a full look), from the sizes alone:
+ * the sites that cannot are left before their figures are counted.
+ */
+export function maySignify(sizes: number[]): boolean {
+  const structural = sizes.filter(isStructureSize);
+  return structural.length > 0 && plausibleShapesOf(structural).length > 0;
+}
+
+/** plausibleShapes of distinct structure sizes (isStructureSize), in any order; sorts them. */
+function plausibleShapesOf(sizes: number[]): Int32Array {
   if (sizes.length === 0) return NONE;
   sizes.sort((a, b) => a - b);
   const key = sizes.join(',');
@@ -278,18 +305,19 @@ function qualifyClassic(shape: Shape, score: Score, bySize: ReadonlyMap<number, 
   let top = -1;
   let overflowBuckets = 0;
   let slots = 0;
-  shape.levelSizes.forEach((size, level) => {
-    const stats = bySize.get(size);
-    if (!stats || components.has(size)) return;
+  // Each of the site's sizes that is a level, at its lowest level (sums of whole numbers: their order does not matter).
+  for (const [size, stats] of bySize) {
+    const level = shape.levelOf.get(size);
+    if (level === undefined) continue;
     // A single bucket: the first bucket of a map made without a hint, or an overflow bucket.
     components.set(size, level === 0 ? 'overflow' : 'buckets');
     if (level > 0) {
       arrays += stats.objects;
-      top = level;
+      if (level > top) top = level;
     }
     overflowBuckets += stats.objects * (level === 0 ? 1 : level >= FIRST_SPARE_B ? 2 ** (level - FIRST_SPARE_B) : 0);
     slots += stats.objects * 8 * Math.floor(size / shape.unitBytes);
-  });
+  }
   const topSize = shape.levelSizes[top] as number;
   const maps = Math.max(1, bySize.get(topSize)?.objects ?? 1);
   // Overflow slices hold one pointer per overflow bucket of one map and
