@@ -8,7 +8,7 @@ import {
   type MapComponent,
   type MapImpl,
 } from './frames.js';
-import { inferSizeSignatures, isStructureSize, maySignify, type SizeSignature, type SizeStats } from './signature.js';
+import { inferSizeSignatures, isStructureSize, plausibleShapesOf, type SizeSignature, type SizeStats } from './signature.js';
 
 export type Kind = 'map' | 'other';
 
@@ -266,7 +266,9 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Attri
       if (size > largest) largest = size;
       if (isStructureSize(size) && !structural.includes(size)) structural.push(size);
     }
-    if (largest < SMALLEST_MAP_STRUCTURE || !maySignify(structural)) continue;
+    if (largest < SMALLEST_MAP_STRUCTURE) continue;
+    const plausible = plausibleShapesOf(structural);
+    if (plausible.length === 0) continue;
     const bySize = new Map<number, SizeStats>();
     for (const i of indexes) {
       const record = records[i] as HeapRecord;
@@ -278,7 +280,7 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Attri
       stats.objects += useAlloc ? record.allocObjects : record.inuseObjects;
       stats.bytes += useAlloc ? record.allocBytes : record.inuseBytes;
     }
-    const signatures = inferSizeSignatures(bySize);
+    const signatures = inferSizeSignatures(bySize, plausible);
     if (signatures.length === 0) continue;
     for (const s of signatures) {
       if (s.provesClassic) proofBytes.classic += s.explainedBytes;

@@ -60,8 +60,6 @@ interface Shape {
   rounding: Rounding;
   /** Allocated size of the structure at each level (classic: B; swiss: log2 of the group count). */
   levelSizes: number[];
-  /** Allocated size → its lowest level: a site's sizes are looked up here, rather than every level in the site's sizes. */
-  levelOf: Map<number, number>;
 }
 
 interface Candidate {
@@ -95,23 +93,13 @@ function swissLevels(group: number, rounding: Rounding): number[] {
   return sizes;
 }
 
-function lowestLevels(levelSizes: readonly number[]): Map<number, number> {
-  const levelOf = new Map<number, number>();
-  levelSizes.forEach((size, level) => {
-    if (!levelOf.has(size)) levelOf.set(size, level);
-  });
-  return levelOf;
-}
-
 const SHAPES: Shape[] = [];
 for (const rounding of ROUNDINGS) {
   for (let slot = 1; slot <= MAX_SLOT_BYTES; slot++) {
     const bucket = 16 + 8 * slot;
-    const classic = classicLevels(bucket, rounding);
-    SHAPES.push({ impl: 'classic', slotBytes: slot, unitBytes: bucket, rounding, levelSizes: classic, levelOf: lowestLevels(classic) });
+    SHAPES.push({ impl: 'classic', slotBytes: slot, unitBytes: bucket, rounding, levelSizes: classicLevels(bucket, rounding) });
     const group = 8 + 8 * slot;
-    const swiss = swissLevels(group, rounding);
-    SHAPES.push({ impl: 'swiss', slotBytes: slot, unitBytes: group, rounding, levelSizes: swiss, levelOf: lowestLevels(swiss) });
+    SHAPES.push({ impl: 'swiss', slotBytes: slot, unitBytes: group, rounding, levelSizes: swissLevels(group, rounding) });
   }
 }
 
@@ -185,7 +173,7 @@ function worthAFullLook(shape: Shape, levels: number): boolean {
  * Shapes worth a full look for a set of large sizes. Sites share size sets
  * (size classes, page multiples), so the candidate walk runs once per set.
  */
-const PLAUSIBLE_BY_SIZE_SET = new Map<string, Int32Array>();
+const PLAUSIBLE_BY_SIZE_SET = new Map<number | string, Int32Array>();
 const MAX_CACHED_SIZE_SETS = 50_000;
 
 function plausibleShapes(bySize: ReadonlyMap<number, SizeStats>): Int32Array {
@@ -194,21 +182,19 @@ function plausibleShapes(bySize: ReadonlyMap<number, SizeStats>): Int32Array {
   return plausibleShapesOf(sizes);
 }
 
-/**
- * Whether a site whose distinct object sizes are `sizes` can have a
- * signature at all (some shape worth a full look), from the sizes alone:
- * the sites that cannot are left before their figures are counted.
- */
-export function maySignify(sizes: number[]): boolean {
-  const structural = sizes.filter(isStructureSize);
-  return structural.length > 0 && plausibleShapesOf(structural).length > 0;
-}
+/** Shapes (and their levels seen) worth a full look at a site; empty when no signature can explain it. */
+export type PlausibleShapes = Int32Array;
 
-/** plausibleShapes of distinct structure sizes (isStructureSize), in any order; sorts them. */
-function plausibleShapesOf(sizes: number[]): Int32Array {
+/**
+ * The shapes worth a full look for a site whose distinct structure sizes
+ * (isStructureSize) are `sizes`, from the sizes alone: a site without any is
+ * left before its figures are counted. Sorts `sizes`.
+ */
+export function plausibleShapesOf(sizes: number[]): PlausibleShapes {
   if (sizes.length === 0) return NONE;
   sizes.sort((a, b) => a - b);
-  const key = sizes.join(',');
+  // Most sites have one such size: a number is a cheaper key than a string.
+  const key: number | string = sizes.length === 1 ? (sizes[0] as number) : sizes.join(',');
   const cached = PLAUSIBLE_BY_SIZE_SET.get(key);
   if (cached) return cached;
   const touched: number[] = [];
@@ -224,16 +210,19 @@ function plausibleShapesOf(sizes: number[]): Int32Array {
     SEEN_LEVELS[id] = 0;
   }
   const result = Int32Array.from(plausible);
-  if (key.length > MAX_CACHED_KEY) return result;
+  if (typeof key === 'string' && key.length > MAX_CACHED_KEY) return result;
   if (PLAUSIBLE_BY_SIZE_SET.size >= MAX_CACHED_SIZE_SETS) PLAUSIBLE_BY_SIZE_SET.clear();
   PLAUSIBLE_BY_SIZE_SET.set(key, result);
   return result;
 }
 const NONE = new Int32Array(0);
 
-/** The best classic and the best swiss explanation of one site's object sizes, if any explains it. */
-export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
-  const plausible = plausibleShapes(bySize);
+/**
+ * The best classic and the best swiss explanation of one site's object
+ * sizes, if any explains it. `plausible`: plausibleShapesOf the site's
+ * sizes, when the caller has it already.
+ */
+export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>, plausible: PlausibleShapes = plausibleShapes(bySize)): SizeSignature[] {
   if (plausible.length === 0) return [];
   // Most sites are the same from one capture to the next: explain each distinct site once.
   let key = '';
@@ -305,19 +294,18 @@ function qualifyClassic(shape: Shape, score: Score, bySize: ReadonlyMap<number, 
   let top = -1;
   let overflowBuckets = 0;
   let slots = 0;
-  // Each of the site's sizes that is a level, at its lowest level (sums of whole numbers: their order does not matter).
-  for (const [size, stats] of bySize) {
-    const level = shape.levelOf.get(size);
-    if (level === undefined) continue;
+  shape.levelSizes.forEach((size, level) => {
+    const stats = bySize.get(size);
+    if (!stats || components.has(size)) return;
     // A single bucket: the first bucket of a map made without a hint, or an overflow bucket.
     components.set(size, level === 0 ? 'overflow' : 'buckets');
     if (level > 0) {
       arrays += stats.objects;
-      if (level > top) top = level;
+      top = level;
     }
     overflowBuckets += stats.objects * (level === 0 ? 1 : level >= FIRST_SPARE_B ? 2 ** (level - FIRST_SPARE_B) : 0);
     slots += stats.objects * 8 * Math.floor(size / shape.unitBytes);
-  }
+  });
   const topSize = shape.levelSizes[top] as number;
   const maps = Math.max(1, bySize.get(topSize)?.objects ?? 1);
   // Overflow slices hold one pointer per overflow bucket of one map and
