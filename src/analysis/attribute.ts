@@ -260,13 +260,13 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Attri
   for (const indexes of bySite.values()) {
     // Most sites hold no object a map structure could be: leave them before counting their sizes.
     let largest = 0;
+    for (const i of indexes) largest = Math.max(largest, (records[i] as HeapRecord).objectSize);
+    if (largest < SMALLEST_MAP_STRUCTURE) continue;
     const structural: number[] = [];
     for (const i of indexes) {
       const size = (records[i] as HeapRecord).objectSize;
-      if (size > largest) largest = size;
       if (isStructureSize(size) && !structural.includes(size)) structural.push(size);
     }
-    if (largest < SMALLEST_MAP_STRUCTURE) continue;
     const plausible = plausibleShapesOf(structural);
     if (plausible.length === 0) continue;
     const bySize = new Map<number, SizeStats>();
