@@ -94,7 +94,12 @@ export const DEFAULT_MAX_SYMBOL_REQUESTS = 64;
 export interface CaptureDecoders {
   proto(bytes: Buffer): Promise<HeapProfile>;
   debug1(bytes: Buffer): Promise<Debug1Heap>;
+  /** unknownRecords and restoreHiddenFrames as the decoders run them (the worker: in slices, yielding to its event loop); default: at once. */
+  unknownRecords?(profile: HeapProfile, lookup: HiddenFrameLookup): Promise<{ keys: number; inuseBytes: number }>;
+  restoreHiddenFrames?(profile: HeapProfile, lookup: HiddenFrameLookup): Promise<HeapProfile>;
 }
+
+export type HiddenFrameLookup = (key: string) => readonly string[] | undefined;
 
 /**
  * One capture of a live process: the proto heap profile (the measurement:
@@ -129,7 +134,9 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
 
   let debug1: string | undefined;
   const symbols: SymbolTable = new Map();
-  if (wantsDebug1(policy, protoProfile, lookup, knowledge.lastDebug1At, now().getTime())) {
+  const unknown = async (): Promise<{ keys: number; inuseBytes: number }> =>
+    options.decoders?.unknownRecords ? options.decoders.unknownRecords(protoProfile, lookup) : unknownRecords(protoProfile, lookup);
+  if (await wantsDebug1(policy, unknown, knowledge.lastDebug1At, now().getTime())) {
     knowledge.lastDebug1At = now().getTime();
     try {
       const debug1Bytes = await get('/heap?debug=1', policy.maxBytes, policy.timeoutMs);
@@ -160,19 +167,18 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
       warnings.push(`${what}: ${err.message}`);
     }
   }
-  const profile = restoreHiddenFrames(protoProfile, lookup);
+  const profile = options.decoders?.restoreHiddenFrames ? await options.decoders.restoreHiddenFrames(protoProfile, lookup) : restoreHiddenFrames(protoProfile, lookup);
   return { time, proto, debug1, symbols, profile: { ...profile, time }, warnings, cost };
 }
 
-function wantsDebug1(
+async function wantsDebug1(
   policy: Debug1Policy,
-  profile: HeapProfile,
-  lookup: (key: string) => readonly string[] | undefined,
+  unknownOf: () => Promise<{ keys: number; inuseBytes: number }>,
   lastAt: number | undefined,
   nowMs: number,
-): boolean {
+): Promise<boolean> {
   if (policy.mode !== 'auto') return policy.mode === 'always';
-  const unknown = unknownRecords(profile, lookup);
+  const unknown = await unknownOf();
   if (unknown.keys === 0) return false;
   if (lastAt === undefined) return true;
   return unknown.inuseBytes >= policy.minUnknownBytes && nowMs - lastAt >= policy.minIntervalMs;
