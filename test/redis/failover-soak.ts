@@ -9,15 +9,19 @@
 // flight has any remaining timeout.
 //
 //   npm run build && node dist/test/redis/failover-soak.js --mode cluster --kills 20 --every 2000
+//
+// --ioredis-ready-check puts back the cluster ready check that
+// src/queue/connection.ts turns off, to see the wedge it causes.
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, Worker } from 'bullmq';
+import { Cluster } from 'ioredis';
 import { redisConnection, type RedisConfig } from '../../src/queue/connection.js';
 import { CAPTURE_JOB, CAPTURE_QUEUE, queuePrefix } from '../../src/queue/names.js';
 import { captureWorkerOptions } from '../../src/worker/worker.js';
 import { startRedisCluster, startSentinelSet, type RedisNode } from '../cluster/redis.js';
 
-const { values } = parseArgs({ options: { mode: { type: 'string', default: 'cluster' }, kills: { type: 'string', default: '10' }, every: { type: 'string', default: '2000' } } });
+const { values } = parseArgs({ options: { mode: { type: 'string', default: 'cluster' }, kills: { type: 'string', default: '10' }, every: { type: 'string', default: '2000' }, 'ioredis-ready-check': { type: 'boolean', default: false } } });
 const mode = values.mode === 'sentinel' ? 'sentinel' : 'cluster';
 const kills = Number(values.kills);
 const everyMs = Number(values.every);
@@ -72,6 +76,8 @@ async function oneKill(): Promise<Outcome> {
   const queueConnection = redisConnection(target.config, 'worker');
   const workerConnection = redisConnection(target.config, 'worker');
   for (const c of [queueConnection, workerConnection]) c.on('error', () => undefined);
+  // BullMQ's blocking connection is a duplicate of this client, so it inherits the option.
+  if (values['ioredis-ready-check'] && workerConnection instanceof Cluster) workerConnection.options.enableReadyCheck = true;
   const queue = new Queue(CAPTURE_QUEUE, { connection: queueConnection, prefix });
   queue.on('error', () => undefined);
   const taken: number[] = [];
@@ -119,7 +125,7 @@ for (let i = 1; i <= kills; i++) {
 }
 const recovered = outcomes.filter((o): o is Required<Outcome> => o.recoveryMs !== undefined);
 console.log(
-  `${mode}, every ${everyMs} ms: ${kills} kills, ${kills - recovered.length} wedged; failover ${range(outcomes.map((o) => o.failoverMs))}; ` +
+  `${mode}${values['ioredis-ready-check'] ? ' (with the ioredis ready check)' : ''}, every ${everyMs} ms: ${kills} kills, ${kills - recovered.length} wedged; failover ${range(outcomes.map((o) => o.failoverMs))}; ` +
     `first job after the kill ${range(recovered.map((o) => o.recoveryMs))}; after the failover's end ${range(recovered.map((o) => o.recoveryMs - o.failoverMs))}`,
 );
 process.exit(kills - recovered.length === 0 ? 0 : 1);

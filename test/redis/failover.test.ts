@@ -5,12 +5,11 @@
 // sentinels' primary is SIGKILLed, and so is the cluster primary holding the
 // queue (its replica takes over); the operator must follow the new primary
 // without a restart, store every capture once, and lose no round beyond the
-// failover: no round is lost beyond the failover itself, measured apart
-// from the operator, and the stall watchdog is never needed. Then a cluster
-// that stays failed while BullMQ resets its blocking connection (what
-// wedged the worker after a SIGKILL), and last the stall watchdog: an
-// in-process worker whose fetch loop stops is recreated once its bound has
-// passed.
+// failover itself (its time polled apart from the operator), without the
+// stall watchdog. Then a cluster that stays failed while BullMQ resets its
+// blocking connection (what wedged the worker after a SIGKILL), and last the
+// stall watchdog: an in-process worker whose fetch loop stops is recreated
+// once its bound has passed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
