@@ -140,6 +140,12 @@ export function redisConnection(config: RedisConfig, role: ConnectionRole): Redi
         retryDelayOnFailover: 200,
         retryDelayOnClusterDown: 300,
         maxRedirections: 100,
+        // No CLUSTER INFO ready check: when it sees cluster_state:fail (a failover between the
+        // primary marked failed and its replica promoted), ioredis reconnects on its own but never
+        // settles the connect() promise, and BullMQ awaits that promise when it resets its blocking
+        // connection, which parks the worker's fetch loop for good. Commands sent in that window
+        // get CLUSTERDOWN and wait (retryDelayOnClusterDown) like any other in the failover.
+        enableReadyCheck: false,
         redisOptions: { ...perRequest, ...(config.tls ? { tls: {} } : {}) },
         // TLS certificates name hosts, not the IPs the cluster announces: keep the names.
         ...(config.tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
