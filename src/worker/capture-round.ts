@@ -17,7 +17,7 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
 import { buildCaptureStatus, findingKey, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
-import { parseStoredSnapshot, storedSnapshotJson, type SeriesStore, type StoredIncident } from '../store/series-store.js';
+import { fencedProbe, parseStoredSnapshot, storedSnapshotJson, type FencedProbe, type SeriesStore, type StoredIncident } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
 import type { WatchedPod } from './trigger-watch.js';
 import type { DecodeGate, GateDecoders } from './decode-gate.js';
@@ -105,7 +105,8 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   const probe = await deps.probes.get(namespace, name);
   if (!probe || probe.metadata.uid !== uid || probe.metadata.deletionTimestamp) return 'probe-gone';
   if (probe.spec.suspend) return 'suspended';
-  const key = `${namespace}/${name}`;
+  // Every store write of this round is fenced by the probe object it started with: see SeriesStore.claim.
+  const key = fencedProbe(probe);
   const ceilings = deps.ceilings ?? DEFAULT_CEILINGS;
   let settings: EffectiveSettings;
   try {
@@ -120,6 +121,12 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   }
   const window = settings.window;
   const ttlSeconds = Math.ceil(((window + 2) * settings.intervalMs) / 1000) + 3600;
+  const claim = await deps.store.claim(key, Math.max(ttlSeconds, Math.ceil(ceilings.incidentRetentionMs / 1000)));
+  if (claim === 'newer-owner') {
+    log.info('a newer probe of the same name owns its keys; round dropped');
+    return 'probe-gone';
+  }
+  if (claim === 'taken-over') log.info('keys left by an older probe of the same name deleted');
 
   let cluster: TargetCluster;
   try {
@@ -180,6 +187,7 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   if (restarted.length > ceilings.maxIncidents) log.warn('restarts past the incident cap not recorded', { restarted: restarted.length, recorded: ceilings.maxIncidents });
   for (const { pod, previous } of restarted.slice(0, ceilings.maxIncidents)) {
     const incident = await recordIncident(deps.store, probe, key, pod, pod.instance, previous, { detectedAt, retentionMs: ceilings.incidentRetentionMs });
+    if (!incident) continue;
     newIncidents.push(incident);
     deps.metrics.incidents.inc({ kind: isOomKill(incident) ? 'oom' : 'restart' });
     log.info('container restart recorded', { pod: pod.name, reason: incident.reason, restartCount: incident.restartCount, capturesKept: incident.captureIds.length });
@@ -225,11 +233,13 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     return status;
   });
 
-  if (!updated || updated.metadata.deletionTimestamp) {
-    // Deleted while this round captured: the controller's clean-up may have
-    // run before the writes above, which would then outlive the probe.
-    await deps.store.forgetProbe(key);
-    log.info('probe deleted during the round; its data forgotten');
+  if (!updated || updated.metadata.uid !== uid || updated.metadata.deletionTimestamp) {
+    // Deleted (or deleted and re-created under the same name) while this
+    // round captured: the controller's clean-up may have run before the
+    // writes above, which would then outlive the probe. Only what this
+    // round's probe owns goes; a new probe's keys and Events are not its.
+    await deps.store.forgetOwn(key);
+    log.info(updated && updated.metadata.uid !== uid ? 'probe replaced during the round; nothing written to the new one' : 'probe deleted during the round; its data forgotten');
     return 'probe-gone';
   }
   deps.metrics.setProbeFindings(namespace, name, captureStatus.verdict ?? 'Unknown', captureStatus.findings ?? []);
@@ -291,8 +301,8 @@ interface RoundContext {
   jobId: string;
   probe: MapLeakProbe;
   cluster: TargetCluster;
-  /** "namespace/name" of the probe: the store's key. */
-  key: string;
+  /** The probe's store key, fenced by the probe object this round started with. */
+  key: FencedProbe;
   window: number;
   ttlSeconds: number;
   settings: EffectiveSettings;
@@ -412,7 +422,7 @@ export async function analyzeStoredSeries(deps: Pick<CaptureRoundDeps, 'decodeGa
 }
 
 /** New gctrace lines from the container log since the last read, appended to the kept cycles. */
-async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundDeps, key: string, ttlSeconds: number): Promise<GcCycle[]> {
+async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundDeps, key: FencedProbe, ttlSeconds: number): Promise<GcCycle[]> {
   const state = await deps.store.gc(key, pod.series);
   const params = new URLSearchParams({ container: pod.container, timestamps: 'true', limitBytes: String(deps.limits.maxGcLogBytes) });
   if (state.readUntil) params.set('sinceTime', state.readUntil);

@@ -4,7 +4,7 @@ import { analyzeSeries } from '../analysis/series.js';
 import type { IncidentStatus, MapLeakProbe } from '../api/types.js';
 import type { ListedContainerStatus } from '../clusters/pods.js';
 import { buildCaptureStatus } from '../status/build.js';
-import type { SeriesStore, StoredIncident, TargetRecord } from '../store/series-store.js';
+import type { ProbeRef, SeriesStore, StoredIncident, TargetRecord } from '../store/series-store.js';
 
 /**
  * Captures pinned per incident: the last one before the container ended
@@ -96,17 +96,18 @@ export function isOomKill(incident: Pick<IncidentStatus, 'reason'>): boolean {
  * Builds and keeps the incident for a container that ended since the last
  * round: the verdict and top findings of its own series (the analysis of
  * the captures it left), and its last captures pinned until the incident
- * is older than the retention.
+ * is older than the retention. Undefined when the round's probe no longer
+ * owns its keys (deleted or replaced meanwhile): nothing was kept.
  */
 export async function recordIncident(
   store: SeriesStore,
   probe: MapLeakProbe,
-  key: string,
+  key: ProbeRef,
   pod: { name: string; namespace: string; uid: string; container: string },
   instance: ContainerInstance,
   previous: TargetRecord,
   options: { detectedAt: Date; retentionMs: number },
-): Promise<StoredIncident> {
+): Promise<StoredIncident | undefined> {
   const oldSeries = previous.series ?? previous.uid;
   const all = await store.loadSeries(key, oldSeries);
   const ended = plausibleEnd(instance.lastTerminated?.finishedAt, all[0]?.time, options.detectedAt);
@@ -135,8 +136,8 @@ export async function recordIncident(
     captures: pinned,
     findings: analysis ? incidentFindings(analysis.findings, seriesMemProfileRate(series)) : [],
   };
-  await store.recordIncident(key, incident, new Date(Date.parse(time) + options.retentionMs));
-  return incident;
+  // Undefined when the round's probe no longer owns its keys (fenced out).
+  return (await store.recordIncident(key, incident, new Date(Date.parse(time) + options.retentionMs))) ? incident : undefined;
 }
 
 /** What the status shows of a kept incident (no pod uid, no capture times). */
