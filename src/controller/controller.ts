@@ -41,12 +41,12 @@ export interface CachedPod {
   labels: Readonly<Record<string, string>>;
   /** `ready`: Running and Ready, not being deleted: what a capture round takes. */
   state: 'ready' | 'not-ready' | 'deleting';
-  uid?: string;
   /** Set once a container has terminated (outside a deletion) or the pod was evicted: what a round needs to make an incident of it after the pod is gone. */
   end?: PodEnd;
 }
 
 export interface PodEnd {
+  podUid: string;
   /** The pod's first container: a probe without spec.container follows it. */
   firstContainer?: string;
   containers: { name: string; restartCount: number; termination: ContainerTermination }[];
@@ -75,7 +75,7 @@ export function slimPod(raw: RawObject): CachedPod {
   const pod = raw as { metadata?: { labels?: Record<string, string>; deletionTimestamp?: string; uid?: string }; spec?: { containers?: { name?: unknown }[] }; status?: { phase?: string; conditions?: { type?: string; status?: string }[]; containerStatuses?: unknown[] } };
   const ready = pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
   const end = podEnd(pod);
-  return { labels: pod.metadata?.labels ?? {}, state: pod.metadata?.deletionTimestamp ? 'deleting' : ready ? 'ready' : 'not-ready', ...(typeof pod.metadata?.uid === 'string' ? { uid: pod.metadata.uid } : {}), ...(end ? { end } : {}) };
+  return { labels: pod.metadata?.labels ?? {}, state: pod.metadata?.deletionTimestamp ? 'deleting' : ready ? 'ready' : 'not-ready', ...(end ? { end } : {}) };
 }
 
 /**
@@ -83,16 +83,16 @@ export function slimPod(raw: RawObject): CachedPod {
  * pod was not being deleted (a deletion's SIGTERM is no incident), or an
  * eviction. Read with the pod list's own checks.
  */
-function podEnd(pod: { metadata?: { deletionTimestamp?: string }; spec?: { containers?: { name?: unknown }[] }; status?: { containerStatuses?: unknown[] } }): PodEnd | undefined {
+function podEnd(pod: { metadata?: { deletionTimestamp?: string; uid?: string }; spec?: { containers?: { name?: unknown }[] }; status?: { containerStatuses?: unknown[] } }): PodEnd | undefined {
   const status = (pod.status ?? {}) as Record<string, unknown>;
   const disruption = podDisruption(status);
   const containers = pod.metadata?.deletionTimestamp && !disruption ? [] : (pod.status?.containerStatuses ?? []).slice(0, MAX_END_CONTAINERS).flatMap((raw) => {
     const checked = checkContainerStatus(raw);
     return checked?.terminated ? [{ name: checked.name, restartCount: checked.restartCount, termination: checked.terminated }] : [];
   });
-  if (containers.length === 0 && !disruption) return undefined;
+  if ((containers.length === 0 && !disruption) || typeof pod.metadata?.uid !== 'string') return undefined;
   const first = pod.spec?.containers?.[0]?.name;
-  return { ...(typeof first === 'string' ? { firstContainer: first } : {}), containers, ...(disruption ? { disruption } : {}) };
+  return { podUid: pod.metadata.uid, ...(typeof first === 'string' ? { firstContainer: first } : {}), containers, ...(disruption ? { disruption } : {}) };
 }
 
 /**
@@ -239,7 +239,7 @@ export class ProbeController {
 
   private async podChanged({ key, current, previous, initial }: ObjectChange<CachedPod>): Promise<void> {
     // Noted before the round below is queued, so that round finds it even if the pod is gone by then.
-    if (current?.end && JSON.stringify(current.end) !== JSON.stringify(previous?.end)) await this.noteEnd(key, current, current.end);
+    if (current?.end && JSON.stringify(current.end) !== JSON.stringify(previous?.end)) await this.noteEnd(key, current.labels, current.end);
     // The initial list is not news: the scheduled rounds cover existing pods.
     if (initial) return;
     const was = previous?.state === 'ready' ? previous.labels : undefined;
@@ -278,15 +278,14 @@ export class ProbeController {
    * right after an OOM kill or an eviction is gone before that round lists
    * anything, and its captures are the ones most worth keeping.
    */
-  private async noteEnd(key: string, pod: CachedPod, end: PodEnd): Promise<void> {
-    if (!pod.uid) return;
+  private async noteEnd(key: string, labels: Readonly<Record<string, string>>, end: PodEnd): Promise<void> {
     const namespace = key.slice(0, key.indexOf('/'));
     const ceilings = this.deps.ceilings ?? DEFAULT_CEILINGS;
     for (const probe of this.probes.list()) {
-      if (probe.spec.cluster || probe.metadata.deletionTimestamp || probe.metadata.namespace !== namespace || !selectorMatches(probe.spec.selector, pod.labels)) continue;
+      if (probe.spec.cluster || probe.metadata.deletionTimestamp || probe.metadata.namespace !== namespace || !selectorMatches(probe.spec.selector, labels)) continue;
       const container = probe.spec.container ?? end.firstContainer;
       const ended = end.containers.find((c) => c.name === container);
-      const note: ContainerEnd = { podUid: pod.uid, container: container ?? '', restartCount: ended?.restartCount ?? 0, ...(ended ? { termination: ended.termination } : {}), ...(end.disruption ? { disruption: end.disruption } : {}) };
+      const note: ContainerEnd = { podUid: end.podUid, container: container ?? '', restartCount: ended?.restartCount ?? 0, ...(ended ? { termination: ended.termination } : {}), ...(end.disruption ? { disruption: end.disruption } : {}) };
       if (!container || !endIsIncident(note)) continue;
       let ttlSeconds = 86_400;
       try {
@@ -296,7 +295,7 @@ export class ProbeController {
         // An invalid spec runs no rounds; the note just expires.
       }
       try {
-        await this.deps.store.noteEnded(fencedProbe(probe), pod.uid, note, ttlSeconds);
+        await this.deps.store.noteEnded(fencedProbe(probe), end.podUid, note, ttlSeconds);
       } catch (err) {
         this.deps.log.warn('could not note a container end', { probe: probeKey(probe), error: (err as Error).message });
       }

@@ -49,7 +49,7 @@ describe('container ends without a restart', () => {
       spec: { containers: [{ name: 'app' }] },
       status: { phase: 'Running', conditions, containerStatuses: [{ name: 'app', restartCount: 0, state: { terminated: terminated('Error', 143) } }] },
     }) as unknown as RawObject;
-    assert.deepEqual(slimPod(pod(false)).end, { firstContainer: 'app', containers: [{ name: 'app', restartCount: 0, termination: { reason: 'Error', exitCode: 143, finishedAt: '2026-12-01T10:00:00.000Z' } }] });
+    assert.deepEqual(slimPod(pod(false)).end, { podUid: 'u1', firstContainer: 'app', containers: [{ name: 'app', restartCount: 0, termination: { reason: 'Error', exitCode: 143, finishedAt: '2026-12-01T10:00:00.000Z' } }] });
     assert.equal(slimPod(pod(true)).end, undefined, 'a rollout or scale-down is no incident');
     assert.equal(slimPod(pod(true, [{ type: 'DisruptionTarget', status: 'True', reason: 'EvictionByEvictionAPI' }])).end?.disruption, 'EvictionByEvictionAPI');
     const running = { metadata: { uid: 'u2' }, status: { phase: 'Running', containerStatuses: [{ name: 'app', restartCount: 1, state: { running: {} } }] } } as unknown as RawObject;
