@@ -12,8 +12,8 @@ export interface ListedPod {
   containers: { name: string; ports: { name?: string; containerPort: number }[]; memoryLimitBytes?: number }[];
   /** Per container (by name): how often it restarted and how its last instance ended, as the kubelet wrote it. */
   containerStatuses: ListedContainerStatus[];
-  /** Running, or Failed / Succeeded (listed with `phase`: pods whose containers ended for good). */
-  phase: 'Running' | 'Failed' | 'Succeeded';
+  /** The phase it was listed for: Running, or Failed (listed with `phase`: pods whose containers ended for good). */
+  phase: 'Running' | 'Failed';
   /** Why the pod itself ended, when it says: `status.reason` Evicted, or a DisruptionTarget condition's reason. */
   disruption?: string;
 }

@@ -88,7 +88,10 @@ function podEnd(pod: { metadata?: { deletionTimestamp?: string; uid?: string }; 
   const disruption = podDisruption(status);
   const containers = pod.metadata?.deletionTimestamp && !disruption ? [] : (pod.status?.containerStatuses ?? []).slice(0, MAX_END_CONTAINERS).flatMap((raw) => {
     const checked = checkContainerStatus(raw);
-    return checked?.terminated ? [{ name: checked.name, restartCount: checked.restartCount, termination: checked.terminated }] : [];
+    const termination = checked?.terminated;
+    if (!checked || !termination) return [];
+    // Only ends that can be incidents: a cluster's completed Job pods cost nothing here.
+    return endIsIncident({ podUid: '', container: checked.name, restartCount: checked.restartCount, termination }) ? [{ name: checked.name, restartCount: checked.restartCount, termination }] : [];
   });
   if ((containers.length === 0 && !disruption) || typeof pod.metadata?.uid !== 'string') return undefined;
   const first = pod.spec?.containers?.[0]?.name;

@@ -54,6 +54,8 @@ describe('container ends without a restart', () => {
     assert.equal(slimPod(pod(true, [{ type: 'DisruptionTarget', status: 'True', reason: 'EvictionByEvictionAPI' }])).end?.disruption, 'EvictionByEvictionAPI');
     const running = { metadata: { uid: 'u2' }, status: { phase: 'Running', containerStatuses: [{ name: 'app', restartCount: 1, state: { running: {} } }] } } as unknown as RawObject;
     assert.equal(slimPod(running).end, undefined, 'a running pod has no end');
+    const completed = { metadata: { uid: 'u3' }, status: { phase: 'Succeeded', containerStatuses: [{ name: 'app', restartCount: 0, state: { terminated: terminated('Completed', 0) } }] } } as unknown as RawObject;
+    assert.equal(slimPod(completed).end, undefined, 'a completed Job pod is kept as labels and state only');
   });
 
   test('a note read back from the store is checked before it is believed', () => {
