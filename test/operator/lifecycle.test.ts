@@ -43,6 +43,12 @@ describe('a probe or pod that goes away in the middle of a round', () => {
   /** The OOM-killed pod deleted as soon as the API server shows it Failed (before the operator's next round). */
   let deletedAfterKill: { at: number; pod: V1Pod } | undefined;
   let deleter: NodeJS.Timeout | undefined;
+  /**
+   * Suspends probe gone once it has captures of every pod: with no round to
+   * run, its next round is surely after the deletion, so the incident can
+   * only come from what the controller's pod watch noted.
+   */
+  let suspended: Promise<void> | undefined;
 
   const gate = async (pod: string, action: string): Promise<string> => (await (await fetch(`http://${pods.get(pod)!.podIp}:6060/gate/${action}`, { method: action === 'waiting' ? 'GET' : 'POST' })).text()).trim();
   const eventsOf = async (uid: string): Promise<CoreV1Event[]> => (await core.listNamespacedEvent({ namespace: NS })).items.filter((e) => e.involvedObject.uid === uid);
@@ -84,6 +90,14 @@ describe('a probe or pod that goes away in the middle of a round', () => {
       probes.create('batch', { selector: { matchLabels: { app: 'oom-never' } }, schedule: { interval: '5s', window: 12 } }),
       probes.create('gone', { selector: { matchLabels: { group: 'gone' } }, schedule: { interval: '5s', window: 12 } }),
     ]);
+    suspended = (async () => {
+      await waitFor('gone captured each of its pods twice', async () => {
+        const targets = (await probes.get('gone'))?.status?.targets ?? [];
+        return ['oom-deleted', 'evicted', 'deleted-plain'].every((name) => (targets.find((t) => t.name === name)?.captures ?? 0) >= 2);
+      }, 60_000, 250);
+      await probes.patchSpec('gone', { suspend: true });
+    })();
+    suspended.catch(() => undefined);
   });
 
   after(async () => {
@@ -189,26 +203,27 @@ describe('a probe or pod that goes away in the middle of a round', () => {
   });
 
   test('pods that are gone between rounds: OOM-killed then deleted, or evicted, are incidents because the operator saw how they ended; one deleted without an end is not', async () => {
+    await suspended;
     const gone = (await probes.get('gone'))!;
-    await waitFor('gone captured both healthy pods', async () => {
-      const targets = (await probes.get('gone'))?.status?.targets ?? [];
-      return ['evicted', 'deleted-plain'].every((name) => (targets.find((t) => t.name === name)?.captures ?? 0) > 0);
-    }, 60_000, 500);
+    // Suspended: the kill, the test's deletion of the Failed pod, an eviction and a plain deletion all fall before its next round.
+    const deleted = await waitFor('the OOM-killed pod deleted as soon as it was Failed', async () => deletedAfterKill, 150_000, 250);
+    assert.equal(deleted.pod.status?.containerStatuses?.[0]?.state?.terminated?.reason, 'OOMKilled');
     await deletePod(cluster, NS, 'deleted-plain');
     await core.createNamespacedPodEviction({ namespace: NS, name: 'evicted', body: { metadata: { namespace: NS, name: 'evicted' } } });
+    await waitFor('the evicted pod gone', async () => !(await core.listNamespacedPod({ namespace: NS, labelSelector: 'group=gone' })).items.length, 30_000, 250);
+    await probes.patchSpec('gone', { suspend: false });
 
-    const evicted = await waitFor('an incident of the evicted pod', async () => (await incidentsOf('gone')).find((i) => i.pod === 'evicted'), 60_000, 500);
+    const killed = await waitFor('an incident of the pod deleted right after its OOM kill', async () => (await incidentsOf('gone')).find((i) => i.pod === 'oom-deleted'), 30_000, 250);
+    const evicted = (await incidentsOf('gone')).find((i) => i.pod === 'evicted');
+    assert.ok(evicted, 'the evicted pod\'s incident, from the same round');
     assert.equal(evicted.reason, 'EvictionByEvictionAPI', 'the DisruptionTarget condition\'s reason');
     assert.equal(evicted.restarted, false);
-    assert.ok(evicted.captureIds.length >= 1);
-    const killed = await waitFor('an incident of the pod deleted right after its OOM kill', async () => (await incidentsOf('gone')).find((i) => i.pod === 'oom-deleted'), 150_000, 500);
-    assert.ok(deletedAfterKill, 'the test deleted the pod as soon as it was Failed');
-    assert.equal(deletedAfterKill.pod.status?.containerStatuses?.[0]?.state?.terminated?.reason, 'OOMKilled');
+    assert.ok(evicted.captureIds.length >= 2);
     assert.equal(killed.reason, 'OOMKilled');
     assert.equal(killed.exitCode, 137);
     assert.equal(killed.restarted, false);
     assert.equal(killed.verdict, 'Leaking');
-    assert.ok(Date.parse(killed.detectedTime) >= deletedAfterKill.at, 'recorded after the pod was gone: from what the operator saw before');
+    assert.ok(Date.parse(killed.detectedTime) >= deleted.at, 'recorded after the pod was gone: from what the operator saw before');
     assert.ok(killed.captureIds.length >= 2);
 
     const status = (await probes.get('gone'))!.status!;
