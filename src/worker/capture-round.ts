@@ -3,7 +3,7 @@ import { attributeProfile } from '../analysis/attribute.js';
 import { parseGcTrace, summarizeGcTrace, type GcCycle } from '../analysis/gctrace.js';
 import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import type { ProbeClient } from '../api/client.js';
-import { DEFAULT_CEILINGS, effectiveSettings, keptCaptures, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
+import { DEFAULT_CEILINGS, effectiveSettings, keptCaptures, summaryCaps, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
 import { selectorToString, type MapLeakProbe, type MapLeakProbeStatus } from '../api/types.js';
 import { captureHeap, type HeapCapture, type PprofClient } from '../capture/capture.js';
 import { CaptureError } from '../capture/errors.js';
@@ -25,6 +25,8 @@ import { describeFailure, reasonOf } from './describe.js';
 import { incidentsWithinRetention } from '../analysis/incident.js';
 import { containerInstance, incidentEvents, incidentStatus, isOomKill, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
+import { isStoreFull } from '../observability/connection-errors.js';
+import { STORE_FULL_MESSAGE, SummaryTooLargeError, type SummaryCaps } from '../store/summary-caps.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
 
 export interface WorkerLimits {
@@ -99,6 +101,16 @@ export function validPathPrefix(prefix: string): boolean {
  * write the status once.
  */
 export async function runCaptureRound(job: { id: string; data: CaptureJobData }, deps: CaptureRoundDeps): Promise<RoundOutcome> {
+  try {
+    return await captureRound(job, deps);
+  } catch (err) {
+    // Redis refused a write (maxmemory): the status says so instead of keeping the last success standing.
+    if (isStoreFull(err)) await writeStoreFull(job.data, deps);
+    throw err;
+  }
+}
+
+async function captureRound(job: { id: string; data: CaptureJobData }, deps: CaptureRoundDeps): Promise<RoundOutcome> {
   const now = deps.now ?? (() => new Date());
   const { namespace, name, uid } = job.data;
   const log = deps.log.child({ probe: `${namespace}/${name}` });
@@ -215,6 +227,9 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     const at = now();
     let conditions = current.status?.conditions;
     for (const update of roundConditions(rounds, selection)) conditions = setCondition(conditions, update, current.metadata.generation, at);
+    if (rounds.some((r) => r.error?.reason === 'StoreFull')) {
+      conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'StoreFull', message: STORE_FULL_MESSAGE }, current.metadata.generation, at);
+    }
     if (omitted > 0) {
       conditions = setCondition(
         conditions,
@@ -341,8 +356,10 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       now,
     });
     const id = captureIdOf(jobId, pod.uid);
-    const json = await storedSnapshot(deps.decodeGate, decoders, capture, log);
-    await deps.store.addStoredCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, capture.proto.length, ceilings), ttlSeconds);
+    const json = await storedSnapshot(deps.decodeGate, decoders, capture, log, summaryCaps(ceilings));
+    const summaryBytes = Buffer.byteLength(json);
+    if (summaryBytes > ceilings.maxSummaryBytes) throw new SummaryTooLargeError(summaryBytes, ceilings.maxSummaryBytes);
+    await deps.store.addStoredCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + capture.proto.length, ceilings), ttlSeconds);
     round.lastCaptureTime = capture.time.toISOString();
     deps.metrics.captures.inc({ result: 'ok' });
   } catch (err) {
@@ -352,7 +369,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     if (lastCaptureTime) round.lastCaptureTime = lastCaptureTime;
     deps.metrics.captures.inc({ result: reasonOf(err) });
     log.warn('capture failed', { pod: pod.name, reason: failure.reason, error: failure.message });
-    if (!(err instanceof CaptureError || err instanceof ProfileError)) log.error('unexpected capture error', { pod: pod.name, error: err instanceof Error ? err.stack : String(err) });
+    if (!(err instanceof CaptureError || err instanceof ProfileError || err instanceof SummaryTooLargeError || isStoreFull(err))) log.error('unexpected capture error', { pod: pod.name, error: err instanceof Error ? err.stack : String(err) });
   } finally {
     deps.metrics.captureSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
@@ -372,6 +389,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       minGrowthBytesPerHour: probe.spec.thresholds.minGrowthBytesPerHour,
       maxFindings: probe.spec.thresholds.maxFindings,
     }, log);
+    await deps.store.saveAnalysis(key, pod.series, round.analysis, ttlSeconds);
   }
   await deps.store.recordTarget(
     key,
@@ -394,15 +412,15 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
  * gate's thread, from the profile it decoded (attribution of a 122k-sample
  * profile holds a loop for 200–300 ms), on the loop if that fails.
  */
-export async function storedSnapshot(gate: DecodeGate | undefined, decoders: GateDecoders | undefined, capture: HeapCapture, log: Logger): Promise<string | Buffer> {
+export async function storedSnapshot(gate: DecodeGate | undefined, decoders: GateDecoders | undefined, capture: HeapCapture, log: Logger, caps?: SummaryCaps): Promise<string | Buffer> {
   if (gate && decoders) {
     try {
-      return await gate.attributeForStore(decoders, capture.profile, capture.time);
+      return await gate.attributeForStore(decoders, capture.profile, capture.time, caps);
     } catch (err) {
       log.warn('attribution thread failed; attributing on the event loop', { error: err instanceof Error ? err.message : 'unknown' });
     }
   }
-  return storedSnapshotJson({ ...attributeProfile(capture.profile), time: capture.time });
+  return storedSnapshotJson({ ...attributeProfile(capture.profile), time: capture.time }, caps);
 }
 
 /**
@@ -439,6 +457,16 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   const cycles = [...state.cycles, ...fresh];
   await deps.store.saveGc(key, pod.series, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds);
   return cycles.slice(-deps.limits.maxGcCycles);
+}
+
+/** Degraded and Capturing False with reason StoreFull, for a round that Redis refused (the probe object as it is now: the round's may be gone). */
+async function writeStoreFull(data: CaptureJobData, deps: CaptureRoundDeps): Promise<void> {
+  try {
+    const probe = await deps.probes.get(data.namespace, data.name);
+    if (probe && probe.metadata.uid === data.uid) await writeDegraded(deps, probe, 'StoreFull', STORE_FULL_MESSAGE, (deps.now ?? (() => new Date()))());
+  } catch (err) {
+    deps.log.warn('store-full status not written', { probe: `${data.namespace}/${data.name}`, error: err instanceof Error ? err.name : 'unknown' });
+  }
 }
 
 async function writeDegraded(deps: CaptureRoundDeps, probe: MapLeakProbe, reason: string, message: string, at: Date): Promise<void> {
