@@ -305,7 +305,8 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         () => true,
         () => false,
       );
-      const checks: Record<string, boolean> = { redis: redisOk };
+      // Reachable but refusing writes (maxmemory, noeviction) is not ready either: nothing can be kept or scheduled.
+      const checks: Record<string, boolean> = { redis: redisOk, redisWrites: !connectionErrors.storeFull() };
       // A follower is ready: it stands by. Only the leader's watch must be synced.
       if (runsController && (!config.leaderElect || elector?.isLeader)) checks.watches = controller?.synced ?? false;
       return checks;

@@ -6,6 +6,7 @@ import type { MapImpl } from '../analysis/frames.js';
 import type { Evidence } from '../analysis/attribute.js';
 import type { SeriesAnalysis, TimedSnapshot } from '../analysis/series.js';
 import type { IncidentStatus } from '../api/types.js';
+import { isStoreFull } from '../observability/connection-errors.js';
 import { capAllocByFunction, capUsages, DEFAULT_SUMMARY_CAPS, type SummaryCaps } from './summary-caps.js';
 
 /** A capture as kept in Redis: the attributed summary, not the profile. */
@@ -298,6 +299,20 @@ export class SeriesStore {
   async analysis(probe: ProbeRef, series: string): Promise<SeriesAnalysis | undefined> {
     const json = await this.redis.get(this.key(probe, 't', series, 'analysis'));
     return json ? (JSON.parse(json) as SeriesAnalysis) : undefined;
+  }
+
+  /**
+   * Redis' refusal of a tiny write (maxmemory reached with noeviction), or
+   * undefined when it takes writes. On a cluster this asks one primary.
+   */
+  async writeRefusal(): Promise<Error | undefined> {
+    try {
+      await this.redis.set(`${this.prefix}:writable`, '1', 'PX', 1000);
+      return undefined;
+    } catch (err) {
+      if (isStoreFull(err)) return err as Error;
+      throw err;
+    }
   }
 
   /** gctrace cycles seen so far (bounded) and the log time read up to. */
