@@ -7,7 +7,7 @@ import type { Evidence } from '../analysis/attribute.js';
 import type { SeriesAnalysis, TimedSnapshot } from '../analysis/series.js';
 import type { IncidentStatus } from '../api/types.js';
 import { isStoreFull } from '../observability/connection-errors.js';
-import { capAllocByFunction, capUsages, DEFAULT_SUMMARY_CAPS, type SummaryCaps } from './summary-caps.js';
+import { capAllocByFunction, capUsages, DEFAULT_SUMMARY_CAPS, pinsOverBudget, type SummaryCaps } from './summary-caps.js';
 
 /** A capture as kept in Redis: the attributed summary, not the profile. */
 interface StoredSnapshot {
@@ -365,7 +365,7 @@ export class SeriesStore {
    * with their pinned captures, so the count and the age both hold in Redis
    * as well as in the status.
    */
-  async incidents(probe: ProbeRef, notBefore: Date, max: number): Promise<StoredIncident[]> {
+  async incidents(probe: ProbeRef, notBefore: Date, max: number, maxPinnedBytes = Number.POSITIVE_INFINITY): Promise<StoredIncident[]> {
     const index = this.key(probe, 'incidents');
     const ids = await this.redis.zrevrange(index, 0, -1);
     if (ids.length === 0) return [];
@@ -385,7 +385,20 @@ export class SeriesStore {
         ...dropped.flatMap(({ id, incident }): Command[] => [['del', this.key(probe, 'incident', id)], ...(incident?.captures ?? []).map((ref): Command => ['del', this.key(probe, 'c', ref.id), this.key(probe, 'p', ref.id)])]),
       ]);
     }
+    await this.unpinOverBudget(probe, kept, maxPinnedBytes);
     return kept;
+  }
+
+  /** Pinned captures past the probe's byte budget (newest kept first) lose their summary and profile; the incidents stay (summary-caps.ts pinsOverBudget). */
+  private async unpinOverBudget(probe: ProbeRef, kept: readonly StoredIncident[], maxPinnedBytes: number): Promise<void> {
+    if (!Number.isFinite(maxPinnedBytes)) return;
+    const refs = kept.flatMap((incident) => [...incident.captures].reverse());
+    if (refs.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const ref of refs) pipeline.strlen(this.key(probe, 'c', ref.id)).strlen(this.key(probe, 'p', ref.id));
+    const lengths = ((await pipeline.exec()) ?? []).map(([, n]) => Number(n ?? 0));
+    const over = pinsOverBudget(refs.map((ref, i) => ({ id: ref.id, bytes: (lengths[2 * i] ?? 0) + (lengths[2 * i + 1] ?? 0) })), maxPinnedBytes);
+    if (over.length > 0) await this.write(probe, over.map((id): Command => ['del', this.key(probe, 'c', id), this.key(probe, 'p', id)]));
   }
 
   /** The kept incidents, newest first, as they are (pruning is the worker's, in incidents()). */

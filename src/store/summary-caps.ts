@@ -129,3 +129,19 @@ export function capAllocByFunction(allocBytesByFunction: ReadonlyMap<string, num
   }
   return result;
 }
+
+/**
+ * Pinned captures (incidents' evidence, kept for the incident retention)
+ * beyond a probe's byte budget: given newest first, the ones that no longer
+ * fit once the newer ones are counted. A capture already gone counts 0.
+ */
+export function pinsOverBudget(pinned: readonly { id: string; bytes: number }[], maxBytes: number): string[] {
+  let total = 0;
+  const over: string[] = [];
+  for (const { id, bytes } of pinned) {
+    if (bytes === 0) continue;
+    if (total + bytes > maxBytes) over.push(id);
+    else total += bytes;
+  }
+  return over;
+}

@@ -207,7 +207,8 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
   const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, settings, ceilings, access, deps, now, log };
   const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) => captureTarget(context, pod, previousTargets.get(pod.uid)?.lastCaptureTime));
   await deps.store.forgetTargetsExcept(key, new Set(pods.map((p) => p.series)));
-  const incidents = await deps.store.incidents(key, new Date(now().getTime() - ceilings.incidentRetentionMs), ceilings.maxIncidents);
+  // Pinned captures together take at most one target's budget per probe, newest first.
+  const incidents = await deps.store.incidents(key, new Date(now().getTime() - ceilings.incidentRetentionMs), ceilings.maxIncidents, ceilings.maxRedisBytesPerTarget);
 
   const keys = rounds.flatMap((r) => r.analysis?.findings.map(findingKey) ?? []);
   const firstSeen = await deps.store.firstSeen(key, [...new Set(keys)], now(), ttlSeconds);

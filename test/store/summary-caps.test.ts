@@ -6,7 +6,8 @@ import { analyzeSeries, DEFAULT_THRESHOLDS, type TimedSnapshot } from '../../src
 import { DEFAULT_CEILINGS, keptCaptures } from '../../src/api/ceilings.js';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
 import { parseStoredSnapshot, SeriesStore, storedSnapshotJson } from '../../src/store/series-store.js';
-import { capUsages, DEFAULT_MAX_SUMMARY_BYTES, DEFAULT_SUMMARY_CAPS, KEEP_USAGE_BYTES } from '../../src/store/summary-caps.js';
+import { capUsages, DEFAULT_MAX_SUMMARY_BYTES, DEFAULT_SUMMARY_CAPS, KEEP_USAGE_BYTES, pinsOverBudget } from '../../src/store/summary-caps.js';
+import type { StoredIncident } from '../../src/store/series-store.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { captureWindow, loadStream, windowsOf, type StreamName } from '../verdicts/noise-windows.js';
 import { fatProfile } from './fat-profile.js';
@@ -105,6 +106,38 @@ describe('one capture stores a bounded summary, whatever the profile claims', ()
       }
       assert.ok(total <= budget, `${total} bytes kept for one target`);
     });
+
+    test("incidents' pinned captures together take at most the probe's budget, the newest kept; the incidents stay", async () => {
+      const store = new SeriesStore(client);
+      const summary = Buffer.from(json);
+      const captureBytes = summary.length + proto.length;
+      const budget = 4 * captureBytes; // room for 4 of the 9 pinned captures
+      const incidents: StoredIncident[] = [];
+      for (let n = 0; n < 3; n++) {
+        const captures = [0, 1, 2].map((i) => ({ id: `i${n}c${i}`, time: new Date(Date.UTC(2026, 11, 1, 10 + n, i)).toISOString(), podUid: `pod-${n}` }));
+        for (const ref of captures) await store.addStoredCapture('team-a/pins', ref.podUid, { id: ref.id, time: new Date(ref.time), json: summary, proto }, 12, 600);
+        const incident: StoredIncident = {
+          id: `incident-${n}`, pod: `app-${n}`, namespace: 'team-a', container: 'app', reason: 'OOMKilled', time: new Date(Date.UTC(2026, 11, 1, 10 + n, 5)).toISOString(), detectedTime: new Date().toISOString(),
+          restartCount: 1, verdict: 'Leaking', captureIds: captures.map((c) => c.id), findings: [], podUid: `pod-${n}`, captures,
+        };
+        await store.recordIncident('team-a/pins', incident, new Date(Date.now() + 3600_000));
+        incidents.push(incident);
+      }
+      const kept = await store.incidents('team-a/pins', new Date(Date.UTC(2026, 0, 1)), 10, budget);
+      assert.deepEqual(kept.map((i) => i.id), ['incident-2', 'incident-1', 'incident-0'], 'every incident stays, newest first');
+      const present = async (id: string): Promise<boolean> => (await client.exists(`mlp:{team-a/pins}:c:${id}`, `mlp:{team-a/pins}:p:${id}`)) === 2;
+      const pinned = [];
+      for (const incident of incidents) for (const ref of incident.captures) if (await present(ref.id)) pinned.push(ref.id);
+      assert.deepEqual(pinned.sort(), ['i1c2', 'i2c0', 'i2c1', 'i2c2'], 'the newest incident whole, then the newest capture of the one before');
+      let total = 0;
+      for (const id of pinned) total += (await client.strlen(`mlp:{team-a/pins}:c:${id}`)) + (await client.strlen(`mlp:{team-a/pins}:p:${id}`));
+      assert.ok(total <= budget, `${total} pinned bytes`);
+    });
+  });
+
+  test('pins over budget: newest first, a capture already gone costs nothing', () => {
+    assert.deepEqual(pinsOverBudget([{ id: 'a', bytes: 5 }, { id: 'gone', bytes: 0 }, { id: 'b', bytes: 5 }, { id: 'c', bytes: 1 }], 10), ['c']);
+    assert.deepEqual(pinsOverBudget([{ id: 'huge', bytes: 11 }, { id: 'small', bytes: 3 }], 10), ['huge']);
   });
 });
 
