@@ -326,6 +326,35 @@ export class SeriesStore {
     await this.write(probe, [['set', this.key(probe, 't', podUid, 'gc'), JSON.stringify(bounded), 'EX', ttlSeconds]]);
   }
 
+  /**
+   * Notes how a followed pod's container ended (the controller's pod watch
+   * saw it), so the next round can make an incident of it even when the
+   * pod is gone by then. Fenced: only for a probe that owns its keys.
+   */
+  async noteEnded(probe: FencedProbe, podUid: string, end: unknown, ttlSeconds: number): Promise<boolean> {
+    const key = this.key(probe, 'ended');
+    return this.write(probe, [['hset', key, podUid, JSON.stringify(end)], ['expire', key, Math.max(1, Math.ceil(ttlSeconds))]]);
+  }
+
+  /** The ends noted for these pods (read as the round's own model checks them); the notes read are removed. */
+  async takeEnded(probe: ProbeRef, podUids: readonly string[]): Promise<Map<string, unknown>> {
+    if (podUids.length === 0) return new Map();
+    const key = this.key(probe, 'ended');
+    const values = await this.redis.hmget(key, ...podUids);
+    const found = new Map<string, unknown>();
+    podUids.forEach((uid, i) => {
+      const json = values[i];
+      if (!json) return;
+      try {
+        found.set(uid, JSON.parse(json));
+      } catch {
+        // Not ours to guess at.
+      }
+    });
+    if (found.size > 0) await this.write(probe, [['hdel', key, ...found.keys()]]);
+    return found;
+  }
+
   /** True the first time `what` is asked for this probe within `ttlSeconds`, across every worker: for things said once. */
   async firstTime(probe: string, what: string, ttlSeconds: number): Promise<boolean> {
     return (await this.redis.set(this.key(probe, 'said', what), '1', 'EX', ttlSeconds, 'NX')) === 'OK';
@@ -459,6 +488,11 @@ export class SeriesStore {
     }
     return renamed;
   }
+}
+
+/** How long a probe's series keys live: the window's span and two intervals more, plus an hour. */
+export function seriesTtlSeconds(window: number, intervalMs: number): number {
+  return Math.ceil(((window + 2) * intervalMs) / 1000) + 3600;
 }
 
 /** Kubernetes names hold no glob characters; escape anyway so a pattern can only ever match one probe. */
