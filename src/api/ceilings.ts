@@ -1,5 +1,6 @@
 import { durationMs } from './duration.js';
 import type { MapLeakProbeSpec } from './types.js';
+import { DEFAULT_MAX_SUMMARY_BYTES, DEFAULT_SUMMARY_CAPS, type SummaryCaps } from '../store/summary-caps.js';
 
 /**
  * Limits the operator's admin sets over every probe (operator flags). A
@@ -27,8 +28,12 @@ export interface Ceilings {
   minIntervalMs: number;
   /** Largest spec.schedule.window. */
   maxWindow: number;
-  /** Redis bytes one target's kept raw profiles may take; large profiles shorten that target's window (never below 2). */
+  /** Redis bytes one target's kept captures (summary + raw profile each) may take; large ones shorten that target's window (never below 2). Also the most a probe's pinned incident captures may take together. */
   maxRedisBytesPerTarget: number;
+  /** Usages (owner sites) one capture's stored summary keeps, the largest first (summary-caps.ts). */
+  maxUsagesPerCapture: number;
+  /** Largest stored summary of one capture; a larger one is refused (TooLarge). */
+  maxSummaryBytes: number;
   /** Warning Events one round may record; the rest are summed up in one. */
   maxEventsPerRound: number;
   /** Incidents (OOMKilled or restarted containers) kept per probe, newest first. */
@@ -60,6 +65,8 @@ export const DEFAULT_CEILINGS: Ceilings = {
   minIntervalMs: 5_000,
   maxWindow: 48,
   maxRedisBytesPerTarget: 256 * 1024 * 1024,
+  maxUsagesPerCapture: DEFAULT_SUMMARY_CAPS.maxUsages,
+  maxSummaryBytes: DEFAULT_MAX_SUMMARY_BYTES,
   maxEventsPerRound: 10,
   maxIncidents: 10,
   incidentRetentionMs: 7 * 24 * 3600 * 1000,
@@ -107,10 +114,19 @@ export function effectiveSettings(spec: MapLeakProbeSpec, ceilings: Ceilings): E
   return { maxProfileBytes, timeoutMs, intervalMs, window, ...(triggerMinIntervalMs !== undefined ? { triggerMinIntervalMs } : {}), lowered };
 }
 
-/** Captures one target keeps: the window, shortened when its profiles are large (Redis bytes per target). */
-export function keptCaptures(window: number, profileBytes: number, ceilings: Pick<Ceilings, 'maxRedisBytesPerTarget'>): number {
-  if (profileBytes <= 0) return window;
-  return Math.max(2, Math.min(window, Math.floor(ceilings.maxRedisBytesPerTarget / profileBytes)));
+/**
+ * Captures one target keeps: the window, shortened when its captures are
+ * large (Redis bytes per target). `captureBytes` is all one capture stores:
+ * its summary and its raw profile.
+ */
+export function keptCaptures(window: number, captureBytes: number, ceilings: Pick<Ceilings, 'maxRedisBytesPerTarget'>): number {
+  if (captureBytes <= 0) return window;
+  return Math.max(2, Math.min(window, Math.floor(ceilings.maxRedisBytesPerTarget / captureBytes)));
+}
+
+/** The summary bounds the ceilings set (names: as many code points as the status keeps). */
+export function summaryCaps(ceilings: Pick<Ceilings, 'maxUsagesPerCapture'>): SummaryCaps {
+  return { ...DEFAULT_SUMMARY_CAPS, maxUsages: ceilings.maxUsagesPerCapture };
 }
 
 /** A Go-style duration for a count of milliseconds ("90s", "1500ms"), for specs rewritten with effective values. */

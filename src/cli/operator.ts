@@ -77,6 +77,8 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'min-interval': { field: 'minIntervalMs', parse: (t) => parseDuration(t) },
   'max-window': { field: 'maxWindow', parse: (t, f) => parseCount(t, f, 2) },
   'max-redis-bytes-per-target': { field: 'maxRedisBytesPerTarget', parse: (t) => parseSize(t) },
+  'max-usages-per-capture': { field: 'maxUsagesPerCapture', parse: (t, f) => parseCount(t, f, 1) },
+  'max-summary-bytes': { field: 'maxSummaryBytes', parse: (t) => parseSize(t) },
   'max-events-per-round': { field: 'maxEventsPerRound', parse: (t, f) => parseCount(t, f, 1) },
   'max-incidents': { field: 'maxIncidents', parse: (t, f) => atMost(parseCount(t, f, 1), 50, f) },
   'incident-retention': { field: 'incidentRetentionMs', parse: (t) => parseDuration(t) },
@@ -303,7 +305,8 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         () => true,
         () => false,
       );
-      const checks: Record<string, boolean> = { redis: redisOk };
+      // Reachable but refusing writes (maxmemory, noeviction) is not ready either: nothing can be kept or scheduled.
+      const checks: Record<string, boolean> = { redis: redisOk, redisWrites: !connectionErrors.storeFull() };
       // A follower is ready: it stands by. Only the leader's watch must be synced.
       if (runsController && (!config.leaderElect || elector?.isLeader)) checks.watches = controller?.synced ?? false;
       return checks;

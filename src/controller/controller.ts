@@ -17,6 +17,8 @@ import { DEFAULT_CEILINGS, effectiveSettings, type Ceilings } from '../api/ceili
 import { endIsIncident, type ContainerEnd, type ContainerTermination } from '../analysis/incident.js';
 import { checkContainerStatus, podDisruption } from '../clusters/pods.js';
 import { fencedProbe, seriesTtlSeconds } from '../store/series-store.js';
+import { findCondition, setCondition } from '../status/conditions.js';
+import { STORE_FULL_MESSAGE } from '../store/summary-caps.js';
 
 export interface ControllerOptions {
   /** Re-check every probe this often, whatever the watch says. */
@@ -190,6 +192,7 @@ export class ProbeController {
    */
   async resync(): Promise<void> {
     try {
+      await this.reportStoreFull();
       const schedulers = new Map<string, Awaited<ReturnType<Queue<CaptureJobData>['getJobSchedulers']>>[number]>();
       for (const scheduler of await this.deps.queue.getJobSchedulers()) {
         const id = scheduler.key ?? scheduler.id;
@@ -216,6 +219,32 @@ export class ProbeController {
       }
     } catch (err) {
       this.deps.log.warn('resync failed', { error: (err as Error).message });
+    }
+  }
+
+  /**
+   * While Redis refuses writes no round can start or keep anything, so no
+   * worker can say so: every probe's status says it here (Degraded and
+   * Capturing, reason StoreFull) until a round succeeds again.
+   */
+  private async reportStoreFull(): Promise<void> {
+    const refusal = await this.deps.store.writeRefusal();
+    if (!refusal) {
+      this.deps.connectionErrors?.writesSucceeded();
+      return;
+    }
+    this.deps.connectionErrors?.failure('redis', 'controller', refusal);
+    const at = new Date();
+    for (const probe of this.probes.list()) {
+      if (probe.metadata.deletionTimestamp) continue;
+      await this.deps.probes.updateStatus(probe.metadata.namespace, probe.metadata.name, (current) => {
+        if (current.metadata.uid !== probe.metadata.uid || findCondition(current.status?.conditions, 'Degraded')?.reason === 'StoreFull') return undefined;
+        let conditions = current.status?.conditions;
+        for (const type of ['Degraded', 'Capturing'] as const) {
+          conditions = setCondition(conditions, { type, status: type === 'Degraded' ? 'True' : 'False', reason: 'StoreFull', message: STORE_FULL_MESSAGE }, current.metadata.generation, at);
+        }
+        return { conditions: conditions ?? [] };
+      });
     }
   }
 

@@ -53,7 +53,22 @@ export class ConnectionErrorReporter {
     return this.outages.has(dependency);
   }
 
+  /** Whether Redis refuses writes now (maxmemory with noeviction): reachable, but nothing can be kept or scheduled. */
+  storeFull(): boolean {
+    return this.outages.get('redis')?.failing.has(STORE_WRITES) ?? false;
+  }
+
+  /** A write to Redis went through (a job completed, a capture was stored): a store-full outage is over. */
+  writesSucceeded(): void {
+    this.success('redis', STORE_WRITES);
+  }
+
   failure(dependency: Dependency, component: string, err: unknown): void {
+    // A refused write is Redis' outage whoever met it (a round, BullMQ's scripts, the queue), and ends with the next write that goes through.
+    if (isStoreFull(err)) {
+      dependency = 'redis';
+      component = STORE_WRITES;
+    }
     const kind = errorKind(err);
     this.metrics.connectionErrors.inc({ component, kind });
     const now = this.now();
@@ -96,6 +111,25 @@ export class ConnectionErrorReporter {
   }
 }
 
+/** The component of a Redis that answers but refuses writes (OOM): no reconnect ends it, a write that goes through does. */
+const STORE_WRITES = 'writes';
+
+/**
+ * Redis refused a write for want of memory: `OOM command not allowed when
+ * used memory > 'maxmemory'` (maxmemory with noeviction), directly, from a
+ * script, or as the EXECABORT of a MULTI whose queued command it refused.
+ * Only Redis' replies (ioredis' ReplyError) count: other errors can quote a
+ * target's bytes.
+ */
+export function isStoreFull(err: unknown): boolean {
+  const e = err as { name?: unknown; message?: unknown; previousErrors?: unknown } | undefined;
+  if (!e || typeof e !== 'object' || typeof e.message !== 'string') return false;
+  if (e.message.startsWith('OOM command not allowed')) return true;
+  if (e.name !== 'ReplyError') return false;
+  if (/\bOOM command not allowed\b/.test(e.message) || e.message.startsWith('EXECABORT')) return true;
+  return Array.isArray(e.previousErrors) && e.previousErrors.some(isStoreFull);
+}
+
 /** Error kinds with bounded cardinality (metric labels): a socket error code, an HTTP status class, or `other`. */
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ECONNABORTED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
 
@@ -104,6 +138,7 @@ const HTTP_STATUSES = new Set([401, 403, 404, 409, 429, 503]);
 export function errorKind(err: unknown): string {
   const e = err as { code?: unknown; statusCode?: unknown; name?: unknown; message?: unknown; cause?: unknown } | undefined;
   if (!e || typeof e !== 'object') return 'other';
+  if (isStoreFull(err)) return 'oom';
   if (typeof e.code === 'string' && SOCKET_CODES.has(e.code)) return e.code;
   const status = typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' ? e.code : undefined;
   if (status !== undefined && status >= 100 && status < 600) return HTTP_STATUSES.has(status) ? `http-${status}` : `http-${Math.floor(status / 100)}xx`;
@@ -115,10 +150,10 @@ export function errorKind(err: unknown): string {
   return 'other';
 }
 
-/** Kinds that say the server could not be reached or could not serve (rather than refusing what was asked). */
-const UNAVAILABLE_KINDS = new Set(['closed', 'timeout', 'http-5xx', 'http-503', 'http-429', ...SOCKET_CODES]);
+/** Kinds that say the server could not be reached or could not serve (rather than refusing what was asked); a full Redis cannot serve any write. */
+const UNAVAILABLE_KINDS = new Set(['closed', 'timeout', 'oom', 'http-5xx', 'http-503', 'http-429', ...SOCKET_CODES]);
 
-/** An error of reaching the server (socket, timeout, closed connection) or of a server unable to serve (5xx, 429), not a refusal. */
+/** An error of reaching the server (socket, timeout, closed connection) or of a server unable to serve (5xx, 429, a full Redis), not a refusal. */
 export function isConnectionError(err: unknown): boolean {
   return UNAVAILABLE_KINDS.has(errorKind(err)) || (err as { name?: unknown })?.name === 'MaxRetriesPerRequestError';
 }

@@ -1,7 +1,6 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { ProbeClient } from '../api/client.js';
 import { GROUP, PLURAL } from '../api/types.js';
-import { analyzeSeries } from '../analysis/series.js';
 import type { AccessAttributes } from '../auth/reviewer.js';
 import type { RedisTopologyStatus } from '../queue/connection.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
@@ -148,16 +147,21 @@ export function createApp(deps: ServerDeps): Express {
   return app;
 }
 
-/** A probe with its stored series analysed per pod: the JSON API's answer and the page's content. */
+/**
+ * A probe with each pod's analysis: the JSON API's answer and the page's
+ * content. The analysis is the one the worker's last round computed and
+ * stored (SeriesStore.saveAnalysis): a request never loads a series nor runs
+ * the engine, so a viewer of a large probe costs the serving process a few
+ * small reads, not seconds of its event loop.
+ */
 async function probeView(deps: ServerDeps, namespace: string, name: string): Promise<ProbeView | undefined> {
   const probe = await deps.probes.get(namespace, name);
   if (!probe) return undefined;
   const key = `${namespace}/${name}`;
   const targets = await Promise.all(
     (await deps.store.targets(key)).map(async (target) => {
-      const series = await deps.store.loadSeries(key, target.series ?? target.uid);
-      const captures = await deps.store.captures(key, target.series ?? target.uid);
-      const analysis = series.length > 0 ? analyzeSeries(series, { ...probe.spec.thresholds }) : undefined;
+      const series = target.series ?? target.uid;
+      const [captures, analysis] = await Promise.all([deps.store.captures(key, series), deps.store.analysis(key, series)]);
       return { ...target, captures, analysis };
     }),
   );

@@ -4,8 +4,10 @@ import type { AttributedSnapshot, SiteUsage } from '../analysis/attribute.js';
 import type { GcCycle } from '../analysis/gctrace.js';
 import type { MapImpl } from '../analysis/frames.js';
 import type { Evidence } from '../analysis/attribute.js';
-import type { TimedSnapshot } from '../analysis/series.js';
+import type { SeriesAnalysis, TimedSnapshot } from '../analysis/series.js';
 import type { IncidentStatus } from '../api/types.js';
+import { isStoreFull } from '../observability/connection-errors.js';
+import { capAllocByFunction, capUsages, DEFAULT_SUMMARY_CAPS, pinsOverBudget, type SummaryCaps } from './summary-caps.js';
 
 /** A capture as kept in Redis: the attributed summary, not the profile. */
 interface StoredSnapshot {
@@ -125,9 +127,6 @@ const RELEASE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1`;
-
-/** Usages smaller than this in both in-use and allocated bytes are not kept: they never reach a finding. */
-const KEEP_USAGE_BYTES = 64 * 1024;
 
 /**
  * Each target's bounded series of captures, its gctrace cycles and its
@@ -284,8 +283,36 @@ export class SeriesStore {
     const key = this.key(probe, 'targets');
     const gone = Object.keys(await this.redis.hgetall(key)).filter((series) => !liveSeries.has(series));
     if (gone.length === 0) return 0;
-    const written = await this.write(probe, [['hdel', key, ...gone], ...gone.map((uid): Command => ['del', this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc')])]);
+    const written = await this.write(probe, [['hdel', key, ...gone], ...gone.map((uid): Command => ['del', this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc'), this.key(probe, 't', uid, 'analysis')])]);
     return written ? gone.length : 0;
+  }
+
+  /**
+   * The engine's last result on a series, kept for readers (the API and the
+   * probe page) so that no request runs the engine. Bounded by the analysis
+   * itself: at most maxFindings findings of at most window points each.
+   */
+  async saveAnalysis(probe: ProbeRef, series: string, analysis: SeriesAnalysis, ttlSeconds: number): Promise<void> {
+    await this.write(probe, [['set', this.key(probe, 't', series, 'analysis'), JSON.stringify(analysis), 'EX', ttlSeconds]]);
+  }
+
+  async analysis(probe: ProbeRef, series: string): Promise<SeriesAnalysis | undefined> {
+    const json = await this.redis.get(this.key(probe, 't', series, 'analysis'));
+    return json ? (JSON.parse(json) as SeriesAnalysis) : undefined;
+  }
+
+  /**
+   * Redis' refusal of a tiny write (maxmemory reached with noeviction), or
+   * undefined when it takes writes. On a cluster this asks one primary.
+   */
+  async writeRefusal(): Promise<Error | undefined> {
+    try {
+      await this.redis.set(`${this.prefix}:writable`, '1', 'PX', 1000);
+      return undefined;
+    } catch (err) {
+      if (isStoreFull(err)) return err as Error;
+      throw err;
+    }
   }
 
   /** gctrace cycles seen so far (bounded) and the log time read up to. */
@@ -367,7 +394,7 @@ export class SeriesStore {
    * with their pinned captures, so the count and the age both hold in Redis
    * as well as in the status.
    */
-  async incidents(probe: ProbeRef, notBefore: Date, max: number): Promise<StoredIncident[]> {
+  async incidents(probe: ProbeRef, notBefore: Date, max: number, maxPinnedBytes = Number.POSITIVE_INFINITY): Promise<StoredIncident[]> {
     const index = this.key(probe, 'incidents');
     const ids = await this.redis.zrevrange(index, 0, -1);
     if (ids.length === 0) return [];
@@ -387,7 +414,20 @@ export class SeriesStore {
         ...dropped.flatMap(({ id, incident }): Command[] => [['del', this.key(probe, 'incident', id)], ...(incident?.captures ?? []).map((ref): Command => ['del', this.key(probe, 'c', ref.id), this.key(probe, 'p', ref.id)])]),
       ]);
     }
+    await this.unpinOverBudget(probe, kept, maxPinnedBytes);
     return kept;
+  }
+
+  /** Pinned captures past the probe's byte budget (newest kept first) lose their summary and profile; the incidents stay (summary-caps.ts pinsOverBudget). */
+  private async unpinOverBudget(probe: ProbeRef, kept: readonly StoredIncident[], maxPinnedBytes: number): Promise<void> {
+    if (!Number.isFinite(maxPinnedBytes)) return;
+    const refs = kept.flatMap((incident) => [...incident.captures].reverse());
+    if (refs.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const ref of refs) pipeline.strlen(this.key(probe, 'c', ref.id)).strlen(this.key(probe, 'p', ref.id));
+    const lengths = ((await pipeline.exec()) ?? []).map(([, n]) => Number(n ?? 0));
+    const over = pinsOverBudget(refs.map((ref, i) => ({ id: ref.id, bytes: (lengths[2 * i] ?? 0) + (lengths[2 * i + 1] ?? 0) })), maxPinnedBytes);
+    if (over.length > 0) await this.write(probe, over.map((id): Command => ['del', this.key(probe, 'c', id), this.key(probe, 'p', id)]));
   }
 
   /** The kept incidents, newest first, as they are (pruning is the worker's, in incidents()). */
@@ -460,15 +500,16 @@ function globEscape(text: string): string {
   return text.replace(/[*?[\\\]]/g, (c) => `\\${c}`);
 }
 
-/** A capture as the store keeps it: the attributed summary, usages too small to reach a finding left out. */
-export function storedSnapshotJson(snapshot: TimedSnapshot): string {
+/** A capture as the store keeps it: the attributed summary, bounded by the admin's caps (summary-caps.ts). */
+export function storedSnapshotJson(snapshot: TimedSnapshot, caps: SummaryCaps = DEFAULT_SUMMARY_CAPS): string {
+  const usages = capUsages(snapshot.usages, caps);
   const stored: StoredSnapshot = {
     time: snapshot.time.toISOString(),
     mapImpl: snapshot.mapImpl,
     evidence: snapshot.evidence,
     totals: snapshot.totals,
-    usages: snapshot.usages.filter((u) => u.inuseBytes >= KEEP_USAGE_BYTES || u.allocBytes >= KEEP_USAGE_BYTES),
-    allocBytesByFunction: Object.fromEntries(snapshot.allocBytesByFunction),
+    usages,
+    allocBytesByFunction: capAllocByFunction(snapshot.allocBytesByFunction, usages, caps),
     ...(snapshot.memProfileRate ? { memProfileRate: snapshot.memProfileRate } : {}),
   };
   return JSON.stringify(stored);

@@ -3,7 +3,7 @@ import { attributeProfile } from '../analysis/attribute.js';
 import { parseGcTrace, summarizeGcTrace, type GcCycle } from '../analysis/gctrace.js';
 import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import type { ProbeClient } from '../api/client.js';
-import { DEFAULT_CEILINGS, effectiveSettings, keptCaptures, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
+import { DEFAULT_CEILINGS, effectiveSettings, keptCaptures, summaryCaps, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
 import { selectorToString, type MapLeakProbe, type MapLeakProbeStatus } from '../api/types.js';
 import { captureHeap, type HeapCapture, type PprofClient } from '../capture/capture.js';
 import { CaptureError } from '../capture/errors.js';
@@ -25,6 +25,8 @@ import { describeFailure, reasonOf } from './describe.js';
 import { asContainerEnd, endIsIncident, incidentsWithinRetention, type ContainerEnd } from '../analysis/incident.js';
 import { containerInstance, endedInstance, endOfFailedPod, incidentEvents, incidentKind, incidentStatus, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
+import { isStoreFull } from '../observability/connection-errors.js';
+import { STORE_FULL_MESSAGE, SummaryTooLargeError, type SummaryCaps } from '../store/summary-caps.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
 
 export interface WorkerLimits {
@@ -104,6 +106,16 @@ export function validPathPrefix(prefix: string): boolean {
  * write the status once.
  */
 export async function runCaptureRound(job: { id: string; data: CaptureJobData }, deps: CaptureRoundDeps): Promise<RoundOutcome> {
+  try {
+    return await captureRound(job, deps);
+  } catch (err) {
+    // Redis refused a write (maxmemory): the status says so instead of keeping the last success standing.
+    if (isStoreFull(err)) await writeStoreFull(job.data, deps);
+    throw err;
+  }
+}
+
+async function captureRound(job: { id: string; data: CaptureJobData }, deps: CaptureRoundDeps): Promise<RoundOutcome> {
   const now = deps.now ?? (() => new Date());
   const { namespace, name, uid } = job.data;
   const log = deps.log.child({ probe: `${namespace}/${name}` });
@@ -207,7 +219,8 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, settings, ceilings, access, deps, now, log };
   const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) => captureTarget(context, pod, previousTargets.get(pod.uid)?.lastCaptureTime));
   await deps.store.forgetTargetsExcept(key, new Set(pods.map((p) => p.series)));
-  const incidents = await deps.store.incidents(key, new Date(now().getTime() - ceilings.incidentRetentionMs), ceilings.maxIncidents);
+  // Pinned captures together take at most one target's budget per probe, newest first.
+  const incidents = await deps.store.incidents(key, new Date(now().getTime() - ceilings.incidentRetentionMs), ceilings.maxIncidents, ceilings.maxRedisBytesPerTarget);
 
   const keys = rounds.flatMap((r) => r.analysis?.findings.map(findingKey) ?? []);
   const firstSeen = await deps.store.firstSeen(key, [...new Set(keys)], now(), ttlSeconds);
@@ -227,6 +240,9 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     const at = now();
     let conditions = current.status?.conditions;
     for (const update of roundConditions(rounds, selection)) conditions = setCondition(conditions, update, current.metadata.generation, at);
+    if (rounds.some((r) => r.error?.reason === 'StoreFull')) {
+      conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'StoreFull', message: STORE_FULL_MESSAGE }, current.metadata.generation, at);
+    }
     if (omitted > 0) {
       conditions = setCondition(
         conditions,
@@ -397,8 +413,10 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       now,
     });
     const id = captureIdOf(jobId, pod.uid);
-    const json = await storedSnapshot(deps.decodeGate, decoders, capture, log);
-    await deps.store.addStoredCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, capture.proto.length, ceilings), ttlSeconds);
+    const json = await storedSnapshot(deps.decodeGate, decoders, capture, log, summaryCaps(ceilings));
+    const summaryBytes = Buffer.byteLength(json);
+    if (summaryBytes > ceilings.maxSummaryBytes) throw new SummaryTooLargeError(summaryBytes, ceilings.maxSummaryBytes);
+    await deps.store.addStoredCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + capture.proto.length, ceilings), ttlSeconds);
     round.lastCaptureTime = capture.time.toISOString();
     deps.metrics.captures.inc({ result: 'ok' });
   } catch (err) {
@@ -408,7 +426,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     if (lastCaptureTime) round.lastCaptureTime = lastCaptureTime;
     deps.metrics.captures.inc({ result: reasonOf(err) });
     log.warn('capture failed', { pod: pod.name, reason: failure.reason, error: failure.message });
-    if (!(err instanceof CaptureError || err instanceof ProfileError)) log.error('unexpected capture error', { pod: pod.name, error: err instanceof Error ? err.stack : String(err) });
+    if (!(err instanceof CaptureError || err instanceof ProfileError || err instanceof SummaryTooLargeError || isStoreFull(err))) log.error('unexpected capture error', { pod: pod.name, error: err instanceof Error ? err.stack : String(err) });
   } finally {
     deps.metrics.captureSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
@@ -428,6 +446,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       minGrowthBytesPerHour: probe.spec.thresholds.minGrowthBytesPerHour,
       maxFindings: probe.spec.thresholds.maxFindings,
     }, log);
+    await deps.store.saveAnalysis(key, pod.series, round.analysis, ttlSeconds);
   }
   await deps.store.recordTarget(
     key,
@@ -450,15 +469,15 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
  * gate's thread, from the profile it decoded (attribution of a 122k-sample
  * profile holds a loop for 200–300 ms), on the loop if that fails.
  */
-export async function storedSnapshot(gate: DecodeGate | undefined, decoders: GateDecoders | undefined, capture: HeapCapture, log: Logger): Promise<string | Buffer> {
+export async function storedSnapshot(gate: DecodeGate | undefined, decoders: GateDecoders | undefined, capture: HeapCapture, log: Logger, caps?: SummaryCaps): Promise<string | Buffer> {
   if (gate && decoders) {
     try {
-      return await gate.attributeForStore(decoders, capture.profile, capture.time);
+      return await gate.attributeForStore(decoders, capture.profile, capture.time, caps);
     } catch (err) {
       log.warn('attribution thread failed; attributing on the event loop', { error: err instanceof Error ? err.message : 'unknown' });
     }
   }
-  return storedSnapshotJson({ ...attributeProfile(capture.profile), time: capture.time });
+  return storedSnapshotJson({ ...attributeProfile(capture.profile), time: capture.time }, caps);
 }
 
 /**
@@ -495,6 +514,16 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   const cycles = [...state.cycles, ...fresh];
   await deps.store.saveGc(key, pod.series, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds);
   return cycles.slice(-deps.limits.maxGcCycles);
+}
+
+/** Degraded and Capturing False with reason StoreFull, for a round that Redis refused (the probe object as it is now: the round's may be gone). */
+async function writeStoreFull(data: CaptureJobData, deps: CaptureRoundDeps): Promise<void> {
+  try {
+    const probe = await deps.probes.get(data.namespace, data.name);
+    if (probe && probe.metadata.uid === data.uid) await writeDegraded(deps, probe, 'StoreFull', STORE_FULL_MESSAGE, (deps.now ?? (() => new Date()))());
+  } catch (err) {
+    deps.log.warn('store-full status not written', { probe: `${data.namespace}/${data.name}`, error: err instanceof Error ? err.name : 'unknown' });
+  }
 }
 
 async function writeDegraded(deps: CaptureRoundDeps, probe: MapLeakProbe, reason: string, message: string, at: Date): Promise<void> {

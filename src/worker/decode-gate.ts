@@ -11,6 +11,7 @@ import type { Frame, HeapProfile, HeapRecord } from '../pprof/types.js';
 import type { SeriesAnalysis, Thresholds } from '../analysis/series.js';
 import type { DecodeReply, DecodeRequest } from './decode-thread.js';
 import { expandStacks } from './compact-stacks.js';
+import type { SummaryCaps } from '../store/summary-caps.js';
 
 type DecodeSuccess = Extract<DecodeReply, { ok: true }>;
 
@@ -115,13 +116,13 @@ export class DecodeGate {
    * in the thread from the copy it kept, in the form the series store keeps
    * (storedSnapshotJson): only the restoration crosses to the thread.
    */
-  async attributeForStore(decoders: GateDecoders, profile: HeapProfile, time: Date): Promise<Buffer> {
+  async attributeForStore(decoders: GateDecoders, profile: HeapProfile, time: Date, caps?: SummaryCaps): Promise<Buffer> {
     const kept = decoders.kept;
     if (!kept || kept.stackOf.length !== profile.records.length) throw new Error('no kept profile for this capture');
     decoders.kept = undefined;
     await yieldToLoop(); // after the capture's restoration, before comparing with it
     const restoration = restorationBetween(kept, profile);
-    const reply = await this.enqueue({ id: this.nextId++, kind: 'attribute', ticket: kept.ticket, restoration, time: time.getTime() });
+    const reply = await this.enqueue({ id: this.nextId++, kind: 'attribute', ticket: kept.ticket, restoration, time: time.getTime(), ...(caps ? { caps } : {}) });
     if (!reply.stored) throw new Error('decode thread sent no snapshot');
     return Buffer.from(reply.stored.buffer, reply.stored.byteOffset, reply.stored.byteLength);
   }

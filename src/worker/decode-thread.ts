@@ -16,6 +16,7 @@ import { applyRestoration, type Restoration } from '../pprof/hidden-frames.js';
 import type { HeapProfile } from '../pprof/types.js';
 import { parseStoredSnapshot, storedSnapshotJson } from '../store/series-store.js';
 import { compactStackBuffers, compactStacks, type CompactStacks } from './compact-stacks.js';
+import type { SummaryCaps } from '../store/summary-caps.js';
 
 export type DecodeRequest =
   | {
@@ -35,6 +36,8 @@ export type DecodeRequest =
       restoration: Restoration;
       /** The capture's time (ms since the epoch). */
       time: number;
+      /** The admin's bounds on the stored summary (default DEFAULT_SUMMARY_CAPS). */
+      caps?: SummaryCaps;
     }
   | {
       id: number;
@@ -91,7 +94,7 @@ function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBu
     const profile = take(request.ticket);
     if (!profile) throw new Error('profile no longer kept');
     const snapshot = attributeProfile(applyRestoration(profile, request.restoration));
-    const stored = Buffer.from(storedSnapshotJson({ ...snapshot, time: new Date(request.time) }), 'utf8');
+    const stored = Buffer.from(storedSnapshotJson({ ...snapshot, time: new Date(request.time) }, request.caps), 'utf8');
     const owned = new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
     return { reply: { id: request.id, ok: true, records: profile.records.length, stored: owned }, transfer: stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? [stored.buffer as ArrayBuffer] : [] };
   }

@@ -2,6 +2,8 @@ import type { EffectiveSettings } from '../api/ceilings.js';
 import { CaptureError } from '../capture/errors.js';
 import { HttpAnswerError } from '../capture/http.js';
 import { ProfileError, type ProfileErrorCode } from '../pprof/errors.js';
+import { isStoreFull } from '../observability/connection-errors.js';
+import { STORE_FULL_MESSAGE, SummaryTooLargeError } from '../store/summary-caps.js';
 
 /** A failed capture as the tenant sees it: a fixed reason and a message the operator wrote. */
 export interface FailureDescription {
@@ -28,6 +30,8 @@ export function reasonOf(err: unknown): string {
   if (err instanceof HttpAnswerError) return `Http${err.answer.status}`;
   if (err instanceof CaptureError) return err.code === 'HttpStatus' ? `Http${err.status ?? ''}` : err.code;
   if (err instanceof ProfileError) return err.code;
+  if (err instanceof SummaryTooLargeError) return err.reason;
+  if (isStoreFull(err)) return 'StoreFull';
   return 'CaptureFailed';
 }
 
@@ -57,5 +61,7 @@ export function describeFailure(err: unknown, settings: Pick<EffectiveSettings, 
     }
   }
   if (err instanceof ProfileError) return { reason, message: PROFILE_MESSAGES[err.code] };
+  if (err instanceof SummaryTooLargeError) return { reason, message: err.message };
+  if (isStoreFull(err)) return { reason, message: STORE_FULL_MESSAGE };
   return { reason, message: 'the capture failed (an operator error; see its log)' };
 }

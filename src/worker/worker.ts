@@ -100,7 +100,11 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       if (reporter && isConnectionError(err)) reporter.failure('kubernetes', 'capture-round', err);
       else deps.log.warn('capture job failed', { job: job?.id, probe: job ? `${job.data.namespace}/${job.data.name}` : undefined, error: err.message });
     });
-    w.on('completed', () => reporter?.success('kubernetes', 'capture-round'));
+    w.on('completed', () => {
+      reporter?.success('kubernetes', 'capture-round');
+      // Completing a job is a write to Redis: a full store has room again.
+      reporter?.writesSucceeded();
+    });
     w.on('error', (err) => {
       if (reporter && isConnectionError(err)) reporter.failure('redis', 'worker', err);
       else deps.log.error('worker error', { error: err.message });

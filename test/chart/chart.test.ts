@@ -387,7 +387,7 @@ describe('chart: static checks', () => {
     const limits = [
       '--max-profile-bytes', '64Mi', '--max-inflated-bytes', '256Mi', '--max-compression-ratio', '50', '--max-decode-time', '5s', '--max-request-timeout', '30s',
       '--max-symbol-requests', '64', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
-      '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-events-per-round', '5', '--max-incidents', '10', '--incident-retention', '168h',
+      '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-usages-per-capture', '1000', '--max-summary-bytes', '2Mi', '--max-events-per-round', '5', '--max-incidents', '10', '--incident-retention', '168h',
       '--max-trigger-follows', '50', '--min-trigger-interval', '1m', '--trigger-poll-interval', '5s',
     ];
     assert.deepEqual(c.args, ['operator', '--role', 'controller', '--port', '8080', '--resync-interval', '60s', '--lease-name', 'mapleakprobe-controller', ...limits, '--shutdown-timeout', '25s']);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { CoreV1Api, KubernetesObjectApi, loadAllYaml, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { Redis } from 'ioredis';
 import { attributeProfile } from '../../src/analysis/attribute.js';
+import { analyzeSeries } from '../../src/analysis/series.js';
 import type { MapLeakProbe } from '../../src/api/types.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
@@ -72,6 +73,8 @@ export async function startAuthHarness(clusterName: string): Promise<AuthHarness
     probeUids[namespace] = probe.metadata.uid ?? '';
     await store.recordTarget(`${namespace}/${PROBE}`, { name: 'checkout-0', namespace, uid: 'pod-uid-0', lastCaptureTime: snapshot.time.toISOString() }, 3600);
     await store.addCapture(`${namespace}/${PROBE}`, 'pod-uid-0', { id: CAPTURE_ID, snapshot, proto: profileBytes }, 12, 3600);
+    // What the worker's round stores beside the series: the API serves it, never analysing on a request.
+    await store.saveAnalysis(`${namespace}/${PROBE}`, 'pod-uid-0', analyzeSeries(await store.loadSeries(`${namespace}/${PROBE}`, 'pod-uid-0')), 3600);
   }
 
   const dir = mkdtempSync(join(tmpdir(), `mapleak-${clusterName}-`));

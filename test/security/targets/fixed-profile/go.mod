@@ -1,0 +1,3 @@
+module mapleakprobe.test/fixedprofile
+
+go 1.19

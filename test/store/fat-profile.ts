@@ -1,0 +1,35 @@
+import { gzipSync } from 'node:zlib';
+import { Function as PprofFunction, Label, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
+
+/**
+ * A hostile tenant's heap profile (review 3, finding 1): a valid gzipped
+ * proto of `functions` sites, each its own function with a name of about
+ * `nameLength` characters, each claiming `objectsPerSite` objects of 8 KiB
+ * in use and allocated. 60,000 × 400 × 10 is 0.9 MB compressed, and was a
+ * 92 MB stored summary before the caps.
+ */
+export function fatProfile(options: { functions: number; nameLength: number; objectsPerSite: number }): Buffer {
+  const strings = new StringTable();
+  const pad = 'x'.repeat(options.nameLength);
+  const file = strings.dedup('/src/main.go');
+  const functions: PprofFunction[] = [];
+  const locations: Location[] = [];
+  const samples: Sample[] = [];
+  const bytesLabel = strings.dedup('bytes');
+  for (let i = 1; i <= options.functions; i++) {
+    functions.push(new PprofFunction({ id: i, name: strings.dedup(`main.f${pad}${i}`), filename: file }));
+    locations.push(new Location({ id: i, address: 0x400000 + i * 16, line: [new Line({ functionId: i, line: 10 })] }));
+    const n = options.objectsPerSite;
+    samples.push(new Sample({ locationId: [i], value: [n, n * 8192, n, n * 8192], label: [new Label({ key: bytesLabel, num: 8192 })] }));
+  }
+  const profile = new Profile({
+    stringTable: strings,
+    sampleType: ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'].map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
+    sample: samples,
+    location: locations,
+    function: functions,
+    period: 524288,
+    timeNanos: BigInt(Date.now()) * 1_000_000n,
+  });
+  return gzipSync(profile.encode(), { level: 1 });
+}
