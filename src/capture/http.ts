@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { BudgetHold } from './budget.js';
 import { CaptureError } from './errors.js';
 
 export interface FetchOptions {
@@ -11,6 +12,24 @@ export interface FetchOptions {
   maxBytes: number;
   /** TLS and client credentials, e.g. from KubeConfig.applyToHTTPSOptions. */
   agent?: http.Agent;
+  /**
+   * The capture's share of the worker's in-flight answer bytes: the body's
+   * buffer is taken from it before it is allocated (reading pauses while
+   * the bytes are not free) and stays taken after the answer is returned,
+   * until the caller gives it back (answerBytesHeld).
+   */
+  budget?: BudgetHold;
+}
+
+/** First buffer of an answer that announces no length; it doubles as the body arrives. */
+const FIRST_CAPACITY = 16 * 1024;
+
+/** Budget bytes each returned answer holds, for the caller to give back. */
+const heldByAnswer = new WeakMap<Buffer, number>();
+
+/** What `answer` holds of its budget (0 without one). */
+export function answerBytesHeld(answer: Buffer): number {
+  return heldByAnswer.get(answer) ?? 0;
 }
 
 /**
@@ -30,6 +49,15 @@ export function fetchBytes(url: string, options: FetchOptions): Promise<Buffer> 
   const where = redact(parsed);
 
   return new Promise<Buffer>((resolve, reject) => {
+    const budget = options.budget;
+    let settled = false;
+    // One buffer per answer, of the announced size or grown by doubling up
+    // to the cap: the body is never held as chunks and a concatenation both.
+    let body: Buffer | undefined;
+    let received = 0;
+    let held = 0;
+    let waitingForBytes = false;
+    let work = Promise.resolve();
     const request = client.request(
       parsed,
       {
@@ -40,42 +68,102 @@ export function fetchBytes(url: string, options: FetchOptions): Promise<Buffer> 
       (response) => {
         const status = response.statusCode ?? 0;
         const ok = status >= 200 && status <= 299;
-        const chunks: Buffer[] = [];
-        let received = 0;
+        const announced = announcedLength(response.headers['content-length']);
+        if (ok && announced !== undefined && announced > options.maxBytes) {
+          fail(new CaptureError('TooLarge', `${where} announced ${announced} bytes, more than ${options.maxBytes} (limit)`));
+          return;
+        }
+        const capacityFor = (needed: number): number => Math.min(options.maxBytes, Math.max(needed, announced ?? 0, body ? body.length * 2 : FIRST_CAPACITY));
+        /** Room for `more` bytes: a larger buffer (taken from the budget first, waiting while it is not free), the old one copied over. */
+        const grow = async (more: number): Promise<void> => {
+          const capacity = capacityFor(received + more);
+          if (budget && !budget.tryTake(capacity)) {
+            waitingForBytes = true;
+            response.pause();
+            try {
+              await budget.take(capacity, where);
+            } finally {
+              waitingForBytes = false;
+            }
+            if (settled) {
+              budget.give(capacity);
+              return;
+            }
+            response.resume();
+          }
+          const next = Buffer.allocUnsafeSlow(capacity);
+          if (body) body.copy(next, 0, 0, received);
+          if (budget) budget.give(held);
+          held = budget ? capacity : 0;
+          body = next;
+        };
         response.on('data', (chunk: Buffer) => {
-          received += chunk.length;
-          if (received > options.maxBytes) {
+          if (settled) return;
+          if (received + chunk.length > options.maxBytes) {
             fail(new CaptureError('TooLarge', `${where} sent more than ${options.maxBytes} bytes (limit)`));
             return;
           }
           // An error answer is described, never kept: only its size counts.
-          if (ok) chunks.push(chunk);
+          if (!ok) {
+            received += chunk.length;
+            return;
+          }
+          work = work.then(async () => {
+            if (settled) return;
+            if (!body || received + chunk.length > body.length) await grow(chunk.length);
+            if (settled || !body) return;
+            chunk.copy(body, received);
+            received += chunk.length;
+          });
+          work.catch((err: unknown) => fail(err instanceof CaptureError ? err : new CaptureError('ConnectionFailed', `${where}: connection error`)));
         });
         response.on('end', () => {
-          clearTimeout(timer);
-          if (!ok) {
-            const answer: AnswerDescription = { status, contentType: contentTypeOf(response.headers['content-type']), bytes: received };
-            reject(new HttpAnswerError(`${where} answered ${describeAnswer(answer)}`, answer));
-          } else {
-            resolve(Buffer.concat(chunks));
-          }
+          void work.then(() => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            if (!ok) {
+              const answer: AnswerDescription = { status, contentType: contentTypeOf(response.headers['content-type']), bytes: received };
+              reject(new HttpAnswerError(`${where} answered ${describeAnswer(answer)}`, answer));
+              return;
+            }
+            const answer = body ? body.subarray(0, received) : Buffer.alloc(0);
+            if (held > 0) heldByAnswer.set(answer, held);
+            resolve(answer);
+          }, () => undefined);
         });
         response.on('error', (err) => fail(connectionError(where, err)));
       },
     );
     const timer = setTimeout(
-      () => fail(new CaptureError('Timeout', `${where} did not answer within ${options.timeoutMs} ms`)),
+      () =>
+        fail(
+          waitingForBytes
+            ? new CaptureError('Busy', `${where}: the worker's budget of in-flight answer bytes stayed taken by other captures for ${options.timeoutMs} ms`)
+            : new CaptureError('Timeout', `${where} did not answer within ${options.timeoutMs} ms`),
+        ),
       options.timeoutMs,
     );
     function fail(error: CaptureError): void {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       request.destroy();
+      if (budget && held > 0) budget.give(held);
+      held = 0;
+      body = undefined;
       reject(error);
     }
     request.on('error', (err) => fail(connectionError(where, err)));
     if (options.body !== undefined) request.write(options.body);
     request.end();
   });
+}
+
+/** A Content-Length header as a number, when it is one. */
+function announcedLength(header: string | undefined): number | undefined {
+  if (header === undefined || !/^\d{1,15}$/.test(header)) return undefined;
+  return Number(header);
 }
 
 /** What came back instead of a profile, in words the operator chose: no byte of the answer is quoted. */
