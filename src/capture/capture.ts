@@ -14,7 +14,13 @@ export interface PprofClient {
   /** For messages. */
   readonly description: string;
   /** `timeoutMs` overrides the client's own timeout for this request; `budget`: the capture's share of in-flight answer bytes. */
-  get(path: string, maxBytes: number, timeoutMs?: number, budget?: BudgetHold): Promise<Buffer>;
+  get(path: string, maxBytes: number, timeoutMs?: number, budget?: AnswerBudget): Promise<Buffer>;
+}
+
+/** The capture's share of the worker's in-flight answer bytes, and how much of it one answer takes before it is read. */
+export interface AnswerBudget {
+  hold: BudgetHold;
+  reserveBytes: number;
 }
 
 /** What one capture cost the target: bytes it served and time spent serving them. */
@@ -75,6 +81,13 @@ export const SYMBOL_RETRY_MS = 30 * 60 * 1000;
 
 /** One symbol request may take at most this share of the request timeout: pprof's handler answers a batch in milliseconds. */
 export const SYMBOL_REQUEST_SHARE = 1 / 4;
+
+/**
+ * Budget bytes a proto answer takes before it is read (more as it grows):
+ * a large service's proto is a few hundred KB (test/targets/bigheap, 85,000
+ * records: 245 KB).
+ */
+export const PROTO_RESERVE = 1024 * 1024;
 
 export interface CaptureOptions {
   limits: DecodeLimits;
@@ -151,14 +164,14 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
   const cost: CaptureCost = { requests: 0, bytes: 0, milliseconds: 0, debug1: false };
   const deadlinePassed = (): CaptureError =>
     new CaptureError('DeadlineExceeded', `the capture took longer than the operator's limit of ${maxCaptureMs} ms (--max-capture-time); debug=1 and /symbol are not asked again for a while`);
-  const get = async (path: string, maxBytes: number, timeoutMs?: number): Promise<Buffer> => {
+  const get = async (path: string, maxBytes: number, timeoutMs?: number, reserveBytes = PROTO_RESERVE): Promise<Buffer> => {
     const left = deadline - Date.now();
     if (left <= 0) throw deadlinePassed();
     const started = performance.now();
     cost.requests++;
     const cut = left < (timeoutMs ?? requestTimeoutMs);
     try {
-      const body = await client.get(path, maxBytes, cut ? left : timeoutMs, hold);
+      const body = await client.get(path, maxBytes, cut ? left : timeoutMs, hold ? { hold, reserveBytes } : undefined);
       cost.bytes += body.length;
       return body;
     } catch (err) {
@@ -190,7 +203,8 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
       knowledge.lastDebug1At = nowMs;
       let stage: 'debug=1 heap profile' | 'symbol endpoint' = 'debug=1 heap profile';
       try {
-        let debug1Bytes: Buffer | undefined = await get('/heap?debug=1', policy.maxBytes, policy.timeoutMs);
+        // debug=1 takes its whole cap at once: it is hundreds of times the proto, and a reader that held part of the budget while waiting for more could wait on another one doing the same.
+        let debug1Bytes: Buffer | undefined = await get('/heap?debug=1', policy.maxBytes, policy.timeoutMs, policy.maxBytes);
         cost.debug1 = true;
         // The CLI saves the text; the operator never reads it, so it is not made (it would be one more copy of the answer).
         if (!options.decoders) debug1 = debug1Bytes.toString('utf8');
@@ -204,25 +218,31 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         const allowed = options.maxSymbolRequests ?? DEFAULT_MAX_SYMBOL_REQUESTS;
         const symbolTimeoutMs = Math.max(1, Math.floor(requestTimeoutMs * SYMBOL_REQUEST_SHARE));
         const symbolsBy = Date.now() + requestTimeoutMs;
-        let named = 0;
         let asked = 0;
         for (const query of batches.slice(0, allowed)) {
           // All of them together within one request timeout (the rest wait for the next capture of a new record).
           const left = symbolsBy - Date.now();
-          if (left <= 0) {
+          if (left < symbolTimeoutMs) {
             warnings.push(`symbol endpoint: stopped after ${asked} of ${batches.length} requests (all of one capture's symbol requests get ${requestTimeoutMs} ms)`);
             break;
           }
           // GET: from a `go 1.22` line on, net/http/pprof's patterns are GET-only (POST answers 405).
           asked++;
-          const answer = await get(`/symbol?${query}`, options.maxSymbolAnswerBytes ?? MAX_TRUTHFUL_SYMBOL_ANSWER, Math.min(symbolTimeoutMs, left));
+          const maxAnswer = options.maxSymbolAnswerBytes ?? MAX_TRUTHFUL_SYMBOL_ANSWER;
+          const answer = await get(`/symbol?${query}`, maxAnswer, symbolTimeoutMs, maxAnswer);
+          let namedHere = 0;
           for (const [pc, name] of parseSymbolResponse(answer, queriedPcs(query))) {
             knowledge.symbols.set(pc, name);
-            named++;
+            namedHere++;
           }
           hold?.give(answerBytesHeld(answer));
+          if (namedHere === 0) {
+            // A binary that names none of the PCs asked will not name the next batch either.
+            knowledge.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS;
+            warnings.push(`symbol endpoint: named none of the PCs asked; not asked again for ${SYMBOL_RETRY_MS / 60_000} min`);
+            break;
+          }
         }
-        if (asked > 0 && named === 0) knowledge.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS;
         if (batches.length > allowed) {
           warnings.push(`symbol endpoint: ${batches.length - allowed} of ${batches.length} symbol requests left out (limit ${allowed} per capture)`);
         }
