@@ -186,7 +186,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
 
   try {
     const proto = await get('/heap', limits.maxBytes);
-    const protoProfile = options.decoders ? await options.decoders.proto(proto) : decodeHeapProfile(proto, limits);
+    const protoProfile = options.decoders ? await decodedWithCopy(hold, proto, '/heap', (bytes) => (options.decoders as CaptureDecoders).proto(bytes)) : decodeHeapProfile(proto, limits);
     const time = protoProfile.time ?? now();
     const warnings: string[] = [];
     const buildId = protoProfile.buildId ?? '';
@@ -208,8 +208,8 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         cost.debug1 = true;
         // The CLI saves the text; the operator never reads it, so it is not made (it would be one more copy of the answer).
         if (!options.decoders) debug1 = debug1Bytes.toString('utf8');
-        const parsing = options.decoders ? options.decoders.debug1(debug1Bytes) : Promise.resolve(parseDebug1Heap(debug1 ?? ''));
-        const parsed = await parsing;
+        const decoders = options.decoders;
+        const parsed = decoders ? await decodedWithCopy(hold, debug1Bytes, '/heap?debug=1', (bytes) => decoders.debug1(bytes)) : parseDebug1Heap(debug1 ?? '');
         hold?.give(answerBytesHeld(debug1Bytes));
         debug1Bytes = undefined;
         stage = 'symbol endpoint';
@@ -296,6 +296,22 @@ export function operatorCaptureOptions(
     // debug=1 has its own, smaller, byte ceiling and a rate per binary; its time is the admin's request ceiling, within the capture's deadline.
     debug1: { maxBytes: ceilings.maxDebug1Bytes, minIntervalMs: ceilings.minDebug1IntervalMs, timeoutMs: ceilings.maxRequestTimeoutMs },
   };
+}
+
+/**
+ * A decoder in another thread gets a copy of the answer (the operator's
+ * decode gate copies it when the request is queued, and keeps it until it
+ * is decoded): the copy comes out of the capture's budget too, for as long
+ * as the decoder runs.
+ */
+async function decodedWithCopy<T>(hold: BudgetHold | undefined, bytes: Buffer, what: string, decode: (bytes: Buffer) => Promise<T>): Promise<T> {
+  if (!hold) return decode(bytes);
+  await hold.take(bytes.length, what);
+  try {
+    return await decode(bytes);
+  } finally {
+    hold.give(bytes.length);
+  }
 }
 
 function wantsDebug1(
