@@ -254,7 +254,9 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
       } catch (err) {
         if (!(err instanceof CaptureError || err instanceof ProfileError)) throw err;
         // The first failure ends the symbol requests: a slow or broken endpoint is asked again only after SYMBOL_RETRY_MS.
-        if (stage === 'symbol endpoint' || (err instanceof CaptureError && err.code === 'DeadlineExceeded')) knowledge.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS;
+        // Busy is the worker's own contention, never the target's doing.
+        const busy = err instanceof CaptureError && err.code === 'Busy';
+        if (!busy && (stage === 'symbol endpoint' || (err instanceof CaptureError && err.code === 'DeadlineExceeded'))) knowledge.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS;
         if (err instanceof CaptureError && (err.code === 'DeadlineExceeded' || err.code === 'Busy')) throw err;
         warnings.push(`${stage}: ${err.message}`);
       } finally {

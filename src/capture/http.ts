@@ -58,6 +58,7 @@ export function fetchBytes(url: string, options: FetchOptions): Promise<Buffer> 
 
   const budget = options.budget;
   const reserve = Math.min(options.maxBytes, Math.max(1, options.reserveBytes ?? FIRST_CAPACITY));
+  const calledAt = Date.now();
   // Taken before connecting: a request waiting for bytes holds no connection to the target.
   if (budget && !budget.tryTake(reserve)) {
     return budget.take(reserve, where).then(
@@ -157,14 +158,16 @@ export function fetchBytes(url: string, options: FetchOptions): Promise<Buffer> 
           response.on('error', (err) => fail(connectionError(where, err)));
         },
       );
+      // The whole request, waiting for budget bytes included, stays within its timeout.
+      const waited = Date.now() - calledAt;
       const timer = setTimeout(
         () =>
           fail(
-            waitingForBytes
+            waitingForBytes || waited >= options.timeoutMs
               ? new CaptureError('Busy', `${where}: the worker's budget of in-flight answer bytes stayed taken by other captures for ${options.timeoutMs} ms`)
               : new CaptureError('Timeout', `${where} did not answer within ${options.timeoutMs} ms`),
           ),
-        options.timeoutMs,
+        Math.max(0, options.timeoutMs - waited),
       );
       function giveBack(): void {
         if (budget && held > 0) budget.give(held);
