@@ -34,16 +34,16 @@ export class ByteBudget {
     if (bytes > this.limit) return Promise.reject(tooLarge(what, bytes, this.limit));
     if (this.tryTake(bytes)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        bytes,
-        resolve,
-        timer: setTimeout(() => {
+      const waiter: Waiter = { bytes, resolve, timer: undefined };
+      // No deadline (Infinity): wait as long as it takes.
+      if (Number.isFinite(deadline)) {
+        waiter.timer = setTimeout(() => {
           const at = this.waiting.indexOf(waiter);
           if (at >= 0) this.waiting.splice(at, 1);
           reject(new CaptureError('Busy', `${what}: the worker's budget of in-flight answer bytes (${this.limit}) stayed taken by other captures until this capture's deadline`));
           this.wake();
-        }, Math.max(0, deadline - Date.now())),
-      };
+        }, Math.max(0, deadline - Date.now()));
+      }
       this.waiting.push(waiter);
     });
   }
@@ -74,7 +74,7 @@ export class ByteBudget {
 interface Waiter {
   bytes: number;
   resolve: () => void;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
 }
 
 function tooLarge(what: string, bytes: number, limit: number): CaptureError {

@@ -114,7 +114,8 @@ export interface CaptureOptions {
    * The whole capture, first byte of the proto to the last symbol (ms).
    * Past it the capture fails (`DeadlineExceeded`); what it learned is kept
    * and debug=1 and /symbol wait for their intervals, so the next capture
-   * is the proto alone. Default: captureDeadlineMs of the client's timeout.
+   * is the proto alone. The operator's is captureDeadline (src/api/ceilings.ts);
+   * default (the CLI, one user watching one process): none.
    */
   maxCaptureMs?: number;
   /** The request timeout (the client's): symbol requests get a share of it. Default: 10 s. */
@@ -138,14 +139,6 @@ export interface CaptureDecoders {
 }
 
 /**
- * Deadline of one capture: the proto and debug=1 each within a request
- * timeout, and every symbol request together within one more.
- */
-export function captureDeadlineMs(requestTimeoutMs: number): number {
-  return 3 * requestTimeoutMs;
-}
-
-/**
  * One capture of a live process: the proto heap profile (the measurement:
  * timestamp, build id, raw bytes to download), and when this binary has
  * records not seen before, debug=1 (raw PCs with the hidden runtime frames)
@@ -158,7 +151,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
   const policy = { ...DEFAULT_DEBUG1_POLICY, ...options.debug1 };
   const now = options.now ?? (() => new Date());
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-  const maxCaptureMs = options.maxCaptureMs ?? captureDeadlineMs(requestTimeoutMs);
+  const maxCaptureMs = options.maxCaptureMs ?? Number.POSITIVE_INFINITY;
   const deadline = Date.now() + maxCaptureMs;
   const hold = options.budget ? new BudgetHold(options.budget, deadline) : undefined;
   const cost: CaptureCost = { requests: 0, bytes: 0, milliseconds: 0, debug1: false };
