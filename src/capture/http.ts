@@ -61,10 +61,7 @@ export function fetchBytes(url: string, options: FetchOptions): Promise<Buffer> 
   const calledAt = Date.now();
   // Taken before connecting: a request waiting for bytes holds no connection to the target.
   if (budget && !budget.tryTake(reserve)) {
-    return budget.take(reserve, where).then(
-      () => request(reserve),
-      (err: unknown) => Promise.reject(err),
-    );
+    return budget.take(reserve, where).then(() => request(reserve));
   }
   return request(budget ? reserve : 0);
 
