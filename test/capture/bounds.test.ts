@@ -74,6 +74,14 @@ describe('BinaryKnowledgeCache', () => {
     assert.ok(!cache.has('a1'));
   });
 
+  test('past the number of binaries, the tenant with the most binaries loses its oldest', () => {
+    const cache = new BinaryKnowledgeCache({ maxBinaries: 4 });
+    learn(cache, 'b1', 'team-b', 10);
+    for (let i = 0; i < 10; i++) learn(cache, `a${i}`, 'team-a', 10);
+    assert.ok(cache.has('b1'), "pods without a build id (one binary each) cannot push out another tenant's");
+    assert.ok(cache.has('a9') && !cache.has('a0'));
+  });
+
   test('one binary larger than a share is emptied, keeping when it was last asked', () => {
     const cache = new BinaryKnowledgeCache({ maxBytes: 10_000_000, maxBytesPerTenant: 500_000 });
     const knowledge = cache.binary('big', 'team-a');
