@@ -8,7 +8,7 @@ import {
   type MapComponent,
   type MapImpl,
 } from './frames.js';
-import { inferSizeSignatures, type SizeSignature, type SizeStats } from './signature.js';
+import { inferSizeSignatures, isStructureSize, plausibleShapesOf, type SizeSignature, type SizeStats } from './signature.js';
 
 export type Kind = 'map' | 'other';
 
@@ -59,7 +59,8 @@ export const strongerEvidence = (a: Evidence, b: Evidence): Evidence => (EVIDENC
 
 interface CachedAttribution {
   hiddenFrames: HiddenFrames;
-  attribution: RecordAttribution;
+  /** Index in the profile's list of attributions. */
+  id: number;
 }
 
 interface RecordAttribution {
@@ -73,7 +74,19 @@ interface RecordAttribution {
   impl: MapImpl;
   /** siteKey(site, kind), made once per attribution: attributions are shared by every record of a stack. */
   key: string;
+  /** siteKey(caller, kind), made when first needed. */
+  callerKey?: string;
 }
+
+/** A profile's attributions, each once, and which one each record has (an index into `list`). */
+interface Attributions {
+  list: RecordAttribution[];
+  of: Int32Array;
+}
+
+/** Figures summed per attribution, in a Float64Array of SUMS × attributions. */
+const SUMS = 4;
+const [INUSE_BYTES, ALLOC_BYTES, INUSE_OBJECTS, ALLOC_OBJECTS] = [0, 1, 2, 3];
 
 /** Where a record's memory goes, whatever its kind. */
 type Owner = Pick<RecordAttribution, 'site' | 'caller' | 'profiler'>;
@@ -89,31 +102,60 @@ export function siteKey(site: Site, kind: Kind): string {
 /** Every sampled allocation becomes map memory (which part) or other memory. */
 export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
   // Decoders share one array per distinct stack; attribute each stack once.
+  const records = profile.records;
   const byStack = new Map<Frame[], CachedAttribution>();
-  const attributions = profile.records.map((record) => {
+  const attributions: Attributions = { list: [], of: new Int32Array(records.length) };
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i] as HeapRecord;
     const known = byStack.get(record.stack);
-    if (known && known.hiddenFrames === record.hiddenFrames) return known.attribution;
-    const attribution = attributeRecord(record);
-    byStack.set(record.stack, { hiddenFrames: record.hiddenFrames, attribution });
-    return attribution;
-  });
+    if (known && known.hiddenFrames === record.hiddenFrames) {
+      attributions.of[i] = known.id;
+      continue;
+    }
+    const id = attributions.list.push(attributeRecord(record)) - 1;
+    byStack.set(record.stack, { hiddenFrames: record.hiddenFrames, id });
+    attributions.of[i] = id;
+  }
   // One binary has one map implementation: the hidden frames say which when
   // present, then function names or the Go version, then size evidence that
   // only one implementation can produce; otherwise it stays unknown.
   const namedImpl = firstKnown(dominantImpl(attributions), implFromGoVersion(profile.goVersion), implFromFunctionNames(byStack.keys()));
-  const profileImpl = applySizeSignatures(profile.records, attributions, namedImpl);
+  const profileImpl = applySizeSignatures(records, attributions, namedImpl);
+
+  // Records share attributions (one per stack, and per component and owner
+  // after size signatures): sum each attribution's records first, then fold
+  // the attributions into sites in the order their records came.
+  const sums = new Float64Array(SUMS * attributions.list.length);
+  const touched = new Uint8Array(attributions.list.length);
+  const firstSeen: number[] = [];
+  const totals = { inuseBytes: 0, allocBytes: 0, mapInuseBytes: 0 };
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i] as HeapRecord;
+    const id = attributions.of[i] as number;
+    const a = attributions.list[id] as RecordAttribution;
+    totals.inuseBytes += record.inuseBytes;
+    totals.allocBytes += record.allocBytes;
+    if (a.profiler) continue;
+    const at = SUMS * id;
+    if (touched[id] === 0) {
+      touched[id] = 1;
+      firstSeen.push(id);
+    }
+    sums[at + INUSE_BYTES] = (sums[at + INUSE_BYTES] as number) + record.inuseBytes;
+    sums[at + ALLOC_BYTES] = (sums[at + ALLOC_BYTES] as number) + record.allocBytes;
+    sums[at + INUSE_OBJECTS] = (sums[at + INUSE_OBJECTS] as number) + record.inuseObjects;
+    sums[at + ALLOC_OBJECTS] = (sums[at + ALLOC_OBJECTS] as number) + record.allocObjects;
+    if (a.kind === 'map') totals.mapInuseBytes += record.inuseBytes;
+  }
 
   const usages = new Map<string, SiteUsage>();
   const allocBytesByFunction = new Map<string, number>();
-  const totals = { inuseBytes: 0, allocBytes: 0, mapInuseBytes: 0 };
   let evidence: Evidence = 'none';
-
   const callerBytes = new Map<SiteUsage, Map<string, { frame: Site; bytes: number }>>();
-  profile.records.forEach((record, i) => {
-    const a = attributions[i] as RecordAttribution;
-    totals.inuseBytes += record.inuseBytes;
-    totals.allocBytes += record.allocBytes;
-    if (a.profiler) return;
+  for (const id of firstSeen) {
+    const a = attributions.list[id] as RecordAttribution;
+    const at = SUMS * id;
+    const sum = { inuseBytes: sums[at + INUSE_BYTES] as number, allocBytes: sums[at + ALLOC_BYTES] as number, inuseObjects: sums[at + INUSE_OBJECTS] as number, allocObjects: sums[at + ALLOC_OBJECTS] as number };
     const key = a.key;
     let usage = usages.get(key);
     if (!usage) {
@@ -132,27 +174,26 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
       usages.set(key, usage);
     }
     usage.evidence = strongerEvidence(usage.evidence, a.evidence);
-    usage.inuseBytes += record.inuseBytes;
-    usage.allocBytes += record.allocBytes;
-    usage.inuseObjects += record.inuseObjects;
-    usage.allocObjects += record.allocObjects;
+    usage.inuseBytes += sum.inuseBytes;
+    usage.allocBytes += sum.allocBytes;
+    usage.inuseObjects += sum.inuseObjects;
+    usage.allocObjects += sum.allocObjects;
     if (a.component) {
-      usage.components[a.component] = (usage.components[a.component] ?? 0) + record.inuseBytes;
+      usage.components[a.component] = (usage.components[a.component] ?? 0) + sum.inuseBytes;
       const allocComponents = (usage.allocComponents ??= {});
-      allocComponents[a.component] = (allocComponents[a.component] ?? 0) + record.allocBytes;
+      allocComponents[a.component] = (allocComponents[a.component] ?? 0) + sum.allocBytes;
     }
     if (a.caller) {
-      const byCaller = callerBytes.get(usage) ?? new Map<string, { frame: Site; bytes: number }>();
-      callerBytes.set(usage, byCaller);
-      const callerKey = siteKey(a.caller, a.kind);
-      const seen = byCaller.get(callerKey) ?? { frame: a.caller, bytes: 0 };
-      seen.bytes += record.inuseBytes + record.allocBytes;
-      byCaller.set(callerKey, seen);
+      let byCaller = callerBytes.get(usage);
+      if (!byCaller) callerBytes.set(usage, (byCaller = new Map()));
+      const callerKey = (a.callerKey ??= siteKey(a.caller, a.kind));
+      const seen = byCaller.get(callerKey);
+      if (seen) seen.bytes += sum.inuseBytes + sum.allocBytes;
+      else byCaller.set(callerKey, { frame: a.caller, bytes: sum.inuseBytes + sum.allocBytes });
     }
-    allocBytesByFunction.set(a.site.function, (allocBytesByFunction.get(a.site.function) ?? 0) + record.allocBytes);
-    if (a.kind === 'map') totals.mapInuseBytes += record.inuseBytes;
+    allocBytesByFunction.set(a.site.function, (allocBytesByFunction.get(a.site.function) ?? 0) + sum.allocBytes);
     evidence = strongerEvidence(evidence, a.evidence);
-  });
+  }
   for (const [usage, byCaller] of callerBytes) {
     let best: { frame: Site; bytes: number } | undefined;
     for (const candidate of byCaller.values()) if (!best || candidate.bytes > best.bytes) best = candidate;
@@ -196,34 +237,50 @@ function attributeRecord(record: HeapRecord): RecordAttribution {
  * yet, sizes that only one implementation produces decide it; a site found
  * while it stays unknown is map memory of unknown implementation.
  */
-function applySizeSignatures(records: readonly HeapRecord[], attributions: RecordAttribution[], knownImpl: MapImpl): MapImpl {
+function applySizeSignatures(records: readonly HeapRecord[], attributions: Attributions, knownImpl: MapImpl): MapImpl {
   const bySite = new Map<string, number[]>();
-  records.forEach((record, i) => {
-    const a = attributions[i] as RecordAttribution;
-    if (a.kind !== 'other' || record.hiddenFrames === 'resolved' || record.objectSize <= 0) return;
-    const key = a.key; // kind 'other' here
-    const list = bySite.get(key);
-    if (list) list.push(i);
-    else bySite.set(key, [i]);
-  });
+  // The site's list per attribution: one lookup by key per attribution, not per record.
+  const listOf: (number[] | undefined)[] = new Array<number[] | undefined>(attributions.list.length);
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i] as HeapRecord;
+    const id = attributions.of[i] as number;
+    const a = attributions.list[id] as RecordAttribution;
+    if (a.kind !== 'other' || record.hiddenFrames === 'resolved' || record.objectSize <= 0) continue;
+    let list = listOf[id];
+    if (!list) {
+      const key = a.key; // kind 'other' here
+      list = bySite.get(key);
+      if (!list) bySite.set(key, (list = []));
+      listOf[id] = list;
+    }
+    list.push(i);
+  }
   const candidates: { indexes: number[]; signatures: SizeSignature[] }[] = [];
   const proofBytes = { classic: 0, swiss: 0 };
   for (const indexes of bySite.values()) {
-    const bySize = new Map<number, SizeStats>();
+    // Most sites hold no object a map structure could be: leave them before counting their sizes.
     let largest = 0;
+    for (const i of indexes) largest = Math.max(largest, (records[i] as HeapRecord).objectSize);
+    if (largest < SMALLEST_MAP_STRUCTURE) continue;
+    const structural: number[] = [];
+    for (const i of indexes) {
+      const size = (records[i] as HeapRecord).objectSize;
+      if (isStructureSize(size) && !structural.includes(size)) structural.push(size);
+    }
+    const plausible = plausibleShapesOf(structural);
+    if (plausible.length === 0) continue;
+    const bySize = new Map<number, SizeStats>();
     for (const i of indexes) {
       const record = records[i] as HeapRecord;
-      largest = Math.max(largest, record.objectSize);
-      const stats = bySize.get(record.objectSize) ?? { objects: 0, bytes: 0 };
+      let stats = bySize.get(record.objectSize);
+      if (!stats) bySize.set(record.objectSize, (stats = { objects: 0, bytes: 0 }));
       // Allocation figures hold the whole growth history; a profile with
       // in-use figures only still has the live structure.
       const useAlloc = record.allocObjects > 0;
       stats.objects += useAlloc ? record.allocObjects : record.inuseObjects;
       stats.bytes += useAlloc ? record.allocBytes : record.inuseBytes;
-      bySize.set(record.objectSize, stats);
     }
-    if (largest < SMALLEST_MAP_STRUCTURE) continue;
-    const signatures = inferSizeSignatures(bySize);
+    const signatures = inferSizeSignatures(bySize, plausible);
     if (signatures.length === 0) continue;
     for (const s of signatures) {
       if (s.provesClassic) proofBytes.classic += s.explainedBytes;
@@ -238,16 +295,20 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Recor
         ? signatures.reduce((a, b) => (b.explainedBytes > a.explainedBytes ? b : a))
         : signatures.find((s) => s.impl === impl);
     if (!signature) continue;
-    // One map attribution per component and caller at this site (records share them, as they share their stacks' attributions).
-    const asMap = new Map<string, RecordAttribution>();
+    // One map attribution per component and owner attribution at this site (records share them, as they share their stacks' attributions).
+    const asMap = new Map<number, Map<MapComponent, number>>();
     for (const i of indexes) {
       const component = signature.components.get((records[i] as HeapRecord).objectSize);
       if (!component) continue;
-      const owner = attributions[i] as RecordAttribution;
-      const shareKey = `${component}\t${owner.caller ? siteKey(owner.caller, 'map') : ''}\t${owner.profiler}`;
-      let mapped = asMap.get(shareKey);
-      if (!mapped) asMap.set(shareKey, (mapped = attribution(owner, 'map', 'size-signature', component, impl)));
-      attributions[i] = mapped;
+      const owner = attributions.of[i] as number;
+      let byComponent = asMap.get(owner);
+      if (!byComponent) asMap.set(owner, (byComponent = new Map()));
+      let mapped = byComponent.get(component);
+      if (mapped === undefined) {
+        mapped = attributions.list.push(attribution(attributions.list[owner] as RecordAttribution, 'map', 'size-signature', component, impl)) - 1;
+        byComponent.set(component, mapped);
+      }
+      attributions.of[i] = mapped;
     }
   }
   return impl;
@@ -297,13 +358,16 @@ function implFromFunctionNames(stacks: Iterable<readonly Frame[]>): MapImpl {
 
 const CLASSIC_ONLY_FUNCTION = /^runtime\.(makeBucketArray|hashGrow|growWork|evacuate|\(\*hmap\)\.)/;
 
-function dominantImpl(attributions: readonly RecordAttribution[]): MapImpl {
+/** The implementation most records' hidden frames name. */
+function dominantImpl(attributions: Attributions): MapImpl {
+  const perAttribution = new Float64Array(attributions.list.length);
+  for (const id of attributions.of) perAttribution[id] = (perAttribution[id] as number) + 1;
   let swiss = 0;
   let classic = 0;
-  for (const a of attributions) {
-    if (a.impl === 'swiss') swiss++;
-    if (a.impl === 'classic') classic++;
-  }
+  attributions.list.forEach((a, id) => {
+    if (a.impl === 'swiss') swiss += perAttribution[id] as number;
+    if (a.impl === 'classic') classic += perAttribution[id] as number;
+  });
   if (swiss === 0 && classic === 0) return 'unknown';
   return swiss >= classic ? 'swiss' : 'classic';
 }

@@ -89,9 +89,21 @@ export function packagePath(fn: string): string {
 }
 
 export function isStdlibFrame(fn: string): boolean {
-  const root = packagePath(fn).split('/')[0] ?? '';
-  return STDLIB_ROOTS.has(root);
+  let known = STDLIB_BY_FUNCTION.get(fn);
+  if (known === undefined) {
+    const path = packagePath(fn);
+    const slash = path.indexOf('/');
+    known = STDLIB_ROOTS.has(slash < 0 ? path : path.slice(0, slash));
+    // Asked for every frame of every stack: once per function name, a bounded memo (it outlives one profile).
+    if (STDLIB_BY_FUNCTION.size >= MAX_MEMO_FUNCTIONS) STDLIB_BY_FUNCTION.clear();
+    if (fn.length <= MAX_MEMO_NAME) STDLIB_BY_FUNCTION.set(fn, known);
+  }
+  return known;
 }
+
+const STDLIB_BY_FUNCTION = new Map<string, boolean>();
+const MAX_MEMO_FUNCTIONS = 100_000;
+const MAX_MEMO_NAME = 1024;
 
 /**
  * The code that owns an allocation: the first frame (leaf first) outside the

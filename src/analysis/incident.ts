@@ -2,6 +2,53 @@ import { int32Line, printable, wholeBytes } from '../api/bounded.js';
 import type { IncidentFindingStatus, IncidentStatus, MapLeakProbe } from '../api/types.js';
 import { DEFAULT_MEM_PROFILE_RATE, type Finding, type TimedSnapshot } from './series.js';
 
+/** A `terminated` container state as the pod status gives it (checked by the adapter that read it). */
+export interface ContainerTermination {
+  reason: string;
+  exitCode?: number;
+  finishedAt?: string;
+}
+
+/**
+ * A followed container that ended for good, with no restart to come: its
+ * pod Failed (restartPolicy Never: a Job's pod, a batch pod), or the pod
+ * was evicted. What the operator saw of it, from a round's pod list or
+ * noted from the controller's pod watch before the pod went away.
+ */
+export interface ContainerEnd {
+  podUid: string;
+  container: string;
+  restartCount: number;
+  /** The container's `state.terminated`. */
+  termination?: ContainerTermination;
+  /** Why the pod ended, when it was evicted or disrupted (podDisruption). */
+  disruption?: string;
+}
+
+/**
+ * Whether an end is an incident: the kernel's OOM kill, any other non-zero
+ * exit, or an eviction. A container that completed (exit 0, its pod not
+ * evicted) did what it was for; an end with neither a termination nor a
+ * disruption says nothing, and nothing is guessed.
+ */
+export function endIsIncident(end: ContainerEnd): boolean {
+  if (end.disruption) return true;
+  const t = end.termination;
+  return t !== undefined && (t.reason === 'OOMKilled' || (t.exitCode !== undefined && t.exitCode !== 0) || (t.exitCode === undefined && t.reason !== 'Completed'));
+}
+
+/** A noted end read back from the store, checked field by field (undefined when it is not one). */
+export function asContainerEnd(value: unknown): ContainerEnd | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  if (typeof v.podUid !== 'string' || typeof v.container !== 'string' || !Number.isInteger(v.restartCount)) return undefined;
+  const t = typeof v.termination === 'object' && v.termination !== null ? (v.termination as Record<string, unknown>) : undefined;
+  const termination = t && typeof t.reason === 'string'
+    ? { reason: t.reason, ...(Number.isInteger(t.exitCode) ? { exitCode: t.exitCode as number } : {}), ...(typeof t.finishedAt === 'string' ? { finishedAt: t.finishedAt } : {}) }
+    : undefined;
+  return { podUid: v.podUid, container: v.container, restartCount: v.restartCount as number, ...(termination ? { termination } : {}), ...(typeof v.disruption === 'string' ? { disruption: v.disruption } : {}) };
+}
+
 /** Findings an incident keeps: the most serious few, as the status's own findings are ordered. */
 export const INCIDENT_FINDINGS = 3;
 

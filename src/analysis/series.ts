@@ -109,26 +109,32 @@ export function analyzeSeries(
     memProfileRate,
     floorNoise: sampleNoiseBytes * Math.min(1, memProfileRate / DEFAULT_MEM_PROFILE_RATE),
     elements: distinct.map(() => undefined),
+    times: distinct.map((s) => s.time.toISOString()),
   };
 
-  // One index per capture: key → usage.
-  const byKey = distinct.map((s) => new Map(s.usages.map((u) => [u.key, u] as const)));
-  const templates = new Map<string, SiteUsage>();
-  for (const snapshot of distinct) for (const usage of snapshot.usages) if (!templates.has(usage.key)) templates.set(usage.key, usage);
+  // Every site of the window, indexed once: site → its usage in each capture.
+  const sites = indexSites(distinct);
+  const reportable = (kind: Kind, inuse: readonly number[], allocDelta: number): boolean => mayBeReported(kind, inuse, allocDelta, context);
 
   const findings: Finding[] = [];
-  const growingLines = new Set<string>();
-  for (const [key, template] of templates) {
-    const finding = classifySite({ template, usages: byKey.map((index) => index.get(key)), scope: 'line' }, context);
-    if (!finding) continue;
-    if (finding.pattern === 'growing') growingLines.add(functionKey(template));
+  /** Per site: whether it grows, once classified (undefined: not yet; sites that cannot be reported wait until a group needs them). */
+  const grows: (boolean | undefined)[] = new Array<boolean | undefined>(sites.templates.length);
+  sites.templates.forEach((template, i) => {
+    const usages = sites.usages[i] as (SiteUsage | undefined)[];
+    if (!reportable(template.kind, inuseOf(usages), allocDeltaOf(usages, context))) return;
+    const finding = classifySite({ template, usages, scope: 'line' }, context);
+    grows[i] = finding.pattern === 'growing';
     if (isWorthReporting(finding, thresholds, context)) findings.push(finding);
-  }
-  for (const group of functionGroups(templates)) {
-    if (growingLines.has(group.key)) continue; // its growth is already reported line by line
-    const usages = byKey.map((index) => mergeUsages(group.keys.map((k) => index.get(k)), group));
+  });
+  for (const group of functionGroups(sites.templates)) {
+    // Only a growing group is reported; one too small to be can skip its lines and its merge.
+    const inuse = distinct.map((_, c) => group.sites.reduce((sum, i) => sum + (sites.usages[i]?.[c]?.inuseBytes ?? 0), 0));
+    if (!reportable(group.template.kind, inuse, Number.NaN)) continue;
+    const growingLine = group.sites.some((i) => (grows[i] ??= classifySite({ template: sites.templates[i] as SiteUsage, usages: sites.usages[i] as (SiteUsage | undefined)[], scope: 'line' }, context).pattern === 'growing'));
+    if (growingLine) continue; // its growth is already reported line by line
+    const usages = distinct.map((_, c) => mergeUsages(group.sites.map((i) => sites.usages[i]?.[c]), group));
     const finding = classifySite({ template: group.template, usages, scope: 'function', lines: group.lines }, context);
-    if (finding?.pattern === 'growing' && isWorthReporting(finding, thresholds, context)) findings.push(finding);
+    if (finding.pattern === 'growing' && isWorthReporting(finding, thresholds, context)) findings.push(finding);
   }
   findings.sort(bySeriousness);
 
@@ -175,6 +181,8 @@ interface SeriesContext {
   floorNoise: number;
   /** Per capture, other memory by function (built when first needed). */
   elements: (Map<string, ElementBytes> | undefined)[];
+  /** Per capture, its time as findings' series print it. */
+  times: readonly string[];
 }
 
 interface SiteSeries {
@@ -187,28 +195,88 @@ interface SiteSeries {
 
 const functionKey = (u: SiteUsage): string => `${u.kind}\t${u.site.function}\t${u.site.file}`;
 
+interface SiteIndex {
+  /** Each site's first usage in the window, in order of first appearance. */
+  templates: SiteUsage[];
+  /** Per site, its usage in each capture (undefined where it had nothing). */
+  usages: (SiteUsage | undefined)[][];
+}
+
+/** One pass over the window's usages: a map from site key to index, built once. */
+function indexSites(snapshots: readonly TimedSnapshot[]): SiteIndex {
+  const indexOf = new Map<string, number>();
+  const templates: SiteUsage[] = [];
+  const usages: (SiteUsage | undefined)[][] = [];
+  snapshots.forEach((snapshot, c) => {
+    for (const usage of snapshot.usages) {
+      let i = indexOf.get(usage.key);
+      if (i === undefined) {
+        indexOf.set(usage.key, (i = templates.length));
+        templates.push(usage);
+        usages.push(new Array<SiteUsage | undefined>(snapshots.length).fill(undefined));
+      }
+      // A key seen twice in one capture: the last, as a map of the capture's usages by key kept it.
+      (usages[i] as (SiteUsage | undefined)[])[c] = usage;
+    }
+  });
+  return { templates, usages };
+}
+
+const inuseOf = (usages: readonly (SiteUsage | undefined)[]): number[] => usages.map((u) => u?.inuseBytes ?? 0);
+
+/** What classifySite takes as allocated over the settled window. */
+function allocDeltaOf(usages: readonly (SiteUsage | undefined)[], context: SeriesContext): number {
+  const points = usages.length;
+  const from = Math.min(context.settledFrom, points - 1);
+  return Math.max(0, (usages[points - 1]?.allocBytes ?? 0) - (usages[from]?.allocBytes ?? 0));
+}
+
+/**
+ * Whether a site's finding could pass isWorthReporting, from the figures
+ * it tests alone, computed as classifySite rounds them: other memory only
+ * when growing and its last in-use figure is large enough; map memory when
+ * its peak is, or (churn) what it allocated. `allocDelta` NaN: only growth
+ * counts (function groups).
+ */
+function mayBeReported(kind: Kind, inuse: readonly number[], allocDelta: number, context: SeriesContext): boolean {
+  const min = context.thresholds.minMapBytes;
+  if (kind === 'other') return Math.round(inuse[inuse.length - 1] as number) >= min;
+  if (Math.round(Math.max(...inuse)) >= min) return true;
+  if (Number.isNaN(allocDelta)) return false;
+  const hours = windowHours(context);
+  const perHour = Math.round(hours > 0 ? allocDelta / hours : 0);
+  return perHour * Math.max(hours, 0) >= min;
+}
+
+/** Hours of the settled window (classifySite's settledHours, isWorthReporting's hours). */
+function windowHours(context: SeriesContext): number {
+  const seconds = context.seconds;
+  return seconds.length > 1 ? ((seconds[seconds.length - 1] as number) - (seconds[Math.min(context.settledFrom, seconds.length - 1)] as number)) / 3600 : 0;
+}
+
 interface FunctionGroup {
   key: string;
-  keys: string[];
+  /** Indexes of its sites (SiteIndex). */
+  sites: number[];
   lines: number[];
   template: SiteUsage;
 }
 
 /** Sites of one kind in one function with more than one line. */
-function functionGroups(templates: ReadonlyMap<string, SiteUsage>): FunctionGroup[] {
-  const groups = new Map<string, { keys: string[]; lines: Set<number>; first: SiteUsage }>();
-  for (const [key, usage] of templates) {
+function functionGroups(templates: readonly SiteUsage[]): FunctionGroup[] {
+  const groups = new Map<string, { sites: number[]; lines: Set<number>; first: SiteUsage }>();
+  templates.forEach((usage, i) => {
     const fk = functionKey(usage);
-    const group = groups.get(fk) ?? { keys: [], lines: new Set<number>(), first: usage };
-    group.keys.push(key);
+    let group = groups.get(fk);
+    if (!group) groups.set(fk, (group = { sites: [], lines: new Set<number>(), first: usage }));
+    group.sites.push(i);
     group.lines.add(usage.site.line);
-    groups.set(fk, group);
-  }
+  });
   const result: FunctionGroup[] = [];
   for (const [key, group] of groups) {
     if (group.lines.size < 2) continue;
     const site = { ...group.first.site, line: 0 };
-    result.push({ key, keys: group.keys, lines: [...group.lines].sort((a, b) => a - b), template: { ...group.first, key: `fn\t${key}`, site } });
+    result.push({ key, sites: group.sites, lines: [...group.lines].sort((a, b) => a - b), template: { ...group.first, key: `fn\t${key}`, site } });
   }
   return result;
 }
@@ -424,7 +492,7 @@ function indexOtherMemory(snapshot: TimedSnapshot): Map<string, ElementBytes> {
   return index;
 }
 
-function classifySite(series: SiteSeries, context: SeriesContext): Finding | undefined {
+function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   const { template, usages } = series;
   const { snapshots, seconds, noise } = context;
   const points = usages.length;
@@ -565,7 +633,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding | und
     confidence: round2(strength * EVIDENCE_WEIGHT[evidence]),
     advice: adviceFor(template.kind, pattern, mapImpl, note),
     components: roundComponents(lastUsage.components),
-    series: snapshots.map((s, i) => ({ time: s.time.toISOString(), inuseBytes: Math.round(inuse[i] as number) })),
+    series: context.times.map((time, i) => ({ time, inuseBytes: Math.round(inuse[i] as number) })),
   };
 }
 

@@ -113,6 +113,11 @@ SHAPES.forEach((shape, id) => {
   });
 });
 
+/** Whether a map structure (bucket array, table) of some shape has this allocated size from 1 KiB up: only such a size can start a signature. */
+export function isStructureSize(size: number): boolean {
+  return size >= LARGE_OBJECT && STRUCTURES.has(size);
+}
+
 /** Sizes of the `[]*bmap` overflow slices of classic maps (both roundings). */
 const OVERFLOW_SLICES = new Set(ROUNDINGS.flatMap((r) => pointerSliceGrowth(r, MAX_STRUCTURE_BYTES)));
 /** Sizes of swiss directories (`[]*table` of 2^d entries). */
@@ -168,15 +173,28 @@ function worthAFullLook(shape: Shape, levels: number): boolean {
  * Shapes worth a full look for a set of large sizes. Sites share size sets
  * (size classes, page multiples), so the candidate walk runs once per set.
  */
-const PLAUSIBLE_BY_SIZE_SET = new Map<string, Int32Array>();
+const PLAUSIBLE_BY_SIZE_SET = new Map<number | string, Int32Array>();
 const MAX_CACHED_SIZE_SETS = 50_000;
 
 function plausibleShapes(bySize: ReadonlyMap<number, SizeStats>): Int32Array {
   const sizes: number[] = [];
-  for (const size of bySize.keys()) if (size >= LARGE_OBJECT && STRUCTURES.has(size)) sizes.push(size);
+  for (const size of bySize.keys()) if (isStructureSize(size)) sizes.push(size);
+  return plausibleShapesOf(sizes);
+}
+
+/** Shapes (and their levels seen) worth a full look at a site; empty when no signature can explain it. */
+export type PlausibleShapes = Int32Array;
+
+/**
+ * The shapes worth a full look for a site whose distinct structure sizes
+ * (isStructureSize) are `sizes`, from the sizes alone: a site without any is
+ * left before its figures are counted. Sorts `sizes`.
+ */
+export function plausibleShapesOf(sizes: number[]): PlausibleShapes {
   if (sizes.length === 0) return NONE;
   sizes.sort((a, b) => a - b);
-  const key = sizes.join(',');
+  // Most sites have one such size: a number is a cheaper key than a string.
+  const key: number | string = sizes.length === 1 ? (sizes[0] as number) : sizes.join(',');
   const cached = PLAUSIBLE_BY_SIZE_SET.get(key);
   if (cached) return cached;
   const touched: number[] = [];
@@ -192,16 +210,19 @@ function plausibleShapes(bySize: ReadonlyMap<number, SizeStats>): Int32Array {
     SEEN_LEVELS[id] = 0;
   }
   const result = Int32Array.from(plausible);
-  if (key.length > MAX_CACHED_KEY) return result;
+  if (typeof key === 'string' && key.length > MAX_CACHED_KEY) return result;
   if (PLAUSIBLE_BY_SIZE_SET.size >= MAX_CACHED_SIZE_SETS) PLAUSIBLE_BY_SIZE_SET.clear();
   PLAUSIBLE_BY_SIZE_SET.set(key, result);
   return result;
 }
 const NONE = new Int32Array(0);
 
-/** The best classic and the best swiss explanation of one site's object sizes, if any explains it. */
-export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>): SizeSignature[] {
-  const plausible = plausibleShapes(bySize);
+/**
+ * The best classic and the best swiss explanation of one site's object
+ * sizes, if any explains it. `plausible`: plausibleShapesOf the site's
+ * sizes, when the caller has it already.
+ */
+export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>, plausible: PlausibleShapes = plausibleShapes(bySize)): SizeSignature[] {
   if (plausible.length === 0) return [];
   // Most sites are the same from one capture to the next: explain each distinct site once.
   let key = '';

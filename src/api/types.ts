@@ -139,8 +139,10 @@ export interface IncidentStatus {
   time: string;
   detectedTime: string;
   restartCount: number;
-  /** Restarts this incident stands for (more than 1 when several fell between two rounds: reason, exit code and time are then the last one's, the only one the pod status keeps; the evidence is the series that the first ended). */
+  /** Restarts this incident stands for (more than 1 when several fell between two rounds: reason, exit code and time are then the last one's, the only one the pod status keeps; the evidence is the series that the first ended). Absent when `restarted` is false. */
   restarts?: number;
+  /** false: the container ended and was not restarted (its pod Failed, or was evicted); absent for a restart. An operator whose CRD predates it loses only this field (pruned). */
+  restarted?: false;
   verdict: Verdict;
   lastCaptureTime?: string;
   captureIds: string[];

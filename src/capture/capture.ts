@@ -136,7 +136,12 @@ export const DEFAULT_MAX_SYMBOL_REQUESTS = 64;
 export interface CaptureDecoders {
   proto(bytes: Buffer): Promise<HeapProfile>;
   debug1(bytes: Buffer): Promise<Debug1Heap>;
+  /** unknownRecords and restoreHiddenFrames as the decoders run them (the worker: in slices, yielding to its event loop); default: at once. */
+  unknownRecords?(profile: HeapProfile, lookup: HiddenFrameLookup): Promise<{ keys: number; inuseBytes: number }>;
+  restoreHiddenFrames?(profile: HeapProfile, lookup: HiddenFrameLookup): Promise<HeapProfile>;
 }
+
+export type HiddenFrameLookup = (key: string) => readonly string[] | undefined;
 
 /**
  * One capture of a live process: the proto heap profile (the measurement:
@@ -192,7 +197,9 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
     const nowMs = now().getTime();
     // Without names for its PCs debug=1 teaches nothing: it waits while /symbol is refused too.
     const symbolsRefused = knowledge.symbolsRefusedUntil !== undefined && nowMs < knowledge.symbolsRefusedUntil;
-    if (!symbolsRefused && wantsDebug1(policy, protoProfile, lookup, knowledge.lastDebug1At, nowMs)) {
+    const unknown = async (): Promise<{ keys: number; inuseBytes: number }> =>
+      options.decoders?.unknownRecords ? options.decoders.unknownRecords(protoProfile, lookup) : unknownRecords(protoProfile, lookup);
+    if (!symbolsRefused && (await wantsDebug1(policy, unknown, knowledge.lastDebug1At, nowMs))) {
       knowledge.lastDebug1At = nowMs;
       let stage: 'debug=1 heap profile' | 'symbol endpoint' = 'debug=1 heap profile';
       try {
@@ -256,7 +263,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         options.knowledge.learned(binaryKey);
       }
     }
-    const profile = restoreHiddenFrames(protoProfile, lookup);
+    const profile = options.decoders?.restoreHiddenFrames ? await options.decoders.restoreHiddenFrames(protoProfile, lookup) : restoreHiddenFrames(protoProfile, lookup);
     return { time, proto, debug1, symbols, profile: { ...profile, time }, warnings, cost };
   } finally {
     hold?.release();
@@ -309,15 +316,14 @@ async function decodedWithCopy<T>(hold: BudgetHold | undefined, bytes: Buffer, w
   }
 }
 
-function wantsDebug1(
+async function wantsDebug1(
   policy: Debug1Policy,
-  profile: HeapProfile,
-  lookup: (key: string) => readonly string[] | undefined,
+  unknownOf: () => Promise<{ keys: number; inuseBytes: number }>,
   lastAt: number | undefined,
   nowMs: number,
-): boolean {
+): Promise<boolean> {
   if (policy.mode !== 'auto') return policy.mode === 'always';
-  const unknown = unknownRecords(profile, lookup);
+  const unknown = await unknownOf();
   if (unknown.keys === 0) return false;
   if (lastAt === undefined) return true;
   return unknown.inuseBytes >= policy.minUnknownBytes && nowMs - lastAt >= policy.minIntervalMs;

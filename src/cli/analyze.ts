@@ -4,9 +4,9 @@ import { attributeProfile } from '../analysis/attribute.js';
 import { parseGcTrace, summarizeGcTrace, type GcSummary } from '../analysis/gctrace.js';
 import { buildReport, type Report } from '../analysis/report.js';
 import { analyzeSeries, type Thresholds, type TimedSnapshot } from '../analysis/series.js';
-import { captureHeap, type HeapCapture, type PprofClient } from '../capture/capture.js';
-import { directPprofClient, type TargetTls } from '../capture/direct.js';
-import { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
+// Types only: the capture stack (node:http, node:https, TLS) loads when a live series starts, not for files.
+import type { HeapCapture, PprofClient } from '../capture/capture.js';
+import type { TargetTls } from '../capture/direct.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { groupCaptureFiles, loadCaptures } from './files.js';
@@ -61,12 +61,14 @@ export interface AnalyzeUrlOptions extends Omit<LiveSeriesOptions, 'client' | 's
 
 /** Captures a live target `count` times, `every` apart, and analyses the series. Never forces a GC. */
 export async function analyzeUrl(options: AnalyzeUrlOptions): Promise<Report> {
+  const { directPprofClient } = await import('../capture/direct.js');
   const client = directPprofClient(pprofBase(options.url), options.timeoutMs, { headers: options.headers, tls: options.tls });
   return analyzeLive({ ...options, client, scope: options.url });
 }
 
 /** A series of live captures through any pprof client (directly, or the API server's pod proxy), analysed. */
 export async function analyzeLive(options: LiveSeriesOptions): Promise<Report> {
+  const [{ captureHeap }, { BinaryKnowledgeCache }] = await Promise.all([import('../capture/capture.js'), import('../capture/binary-knowledge.js')]);
   const cache = new BinaryKnowledgeCache();
   const snapshots: TimedSnapshot[] = [];
   const warnings = new Set<string>();

@@ -12,6 +12,10 @@ export interface ListedPod {
   containers: { name: string; ports: { name?: string; containerPort: number }[]; memoryLimitBytes?: number }[];
   /** Per container (by name): how often it restarted and how its last instance ended, as the kubelet wrote it. */
   containerStatuses: ListedContainerStatus[];
+  /** The phase it was listed for: Running, or Failed (listed with `phase`: pods whose containers ended for good). */
+  phase: 'Running' | 'Failed';
+  /** Why the pod itself ended, when it says: `status.reason` Evicted, or a DisruptionTarget condition's reason. */
+  disruption?: string;
 }
 
 /** What a restart looks like in `status.containerStatuses[]`; `lastState.terminated.message` (the program's own words) is never read. */
@@ -20,13 +24,23 @@ export interface ListedContainerStatus {
   restartCount: number;
   /** `<runtime>://<id>` of the running instance. */
   containerId?: string;
-  lastTerminated?: { reason: string; exitCode?: number; finishedAt?: string };
+  lastTerminated?: ContainerTermination;
+  /** `state.terminated`: the container has ended and not (yet) restarted. */
+  terminated?: ContainerTermination;
+}
+
+export interface ContainerTermination {
+  reason: string;
+  exitCode?: number;
+  finishedAt?: string;
 }
 
 export interface PodListLimits {
   /** Pods taken from the list (the first ones by name). */
   maxPods: number;
   timeoutMs: number;
+  /** The phase listed (default Running). */
+  phase?: 'Running' | 'Failed';
 }
 
 /** A pod object is a few KB; this bounds what a list answer may cost. */
@@ -54,7 +68,8 @@ export async function listRunningPods(
   labelSelector: string,
   limits: PodListLimits,
 ): Promise<{ pods: ListedPod[]; truncated: boolean; malformed: number }> {
-  const params = new URLSearchParams({ labelSelector, fieldSelector: 'status.phase=Running', limit: String(limits.maxPods) });
+  const phase = limits.phase ?? 'Running';
+  const params = new URLSearchParams({ labelSelector, fieldSelector: `status.phase=${phase}`, limit: String(limits.maxPods) });
   const body = await http.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?${params}`, {
     timeoutMs: limits.timeoutMs,
     maxBytes: limits.maxPods * POD_LIST_BYTES_PER_POD + 1024 * 1024,
@@ -71,7 +86,7 @@ export async function listRunningPods(
   const pods: ListedPod[] = [];
   let malformed = 0;
   for (const item of items.slice(0, limits.maxPods)) {
-    const pod = checkPod(item, namespace);
+    const pod = checkPod(item, namespace, phase);
     if (pod) pods.push(pod);
     else if (pod === undefined) malformed++;
   }
@@ -82,15 +97,15 @@ export class PodListError extends Error {
   override readonly name = 'PodListError';
 }
 
-/** A checked pod; null when it is fine but not a target (not Running, being deleted); undefined when malformed. */
-function checkPod(item: unknown, namespace: string): ListedPod | null | undefined {
+/** A checked pod; null when it is fine but not of the phase listed (a Running one being deleted); undefined when malformed. */
+function checkPod(item: unknown, namespace: string, phase: 'Running' | 'Failed'): ListedPod | null | undefined {
   if (!isRecord(item) || !isRecord(item.metadata) || !isRecord(item.spec)) return undefined;
   const { metadata, spec } = item;
   const status = isRecord(item.status) ? item.status : {};
   if (typeof metadata.name !== 'string' || !DNS_SUBDOMAIN.test(metadata.name)) return undefined;
   if (metadata.namespace !== namespace) return undefined;
   if (typeof metadata.uid !== 'string' || !UID.test(metadata.uid)) return undefined;
-  if (status.phase !== 'Running' || metadata.deletionTimestamp) return null;
+  if (status.phase !== phase || (phase === 'Running' && metadata.deletionTimestamp)) return null;
   if (!Array.isArray(spec.containers)) return undefined;
   const containers: ListedPod['containers'] = [];
   for (const c of spec.containers as unknown[]) {
@@ -109,7 +124,17 @@ function checkPod(item: unknown, namespace: string): ListedPod | null | undefine
     .slice(0, containers.length)
     .map(checkContainerStatus)
     .filter((c): c is ListedContainerStatus => c !== undefined);
-  return { name: metadata.name, namespace, uid: metadata.uid, ...(podIP ? { podIP } : {}), containers, containerStatuses };
+  const disruption = podDisruption(status);
+  return { name: metadata.name, namespace, uid: metadata.uid, ...(podIP ? { podIP } : {}), containers, containerStatuses, phase, ...(disruption ? { disruption } : {}) };
+}
+
+/** `status.reason` Evicted (the kubelet's node-pressure eviction), else the reason of a True DisruptionTarget condition (API eviction, preemption, taint), checked as a termination reason. */
+export function podDisruption(status: Record<string, unknown>): string | undefined {
+  if (status.reason === 'Evicted') return 'Evicted';
+  const conditions = Array.isArray(status.conditions) ? (status.conditions as unknown[]) : [];
+  const disrupted = conditions.slice(0, 64).find((c) => isRecord(c) && c.type === 'DisruptionTarget' && c.status === 'True');
+  if (!isRecord(disrupted)) return undefined;
+  return typeof disrupted.reason === 'string' && TERMINATION_REASON.test(disrupted.reason) ? disrupted.reason : 'DisruptionTarget';
 }
 
 /** A container status, field by field; one that is not well-formed is left out (its pod is still captured). */
@@ -117,19 +142,21 @@ export function checkContainerStatus(item: unknown): ListedContainerStatus | und
   if (!isRecord(item) || typeof item.name !== 'string' || !DNS_LABEL.test(item.name)) return undefined;
   if (!Number.isInteger(item.restartCount) || (item.restartCount as number) < 0 || (item.restartCount as number) > 1_000_000_000) return undefined;
   const containerId = typeof item.containerID === 'string' && CONTAINER_ID.test(item.containerID) ? item.containerID : undefined;
-  const terminated = isRecord(item.lastState) && isRecord(item.lastState.terminated) ? item.lastState.terminated : undefined;
-  let lastTerminated: ListedContainerStatus['lastTerminated'];
-  if (terminated) {
-    // int32, as the CRD's exitCode: one out of range would make the API server refuse the whole status.
-    const exitCode = Number.isInteger(terminated.exitCode) && (terminated.exitCode as number) >= -(2 ** 31) && (terminated.exitCode as number) < 2 ** 31 ? (terminated.exitCode as number) : undefined;
-    const finishedAt = typeof terminated.finishedAt === 'string' && RFC3339.test(terminated.finishedAt) && !Number.isNaN(Date.parse(terminated.finishedAt)) ? new Date(terminated.finishedAt).toISOString() : undefined;
-    lastTerminated = {
-      reason: typeof terminated.reason === 'string' && TERMINATION_REASON.test(terminated.reason) ? terminated.reason : 'Unknown',
-      ...(exitCode !== undefined ? { exitCode } : {}),
-      ...(finishedAt ? { finishedAt } : {}),
-    };
-  }
-  return { name: item.name, restartCount: item.restartCount as number, ...(containerId ? { containerId } : {}), ...(lastTerminated ? { lastTerminated } : {}) };
+  const lastTerminated = isRecord(item.lastState) && isRecord(item.lastState.terminated) ? checkTermination(item.lastState.terminated) : undefined;
+  const terminated = isRecord(item.state) && isRecord(item.state.terminated) ? checkTermination(item.state.terminated) : undefined;
+  return { name: item.name, restartCount: item.restartCount as number, ...(containerId ? { containerId } : {}), ...(lastTerminated ? { lastTerminated } : {}), ...(terminated ? { terminated } : {}) };
+}
+
+/** A `terminated` container state, field by field (never its `message`: the program's own words). */
+export function checkTermination(terminated: Record<string, unknown>): ContainerTermination {
+  // int32, as the CRD's exitCode: one out of range would make the API server refuse the whole status.
+  const exitCode = Number.isInteger(terminated.exitCode) && (terminated.exitCode as number) >= -(2 ** 31) && (terminated.exitCode as number) < 2 ** 31 ? (terminated.exitCode as number) : undefined;
+  const finishedAt = typeof terminated.finishedAt === 'string' && RFC3339.test(terminated.finishedAt) && !Number.isNaN(Date.parse(terminated.finishedAt)) ? new Date(terminated.finishedAt).toISOString() : undefined;
+  return {
+    reason: typeof terminated.reason === 'string' && TERMINATION_REASON.test(terminated.reason) ? terminated.reason : 'Unknown',
+    ...(exitCode !== undefined ? { exitCode } : {}),
+    ...(finishedAt ? { finishedAt } : {}),
+  };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -5,6 +5,14 @@ import { DeadlineError, withDeadline } from './deadline.js';
 import { kubeHttp, remoteKubeHttp, type KubeHttp } from './kube-http.js';
 import { KubeconfigRejected, parseTenantKubeconfig } from './kubeconfig.js';
 
+/**
+ * A kubeconfig Secret a probe may use must say so with this label: the
+ * operator may read every Secret of the namespaces the admin listed, and
+ * without an opt-in anyone who may create a probe there could borrow an
+ * identity they may not read themselves (a CI deploy kubeconfig, say).
+ */
+export const REMOTE_CLUSTER_LABEL = 'mapleak.io/remote-cluster';
+
 /** Where a probe's targets live: the operator's own cluster or one named by a kubeconfig Secret. */
 export interface TargetCluster {
   /** "local" or "secret:ns/name/key@uid/resourceVersion". */
@@ -15,7 +23,7 @@ export interface TargetCluster {
   namespace: string;
 }
 
-export type ClusterConfigReason = 'KubeconfigSecretNotFound' | 'KubeconfigInvalid' | 'RemoteClusterNotAllowed' | 'ClusterUnreachable';
+export type ClusterConfigReason = 'KubeconfigSecretNotFound' | 'KubeconfigSecretNotLabelled' | 'KubeconfigInvalid' | 'RemoteClusterNotAllowed' | 'ClusterUnreachable';
 
 /** A fixed reason and a message the operator wrote (never a Secret's or a server's text). */
 export class ClusterConfigError extends Error {
@@ -85,6 +93,9 @@ export class ClusterRegistry {
       if (code === 403) throw new ClusterConfigError('ClusterUnreachable', `the operator may not read ${where} (HTTP 403); ask the admin to allow kubeconfig Secrets in this namespace`);
       if (err instanceof DeadlineError) throw new ClusterConfigError('ClusterUnreachable', `reading ${where} took longer than ${this.options.timeoutMs} ms`);
       throw new ClusterConfigError('ClusterUnreachable', `reading ${where} failed${typeof code === 'number' ? ` (HTTP ${code})` : ''}`);
+    }
+    if (secret.metadata?.labels?.[REMOTE_CLUSTER_LABEL] !== 'true') {
+      throw new ClusterConfigError('KubeconfigSecretNotLabelled', `${where} is not labelled ${REMOTE_CLUSTER_LABEL}=true; its owner labels it to let probes use it`);
     }
     const encoded = secret.data?.[key];
     if (!encoded) throw new ClusterConfigError('KubeconfigInvalid', `${where} has no key "${key}"`);

@@ -13,7 +13,10 @@ import { reconcileProbe } from './reconciler.js';
 import { SupervisedInformer, type ObjectChange, type RawObject, type SupervisedInformerOptions } from './supervised-informer.js';
 import { WorkQueue } from './work-queue.js';
 import { hasExpiredIncidents } from '../analysis/incident.js';
-import { DEFAULT_CEILINGS, type Ceilings } from '../api/ceilings.js';
+import { DEFAULT_CEILINGS, effectiveSettings, type Ceilings } from '../api/ceilings.js';
+import { endIsIncident, type ContainerEnd, type ContainerTermination } from '../analysis/incident.js';
+import { checkContainerStatus, podDisruption } from '../clusters/pods.js';
+import { fencedProbe, seriesTtlSeconds } from '../store/series-store.js';
 
 export interface ControllerOptions {
   /** Re-check every probe this often, whatever the watch says. */
@@ -33,12 +36,25 @@ export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = { resyncMs: 60_000,
 /** What the controller keeps of a probe: what the reconciler reads, without managedFields, annotations or the worker's findings. */
 export type CachedProbe = MapLeakProbe;
 
-/** What the controller keeps of a pod: enough to tell when it becomes a target or stops being one. */
+/** What the controller keeps of a pod: enough to tell when it becomes a target or stops being one, and how it ended. */
 export interface CachedPod {
   labels: Readonly<Record<string, string>>;
   /** `ready`: Running and Ready, not being deleted: what a capture round takes. */
   state: 'ready' | 'not-ready' | 'deleting';
+  /** Set once a container has terminated (outside a deletion) or the pod was evicted: what a round needs to make an incident of it after the pod is gone. */
+  end?: PodEnd;
 }
+
+export interface PodEnd {
+  podUid: string;
+  /** The pod's first container: a probe without spec.container follows it. */
+  firstContainer?: string;
+  containers: { name: string; restartCount: number; termination: ContainerTermination }[];
+  disruption?: string;
+}
+
+/** At most this many containers of one pod are read for its end (a pod has a handful). */
+const MAX_END_CONTAINERS = 16;
 
 export function slimProbe(raw: RawObject): CachedProbe {
   const probe = raw as unknown as MapLeakProbe;
@@ -56,9 +72,30 @@ export function slimProbe(raw: RawObject): CachedProbe {
 }
 
 export function slimPod(raw: RawObject): CachedPod {
-  const pod = raw as { metadata?: { labels?: Record<string, string>; deletionTimestamp?: string }; status?: { phase?: string; conditions?: { type?: string; status?: string }[] } };
+  const pod = raw as { metadata?: { labels?: Record<string, string>; deletionTimestamp?: string; uid?: string }; spec?: { containers?: { name?: unknown }[] }; status?: { phase?: string; conditions?: { type?: string; status?: string }[]; containerStatuses?: unknown[] } };
   const ready = pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-  return { labels: pod.metadata?.labels ?? {}, state: pod.metadata?.deletionTimestamp ? 'deleting' : ready ? 'ready' : 'not-ready' };
+  const end = podEnd(pod);
+  return { labels: pod.metadata?.labels ?? {}, state: pod.metadata?.deletionTimestamp ? 'deleting' : ready ? 'ready' : 'not-ready', ...(end ? { end } : {}) };
+}
+
+/**
+ * How a pod ended, when it did on its own: containers terminated while the
+ * pod was not being deleted (a deletion's SIGTERM is no incident), or an
+ * eviction. Read with the pod list's own checks.
+ */
+function podEnd(pod: { metadata?: { deletionTimestamp?: string; uid?: string }; spec?: { containers?: { name?: unknown }[] }; status?: { containerStatuses?: unknown[] } }): PodEnd | undefined {
+  const status = (pod.status ?? {}) as Record<string, unknown>;
+  const disruption = podDisruption(status);
+  const containers = pod.metadata?.deletionTimestamp && !disruption ? [] : (pod.status?.containerStatuses ?? []).slice(0, MAX_END_CONTAINERS).flatMap((raw) => {
+    const checked = checkContainerStatus(raw);
+    const termination = checked?.terminated;
+    if (!checked || !termination) return [];
+    // Only ends that can be incidents: a cluster's completed Job pods cost nothing here.
+    return endIsIncident({ podUid: '', container: checked.name, restartCount: checked.restartCount, termination }) ? [{ name: checked.name, restartCount: checked.restartCount, termination }] : [];
+  });
+  if ((containers.length === 0 && !disruption) || typeof pod.metadata?.uid !== 'string') return undefined;
+  const first = pod.spec?.containers?.[0]?.name;
+  return { podUid: pod.metadata.uid, ...(typeof first === 'string' ? { firstContainer: first } : {}), containers, ...(disruption ? { disruption } : {}) };
 }
 
 /**
@@ -204,6 +241,8 @@ export class ProbeController {
   }
 
   private async podChanged({ key, current, previous, initial }: ObjectChange<CachedPod>): Promise<void> {
+    // Noted before the round below is queued, so that round finds it even if the pod is gone by then.
+    if (current?.end && JSON.stringify(current.end) !== JSON.stringify(previous?.end)) await this.noteEnd(key, current.labels, current.end);
     // The initial list is not news: the scheduled rounds cover existing pods.
     if (initial) return;
     const was = previous?.state === 'ready' ? previous.labels : undefined;
@@ -232,6 +271,36 @@ export class ProbeController {
         );
       } catch (err) {
         this.deps.log.warn('could not trigger a round for a pod change', { probe: probeKey(probe), error: (err as Error).message });
+      }
+    }
+  }
+
+  /**
+   * Tells every probe that selects the pod how its container ended (the
+   * store keeps it until the probe's next round takes it): a pod deleted
+   * right after an OOM kill or an eviction is gone before that round lists
+   * anything, and its captures are the ones most worth keeping.
+   */
+  private async noteEnd(key: string, labels: Readonly<Record<string, string>>, end: PodEnd): Promise<void> {
+    const namespace = key.slice(0, key.indexOf('/'));
+    const ceilings = this.deps.ceilings ?? DEFAULT_CEILINGS;
+    for (const probe of this.probes.list()) {
+      if (probe.spec.cluster || probe.metadata.deletionTimestamp || probe.metadata.namespace !== namespace || !selectorMatches(probe.spec.selector, labels)) continue;
+      const container = probe.spec.container ?? end.firstContainer;
+      const ended = end.containers.find((c) => c.name === container);
+      const note: ContainerEnd = { podUid: end.podUid, container: container ?? '', restartCount: ended?.restartCount ?? 0, ...(ended ? { termination: ended.termination } : {}), ...(end.disruption ? { disruption: end.disruption } : {}) };
+      if (!container || !endIsIncident(note)) continue;
+      let ttlSeconds = 86_400;
+      try {
+        const settings = effectiveSettings(probe.spec, ceilings);
+        ttlSeconds = seriesTtlSeconds(settings.window, settings.intervalMs);
+      } catch {
+        // An invalid spec runs no rounds; the note just expires.
+      }
+      try {
+        await this.deps.store.noteEnded(fencedProbe(probe), end.podUid, note, ttlSeconds);
+      } catch (err) {
+        this.deps.log.warn('could not note a container end', { probe: probeKey(probe), error: (err as Error).message });
       }
     }
   }

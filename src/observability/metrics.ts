@@ -21,7 +21,7 @@ export class OperatorMetrics {
   readonly reconcileErrors = new Counter({ name: 'mapleak_reconcile_errors_total', help: 'Reconciles that failed and will be retried.', registers: [this.registry] });
   readonly reconciles = new Counter({ name: 'mapleak_reconciles_total', help: 'Reconciles by outcome.', labelNames: ['outcome'], registers: [this.registry] });
   /** `kind`: oom or restart (the pod status's reason itself is a remote API server's word, so not a label). */
-  readonly incidents = new Counter({ name: 'mapleak_incidents_total', help: 'Container terminations recorded as incidents, by kind (oom, restart).', labelNames: ['kind'], registers: [this.registry] });
+  readonly incidents = new Counter({ name: 'mapleak_incidents_total', help: 'Container terminations recorded as incidents, by kind (oom, restart, terminated: ended without a restart).', labelNames: ['kind'], registers: [this.registry] });
   readonly isLeader = new Gauge({ name: 'mapleak_leader', help: '1 while this process holds the controller lease.', registers: [this.registry] });
   readonly connectionErrors = new Counter({
     name: 'mapleak_connection_errors_total',

@@ -3,15 +3,26 @@ import type { Frame, HeapProfile, HeapRecord } from './types.js';
 
 /**
  * A purpose-built reader of the fields of profile.proto
- * (github.com/google/pprof/proto/profile.proto) a heap profile needs: one
- * pass over the top-level message, then one over the samples, with no
- * per-field objects. Field numbers below are the .proto's.
+ * (github.com/google/pprof/proto/profile.proto) a heap profile needs. Field
+ * numbers below are the .proto's.
+ *
+ * One pass over the top-level message keeps the offsets of samples and
+ * strings and reads locations and functions into flat arrays; a second pass
+ * reads the samples (whose columns and `bytes` label are named by strings,
+ * which Go writes last). Strings are decoded only when a frame needs one.
+ * Nothing is allocated per sample but its record: location ids go into one
+ * reused array, and records with the same location ids share one stack.
+ * Every table grows with the input it was read from, so an allocation is
+ * bounded by the profile's size.
  */
 
 const WIRE_VARINT = 0;
 const WIRE_FIXED64 = 1;
 const WIRE_BYTES = 2;
 const WIRE_FIXED32 = 5;
+
+/** A tag as a field number: `>>> 3` is exact below 2^32; larger tags name no field we read. */
+const fieldOf = (tag: number): number => (tag < 0x100000000 ? tag >>> 3 : -1);
 
 class Reader {
   pos: number;
@@ -30,19 +41,56 @@ class Reader {
     return this;
   }
 
-  /** Varints as numbers: exact up to 2^53, which every count, size and address in a heap profile is. */
+  /**
+   * Varints as numbers: exact up to 2^53, which every count, size and
+   * address in a heap profile is. Most are one or two bytes (tags, ids,
+   * small counts): those take the short paths.
+   */
   varint(): number {
     const buf = this.buf;
-    if (this.pos >= this.end) throw malformed('message ends inside a field');
-    let byte = buf[this.pos++] as number;
-    if (byte < 0x80) return byte;
-    let value = byte & 0x7f;
-    let multiplier = 0x80;
-    for (let i = 1; i < 10; i++) {
-      if (this.pos >= this.end) throw malformed('varint runs past the end');
-      byte = buf[this.pos++] as number;
+    let pos = this.pos;
+    if (pos >= this.end) throw malformed('message ends inside a field');
+    const b0 = buf[pos++] as number;
+    if (b0 < 0x80) {
+      this.pos = pos;
+      return b0;
+    }
+    if (pos < this.end) {
+      const b1 = buf[pos] as number;
+      if (b1 < 0x80) {
+        this.pos = pos + 1;
+        return (b0 & 0x7f) | (b1 << 7);
+      }
+    }
+    this.pos = pos - 1;
+    return this.longVarint();
+  }
+
+  /** Three or more bytes: 28 bits in integer arithmetic, the rest as doubles (no 64-bit integers in a number). */
+  private longVarint(): number {
+    const buf = this.buf;
+    const end = this.end;
+    let pos = this.pos;
+    let value = 0;
+    let shift = 0;
+    for (; shift < 28; shift += 7) {
+      if (pos >= end) throw malformed('varint runs past the end');
+      const byte = buf[pos++] as number;
+      value |= (byte & 0x7f) << shift;
+      if (byte < 0x80) {
+        this.pos = pos;
+        return value;
+      }
+    }
+    let multiplier = 0x10000000;
+    for (let i = 4; i < 10; i++) {
+      if (pos >= end) throw malformed('varint runs past the end');
+      const byte = buf[pos++] as number;
       value += (byte & 0x7f) * multiplier;
-      if (byte < 0x80) return value;
+      if (byte < 0x80) {
+        this.pos = pos;
+        return value;
+      }
       multiplier *= 0x80;
     }
     throw malformed('varint longer than 10 bytes');
@@ -64,211 +112,471 @@ class Reader {
     else throw malformed(`unsupported wire type ${wire}`);
     if (this.pos > this.end) throw malformed('field runs past the end of its message');
   }
-
-  /** A repeated integer field, packed or not, appended to `into`. */
-  repeated(wire: number, into: number[]): void {
-    if (wire === WIRE_BYTES) {
-      const end = this.lengthEnd();
-      while (this.pos < end) into.push(this.varint());
-      if (this.pos !== end) throw malformed('packed field overruns');
-    } else if (wire === WIRE_VARINT) {
-      into.push(this.varint());
-    } else {
-      throw malformed(`repeated integer with wire type ${wire}`);
-    }
-  }
 }
 
 function malformed(what: string): ProfileError {
   return new ProfileError('NotAProfile', `not a pprof protobuf: ${what}`);
 }
 
-interface RawFunction {
-  name: number;
-  filename: number;
+/** A growable array of unsigned 32-bit integers (offsets, indexes), doubling as it fills. */
+class U32List {
+  data: Uint32Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.data = new Uint32Array(Math.max(16, capacity));
+  }
+  push(value: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Uint32Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = value;
+  }
 }
 
-interface RawLine {
-  functionId: number;
-  line: number;
-}
-
-interface RawLocation {
-  address: number;
-  lines: RawLine[];
-}
-
-/** A distinct stack (its location ids, leaf first) and the arrays every sample of it shares. */
-interface SharedStack {
-  ids: number[];
-  stack: Frame[];
-  addresses: number[];
-}
-
-/** A hash of a location id sequence, to find the stack a sample shares without building a string key. */
-function hashIds(ids: readonly number[]): number {
-  let hash = 0x811c9dc5;
-  for (const id of ids) hash = Math.imul(hash ^ id, 0x01000193) ^ Math.floor(id / 0x100000000);
-  return hash >>> 0;
-}
-
-function sameIds(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/**
+ * Ids to table indexes. Go's writer numbers locations and functions 1..N,
+ * so an array indexed by id serves; other writers' ids (any uint64) go to a
+ * Map. A later entry with the same id replaces an earlier one.
+ */
+class IdIndex {
+  private readonly dense: Int32Array | undefined;
+  private readonly sparse: Map<number, number> | undefined;
+  constructor(ids: readonly number[]) {
+    let max = 0;
+    for (const id of ids) if (id > max) max = id;
+    if (max <= 2 * ids.length + 1024) {
+      this.dense = new Int32Array(max + 1).fill(-1);
+      for (let i = 0; i < ids.length; i++) this.dense[ids[i] as number] = i;
+    } else {
+      this.sparse = new Map();
+      for (let i = 0; i < ids.length; i++) this.sparse.set(ids[i] as number, i);
+    }
+  }
+  /** The index of the last entry with this id, or -1. */
+  get(id: number): number {
+    if (this.dense) return id < this.dense.length ? (this.dense[id] as number) : -1;
+    return this.sparse?.get(id) ?? -1;
+  }
 }
 
 const textDecoder = new TextDecoder('utf-8');
 
+/** What the first pass keeps: the tables, and where the samples and strings are. */
+class Tables {
+  readonly sampleTypes: number[] = []; // string index of each sample type's name
+  readonly samples: U32List; // start, end of each sample
+  readonly strings = new U32List(1024); // start, end of each string
+  readonly locationIds: number[] = [];
+  readonly locationAddresses: number[] = [];
+  /** Per location, where its lines start in lineFunctionIds/lineNumbers (one more entry at the end). */
+  readonly locationLines = new U32List(1024);
+  readonly lineFunctionIds: number[] = [];
+  readonly lineNumbers: number[] = [];
+  readonly functionIds: number[] = [];
+  readonly functionNames: number[] = [];
+  readonly functionFiles: number[] = [];
+  firstMappingBuildId = -1;
+  timeNanos = 0;
+  period = 0;
+  constructor(size: number) {
+    // Two offsets a sample, and samples take ~22 bytes each in Go's profiles: room for one every 16 bytes seldom regrows.
+    this.samples = new U32List(size >>> 3);
+  }
+}
+
 /** Decodes an inflated proto heap profile (as served by /debug/pprof/heap). */
 export function decodeProtoHeap(bytes: Uint8Array): HeapProfile {
-  const top = new Reader(bytes, 0, bytes.length);
-  const sampleTypes: number[] = []; // string index of each sample type's name
-  const sampleStarts: number[] = [];
-  const sampleEnds: number[] = [];
-  const strings: string[] = [];
-  const functions = new Map<number, RawFunction>();
-  const locations = new Map<number, RawLocation>();
-  let firstMappingBuildId = -1;
-  let timeNanos = 0;
-  let period = 0;
+  const tables = readTables(bytes);
+  const names = new Names(bytes, tables);
+  if (tables.sampleTypes.length === 0 || names.count < 2) {
+    throw new ProfileError('NotAProfile', 'not a pprof protobuf: no sample types');
+  }
+  const typeIndex = new Map<string, number>();
+  tables.sampleTypes.forEach((name, i) => typeIndex.set(names.str(name), i));
+  const column = (name: string): number => typeIndex.get(name) ?? -1;
+  const columns: Columns = {
+    inuseObjects: column('inuse_objects'),
+    inuseSpace: column('inuse_space'),
+    allocObjects: column('alloc_objects'),
+    allocSpace: column('alloc_space'),
+    bytesKey: names.indexOf(BYTES_KEY),
+  };
+  // Services that serve only what is in use (or only allocations) are still heap profiles.
+  const hasInuse = columns.inuseObjects >= 0 && columns.inuseSpace >= 0;
+  const hasAlloc = columns.allocObjects >= 0 && columns.allocSpace >= 0;
+  if (!hasInuse && !hasAlloc) {
+    const found = [...typeIndex.keys()].join(', ');
+    throw new ProfileError('NotAHeapProfile', `not a heap profile: no inuse_objects/inuse_space or alloc_objects/alloc_space sample types (has: ${found})`);
+  }
+  const records = readSamples(bytes, tables, columns, new Stacks(tables, names));
+  const buildId = tables.firstMappingBuildId > 0 ? names.str(tables.firstMappingBuildId) || undefined : undefined;
+  return {
+    format: 'proto',
+    time: tables.timeNanos > 0 ? new Date(Math.floor(tables.timeNanos / 1e6)) : undefined,
+    memProfileRate: tables.period || 512 * 1024,
+    buildId,
+    records,
+  };
+}
 
+/** The top-level message: every field but samples and strings read here, those two only located. */
+function readTables(bytes: Uint8Array): Tables {
+  const t = new Tables(bytes.length);
+  const top = new Reader(bytes, 0, bytes.length);
+  const sub = new Reader(bytes, 0, 0);
   while (top.pos < top.end) {
     const tag = top.varint();
-    const field = Math.floor(tag / 8);
+    const field = fieldOf(tag);
     const wire = tag & 7;
-    if (wire !== WIRE_BYTES || (field !== 1 && field !== 2 && field !== 3 && field !== 4 && field !== 5 && field !== 6)) {
-      if (field === 9 && wire === WIRE_VARINT) timeNanos = top.varint();
-      else if (field === 12 && wire === WIRE_VARINT) period = top.varint();
+    if (wire !== WIRE_BYTES || field < 1 || field > 6) {
+      if (field === 9 && wire === WIRE_VARINT) t.timeNanos = top.varint();
+      else if (field === 12 && wire === WIRE_VARINT) t.period = top.varint();
       else top.skip(wire);
       continue;
     }
     const end = top.lengthEnd();
     const start = top.pos;
     top.pos = end;
-    switch (field) {
-      case 1:
-        sampleTypes.push(readValueType(new Reader(bytes, start, end)));
-        break;
-      case 2:
-        sampleStarts.push(start);
-        sampleEnds.push(end);
-        break;
-      case 3:
-        if (firstMappingBuildId < 0) firstMappingBuildId = readMappingBuildId(new Reader(bytes, start, end));
-        break;
-      case 4:
-        readLocation(new Reader(bytes, start, end), locations);
-        break;
-      case 5:
-        readFunction(new Reader(bytes, start, end), functions);
-        break;
-      case 6:
-        strings.push(textDecoder.decode(bytes.subarray(start, end)));
-        break;
+    if (field === 2) {
+      t.samples.push(start);
+      t.samples.push(end);
+    } else if (field === 4) readLocation(sub.reset(start, end), t);
+    else if (field === 5) readFunction(sub.reset(start, end), t);
+    else if (field === 6) {
+      t.strings.push(start);
+      t.strings.push(end);
+    } else if (field === 1) t.sampleTypes.push(readValueType(sub.reset(start, end)));
+    else if (field === 3 && t.firstMappingBuildId < 0) t.firstMappingBuildId = readMappingBuildId(sub.reset(start, end));
+  }
+  t.locationLines.push(t.lineNumbers.length);
+  return t;
+}
+
+/** Location: 1 id, 3 address, 4 line (Line: 1 function_id, 2 line). */
+function readLocation(r: Reader, t: Tables): void {
+  let id = 0;
+  let address = 0;
+  t.locationLines.push(t.lineNumbers.length);
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag === (1 << 3) + WIRE_VARINT) id = r.varint();
+    else if (tag === (3 << 3) + WIRE_VARINT) address = r.varint();
+    else if (tag === (4 << 3) + WIRE_BYTES) {
+      const end = r.lengthEnd();
+      let functionId = 0;
+      let line = 0;
+      while (r.pos < end) {
+        const lineTag = r.varint();
+        if (lineTag === (1 << 3) + WIRE_VARINT) functionId = r.varint();
+        else if (lineTag === (2 << 3) + WIRE_VARINT) line = r.varint();
+        else r.skip(lineTag & 7);
+      }
+      t.lineFunctionIds.push(functionId);
+      t.lineNumbers.push(line);
+    } else r.skip(tag & 7);
+  }
+  t.locationIds.push(id);
+  t.locationAddresses.push(address);
+}
+
+/** Function: 1 id, 2 name, 4 filename. */
+function readFunction(r: Reader, t: Tables): void {
+  let id = 0;
+  let name = 0;
+  let filename = 0;
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag === (1 << 3) + WIRE_VARINT) id = r.varint();
+    else if (tag === (2 << 3) + WIRE_VARINT) name = r.varint();
+    else if (tag === (4 << 3) + WIRE_VARINT) filename = r.varint();
+    else r.skip(tag & 7);
+  }
+  t.functionIds.push(id);
+  t.functionNames.push(name);
+  t.functionFiles.push(filename);
+}
+
+/** The string table, each string decoded the first time it is asked for. */
+class Names {
+  readonly count: number;
+  private readonly decoded: (string | undefined)[];
+  private readonly offsets: Uint32Array;
+  constructor(
+    private readonly bytes: Uint8Array,
+    tables: Tables,
+  ) {
+    this.count = tables.strings.length >>> 1;
+    this.offsets = tables.strings.data;
+    this.decoded = new Array(this.count);
+  }
+
+  /** String `index`; '' past the end of the table. */
+  str(index: number): string {
+    if (!(index < this.count)) return '';
+    let known = this.decoded[index];
+    if (known === undefined) {
+      known = decodeString(this.bytes, this.offsets[2 * index] as number, this.offsets[2 * index + 1] as number);
+      this.decoded[index] = known;
     }
-  }
-
-  const str = (index: number): string => strings[index] ?? '';
-  if (sampleTypes.length === 0 || strings.length < 2) {
-    throw new ProfileError('NotAProfile', 'not a pprof protobuf: no sample types');
-  }
-  const typeIndex = new Map<string, number>();
-  sampleTypes.forEach((name, i) => typeIndex.set(str(name), i));
-  const column = (name: string): number => typeIndex.get(name) ?? -1;
-  const inuseObjects = column('inuse_objects');
-  const inuseSpace = column('inuse_space');
-  const allocObjects = column('alloc_objects');
-  const allocSpace = column('alloc_space');
-  // Services that serve only what is in use (or only allocations) are still heap profiles.
-  const hasInuse = inuseObjects >= 0 && inuseSpace >= 0;
-  const hasAlloc = allocObjects >= 0 && allocSpace >= 0;
-  if (!hasInuse && !hasAlloc) {
-    const found = [...typeIndex.keys()].join(', ');
-    throw new ProfileError('NotAHeapProfile', `not a heap profile: no inuse_objects/inuse_space or alloc_objects/alloc_space sample types (has: ${found})`);
-  }
-
-  const frames = new Map<number, Frame[]>();
-  const framesOf = (id: number): Frame[] => {
-    let known = frames.get(id);
-    if (known) return known;
-    const location = locations.get(id);
-    // pprof lists inlined frames innermost first, matching leaf-first stacks.
-    known = (location?.lines ?? []).map((line): Frame => {
-      const fn = functions.get(line.functionId);
-      return { function: fn ? str(fn.name) : '?', file: fn ? str(fn.filename) : '', line: line.line };
-    });
-    frames.set(id, known);
     return known;
-  };
+  }
 
-  const bytesKey = strings.indexOf('bytes');
-  const records: HeapRecord[] = new Array(sampleStarts.length);
-  const stacks = new Map<number, SharedStack | SharedStack[]>();
-  const shared = (ids: number[]): SharedStack => {
-    const hash = hashIds(ids);
-    const found = stacks.get(hash);
-    if (found && !Array.isArray(found) && sameIds(found.ids, ids)) return found;
-    if (Array.isArray(found)) for (const s of found) if (sameIds(s.ids, ids)) return s;
-    const stack: Frame[] = [];
-    const addresses: number[] = [];
-    for (const id of ids) {
-      for (const frame of framesOf(id)) stack.push(frame);
-      addresses.push(locations.get(id)?.address ?? 0);
+  /** The index of the first string equal to `wanted`, or -1. */
+  indexOf(wanted: Uint8Array): number {
+    const { bytes, offsets } = this;
+    for (let i = 0; i < this.count; i++) {
+      const start = offsets[2 * i] as number;
+      if ((offsets[2 * i + 1] as number) - start !== wanted.length) continue;
+      let same = true;
+      for (let k = 0; k < wanted.length && same; k++) same = bytes[start + k] === wanted[k];
+      if (same) return i;
     }
-    const created: SharedStack = { ids: [...ids], stack, addresses };
-    if (!found) stacks.set(hash, created);
-    else if (Array.isArray(found)) found.push(created);
-    else stacks.set(hash, [found, created]);
-    return created;
-  };
+    return -1;
+  }
+}
+
+/** Where the heap columns are among a sample's values, and the string index of the `bytes` label's key. */
+interface Columns {
+  inuseObjects: number;
+  inuseSpace: number;
+  allocObjects: number;
+  allocSpace: number;
+  bytesKey: number;
+}
+
+/** One sample's heap columns, kept as its values are read (no array per sample). */
+class SampleValues {
+  inuseObjects = 0;
+  inuseBytes = 0;
+  allocObjects = 0;
+  allocBytes = 0;
+  private count = 0;
+  constructor(private readonly c: Columns) {}
+  clear(): void {
+    this.inuseObjects = this.inuseBytes = this.allocObjects = this.allocBytes = this.count = 0;
+  }
+  /** The next value in the sample's order of sample types. */
+  add(value: number): void {
+    const { c, count } = this;
+    if (count === c.inuseObjects) this.inuseObjects = value;
+    else if (count === c.inuseSpace) this.inuseBytes = value;
+    else if (count === c.allocObjects) this.allocObjects = value;
+    else if (count === c.allocSpace) this.allocBytes = value;
+    this.count = count + 1;
+  }
+}
+
+/** Sample: 1 location_id, 2 value (both packed or not), 3 label. */
+function readSamples(bytes: Uint8Array, t: Tables, c: Columns, stacks: Stacks): HeapRecord[] {
+  const offsets = t.samples.data;
+  const sampleCount = t.samples.length >>> 1;
+  const records: HeapRecord[] = new Array(sampleCount);
   const reader = new Reader(bytes, 0, 0);
-  const locationIds: number[] = [];
-  const values: number[] = [];
-  for (let s = 0; s < sampleStarts.length; s++) {
-    reader.reset(sampleStarts[s] as number, sampleEnds[s] as number);
-    locationIds.length = 0;
-    values.length = 0;
+  const v = new SampleValues(c);
+  for (let s = 0; s < sampleCount; s++) {
+    reader.reset(offsets[2 * s] as number, offsets[2 * s + 1] as number);
+    v.clear();
     let sizeLabel = -1;
+    stacks.begin();
     while (reader.pos < reader.end) {
       const tag = reader.varint();
-      const field = Math.floor(tag / 8);
-      const wire = tag & 7;
-      if (field === 1) reader.repeated(wire, locationIds);
-      else if (field === 2) reader.repeated(wire, values);
-      else if (field === 3 && wire === WIRE_BYTES) {
-        const num = readLabelNum(reader, reader.lengthEnd(), bytesKey);
+      if (tag === (1 << 3) + WIRE_BYTES) {
+        // Packed, as every writer sends them.
+        const end = reader.lengthEnd();
+        while (reader.pos < end) stacks.push(reader.varint());
+        if (reader.pos !== end) throw malformed('packed field overruns');
+      } else if (tag === (2 << 3) + WIRE_BYTES) {
+        const end = reader.lengthEnd();
+        while (reader.pos < end) v.add(reader.varint());
+        if (reader.pos !== end) throw malformed('packed field overruns');
+      } else if (tag === (3 << 3) + WIRE_BYTES) {
+        const num = readLabelNum(reader, reader.lengthEnd(), c.bytesKey);
         if (num >= 0) sizeLabel = num;
-      } else reader.skip(wire);
+      } else if (tag === (1 << 3) + WIRE_VARINT) stacks.push(reader.varint());
+      else if (tag === (2 << 3) + WIRE_VARINT) v.add(reader.varint());
+      else {
+        const field = fieldOf(tag);
+        const wire = tag & 7;
+        if (field === 1 || field === 2) throw malformed(`repeated integer with wire type ${wire}`);
+        reader.skip(wire);
+      }
     }
-    const { stack, addresses } = shared(locationIds);
-    const inuseObjectCount = inuseObjects < 0 ? 0 : (values[inuseObjects] ?? 0);
-    const inuseByteCount = inuseSpace < 0 ? 0 : (values[inuseSpace] ?? 0);
-    const allocObjectCount = allocObjects < 0 ? 0 : (values[allocObjects] ?? 0);
-    const allocByteCount = allocSpace < 0 ? 0 : (values[allocSpace] ?? 0);
-    const objects = allocObjectCount || inuseObjectCount;
-    const objectSize = sizeLabel >= 0 ? sizeLabel : objects > 0 ? Math.round((allocByteCount || inuseByteCount) / objects) : 0;
+    const stack = stacks.end();
+    const { inuseObjects, inuseBytes, allocObjects, allocBytes } = v;
+    const objects = allocObjects || inuseObjects;
+    const objectSize = sizeLabel >= 0 ? sizeLabel : objects > 0 ? Math.round((allocBytes || inuseBytes) / objects) : 0;
     records[s] = {
-      stack,
-      addresses,
+      stack: stacks.frames[stack] as Frame[],
+      addresses: stacks.addresses[stack] as number[],
       hiddenFrames: 'absent',
       objectSize,
-      inuseObjects: inuseObjectCount,
-      inuseBytes: inuseByteCount,
-      allocObjects: allocObjectCount,
-      allocBytes: allocByteCount,
+      inuseObjects,
+      inuseBytes,
+      allocObjects,
+      allocBytes,
     };
   }
-
-  const buildId = firstMappingBuildId > 0 ? str(firstMappingBuildId) || undefined : undefined;
-  return {
-    format: 'proto',
-    time: timeNanos > 0 ? new Date(Math.floor(timeNanos / 1e6)) : undefined,
-    memProfileRate: period || 512 * 1024,
-    buildId,
-    records,
-  };
+  return records;
 }
+
+/**
+ * The distinct location sequences of a profile's samples, each with the
+ * frames and addresses every record of it shares: an open-addressing hash
+ * table over the sequences, kept end to end in one array. A sample's
+ * locations are pushed as table indexes (-1: no such location) between
+ * begin() and end().
+ */
+class Stacks {
+  readonly frames: Frame[][] = [];
+  readonly addresses: number[][] = [];
+  private path: Int32Array = new Int32Array(64);
+  private depth = 0;
+  private paths: Int32Array = new Int32Array(4096);
+  private pathsLength = 0;
+  private starts: number[] = [];
+  private lengths: number[] = [];
+  private hashes: number[] = [];
+  /** Slot: stack index + 1, 0 when free; the size is a power of two, at most half full. */
+  private slots: Int32Array = new Int32Array(4096);
+  private readonly locations: IdIndex;
+  private readonly functions: IdIndex;
+  /** One frame list per location, made when a stack first uses it. */
+  private readonly framesOfLocation: (Frame[] | undefined)[];
+
+  constructor(
+    private readonly t: Tables,
+    private readonly names: Names,
+  ) {
+    this.locations = new IdIndex(t.locationIds);
+    this.functions = new IdIndex(t.functionIds);
+    this.framesOfLocation = new Array(t.locationIds.length);
+  }
+
+  begin(): void {
+    this.depth = 0;
+  }
+
+  push(locationId: number): void {
+    if (this.depth === this.path.length) {
+      const grown = new Int32Array(this.path.length * 2);
+      grown.set(this.path);
+      this.path = grown;
+    }
+    this.path[this.depth++] = this.locations.get(locationId);
+  }
+
+  /** The stack of the locations pushed since begin(), found or made. */
+  end(): number {
+    const { path, depth } = this;
+    const hash = hashPath(path, depth);
+    const mask = this.slots.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const entry = this.slots[slot] as number;
+      if (entry === 0) return this.add(hash);
+      const stack = entry - 1;
+      if (this.hashes[stack] === hash && this.lengths[stack] === depth && this.samePath(stack)) return stack;
+    }
+  }
+
+  private add(hash: number): number {
+    const { path, depth } = this;
+    const stack = this.frames.length;
+    let frameCount = 0;
+    for (let i = 0; i < depth; i++) if ((path[i] as number) >= 0) frameCount += this.framesOf(path[i] as number).length;
+    const frames: Frame[] = new Array(frameCount);
+    const addresses: number[] = new Array(depth);
+    let f = 0;
+    for (let i = 0; i < depth; i++) {
+      const location = path[i] as number;
+      if (location >= 0) {
+        for (const frame of this.framesOf(location)) frames[f++] = frame;
+        addresses[i] = this.t.locationAddresses[location] as number;
+      } else addresses[i] = 0;
+    }
+    this.frames.push(frames);
+    this.addresses.push(addresses);
+    if (this.pathsLength + depth > this.paths.length) {
+      const grown = new Int32Array(Math.max(this.paths.length * 2, this.pathsLength + depth));
+      grown.set(this.paths.subarray(0, this.pathsLength));
+      this.paths = grown;
+    }
+    this.paths.set(path.subarray(0, depth), this.pathsLength);
+    this.starts.push(this.pathsLength);
+    this.lengths.push(depth);
+    this.pathsLength += depth;
+    this.hashes.push(hash);
+    if (2 * (stack + 1) > this.slots.length) this.rehash();
+    else this.place(stack, hash);
+    return stack;
+  }
+
+  /** pprof lists inlined frames innermost first, matching leaf-first stacks. */
+  private framesOf(location: number): Frame[] {
+    let known = this.framesOfLocation[location];
+    if (known) return known;
+    const { t, names, functions } = this;
+    const first = t.locationLines.data[location] as number;
+    const lineEnd = t.locationLines.data[location + 1] as number;
+    known = new Array(lineEnd - first);
+    for (let l = first; l < lineEnd; l++) {
+      const fn = functions.get(t.lineFunctionIds[l] as number);
+      known[l - first] = {
+        function: fn >= 0 ? names.str(t.functionNames[fn] as number) : '?',
+        file: fn >= 0 ? names.str(t.functionFiles[fn] as number) : '',
+        line: t.lineNumbers[l] as number,
+      };
+    }
+    this.framesOfLocation[location] = known;
+    return known;
+  }
+
+  private samePath(stack: number): boolean {
+    const start = this.starts[stack] as number;
+    const { path, paths, depth } = this;
+    for (let i = 0; i < depth; i++) if (paths[start + i] !== path[i]) return false;
+    return true;
+  }
+
+  private place(stack: number, hash: number): void {
+    const mask = this.slots.length - 1;
+    let slot = hash & mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.slots[slot] = stack + 1;
+  }
+
+  private rehash(): void {
+    this.slots = new Int32Array(this.slots.length * 2);
+    for (let stack = 0; stack < this.frames.length; stack++) this.place(stack, this.hashes[stack] as number);
+  }
+}
+
+/** FNV-1a over the location indexes, finished so that nearby sequences spread over the table. */
+function hashPath(path: Int32Array, depth: number): number {
+  let hash = 0x811c9dc5 ^ depth;
+  for (let i = 0; i < depth; i++) hash = Math.imul(hash ^ (path[i] as number), 0x01000193);
+  hash ^= hash >>> 15;
+  hash = Math.imul(hash, 0x2c1b3c6d);
+  return (hash ^ (hash >>> 12)) & 0x7fffffff;
+}
+
+/** UTF-8 as the TextDecoder reads it (bad bytes become U+FFFD); ASCII, nearly every symbol, without it. */
+function decodeString(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= 64) {
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if ((bytes[i] as number) >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+  }
+  return textDecoder.decode(bytes.subarray(start, end));
+}
+
+const BYTES_KEY = new TextEncoder().encode('bytes');
 
 /** ValueType: 1 type, 2 unit. */
 function readValueType(r: Reader): number {
@@ -290,43 +598,6 @@ function readMappingBuildId(r: Reader): number {
     else r.skip(tag & 7);
   }
   return buildId;
-}
-
-/** Location: 1 id, 3 address, 4 line (Line: 1 function_id, 2 line). */
-function readLocation(r: Reader, into: Map<number, RawLocation>): void {
-  let id = 0;
-  const location: RawLocation = { address: 0, lines: [] };
-  while (r.pos < r.end) {
-    const tag = r.varint();
-    if (tag === (1 << 3) + WIRE_VARINT) id = r.varint();
-    else if (tag === (3 << 3) + WIRE_VARINT) location.address = r.varint();
-    else if (tag === (4 << 3) + WIRE_BYTES) {
-      const end = r.lengthEnd();
-      const line: RawLine = { functionId: 0, line: 0 };
-      while (r.pos < end) {
-        const lineTag = r.varint();
-        if (lineTag === (1 << 3) + WIRE_VARINT) line.functionId = r.varint();
-        else if (lineTag === (2 << 3) + WIRE_VARINT) line.line = r.varint();
-        else r.skip(lineTag & 7);
-      }
-      location.lines.push(line);
-    } else r.skip(tag & 7);
-  }
-  into.set(id, location);
-}
-
-/** Function: 1 id, 2 name, 4 filename. */
-function readFunction(r: Reader, into: Map<number, RawFunction>): void {
-  let id = 0;
-  const fn: RawFunction = { name: 0, filename: 0 };
-  while (r.pos < r.end) {
-    const tag = r.varint();
-    if (tag === (1 << 3) + WIRE_VARINT) id = r.varint();
-    else if (tag === (2 << 3) + WIRE_VARINT) fn.name = r.varint();
-    else if (tag === (4 << 3) + WIRE_VARINT) fn.filename = r.varint();
-    else r.skip(tag & 7);
-  }
-  into.set(id, fn);
 }
 
 /** Label: 1 key, 3 num; the num of the label keyed `wantedKey`, or -1. */

@@ -76,6 +76,9 @@ export function parseRedisConfig(flags: RedisSettings, env: NodeJS.ProcessEnv = 
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new RedisConfigError('--redis-url (REDIS_URL) must start with redis:// or rediss://');
   if (parsed.password) throw new RedisConfigError('--redis-url (REDIS_URL) must not hold a password: set REDIS_PASSWORD');
+  // ioredis merges every query parameter into its options (?password=, ?sentinelPassword=, ...):
+  // a secret there would be used and then logged with the URL.
+  if (parsed.search || parsed.hash) throw new RedisConfigError('--redis-url (REDIS_URL) must not have a query or fragment: options come from flags, passwords from REDIS_PASSWORD');
   if (flags.tls) throw new RedisConfigError('--redis-tls is for sentinel and cluster modes; a standalone Redis over TLS is rediss://');
   return { mode: 'standalone', url: standaloneUrl, ...secrets };
 }
@@ -140,6 +143,12 @@ export function redisConnection(config: RedisConfig, role: ConnectionRole): Redi
         retryDelayOnFailover: 200,
         retryDelayOnClusterDown: 300,
         maxRedirections: 100,
+        // No CLUSTER INFO ready check: when it sees cluster_state:fail (a failover between the
+        // primary marked failed and its replica promoted), ioredis reconnects on its own but never
+        // settles the connect() promise, and BullMQ awaits that promise when it resets its blocking
+        // connection, which parks the worker's fetch loop for good. Commands sent in that window
+        // get CLUSTERDOWN and wait (retryDelayOnClusterDown) like any other in the failover.
+        enableReadyCheck: false,
         redisOptions: { ...perRequest, ...(config.tls ? { tls: {} } : {}) },
         // TLS certificates name hosts, not the IPs the cluster announces: keep the names.
         ...(config.tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
@@ -167,6 +176,8 @@ function describeUrl(url: string): string {
     const parsed = new URL(url);
     parsed.password = '';
     parsed.username = '';
+    parsed.search = '';
+    parsed.hash = '';
     return parsed.toString();
   } catch {
     return '(invalid redis url)';

@@ -56,6 +56,76 @@ export interface SeriesStoreOptions {
   onCaptureStored?: (bytes: StoredCaptureBytes) => void;
 }
 
+/**
+ * A probe as one round of it writes: its store key and the owner token of
+ * the probe object it started with. Writes made under a token that no
+ * longer owns the key (the probe was deleted, or deleted and re-created
+ * under the same name, while the round ran) change nothing. A plain
+ * "namespace/name" writes unfenced (tests, benchmarks, tools).
+ */
+export interface FencedProbe {
+  key: string;
+  owner: string;
+}
+
+export type ProbeRef = string | FencedProbe;
+
+/** The owner token of a probe object: its uid, and its creation time so that a stale round can never take the name from a newer probe. */
+export function fencedProbe(probe: { metadata: { namespace: string; name: string; uid: string; creationTimestamp?: string } }): FencedProbe {
+  return { key: `${probe.metadata.namespace}/${probe.metadata.name}`, owner: `${probe.metadata.uid}|${probe.metadata.creationTimestamp ?? ''}` };
+}
+
+/** What a round's claim on its probe's keys found. */
+export type ClaimOutcome = 'owned' | 'claimed' | 'taken-over' | 'newer-owner';
+
+type CommandArg = string | Buffer | number;
+type Command = [string, ...CommandArg[]];
+
+/**
+ * KEYS[1]: the probe's owner key; ARGV[1]: the writer's token; then each
+ * command as its length and its words. Runs them only while the token owns
+ * the key: the check and the writes are one atomic step.
+ */
+const FENCED_WRITE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1`;
+
+/**
+ * KEYS[1]: the owner key; ARGV: token, its creation time, TTL. 0: already
+ * the owner; 1: no owner (a new probe, or keys from before owner keys:
+ * adopted as they are); 2: took the key from an older probe of the same
+ * name; -1: a probe created later owns it (this round's probe is gone).
+ */
+const CLAIM = `
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[3]) return 0 end
+if current then
+  local created = string.match(current, '|(.*)$') or ''
+  if created > ARGV[2] then return -1 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+if current then return 2 end
+return 1`;
+
+/** KEYS[1]: the owner key; ARGV[1]: a token or '' (no owner); then keys to delete, only while that is still so. */
+const DELETE_WHILE_OWNER = `
+local current = redis.call('GET', KEYS[1])
+if (ARGV[1] == '' and current) or (ARGV[1] ~= '' and current ~= ARGV[1]) then return -1 end
+if #ARGV < 2 then return 0 end
+return redis.call('DEL', unpack(ARGV, 2))`;
+
+/** KEYS[1]: the owner key; ARGV[1]: a token. Gives the key up if the token owns it. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1`;
+
 /** Usages smaller than this in both in-use and allocated bytes are not kept: they never reach a finding. */
 const KEEP_USAGE_BYTES = 64 * 1024;
 
@@ -76,12 +146,70 @@ export class SeriesStore {
     private readonly options: SeriesStoreOptions = {},
   ) {}
 
-  private key(probe: string, ...parts: string[]): string {
-    return [this.prefix, `{${probe}}`, ...parts].join(':');
+  private key(probe: ProbeRef, ...parts: string[]): string {
+    return [this.prefix, `{${typeof probe === 'string' ? probe : probe.key}}`, ...parts].join(':');
+  }
+
+  /** The writes of one step: a MULTI, or for a fenced probe one script that runs them only while its token owns the probe's keys. */
+  private async write(probe: ProbeRef, commands: Command[]): Promise<boolean> {
+    if (commands.length === 0) return true;
+    if (typeof probe === 'string') {
+      await this.redis.multi(commands).exec();
+      return true;
+    }
+    const args: CommandArg[] = [];
+    for (const command of commands) args.push(command.length, ...command);
+    return (await this.redis.eval(FENCED_WRITE, 1, this.key(probe, 'owner'), probe.owner, ...args)) === 1;
+  }
+
+  /**
+   * Makes this round's probe object the owner of its name's keys before it
+   * reads or writes any (TTL: as long as anything it keeps may live). When
+   * an older probe of the same name still owns them (deleted and
+   * re-created while a round of it ran), what it left is deleted first, so
+   * the new probe starts with nothing of the old one.
+   */
+  async claim(probe: FencedProbe, ttlSeconds: number): Promise<ClaimOutcome> {
+    const created = probe.owner.slice(probe.owner.indexOf('|') + 1);
+    const outcome = Number(await this.redis.eval(CLAIM, 1, this.key(probe, 'owner'), probe.owner, created, Math.max(1, Math.ceil(ttlSeconds))));
+    if (outcome === -1) return 'newer-owner';
+    if (outcome === 0) return 'owned';
+    if (outcome === 1) return 'claimed';
+    await this.deleteKeysOf(probe, probe.owner);
+    return 'taken-over';
+  }
+
+  /**
+   * What a round whose probe went away (deleted, or replaced under the same
+   * name) wrote: deleted only if its token still owns the keys, so a stale
+   * round can never wipe what a new probe of the same name keeps.
+   */
+  async forgetOwn(probe: FencedProbe): Promise<number> {
+    if ((await this.redis.eval(RELEASE, 1, this.key(probe, 'owner'), probe.owner)) !== 1) return 0;
+    return this.deleteKeysOf(probe, '');
+  }
+
+  /** Deletes the probe's keys but its owner key, stopping if `owner` ('' for none) stops being the owner (a newer probe claimed them meanwhile). */
+  private async deleteKeysOf(probe: FencedProbe, owner: string): Promise<number> {
+    const ownerKey = this.key(probe, 'owner');
+    let deleted = 0;
+    for (const node of primaries(this.redis)) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${this.prefix}:{${globEscape(probe.key)}}:*`, 'COUNT', 500);
+        cursor = next;
+        const doomed = keys.filter((k) => k !== ownerKey);
+        if (doomed.length === 0) continue;
+        const result = Number(await node.eval(DELETE_WHILE_OWNER, 1, ownerKey, owner, ...doomed));
+        if (result < 0) return deleted;
+        deleted += result;
+      } while (cursor !== '0');
+    }
+    return deleted;
   }
 
   async addCapture(
-    probe: string,
+    probe: ProbeRef,
     podUid: string,
     capture: { id: string; snapshot: TimedSnapshot; proto: Buffer },
     window: number,
@@ -91,32 +219,32 @@ export class SeriesStore {
   }
 
   /** addCapture with the snapshot already in its stored form (storedSnapshotJson, made in the worker's analysis thread). */
+  /** False when the probe's round is fenced out (nothing was written). */
   async addStoredCapture(
-    probe: string,
+    probe: ProbeRef,
     podUid: string,
     capture: { id: string; time: Date; json: string | Buffer; proto: Buffer },
     window: number,
     ttlSeconds: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const series = this.key(probe, 't', podUid, 'series');
-    await this.redis
-      .multi()
-      .set(this.key(probe, 'c', capture.id), capture.json, 'EX', ttlSeconds)
-      .set(this.key(probe, 'p', capture.id), capture.proto, 'EX', ttlSeconds)
-      .zadd(series, capture.time.getTime(), capture.id)
-      .expire(series, ttlSeconds)
-      .exec();
+    const written = await this.write(probe, [
+      ['set', this.key(probe, 'c', capture.id), capture.json, 'EX', ttlSeconds],
+      ['set', this.key(probe, 'p', capture.id), capture.proto, 'EX', ttlSeconds],
+      ['zadd', series, capture.time.getTime(), capture.id],
+      ['expire', series, ttlSeconds],
+    ]);
+    if (!written) return false;
     this.options.onCaptureStored?.({ summary: Buffer.byteLength(capture.json), profile: capture.proto.length });
     // Captures that fell out of the window go at once, profiles included.
     const expired = await this.redis.zrange(series, '0', String(-(window + 1)));
     if (expired.length > 0) {
-      const pipeline = this.redis.multi().zrem(series, ...expired);
-      for (const id of expired) pipeline.del(this.key(probe, 'c', id), this.key(probe, 'p', id));
-      await pipeline.exec();
+      await this.write(probe, [['zrem', series, ...expired], ...expired.map((id): Command => ['del', this.key(probe, 'c', id), this.key(probe, 'p', id)])]);
     }
+    return true;
   }
 
-  async captures(probe: string, podUid: string): Promise<CaptureRef[]> {
+  async captures(probe: ProbeRef, podUid: string): Promise<CaptureRef[]> {
     const entries = await this.redis.zrange(this.key(probe, 't', podUid, 'series'), '0', '-1', 'WITHSCORES');
     const refs: CaptureRef[] = [];
     for (let i = 0; i < entries.length; i += 2) {
@@ -125,52 +253,79 @@ export class SeriesStore {
     return refs;
   }
 
-  async loadSeries(probe: string, podUid: string): Promise<TimedSnapshot[]> {
+  async loadSeries(probe: ProbeRef, podUid: string): Promise<TimedSnapshot[]> {
     return (await this.loadSeriesJson(probe, podUid)).map(parseStoredSnapshot);
   }
 
   /** The series as stored (UTF-8 JSON, oldest first), for a caller that parses it elsewhere (the worker's analysis thread). */
-  async loadSeriesJson(probe: string, podUid: string): Promise<Buffer[]> {
+  async loadSeriesJson(probe: ProbeRef, podUid: string): Promise<Buffer[]> {
     const refs = await this.captures(probe, podUid);
     if (refs.length === 0) return [];
     const raw = await this.redis.mgetBuffer(...refs.map((r) => this.key(probe, 'c', r.id)));
     return raw.filter((json): json is Buffer => json !== null);
   }
 
-  async profile(probe: string, captureId: string): Promise<Buffer | null> {
+  async profile(probe: ProbeRef, captureId: string): Promise<Buffer | null> {
     return this.redis.getBuffer(this.key(probe, 'p', captureId));
   }
 
-  async recordTarget(probe: string, record: TargetRecord, ttlSeconds: number): Promise<void> {
+  async recordTarget(probe: ProbeRef, record: TargetRecord, ttlSeconds: number): Promise<void> {
     const key = this.key(probe, 'targets');
-    await this.redis.multi().hset(key, record.series ?? record.uid, JSON.stringify(record)).expire(key, ttlSeconds).exec();
+    await this.write(probe, [['hset', key, record.series ?? record.uid, JSON.stringify(record)], ['expire', key, ttlSeconds]]);
   }
 
-  async targets(probe: string): Promise<TargetRecord[]> {
+  async targets(probe: ProbeRef): Promise<TargetRecord[]> {
     const all = await this.redis.hgetall(this.key(probe, 'targets'));
     return Object.values(all).map((json) => JSON.parse(json) as TargetRecord);
   }
 
   /** Drops what is kept for series that are no longer followed (pods gone, containers restarted); pinned captures stay. */
-  async forgetTargetsExcept(probe: string, liveSeries: ReadonlySet<string>): Promise<number> {
+  async forgetTargetsExcept(probe: ProbeRef, liveSeries: ReadonlySet<string>): Promise<number> {
     const key = this.key(probe, 'targets');
     const gone = Object.keys(await this.redis.hgetall(key)).filter((series) => !liveSeries.has(series));
     if (gone.length === 0) return 0;
-    const pipeline = this.redis.multi().hdel(key, ...gone);
-    for (const uid of gone) pipeline.del(this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc'));
-    await pipeline.exec();
-    return gone.length;
+    const written = await this.write(probe, [['hdel', key, ...gone], ...gone.map((uid): Command => ['del', this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc')])]);
+    return written ? gone.length : 0;
   }
 
   /** gctrace cycles seen so far (bounded) and the log time read up to. */
-  async gc(probe: string, podUid: string): Promise<{ cycles: GcCycle[]; readUntil?: string }> {
+  async gc(probe: ProbeRef, podUid: string): Promise<{ cycles: GcCycle[]; readUntil?: string }> {
     const json = await this.redis.get(this.key(probe, 't', podUid, 'gc'));
     return json ? (JSON.parse(json) as { cycles: GcCycle[]; readUntil?: string }) : { cycles: [] };
   }
 
-  async saveGc(probe: string, podUid: string, state: { cycles: GcCycle[]; readUntil?: string }, maxCycles: number, ttlSeconds: number): Promise<void> {
+  async saveGc(probe: ProbeRef, podUid: string, state: { cycles: GcCycle[]; readUntil?: string }, maxCycles: number, ttlSeconds: number): Promise<void> {
     const bounded = { ...state, cycles: state.cycles.slice(-maxCycles) };
-    await this.redis.set(this.key(probe, 't', podUid, 'gc'), JSON.stringify(bounded), 'EX', ttlSeconds);
+    await this.write(probe, [['set', this.key(probe, 't', podUid, 'gc'), JSON.stringify(bounded), 'EX', ttlSeconds]]);
+  }
+
+  /**
+   * Notes how a followed pod's container ended (the controller's pod watch
+   * saw it), so the next round can make an incident of it even when the
+   * pod is gone by then. Fenced: only for a probe that owns its keys.
+   */
+  async noteEnded(probe: FencedProbe, podUid: string, end: unknown, ttlSeconds: number): Promise<boolean> {
+    const key = this.key(probe, 'ended');
+    return this.write(probe, [['hset', key, podUid, JSON.stringify(end)], ['expire', key, Math.max(1, Math.ceil(ttlSeconds))]]);
+  }
+
+  /** The ends noted for these pods (read as the round's own model checks them); the notes read are removed. */
+  async takeEnded(probe: ProbeRef, podUids: readonly string[]): Promise<Map<string, unknown>> {
+    if (podUids.length === 0) return new Map();
+    const key = this.key(probe, 'ended');
+    const values = await this.redis.hmget(key, ...podUids);
+    const found = new Map<string, unknown>();
+    podUids.forEach((uid, i) => {
+      const json = values[i];
+      if (!json) return;
+      try {
+        found.set(uid, JSON.parse(json));
+      } catch {
+        // Not ours to guess at.
+      }
+    });
+    if (found.size > 0) await this.write(probe, [['hdel', key, ...found.keys()]]);
+    return found;
   }
 
   /** True the first time `what` is asked for this probe within `ttlSeconds`, across every worker: for things said once. */
@@ -179,15 +334,11 @@ export class SeriesStore {
   }
 
   /** When each finding was first seen; new keys are stamped `now`. */
-  async firstSeen(probe: string, keys: readonly string[], now: Date, ttlSeconds: number): Promise<Map<string, string>> {
+  async firstSeen(probe: ProbeRef, keys: readonly string[], now: Date, ttlSeconds: number): Promise<Map<string, string>> {
     const hash = this.key(probe, 'firstseen');
     if (keys.length === 0) return new Map();
-    const pipeline = this.redis.multi();
-    for (const k of keys) pipeline.hsetnx(hash, k, now.toISOString());
-    pipeline.expire(hash, ttlSeconds);
-    pipeline.hmget(hash, ...keys);
-    const results = await pipeline.exec();
-    const values = (results?.[results.length - 1]?.[1] ?? []) as (string | null)[];
+    await this.write(probe, [...keys.map((k): Command => ['hsetnx', hash, k, now.toISOString()]), ['expire', hash, ttlSeconds]]);
+    const values = await this.redis.hmget(hash, ...keys);
     return new Map(keys.map((k, i) => [k, values[i] ?? now.toISOString()]));
   }
 
@@ -196,17 +347,18 @@ export class SeriesStore {
    * until `expiresAt`, past the window and the series TTL. Idempotent by
    * incident id.
    */
-  async recordIncident(probe: string, incident: StoredIncident, expiresAt: Date): Promise<void> {
+  /** False when the probe's round is fenced out (nothing was kept). */
+  async recordIncident(probe: ProbeRef, incident: StoredIncident, expiresAt: Date): Promise<boolean> {
     const ttlSeconds = Math.max(1, Math.ceil((expiresAt.getTime() - Date.now()) / 1000));
     const index = this.key(probe, 'incidents');
-    const pipeline = this.redis
-      .multi()
-      .set(this.key(probe, 'incident', incident.id), JSON.stringify(incident), 'EX', ttlSeconds)
-      .zadd(index, Date.parse(incident.time), incident.id);
-    for (const ref of incident.captures) pipeline.expire(this.key(probe, 'c', ref.id), ttlSeconds).expire(this.key(probe, 'p', ref.id), ttlSeconds);
-    // The index outlives every incident in it; each new one extends it.
-    pipeline.expire(index, ttlSeconds, 'GT').expire(index, ttlSeconds, 'NX');
-    await pipeline.exec();
+    return this.write(probe, [
+      ['set', this.key(probe, 'incident', incident.id), JSON.stringify(incident), 'EX', ttlSeconds],
+      ['zadd', index, Date.parse(incident.time), incident.id],
+      ...incident.captures.flatMap((ref): Command[] => [['expire', this.key(probe, 'c', ref.id), ttlSeconds], ['expire', this.key(probe, 'p', ref.id), ttlSeconds]]),
+      // The index outlives every incident in it; each new one extends it.
+      ['expire', index, ttlSeconds, 'GT'],
+      ['expire', index, ttlSeconds, 'NX'],
+    ]);
   }
 
   /**
@@ -215,7 +367,7 @@ export class SeriesStore {
    * with their pinned captures, so the count and the age both hold in Redis
    * as well as in the status.
    */
-  async incidents(probe: string, notBefore: Date, max: number): Promise<StoredIncident[]> {
+  async incidents(probe: ProbeRef, notBefore: Date, max: number): Promise<StoredIncident[]> {
     const index = this.key(probe, 'incidents');
     const ids = await this.redis.zrevrange(index, 0, -1);
     if (ids.length === 0) return [];
@@ -230,18 +382,16 @@ export class SeriesStore {
       else kept.push(incident);
     });
     if (dropped.length > 0) {
-      const pipeline = this.redis.multi().zrem(index, ...dropped.map((d) => d.id));
-      for (const { id, incident } of dropped) {
-        pipeline.del(this.key(probe, 'incident', id));
-        for (const ref of incident?.captures ?? []) pipeline.del(this.key(probe, 'c', ref.id), this.key(probe, 'p', ref.id));
-      }
-      await pipeline.exec();
+      await this.write(probe, [
+        ['zrem', index, ...dropped.map((d) => d.id)],
+        ...dropped.flatMap(({ id, incident }): Command[] => [['del', this.key(probe, 'incident', id)], ...(incident?.captures ?? []).map((ref): Command => ['del', this.key(probe, 'c', ref.id), this.key(probe, 'p', ref.id)])]),
+      ]);
     }
     return kept;
   }
 
   /** The kept incidents, newest first, as they are (pruning is the worker's, in incidents()). */
-  async storedIncidents(probe: string): Promise<StoredIncident[]> {
+  async storedIncidents(probe: ProbeRef): Promise<StoredIncident[]> {
     const ids = await this.redis.zrevrange(this.key(probe, 'incidents'), 0, -1);
     if (ids.length === 0) return [];
     const raw = await this.redis.mget(...ids.map((id) => this.key(probe, 'incident', id)));
@@ -249,7 +399,7 @@ export class SeriesStore {
   }
 
   /** Seconds until a capture's raw profile expires (-2: gone), for tests and the API. */
-  async profileTtl(probe: string, captureId: string): Promise<number> {
+  async profileTtl(probe: ProbeRef, captureId: string): Promise<number> {
     return this.redis.ttl(this.key(probe, 'p', captureId));
   }
 
@@ -298,6 +448,11 @@ export class SeriesStore {
     }
     return renamed;
   }
+}
+
+/** How long a probe's series keys live: the window's span and two intervals more, plus an hour. */
+export function seriesTtlSeconds(window: number, intervalMs: number): number {
+  return Math.ceil(((window + 2) * intervalMs) / 1000) + 3600;
 }
 
 /** Kubernetes names hold no glob characters; escape anyway so a pattern can only ever match one probe. */

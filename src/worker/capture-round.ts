@@ -18,13 +18,13 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
 import { buildCaptureStatus, findingKey, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
-import { parseStoredSnapshot, storedSnapshotJson, type SeriesStore, type StoredIncident } from '../store/series-store.js';
+import { fencedProbe, seriesTtlSeconds, parseStoredSnapshot, storedSnapshotJson, type FencedProbe, type SeriesStore, type StoredIncident, type TargetRecord } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
 import type { WatchedPod } from './trigger-watch.js';
 import type { DecodeGate, GateDecoders } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
-import { incidentsWithinRetention } from '../analysis/incident.js';
-import { containerInstance, incidentEvents, incidentStatus, isOomKill, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
+import { asContainerEnd, endIsIncident, incidentsWithinRetention, type ContainerEnd } from '../analysis/incident.js';
+import { containerInstance, endedInstance, endOfFailedPod, incidentEvents, incidentKind, incidentStatus, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
 
@@ -71,7 +71,12 @@ export interface CaptureRoundDeps {
   now?: () => Date;
 }
 
-export type RoundOutcome = 'captured' | 'probe-gone' | 'suspended' | 'cluster-error';
+/**
+ * `probe-replaced`: the name now belongs to a newer probe (deleted and
+ * re-created): nothing of the round's probe is kept, and nothing of the
+ * newer one (its metrics, its trigger follows) is the round's to forget.
+ */
+export type RoundOutcome = 'captured' | 'probe-gone' | 'probe-replaced' | 'suspended' | 'cluster-error';
 
 interface Pod {
   name: string;
@@ -106,9 +111,11 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   const { namespace, name, uid } = job.data;
   const log = deps.log.child({ probe: `${namespace}/${name}` });
   const probe = await deps.probes.get(namespace, name);
-  if (!probe || probe.metadata.uid !== uid || probe.metadata.deletionTimestamp) return 'probe-gone';
+  if (probe && probe.metadata.uid !== uid) return 'probe-replaced';
+  if (!probe || probe.metadata.deletionTimestamp) return 'probe-gone';
   if (probe.spec.suspend) return 'suspended';
-  const key = `${namespace}/${name}`;
+  // Every store write of this round is fenced by the probe object it started with: see SeriesStore.claim.
+  const key = fencedProbe(probe);
   const ceilings = deps.ceilings ?? DEFAULT_CEILINGS;
   let settings: EffectiveSettings;
   try {
@@ -122,7 +129,13 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     return 'cluster-error';
   }
   const window = settings.window;
-  const ttlSeconds = Math.ceil(((window + 2) * settings.intervalMs) / 1000) + 3600;
+  const ttlSeconds = seriesTtlSeconds(window, settings.intervalMs);
+  const claim = await deps.store.claim(key, Math.max(ttlSeconds, Math.ceil(ceilings.incidentRetentionMs / 1000)));
+  if (claim === 'newer-owner') {
+    log.info('a newer probe of the same name owns its keys; round dropped');
+    return 'probe-replaced';
+  }
+  if (claim === 'taken-over') log.info('keys left by an older probe of the same name deleted');
 
   let cluster: TargetCluster;
   try {
@@ -179,13 +192,20 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     const previous = restartedSince(previousTargets.get(pod.uid), pod.instance);
     return previous ? [{ pod, previous }] : [];
   });
+  // A followed pod no longer Running: its container ended for good (Failed, evicted), if the operator saw how.
+  const ended = await endsOfVanishedTargets(deps, cluster, probe, key, pods, previousTargets, ceilings, log);
+  const ends = [
+    ...restarted.map(({ pod, previous }) => ({ pod, previous, instance: pod.instance, endedForGood: false })),
+    ...ended.map(({ pod, previous, end }) => ({ pod, previous, instance: endedInstance(end), endedForGood: true })),
+  ];
   // The status keeps at most maxIncidents: recording more in one round would only pin captures to drop them again.
-  if (restarted.length > ceilings.maxIncidents) log.warn('restarts past the incident cap not recorded', { restarted: restarted.length, recorded: ceilings.maxIncidents });
-  for (const { pod, previous } of restarted.slice(0, ceilings.maxIncidents)) {
-    const incident = await recordIncident(deps.store, probe, key, pod, pod.instance, previous, { detectedAt, retentionMs: ceilings.incidentRetentionMs });
+  if (ends.length > ceilings.maxIncidents) log.warn('container ends past the incident cap not recorded', { ended: ends.length, recorded: ceilings.maxIncidents });
+  for (const { pod, previous, instance, endedForGood } of ends.slice(0, ceilings.maxIncidents)) {
+    const incident = await recordIncident(deps.store, probe, key, pod, instance, previous, { detectedAt, retentionMs: ceilings.incidentRetentionMs, endedForGood });
+    if (!incident) continue;
     newIncidents.push(incident);
-    deps.metrics.incidents.inc({ kind: isOomKill(incident) ? 'oom' : 'restart' });
-    log.info('container restart recorded', { pod: pod.name, reason: incident.reason, restartCount: incident.restartCount, capturesKept: incident.captureIds.length });
+    deps.metrics.incidents.inc({ kind: incidentKind(incident) });
+    log.info(endedForGood ? 'container end recorded' : 'container restart recorded', { pod: pod.name, reason: incident.reason, restartCount: incident.restartCount, capturesKept: incident.captureIds.length });
   }
   const context: RoundContext = { jobId: job.id, probe, cluster, key, window, ttlSeconds, settings, ceilings, access, deps, now, log };
   const rounds = await mapLimit(pods, deps.limits.targetConcurrency, (pod) => captureTarget(context, pod, previousTargets.get(pod.uid)?.lastCaptureTime));
@@ -228,12 +248,15 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     return status;
   });
 
-  if (!updated || updated.metadata.deletionTimestamp) {
-    // Deleted while this round captured: the controller's clean-up may have
-    // run before the writes above, which would then outlive the probe.
-    await deps.store.forgetProbe(key);
-    log.info('probe deleted during the round; its data forgotten');
-    return 'probe-gone';
+  if (!updated || updated.metadata.uid !== uid || updated.metadata.deletionTimestamp) {
+    // Deleted (or deleted and re-created under the same name) while this
+    // round captured: the controller's clean-up may have run before the
+    // writes above, which would then outlive the probe. Only what this
+    // round's probe owns goes; a new probe's keys and Events are not its.
+    await deps.store.forgetOwn(key);
+    const replaced = updated !== undefined && updated.metadata.uid !== uid;
+    log.info(replaced ? 'probe replaced during the round; nothing written to the new one' : 'probe deleted during the round; its data forgotten');
+    return replaced ? 'probe-replaced' : 'probe-gone';
   }
   deps.metrics.setProbeFindings(namespace, name, captureStatus.verdict ?? 'Unknown', captureStatus.findings ?? []);
   deps.onProbeMetrics?.(namespace, name, uid);
@@ -260,6 +283,49 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   }
   log.info('capture round done', { targets: pods.length, captured, failing: failing.length, verdict: captureStatus.verdict, ...(trigger ? { triggeredBy: trigger.reason, triggerPod: trigger.pod } : {}) });
   return 'captured';
+}
+
+/**
+ * The followed pods (their last series) that this round's list of Running
+ * pods lacks, with how their container ended: from the list of the
+ * selector's Failed pods (restartPolicy Never, evicted), else from what the
+ * controller's pod watch noted before the pod was deleted. A pod gone
+ * without either gives nothing: an incident is never guessed.
+ */
+async function endsOfVanishedTargets(
+  deps: CaptureRoundDeps,
+  cluster: TargetCluster,
+  probe: MapLeakProbe,
+  key: FencedProbe,
+  running: readonly Pod[],
+  previousTargets: ReadonlyMap<string, TargetRecord>,
+  ceilings: Ceilings,
+  log: Logger,
+): Promise<{ pod: Pick<Pod, 'name' | 'namespace' | 'uid' | 'container'>; previous: TargetRecord; end: ContainerEnd }[]> {
+  const listed = new Set(running.map((p) => p.uid));
+  const vanished = [...previousTargets.values()].filter((t) => !listed.has(t.uid));
+  if (vanished.length === 0) return [];
+  const failed = new Map<string, { pod: Pod; end: ContainerEnd }>();
+  try {
+    const list = await listRunningPods(cluster.http, cluster.namespace, selectorToString(probe.spec.selector), { maxPods: ceilings.maxTargetsPerProbe, timeoutMs: deps.limits.apiTimeoutMs, phase: 'Failed' });
+    for (const listedPod of list.pods) {
+      const pod = describePod(listedPod, probe);
+      failed.set(pod.uid, { pod, end: endOfFailedPod(listedPod, pod.container, pod.instance) });
+    }
+  } catch (err) {
+    // The noted ends still count; a Failed pod missed here is seen by the next round.
+    log.warn('listing failed pods failed', { reason: reasonOf(err) });
+  }
+  const noted = await deps.store.takeEnded(key, vanished.filter((t) => !failed.has(t.uid)).map((t) => t.uid));
+  return vanished.flatMap((previous) => {
+    const seen = failed.get(previous.uid);
+    // A note of an instance before the followed one is of a crash that restarted (the restart made its incident).
+    const note = noted.has(previous.uid) ? asContainerEnd(noted.get(previous.uid)) : undefined;
+    const end = seen?.end ?? (note && note.restartCount === (previous.restartCount ?? 0) ? note : undefined);
+    if (!end || !endIsIncident(end)) return [];
+    const pod = { name: previous.name, namespace: previous.namespace, uid: previous.uid, container: seen?.pod.container ?? end.container };
+    return [{ pod, previous, end }];
+  });
 }
 
 /** A capture's id: derived from its job, so a retried job overwrites its capture instead of storing it twice. */
@@ -294,8 +360,8 @@ interface RoundContext {
   jobId: string;
   probe: MapLeakProbe;
   cluster: TargetCluster;
-  /** "namespace/name" of the probe: the store's key. */
-  key: string;
+  /** The probe's store key, fenced by the probe object this round started with. */
+  key: FencedProbe;
   window: number;
   ttlSeconds: number;
   settings: EffectiveSettings;
@@ -413,7 +479,7 @@ export async function analyzeStoredSeries(deps: Pick<CaptureRoundDeps, 'decodeGa
 }
 
 /** New gctrace lines from the container log since the last read, appended to the kept cycles. */
-async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundDeps, key: string, ttlSeconds: number): Promise<GcCycle[]> {
+async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundDeps, key: FencedProbe, ttlSeconds: number): Promise<GcCycle[]> {
   const state = await deps.store.gc(key, pod.series);
   const params = new URLSearchParams({ container: pod.container, timestamps: 'true', limitBytes: String(deps.limits.maxGcLogBytes) });
   if (state.readUntil) params.set('sinceTime', state.readUntil);

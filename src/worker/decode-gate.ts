@@ -1,14 +1,16 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import type { CaptureDecoders, PprofClient } from '../capture/capture.js';
+import type { CaptureDecoders, HiddenFrameLookup, PprofClient } from '../capture/capture.js';
 import type { Debug1Heap } from '../pprof/debug1.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
-import { profileFromColumns } from '../pprof/transfer.js';
-import { restorationBetween } from '../pprof/hidden-frames.js';
-import type { Frame, HeapProfile } from '../pprof/types.js';
+import { profileFromColumns, type ProfileColumns } from '../pprof/transfer.js';
+import { recordKey, restorationBetween, restoreHiddenFrames } from '../pprof/hidden-frames.js';
+import { isProfilerStack } from '../pprof/runtime-frames.js';
+import type { Frame, HeapProfile, HeapRecord } from '../pprof/types.js';
 import type { SeriesAnalysis, Thresholds } from '../analysis/series.js';
 import type { DecodeReply, DecodeRequest } from './decode-thread.js';
+import { expandStacks } from './compact-stacks.js';
 
 type DecodeSuccess = Extract<DecodeReply, { ok: true }>;
 
@@ -31,6 +33,8 @@ export interface DecodeGateOptions {
   maxHeapMiB: number;
   /** A series analysis that takes longer is given up (the caller falls back to the event loop); default 10 × maxDecodeMs. */
   maxAnalysisMs?: number;
+  /** Records (and stacks) handled on the event loop between two yields; default RECORDS_PER_SLICE. */
+  recordsPerSlice?: number;
 }
 
 interface Pending {
@@ -55,6 +59,10 @@ export class DecodeGate {
 
   constructor(private readonly options: DecodeGateOptions) {}
 
+  private get slice(): number {
+    return Math.max(1, this.options.recordsPerSlice ?? RECORDS_PER_SLICE);
+  }
+
   private get maxAnalysisMs(): number {
     return this.options.maxAnalysisMs ?? 10 * this.options.maxDecodeMs;
   }
@@ -70,8 +78,10 @@ export class DecodeGate {
 
   private async decodeKept(bytes: Uint8Array, limits: DecodeLimits): Promise<{ profile: HeapProfile; kept: KeptProfile }> {
     const reply = await this.request('proto', bytes, limits, true);
-    if (!reply.profile) throw new Error('decode thread sent no profile');
-    return { profile: profileFromColumns(reply.profile), kept: { ticket: reply.id, stacks: reply.profile.stacks, stackOf: reply.profile.stackOf } };
+    if (!reply.profile || !reply.stacks) throw new Error('decode thread sent no profile');
+    const expanded = await expandStacks(reply.stacks, this.slice);
+    const columns: ProfileColumns = { ...reply.profile, ...expanded };
+    return { profile: await profileFromColumnsInSlices(columns, this.slice), kept: { ticket: reply.id, stacks: expanded.stacks, stackOf: columns.stackOf } };
   }
 
   /** Parses a debug=1 answer in the thread, within the budget (a 150 MB one takes seconds). */
@@ -91,11 +101,11 @@ export class DecodeGate {
       proto: async (bytes) => {
         const { profile, kept } = await this.decodeKept(bytes, limits);
         decoders.kept = kept;
-        // Rebuilding the records and the capture's lookups that follow: two blocks of the loop, not one.
-        await yieldToLoop();
         return profile;
       },
       debug1: (bytes) => this.parseDebug1(bytes, limits),
+      unknownRecords: (profile, lookup) => unknownRecordsInSlices(profile, lookup, this.slice),
+      restoreHiddenFrames: (profile, lookup) => restoreHiddenFramesInSlices(profile, lookup, this.slice),
     };
     return decoders;
   }
@@ -118,8 +128,17 @@ export class DecodeGate {
 
   /** The engine on a target's stored series (SeriesStore.loadSeriesJson), in the thread: parsing and analysing 12 large captures takes seconds. */
   async analyzeSeries(snapshots: readonly Uint8Array[], thresholds: Thresholds): Promise<SeriesAnalysis> {
-    // Copies the thread owns (moved, not cloned: tens of MB of JSON would hold the loop while being serialized).
-    const owned = snapshots.map((json) => new Uint8Array(json));
+    // Copies the thread owns (moved, not cloned: tens of MB of JSON would hold the loop while being serialized), a few MB at a time.
+    const owned: Uint8Array[] = [];
+    let copied = 0;
+    for (const json of snapshots) {
+      owned.push(new Uint8Array(json));
+      copied += json.byteLength;
+      if (copied >= COPY_SLICE_BYTES) {
+        copied = 0;
+        await yieldToLoop();
+      }
+    }
     const reply = await this.enqueue({ id: this.nextId++, kind: 'series', snapshots: owned, thresholds });
     if (!reply.analysis) throw new Error('decode thread sent no analysis');
     return reply.analysis;
@@ -214,6 +233,73 @@ export class DecodeGate {
     this.current = undefined;
     queueMicrotask(() => this.pump());
   }
+}
+
+/**
+ * Records per slice of the work a capture still does on the event loop
+ * (rebuilding the records, the hidden-frame lookups): a 122k-sample profile
+ * is a dozen slices of a few ms each, not one block of 50–150 ms.
+ */
+const RECORDS_PER_SLICE = 10_000;
+/** Bytes of stored snapshots copied for the thread between two yields. */
+const COPY_SLICE_BYTES = 16 * 1024 * 1024;
+
+/** profileFromColumns, a slice of records at a time. */
+async function profileFromColumnsInSlices(columns: ProfileColumns, slice: number): Promise<HeapProfile> {
+  const n = columns.stackOf.length;
+  if (n <= slice) return profileFromColumns(columns);
+  const records: HeapRecord[] = [];
+  let profile: HeapProfile | undefined;
+  for (let from = 0; from < n; from += slice) {
+    if (from > 0) await yieldToLoop();
+    const to = Math.min(n, from + slice);
+    const part = profileFromColumns({
+      ...columns,
+      stackOf: columns.stackOf.subarray(from, to),
+      objectSize: columns.objectSize.subarray(from, to),
+      inuseObjects: columns.inuseObjects.subarray(from, to),
+      inuseBytes: columns.inuseBytes.subarray(from, to),
+      allocObjects: columns.allocObjects.subarray(from, to),
+      allocBytes: columns.allocBytes.subarray(from, to),
+    });
+    for (const record of part.records) records.push(record);
+    profile ??= part;
+  }
+  return { ...(profile as HeapProfile), records };
+}
+
+/**
+ * restoreHiddenFrames, a slice of records at a time. Records of one key in
+ * different slices get equal stacks rather than one shared array: the
+ * analysis reads the same frames either way.
+ */
+async function restoreHiddenFramesInSlices(profile: HeapProfile, lookup: HiddenFrameLookup, slice: number): Promise<HeapProfile> {
+  const n = profile.records.length;
+  if (n <= slice) return restoreHiddenFrames(profile, lookup);
+  const records: HeapRecord[] = [];
+  for (let from = 0; from < n; from += slice) {
+    await yieldToLoop();
+    const restored = restoreHiddenFrames({ ...profile, records: profile.records.slice(from, from + slice) }, lookup);
+    for (const record of restored.records) records.push(record);
+  }
+  return { ...profile, records };
+}
+
+/** unknownRecords (src/pprof/hidden-frames.ts), a slice of records at a time, with its distinct keys counted across slices. */
+async function unknownRecordsInSlices(profile: HeapProfile, lookup: HiddenFrameLookup, slice: number): Promise<{ keys: number; inuseBytes: number }> {
+  const seen = new Set<string>();
+  let inuseBytes = 0;
+  const records = profile.records;
+  for (let i = 0; i < records.length; i++) {
+    if (i > 0 && i % slice === 0) await yieldToLoop();
+    const record = records[i] as HeapRecord;
+    if (record.addresses.length === 0 || isProfilerStack(record.stack)) continue;
+    const key = recordKey(record.addresses, record.objectSize);
+    if (lookup(key) !== undefined) continue;
+    seen.add(key);
+    inuseBytes += record.inuseBytes;
+  }
+  return { keys: seen.size, inuseBytes };
 }
 
 /** Buffers the thread takes over (moved, not copied). */

@@ -15,6 +15,7 @@ import { columnBuffers, profileToColumns, type ProfileColumns } from '../pprof/t
 import { applyRestoration, type Restoration } from '../pprof/hidden-frames.js';
 import type { HeapProfile } from '../pprof/types.js';
 import { parseStoredSnapshot, storedSnapshotJson } from '../store/series-store.js';
+import { compactStackBuffers, compactStacks, type CompactStacks } from './compact-stacks.js';
 
 export type DecodeRequest =
   | {
@@ -44,7 +45,17 @@ export type DecodeRequest =
     };
 
 export type DecodeReply =
-  | { id: number; ok: true; records: number; profile?: ProfileColumns; debug1?: Debug1Heap; analysis?: SeriesAnalysis; stored?: Uint8Array }
+  | {
+      id: number;
+      ok: true;
+      records: number;
+      /** The decoded profile, its stacks, addresses and hidden-frames states left empty: they come in `stacks`. */
+      profile?: ProfileColumns;
+      stacks?: CompactStacks;
+      debug1?: Debug1Heap;
+      analysis?: SeriesAnalysis;
+      stored?: Uint8Array;
+    }
   | { id: number; ok: false; code: ProfileError['code'] | 'Internal'; message: string };
 
 /**
@@ -93,7 +104,11 @@ function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBu
     if (!request.keep) return { reply: { id: request.id, ok: true, records: profile.records.length }, transfer: [] };
     keep(request.id, profile);
     const columns = profileToColumns(profile);
-    return { reply: { id: request.id, ok: true, records: profile.records.length, profile: columns }, transfer: columnBuffers(columns) };
+    const stacks = compactStacks(columns.stacks, columns.addresses, columns.hiddenFrames);
+    return {
+      reply: { id: request.id, ok: true, records: profile.records.length, profile: { ...columns, stacks: [], addresses: [], hiddenFrames: [] }, stacks },
+      transfer: [...columnBuffers(columns), ...compactStackBuffers(stacks)],
+    };
   }
   const heap = parseDebug1Heap(Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.length).toString('utf8'));
   return { reply: { id: request.id, ok: true, records: heap.records.length, ...(request.keep ? { debug1: heap } : {}) }, transfer: [] };

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { incidentFindings, seriesMemProfileRate } from '../analysis/incident.js';
+import { incidentFindings, seriesMemProfileRate, type ContainerEnd } from '../analysis/incident.js';
 import { analyzeSeries } from '../analysis/series.js';
 import type { IncidentStatus, MapLeakProbe } from '../api/types.js';
-import type { ListedContainerStatus } from '../clusters/pods.js';
+import type { ListedContainerStatus, ListedPod } from '../clusters/pods.js';
 import { buildCaptureStatus } from '../status/build.js';
-import type { SeriesStore, StoredIncident, TargetRecord } from '../store/series-store.js';
+import type { ProbeRef, SeriesStore, StoredIncident, TargetRecord } from '../store/series-store.js';
 
 /**
  * Captures pinned per incident: the last one before the container ended
@@ -17,6 +17,20 @@ export const PINNED_CAPTURES = 3;
 export interface ContainerInstance {
   restartCount: number;
   lastTerminated?: ListedContainerStatus['lastTerminated'];
+  /** The instance itself has ended (`state.terminated`) and was not restarted (yet). */
+  terminated?: ListedContainerStatus['terminated'];
+}
+
+/** The end of a Failed pod's container, as the round's list of Failed pods shows it. */
+export function endOfFailedPod(pod: Pick<ListedPod, 'uid' | 'disruption'>, container: string, instance: ContainerInstance): ContainerEnd {
+  return { podUid: pod.uid, container, restartCount: instance.restartCount, ...(instance.terminated ? { termination: instance.terminated } : {}), ...(pod.disruption ? { disruption: pod.disruption } : {}) };
+}
+
+/** The end as the instance an incident is recorded from: the kernel's OOMKilled wins over the eviction that may follow it; else the eviction's reason. */
+export function endedInstance(end: ContainerEnd): ContainerInstance {
+  const t = end.termination;
+  const reason = t?.reason === 'OOMKilled' ? 'OOMKilled' : (end.disruption ?? t?.reason ?? 'Unknown');
+  return { restartCount: end.restartCount, lastTerminated: { reason, ...(t?.exitCode !== undefined ? { exitCode: t.exitCode } : {}), ...(t?.finishedAt ? { finishedAt: t.finishedAt } : {}) } };
 }
 
 /**
@@ -32,7 +46,7 @@ export function seriesKeyOf(podUid: string, restartCount: number): string {
 export function containerInstance(statuses: readonly ListedContainerStatus[], container: string): ContainerInstance {
   const status = statuses.find((s) => s.name === container);
   if (!status) return { restartCount: 0 };
-  return { restartCount: status.restartCount, ...(status.lastTerminated ? { lastTerminated: status.lastTerminated } : {}) };
+  return { restartCount: status.restartCount, ...(status.lastTerminated ? { lastTerminated: status.lastTerminated } : {}), ...(status.terminated ? { terminated: status.terminated } : {}) };
 }
 
 /** Per pod, the record of its newest followed series (records from before series per restart have neither series nor restartCount: restart 0). */
@@ -82,8 +96,8 @@ export function incidentEvents(incidents: readonly IncidentStatus[], max: number
   return [
     ...shown.map(incidentEvent),
     {
-      reason: oom > 0 ? 'ContainerOOMKilled' : 'ContainerRestarted',
-      message: `${rest.length} more containers restarted (${oom} OOMKilled) since the last round; see status.incidents (Events per round are capped at ${max})`,
+      reason: oom > 0 ? 'ContainerOOMKilled' : rest.every(endedForGood) ? 'ContainerTerminated' : 'ContainerRestarted',
+      message: `${rest.length} more containers ${rest.every(endedForGood) ? 'ended' : 'restarted'} (${oom} OOMKilled) since the last round; see status.incidents (Events per round are capped at ${max})`,
     },
   ];
 }
@@ -92,21 +106,33 @@ export function isOomKill(incident: Pick<IncidentStatus, 'reason'>): boolean {
   return incident.reason === 'OOMKilled';
 }
 
+/** An incident of a container that ended and was not restarted. */
+export function endedForGood(incident: Pick<IncidentStatus, 'restarted'>): boolean {
+  return incident.restarted === false;
+}
+
+/** The kind label of mapleak_incidents_total. */
+export function incidentKind(incident: Pick<IncidentStatus, 'reason' | 'restarted'>): 'oom' | 'restart' | 'terminated' {
+  return isOomKill(incident) ? 'oom' : endedForGood(incident) ? 'terminated' : 'restart';
+}
+
 /**
  * Builds and keeps the incident for a container that ended since the last
  * round: the verdict and top findings of its own series (the analysis of
  * the captures it left), and its last captures pinned until the incident
- * is older than the retention.
+ * is older than the retention. Undefined when the round's probe no longer
+ * owns its keys (deleted or replaced meanwhile): nothing was kept.
  */
 export async function recordIncident(
   store: SeriesStore,
   probe: MapLeakProbe,
-  key: string,
+  key: ProbeRef,
   pod: { name: string; namespace: string; uid: string; container: string },
   instance: ContainerInstance,
   previous: TargetRecord,
-  options: { detectedAt: Date; retentionMs: number },
-): Promise<StoredIncident> {
+  /** endedForGood: the instance ended and was not restarted (endedInstance): restarted false, an id of its own. */
+  options: { detectedAt: Date; retentionMs: number; endedForGood?: boolean },
+): Promise<StoredIncident | undefined> {
   const oldSeries = previous.series ?? previous.uid;
   const all = await store.loadSeries(key, oldSeries);
   const ended = plausibleEnd(instance.lastTerminated?.finishedAt, all[0]?.time, options.detectedAt);
@@ -118,7 +144,7 @@ export async function recordIncident(
   const pinned = refs.slice(-PINNED_CAPTURES);
   const time = ended ?? options.detectedAt.toISOString();
   const incident: StoredIncident = {
-    id: createHash('sha256').update(`${pod.uid}|${instance.restartCount}`).digest('hex').slice(0, 16),
+    id: createHash('sha256').update(`${pod.uid}|${instance.restartCount}${options.endedForGood ? '|ended' : ''}`).digest('hex').slice(0, 16),
     pod: pod.name,
     namespace: pod.namespace,
     podUid: pod.uid,
@@ -128,15 +154,15 @@ export async function recordIncident(
     time,
     detectedTime: options.detectedAt.toISOString(),
     restartCount: instance.restartCount,
-    restarts: restartsSince(previous, instance),
+    ...(options.endedForGood ? { restarted: false as const } : { restarts: restartsSince(previous, instance) }),
     verdict: summary.verdict ?? 'Unknown',
     ...(refs.length > 0 ? { lastCaptureTime: refs[refs.length - 1]!.time } : {}),
     captureIds: pinned.map((r) => r.id),
     captures: pinned,
     findings: analysis ? incidentFindings(analysis.findings, seriesMemProfileRate(series)) : [],
   };
-  await store.recordIncident(key, incident, new Date(Date.parse(time) + options.retentionMs));
-  return incident;
+  // Undefined when the round's probe no longer owns its keys (fenced out).
+  return (await store.recordIncident(key, incident, new Date(Date.parse(time) + options.retentionMs))) ? incident : undefined;
 }
 
 /** What the status shows of a kept incident (no pod uid, no capture times). */
@@ -152,8 +178,9 @@ export function incidentEvent(incident: IncidentStatus): { reason: string; messa
   const how = `${incident.reason}${incident.exitCode !== undefined ? ` (exit code ${incident.exitCode})` : ''}`;
   const top = incident.findings.find((f) => f.kind === 'map') ?? incident.findings[0];
   const site = top ? `; top finding: ${top.function} (${top.file.split('/').pop()}:${top.line}) ${top.growingUpToKill ? 'growing up to the end' : top.pattern}` : '';
+  const which = endedForGood(incident) ? 'not restarted' : `restart ${incident.restartCount}${(incident.restarts ?? 1) > 1 ? ` (${incident.restarts} restarts since the last round)` : ''}`;
   return {
-    reason: isOomKill(incident) ? 'ContainerOOMKilled' : 'ContainerRestarted',
-    message: `${incident.pod} container ${incident.container}: ${how} at ${incident.time}, restart ${incident.restartCount}${(incident.restarts ?? 1) > 1 ? ` (${incident.restarts} restarts since the last round)` : ''}; verdict at its last capture: ${incident.verdict}${site}; ${incident.captureIds.length} captures kept (status.incidents, id ${incident.id})`,
+    reason: isOomKill(incident) ? 'ContainerOOMKilled' : endedForGood(incident) ? 'ContainerTerminated' : 'ContainerRestarted',
+    message: `${incident.pod} container ${incident.container}: ${how} at ${incident.time}, ${which}; verdict at its last capture: ${incident.verdict}${site}; ${incident.captureIds.length} captures kept (status.incidents, id ${incident.id})`,
   };
 }

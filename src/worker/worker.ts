@@ -55,9 +55,11 @@ export const STALL_BOUND_MS = STALLED_INTERVAL_MS;
  * The BullMQ side of a worker. A job whose worker died is picked up again
  * once its lock expires (stalled job); its capture id is derived from the
  * job id, so the retry overwrites instead of duplicating. A watchdog
- * recreates the BullMQ Worker when jobs are overdue and it takes none (BullMQ
- * workers can stay "running" with a wedged fetch loop after a failover:
- * taskforcesh/bullmq #648, #2466, #3088).
+ * recreates the BullMQ Worker when jobs are overdue and it takes none: a last
+ * resort, as BullMQ workers can stay "running" with a wedged fetch loop
+ * (taskforcesh/bullmq #648, #2466, #3088). The wedge seen here after a
+ * cluster primary's SIGKILL (a connect() ioredis never settles) is avoided
+ * at its cause in src/queue/connection.ts.
  */
 export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureRoundDeps): CaptureWorker {
   // Probes this process exports series for: a deleted probe's scheduler is gone,
@@ -89,16 +91,7 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       active--;
     }
   };
-  const workerOptions: Omit<WorkerOptions, 'connection'> = {
-    ...(options.prefix ? { prefix: options.prefix } : {}),
-    concurrency: options.concurrency,
-    lockDuration: LOCK_DURATION_MS,
-    // After a Redis error (a failover) BullMQ waits this long before fetching again; its 15 s
-    // default would cost rounds long after the new primary is up.
-    runRetryDelay: 1000,
-    maxStalledCount: 1,
-    stalledInterval: STALLED_INTERVAL_MS,
-  };
+  const workerOptions = captureWorkerOptions(options.concurrency, options.prefix);
   const reporter = options.connectionErrors;
   const wire = (w: Worker<CaptureJobData, RoundOutcome>): Worker<CaptureJobData, RoundOutcome> => {
     // A round fails on a connection error only when the API server is away (Redis calls wait for Redis):
@@ -201,6 +194,20 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
         ownConnection?.disconnect();
       }
     },
+  };
+}
+
+/** The BullMQ Worker's settings: one source for the operator's worker and the failover soak (test/redis/failover-soak.ts). */
+export function captureWorkerOptions(concurrency: number, prefix?: string): Omit<WorkerOptions, 'connection'> {
+  return {
+    ...(prefix ? { prefix } : {}),
+    concurrency,
+    lockDuration: LOCK_DURATION_MS,
+    // After a Redis error (a failover) BullMQ waits this long before fetching again; its 15 s
+    // default would cost rounds long after the new primary is up.
+    runRetryDelay: 1000,
+    maxStalledCount: 1,
+    stalledInterval: STALLED_INTERVAL_MS,
   };
 }
 

@@ -5,7 +5,8 @@
 // gets SIGTERM from cluster:down) it stops the program and removes the netns.
 // With restartPolicy Always it stands in for the kubelet when the program
 // exits: it publishes the container status as the kubelet does and restarts
-// the program; with a memory limit the program runs in a cgroup v1 memory
+// the program; with restartPolicy Never it publishes the container's end and
+// the pod's terminal phase (Failed, or Succeeded on exit 0); with a memory limit the program runs in a cgroup v1 memory
 // cgroup of its own, where the kernel's OOM killer is real.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
@@ -221,6 +222,7 @@ async function main(): Promise<void> {
   let oomKillsSeen = cgroup ? oomKills(cgroup) : 0;
 
   let unreachableSince: number | undefined;
+  let exitReported = false;
   while (!stopping) {
     // With restarts, an exit wakes the loop at once; without, an exited program just waits for the pod to go.
     await (spec.restartPolicy === 'Always' ? Promise.race([sleep(POLL_MS), exited]) : sleep(POLL_MS));
@@ -263,6 +265,22 @@ async function main(): Promise<void> {
         setReady(pod, true, startedAt);
       });
       continue;
+    }
+    if (spec.reportExit && !exitReported && (child.exitCode !== null || child.signalCode !== null)) {
+      exitReported = true;
+      const finishedAt = new Date();
+      const oomKilled = cgroup ? oomKills(cgroup) > oomKillsSeen : false;
+      const ended = terminationOf(child.exitCode, child.signalCode, oomKilled);
+      log(`container ended: ${ended.reason}, exit code ${ended.exitCode}; restartPolicy Never: pod ${ended.exitCode === 0 ? 'Succeeded' : 'Failed'}`);
+      await publishStatus(core, spec, (pod) => {
+        const status = pod.status?.containerStatuses?.[0];
+        if (!status || !pod.status) return;
+        status.ready = false;
+        status.started = false;
+        status.state = { terminated: { ...ended, startedAt, finishedAt, containerID: containerId() } };
+        setReady(pod, false, finishedAt);
+        pod.status.phase = ended.exitCode === 0 ? 'Succeeded' : 'Failed';
+      });
     }
     const state = await podState(core, spec);
     if (state === 'gone') requestStop('pod deleted');

@@ -38,6 +38,8 @@ export interface RedisNode {
   dir: string;
   /** SIGKILL, as a crashed machine: no shutdown, no final save. */
   kill(): Promise<void>;
+  /** Starts a killed node again on its port and directory (a cluster node keeps its nodes.conf: same id, same slots). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -62,22 +64,30 @@ async function launchRedis(options: { timeoutMs?: number; port?: number; args: s
     const listen = options.tls ? ['--port', '0', '--tls-port', String(port), ...tlsArgs(options.tls)] : ['--port', String(port)];
     argv = ['--bind', '127.0.0.1', ...listen, '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--logfile', logFile, '--daemonize', 'no', ...options.args];
   }
-  const child = spawn(REDIS_SERVER, argv, { stdio: 'ignore' });
+  let child = spawn(REDIS_SERVER, argv, { stdio: 'ignore' });
   const stop = (): Promise<void> => stopChild(child).then(() => rmSync(dir, { recursive: true, force: true }));
-  try {
-    await waitForPong(port, timeoutMs, child, options.tls);
-  } catch (error) {
-    const detail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
-    await stop();
-    throw new Error(`${error instanceof Error ? error.message : String(error)} ${detail}`.trim());
-  }
+  const started = async (): Promise<void> => {
+    try {
+      await waitForPong(port, timeoutMs, child, options.tls);
+    } catch (error) {
+      const detail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
+      await stop();
+      throw new Error(`${error instanceof Error ? error.message : String(error)} ${detail}`.trim());
+    }
+  };
+  await started();
   const kill = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
     child.kill('SIGKILL');
     await exited;
   };
-  return { host: '127.0.0.1', port, dir, kill, stop };
+  const restart = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) throw new Error(`redis-server on ${port} is still running`);
+    child = spawn(REDIS_SERVER, argv, { stdio: 'ignore' });
+    await started();
+  };
+  return { host: '127.0.0.1', port, dir, kill, restart, stop };
 }
 
 /** A CA and a server certificate for 127.0.0.1 (PEM files), for Redis over TLS in tests. */
@@ -191,7 +201,7 @@ export async function startSentinelSet(options: { masterName?: string; downAfter
   }
 }
 
-/** A Redis Cluster on loopback: `primaries` primaries with one replica each. */
+/** A Redis Cluster on loopback: `primaries` primaries with `replicas` replicas each (default 1). */
 export interface RedisClusterSet {
   nodes: RedisNode[];
   /** Every node, as --redis-cluster-nodes takes it. */
@@ -208,10 +218,16 @@ export interface RedisClusterSet {
   stop(): Promise<void>;
 }
 
-/** Starts 2 x `primaries` nodes, joins them with `redis-cli --cluster create` and resolves once every node says cluster_state:ok. */
-export async function startRedisCluster(options: { primaries?: number; nodeTimeoutMs?: number; password?: string; tls?: TestTls } = {}): Promise<RedisClusterSet> {
+/**
+ * Starts `primaries` x (1 + `replicas`) nodes, joins them with `redis-cli
+ * --cluster create` and resolves once every node says cluster_state:ok.
+ * Without replicas a killed primary leaves the cluster failed until it is
+ * restarted.
+ */
+export async function startRedisCluster(options: { primaries?: number; replicas?: number; nodeTimeoutMs?: number; password?: string; tls?: TestTls } = {}): Promise<RedisClusterSet> {
   const tls = options.tls;
-  const count = (options.primaries ?? 3) * 2;
+  const replicas = options.replicas ?? 1;
+  const count = (options.primaries ?? 3) * (1 + replicas);
   const password = options.password ?? `cluster-${randomBytes(8).toString('hex')}`;
   const started: RedisNode[] = [];
   const stopAll = (): Promise<void> => Promise.all(started.map((n) => n.stop())).then(() => undefined);
@@ -233,7 +249,7 @@ export async function startRedisCluster(options: { primaries?: number; nodeTimeo
     );
     const addresses = nodes.map((n) => `${n.host}:${n.port}`);
     const cliTls = tls ? ['--tls', '--cacert', tls.caFile] : [];
-    await execFileAsync(REDIS_CLI, [...cliTls, '--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], { env: { ...process.env, REDISCLI_AUTH: password }, timeout: 60_000 });
+    await execFileAsync(REDIS_CLI, [...cliTls, '--cluster', 'create', ...addresses, '--cluster-replicas', String(replicas), '--cluster-yes'], { env: { ...process.env, REDISCLI_AUTH: password }, timeout: 60_000 });
     const tlsOption = tls ? { tls: { ca: readFileSync(tls.caFile) } } : {};
     const clientOf = (n: RedisNode): Redis => new Redis({ host: n.host, port: n.port, password, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, ...tlsOption });
     await waitUntil('every cluster node to say cluster_state:ok and every replica to be in sync', 60_000, async () => {

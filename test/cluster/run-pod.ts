@@ -29,8 +29,12 @@ export interface RunPodOptions {
   env?: Record<string, string>;
   /**
    * What happens when the program exits while the Pod exists, as the
-   * kubelet's restartPolicy says. `Never` (the default here): it stays
-   * exited. `Always`: the supervisor publishes the container status the way
+   * kubelet's restartPolicy says. Unset (the default here): it stays
+   * exited and the pod status is left as it was. `Never`: the pod spec says
+   * so, and the supervisor publishes what the kubelet does when the program
+   * exits: the container terminated (OOMKilled, Error or Completed, with
+   * its exit code) and the pod Failed (Succeeded on exit 0), not Ready.
+   * `Always`: the supervisor publishes the container status the way
    * the kubelet does (state terminated, then restartCount + 1 with
    * lastState.terminated and a new containerID) and starts the program
    * again, with a fresh log (the old one is kept as app.log.previous).
@@ -79,6 +83,8 @@ export interface SupervisorSpec {
   logFile: string;
   podDir: string;
   restartPolicy: 'Always' | 'Never';
+  /** restartPolicy Never was asked for: publish the terminal status when the program exits. */
+  reportExit?: boolean;
   restartDelayMs: number;
   memoryLimitBytes?: number;
 }
@@ -129,6 +135,7 @@ export async function runPod(cluster: Cluster, options: RunPodOptions): Promise<
     logFile,
     podDir,
     restartPolicy: options.restartPolicy ?? 'Never',
+    ...(options.restartPolicy === 'Never' ? { reportExit: true } : {}),
     restartDelayMs: options.restartDelayMs ?? 10_000,
     ...(options.memoryLimitBytes ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
   };

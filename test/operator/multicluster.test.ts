@@ -10,6 +10,7 @@ import { siteLines } from '../support/go-targets.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { testOperatorConfig } from '../support/operator-config.js';
 import { waitFor } from '../support/wait.js';
+import { REMOTE_CLUSTER_LABEL } from '../../src/clusters/registry.js';
 
 process.env.LOG_LEVEL ??= 'warn';
 const lines = siteLines('leaky');
@@ -29,11 +30,12 @@ describe('multi-cluster and direct transport', () => {
     [{ cluster: hub, kc: hubKc }, member] = await Promise.all([startClusterWithCrd('hub'), startCluster({ name: 'member' })]);
     probes = new TestProbes(hubKc);
     await loadKubeConfig(member).makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'apps' } } });
-    // The member's kubeconfig, as a user would store it in the hub.
-    await hubKc.makeApiClient(CoreV1Api).createNamespacedSecret({
-      namespace: 'default',
-      body: { metadata: { name: 'member-kubeconfig' }, stringData: { kubeconfig: readFileSync(member.kubeconfigPath, 'utf8') } },
-    });
+    // The member's kubeconfig, as a user would store it in the hub: labelled
+    // for probes to use. The same kubeconfig unlabelled, as someone's CI might keep it.
+    const memberKubeconfig = readFileSync(member.kubeconfigPath, 'utf8');
+    for (const [name, labels] of [['member-kubeconfig', { [REMOTE_CLUSTER_LABEL]: 'true' }], ['ci-kubeconfig', {}]] as const) {
+      await hubKc.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: 'default', body: { metadata: { name, labels }, stringData: { kubeconfig: memberKubeconfig } } });
+    }
     redis = await startRedis();
     await Promise.all([
       runPod(member, { name: 'remote-leaky', namespace: 'apps', labels: { app: 'remote-leaky' }, path: 'test/targets/leaky' }),
@@ -75,6 +77,20 @@ describe('multi-cluster and direct transport', () => {
     }, 60_000, 1000);
     assert.match(probe.status?.conditions?.find((c) => c.type === 'Degraded')?.message ?? '', /Secret default\/nope not found/);
     assert.equal(probe.status?.targets, undefined);
+  });
+
+  test('a kubeconfig Secret its owner did not label for probes: a clear reason, nothing captured', async () => {
+    await createProbe('borrowed', {
+      selector: { matchLabels: { app: 'remote-leaky' } },
+      cluster: { kubeconfigSecretRef: { name: 'ci-kubeconfig' }, namespace: 'apps' },
+    });
+    const probe = await waitFor('Degraded KubeconfigSecretNotLabelled', async () => {
+      const p = await getProbe('borrowed');
+      return p?.status?.conditions?.find((c) => c.type === 'Degraded' && c.reason === 'KubeconfigSecretNotLabelled') && p;
+    }, 60_000, 1000);
+    assert.match(probe.status?.conditions?.find((c) => c.type === 'Degraded')?.message ?? '', /Secret default\/ci-kubeconfig is not labelled mapleak\.io\/remote-cluster=true/);
+    assert.equal(probe.status?.targets, undefined, 'the member cluster was never asked');
+    assert.equal(probe.status?.verdict ?? 'Unknown', 'Unknown');
   });
 
   test('transport Direct: captures at the pod IP', async () => {

@@ -13,6 +13,7 @@ import { repoPath } from '../support/paths.js';
 import { startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { bearer, bindClusterRole, ensureServiceAccount, serviceAccountToken, tokenKubeconfig } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
+import { REMOTE_CLUSTER_LABEL } from '../../src/clusters/registry.js';
 
 const CLUSTER = 'rbac';
 const RELEASE_NS = 'mapleakprobe';
@@ -68,7 +69,7 @@ describe("the chart's RBAC is exactly what the operator uses", () => {
 
     // Targets: a leaking pod, and a probe that reads a kubeconfig Secret (spec.cluster).
     await runPod(cluster, { name: 'leaky', labels: { app: 'leaky' }, path: 'test/targets/leaky' });
-    await core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: 'self-kubeconfig' }, stringData: { kubeconfig: readFileSync(cluster.kubeconfigPath, 'utf8') } } });
+    await core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: 'self-kubeconfig', labels: { [REMOTE_CLUSTER_LABEL]: 'true' } }, stringData: { kubeconfig: readFileSync(cluster.kubeconfigPath, 'utf8') } } });
 
     const reader = { namespace: 'default', name: 'reader' };
     await ensureServiceAccount(kc, reader.namespace, reader.name);

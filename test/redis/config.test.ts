@@ -77,6 +77,11 @@ describe('Redis connection settings', () => {
     rejects({ url: 'http://r:6379' }, {}, /must start with redis:\/\/ or rediss:\/\//);
     rejects({ url: 'not a url' }, {}, /is not a URL/);
     rejects({ url: `redis://:${SECRET}@r:6379` }, {}, /must not hold a password: set REDIS_PASSWORD/);
+    // ioredis would take these query parameters as options and authenticate with them.
+    for (const query of [`?password=${SECRET}`, `?sentinelPassword=${SECRET}`, `?username=u&password=${SECRET}`, '#frag']) {
+      rejects({ url: `redis://r:6379/0${query}` }, {}, /must not have a query or fragment/);
+      rejects({}, { REDIS_URL: `redis://r:6379/0${query}` }, /must not have a query or fragment/);
+    }
     rejects({}, { REDIS_SENTINEL_PASSWORD: SECRET }, /REDIS_SENTINEL_PASSWORD is set but the mode is not sentinel/);
     rejects({ tls: true }, {}, /--redis-tls is for sentinel and cluster modes/);
   });

@@ -10,12 +10,18 @@ import type { MapLeakProbe } from '../../src/api/types.js';
 import { checkContainerStatus } from '../../src/clusters/pods.js';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
 import { SeriesStore } from '../../src/store/series-store.js';
-import { containerInstance, incidentEvent, incidentEvents, latestSeriesByPod, PINNED_CAPTURES, plausibleEnd, recordIncident, restartedSince, seriesKeyOf } from '../../src/worker/incidents.js';
+import { containerInstance, incidentEvent, incidentEvents, latestSeriesByPod, PINNED_CAPTURES, plausibleEnd, recordIncident as record, restartedSince, seriesKeyOf } from '../../src/worker/incidents.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { readFixture } from '../support/fixtures.js';
 
 const probe = { spec: { thresholds: { minMapBytes: 1 << 20, minGrowthBytesPerHour: 1 << 20, maxFindings: 10 } } } as MapLeakProbe;
 const pod = (uid: string) => ({ name: 'app-0', namespace: 'shop', uid, container: 'server' });
+/** recordIncident on an unfenced key: always kept. */
+const recordIncident = async (...args: Parameters<typeof record>) => {
+  const incident = await record(...args);
+  assert.ok(incident, 'an unfenced incident is always kept');
+  return incident;
+};
 
 describe('incidents in a real Redis: pins past the window, expiry after the retention, the count cap', () => {
   let redis: RedisServer;

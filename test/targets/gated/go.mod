@@ -1,0 +1,3 @@
+module mapleakprobe.test/gated
+
+go 1.19
