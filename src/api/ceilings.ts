@@ -20,6 +20,20 @@ export interface Ceilings {
   maxRequestTimeoutMs: number;
   /** Symbol requests per capture (captureHeap's maxSymbolRequests). */
   maxSymbolRequests: number;
+  /** Largest /symbol answer: a truthful one to a 3,000-character query is at most ~780 KB (MAX_TRUTHFUL_SYMBOL_ANSWER). */
+  maxSymbolAnswerBytes: number;
+  /** Largest debug=1 answer (it is read only to learn hidden frames; past it a capture keeps the proto's evidence). */
+  maxDebug1Bytes: number;
+  /** Shortest time between two debug=1 reads of one binary (the first read is at once). */
+  minDebug1IntervalMs: number;
+  /** Longest capture of one pod, every request included; 0: three times the probe's effective timeout. */
+  maxCaptureMs: number;
+  /** Answer bytes one worker process holds at once over all its captures; a capture waits for them, then fails Busy. */
+  maxInflightBytes: number;
+  /** Heap one worker's knowledge of binaries (symbol names, hidden-frame tables) may take. */
+  maxKnowledgeBytes: number;
+  /** The share of maxKnowledgeBytes one namespace's binaries may take; past it only its own knowledge is evicted. */
+  maxKnowledgeBytesPerNamespace: number;
   /** Pods captured per probe and round; the rest are left out (status.targetsOmitted). */
   maxTargetsPerProbe: number;
   /** Probes scheduled per namespace, oldest first; later ones get Ready=False NamespaceProbeLimit. */
@@ -60,6 +74,13 @@ export const DEFAULT_CEILINGS: Ceilings = {
   maxDecodeMs: 5_000,
   maxRequestTimeoutMs: 30_000,
   maxSymbolRequests: 64,
+  maxSymbolAnswerBytes: 1024 * 1024,
+  maxDebug1Bytes: 32 * 1024 * 1024,
+  minDebug1IntervalMs: 10 * 60 * 1000,
+  maxCaptureMs: 0,
+  maxInflightBytes: 256 * 1024 * 1024,
+  maxKnowledgeBytes: 128 * 1024 * 1024,
+  maxKnowledgeBytesPerNamespace: 32 * 1024 * 1024,
   maxTargetsPerProbe: 100,
   maxProbesPerNamespace: 500,
   minIntervalMs: 5_000,
@@ -112,6 +133,25 @@ export function effectiveSettings(spec: MapLeakProbeSpec, ceilings: Ceilings): E
     }
   }
   return { maxProfileBytes, timeoutMs, intervalMs, window, ...(triggerMinIntervalMs !== undefined ? { triggerMinIntervalMs } : {}), lowered };
+}
+
+/**
+ * A capture's deadline under the ceilings: the proto and debug=1 each
+ * within a request timeout, all symbol requests together within one more
+ * (so three timeouts), never past --max-capture-time when the admin set one.
+ */
+export function captureDeadline(timeoutMs: number, ceilings: Pick<Ceilings, 'maxCaptureMs'>): number {
+  const derived = 3 * timeoutMs;
+  return ceilings.maxCaptureMs > 0 ? Math.min(derived, ceilings.maxCaptureMs) : derived;
+}
+
+/** Ceilings that must hold together, as a sentence naming the flags (undefined: they do). */
+export function inconsistentCeilings(ceilings: Ceilings): string | undefined {
+  if (ceilings.maxInflightBytes < ceilings.maxProfileBytes) return `--max-inflight-bytes (${ceilings.maxInflightBytes}) must be at least --max-profile-bytes (${ceilings.maxProfileBytes}): a profile at the limit could never be read`;
+  if (ceilings.maxInflightBytes < ceilings.maxDebug1Bytes) return `--max-inflight-bytes (${ceilings.maxInflightBytes}) must be at least --max-debug1-bytes (${ceilings.maxDebug1Bytes})`;
+  if (ceilings.maxKnowledgeBytesPerNamespace > ceilings.maxKnowledgeBytes) return `--max-knowledge-bytes-per-namespace (${ceilings.maxKnowledgeBytesPerNamespace}) must be at most --max-knowledge-bytes (${ceilings.maxKnowledgeBytes})`;
+  if (ceilings.maxSymbolAnswerBytes < 4096) return `--max-symbol-answer-bytes must be at least 4Ki, got ${ceilings.maxSymbolAnswerBytes}`;
+  return undefined;
 }
 
 /**

@@ -2,17 +2,25 @@ import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
 import { parseDebug1Heap, unnamedPcs, type Debug1Heap } from '../pprof/debug1.js';
 import { ProfileError } from '../pprof/errors.js';
 import { learnHiddenFrames, restoreHiddenFrames, unknownRecords } from '../pprof/hidden-frames.js';
-import { parseSymbolResponse, symbolQueries, type SymbolTable } from '../pprof/symbols.js';
+import { MAX_TRUTHFUL_SYMBOL_ANSWER, parseSymbolResponse, queriedPcs, symbolQueries, type SymbolTable } from '../pprof/symbols.js';
 import type { HeapProfile } from '../pprof/types.js';
+import { BudgetHold, type ByteBudget } from './budget.js';
 import { CaptureError } from './errors.js';
+import { answerBytesHeld } from './http.js';
 import type { BinaryKnowledgeCache } from './binary-knowledge.js';
 
 /** Fetches a path under a target's pprof prefix (directly or via the API server proxy). */
 export interface PprofClient {
   /** For messages. */
   readonly description: string;
-  /** `timeoutMs` overrides the client's own timeout for this request. */
-  get(path: string, maxBytes: number, timeoutMs?: number): Promise<Buffer>;
+  /** `timeoutMs` overrides the client's own timeout for this request; `budget`: the capture's share of in-flight answer bytes. */
+  get(path: string, maxBytes: number, timeoutMs?: number, budget?: AnswerBudget): Promise<Buffer>;
+}
+
+/** The capture's share of the worker's in-flight answer bytes, and how much of it one answer takes before it is read. */
+export interface AnswerBudget {
+  hold: BudgetHold;
+  reserveBytes: number;
 }
 
 /** What one capture cost the target: bytes it served and time spent serving them. */
@@ -55,6 +63,7 @@ export interface Debug1Policy {
   timeoutMs: number;
 }
 
+/** The CLI's: one user watching one process, with no other tenant to protect (the operator sets its own from the admin's ceilings). */
 export const DEFAULT_DEBUG1_POLICY: Debug1Policy = {
   mode: 'auto',
   minUnknownBytes: 1024 * 1024,
@@ -62,6 +71,23 @@ export const DEFAULT_DEBUG1_POLICY: Debug1Policy = {
   maxBytes: 256 * 1024 * 1024,
   timeoutMs: 60_000,
 };
+
+/**
+ * How long /symbol is left alone after it failed, timed out or named none
+ * of the PCs asked: a build's PCs never change, so a binary that did not
+ * name them will not name them on the next capture either.
+ */
+export const SYMBOL_RETRY_MS = 30 * 60 * 1000;
+
+/** One symbol request may take at most this share of the request timeout: pprof's handler answers a batch in milliseconds. */
+export const SYMBOL_REQUEST_SHARE = 1 / 4;
+
+/**
+ * Budget bytes a proto answer takes before it is read (more as it grows):
+ * a large service's proto is a few hundred KB (test/targets/bigheap, 85,000
+ * records: 245 KB).
+ */
+export const PROTO_RESERVE = 1024 * 1024;
 
 export interface CaptureOptions {
   limits: DecodeLimits;
@@ -82,6 +108,22 @@ export interface CaptureOptions {
   binaryScope?: string;
   /** Symbol requests one capture may make; PCs beyond them stay unnamed (a warning says so). */
   maxSymbolRequests?: number;
+  /** Bytes of one /symbol answer (default: the most a truthful answer can be, MAX_TRUTHFUL_SYMBOL_ANSWER). */
+  maxSymbolAnswerBytes?: number;
+  /**
+   * The whole capture, first byte of the proto to the last symbol (ms).
+   * Past it the capture fails (`DeadlineExceeded`); what it learned is kept
+   * and debug=1 and /symbol wait for their intervals, so the next capture
+   * is the proto alone. The operator's is captureDeadline (src/api/ceilings.ts);
+   * default (the CLI, one user watching one process): none.
+   */
+  maxCaptureMs?: number;
+  /** The request timeout (the client's): symbol requests get a share of it. Default: 10 s. */
+  requestTimeoutMs?: number;
+  /** The worker's in-flight answer bytes, shared by every capture (none: unbounded, the CLI). */
+  budget?: ByteBudget;
+  /** Whose knowledge this is, for the knowledge cache's per-tenant share. Default: `binaryScope`, else `scope`. */
+  tenant?: string;
   debug1?: Partial<Debug1Policy>;
   /** Default: decodeHeapProfile and parseDebug1Heap, on the calling thread. */
   decoders?: CaptureDecoders;
@@ -105,70 +147,173 @@ export type HiddenFrameLookup = (key: string) => readonly string[] | undefined;
  * One capture of a live process: the proto heap profile (the measurement:
  * timestamp, build id, raw bytes to download), and when this binary has
  * records not seen before, debug=1 (raw PCs with the hidden runtime frames)
- * and the names of its new PCs from /symbol, to learn them. Never forces a GC.
+ * and the names of its new PCs from /symbol, to learn them. Never forces a
+ * GC. Bounded in time (one deadline over every request) and in memory
+ * (each answer by its own cap, all captures' answers by the shared budget).
  */
 export async function captureHeap(client: PprofClient, options: CaptureOptions): Promise<HeapCapture> {
   const { limits } = options;
   const policy = { ...DEFAULT_DEBUG1_POLICY, ...options.debug1 };
   const now = options.now ?? (() => new Date());
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const maxCaptureMs = options.maxCaptureMs ?? Number.POSITIVE_INFINITY;
+  const deadline = Date.now() + maxCaptureMs;
+  const hold = options.budget ? new BudgetHold(options.budget, deadline) : undefined;
   const cost: CaptureCost = { requests: 0, bytes: 0, milliseconds: 0, debug1: false };
-  const get = async (path: string, maxBytes: number, timeoutMs?: number): Promise<Buffer> => {
+  const deadlinePassed = (): CaptureError =>
+    new CaptureError('DeadlineExceeded', `the capture took longer than the operator's limit of ${maxCaptureMs} ms (--max-capture-time); debug=1 and /symbol are not asked again for a while`);
+  const get = async (path: string, maxBytes: number, timeoutMs?: number, reserveBytes = PROTO_RESERVE): Promise<Buffer> => {
+    const left = deadline - Date.now();
+    if (left <= 0) throw deadlinePassed();
     const started = performance.now();
     cost.requests++;
+    const cut = left < (timeoutMs ?? requestTimeoutMs);
     try {
-      const body = await client.get(path, maxBytes, timeoutMs);
+      const body = await client.get(path, maxBytes, cut ? left : timeoutMs, hold ? { hold, reserveBytes } : undefined);
       cost.bytes += body.length;
       return body;
+    } catch (err) {
+      // A request cut short by the deadline failed because of the deadline.
+      if (cut && err instanceof CaptureError && err.code === 'Timeout') throw deadlinePassed();
+      throw err;
     } finally {
       cost.milliseconds += performance.now() - started;
     }
   };
+  const tenant = options.tenant ?? options.binaryScope ?? options.scope;
 
-  const proto = await get('/heap', limits.maxBytes);
-  const protoProfile = options.decoders ? await options.decoders.proto(proto) : decodeHeapProfile(proto, limits);
-  const time = protoProfile.time ?? now();
-  const warnings: string[] = [];
-  const buildId = protoProfile.buildId ?? '';
-  const knowledge = options.knowledge.binary(buildId ? `${options.binaryScope ?? options.scope}\u0000${buildId}` : `${options.scope}\u0000`);
-  const lookup = (key: string): readonly string[] | undefined => knowledge.hiddenFrames.get(key);
+  try {
+    const proto = await get('/heap', limits.maxBytes);
+    const protoProfile = options.decoders ? await decodedWithCopy(hold, proto, '/heap', (bytes) => (options.decoders as CaptureDecoders).proto(bytes)) : decodeHeapProfile(proto, limits);
+    const time = protoProfile.time ?? now();
+    const warnings: string[] = [];
+    const buildId = protoProfile.buildId ?? '';
+    const binaryKey = buildId ? `${options.binaryScope ?? options.scope}\u0000${buildId}` : `${options.scope}\u0000`;
+    const knowledge = options.knowledge.binary(binaryKey, tenant);
+    const lookup = (key: string): readonly string[] | undefined => knowledge.hiddenFrames.get(key);
 
-  let debug1: string | undefined;
-  const symbols: SymbolTable = new Map();
-  const unknown = async (): Promise<{ keys: number; inuseBytes: number }> =>
-    options.decoders?.unknownRecords ? options.decoders.unknownRecords(protoProfile, lookup) : unknownRecords(protoProfile, lookup);
-  if (await wantsDebug1(policy, unknown, knowledge.lastDebug1At, now().getTime())) {
-    knowledge.lastDebug1At = now().getTime();
-    try {
-      const debug1Bytes = await get('/heap?debug=1', policy.maxBytes, policy.timeoutMs);
-      cost.debug1 = true;
-      const text = debug1Bytes.toString('utf8');
-      const parsed = options.decoders ? await options.decoders.debug1(debug1Bytes) : parseDebug1Heap(text);
-      debug1 = text;
-      const unnamed = unnamedPcs(parsed);
-      const batches = symbolQueries(unnamed.filter((pc) => !knowledge.symbols.has(pc)));
-      const allowed = options.maxSymbolRequests ?? DEFAULT_MAX_SYMBOL_REQUESTS;
-      for (const query of batches.slice(0, allowed)) {
-        // GET: from a `go 1.22` line on, net/http/pprof's patterns are GET-only (POST answers 405).
-        const answer = await get(`/symbol?${query}`, limits.maxBytes);
-        for (const [pc, name] of parseSymbolResponse(answer.toString('utf8'))) knowledge.symbols.set(pc, name);
+    let debug1: string | undefined;
+    const symbols: SymbolTable = new Map();
+    const nowMs = now().getTime();
+    // Without names for its PCs debug=1 teaches nothing: it waits while /symbol is refused too.
+    const symbolsRefused = knowledge.symbolsRefusedUntil !== undefined && nowMs < knowledge.symbolsRefusedUntil;
+    const unknown = async (): Promise<{ keys: number; inuseBytes: number }> =>
+      options.decoders?.unknownRecords ? options.decoders.unknownRecords(protoProfile, lookup) : unknownRecords(protoProfile, lookup);
+    if (!symbolsRefused && (await wantsDebug1(policy, unknown, knowledge.lastDebug1At, nowMs))) {
+      knowledge.lastDebug1At = nowMs;
+      let stage: 'debug=1 heap profile' | 'symbol endpoint' = 'debug=1 heap profile';
+      try {
+        // debug=1 takes its whole cap at once: it is hundreds of times the proto, and a reader that held part of the budget while waiting for more could wait on another one doing the same.
+        let debug1Bytes: Buffer | undefined = await get('/heap?debug=1', policy.maxBytes, policy.timeoutMs, policy.maxBytes);
+        cost.debug1 = true;
+        // The CLI saves the text; the operator never reads it, so it is not made (it would be one more copy of the answer).
+        if (!options.decoders) debug1 = debug1Bytes.toString('utf8');
+        const decoders = options.decoders;
+        const parsed = decoders ? await decodedWithCopy(hold, debug1Bytes, '/heap?debug=1', (bytes) => decoders.debug1(bytes)) : parseDebug1Heap(debug1 ?? '');
+        hold?.give(answerBytesHeld(debug1Bytes));
+        debug1Bytes = undefined;
+        stage = 'symbol endpoint';
+        const unnamed = unnamedPcs(parsed);
+        const batches = symbolQueries(unnamed.filter((pc) => !knowledge.symbols.has(pc)));
+        const allowed = options.maxSymbolRequests ?? DEFAULT_MAX_SYMBOL_REQUESTS;
+        const symbolTimeoutMs = Math.max(1, Math.floor(requestTimeoutMs * SYMBOL_REQUEST_SHARE));
+        const symbolsBy = Date.now() + requestTimeoutMs;
+        let asked = 0;
+        for (const query of batches.slice(0, allowed)) {
+          // All of them together within one request timeout (the rest wait for the next capture of a new record).
+          const left = symbolsBy - Date.now();
+          if (left < symbolTimeoutMs) {
+            warnings.push(`symbol endpoint: stopped after ${asked} of ${batches.length} requests (all of one capture's symbol requests get ${requestTimeoutMs} ms)`);
+            break;
+          }
+          // GET: from a `go 1.22` line on, net/http/pprof's patterns are GET-only (POST answers 405).
+          asked++;
+          const maxAnswer = options.maxSymbolAnswerBytes ?? MAX_TRUTHFUL_SYMBOL_ANSWER;
+          const answer = await get(`/symbol?${query}`, maxAnswer, symbolTimeoutMs, maxAnswer);
+          let namedHere = 0;
+          for (const [pc, name] of parseSymbolResponse(answer, queriedPcs(query))) {
+            knowledge.symbols.set(pc, name);
+            namedHere++;
+          }
+          hold?.give(answerBytesHeld(answer));
+          if (namedHere === 0) {
+            // A binary that names none of the PCs asked will not name the next batch either.
+            knowledge.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS;
+            warnings.push(`symbol endpoint: named none of the PCs asked; not asked again for ${SYMBOL_RETRY_MS / 60_000} min`);
+            break;
+          }
+        }
+        if (batches.length > allowed) {
+          warnings.push(`symbol endpoint: ${batches.length - allowed} of ${batches.length} symbol requests left out (limit ${allowed} per capture)`);
+        }
+        for (const pc of unnamed) {
+          const name = knowledge.symbols.get(pc);
+          if (name) symbols.set(pc, name);
+        }
+        learnHiddenFrames(parsed, knowledge.symbols, knowledge.hiddenFrames);
+      } catch (err) {
+        if (!(err instanceof CaptureError || err instanceof ProfileError)) throw err;
+        // The first failure ends the symbol requests: a slow or broken endpoint is asked again only after SYMBOL_RETRY_MS.
+        // Busy is the worker's own contention, never the target's doing.
+        const busy = err instanceof CaptureError && err.code === 'Busy';
+        if (!busy && (stage === 'symbol endpoint' || (err instanceof CaptureError && err.code === 'DeadlineExceeded'))) knowledge.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS;
+        if (err instanceof CaptureError && (err.code === 'DeadlineExceeded' || err.code === 'Busy')) throw err;
+        warnings.push(`${stage}: ${err.message}`);
+      } finally {
+        options.knowledge.learned(binaryKey);
       }
-      if (batches.length > allowed) {
-        warnings.push(`symbol endpoint: ${batches.length - allowed} of ${batches.length} symbol requests left out (limit ${allowed} per capture)`);
-      }
-      for (const pc of unnamed) {
-        const name = knowledge.symbols.get(pc);
-        if (name) symbols.set(pc, name);
-      }
-      learnHiddenFrames(parsed, knowledge.symbols, knowledge.hiddenFrames);
-      options.knowledge.trim();
-    } catch (err) {
-      if (!(err instanceof CaptureError || err instanceof ProfileError)) throw err;
-      const what = debug1 === undefined ? 'debug=1 heap profile' : 'symbol endpoint';
-      warnings.push(`${what}: ${err.message}`);
     }
+    const profile = options.decoders?.restoreHiddenFrames ? await options.decoders.restoreHiddenFrames(protoProfile, lookup) : restoreHiddenFrames(protoProfile, lookup);
+    return { time, proto, debug1, symbols, profile: { ...profile, time }, warnings, cost };
+  } finally {
+    hold?.release();
   }
-  const profile = options.decoders?.restoreHiddenFrames ? await options.decoders.restoreHiddenFrames(protoProfile, lookup) : restoreHiddenFrames(protoProfile, lookup);
-  return { time, proto, debug1, symbols, profile: { ...profile, time }, warnings, cost };
+}
+
+/** The admin's ceilings that bound one capture (src/api/ceilings.ts), as the operator's worker hands them over. */
+export interface CaptureCeilings {
+  maxSymbolRequests: number;
+  maxSymbolAnswerBytes: number;
+  maxDebug1Bytes: number;
+  minDebug1IntervalMs: number;
+  maxRequestTimeoutMs: number;
+}
+
+/**
+ * captureHeap's options under the admin's ceilings, for a probe whose
+ * effective request timeout is `timeoutMs` and whose capture must end by
+ * `maxCaptureMs` (captureDeadline).
+ */
+export function operatorCaptureOptions(
+  ceilings: CaptureCeilings,
+  timing: { timeoutMs: number; maxCaptureMs: number },
+  budget: ByteBudget | undefined,
+): Pick<CaptureOptions, 'maxSymbolRequests' | 'maxSymbolAnswerBytes' | 'maxCaptureMs' | 'requestTimeoutMs' | 'budget' | 'debug1'> {
+  return {
+    maxSymbolRequests: ceilings.maxSymbolRequests,
+    maxSymbolAnswerBytes: ceilings.maxSymbolAnswerBytes,
+    maxCaptureMs: timing.maxCaptureMs,
+    requestTimeoutMs: timing.timeoutMs,
+    ...(budget ? { budget } : {}),
+    // debug=1 has its own, smaller, byte ceiling and a rate per binary; its time is the admin's request ceiling, within the capture's deadline.
+    debug1: { maxBytes: ceilings.maxDebug1Bytes, minIntervalMs: ceilings.minDebug1IntervalMs, timeoutMs: ceilings.maxRequestTimeoutMs },
+  };
+}
+
+/**
+ * A decoder in another thread gets a copy of the answer (the operator's
+ * decode gate copies it when the request is queued, and keeps it until it
+ * is decoded): the copy comes out of the capture's budget too, for as long
+ * as the decoder runs.
+ */
+async function decodedWithCopy<T>(hold: BudgetHold | undefined, bytes: Buffer, what: string, decode: (bytes: Buffer) => Promise<T>): Promise<T> {
+  if (!hold) return decode(bytes);
+  await hold.take(bytes.length, what);
+  try {
+    return await decode(bytes);
+  } finally {
+    hold.give(bytes.length);
+  }
 }
 
 async function wantsDebug1(

@@ -31,6 +31,6 @@ export function directPprofClient(baseUrl: string, timeoutMs: number, options: D
     : undefined;
   return {
     description: base,
-    get: (path, maxBytes, timeout) => fetchBytes(base + path, { timeoutMs: timeout ?? timeoutMs, maxBytes, headers, ...(agent ? { agent } : {}) }),
+    get: (path, maxBytes, timeout, budget) => fetchBytes(base + path, { timeoutMs: timeout ?? timeoutMs, maxBytes, headers, ...(agent ? { agent } : {}), ...(budget ? { budget: budget.hold, reserveBytes: budget.reserveBytes } : {}) }),
   };
 }

@@ -22,7 +22,7 @@ export function apiServerProxyClient(http: KubeHttp, pod: PodTarget, timeoutMs: 
   const base = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${scheme}${encodeURIComponent(pod.name)}:${pod.port}/proxy${pod.pathPrefix.replace(/\/+$/, '')}`;
   return {
     description: `pod ${pod.namespace}/${pod.name}:${pod.port} via API server`,
-    get: (path, maxBytes, timeout) => http.get(base + path, { timeoutMs: timeout ?? timeoutMs, maxBytes }),
+    get: (path, maxBytes, timeout, budget) => http.get(base + path, { timeoutMs: timeout ?? timeoutMs, maxBytes, ...(budget ? { budget: budget.hold, reserveBytes: budget.reserveBytes } : {}) }),
   };
 }
 

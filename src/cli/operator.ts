@@ -3,10 +3,11 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Queue } from 'bullmq';
-import { DEFAULT_CEILINGS, type Ceilings } from '../api/ceilings.js';
+import { DEFAULT_CEILINGS, inconsistentCeilings, type Ceilings } from '../api/ceilings.js';
 import { ProbeClient } from '../api/client.js';
 import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../api/types.js';
 import { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
+import { ByteBudget } from '../capture/budget.js';
 import { reuseConnections } from '../clusters/keep-alive.js';
 import { ClusterRegistry } from '../clusters/registry.js';
 import { DEFAULT_CONTROLLER_OPTIONS, ProbeController } from '../controller/controller.js';
@@ -72,6 +73,13 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'max-decode-time': { field: 'maxDecodeMs', parse: (t) => parseDuration(t) },
   'max-request-timeout': { field: 'maxRequestTimeoutMs', parse: (t) => parseDuration(t) },
   'max-symbol-requests': { field: 'maxSymbolRequests', parse: (t, f) => parseCount(t, f, 0) },
+  'max-symbol-answer-bytes': { field: 'maxSymbolAnswerBytes', parse: (t) => parseSize(t) },
+  'max-debug1-bytes': { field: 'maxDebug1Bytes', parse: (t) => parseSize(t) },
+  'min-debug1-interval': { field: 'minDebug1IntervalMs', parse: (t) => parseDuration(t) },
+  'max-capture-time': { field: 'maxCaptureMs', parse: (t) => parseDuration(t) },
+  'max-inflight-bytes': { field: 'maxInflightBytes', parse: (t) => parseSize(t) },
+  'max-knowledge-bytes': { field: 'maxKnowledgeBytes', parse: (t) => parseSize(t) },
+  'max-knowledge-bytes-per-namespace': { field: 'maxKnowledgeBytesPerNamespace', parse: (t) => parseSize(t) },
   'max-targets-per-probe': { field: 'maxTargetsPerProbe', parse: (t, f) => parseCount(t, f, 1) },
   'max-probes-per-namespace': { field: 'maxProbesPerNamespace', parse: (t, f) => parseCount(t, f, 1) },
   'min-interval': { field: 'minIntervalMs', parse: (t) => parseDuration(t) },
@@ -129,6 +137,8 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     const text = (values as Record<string, unknown>)[flag];
     if (typeof text === 'string') ceilings[field] = parse(text, flag);
   }
+  const inconsistent = inconsistentCeilings({ ...DEFAULT_CEILINGS, ...ceilings });
+  if (inconsistent) throw new UsageError(inconsistent);
   const secretNamespaces = namespaceList(values['kubeconfig-secret-namespaces'], 'kubeconfig-secret-namespaces');
   const credentialNamespaces = namespaceList(values['pprof-credentials-namespaces'], 'pprof-credentials-namespaces');
   if (!['all', 'controller', 'worker'].includes(values.role)) throw new UsageError(`--role must be all, controller or worker, got "${values.role}"`);
@@ -272,7 +282,8 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         probes,
         clusters,
         store,
-        knowledge: new BinaryKnowledgeCache(),
+        knowledge: new BinaryKnowledgeCache({ maxBytes: ceilings.maxKnowledgeBytes, maxBytesPerTenant: ceilings.maxKnowledgeBytesPerNamespace }),
+        captureBudget: new ByteBudget(ceilings.maxInflightBytes),
         metrics,
         log: log.child({ part: 'worker' }),
         limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency, allowRemoteDirect: config.allowRemoteDirect ?? false, pprofCredentialsNamespaces: new Set(config.pprofCredentialsNamespaces ?? []) },

@@ -8,7 +8,7 @@ export interface KubeHttp {
   server: string;
   agent: https.Agent;
   headers: Record<string, string>;
-  get(path: string, options: Pick<FetchOptions, 'timeoutMs' | 'maxBytes'>): Promise<Buffer>;
+  get(path: string, options: Pick<FetchOptions, 'timeoutMs' | 'maxBytes' | 'budget' | 'reserveBytes'>): Promise<Buffer>;
   /** Ends its pooled connections (a client evicted from a cache). */
   close(): void;
 }

@@ -3,9 +3,10 @@ import { attributeProfile } from '../analysis/attribute.js';
 import { parseGcTrace, summarizeGcTrace, type GcCycle } from '../analysis/gctrace.js';
 import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import type { ProbeClient } from '../api/client.js';
-import { DEFAULT_CEILINGS, effectiveSettings, keptCaptures, summaryCaps, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
+import { captureDeadline, DEFAULT_CEILINGS, effectiveSettings, keptCaptures, summaryCaps, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
 import { selectorToString, type MapLeakProbe, type MapLeakProbeStatus } from '../api/types.js';
-import { captureHeap, type HeapCapture, type PprofClient } from '../capture/capture.js';
+import { captureHeap, operatorCaptureOptions, type HeapCapture, type PprofClient } from '../capture/capture.js';
+import type { ByteBudget } from '../capture/budget.js';
 import { CaptureError } from '../capture/errors.js';
 import { HttpAnswerError } from '../capture/http.js';
 import { apiServerProxyClient, podDirectClient } from '../capture/proxy.js';
@@ -56,6 +57,8 @@ export interface CaptureRoundDeps {
   clusters: ClusterRegistry;
   store: SeriesStore;
   knowledge: BinaryKnowledgeCache;
+  /** Answer bytes all of this worker's captures may hold at once (--max-inflight-bytes). */
+  captureBudget?: ByteBudget;
   metrics: OperatorMetrics;
   log: Logger;
   limits: WorkerLimits;
@@ -407,9 +410,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       knowledge: deps.knowledge,
       scope: `${cluster.id}|${pod.namespace}/${pod.uid}`,
       binaryScope: `${cluster.id}|${pod.namespace}`,
-      maxSymbolRequests: ceilings.maxSymbolRequests,
-      // debug=1 is larger than the proto by far, but still within the admin's ceilings on one answer.
-      debug1: { maxBytes: ceilings.maxInflatedBytes, timeoutMs: ceilings.maxRequestTimeoutMs },
+      ...operatorCaptureOptions(ceilings, { timeoutMs, maxCaptureMs: captureDeadline(timeoutMs, ceilings) }, deps.captureBudget),
       now,
     });
     const id = captureIdOf(jobId, pod.uid);

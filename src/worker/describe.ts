@@ -53,6 +53,10 @@ export function describeFailure(err: unknown, settings: Pick<EffectiveSettings, 
         const code = /: ([A-Z0-9_]{2,40})$/.exec(err.message)?.[1];
         return { reason, message: `nothing answered on the pprof port${code ? ` (${code})` : ''}` };
       }
+      case 'Busy':
+      case 'DeadlineExceeded':
+        // Composed by captureHeap from the operator's limits only.
+        return { reason, message: err.message.slice(0, 300) };
       case 'BadUrl':
         // Composed by the worker from checked names (container and port names from the pod spec).
         return { reason, message: err.message.slice(0, 300) };

@@ -386,7 +386,8 @@ describe('chart: static checks', () => {
     assert.equal(c.image, 'ghcr.io/mapleakprobe/mapleakprobe:0.1.0');
     const limits = [
       '--max-profile-bytes', '64Mi', '--max-inflated-bytes', '256Mi', '--max-compression-ratio', '50', '--max-decode-time', '5s', '--max-request-timeout', '30s',
-      '--max-symbol-requests', '64', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
+      '--max-symbol-requests', '64', '--max-symbol-answer-bytes', '1Mi', '--max-debug1-bytes', '32Mi', '--min-debug1-interval', '10m', '--max-capture-time', '90s',
+      '--max-inflight-bytes', '192Mi', '--max-knowledge-bytes', '128Mi', '--max-knowledge-bytes-per-namespace', '32Mi', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
       '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-usages-per-capture', '1000', '--max-summary-bytes', '2Mi', '--max-events-per-round', '5', '--max-incidents', '10', '--incident-retention', '168h',
       '--max-trigger-follows', '50', '--min-trigger-interval', '1m', '--trigger-poll-interval', '5s',
     ];

@@ -1,0 +1,3 @@
+module mapleakprobe.test/greedy
+
+go 1.19
