@@ -258,10 +258,19 @@ export class SeriesStore {
 
   /** The series as stored (UTF-8 JSON, oldest first), for a caller that parses it elsewhere (the worker's analysis thread). */
   async loadSeriesJson(probe: ProbeRef, podUid: string): Promise<Buffer[]> {
+    return (await this.loadTimedSeriesJson(probe, podUid)).map((s) => s.json);
+  }
+
+  /** As loadSeriesJson, each with its capture time (the series' score), so a caller can choose captures without parsing them. */
+  async loadTimedSeriesJson(probe: ProbeRef, podUid: string): Promise<{ time: Date; json: Buffer }[]> {
     const refs = await this.captures(probe, podUid);
     if (refs.length === 0) return [];
     const raw = await this.redis.mgetBuffer(...refs.map((r) => this.key(probe, 'c', r.id)));
-    return raw.filter((json): json is Buffer => json !== null);
+    const timed: { time: Date; json: Buffer }[] = [];
+    raw.forEach((json, i) => {
+      if (json !== null) timed.push({ time: new Date((refs[i] as CaptureRef).time), json });
+    });
+    return timed;
   }
 
   async profile(probe: ProbeRef, captureId: string): Promise<Buffer | null> {
@@ -513,6 +522,17 @@ export function storedSnapshotJson(snapshot: TimedSnapshot, caps: SummaryCaps = 
     ...(snapshot.memProfileRate ? { memProfileRate: snapshot.memProfileRate } : {}),
   };
   return JSON.stringify(stored);
+}
+
+/**
+ * A stored capture's MemProfileRate without parsing it: storedSnapshotJson
+ * writes it last, so it is the tail `"memProfileRate":N}` (a name inside
+ * the summary cannot end the JSON that way: its object closes after it).
+ */
+export function storedMemProfileRate(json: Uint8Array): number | undefined {
+  const tail = Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('latin1', Math.max(0, json.byteLength - 40));
+  const rate = /"memProfileRate":(\d{1,15})\}$/.exec(tail)?.[1];
+  return rate === undefined ? undefined : Number(rate);
 }
 
 /** One stored capture (loadSeriesJson), as the engine reads it. */

@@ -213,7 +213,12 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
   // The status keeps at most maxIncidents: recording more in one round would only pin captures to drop them again.
   if (ends.length > ceilings.maxIncidents) log.warn('container ends past the incident cap not recorded', { ended: ends.length, recorded: ceilings.maxIncidents });
   for (const { pod, previous, instance, endedForGood } of ends.slice(0, ceilings.maxIncidents)) {
-    const incident = await recordIncident(deps.store, probe, key, pod, instance, previous, { detectedAt, retentionMs: ceilings.incidentRetentionMs, endedForGood });
+    const incident = await recordIncident(deps.store, probe, key, pod, instance, previous, {
+      detectedAt,
+      retentionMs: ceilings.incidentRetentionMs,
+      endedForGood,
+      analyze: (series, thresholds) => analyzeStoredSeries(deps, series, thresholds, log),
+    });
     if (!incident) continue;
     newIncidents.push(incident);
     deps.metrics.incidents.inc({ kind: incidentKind(incident) });
@@ -442,12 +447,19 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
   const series = await deps.store.loadSeriesJson(key, pod.series);
   round.captures = series.length;
   if (series.length > 0) {
-    round.analysis = await analyzeStoredSeries(deps, series, {
-      minMapBytes: probe.spec.thresholds.minMapBytes,
-      minGrowthBytesPerHour: probe.spec.thresholds.minGrowthBytesPerHour,
-      maxFindings: probe.spec.thresholds.maxFindings,
-    }, log);
-    await deps.store.saveAnalysis(key, pod.series, round.analysis, ttlSeconds);
+    try {
+      round.analysis = await analyzeStoredSeries(deps, series, {
+        minMapBytes: probe.spec.thresholds.minMapBytes,
+        minGrowthBytesPerHour: probe.spec.thresholds.minGrowthBytesPerHour,
+        maxFindings: probe.spec.thresholds.maxFindings,
+      }, log);
+      await deps.store.saveAnalysis(key, pod.series, round.analysis, ttlSeconds);
+    } catch (err) {
+      if (!(err instanceof ProfileError)) throw err;
+      // The series is kept; this round just has no findings for the pod.
+      round.error ??= describeFailure(err, settings);
+      log.warn('series analysis refused', { pod: pod.name, reason: round.error.reason });
+    }
   }
   await deps.store.recordTarget(
     key,
@@ -468,13 +480,16 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
 /**
  * A capture attributed, in the form the series store keeps: in the decode
  * gate's thread, from the profile it decoded (attribution of a 122k-sample
- * profile holds a loop for 200–300 ms), on the loop if that fails.
+ * profile holds a loop for 200–300 ms). A refusal under the thread's limits
+ * (its time, its heap: sizes the target chose) is final for this capture;
+ * only a thread that broke for its own reasons leaves the work to the loop.
  */
 export async function storedSnapshot(gate: DecodeGate | undefined, decoders: GateDecoders | undefined, capture: HeapCapture, log: Logger, caps?: SummaryCaps): Promise<string | Buffer> {
   if (gate && decoders) {
     try {
       return await gate.attributeForStore(decoders, capture.profile, capture.time, caps);
     } catch (err) {
+      if (err instanceof ProfileError) throw err;
       log.warn('attribution thread failed; attributing on the event loop', { error: err instanceof Error ? err.message : 'unknown' });
     }
   }
@@ -484,13 +499,15 @@ export async function storedSnapshot(gate: DecodeGate | undefined, decoders: Gat
 /**
  * The engine on a target's stored series: in the decode gate's thread when
  * there is one (parsing and analysing 12 large captures holds the loop for
- * seconds), on the loop if the thread fails (its budget, its heap).
+ * seconds). As for attribution, a refusal under the thread's limits is
+ * final (a ProfileError); only a broken thread leaves the work to the loop.
  */
 export async function analyzeStoredSeries(deps: Pick<CaptureRoundDeps, 'decodeGate'>, series: readonly Buffer[], thresholds: Thresholds, log: Logger): Promise<SeriesAnalysis> {
   if (deps.decodeGate) {
     try {
       return await deps.decodeGate.analyzeSeries(series, thresholds);
     } catch (err) {
+      if (err instanceof ProfileError) throw err;
       log.warn('series analysis thread failed; analysing on the event loop', { error: err instanceof Error ? err.message : 'unknown' });
     }
   }

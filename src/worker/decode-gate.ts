@@ -32,7 +32,7 @@ export interface DecodeGateOptions {
   maxDecodeMs: number;
   /** JS heap the trial decoder may use. */
   maxHeapMiB: number;
-  /** A series analysis that takes longer is given up (the caller falls back to the event loop); default 10 × maxDecodeMs. */
+  /** A series analysis or attribution that takes longer is refused (TooLarge: the target sized it, so it never moves to the event loop); default 10 × maxDecodeMs. */
   maxAnalysisMs?: number;
   /** Records (and stacks) handled on the event loop between two yields; default RECORDS_PER_SLICE. */
   recordsPerSlice?: number;
@@ -186,7 +186,7 @@ export class DecodeGate {
     const request = next.request;
     const timer =
       request.kind === 'series' || request.kind === 'attribute'
-        ? setTimeout(() => this.abandon(new Error(`the ${request.kind === 'series' ? 'series analysis' : 'attribution'} took longer than ${this.maxAnalysisMs} ms`)), this.maxAnalysisMs)
+        ? setTimeout(() => this.abandon(new ProfileError('TooLarge', `the ${request.kind === 'series' ? 'series analysis' : 'attribution'} takes longer than ${this.maxAnalysisMs} ms (limit)`)), this.maxAnalysisMs)
         : setTimeout(() => this.abandon(new ProfileError('TooLarge', `the profile takes longer than ${this.options.maxDecodeMs} ms to decode (limit)`)), this.options.maxDecodeMs);
     this.current = { ...next, timer };
     thread.postMessage(request, transferList(request));

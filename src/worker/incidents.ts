@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { incidentFindings, seriesMemProfileRate, type ContainerEnd } from '../analysis/incident.js';
-import { analyzeSeries } from '../analysis/series.js';
+import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import type { IncidentStatus, MapLeakProbe } from '../api/types.js';
 import type { ListedContainerStatus, ListedPod } from '../clusters/pods.js';
 import { buildCaptureStatus } from '../status/build.js';
-import type { ProbeRef, SeriesStore, StoredIncident, TargetRecord } from '../store/series-store.js';
+import { ProfileError } from '../pprof/errors.js';
+import { parseStoredSnapshot, storedMemProfileRate, type ProbeRef, type SeriesStore, type StoredIncident, type TargetRecord } from '../store/series-store.js';
 
 /**
  * Captures pinned per incident: the last one before the container ended
@@ -130,16 +131,23 @@ export async function recordIncident(
   pod: { name: string; namespace: string; uid: string; container: string },
   instance: ContainerInstance,
   previous: TargetRecord,
-  /** endedForGood: the instance ended and was not restarted (endedInstance): restarted false, an id of its own. */
-  options: { detectedAt: Date; retentionMs: number; endedForGood?: boolean },
+  /**
+   * endedForGood: the instance ended and was not restarted (endedInstance): restarted false, an id of its own.
+   * analyze: the engine on stored captures, where the round runs it (the decode gate's thread); a refusal leaves the verdict Unknown.
+   */
+  options: { detectedAt: Date; retentionMs: number; endedForGood?: boolean; analyze?: (series: readonly Buffer[], thresholds: Thresholds) => Promise<SeriesAnalysis> },
 ): Promise<StoredIncident | undefined> {
   const oldSeries = previous.series ?? previous.uid;
-  const all = await store.loadSeries(key, oldSeries);
+  const all = await store.loadTimedSeriesJson(key, oldSeries);
   const ended = plausibleEnd(instance.lastTerminated?.finishedAt, all[0]?.time, options.detectedAt);
   // A capture taken after the end (a restart between a round's pod list and its capture) is the next instance's.
   const refs = (await store.captures(key, oldSeries)).filter((r) => !ended || Date.parse(r.time) <= Date.parse(ended));
-  const series = all.filter((s) => !ended || s.time.getTime() <= Date.parse(ended));
-  const analysis = series.length > 0 ? analyzeSeries(series, { ...probe.spec.thresholds }) : undefined;
+  const series = all.filter((s) => !ended || s.time.getTime() <= Date.parse(ended)).map((s) => s.json);
+  const analyze = options.analyze ?? ((json: readonly Buffer[], thresholds: Thresholds) => Promise.resolve(analyzeSeries(json.map(parseStoredSnapshot), thresholds)));
+  const analysis = series.length > 0 ? await analyze(series, { ...probe.spec.thresholds }).catch((err: unknown) => {
+    if (err instanceof ProfileError) return undefined;
+    throw err;
+  }) : undefined;
   const summary = buildCaptureStatus([{ pod, captures: series.length, ...(analysis ? { analysis } : {}) }], new Map());
   const pinned = refs.slice(-PINNED_CAPTURES);
   const time = ended ?? options.detectedAt.toISOString();
@@ -159,7 +167,7 @@ export async function recordIncident(
     ...(refs.length > 0 ? { lastCaptureTime: refs[refs.length - 1]!.time } : {}),
     captureIds: pinned.map((r) => r.id),
     captures: pinned,
-    findings: analysis ? incidentFindings(analysis.findings, seriesMemProfileRate(series)) : [],
+    findings: analysis ? incidentFindings(analysis.findings, seriesMemProfileRate(series.map((json) => ({ memProfileRate: storedMemProfileRate(json) })))) : [],
   };
   // Undefined when the round's probe no longer owns its keys (fenced out).
   return (await store.recordIncident(key, incident, new Date(Date.parse(time) + options.retentionMs))) ? incident : undefined;

@@ -5,7 +5,7 @@ import { attributeProfile, type SiteUsage } from '../../src/analysis/attribute.j
 import { analyzeSeries, DEFAULT_THRESHOLDS, type TimedSnapshot } from '../../src/analysis/series.js';
 import { DEFAULT_CEILINGS, keptCaptures } from '../../src/api/ceilings.js';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
-import { parseStoredSnapshot, SeriesStore, storedSnapshotJson } from '../../src/store/series-store.js';
+import { parseStoredSnapshot, SeriesStore, storedMemProfileRate, storedSnapshotJson } from '../../src/store/series-store.js';
 import { capUsages, DEFAULT_MAX_SUMMARY_BYTES, DEFAULT_SUMMARY_CAPS, KEEP_USAGE_BYTES, pinsOverBudget } from '../../src/store/summary-caps.js';
 import type { StoredIncident } from '../../src/store/series-store.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
@@ -160,4 +160,31 @@ describe('the caps change nothing for real services (recorded streams)', () => {
       }
     });
   }
+});
+
+describe("a stored capture's MemProfileRate is read from its tail, without parsing it", () => {
+  const base: TimedSnapshot = {
+    time: new Date(Date.UTC(2026, 11, 1)),
+    mapImpl: 'swiss',
+    evidence: 'none',
+    usages: [],
+    allocBytesByFunction: new Map(),
+    totals: { inuseBytes: 0, allocBytes: 0, mapInuseBytes: 0 },
+  };
+
+  test('the rate the capture was sampled at, and undefined when it did not say', () => {
+    assert.equal(storedMemProfileRate(Buffer.from(storedSnapshotJson({ ...base, memProfileRate: 524288 }))), 524288);
+    assert.equal(storedMemProfileRate(Buffer.from(storedSnapshotJson({ ...base, memProfileRate: 1 }))), 1);
+    assert.equal(storedMemProfileRate(Buffer.from(storedSnapshotJson(base))), undefined);
+  });
+
+  test('a function a target named "memProfileRate" cannot pass for it', () => {
+    const site = { function: 'memProfileRate', file: '', line: 0 };
+    const usage: SiteUsage = { key: 'other\tmemProfileRate\t\t0', site, kind: 'other', evidence: 'none', mapImpl: 'unknown', inuseBytes: 1 << 20, allocBytes: 7, inuseObjects: 1, allocObjects: 1, components: {} };
+    const forged = { ...base, allocBytesByFunction: new Map([['memProfileRate', 7]]), usages: [usage] };
+    const json = Buffer.from(storedSnapshotJson(forged));
+    assert.match(json.toString(), /"memProfileRate":7\}\}$/, 'the forged name is the last entry');
+    assert.equal(storedMemProfileRate(json), undefined);
+    assert.equal(parseStoredSnapshot(json).memProfileRate, undefined);
+  });
 });

@@ -93,6 +93,21 @@ describe('the round off the event loop gives the results of the round on it', ()
     assert.equal(stored.toString(), storedSnapshotJson({ ...attributeProfile(threaded.profile), time: threaded.time }));
   });
 
+  test("a refusal under the thread's limits is final: the work the target sized never moves to the event loop", async () => {
+    // A budget no real analysis meets stands in for a target whose series is too big for the thread.
+    const strict = new DecodeGate({ maxDecodeMs: 10_000, maxAnalysisMs: 1, maxHeapMiB: 512 });
+    try {
+      const profile = decodeHeapProfile(readFixture('go1.26', 'heap-008.pb.gz'), LIMITS);
+      const series = Array.from({ length: 12 }, (_, i) => Buffer.from(storedSnapshotJson({ ...attributeProfile(profile), time: new Date(i * 60_000) })));
+      const warnings: string[] = [];
+      const log = jsonLogger({}, 'warn', (line) => warnings.push(line));
+      await assert.rejects(analyzeStoredSeries({ decodeGate: strict }, series, DEFAULT_THRESHOLDS, log), (err: Error) => err.name === 'ProfileError' && /takes longer than 1 ms \(limit\)/.test(err.message));
+      assert.deepEqual(warnings.filter((l) => /on the event loop/.test(l)), [], 'nothing fell back to the loop');
+    } finally {
+      await strict.close();
+    }
+  });
+
   test('a stored series analysed in the thread gives the findings of the loop', async () => {
     for (const version of FIXTURE_VERSIONS) {
       const series = ['heap-001', 'heap-008'].map((stem, i) => {
