@@ -1,6 +1,7 @@
 import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
 import { parseDebug1Heap, unnamedPcs, type Debug1Heap } from '../pprof/debug1.js';
 import { ProfileError } from '../pprof/errors.js';
+import { PROFILE_MESSAGES } from '../pprof/messages.js';
 import { learnHiddenFrames, restoreHiddenFrames, unknownRecords } from '../pprof/hidden-frames.js';
 import { parseSymbolResponse, symbolQueries, type SymbolTable } from '../pprof/symbols.js';
 import type { HeapProfile } from '../pprof/types.js';
@@ -157,7 +158,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
     } catch (err) {
       if (!(err instanceof CaptureError || err instanceof ProfileError)) throw err;
       const what = debug1 === undefined ? 'debug=1 heap profile' : 'symbol endpoint';
-      warnings.push(`${what}: ${err.message}`);
+      warnings.push(`${what}: ${err instanceof ProfileError ? PROFILE_MESSAGES[err.code] : err.message}`); // never a quoted target line
     }
   }
   const profile = restoreHiddenFrames(protoProfile, lookup);
