@@ -7,10 +7,10 @@ import { DEFAULT_CEILINGS, effectiveSettings, keptCaptures, type Ceilings, type 
 import { selectorToString, type MapLeakProbe, type MapLeakProbeStatus } from '../api/types.js';
 import { captureHeap, type HeapCapture, type PprofClient } from '../capture/capture.js';
 import { CaptureError } from '../capture/errors.js';
-import { HttpAnswerError } from '../capture/http.js';
 import { apiServerProxyClient, podDirectClient } from '../capture/proxy.js';
 import type { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
-import { listRunningPods, PodListError, type ListedPod } from '../clusters/pods.js';
+import { describePodListFailure } from '../clusters/pod-list-failure.js';
+import { listRunningPods, type ListedPod } from '../clusters/pods.js';
 import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '../clusters/registry.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
@@ -155,13 +155,9 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
     if (listed.truncated) omitted = 1;
     if (listed.malformed > 0) log.warn('pod list entries dropped', { malformed: listed.malformed });
   } catch (err) {
-    const why =
-      err instanceof HttpAnswerError ? (err.answer.status === 403 ? 'forbidden to list pods (RBAC), HTTP 403' : `the API server answered HTTP ${err.answer.status}`)
-      : err instanceof CaptureError ? describeFailure(err, settings).message
-      : err instanceof PodListError ? err.message
-      : 'the pod list could not be read';
-    await writeDegraded(deps, probe, 'TargetListFailed', `Cannot list pods in namespace ${cluster.namespace}: ${why}`, now());
-    log.warn('listing targets failed', { error: why });
+    const why = describePodListFailure(err, cluster.remote, deps.limits.apiTimeoutMs);
+    await writeDegraded(deps, probe, 'TargetListFailed', `Cannot list pods in namespace ${cluster.namespace}: ${why.message}`, now());
+    log.warn('listing targets failed', { error: why.message, ...why.detail });
     return 'cluster-error';
   }
   deps.onTargets?.(probe, cluster, pods.filter((p) => p.container), { intervalMs: settings.intervalMs, minIntervalMs: settings.triggerMinIntervalMs ?? 0 });
