@@ -9,6 +9,7 @@ import { captureHeap, type HeapCapture, type PprofClient } from '../capture/capt
 import { CaptureError } from '../capture/errors.js';
 import { apiServerProxyClient, podDirectClient } from '../capture/proxy.js';
 import type { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
+import { lastLogTimestamp } from '../clusters/log-timestamp.js';
 import { describePodListFailure } from '../clusters/pod-list-failure.js';
 import { listRunningPods, type ListedPod } from '../clusters/pods.js';
 import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '../clusters/registry.js';
@@ -418,7 +419,7 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   });
   const text = body.toString('utf8');
   const lines = text.split('\n').filter(Boolean);
-  const lastStamp = lines.length > 0 ? /^(\S+)/.exec(lines[lines.length - 1] ?? '')?.[1] : undefined;
+  const lastStamp = lastLogTimestamp(lines);
   // sinceTime is inclusive to the second: drop cycles already kept.
   const seen = new Set(state.cycles.map((c) => `${c.cycle}@${c.atSeconds}`));
   const fresh = parseGcTrace(text).cycles.filter((c) => !seen.has(`${c.cycle}@${c.atSeconds}`));

@@ -5,6 +5,7 @@ import { parseGcTrace } from '../analysis/gctrace.js';
 import { disarm, INITIAL_TRIGGER_STATE, observeCycle, type PodTriggerState, type TriggerDecision, type TriggerThresholds } from '../analysis/triggers.js';
 import { durationMs } from '../api/duration.js';
 import type { MapLeakProbe } from '../api/types.js';
+import { rfc3339 } from '../clusters/log-timestamp.js';
 import type { TargetCluster } from '../clusters/registry.js';
 import { errorCode } from '../observability/error-code.js';
 import type { Logger } from '../observability/log.js';
@@ -412,9 +413,10 @@ export class TriggerWatcher {
   private async onLine(line: string, entry: ProbeEntry, key: string, follow: Follow): Promise<void> {
     const space = line.indexOf(' ');
     if (space <= 0) return;
-    const stamp = line.slice(0, space);
+    // Kept as sinceTime for the next opening: a time, never what else a tenant's log server put first.
+    const stamp = rfc3339(line.slice(0, space));
+    if (!stamp) return;
     const loggedAtMs = Date.parse(stamp);
-    if (!Number.isFinite(loggedAtMs)) return;
     follow.sinceTime = stamp;
     const [cycle] = parseGcTrace(line.slice(space + 1)).cycles;
     if (!cycle) return;

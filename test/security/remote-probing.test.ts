@@ -36,16 +36,44 @@ describe('a remote cluster\'s failed pod list: one fixed message whatever answer
     return (server.address() as AddressInfo).port;
   }
 
+  /** A tenant's log server: lists one Running pod, answers its proxy with 404, and its log with a line whose first token is 200 kB. */
+  const sinceTimes: (string | null)[] = [];
+  const HUGE_TOKEN = 'T'.repeat(200_000);
+  async function hostileLogServer(tls: { cert: Buffer; key: Buffer }): Promise<number> {
+    const server = https.createServer(tls, (req, res) => {
+      const url = new URL(req.url ?? '/', 'https://x');
+      if (url.pathname === '/api/v1/namespaces/apps/pods') {
+        const pod = {
+          metadata: { name: 'evil', namespace: 'apps', uid: '5b0d2c1e-0000-4000-8000-000000000001' },
+          spec: { containers: [{ name: 'app', ports: [{ containerPort: 6060 }] }] },
+          status: { phase: 'Running', podIP: '10.0.0.9', containerStatuses: [{ name: 'app', restartCount: 0 }] },
+        };
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'PodList', metadata: {}, items: [pod] }));
+      }
+      if (url.pathname === '/api/v1/namespaces/apps/pods/evil/log') {
+        sinceTimes.push(url.searchParams.get('sinceTime'));
+        const stamp = new Date().toISOString();
+        const gc = (n: number): string => `gc ${n} @${n}.000s 1%: 0.02+5+0.01 ms clock, 0.05+0/1/5+0.01 ms cpu, 60->61->40 MB, 80 MB goal, 0 MB stacks, 0 MB globals, 2 P`;
+        return void res.writeHead(200, { 'content-type': 'text/plain' }).end(`${stamp} ${gc(sinceTimes.length)}\n${HUGE_TOKEN} ${gc(99)}\n`);
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as AddressInfo).port;
+  }
+
   before(async () => {
     const tls = makeTestTls(mkdtempSync(join(tmpdir(), 'mapleak-remote-probing-')));
     const pem = { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
     const caData = readFileSync(tls.caFile).toString('base64');
-    const [{ cluster, kc }, redisServer, closedPort, notFoundPort, forbiddenPort] = await Promise.all([
+    const [{ cluster, kc }, redisServer, closedPort, notFoundPort, forbiddenPort, logPort] = await Promise.all([
       startClusterWithCrd(CLUSTER),
       startRedis(),
       freeLoopbackPort(),
       httpsAnswering(404, pem),
       httpsAnswering(403, pem),
+      hostileLogServer(pem),
     ]);
     redis = redisServer;
     probes = new TestProbes(kc);
@@ -65,10 +93,11 @@ describe('a remote cluster\'s failed pod list: one fixed message whatever answer
       // The certificate names 127.0.0.1 only: reached as localhost, TLS fails with the certificate's names in Node's message.
       'wrong-name': `https://localhost:${notFoundPort}`,
     };
+    const logs = { 'hostile-log': `https://127.0.0.1:${logPort}` };
     const core = kc.makeApiClient(CoreV1Api);
-    await Promise.all(Object.entries(targets).map(([name, server]) => core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: `kc-${name}` }, stringData: { kubeconfig: kubeconfig(server) } } })));
+    await Promise.all(Object.entries({ ...targets, ...logs }).map(([name, server]) => core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: `kc-${name}` }, stringData: { kubeconfig: kubeconfig(server) } } })));
     operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaderElect: false, identity: 'remote-probing-test', kubeconfigSecretNamespaces: ['default'] }));
-    await Promise.all(Object.keys(targets).map((name) => probes.create(name, { selector: { matchLabels: { app: 'x' } }, cluster: { kubeconfigSecretRef: { name: `kc-${name}` }, namespace: 'apps' } })));
+    await Promise.all(Object.keys({ ...targets, ...logs }).map((name) => probes.create(name, { selector: { matchLabels: { app: 'x' } }, cluster: { kubeconfigSecretRef: { name: `kc-${name}` }, namespace: 'apps' } })));
   });
 
   after(async () => {
@@ -94,5 +123,15 @@ describe('a remote cluster\'s failed pod list: one fixed message whatever answer
     assert.equal(notFound, 'Cannot list pods in namespace apps: the remote API server answered with an error');
     assert.equal(forbidden, notFound, 'the status code is not told');
     for (const message of [closed, wrongName, notFound, forbidden]) assert.doesNotMatch(message, /pprof|ECONN|HTTP \d|planted|localhost|127\.0\.0\.1/);
+  });
+
+  test('a log line whose first token is not a time: never kept as the place to resume, never sent back as sinceTime', async () => {
+    await waitFor('three gctrace reads of the hostile log', async () => sinceTimes.length >= 3, 60_000, 500);
+    assert.equal(sinceTimes[0], null, 'the first read starts at the beginning');
+    for (const since of sinceTimes.slice(1)) {
+      assert.ok(since !== null, 'later reads resume at the last line that had a time');
+      assert.ok(since.length <= 40, `sinceTime of ${since.length} characters`);
+      assert.match(since, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
+    }
   });
 });
