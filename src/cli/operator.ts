@@ -84,6 +84,8 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'max-trigger-follows': { field: 'maxTriggerFollows', parse: (t, f) => parseCount(t, f, 0) },
   'min-trigger-interval': { field: 'minTriggerIntervalMs', parse: (t) => parseDuration(t) },
   'trigger-poll-interval': { field: 'triggerPollMs', parse: (t) => parseDuration(t) },
+  // The CRD allows spec.thresholds.maxFindings up to 50.
+  'max-findings': { field: 'maxFindings', parse: (t, f) => atMost(parseCount(t, f, 1), 50, f) },
 };
 
 /** status.incidents holds at most 50 (the CRD's maxItems): each is about 1.5 KB, and the status is rewritten every round. */

@@ -189,7 +189,7 @@ export async function runCaptureRound(job: { id: string; data: CaptureJobData },
   const keys = rounds.flatMap((r) => r.analysis?.findings.map(findingKey) ?? []);
   const firstSeen = await deps.store.firstSeen(key, [...new Set(keys)], now(), ttlSeconds);
   const built = buildCaptureStatus(rounds, firstSeen, {
-    maxFindings: probe.spec.thresholds.maxFindings,
+    maxFindings: settings.maxFindings,
     maxTargets: 20,
     maxPodsPerFinding: 10,
   });
@@ -357,7 +357,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     round.analysis = await analyzeStoredSeries(deps, series, {
       minMapBytes: probe.spec.thresholds.minMapBytes,
       minGrowthBytesPerHour: probe.spec.thresholds.minGrowthBytesPerHour,
-      maxFindings: probe.spec.thresholds.maxFindings,
+      maxFindings: settings.maxFindings,
     }, log);
   }
   await deps.store.recordTarget(

@@ -388,7 +388,7 @@ describe('chart: static checks', () => {
       '--max-profile-bytes', '64Mi', '--max-inflated-bytes', '256Mi', '--max-compression-ratio', '50', '--max-decode-time', '5s', '--max-request-timeout', '30s',
       '--max-symbol-requests', '64', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
       '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-events-per-round', '5', '--max-incidents', '10', '--incident-retention', '168h',
-      '--max-trigger-follows', '50', '--min-trigger-interval', '1m', '--trigger-poll-interval', '5s',
+      '--max-trigger-follows', '50', '--min-trigger-interval', '1m', '--trigger-poll-interval', '5s', '--max-findings', '20',
     ];
     assert.deepEqual(c.args, ['operator', '--role', 'controller', '--port', '8080', '--resync-interval', '60s', '--lease-name', 'mapleakprobe-controller', ...limits, '--shutdown-timeout', '25s']);
     assert.deepEqual(w.args, ['operator', '--role', 'worker', '--port', '8080', '--concurrency', '4', '--target-concurrency', '4', ...limits, '--shutdown-timeout', '25s']);
