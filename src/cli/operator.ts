@@ -20,11 +20,10 @@ import { RedisMetrics, sampleRedisMemory } from '../queue/redis-metrics.js';
 import { AuthMetrics } from '../auth/metrics.js';
 import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer, type ReviewerOptions } from '../auth/reviewer.js';
 import { createApp } from '../server/app.js';
-import { setCondition } from '../status/conditions.js';
 import { SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
-import { DEFAULT_TRIGGER_WATCH_LIMITS, TriggerWatcher } from '../worker/trigger-watch.js';
+import { DEFAULT_TRIGGER_WATCH_LIMITS, triggerConditionWriter, TriggerWatcher } from '../worker/trigger-watch.js';
 import { startCaptureWorker, type CaptureWorker } from '../worker/worker.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
@@ -266,11 +265,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
           metrics,
           limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: ceilings.maxTriggerFollows, pollMs: ceilings.triggerPollMs, minIntervalMs: ceilings.minTriggerIntervalMs },
           event: (probe, type, reason, message) => probes.event(probe, type, reason, message),
-          condition: async (probe, update) => {
-            await probes.updateStatus(probe.metadata.namespace, probe.metadata.name, (current) =>
-              current.metadata.uid === probe.metadata.uid ? { conditions: setCondition(current.status?.conditions, update, current.metadata.generation, new Date()) } : undefined,
-            );
-          },
+          condition: triggerConditionWriter(probes),
           firstTime: (probe, what) => store.firstTime(`${probe.metadata.namespace}/${probe.metadata.name}`, what, 7 * 86_400),
         }),
       },

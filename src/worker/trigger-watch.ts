@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { parseGcTrace } from '../analysis/gctrace.js';
 import { disarm, INITIAL_TRIGGER_STATE, observeCycle, type PodTriggerState, type TriggerDecision, type TriggerThresholds } from '../analysis/triggers.js';
+import type { ProbeClient } from '../api/client.js';
 import { durationMs } from '../api/duration.js';
 import type { MapLeakProbe } from '../api/types.js';
 import { rfc3339 } from '../clusters/log-timestamp.js';
@@ -11,6 +12,7 @@ import { errorCode } from '../observability/error-code.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { TRIGGERED_JOB, type CaptureJobData, type TriggerJobData } from '../queue/names.js';
+import { setCondition } from '../status/conditions.js';
 
 /**
  * Follows the gctrace lines of the pods of probes with spec.triggers, as
@@ -484,6 +486,15 @@ export class TriggerWatcher {
     }
     return follow.state;
   }
+}
+
+/** TriggerWatchDeps.condition through the probe's status (read-modify-write, so the round's own writes are kept). */
+export function triggerConditionWriter(probes: Pick<ProbeClient, 'updateStatus'>): NonNullable<TriggerWatchDeps['condition']> {
+  return async (probe, update) => {
+    await probes.updateStatus(probe.metadata.namespace, probe.metadata.name, (current) =>
+      current.metadata.uid === probe.metadata.uid ? { conditions: setCondition(current.status?.conditions, update, current.metadata.generation, new Date()) } : undefined,
+    );
+  };
 }
 
 /**

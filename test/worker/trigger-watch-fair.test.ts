@@ -11,8 +11,11 @@ import type { MapLeakProbe } from '../../src/api/types.js';
 import type { TargetCluster } from '../../src/clusters/registry.js';
 import { jsonLogger } from '../../src/observability/log.js';
 import type { CaptureJobData } from '../../src/queue/names.js';
-import { DEFAULT_TRIGGER_WATCH_LIMITS, fairShares, TriggerWatcher, type WatchedPod } from '../../src/worker/trigger-watch.js';
-import { makeTestTls, startRedis, type RedisServer } from '../cluster/redis.js';
+import { ProbeClient } from '../../src/api/client.js';
+import { DEFAULT_TRIGGER_WATCH_LIMITS, fairShares, triggerConditionWriter, TriggerWatcher, type WatchedPod } from '../../src/worker/trigger-watch.js';
+import { stopCluster } from '../cluster/cluster.js';
+import { freeLoopbackPort, makeTestTls, startRedis, type RedisServer } from '../cluster/redis.js';
+import { condition, startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -204,6 +207,40 @@ describe('memory-trigger follows are shared fairly and say so', () => {
       watcher.close();
       agent.destroy();
       await api.close();
+    }
+  });
+
+  test('TriggersLimited reaches the probe\'s status on a real API server, and goes back to False', async () => {
+    const { kc } = await startClusterWithCrd('hyg-trigger-fair');
+    const agent = new https.Agent();
+    try {
+      const probes = new TestProbes(kc);
+      await probes.create('greedy', { selector: { matchLabels: { app: 'greedy' } }, triggers: { liveHeapBytes: 64 << 20 } });
+      const created = (await probes.get('greedy'))!;
+      // Follows go nowhere (a closed port: they back off quietly); the share is what the condition says.
+      const cluster: TargetCluster = { id: 'local', remote: false, namespace: 'default', http: { server: `https://127.0.0.1:${await freeLoopbackPort()}`, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy() } };
+      const watcher = new TriggerWatcher({
+        queue: { add: () => Promise.reject(new Error('nothing can cross here')) },
+        log: jsonLogger({ test: 'trigger-status' }, 'warn', () => undefined),
+        limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: 2, pollMs: 60_000 },
+        condition: triggerConditionWriter(new ProbeClient(kc)),
+      });
+      try {
+        watcher.track(created, cluster, pods('default', 'greedy', 3), timing);
+        const limited = await waitFor('TriggersLimited=True in the status', async () => {
+          const c = condition(await probes.get('greedy'), 'TriggersLimited');
+          return c?.status === 'True' && c;
+        }, 20_000, 250);
+        assert.equal(limited.reason, 'FollowCeiling');
+        assert.match(limited.message, /^Memory triggers follow 2 of the 3 selected pods on this worker: it follows at most 2 pod logs \(operator ceiling\)/);
+        watcher.track(created, cluster, pods('default', 'greedy', 2), timing);
+        await waitFor('TriggersLimited=False AllPodsFollowed', async () => condition(await probes.get('greedy'), 'TriggersLimited')?.reason === 'AllPodsFollowed', 20_000, 250);
+      } finally {
+        watcher.close();
+      }
+    } finally {
+      agent.destroy();
+      await stopCluster('hyg-trigger-fair');
     }
   });
 });
