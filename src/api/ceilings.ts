@@ -60,6 +60,8 @@ export interface Ceilings {
   minTriggerIntervalMs: number;
   /** Shortest time between two openings of one pod's log follow: a follow the server ends at once becomes a poll at this period. */
   triggerPollMs: number;
+  /** Largest spec.thresholds.maxFindings: each kept map finding is a status entry and a Prometheus series (mapleak_map_inuse_bytes). */
+  maxFindings: number;
 }
 
 /**
@@ -94,6 +96,7 @@ export const DEFAULT_CEILINGS: Ceilings = {
   maxTriggerFollows: 100,
   minTriggerIntervalMs: 10_000,
   triggerPollMs: 2_000,
+  maxFindings: 50,
 };
 
 /** The spec values a round uses, after the ceilings. */
@@ -106,6 +109,8 @@ export interface EffectiveSettings {
   triggerMinIntervalMs?: number;
   /** One line per lowered value, e.g. "spec.schedule.window 100 lowered to 24". Empty: none applied. */
   lowered: string[];
+  /** spec.thresholds.maxFindings, lowered to the operator's ceiling. */
+  maxFindings: number;
 }
 
 /** Pure: what a probe's spec becomes under the admin's ceilings. Throws on an unparsable duration. */
@@ -132,7 +137,8 @@ export function effectiveSettings(spec: MapLeakProbeSpec, ceilings: Ceilings): E
       triggerMinIntervalMs = ceilings.minTriggerIntervalMs;
     }
   }
-  return { maxProfileBytes, timeoutMs, intervalMs, window, ...(triggerMinIntervalMs !== undefined ? { triggerMinIntervalMs } : {}), lowered };
+  const maxFindings = atMost('spec.thresholds.maxFindings', spec.thresholds.maxFindings, ceilings.maxFindings);
+  return { maxProfileBytes, timeoutMs, intervalMs, window, ...(triggerMinIntervalMs !== undefined ? { triggerMinIntervalMs } : {}), lowered, maxFindings };
 }
 
 /**

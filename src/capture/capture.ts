@@ -1,6 +1,7 @@
 import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
 import { parseDebug1Heap, unnamedPcs, type Debug1Heap } from '../pprof/debug1.js';
 import { ProfileError } from '../pprof/errors.js';
+import { PROFILE_MESSAGES } from '../pprof/messages.js';
 import { learnHiddenFrames, restoreHiddenFrames, unknownRecords } from '../pprof/hidden-frames.js';
 import { MAX_TRUTHFUL_SYMBOL_ANSWER, parseSymbolResponse, queriedPcs, symbolQueries, type SymbolTable } from '../pprof/symbols.js';
 import type { HeapProfile } from '../pprof/types.js';
@@ -258,7 +259,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         const busy = err instanceof CaptureError && err.code === 'Busy';
         if (!busy && (stage === 'symbol endpoint' || (err instanceof CaptureError && err.code === 'DeadlineExceeded'))) knowledge.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS;
         if (err instanceof CaptureError && (err.code === 'DeadlineExceeded' || err.code === 'Busy')) throw err;
-        warnings.push(`${stage}: ${err.message}`);
+        warnings.push(`${stage}: ${err instanceof ProfileError ? PROFILE_MESSAGES[err.code] : err.message}`); // never a quoted target line
       } finally {
         options.knowledge.learned(binaryKey);
       }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { BudgetHold } from './budget.js';
 import { CaptureError } from './errors.js';
+import { errorCode } from '../observability/error-code.js';
 
 export interface FetchOptions {
   method?: 'GET' | 'POST';
@@ -222,8 +223,7 @@ export function contentTypeOf(header: string | undefined): string {
 
 function connectionError(where: string, err: Error): CaptureError {
   // System error codes only: TLS and parser messages can quote the peer's certificate or bytes.
-  const code = (err as NodeJS.ErrnoException).code;
-  return new CaptureError('ConnectionFailed', `${where}: ${code && /^[A-Z0-9_]{2,40}$/.test(code) ? code : 'connection error'}`);
+  return new CaptureError('ConnectionFailed', `${where}: ${errorCode(err) ?? 'connection error'}`);
 }
 
 /** Never print credentials that may sit in a URL. */

@@ -9,6 +9,7 @@ import type { HeapCapture, PprofClient } from '../capture/capture.js';
 import type { TargetTls } from '../capture/direct.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
+import { PROFILE_MESSAGES } from '../pprof/messages.js';
 import { groupCaptureFiles, loadCaptures } from './files.js';
 
 export interface AnalyzeFilesOptions {
@@ -88,8 +89,10 @@ export async function analyzeLive(options: LiveSeriesOptions): Promise<Report> {
     } catch (err) {
       // The first failure says the target is wrong; a later one is a blip.
       if (snapshots.length === 0) throw err;
-      warnings.add(`capture ${i + 1}: ${(err as Error).message}`);
-      emit({ type: 'failed', capture: i + 1, count: options.count, message: (err as Error).message });
+      // A profile error's own message may quote the target's bytes: its fixed words instead.
+      const message = err instanceof ProfileError ? PROFILE_MESSAGES[err.code] : (err as Error).message;
+      warnings.add(`capture ${i + 1}: ${message}`);
+      emit({ type: 'failed', capture: i + 1, count: options.count, message });
       continue;
     }
     for (const warning of capture.warnings) {

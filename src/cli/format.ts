@@ -1,4 +1,5 @@
 import type { Report } from '../analysis/report.js';
+import { printable, printableLines } from '../api/bounded.js';
 import type { Finding } from '../analysis/series.js';
 import { formatBytes } from './units.js';
 
@@ -45,7 +46,16 @@ export function formatReport(report: Report): string {
     );
   }
   for (const warning of report.warnings) lines.push(`warning: ${warning}`);
-  return lines.join('\n');
+  // Names, advice and warnings carry what the target sent: no escape sequence reaches the terminal.
+  return printableLines(lines.join('\n'));
+}
+
+/**
+ * JSON for stdout: JSON.stringify escapes C0 but passes DEL, C1 and the
+ * bidirectional controls through, which a terminal may act on.
+ */
+export function formatJson(doc: unknown): string {
+  return JSON.stringify(doc, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** `fn main.go:40`; a finding for a whole function names its lines: `fn main.go:40,41,47`. */
@@ -55,12 +65,15 @@ function siteLabel(f: Finding): string {
 }
 
 export function frameLabel(frame: Finding['site'], lines = String(frame.line)): string {
-  const file = frame.file.split('/').slice(-1)[0] ?? '';
+  // Made printable before measuring, so the table's columns line up.
+  const file = printable(frame.file.split('/').slice(-1)[0] ?? '', MAX_NAME_LENGTH);
   const where = file ? ` ${file}:${lines}` : '';
-  return `${shortenFunction(frame.function, MAX_FUNCTION_WIDTH)}${where}`;
+  return `${shortenFunction(printable(frame.function, MAX_NAME_LENGTH), MAX_FUNCTION_WIDTH)}${where}`;
 }
 
 const MAX_FUNCTION_WIDTH = 48;
+/** As the status keeps names (statusFrame). */
+const MAX_NAME_LENGTH = 512;
 
 /**
  * A Go function name within `width` characters where it can be: the middle

@@ -8,7 +8,7 @@ import { CaptureError } from '../capture/errors.js';
 import { DEFAULT_MAX_PROFILE_BYTES } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { analyzeFiles, analyzeUrl } from './analyze.js';
-import { formatReport } from './format.js';
+import { formatJson, formatReport } from './format.js';
 import { runCommand } from './run.js';
 import { ProgressReporter } from './progress.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
@@ -160,7 +160,7 @@ export async function main(argv: string[]): Promise<number> {
     report = await analyzeFiles({ files: positionals, gctrace: values.gctrace, limits, thresholds });
   }
   if (values.html) await writeHtmlReport(values.html, report, values.url ? `mapleak analyze ${values.url}` : `mapleak analyze (${positionals.length} files)`);
-  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+  process.stdout.write(values.json ? `${formatJson(report)}\n` : `${formatReport(report)}\n`);
   return 0;
 }
 

@@ -24,7 +24,7 @@ import { createApp } from '../server/app.js';
 import { SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
-import { DEFAULT_TRIGGER_WATCH_LIMITS, TriggerWatcher } from '../worker/trigger-watch.js';
+import { DEFAULT_TRIGGER_WATCH_LIMITS, triggerConditionWriter, TriggerWatcher } from '../worker/trigger-watch.js';
 import { startCaptureWorker, type CaptureWorker } from '../worker/worker.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
 
@@ -93,6 +93,8 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'max-trigger-follows': { field: 'maxTriggerFollows', parse: (t, f) => parseCount(t, f, 0) },
   'min-trigger-interval': { field: 'minTriggerIntervalMs', parse: (t) => parseDuration(t) },
   'trigger-poll-interval': { field: 'triggerPollMs', parse: (t) => parseDuration(t) },
+  // The CRD allows spec.thresholds.maxFindings up to 50.
+  'max-findings': { field: 'maxFindings', parse: (t, f) => atMost(parseCount(t, f, 1), 50, f) },
 };
 
 /** status.incidents holds at most 50 (the CRD's maxItems): each is about 1.5 KB, and the status is rewritten every round. */
@@ -275,6 +277,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
           metrics,
           limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: ceilings.maxTriggerFollows, pollMs: ceilings.triggerPollMs, minIntervalMs: ceilings.minTriggerIntervalMs },
           event: (probe, type, reason, message) => probes.event(probe, type, reason, message),
+          condition: triggerConditionWriter(probes),
           firstTime: (probe, what) => store.firstTime(`${probe.metadata.namespace}/${probe.metadata.name}`, what, 7 * 86_400),
         }),
       },

@@ -1,3 +1,4 @@
+import { printable } from '../api/bounded.js';
 import type { LiveEvent } from './analyze.js';
 import { formatBytes } from './units.js';
 
@@ -61,15 +62,16 @@ export class ProgressReporter {
     this.statusShown = false;
   }
 
+  // Warnings and failures can carry a target's text: one printable line each, the only escape ours.
   private status(text: string): void {
-    this.stream.write(`\r\x1b[K${text}`);
+    this.stream.write(`\r\x1b[K${printable(text, Number.POSITIVE_INFINITY)}`);
     this.statusShown = true;
   }
 
   private line(text: string): void {
     if (this.statusShown) this.stream.write('\r\x1b[K');
     this.statusShown = false;
-    this.stream.write(`${text}\n`);
+    this.stream.write(`${printable(text, Number.POSITIVE_INFINITY)}\n`);
   }
 
   private stopTicker(): void {

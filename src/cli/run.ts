@@ -1,3 +1,4 @@
+import { printable } from '../api/bounded.js';
 import { UsageError } from './units.js';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
@@ -28,7 +29,8 @@ export function runCommand(program: Program, main: (argv: string[]) => Promise<n
 function reportFailure(program: Program, err: unknown, expected: readonly ErrorClass[]): number {
   const known = err instanceof UsageError || expected.some((type) => err instanceof type);
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`${program.name}: ${message.split('\n')[0]}\n`);
+  // The first line only, printable: a capture's error can quote what a target sent.
+  process.stderr.write(`${program.name}: ${printable(message.split('\n')[0] ?? '', Number.POSITIVE_INFINITY)}\n`);
   if (err instanceof UsageError) process.stderr.write(`Run '${program.help}' for usage.\n`);
   if (process.env.MAPLEAK_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return 2;

@@ -2,6 +2,7 @@ import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { fetchBytes, type FetchOptions } from '../capture/http.js';
 import type { RemoteCredentials } from './kubeconfig.js';
+import { registerSecret } from '../observability/log.js';
 
 /** TLS identity and headers for raw requests to an API server (bodies read as bytes). */
 export interface KubeHttp {
@@ -47,6 +48,8 @@ export function remoteKubeHttp(credentials: RemoteCredentials): KubeHttp {
     keepAlive: true,
     maxSockets: 8,
   });
+  // Not logged anywhere today; should a message ever quote it, the log redacts it.
+  registerSecret(credentials.token);
   return client(credentials.server, agent, credentials.token ? { authorization: `Bearer ${credentials.token}` } : {});
 }
 

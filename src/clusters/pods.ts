@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { parseMemoryQuantity } from '../api/quantity.js';
 import type { KubeHttp } from './kube-http.js';
+import { RFC3339 } from './log-timestamp.js';
 
 /** The parts of a pod a capture needs, checked: a remote API server is the tenant's, and may say anything. */
 export interface ListedPod {
@@ -54,7 +55,6 @@ const UID = /^[A-Za-z0-9-]{1,64}$/;
 const CONTAINER_ID = /^[a-z][a-z0-9-]{0,15}:\/\/[A-Za-z0-9._-]{1,128}$/;
 /** The kubelet's reasons are CamelCase words (OOMKilled, Error, Completed, ContainerCannotRun). */
 const TERMINATION_REASON = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
  * Running pods that match a selector, read as bytes with `limit` and a size

@@ -35,8 +35,15 @@ export interface ControllerOptions {
 
 export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = { resyncMs: 60_000, watchdogMs: 5 * 60_000, watchTimeoutSeconds: 240, podTriggerDelayMs: 1000, reconcileLanes: 16 };
 
-/** What the controller keeps of a probe: what the reconciler reads, without managedFields, annotations or the worker's findings. */
+/**
+ * What the controller keeps of a probe: what the reconciler reads, without
+ * managedFields, annotations, the worker's findings or the worker's
+ * conditions (whose messages quote the selector and the failing pods).
+ */
 export type CachedProbe = MapLeakProbe;
+
+/** The conditions the controller writes and reads back (reconciler.ts); the others are the worker's. */
+const CONTROLLER_CONDITIONS: ReadonlySet<string> = new Set(['Ready', 'CeilingsApplied']);
 
 /** What the controller keeps of a pod: enough to tell when it becomes a target or stops being one, and how it ended. */
 export interface CachedPod {
@@ -69,7 +76,15 @@ export function slimProbe(raw: RawObject): CachedProbe {
     metadata: { name, namespace, uid, generation, resourceVersion, creationTimestamp, deletionTimestamp, finalizers },
     spec: probe.spec,
     // Of the incidents only the oldest (the list is newest first): whether one is past the retention is all a resync asks.
-    ...(status ? { status: { observedGeneration: status.observedGeneration, conditions: status.conditions, ...(status.incidents?.length ? { incidents: status.incidents.slice(-1) } : {}) } } : {}),
+    ...(status
+      ? {
+          status: {
+            observedGeneration: status.observedGeneration,
+            ...(status.conditions ? { conditions: status.conditions.filter((c) => CONTROLLER_CONDITIONS.has(c.type)) } : {}),
+            ...(status.incidents?.length ? { incidents: status.incidents.slice(-1) } : {}),
+          },
+        }
+      : {}),
   } as CachedProbe;
 }
 

@@ -11,7 +11,12 @@ const SECRET_SHAPES: readonly [RegExp, string][] = [
   [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g, REDACTED],
 ];
 
-/** Known secret values (a Redis password, tokens of kubeconfigs in use); the newest few hundred. */
+/**
+ * Known secret values: the Redis passwords, the operator's own token, and
+ * the tenants' credentials in use (remote kubeconfig tokens, pprof bearer
+ * tokens and basic-auth passwords; client keys are PEM, redacted by shape);
+ * the newest few hundred.
+ */
 const knownSecrets = new Set<string>();
 const MAX_KNOWN_SECRETS = 256;
 

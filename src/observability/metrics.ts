@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Everything the operator exports on /metrics. */
@@ -56,7 +57,7 @@ export class OperatorMetrics {
     for (const v of ['Leaking', 'Retaining', 'Healthy', 'Unknown']) this.verdict.set({ namespace, probe, verdict: v }, v === verdict ? 1 : 0);
     const sites = findings
       .filter((f) => f.kind === 'map')
-      .map((f) => ({ labels: { namespace, probe, site: `${f.site.function}:${f.site.line}`, pattern: f.pattern }, bytes: f.inuseBytes }));
+      .map((f) => ({ labels: { namespace, probe, site: siteLabel(f.site), pattern: f.pattern }, bytes: f.inuseBytes }));
     for (const { labels, bytes } of sites) this.mapBytes.set(labels, bytes);
     this.sitesByProbe.set(`${namespace}/${probe}`, sites.map((s) => s.labels));
   }
@@ -70,4 +71,30 @@ export class OperatorMetrics {
     this.forgetSites(namespace, probe);
     for (const v of ['Leaking', 'Retaining', 'Healthy', 'Unknown']) this.verdict.remove({ namespace, probe, verdict: v });
   }
+}
+
+/**
+ * Longest `site` label value, in UTF-8 bytes (as Prometheus' label length
+ * limits count them): a Go function name is rarely a third of it; a
+ * profile's (the tenant's) may be 512 characters.
+ */
+export const MAX_SITE_LABEL_BYTES = 128;
+
+/**
+ * `function:line`, at most MAX_SITE_LABEL_BYTES: a longer function keeps
+ * its head (whole characters) and gets a hash of the whole name, so two
+ * long names never share one series.
+ */
+export function siteLabel(site: { function: string; line: number }): string {
+  const label = `${site.function}:${site.line}`;
+  if (Buffer.byteLength(label) <= MAX_SITE_LABEL_BYTES) return label;
+  const tail = `~${createHash('sha256').update(site.function).digest('hex').slice(0, 8)}:${site.line}`;
+  let head = '';
+  let bytes = Buffer.byteLength(tail);
+  for (const char of site.function) {
+    bytes += Buffer.byteLength(char);
+    if (bytes > MAX_SITE_LABEL_BYTES) break;
+    head += char;
+  }
+  return `${head}${tail}`;
 }

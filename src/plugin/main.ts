@@ -5,12 +5,13 @@ import v8 from 'node:v8';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import type { Report } from '../analysis/report.js';
 import { DEFAULT_THRESHOLDS } from '../analysis/series.js';
+import { printable } from '../api/bounded.js';
 import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../api/types.js';
 import { CaptureError } from '../capture/errors.js';
 import { apiServerProxyClient } from '../capture/proxy.js';
 import { kubeHttp } from '../clusters/kube-http.js';
 import { analyzeLive } from '../cli/analyze.js';
-import { formatReport } from '../cli/format.js';
+import { formatJson, formatReport } from '../cli/format.js';
 import { ProgressReporter } from '../cli/progress.js';
 import { runCommand } from '../cli/run.js';
 import { parseCount, parseDuration, parseSize, UsageError } from '../cli/units.js';
@@ -204,13 +205,13 @@ async function analyzeCommand(args: string[]): Promise<number> {
     http.agent.destroy();
   }
 
-  for (const r of results) if (r.error) process.stderr.write(`kubectl-mapleak: ${r.error}\n`);
+  for (const r of results) if (r.error) process.stderr.write(`kubectl-mapleak: ${printable(r.error, Number.POSITIVE_INFINITY)}\n`);
   if (values.html) await writeHtml(values.html, `kubectl mapleak analyze ${target} -n ${ctx.namespace}`, results);
   if (values.json) {
     const doc = several
       ? { targets: results.map((r) => ({ pod: { namespace: r.pod.namespace, name: r.pod.name }, ...(r.report ? { report: r.report } : { error: r.error }) })) }
       : results[0]?.report;
-    if (doc) process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    if (doc) process.stdout.write(`${formatJson(doc)}\n`);
   } else {
     const blocks = results.filter((r) => r.report).map((r) => (several ? `== pod ${r.pod.namespace}/${r.pod.name}\n` : '') + formatReport(r.report!));
     if (blocks.length > 0) process.stdout.write(`${blocks.join('\n\n')}\n`);

@@ -8,10 +8,11 @@ import { selectorToString, type MapLeakProbe, type MapLeakProbeStatus } from '..
 import { captureHeap, operatorCaptureOptions, type HeapCapture, type PprofClient } from '../capture/capture.js';
 import type { ByteBudget } from '../capture/budget.js';
 import { CaptureError } from '../capture/errors.js';
-import { HttpAnswerError } from '../capture/http.js';
 import { apiServerProxyClient, podDirectClient } from '../capture/proxy.js';
 import type { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
-import { listRunningPods, PodListError, type ListedPod } from '../clusters/pods.js';
+import { lastLogTimestamp } from '../clusters/log-timestamp.js';
+import { describePodListFailure } from '../clusters/pod-list-failure.js';
+import { listRunningPods, type ListedPod } from '../clusters/pods.js';
 import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '../clusters/registry.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
@@ -183,13 +184,9 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
     if (listed.truncated) omitted = 1;
     if (listed.malformed > 0) log.warn('pod list entries dropped', { malformed: listed.malformed });
   } catch (err) {
-    const why =
-      err instanceof HttpAnswerError ? (err.answer.status === 403 ? 'forbidden to list pods (RBAC), HTTP 403' : `the API server answered HTTP ${err.answer.status}`)
-      : err instanceof CaptureError ? describeFailure(err, settings).message
-      : err instanceof PodListError ? err.message
-      : 'the pod list could not be read';
-    await writeDegraded(deps, probe, 'TargetListFailed', `Cannot list pods in namespace ${cluster.namespace}: ${why}`, now());
-    log.warn('listing targets failed', { error: why });
+    const why = describePodListFailure(err, cluster.remote, deps.limits.apiTimeoutMs);
+    await writeDegraded(deps, probe, 'TargetListFailed', `Cannot list pods in namespace ${cluster.namespace}: ${why.message}`, now());
+    log.warn('listing targets failed', { error: why.message, ...why.detail });
     return 'cluster-error';
   }
   deps.onTargets?.(probe, cluster, pods.filter((p) => p.container), { intervalMs: settings.intervalMs, minIntervalMs: settings.triggerMinIntervalMs ?? 0 });
@@ -233,7 +230,7 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
   const keys = rounds.flatMap((r) => r.analysis?.findings.map(findingKey) ?? []);
   const firstSeen = await deps.store.firstSeen(key, [...new Set(keys)], now(), ttlSeconds);
   const built = buildCaptureStatus(rounds, firstSeen, {
-    maxFindings: probe.spec.thresholds.maxFindings,
+    maxFindings: settings.maxFindings,
     maxTargets: 20,
     maxPodsPerFinding: 10,
   });
@@ -451,7 +448,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       round.analysis = await analyzeStoredSeries(deps, series, {
         minMapBytes: probe.spec.thresholds.minMapBytes,
         minGrowthBytesPerHour: probe.spec.thresholds.minGrowthBytesPerHour,
-        maxFindings: probe.spec.thresholds.maxFindings,
+        maxFindings: settings.maxFindings,
       }, log);
       await deps.store.saveAnalysis(key, pod.series, round.analysis, ttlSeconds);
     } catch (err) {
@@ -525,7 +522,7 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   });
   const text = body.toString('utf8');
   const lines = text.split('\n').filter(Boolean);
-  const lastStamp = lines.length > 0 ? /^(\S+)/.exec(lines[lines.length - 1] ?? '')?.[1] : undefined;
+  const lastStamp = lastLogTimestamp(lines);
   // sinceTime is inclusive to the second: drop cycles already kept.
   const seen = new Set(state.cycles.map((c) => `${c.cycle}@${c.atSeconds}`));
   const fresh = parseGcTrace(text).cycles.filter((c) => !seen.has(`${c.cycle}@${c.atSeconds}`));

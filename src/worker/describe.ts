@@ -1,29 +1,16 @@
 import type { EffectiveSettings } from '../api/ceilings.js';
 import { CaptureError } from '../capture/errors.js';
 import { HttpAnswerError } from '../capture/http.js';
-import { ProfileError, type ProfileErrorCode } from '../pprof/errors.js';
+import { ProfileError } from '../pprof/errors.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { STORE_FULL_MESSAGE, SummaryTooLargeError } from '../store/summary-caps.js';
+import { PROFILE_MESSAGES } from '../pprof/messages.js';
 
 /** A failed capture as the tenant sees it: a fixed reason and a message the operator wrote. */
 export interface FailureDescription {
   reason: string;
   message: string;
 }
-
-/**
- * Profile errors in fixed words: their own messages may quote what the
- * target sent (an HTML title, the first line of a text).
- */
-const PROFILE_MESSAGES: Record<ProfileErrorCode, string> = {
-  Empty: 'the target answered with an empty body',
-  NotAProfile: 'the answer is text, not a heap profile (is the port/pathPrefix right?)',
-  HtmlPage: 'the answer is an HTML page, not a heap profile (is the port/pathPrefix right?)',
-  TruncatedGzip: 'the profile is a truncated gzip stream',
-  TooLarge: 'the profile is larger than the limit, compressed or inflated',
-  Malformed: 'the profile is malformed',
-  NotAHeapProfile: 'the profile is not a heap profile',
-};
 
 /** The metric label and status reason of an error (stable codes only). */
 export function reasonOf(err: unknown): string {

@@ -2,6 +2,7 @@ import type { CoreV1Api } from '@kubernetes/client-node';
 import type { KeyRef, MapLeakProbe } from '../api/types.js';
 import type { TargetTls } from '../capture/direct.js';
 import { withDeadline } from '../clusters/deadline.js';
+import { registerSecret } from '../observability/log.js';
 
 /**
  * A Secret the operator may send to a target must say so with this label.
@@ -55,12 +56,17 @@ export async function resolveTargetAccess(probe: MapLeakProbe, core: CoreV1Api, 
   const secret = (ref: KeyRef, field: string, maxBytes: number): Promise<Buffer> => readKey(core, 'Secret', namespace, ref, field, maxBytes, options.timeoutMs);
   const headers: Record<string, string> = {};
   if (pprof.authorization) {
-    headers.authorization = `Bearer ${headerValue(await secret(pprof.authorization.credentials, 'spec.pprof.authorization.credentials', MAX_TOKEN_BYTES), 'spec.pprof.authorization.credentials')}`;
+    const token = headerValue(await secret(pprof.authorization.credentials, 'spec.pprof.authorization.credentials', MAX_TOKEN_BYTES), 'spec.pprof.authorization.credentials');
+    // Never logged; should a message ever quote it, the log redacts it.
+    registerSecret(token);
+    headers.authorization = `Bearer ${token}`;
   } else if (pprof.basicAuth) {
     const user = headerValue(await secret(pprof.basicAuth.username, 'spec.pprof.basicAuth.username', MAX_TOKEN_BYTES), 'spec.pprof.basicAuth.username');
     const password = headerValue(await secret(pprof.basicAuth.password, 'spec.pprof.basicAuth.password', MAX_TOKEN_BYTES), 'spec.pprof.basicAuth.password');
     if (user.includes(':')) throw new TargetAccessError('PprofSecretInvalid', 'the user name in spec.pprof.basicAuth.username contains ":"');
     headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    registerSecret(password);
+    registerSecret(headers.authorization.slice('Basic '.length));
   }
   let tls: TargetTls | undefined;
   if (pprof.tls) {

@@ -3,12 +3,16 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { parseGcTrace } from '../analysis/gctrace.js';
 import { disarm, INITIAL_TRIGGER_STATE, observeCycle, type PodTriggerState, type TriggerDecision, type TriggerThresholds } from '../analysis/triggers.js';
+import type { ProbeClient } from '../api/client.js';
 import { durationMs } from '../api/duration.js';
 import type { MapLeakProbe } from '../api/types.js';
+import { rfc3339 } from '../clusters/log-timestamp.js';
 import type { TargetCluster } from '../clusters/registry.js';
+import { errorCode } from '../observability/error-code.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { TRIGGERED_JOB, type CaptureJobData, type TriggerJobData } from '../queue/names.js';
+import { setCondition } from '../status/conditions.js';
 
 /**
  * Follows the gctrace lines of the pods of probes with spec.triggers, as
@@ -22,6 +26,14 @@ import { TRIGGERED_JOB, type CaptureJobData, type TriggerJobData } from '../queu
  * - A follow holds no lock and shares nothing with rounds but the event
  *   loop; each is bounded: line length, bytes per connection, an idle
  *   timeout, and the number of follows per worker (the admin's ceiling).
+ * - That ceiling is shared fairly (max-min): first between namespaces,
+ *   then between a namespace's probes, so one tenant selecting many pods
+ *   cannot take every follow. A probe left with fewer follows than pods
+ *   says so in its status (TriggersLimited).
+ * - A triggered round goes ahead of scheduled rounds waiting in the queue
+ *   (lifo) at most once per namespace per --min-trigger-interval; others
+ *   queue behind them, so a tenant's forged crossings cannot starve the
+ *   other tenants' schedules.
  * - Rate limit per probe across every worker: the round is a BullMQ job
  *   with a deduplication id per probe and a ttl of minInterval, so two
  *   workers (or two pods) crossing within minInterval queue one round.
@@ -77,6 +89,11 @@ export interface TriggerWatchDeps {
   limits: TriggerWatchLimits;
   /** Records an Event on the probe (pods skipped for a trigger are said once). */
   event?: (probe: MapLeakProbe, type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
+  /**
+   * Writes the probe's TriggersLimited condition: True with operator text
+   * while some selected pods get no follow, False once they all do again.
+   */
+  condition?: (probe: MapLeakProbe, update: { type: 'TriggersLimited'; status: 'True' | 'False'; reason: string; message: string }) => Promise<void>;
   /** True the first time `what` is asked for on this probe across every worker (the store's SET NX); without it, once per process. */
   firstTime?: (probe: MapLeakProbe, what: string) => Promise<boolean>;
   now?: () => number;
@@ -97,6 +114,8 @@ interface ProbeEntry {
   thresholds: TriggerThresholds;
   expiresAt: number;
   lastTriggeredAtMs?: number;
+  /** The pods the last round listed, in its order: what the follows are drawn from. */
+  wanted: WatchedPod[];
   follows: Map<string, Follow>;
 }
 
@@ -113,6 +132,10 @@ export class TriggerWatcher {
   private readonly now: () => number;
   private readonly skippedPods = new Set<string>();
   private readonly overCeiling = new Set<string>();
+  /** The TriggersLimited message last written per probe ('' for False). */
+  private readonly limitedSaid = new Map<string, string>();
+  /** When a triggered round of a namespace last went ahead of the queue. */
+  private readonly lastJumpAt = new Map<string, number>();
   private readonly sweep: NodeJS.Timeout;
   private closed = false;
 
@@ -159,30 +182,69 @@ export class TriggerWatcher {
       // Three intervals without a round here: the probe is gone, or its rounds run on other workers.
       expiresAt: this.now() + 3 * timing.intervalMs + 30_000,
       ...(Number.isFinite(lastTriggeredAtMs) ? { lastTriggeredAtMs } : {}),
+      wanted: [...pods],
       follows: entry?.follows ?? new Map(),
     };
     this.probes.set(key, next);
-
-    const wanted = new Map(pods.map((p) => [p.uid, p]));
-    for (const [uid, follow] of next.follows) {
-      if (!wanted.has(uid)) this.stopFollow(next, uid, follow);
-    }
     for (const pod of pods) {
       const existing = next.follows.get(pod.uid);
-      if (existing) {
-        existing.pod = pod;
-      } else {
-        if (this.followCount >= this.deps.limits.maxFollows) {
-          if (!this.overCeiling.has(key)) {
-            this.overCeiling.add(key);
-            this.deps.log.warn('memory triggers: follow ceiling reached, pods not watched between rounds', { probe: key, maxFollows: this.deps.limits.maxFollows });
-          }
-          break;
-        }
-        this.startFollow(next, key, pod);
-      }
+      if (existing) existing.pod = pod;
       if (thresholds.memoryLimitFraction !== undefined && pod.memoryLimitBytes === undefined) this.sayOnceNoLimit(probe, pod);
     }
+    this.rebalance();
+  }
+
+  /**
+   * Gives every probe its fair share of the follow ceiling (max-min between
+   * namespaces, then between a namespace's probes) and follows that many of
+   * its pods, keeping the follows it has. Stops before it starts, so the
+   * ceiling holds at every moment.
+   */
+  private rebalance(): void {
+    const entries = [...this.probes.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const namespaces = [...new Set(entries.map(([, e]) => e.probe.metadata.namespace))];
+    const inNamespace = namespaces.map((ns) => entries.filter(([, e]) => e.probe.metadata.namespace === ns));
+    const namespaceShares = fairShares(inNamespace.map((list) => list.reduce((n, [, e]) => n + e.wanted.length, 0)), this.deps.limits.maxFollows);
+    const shares = new Map<string, number>();
+    inNamespace.forEach((list, i) => {
+      const probeShares = fairShares(list.map(([, e]) => e.wanted.length), namespaceShares[i] ?? 0);
+      list.forEach(([key], j) => shares.set(key, probeShares[j] ?? 0));
+    });
+    const chosen = new Map<string, WatchedPod[]>();
+    for (const [key, entry] of entries) {
+      const share = shares.get(key) ?? 0;
+      // The pods already followed first (no reconnect for nothing), then the rest in the round's order.
+      const pods = [...entry.wanted.filter((p) => entry.follows.has(p.uid)), ...entry.wanted.filter((p) => !entry.follows.has(p.uid))].slice(0, share);
+      chosen.set(key, pods);
+      const keep = new Set(pods.map((p) => p.uid));
+      for (const [uid, follow] of entry.follows) if (!keep.has(uid)) this.stopFollow(entry, uid, follow);
+    }
+    for (const [key, entry] of entries) {
+      for (const pod of chosen.get(key) ?? []) if (!entry.follows.has(pod.uid)) this.startFollow(entry, key, pod);
+      this.sayLimited(key, entry, shares.get(key) ?? 0);
+    }
+  }
+
+  /** The probe's TriggersLimited condition, written when what it says changes. */
+  private sayLimited(key: string, entry: ProbeEntry, followed: number): void {
+    const wanted = entry.wanted.length;
+    const limited = followed < wanted;
+    const said = this.limitedSaid.get(key) ?? (entry.probe.status?.conditions?.some((c) => c.type === 'TriggersLimited' && c.status === 'True') ? 'unknown' : '');
+    const maxFollows = this.deps.limits.maxFollows;
+    const message = limited
+      ? `Memory triggers follow ${followed} of the ${wanted} selected pods on this worker: it follows at most ${maxFollows} pod logs (operator ceiling), shared fairly between namespaces and probes. The other pods are captured by scheduled rounds only.`
+      : '';
+    if (message === said) return;
+    this.limitedSaid.set(key, message);
+    if (limited && !this.overCeiling.has(key)) {
+      this.overCeiling.add(key);
+      this.deps.log.warn('memory triggers: follow ceiling reached, pods not watched between rounds', { probe: key, followed, wanted, maxFollows });
+    }
+    if (!limited) this.overCeiling.delete(key);
+    const update = limited
+      ? { type: 'TriggersLimited' as const, status: 'True' as const, reason: 'FollowCeiling', message }
+      : { type: 'TriggersLimited' as const, status: 'False' as const, reason: 'AllPodsFollowed', message: 'Memory triggers follow every selected pod.' };
+    void this.deps.condition?.(entry.probe, update).catch(() => this.limitedSaid.delete(key));
   }
 
   /** The probe is gone or suspended: stop following its pods. */
@@ -193,6 +255,9 @@ export class TriggerWatcher {
     for (const [uid, follow] of entry.follows) this.stopFollow(entry, uid, follow);
     this.probes.delete(key);
     this.overCeiling.delete(key);
+    this.limitedSaid.delete(key);
+    // Its places go to the probes that wanted more.
+    if (!this.closed) this.rebalance();
   }
 
   close(): void {
@@ -229,7 +294,7 @@ export class TriggerWatcher {
     entry.follows.set(pod.uid, follow);
     this.deps.metrics?.triggerFollows.set(this.followCount);
     void this.runFollow(key, follow).catch((err: unknown) => {
-      this.deps.log.error('trigger follow ended unexpectedly', { probe: key, pod: pod.name, error: err instanceof Error ? err.message : String(err) });
+      this.deps.log.error('trigger follow ended unexpectedly', { probe: key, pod: pod.name, error: failureOf(err) });
     });
   }
 
@@ -241,12 +306,15 @@ export class TriggerWatcher {
       const entry = this.probes.get(key);
       if (!entry || entry.follows.get(follow.pod.uid) !== follow) return;
       const openedAt = this.now();
-      const outcome = await this.followOnce(entry, key, follow).catch((err: unknown) => ({ failed: err instanceof Error ? err.message : String(err), status: 0, hadData: false }));
+      const outcome = await this.followOnce(entry, key, follow).catch((err: unknown) => ({ failed: failureOf(err), status: 0, hadData: false }));
       if (follow.abort.signal.aborted) return;
       if ('gone' in outcome) {
         log.debug('trigger follow: pod or container gone', { status: outcome.status });
         entry.follows.delete(follow.pod.uid);
+        // Not followed again until a round lists it; its place goes to another pod.
+        entry.wanted = entry.wanted.filter((p) => p.uid !== follow.pod.uid);
         this.deps.metrics?.triggerFollows.set(this.followCount);
+        this.rebalance();
         return;
       }
       let waitMs: number;
@@ -301,10 +369,10 @@ export class TriggerWatcher {
           idle = setTimeout(() => finish({ failed: 'no data within the idle timeout', status: 0 }), limits.idleMs);
         }).then(
           () => finish({ ended: true }),
-          (err: unknown) => finish({ failed: err instanceof Error ? err.message : String(err), status: 0, hadData }),
+          (err: unknown) => finish({ failed: failureOf(err), status: 0, hadData }),
         );
       });
-      request.on('error', (err) => finish({ failed: err.message, status: 0, hadData }));
+      request.on('error', (err) => finish({ failed: failureOf(err), status: 0, hadData }));
       follow.abort.signal.addEventListener('abort', onAbort);
     });
   }
@@ -347,9 +415,10 @@ export class TriggerWatcher {
   private async onLine(line: string, entry: ProbeEntry, key: string, follow: Follow): Promise<void> {
     const space = line.indexOf(' ');
     if (space <= 0) return;
-    const stamp = line.slice(0, space);
+    // Kept as sinceTime for the next opening: a time, never what else a tenant's log server put first.
+    const stamp = rfc3339(line.slice(0, space));
+    if (!stamp) return;
     const loggedAtMs = Date.parse(stamp);
-    if (!Number.isFinite(loggedAtMs)) return;
     follow.sinceTime = stamp;
     const [cycle] = parseGcTrace(line.slice(space + 1)).cycles;
     if (!cycle) return;
@@ -381,6 +450,9 @@ export class TriggerWatcher {
       firedTime: new Date(firedAt).toISOString(),
     };
     // The same crossing seen by two workers is the same job; any other within minInterval is deduplicated.
+    // Ahead of the scheduled rounds waiting in the queue, at most once per namespace per minimum trigger interval.
+    const namespace = probe.metadata.namespace;
+    const lifo = firedAt - (this.lastJumpAt.get(namespace) ?? -Infinity) >= this.deps.limits.minIntervalMs;
     const jobId = `trigger-${createHash('sha256').update(`${probe.metadata.uid}|${follow.pod.uid}|${decision.cycle}|${decision.loggedAtMs}`).digest('hex').slice(0, 24)}`;
     try {
       const job = await this.deps.queue.add(
@@ -389,8 +461,7 @@ export class TriggerWatcher {
         {
           jobId,
           deduplication: { id: `trigger-${probe.metadata.uid}`, ttl: entry.thresholds.minIntervalMs },
-          // Ahead of scheduled rounds waiting in the queue.
-          lifo: true,
+          lifo,
           attempts: 1,
           removeOnComplete: { count: 100 },
           removeOnFail: { count: 100 },
@@ -398,6 +469,7 @@ export class TriggerWatcher {
       );
       if (job.id === jobId) {
         this.deps.metrics?.triggers.inc({ reason: decision.reason, result: 'queued' });
+        if (lifo) this.lastJumpAt.set(namespace, firedAt);
         entry.lastTriggeredAtMs = firedAt;
         this.deps.log.info('memory trigger fired', { probe: key, pod: follow.pod.name, reason: decision.reason, liveHeapBytes: decision.liveHeapBytes, thresholdBytes: decision.thresholdBytes, gcCycle: decision.cycle, job: jobId });
         return disarm(follow.state, decision.reasons);
@@ -409,10 +481,52 @@ export class TriggerWatcher {
       this.deps.log.debug('memory trigger rate-limited (deduplicated)', { probe: key, pod: follow.pod.name, reason: decision.reason });
     } catch (err) {
       this.deps.metrics?.triggers.inc({ reason: decision.reason, result: 'failed' });
+      // The operator's own Redis answered (OOM, READONLY): its words, not a tenant's.
       this.deps.log.warn('memory trigger could not queue its round', { probe: key, pod: follow.pod.name, error: err instanceof Error ? err.message : String(err) });
     }
     return follow.state;
   }
+}
+
+/** TriggerWatchDeps.condition through the probe's status (read-modify-write, so the round's own writes are kept). */
+export function triggerConditionWriter(probes: Pick<ProbeClient, 'updateStatus'>): NonNullable<TriggerWatchDeps['condition']> {
+  return async (probe, update) => {
+    await probes.updateStatus(probe.metadata.namespace, probe.metadata.name, (current) =>
+      current.metadata.uid === probe.metadata.uid ? { conditions: setCondition(current.status?.conditions, update, current.metadata.generation, new Date()) } : undefined,
+    );
+  };
+}
+
+/**
+ * Max-min fair shares of `capacity` between `wants`: nobody gets more than
+ * it wants, and what one leaves goes to the others; a remainder goes to the
+ * first in order.
+ */
+export function fairShares(wants: readonly number[], capacity: number): number[] {
+  const shares = wants.map(() => 0);
+  let left = Math.max(0, Math.floor(capacity));
+  let open = wants.flatMap((want, i) => (want > 0 ? [i] : []));
+  while (left > 0 && open.length > 0) {
+    const each = Math.max(1, Math.floor(left / open.length));
+    for (const i of open) {
+      const give = Math.min(each, (wants[i] ?? 0) - (shares[i] ?? 0), left);
+      shares[i] = (shares[i] ?? 0) + give;
+      left -= give;
+      if (left === 0) break;
+    }
+    open = open.filter((i) => (shares[i] ?? 0) < (wants[i] ?? 0));
+  }
+  return shares;
+}
+
+/**
+ * A failed follow as the log says it: the error's code (ECONNRESET,
+ * ERR_TLS_CERT_ALTNAME_INVALID) or its class, never its message. The API
+ * server may be a tenant's (spec.cluster), and Node's TLS messages quote
+ * the peer's certificate.
+ */
+function failureOf(err: unknown): string {
+  return errorCode(err) ?? (err instanceof Error ? `${err.name} (no code)` : 'error (no code)');
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -16,7 +16,7 @@ const chart: Ceilings = { ...DEFAULT_CEILINGS, maxProfileBytes: 64 * 1024 * 1024
 describe('admin ceilings over tenant settings', () => {
   test('values within the ceilings are used as they are, and nothing is reported', () => {
     const settings = effectiveSettings(spec({}, {}), chart);
-    assert.deepEqual(settings, { maxProfileBytes: 64 * 1024 * 1024, timeoutMs: 10_000, intervalMs: 300_000, window: 12, lowered: [] });
+    assert.deepEqual(settings, { maxProfileBytes: 64 * 1024 * 1024, timeoutMs: 10_000, intervalMs: 300_000, window: 12, lowered: [], maxFindings: 10 });
   });
 
   test('values beyond a ceiling are clamped and each one is reported', () => {
@@ -31,6 +31,14 @@ describe('admin ceilings over tenant settings', () => {
       "spec.schedule.window 100 lowered to the operator's ceiling 24",
       "spec.schedule.interval 5000ms raised to the operator's minimum 30000ms",
     ]);
+  });
+
+  test('spec.thresholds.maxFindings is lowered to the admin\'s --max-findings, and said', () => {
+    const many = { ...spec({}, {}), thresholds: { minMapBytes: 1, minGrowthBytesPerHour: 1, maxFindings: 50 } };
+    const settings = effectiveSettings(many, { ...chart, maxFindings: 20 });
+    assert.equal(settings.maxFindings, 20);
+    assert.deepEqual(settings.lowered, ["spec.thresholds.maxFindings 50 lowered to the operator's ceiling 20"]);
+    assert.equal(effectiveSettings(many, DEFAULT_CEILINGS).maxFindings, 50, 'the default ceiling is the CRD\'s own maximum');
   });
 
   test('large profiles shorten a target’s window to its Redis budget, never below 2', () => {

@@ -389,7 +389,7 @@ describe('chart: static checks', () => {
       '--max-symbol-requests', '64', '--max-symbol-answer-bytes', '1Mi', '--max-debug1-bytes', '32Mi', '--min-debug1-interval', '10m', '--max-capture-time', '90s',
       '--max-inflight-bytes', '192Mi', '--max-knowledge-bytes', '128Mi', '--max-knowledge-bytes-per-namespace', '32Mi', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
       '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-usages-per-capture', '1000', '--max-summary-bytes', '2Mi', '--max-events-per-round', '5', '--max-incidents', '10', '--incident-retention', '168h',
-      '--max-trigger-follows', '50', '--min-trigger-interval', '1m', '--trigger-poll-interval', '5s',
+      '--max-trigger-follows', '50', '--min-trigger-interval', '1m', '--trigger-poll-interval', '5s', '--max-findings', '20',
     ];
     assert.deepEqual(c.args, ['operator', '--role', 'controller', '--port', '8080', '--resync-interval', '60s', '--lease-name', 'mapleakprobe-controller', ...limits, '--shutdown-timeout', '25s']);
     assert.deepEqual(w.args, ['operator', '--role', 'worker', '--port', '8080', '--concurrency', '4', '--target-concurrency', '4', ...limits, '--shutdown-timeout', '25s']);

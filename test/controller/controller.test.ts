@@ -273,11 +273,18 @@ describe('supervised informer against a real API server', () => {
       kind: 'MapLeakProbe',
       metadata: { name: 'p', namespace: NS, uid: 'u', generation: 3, resourceVersion: '9', creationTimestamp: '2026-12-01T10:00:00Z', finalizers: [FINALIZER], managedFields: [{ manager: 'kubectl' }], annotations: { big: 'x'.repeat(10_000) } },
       spec: { selector: { matchLabels: { app: 'a' } } },
-      status: { observedGeneration: 3, conditions: [{ type: 'Ready', status: 'True' }], findings: [{ advice: 'x'.repeat(10_000) }], targets: [] },
+      status: {
+        observedGeneration: 3,
+        // The worker's conditions quote the selector and failing pods (up to 32 KiB a message): the controller reads none of them.
+        conditions: [{ type: 'Ready', status: 'True' }, { type: 'Capturing', status: 'False', message: 'x'.repeat(32_768) }, { type: 'Degraded', status: 'True', message: 'y'.repeat(32_768) }, { type: 'CeilingsApplied', status: 'False' }],
+        findings: [{ advice: 'x'.repeat(10_000) }],
+        targets: [],
+      },
     } as never);
     // creationTimestamp: the per-namespace ceiling keeps the oldest probes.
     assert.deepEqual(slim.metadata, { name: 'p', namespace: NS, uid: 'u', generation: 3, resourceVersion: '9', creationTimestamp: '2026-12-01T10:00:00Z', deletionTimestamp: undefined, finalizers: [FINALIZER] });
     assert.deepEqual(Object.keys(slim.status ?? {}).sort(), ['conditions', 'observedGeneration']);
+    assert.deepEqual(slim.status?.conditions?.map((c) => c.type), ['Ready', 'CeilingsApplied'], 'only the conditions the reconciler writes and compares');
     assert.deepEqual(slim.spec, { selector: { matchLabels: { app: 'a' } } });
     const incident = (time: string) => ({ id: time, pod: 'p', namespace: NS, container: 'c', reason: 'OOMKilled', time, detectedTime: time, restartCount: 1, verdict: 'Unknown', captureIds: [], findings: [] });
     const withIncidents = slimProbe({ metadata: { name: 'p', namespace: NS, uid: 'u' }, spec: {}, status: { incidents: [incident('2026-12-01T10:00:00Z'), incident('2026-11-01T10:00:00Z')] } } as never);

@@ -1,0 +1,45 @@
+import { CaptureError } from '../capture/errors.js';
+import { HttpAnswerError } from '../capture/http.js';
+import { PodListError } from './pods.js';
+
+/** A failed pod list: what the probe's status says, and what the operator's log adds. */
+export interface PodListFailure {
+  message: string;
+  /** For the admin's log only: an HTTP status or an error code. */
+  detail: { status?: number; code?: string };
+}
+
+/**
+ * Why a round's pod list failed, in the operator's words. For the
+ * operator's own API server the cause helps (RBAC, a status, a timeout).
+ * A remote one (spec.cluster) is any https://host:port the tenant's
+ * kubeconfig names: saying which failure it was (refused, timed out, a
+ * 404) would let a tenant map the hosts the worker reaches, so it gets one
+ * of two fixed messages whatever the failure.
+ */
+export function describePodListFailure(err: unknown, remote: boolean, timeoutMs: number): PodListFailure {
+  const status = err instanceof HttpAnswerError ? err.answer.status : err instanceof CaptureError ? err.status : undefined;
+  const code = err instanceof CaptureError ? err.code : err instanceof PodListError ? 'MalformedPodList' : undefined;
+  const detail = { ...(status !== undefined ? { status } : {}), ...(code !== undefined ? { code } : {}) };
+  const answered = err instanceof HttpAnswerError || err instanceof PodListError || (err instanceof CaptureError && (err.code === 'HttpStatus' || err.code === 'TooLarge'));
+  if (remote) return { message: answered ? 'the remote API server answered with an error' : 'the remote API server could not be reached', detail };
+  if (status === 403) return { message: 'forbidden to list pods (RBAC), HTTP 403', detail };
+  if (status !== undefined) return { message: `the API server answered HTTP ${status}`, detail };
+  if (err instanceof PodListError) return { message: err.message, detail };
+  if (err instanceof CaptureError) {
+    switch (err.code) {
+      case 'Timeout':
+        return { message: `the API server did not answer within ${timeoutMs} ms`, detail };
+      case 'TooLarge':
+        return { message: 'the API server\'s pod list is larger than the limit', detail };
+      case 'ConnectionFailed': {
+        // http.ts keeps only a system error code after the last colon.
+        const system = /: ([A-Z0-9_]{2,40})$/.exec(err.message)?.[1];
+        return { message: `the API server could not be reached${system ? ` (${system})` : ''}`, detail };
+      }
+      default:
+        return { message: 'the pod list could not be read', detail };
+    }
+  }
+  return { message: 'the pod list could not be read', detail };
+}
