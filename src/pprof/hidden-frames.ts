@@ -138,13 +138,19 @@ export function unknownRecords(profile: HeapProfile, lookup: (key: string) => re
   const seen = new Set<string>();
   let inuseBytes = 0;
   for (const record of profile.records) {
-    if (record.addresses.length === 0 || isProfilerStack(record.stack)) continue;
-    const key = recordKey(record.addresses, record.objectSize);
-    if (lookup(key) !== undefined) continue;
+    const key = unknownRecordKey(record, lookup);
+    if (key === undefined) continue;
     seen.add(key);
     inuseBytes += record.inuseBytes;
   }
   return { keys: seen.size, inuseBytes };
+}
+
+/** The key of a record whose hidden frames are still to learn (unknownRecords counts them); undefined when known or nothing to learn. */
+export function unknownRecordKey(record: HeapRecord, lookup: (key: string) => readonly string[] | undefined): string | undefined {
+  if (record.addresses.length === 0 || isProfilerStack(record.stack)) return undefined;
+  const key = recordKey(record.addresses, record.objectSize);
+  return lookup(key) === undefined ? key : undefined;
 }
 
 

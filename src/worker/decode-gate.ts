@@ -5,8 +5,7 @@ import type { Debug1Heap } from '../pprof/debug1.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { profileFromColumns, type ProfileColumns } from '../pprof/transfer.js';
-import { recordKey, restorationBetween, restoreHiddenFrames } from '../pprof/hidden-frames.js';
-import { isProfilerStack } from '../pprof/runtime-frames.js';
+import { restorationBetween, restoreHiddenFrames, unknownRecordKey } from '../pprof/hidden-frames.js';
 import type { Frame, HeapProfile, HeapRecord } from '../pprof/types.js';
 import type { SeriesAnalysis, Thresholds } from '../analysis/series.js';
 import type { DecodeReply, DecodeRequest } from './decode-thread.js';
@@ -294,9 +293,8 @@ async function unknownRecordsInSlices(profile: HeapProfile, lookup: HiddenFrameL
   for (let i = 0; i < records.length; i++) {
     if (i > 0 && i % slice === 0) await yieldToLoop();
     const record = records[i] as HeapRecord;
-    if (record.addresses.length === 0 || isProfilerStack(record.stack)) continue;
-    const key = recordKey(record.addresses, record.objectSize);
-    if (lookup(key) !== undefined) continue;
+    const key = unknownRecordKey(record, lookup);
+    if (key === undefined) continue;
     seen.add(key);
     inuseBytes += record.inuseBytes;
   }

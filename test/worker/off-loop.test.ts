@@ -12,32 +12,16 @@ import { attributeProfile } from '../../src/analysis/attribute.js';
 import { DEFAULT_THRESHOLDS } from '../../src/analysis/series.js';
 import { BinaryKnowledgeCache, captureHeap, directPprofClient, type HeapCapture } from '../../src/capture/index.js';
 import { jsonLogger } from '../../src/observability/log.js';
-import { decodeHeapProfile, parseDebug1Heap, parseSymbolResponse } from '../../src/pprof/index.js';
+import { decodeHeapProfile, parseDebug1Heap } from '../../src/pprof/index.js';
 import { storedSnapshotJson } from '../../src/store/series-store.js';
 import { analyzeStoredSeries, storedSnapshot } from '../../src/worker/capture-round.js';
 import { DecodeGate } from '../../src/worker/decode-gate.js';
 import { FIXTURE_VERSIONS, readFixture, type FixtureVersion } from '../support/fixtures.js';
-import { startServer, type TestServer } from '../support/http-server.js';
+import { fixtureTarget } from '../support/fixture-target.js';
+import type { TestServer } from '../support/http-server.js';
 
 const LIMITS = { maxBytes: 8 * 1024 * 1024 };
 const silent = jsonLogger({}, 'error', () => undefined);
-
-/** A target that serves one real capture: its proto, its debug=1 and the names of its PCs. */
-async function fixtureTarget(version: FixtureVersion, stem: string): Promise<TestServer> {
-  const proto = readFixture(version, `${stem}.pb.gz`);
-  const debug1 = readFixture(version, `${stem}.txt`);
-  const symbols = parseSymbolResponse(readFixture(version, `${stem}.sym`).toString('utf8'));
-  return startServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://target');
-    if (url.pathname === '/debug/pprof/heap') return res.end(url.searchParams.get('debug') === '1' ? debug1 : proto);
-    if (url.pathname === '/debug/pprof/symbol') {
-      const pcs = url.search.slice(1).split('+').map((pc) => Number.parseInt(pc, 16));
-      const known = pcs.filter((pc) => symbols.has(pc));
-      return res.end([`num_symbols: ${known.length}`, ...known.map((pc) => `0x${pc.toString(16)} ${symbols.get(pc)}`), ''].join('\n'));
-    }
-    res.writeHead(404).end('404 page not found\n');
-  });
-}
 
 describe('the round off the event loop gives the results of the round on it', () => {
   let gate: DecodeGate;

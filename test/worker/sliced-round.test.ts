@@ -13,32 +13,16 @@ import { after, before, describe, test } from 'node:test';
 import { attributeProfile } from '../../src/analysis/attribute.js';
 import { BinaryKnowledgeCache, captureHeap, directPprofClient, type HeapCapture } from '../../src/capture/index.js';
 import { jsonLogger } from '../../src/observability/log.js';
-import { parseSymbolResponse } from '../../src/pprof/index.js';
 import { storedSnapshotJson } from '../../src/store/series-store.js';
 import { storedSnapshot } from '../../src/worker/capture-round.js';
 import { DecodeGate } from '../../src/worker/decode-gate.js';
-import { FIXTURE_VERSIONS, readFixture, type FixtureVersion } from '../support/fixtures.js';
-import { startServer, type TestServer } from '../support/http-server.js';
+import { FIXTURE_VERSIONS, type FixtureVersion } from '../support/fixtures.js';
+import { fixtureTarget } from '../support/fixture-target.js';
+import type { TestServer } from '../support/http-server.js';
 
 const LIMITS = { maxBytes: 8 * 1024 * 1024 };
 const SLICE = 4;
 const silent = jsonLogger({}, 'error', () => undefined);
-
-function fixtureTarget(version: FixtureVersion): Promise<TestServer> {
-  const proto = readFixture(version, 'heap-008.pb.gz');
-  const debug1 = readFixture(version, 'heap-008.txt');
-  const symbols = parseSymbolResponse(readFixture(version, 'heap-008.sym').toString('utf8'));
-  return startServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://target');
-    if (url.pathname === '/debug/pprof/heap') return res.end(url.searchParams.get('debug') === '1' ? debug1 : proto);
-    if (url.pathname === '/debug/pprof/symbol') {
-      const pcs = url.search.slice(1).split('+').map((pc) => Number.parseInt(pc, 16));
-      const known = pcs.filter((pc) => symbols.has(pc));
-      return res.end([`num_symbols: ${known.length}`, ...known.map((pc) => `0x${pc.toString(16)} ${symbols.get(pc)}`), ''].join('\n'));
-    }
-    res.writeHead(404).end('404 page not found\n');
-  });
-}
 
 /** Counts the event loop's turns while `work` runs (one setImmediate per turn). */
 async function loopTurnsDuring<T>(work: () => Promise<T>): Promise<{ result: T; turns: number }> {
