@@ -12,6 +12,8 @@ export class CaptureError extends Error {
     readonly code: CaptureErrorCode,
     message: string,
     readonly status?: number,
+    /** ConnectionFailed: the system error code (ECONNREFUSED, ...), checked by errorCode; never the peer's text. */
+    readonly systemCode?: string,
   ) {
     super(message);
   }

@@ -223,7 +223,8 @@ export function contentTypeOf(header: string | undefined): string {
 
 function connectionError(where: string, err: Error): CaptureError {
   // System error codes only: TLS and parser messages can quote the peer's certificate or bytes.
-  return new CaptureError('ConnectionFailed', `${where}: ${errorCode(err) ?? 'connection error'}`);
+  const code = errorCode(err);
+  return new CaptureError('ConnectionFailed', `${where}: ${code ?? 'connection error'}`, undefined, code);
 }
 
 /** Never print credentials that may sit in a URL. */

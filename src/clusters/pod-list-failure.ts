@@ -32,11 +32,8 @@ export function describePodListFailure(err: unknown, remote: boolean, timeoutMs:
         return { message: `the API server did not answer within ${timeoutMs} ms`, detail };
       case 'TooLarge':
         return { message: 'the API server\'s pod list is larger than the limit', detail };
-      case 'ConnectionFailed': {
-        // http.ts keeps only a system error code after the last colon.
-        const system = /: ([A-Z0-9_]{2,40})$/.exec(err.message)?.[1];
-        return { message: `the API server could not be reached${system ? ` (${system})` : ''}`, detail };
-      }
+      case 'ConnectionFailed':
+        return { message: `the API server could not be reached${err.systemCode ? ` (${err.systemCode})` : ''}`, detail };
       default:
         return { message: 'the pod list could not be read', detail };
     }

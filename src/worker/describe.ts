@@ -35,11 +35,8 @@ export function describeFailure(err: unknown, settings: Pick<EffectiveSettings, 
         return { reason, message: `target too slow: no complete answer within ${settings.timeoutMs} ms` };
       case 'TooLarge':
         return { reason, message: `the target sent more than ${settings.maxProfileBytes} bytes (limit)` };
-      case 'ConnectionFailed': {
-        // http.ts keeps only a system error code after the last colon.
-        const code = /: ([A-Z0-9_]{2,40})$/.exec(err.message)?.[1];
-        return { reason, message: `nothing answered on the pprof port${code ? ` (${code})` : ''}` };
-      }
+      case 'ConnectionFailed':
+        return { reason, message: `nothing answered on the pprof port${err.systemCode ? ` (${err.systemCode})` : ''}` };
       case 'Busy':
       case 'DeadlineExceeded':
         // Composed by captureHeap from the operator's limits only.

@@ -209,8 +209,6 @@ export interface RedisClusterSet {
   password: string;
   /** The current primaries (host:port) and the slot ranges each serves. */
   primaries(): Promise<{ address: string; node: RedisNode; slots: [number, number][] }[]>;
-  /** A manual failover (CLUSTER FAILOVER on the primary's replica); resolves once the replica is primary. Returns its address. */
-  failover(primary: string): Promise<string>;
   /** The node replicating `primary` (the one the cluster will promote when it dies); kill a primary with its node's kill(). */
   replicaOf(primary: string): Promise<RedisNode>;
   /** Each live node's cluster state, role and clients (CLIENT LIST), for failure messages. */
@@ -297,22 +295,6 @@ export async function startRedisCluster(options: { primaries?: number; replicas?
       }
       throw new Error(`${primary} has no replica`);
     };
-    const failover = async (primary: string): Promise<string> => {
-      const port = primary.split(':').pop();
-      for (const n of nodes) {
-        const client = clientOf(n);
-        try {
-          const replication = await client.info('replication').catch(() => '');
-          if (!replication.includes('role:slave') || !replication.includes(`master_port:${port}\r`)) continue;
-          await client.call('CLUSTER', 'FAILOVER');
-          await waitUntil(`${n.host}:${n.port} to take over from ${primary}`, 30_000, async () => (await client.info('replication')).includes('role:master'));
-          return `${n.host}:${n.port}`;
-        } finally {
-          client.disconnect();
-        }
-      }
-      throw new Error(`${primary} has no replica`);
-    };
     const describe = async (): Promise<string> => {
       const parts: string[] = [];
       for (const n of nodes) {
@@ -330,7 +312,7 @@ export async function startRedisCluster(options: { primaries?: number; replicas?
       }
       return parts.join('\n');
     };
-    return { nodes, seeds: addresses.join(','), password, primaries: primariesNow, failover, replicaOf, describe, stop: stopAll };
+    return { nodes, seeds: addresses.join(','), password, primaries: primariesNow, replicaOf, describe, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

@@ -26,7 +26,7 @@ describe('failures reach the status in the operator’s words', () => {
   });
 
   test('connection errors keep only a system error code', () => {
-    assert.equal(describeFailure(new CaptureError('ConnectionFailed', 'http://10.0.0.1:6060/heap: ECONNREFUSED'), settings).message, 'nothing answered on the pprof port (ECONNREFUSED)');
+    assert.equal(describeFailure(new CaptureError('ConnectionFailed', 'http://10.0.0.1:6060/heap: ECONNREFUSED', undefined, 'ECONNREFUSED'), settings).message, 'nothing answered on the pprof port (ECONNREFUSED)');
     assert.equal(describeFailure(new CaptureError('ConnectionFailed', `x: connection error`), settings).message, 'nothing answered on the pprof port');
     assert.equal(describeFailure(new CaptureError('Timeout', `x ${PLANTED}`), settings).message, 'target too slow: no complete answer within 3000 ms');
   });
