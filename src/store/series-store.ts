@@ -1,9 +1,8 @@
-import type { RedisClient } from '../queue/connection.js';
-import { primaries } from '../queue/connection.js';
-import type { AttributedSnapshot, SiteUsage } from '../analysis/attribute.js';
+import type { Redis } from 'ioredis';
+import { primaries, type RedisClient } from '../queue/connection.js';
+import type { AttributedSnapshot, Evidence, SiteUsage } from '../analysis/attribute.js';
 import type { GcCycle } from '../analysis/gctrace.js';
 import type { MapImpl } from '../analysis/frames.js';
-import type { Evidence } from '../analysis/attribute.js';
 import type { SeriesAnalysis, TimedSnapshot } from '../analysis/series.js';
 import type { IncidentStatus } from '../api/types.js';
 import { isStoreFull } from '../observability/connection-errors.js';
@@ -192,17 +191,12 @@ export class SeriesStore {
   private async deleteKeysOf(probe: FencedProbe, owner: string): Promise<number> {
     const ownerKey = this.key(probe, 'owner');
     let deleted = 0;
-    for (const node of primaries(this.redis)) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', `${this.prefix}:{${globEscape(probe.key)}}:*`, 'COUNT', 500);
-        cursor = next;
-        const doomed = keys.filter((k) => k !== ownerKey);
-        if (doomed.length === 0) continue;
-        const result = Number(await node.eval(DELETE_WHILE_OWNER, 1, ownerKey, owner, ...doomed));
-        if (result < 0) return deleted;
-        deleted += result;
-      } while (cursor !== '0');
+    for await (const { node, keys } of this.scan(`${this.prefix}:{${globEscape(probe.key)}}:*`)) {
+      const doomed = keys.filter((k) => k !== ownerKey);
+      if (doomed.length === 0) continue;
+      const result = Number(await node.eval(DELETE_WHILE_OWNER, 1, ownerKey, owner, ...doomed));
+      if (result < 0) return deleted;
+      deleted += result;
     }
     return deleted;
   }
@@ -458,16 +452,10 @@ export class SeriesStore {
    * part of the operator go too, whatever their name after the probe's tag.
    */
   async forgetProbe(probe: string): Promise<number> {
-    const pattern = `${this.prefix}:{${globEscape(probe)}}:*`;
     let deleted = 0;
-    for (const node of primaries(this.redis)) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-        cursor = next;
-        // All in one slot: one DEL is valid on a cluster too.
-        if (keys.length > 0) deleted += await node.del(...keys);
-      } while (cursor !== '0');
+    for await (const { node, keys } of this.scan(`${this.prefix}:{${globEscape(probe)}}:*`)) {
+      // All in one slot: one DEL is valid on a cluster too.
+      if (keys.length > 0) deleted += await node.del(...keys);
     }
     return deleted;
   }
@@ -480,22 +468,29 @@ export class SeriesStore {
    */
   async adoptLegacyKeys(): Promise<number> {
     let renamed = 0;
+    for await (const { node, keys } of this.scan(`${this.prefix}:*/*:*`)) {
+      for (const key of keys) {
+        const rest = key.slice(this.prefix.length + 1);
+        const end = rest.indexOf(':');
+        const probe = rest.slice(0, end);
+        if (probe.startsWith('{') || end <= 0) continue;
+        const done = await node.renamenx(key, `${this.prefix}:{${probe}}${rest.slice(end)}`).catch(() => 0);
+        renamed += done;
+      }
+    }
+    return renamed;
+  }
+
+  /** Keys matching `pattern` on every primary (on a cluster a probe's slot lives on one of them), a SCAN batch at a time with the node that holds it. */
+  private async *scan(pattern: string): AsyncGenerator<{ node: Redis; keys: string[] }> {
     for (const node of primaries(this.redis)) {
       let cursor = '0';
       do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', `${this.prefix}:*/*:*`, 'COUNT', 500);
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
         cursor = next;
-        for (const key of keys) {
-          const rest = key.slice(this.prefix.length + 1);
-          const end = rest.indexOf(':');
-          const probe = rest.slice(0, end);
-          if (probe.startsWith('{') || end <= 0) continue;
-          const done = await node.renamenx(key, `${this.prefix}:{${probe}}${rest.slice(end)}`).catch(() => 0);
-          renamed += done;
-        }
+        yield { node, keys };
       } while (cursor !== '0');
     }
-    return renamed;
   }
 }
 
