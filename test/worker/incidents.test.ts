@@ -8,6 +8,7 @@ import { growingUpToEnd, hasExpiredIncidents, incidentFindings, incidentsWithinR
 import type { Finding } from '../../src/analysis/series.js';
 import type { MapLeakProbe } from '../../src/api/types.js';
 import { checkContainerStatus } from '../../src/clusters/pods.js';
+import { ProfileError } from '../../src/pprof/errors.js';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
 import { SeriesStore } from '../../src/store/series-store.js';
 import { containerInstance, incidentEvent, incidentEvents, latestSeriesByPod, PINNED_CAPTURES, plausibleEnd, recordIncident as record, restartedSince, seriesKeyOf } from '../../src/worker/incidents.js';
@@ -111,6 +112,19 @@ describe('incidents in a real Redis: pins past the window, expiry after the rete
     const incident = await recordIncident(store, probe, 'shop/p3', pod('uid-3'), { restartCount: 1, lastTerminated: { reason: 'OOMKilled', finishedAt } }, { name: 'app-0', namespace: 'shop', uid: 'uid-3' }, { detectedAt: new Date(), retentionMs: 60_000 });
     assert.deepEqual(incident.captureIds, ids.slice(0, 2));
     assert.equal(incident.exitCode, undefined, 'no exit code when the pod status gave none');
+  });
+
+  test("an analysis the decode thread refuses (its time, its heap) leaves the incident's verdict Unknown, with its captures kept; any other failure is not swallowed", async () => {
+    const ids = await fillSeries('shop/p5', 'uid-5', 2, 600);
+    const ended = { restartCount: 1, lastTerminated: { reason: 'OOMKilled', exitCode: 137, finishedAt: new Date().toISOString() } };
+    const refused = () => Promise.reject(new ProfileError('TooLarge', 'the series analysis takes longer than 1 ms (limit)'));
+    const incident = await recordIncident(store, probe, 'shop/p5', pod('uid-5'), ended, { name: 'app-0', namespace: 'shop', uid: 'uid-5' }, { detectedAt: new Date(), retentionMs: 60_000, analyze: refused });
+    assert.equal(incident.verdict, 'Unknown');
+    assert.deepEqual(incident.findings, []);
+    assert.deepEqual(incident.captureIds, ids, 'the evidence is pinned all the same');
+    await fillSeries('shop/p6', 'uid-6', 2, 600);
+    const broken = () => Promise.reject(new Error('decode gate closed'));
+    await assert.rejects(record(store, probe, 'shop/p6', pod('uid-6'), ended, { name: 'app-0', namespace: 'shop', uid: 'uid-6' }, { detectedAt: new Date(), retentionMs: 60_000, analyze: broken }), /decode gate closed/);
   });
 
   test('several restarts between two rounds are one incident that says how many it stands for', async () => {
