@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { directPprofClient, POD_ADDRESS_NOT_ALLOWED } from '../../src/capture/direct.js';
+import { CaptureError } from '../../src/capture/errors.js';
+import { fetchBytes } from '../../src/capture/http.js';
+import { AddressAllowlist } from '../../src/clusters/address-allowlist.js';
+import { ADDRESS_NOT_ALLOWED, allowlistedHttpsAgent } from '../../src/clusters/dial-guard.js';
+
+/** A plain TCP listener that counts the connections it accepted: the proof that nothing was dialled. */
+async function countingListener(host: string): Promise<{ port: number; accepted: () => number; close: () => void }> {
+  let accepted = 0;
+  const server = net.createServer((socket) => {
+    accepted++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return { port: (server.address() as AddressInfo).port, accepted: () => accepted, close: () => server.close() };
+}
+
+/** A CA and a server certificate for the DNS name `localhost` only (not 127.0.0.1). */
+function localhostTls(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
+  const file = (name: string): string => join(dir, name);
+  const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=dial guard test CA', '-keyout', file('ca.key'), '-out', file('ca.crt'));
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', file('server.key'), '-out', file('server.csr'));
+  writeFileSync(file('san.ext'), 'subjectAltName=DNS:localhost\n');
+  openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', file('san.ext'), '-out', file('server.crt'));
+  return { ca: readFileSync(file('ca.crt')), cert: readFileSync(file('server.crt')), key: readFileSync(file('server.key')) };
+}
+
+describe('dialling only what the allowlist allows', () => {
+  let tls: { ca: Buffer; cert: Buffer; key: Buffer };
+  let server: https.Server;
+  let serverPort: number;
+  let requests = 0;
+
+  before(async () => {
+    tls = localhostTls(mkdtempSync(join(tmpdir(), 'mapleak-dial-guard-')));
+    server = https.createServer({ cert: tls.cert, key: tls.key }, (_req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"items":[]}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    serverPort = (server.address() as AddressInfo).port;
+  });
+
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  test('an IP literal outside the list: the request fails with ERR_ADDRESS_NOT_ALLOWED and the listener accepted nothing', async () => {
+    const listener = await countingListener('127.0.0.2');
+    try {
+      const agent = allowlistedHttpsAgent(AddressAllowlist.parse(['127.0.0.1/32']), { ca: tls.ca });
+      const err = await fetchBytes(`https://127.0.0.2:${listener.port}/api/v1/namespaces/x/pods`, { timeoutMs: 5000, maxBytes: 1024, agent }).then(
+        () => assert.fail('answered'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof CaptureError && err.code === 'ConnectionFailed' && err.systemCode === ADDRESS_NOT_ALLOWED, String(err));
+      assert.doesNotMatch(err.message, /not in the operator|allowlist/, 'the message is the usual connection failure; the code says why');
+      assert.equal(listener.accepted(), 0);
+      // A plain connect to the same listener is counted: the zero above is not the listener's fault.
+      const socket = net.connect(listener.port, '127.0.0.2');
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      socket.destroy();
+      await waitUntil(() => listener.accepted() === 1);
+      assert.equal(listener.accepted(), 1);
+      agent.destroy();
+    } finally {
+      listener.close();
+    }
+  });
+
+  test('a name whose only address is outside the list is refused before any connection', async () => {
+    const listener = await countingListener('127.0.0.1');
+    try {
+      const agent = allowlistedHttpsAgent(AddressAllowlist.parse(['10.0.0.0/8', '0.0.0.0/0']), { ca: tls.ca });
+      const err = await fetchBytes(`https://localhost:${listener.port}/`, { timeoutMs: 5000, maxBytes: 1024, agent }).then(
+        () => assert.fail('answered'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof CaptureError && err.systemCode === ADDRESS_NOT_ALLOWED, String(err));
+      assert.equal(listener.accepted(), 0, 'localhost is 127.0.0.1: loopback, which 0.0.0.0/0 does not list explicitly');
+      agent.destroy();
+    } finally {
+      listener.close();
+    }
+  });
+
+  test('a name whose address is allowed: connected to the checked address, the certificate verified against the name', async () => {
+    const before = requests;
+    const agent = allowlistedHttpsAgent(AddressAllowlist.parse(['127.0.0.1/32']), { ca: tls.ca });
+    const body = await fetchBytes(`https://localhost:${serverPort}/api/v1/namespaces/x/pods`, { timeoutMs: 5000, maxBytes: 1024, agent });
+    assert.equal(body.toString(), '{"items":[]}');
+    assert.equal(requests, before + 1);
+    // The same server by its address: the certificate names localhost only, so verification was on the name above.
+    const byAddress = await fetchBytes(`https://127.0.0.1:${serverPort}/`, { timeoutMs: 5000, maxBytes: 1024, agent }).then(
+      () => 'answered',
+      (e: unknown) => (e instanceof CaptureError ? e.systemCode : String(e)),
+    );
+    assert.equal(byAddress, 'ERR_TLS_CERT_ALTNAME_INVALID');
+    agent.destroy();
+  });
+
+  test('Direct capture with an allowlist: a pod IP outside it fails the target in operator words, nothing dialled', async () => {
+    const listener = await countingListener('127.0.0.3');
+    try {
+      const allowed = AddressAllowlist.parse(['127.0.0.4/32']);
+      const client = directPprofClient(`http://127.0.0.3:${listener.port}/debug/pprof`, 5000, { allowedAddresses: allowed });
+      await assert.rejects(client.get('/heap', 1024), (err: unknown) => err instanceof CaptureError && err.code === 'BadUrl' && err.message === POD_ADDRESS_NOT_ALLOWED);
+      assert.doesNotMatch(POD_ADDRESS_NOT_ALLOWED, /127\./);
+      assert.equal(listener.accepted(), 0);
+      // The same client shape for an allowed IP does dial.
+      const open = await countingListener('127.0.0.4');
+      try {
+        const reaching = directPprofClient(`http://127.0.0.4:${open.port}/debug/pprof`, 2000, { allowedAddresses: allowed });
+        await assert.rejects(reaching.get('/heap', 1024), (err: unknown) => err instanceof CaptureError && err.code === 'ConnectionFailed');
+        assert.equal(open.accepted(), 1);
+      } finally {
+        open.close();
+      }
+    } finally {
+      listener.close();
+    }
+  });
+});
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !ok(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+}
