@@ -1,6 +1,8 @@
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { fetchBytes, type FetchOptions } from '../capture/http.js';
+import { AddressAllowlist } from './address-allowlist.js';
+import { allowlistedHttpsAgent } from './dial-guard.js';
 import type { RemoteCredentials } from './kubeconfig.js';
 import { registerSecret } from '../observability/log.js';
 
@@ -36,10 +38,12 @@ export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
 
 /**
  * A tenant's cluster, built from the allowlisted inline values of its
- * kubeconfig only: no client-library auth code runs for it.
+ * kubeconfig only: no client-library auth code runs for it. Every
+ * connection goes only to addresses `addresses` allows (the admin's
+ * --remote-cluster-cidrs), checked as it is dialled; none by default.
  */
-export function remoteKubeHttp(credentials: RemoteCredentials): KubeHttp {
-  const agent = new https.Agent({
+export function remoteKubeHttp(credentials: RemoteCredentials, addresses: AddressAllowlist = AddressAllowlist.parse([])): KubeHttp {
+  const agent = allowlistedHttpsAgent(addresses, {
     ...(credentials.caPem ? { ca: credentials.caPem } : {}),
     ...(credentials.certPem ? { cert: credentials.certPem } : {}),
     ...(credentials.keyPem ? { key: credentials.keyPem } : {}),
