@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { directPprofClient, POD_ADDRESS_NOT_ALLOWED } from '../../src/capture/direct.js';
 import { CaptureError } from '../../src/capture/errors.js';
 import { fetchBytes } from '../../src/capture/http.js';
 import { AddressAllowlist } from '../../src/clusters/address-allowlist.js';
 import { ADDRESS_NOT_ALLOWED, allowlistedHttpsAgent } from '../../src/clusters/dial-guard.js';
+import { certificateForName } from '../support/name-certificate.js';
 
 /** A plain TCP listener that counts the connections it accepted: the proof that nothing was dialled. */
 async function countingListener(host: string): Promise<{ port: number; accepted: () => number; close: () => void }> {
@@ -23,17 +20,6 @@ async function countingListener(host: string): Promise<{ port: number; accepted:
   return { port: (server.address() as AddressInfo).port, accepted: () => accepted, close: () => server.close() };
 }
 
-/** A CA and a server certificate for the DNS name `localhost` only (not 127.0.0.1). */
-function localhostTls(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
-  const file = (name: string): string => join(dir, name);
-  const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=dial guard test CA', '-keyout', file('ca.key'), '-out', file('ca.crt'));
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', file('server.key'), '-out', file('server.csr'));
-  writeFileSync(file('san.ext'), 'subjectAltName=DNS:localhost\n');
-  openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', file('san.ext'), '-out', file('server.crt'));
-  return { ca: readFileSync(file('ca.crt')), cert: readFileSync(file('server.crt')), key: readFileSync(file('server.key')) };
-}
-
 describe('dialling only what the allowlist allows', () => {
   let tls: { ca: Buffer; cert: Buffer; key: Buffer };
   let server: https.Server;
@@ -41,7 +27,7 @@ describe('dialling only what the allowlist allows', () => {
   let requests = 0;
 
   before(async () => {
-    tls = localhostTls(mkdtempSync(join(tmpdir(), 'mapleak-dial-guard-')));
+    tls = certificateForName('localhost');
     server = https.createServer({ cert: tls.cert, key: tls.key }, (_req, res) => {
       requests++;
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"items":[]}');
