@@ -1,5 +1,6 @@
 import { CaptureError } from '../capture/errors.js';
 import { HttpAnswerError } from '../capture/http.js';
+import { REMOTE_SERVER_UNREACHABLE, RemoteServerUnreachable } from './kube-http.js';
 import { PodListError } from './pods.js';
 
 /** A failed pod list: what the probe's status says, and what the operator's log adds. */
@@ -23,10 +24,10 @@ export interface PodListFailure {
 export function describePodListFailure(err: unknown, remote: boolean, timeoutMs: number): PodListFailure {
   const status = err instanceof HttpAnswerError ? err.answer.status : err instanceof CaptureError ? err.status : undefined;
   const code = err instanceof CaptureError ? err.code : err instanceof PodListError ? 'MalformedPodList' : undefined;
-  const systemCode = err instanceof CaptureError ? err.systemCode : undefined;
+  const systemCode = err instanceof RemoteServerUnreachable ? err.dialCode : err instanceof CaptureError ? err.systemCode : undefined;
   const detail = { ...(status !== undefined ? { status } : {}), ...(code !== undefined ? { code } : {}), ...(systemCode !== undefined ? { systemCode } : {}) };
   const answered = err instanceof HttpAnswerError || err instanceof PodListError || (err instanceof CaptureError && (err.code === 'HttpStatus' || err.code === 'TooLarge'));
-  if (remote) return { message: answered ? 'the remote API server answered with an error' : 'the remote API server could not be reached', detail };
+  if (remote) return { message: answered ? 'the remote API server answered with an error' : REMOTE_SERVER_UNREACHABLE, detail };
   if (status === 403) return { message: 'forbidden to list pods (RBAC), HTTP 403', detail };
   if (status !== undefined) return { message: `the API server answered HTTP ${status}`, detail };
   if (err instanceof PodListError) return { message: err.message, detail };

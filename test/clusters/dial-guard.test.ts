@@ -7,6 +7,10 @@ import { CaptureError } from '../../src/capture/errors.js';
 import { fetchBytes } from '../../src/capture/http.js';
 import { AddressAllowlist } from '../../src/clusters/address-allowlist.js';
 import { ADDRESS_NOT_ALLOWED, allowlistedHttpsAgent } from '../../src/clusters/dial-guard.js';
+import { apiServerProxyClient } from '../../src/capture/proxy.js';
+import { REMOTE_SERVER_UNREACHABLE, RemoteServerUnreachable, remoteKubeHttp } from '../../src/clusters/kube-http.js';
+import { describePodListFailure } from '../../src/clusters/pod-list-failure.js';
+import { describeFailure } from '../../src/worker/describe.js';
 import { certificateForName } from '../support/name-certificate.js';
 
 /** A plain TCP listener that counts the connections it accepted: the proof that nothing was dialled. */
@@ -114,6 +118,35 @@ describe('dialling only what the allowlist allows', () => {
       }
     } finally {
       listener.close();
+    }
+  });
+
+  test('a remote API server that cannot be reached reads the same for a pod list and a capture through its proxy; the code goes to the log only', async () => {
+    const closed = await countingListener('127.0.0.1');
+    closed.close();
+    const outside = await countingListener('127.0.0.3');
+    try {
+      const allowed = AddressAllowlist.parse(['127.0.0.1/32']);
+      const cases = [
+        { server: `https://127.0.0.1:${closed.port}`, code: 'ECONNREFUSED' },
+        { server: `https://127.0.0.3:${outside.port}`, code: ADDRESS_NOT_ALLOWED },
+      ];
+      for (const { server, code } of cases) {
+        const http = remoteKubeHttp({ server, insecureSkipTlsVerify: false, caPem: tls.ca }, allowed);
+        try {
+          const listing = await http.get('/api/v1/namespaces/apps/pods', { timeoutMs: 5000, maxBytes: 1024 }).then(() => assert.fail('answered'), (e: unknown) => e);
+          assert.ok(listing instanceof RemoteServerUnreachable && listing.systemCode === undefined && listing.dialCode === code, `${server}: ${String(listing)}`);
+          assert.deepEqual(describePodListFailure(listing, true, 5000), { message: REMOTE_SERVER_UNREACHABLE, detail: { code: 'ConnectionFailed', systemCode: code } });
+          const capture = await apiServerProxyClient(http, { namespace: 'apps', name: 'p', port: 6060, pathPrefix: '/debug/pprof' }, 5000).get('/heap', 1024).then(() => assert.fail('answered'), (e: unknown) => e);
+          assert.deepEqual(describeFailure(capture, { timeoutMs: 5000, maxProfileBytes: 1024 }), { reason: 'ConnectionFailed', message: REMOTE_SERVER_UNREACHABLE }, 'not "nothing answered on the pprof port (CODE)"');
+          assert.doesNotMatch(String((capture as Error).message), /127\.0\.0|ECONN|ERR_/);
+        } finally {
+          http.close();
+        }
+      }
+      assert.equal(outside.accepted(), 0);
+    } finally {
+      outside.close();
     }
   });
 });
