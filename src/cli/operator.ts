@@ -481,7 +481,6 @@ export async function runOperatorCommand(args: string[]): Promise<number> {
   process.exit(outcome.graceful ? EXIT_STOPPED : EXIT_FORCED);
 }
 
-/** `a,b,c` → namespace names ("*" for all), each checked. */
 /** Comma-separated CIDRs, each checked (a typo must not widen or silently narrow the allowlist). */
 function cidrList(text: string, flag: string): string[] {
   const cidrs = text.split(',').map((c) => c.trim()).filter(Boolean);
@@ -493,6 +492,7 @@ function cidrList(text: string, flag: string): string[] {
   return cidrs;
 }
 
+/** `a,b,c` → namespace names ("*" for all), each checked. */
 function namespaceList(text: string, flag: string): string[] {
   const names = text.split(',').map((n) => n.trim()).filter(Boolean);
   for (const ns of names) if (ns !== '*' && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new UsageError(`--${flag}: "${ns}" is not a namespace name`);

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { operatorConfig } from '../../src/cli/operator.js';
+import { UsageError } from '../../src/cli/units.js';
 import { AddressAllowlist, CidrListError, parseCidr } from '../../src/clusters/address-allowlist.js';
 
 const list = (...cidrs: string[]): AddressAllowlist => AddressAllowlist.parse(cidrs);
@@ -62,5 +64,13 @@ describe('the admin\'s address allowlist (--remote-cluster-cidrs, --remote-pod-c
       ['10.0.0.0/-1', /is not a CIDR/],
     ];
     for (const [text, message] of refused) assert.throws(() => AddressAllowlist.parse([text]), (err: unknown) => err instanceof CidrListError && message.test(err.message), text);
+  });
+
+  test('the operator flags: a list the operator can read is kept as written; one it cannot stops it at start with the flag named', () => {
+    const config = operatorConfig(['--remote-cluster-cidrs', '203.0.113.0/24, 2001:db8::/32,', '--remote-pod-cidrs', '10.8.0.0/14'], {});
+    assert.deepEqual([config.remoteClusterCidrs, config.remotePodCidrs], [['203.0.113.0/24', '2001:db8::/32'], ['10.8.0.0/14']]);
+    assert.deepEqual(operatorConfig([], {}).remoteClusterCidrs, [], 'default: none');
+    assert.throws(() => operatorConfig(['--remote-cluster-cidrs', '10.0.0.0/8,10.1.0.1/16'], {}), (err: unknown) => err instanceof UsageError && /^--remote-cluster-cidrs: "10\.1\.0\.1\/16" has host bits set/.test(err.message));
+    assert.throws(() => operatorConfig(['--remote-pod-cidrs', 'pods'], {}), (err: unknown) => err instanceof UsageError && /^--remote-pod-cidrs: "pods" is not a CIDR/.test(err.message));
   });
 });
