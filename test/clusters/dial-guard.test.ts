@@ -149,6 +149,26 @@ describe('dialling only what the allowlist allows', () => {
       outside.close();
     }
   });
+
+  test('IPv6: an address inside the list is dialled, one outside it is not, behind brackets as URLs write them', async () => {
+    const v6 = await countingListener('::1');
+    try {
+      const url = `https://[::1]:${v6.port}/`;
+      const refusedAgent = allowlistedHttpsAgent(AddressAllowlist.parse(['::/0']), { ca: tls.ca });
+      const refused = await fetchBytes(url, { timeoutMs: 5000, maxBytes: 1024, agent: refusedAgent }).then(() => 'answered', (e: unknown) => (e instanceof CaptureError ? e.systemCode : String(e)));
+      assert.equal(refused, ADDRESS_NOT_ALLOWED, '::/0 does not list loopback explicitly');
+      assert.equal(v6.accepted(), 0);
+      const allowedAgent = allowlistedHttpsAgent(AddressAllowlist.parse(['::1/128']), { ca: tls.ca });
+      // The listener closes every connection at once: the dial happened, the TLS handshake did not.
+      await fetchBytes(url, { timeoutMs: 5000, maxBytes: 1024, agent: allowedAgent }).then(() => assert.fail('answered'), () => undefined);
+      await waitUntil(() => v6.accepted() === 1);
+      assert.equal(v6.accepted(), 1);
+      refusedAgent.destroy();
+      allowedAgent.destroy();
+    } finally {
+      v6.close();
+    }
+  });
 });
 
 async function waitUntil(ok: () => boolean): Promise<void> {
