@@ -17,8 +17,9 @@ done
 # test targets; iproute2: network namespaces for pods; openssl: the local
 # control plane's certificates; time: the benchmark; buildah: the offline
 # image build check; chromium: the HTML report's browser test (playwright-core
-# drives it; it cannot download a browser of its own here).
-packages=(redis-server golang-1.19-go iproute2 openssl time buildah chromium)
+# drives it; it cannot download a browser of its own here); util-linux and
+# mount: unshare and mount --bind give an operator under test its own /etc/hosts.
+packages=(redis-server golang-1.19-go iproute2 openssl time buildah chromium util-linux mount)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

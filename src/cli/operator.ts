@@ -8,6 +8,7 @@ import { ProbeClient } from '../api/client.js';
 import { GROUP, PLURAL, VERSION, type MapLeakProbe } from '../api/types.js';
 import { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
 import { ByteBudget } from '../capture/budget.js';
+import { AddressAllowlist, CidrListError } from '../clusters/address-allowlist.js';
 import { reuseConnections } from '../clusters/keep-alive.js';
 import { ClusterRegistry } from '../clusters/registry.js';
 import { DEFAULT_CONTROLLER_OPTIONS, ProbeController } from '../controller/controller.js';
@@ -56,6 +57,10 @@ export interface OperatorConfig {
   insecureKubeconfigTls?: boolean;
   /** Let Direct transport go to pod IPs reported by a remote API server. */
   allowRemoteDirect?: boolean;
+  /** CIDRs a remote API server's address must be in (--remote-cluster-cidrs); none: spec.cluster is disabled. */
+  remoteClusterCidrs?: string[];
+  /** CIDRs a remote pod IP must be in for Direct capture (--remote-pod-cidrs); none: no remote pod IP is dialled. */
+  remotePodCidrs?: string[];
   /** How often a worker drops the metric series of deleted probes (default 60 s). */
   metricsSweepMs?: number;
   /** SIGTERM to exit, at most (default DEFAULT_SHUTDOWN_TIMEOUT_MS): the graceful stop, then connections are force-closed. */
@@ -129,6 +134,8 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
       'pprof-credentials-namespaces': { type: 'string', default: '' },
       'insecure-kubeconfig-tls': { type: 'boolean', default: false },
       'allow-remote-direct': { type: 'boolean', default: false },
+      'remote-cluster-cidrs': { type: 'string', default: '' },
+      'remote-pod-cidrs': { type: 'string', default: '' },
       'metrics-sweep-interval': { type: 'string', default: '60s' },
       'shutdown-timeout': { type: 'string', default: env.MAPLEAK_SHUTDOWN_TIMEOUT ?? `${DEFAULT_SHUTDOWN_TIMEOUT_MS / 1000}s` },
       ...Object.fromEntries(Object.keys(CEILING_FLAGS).map((flag) => [flag, { type: 'string' as const }])),
@@ -171,6 +178,8 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
     pprofCredentialsNamespaces: credentialNamespaces,
     insecureKubeconfigTls: values['insecure-kubeconfig-tls'],
     allowRemoteDirect: values['allow-remote-direct'],
+    remoteClusterCidrs: cidrList(values['remote-cluster-cidrs'], 'remote-cluster-cidrs'),
+    remotePodCidrs: cidrList(values['remote-pod-cidrs'], 'remote-pod-cidrs'),
     metricsSweepMs: parseDuration(values['metrics-sweep-interval']),
     shutdownTimeoutMs: parseDuration(values['shutdown-timeout']),
   };
@@ -262,7 +271,11 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     workerConnection = redisConnection(redis, 'worker');
     workerConnection.on('error', () => undefined);
     decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
-    clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false });
+    const remoteServers = AddressAllowlist.parse(config.remoteClusterCidrs ?? []);
+    const remotePods = AddressAllowlist.parse(config.remotePodCidrs ?? []);
+    if ((config.kubeconfigSecretNamespaces ?? []).length > 0 && remoteServers.empty) log.warn('spec.cluster stays disabled: --remote-cluster-cidrs lists no addresses (probes get RemoteClusterNotAllowed)');
+    if (config.allowRemoteDirect && remotePods.empty) log.warn('--allow-remote-direct dials no remote pod: --remote-pod-cidrs lists no addresses');
+    clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false, remoteServers, remotePods });
     worker = startCaptureWorker(
       {
         connection: workerConnection,
@@ -466,6 +479,17 @@ export async function runOperatorCommand(args: string[]): Promise<number> {
   const outcome = await operator.stop();
   // Whatever still holds the event loop (a request to a vanished server) must not keep the pod past its grace period.
   process.exit(outcome.graceful ? EXIT_STOPPED : EXIT_FORCED);
+}
+
+/** Comma-separated CIDRs, each checked (a typo must not widen or silently narrow the allowlist). */
+function cidrList(text: string, flag: string): string[] {
+  const cidrs = text.split(',').map((c) => c.trim()).filter(Boolean);
+  try {
+    AddressAllowlist.parse(cidrs);
+  } catch (err) {
+    throw err instanceof CidrListError ? new UsageError(`--${flag}: ${err.message}`) : err;
+  }
+  return cidrs;
 }
 
 /** `a,b,c` → namespace names ("*" for all), each checked. */

@@ -1,6 +1,9 @@
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { CaptureError } from '../capture/errors.js';
 import { fetchBytes, type FetchOptions } from '../capture/http.js';
+import { AddressAllowlist } from './address-allowlist.js';
+import { allowlistedHttpsAgent } from './dial-guard.js';
 import type { RemoteCredentials } from './kubeconfig.js';
 import { registerSecret } from '../observability/log.js';
 
@@ -36,10 +39,12 @@ export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
 
 /**
  * A tenant's cluster, built from the allowlisted inline values of its
- * kubeconfig only: no client-library auth code runs for it.
+ * kubeconfig only: no client-library auth code runs for it. Every
+ * connection goes only to addresses `addresses` allows (the admin's
+ * --remote-cluster-cidrs), checked as it is dialled; none by default.
  */
-export function remoteKubeHttp(credentials: RemoteCredentials): KubeHttp {
-  const agent = new https.Agent({
+export function remoteKubeHttp(credentials: RemoteCredentials, addresses: AddressAllowlist = AddressAllowlist.parse([])): KubeHttp {
+  const agent = allowlistedHttpsAgent(addresses, {
     ...(credentials.caPem ? { ca: credentials.caPem } : {}),
     ...(credentials.certPem ? { cert: credentials.certPem } : {}),
     ...(credentials.keyPem ? { key: credentials.keyPem } : {}),
@@ -50,7 +55,26 @@ export function remoteKubeHttp(credentials: RemoteCredentials): KubeHttp {
   });
   // Not logged anywhere today; should a message ever quote it, the log redacts it.
   registerSecret(credentials.token);
-  return client(credentials.server, agent, credentials.token ? { authorization: `Bearer ${credentials.token}` } : {});
+  const remote = client(credentials.server, agent, credentials.token ? { authorization: `Bearer ${credentials.token}` } : {});
+  return { ...remote, get: (path, o) => remote.get(path, o).catch((err: unknown) => Promise.reject(unreachableAsOne(err))) };
+}
+
+/** What a tenant reads when a remote API server could not be reached, for a pod list or a capture through its proxy alike. */
+export const REMOTE_SERVER_UNREACHABLE = 'the remote API server could not be reached';
+
+/**
+ * A connection to a remote API server that failed (DNS, the allowlist, TCP,
+ * TLS): the system's code would tell the tenant what the name resolved to
+ * or what listens there, so it moves to `dialCode`, for the operator's log.
+ */
+export class RemoteServerUnreachable extends CaptureError {
+  constructor(readonly dialCode: string | undefined) {
+    super('ConnectionFailed', REMOTE_SERVER_UNREACHABLE);
+  }
+}
+
+function unreachableAsOne(err: unknown): unknown {
+  return err instanceof CaptureError && err.code === 'ConnectionFailed' ? new RemoteServerUnreachable(err.systemCode) : err;
 }
 
 function client(server: string, agent: https.Agent, headers: Record<string, string>): KubeHttp {

@@ -1,6 +1,8 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { MapLeakProbe } from '../api/types.js';
+import { isIP } from 'node:net';
+import { AddressAllowlist } from './address-allowlist.js';
 import { DeadlineError, withDeadline } from './deadline.js';
 import { kubeHttp, remoteKubeHttp, type KubeHttp } from './kube-http.js';
 import { KubeconfigRejected, parseTenantKubeconfig } from './kubeconfig.js';
@@ -21,6 +23,8 @@ export interface TargetCluster {
   http: KubeHttp;
   /** Namespace the probe's selector applies in: always the probe's own on the local cluster. */
   namespace: string;
+  /** A remote cluster's pod IPs are the tenant's data: Direct capture dials only these (--remote-pod-cidrs). */
+  podAddresses?: AddressAllowlist;
 }
 
 export type ClusterConfigReason = 'KubeconfigSecretNotFound' | 'KubeconfigSecretNotLabelled' | 'KubeconfigInvalid' | 'RemoteClusterNotAllowed' | 'ClusterUnreachable';
@@ -45,9 +49,23 @@ export interface ClusterRegistryOptions {
   maxClients: number;
   /** Bound on reading a kubeconfig Secret. */
   timeoutMs: number;
+  /** Addresses a remote API server may have (--remote-cluster-cidrs); empty: no remote cluster is dialled. */
+  remoteServers: AddressAllowlist;
+  /** Addresses a remote pod may have for Direct capture (--remote-pod-cidrs); empty: none. */
+  remotePods: AddressAllowlist;
 }
 
-export const DEFAULT_CLUSTER_REGISTRY_OPTIONS: ClusterRegistryOptions = { remoteNamespaces: new Set(), allowInsecureTls: false, maxClients: 32, timeoutMs: 30_000 };
+export const DEFAULT_CLUSTER_REGISTRY_OPTIONS: ClusterRegistryOptions = {
+  remoteNamespaces: new Set(),
+  allowInsecureTls: false,
+  maxClients: 32,
+  timeoutMs: 30_000,
+  remoteServers: AddressAllowlist.parse([]),
+  remotePods: AddressAllowlist.parse([]),
+};
+
+/** The same words for every server the allowlist refuses as written: nothing of the address is echoed. */
+export const SERVER_NOT_ALLOWED = "the kubeconfig's server is not an address this operator may reach for remote clusters (--remote-cluster-cidrs)";
 
 /**
  * One client per cluster: the local one, and one per kubeconfig Secret
@@ -82,6 +100,9 @@ export class ClusterRegistry {
     if (!this.options.remoteNamespaces.has('*') && !this.options.remoteNamespaces.has(namespace)) {
       throw new ClusterConfigError('RemoteClusterNotAllowed', `spec.cluster is not allowed in namespace ${namespace}: the operator's admin has not enabled kubeconfig Secrets here (--kubeconfig-secret-namespaces)`);
     }
+    if (this.options.remoteServers.empty) {
+      throw new ClusterConfigError('RemoteClusterNotAllowed', "spec.cluster is disabled: the operator's admin has listed no addresses remote API servers may have (--remote-cluster-cidrs)");
+    }
     const { name, key } = ref.kubeconfigSecretRef;
     const where = `Secret ${namespace}/${name}`;
     let secret;
@@ -112,7 +133,10 @@ export class ClusterRegistry {
         if (err instanceof KubeconfigRejected) throw new ClusterConfigError('KubeconfigInvalid', `${where} key "${key}": ${err.message}`);
         throw err;
       }
-      http = remoteKubeHttp(credentials);
+      // An address the tenant wrote is refused before any client exists; a name is checked at every dial (kube-http).
+      const host = new URL(credentials.server).hostname.replace(/^\[|\]$/g, '');
+      if (isIP(host) && !this.options.remoteServers.allows(host)) throw new ClusterConfigError('RemoteClusterNotAllowed', SERVER_NOT_ALLOWED);
+      http = remoteKubeHttp(credentials, this.options.remoteServers);
       // Older versions of the same Secret are dead: drop them at once.
       for (const [other, client] of this.remote) {
         if (other.startsWith(`${secretId}@`)) this.evict(other, client);
@@ -123,7 +147,7 @@ export class ClusterRegistry {
       }
     }
     this.remote.set(id, http);
-    return { id, remote: true, http, namespace: ref.namespace };
+    return { id, remote: true, http, namespace: ref.namespace, podAddresses: this.options.remotePods };
   }
 
   /** Ends every client's connections (operator shutdown). */

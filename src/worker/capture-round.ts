@@ -402,7 +402,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     const target = { namespace: pod.namespace, name: pod.name, port: pod.port, pathPrefix: probe.spec.pprof.pathPrefix, scheme: access.scheme, ...(pod.podIP ? { podIP: pod.podIP } : {}) };
     const direct: PprofClient =
       probe.spec.pprof.transport === 'Direct'
-        ? podDirectClient(target, timeoutMs, { headers: access.headers, ...(access.tls ? { tls: access.tls } : {}) })
+        ? podDirectClient(target, timeoutMs, { headers: access.headers, ...(access.tls ? { tls: access.tls } : {}), ...(cluster.podAddresses ? { allowedAddresses: cluster.podAddresses } : {}) })
         : apiServerProxyClient(cluster.http, target, timeoutMs);
     // Decoded in the gate's thread, each answer once: the event loop keeps renewing job locks and leases meanwhile.
     const decoders = deps.decodeGate?.decoders(limits);

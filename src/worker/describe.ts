@@ -1,6 +1,7 @@
 import type { EffectiveSettings } from '../api/ceilings.js';
 import { CaptureError } from '../capture/errors.js';
 import { HttpAnswerError } from '../capture/http.js';
+import { REMOTE_SERVER_UNREACHABLE, RemoteServerUnreachable } from '../clusters/kube-http.js';
 import { ProfileError } from '../pprof/errors.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { STORE_FULL_MESSAGE, SummaryTooLargeError } from '../store/summary-caps.js';
@@ -36,6 +37,7 @@ export function describeFailure(err: unknown, settings: Pick<EffectiveSettings, 
       case 'TooLarge':
         return { reason, message: `the target sent more than ${settings.maxProfileBytes} bytes (limit)` };
       case 'ConnectionFailed':
+        if (err instanceof RemoteServerUnreachable) return { reason, message: REMOTE_SERVER_UNREACHABLE };
         return { reason, message: `nothing answered on the pprof port${err.systemCode ? ` (${err.systemCode})` : ''}` };
       case 'Busy':
       case 'DeadlineExceeded':

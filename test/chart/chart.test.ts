@@ -558,6 +558,44 @@ describe('chart: static checks', () => {
     assert.deepEqual(pprofRule?.to, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'shop' } }, podSelector: {} }]);
   });
 
+  test('remoteClusters.cidrs and podCidrs are the one source for the worker\'s allowlists and the NetworkPolicy egress to remote clusters', async () => {
+    type Rule = { to?: { ipBlock?: { cidr: string } }[]; ports?: { port?: number | string }[] };
+    const egress = (objects: Obj[]): Rule[] => (find(objects, 'NetworkPolicy', 'mapleakprobe') as unknown as { spec: { egress: Rule[] } }).spec.egress;
+    const ipRules = (objects: Obj[]): { cidrs: string[]; ports: (number | string | undefined)[] }[] =>
+      egress(objects)
+        .filter((r) => r.to?.some((peer) => peer.ipBlock))
+        .map((r) => ({ cidrs: (r.to ?? []).map((peer) => peer.ipBlock?.cidr ?? '?'), ports: (r.ports ?? []).map((p) => p.port) }));
+    const workerArgs = (objects: Obj[]): string[] => podSpec(find(objects, 'Deployment', 'mapleakprobe-worker')).containers[0]?.args ?? [];
+    const flag = (args: string[], name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+
+    // Off by default: no flag, no rule (the worker then dials no remote server at all).
+    const defaults = await template();
+    assert.equal(flag(workerArgs(defaults), '--remote-cluster-cidrs'), undefined);
+    assert.deepEqual(ipRules(defaults), []);
+    // Enabled without addresses: still no flag and no rule (spec.cluster stays disabled, RemoteClusterNotAllowed).
+    assert.deepEqual(ipRules(await template(['--set', 'remoteClusters.kubeconfigSecretNamespaces={team-a}'])), []);
+
+    const cidrs = ['203.0.113.0/24', '2001:db8:10::/48'];
+    const enabled = await template(['--set', `remoteClusters.kubeconfigSecretNamespaces={team-a},remoteClusters.cidrs={${cidrs.join(',')}}`]);
+    assert.equal(flag(workerArgs(enabled), '--remote-cluster-cidrs'), cidrs.join(','), 'the worker checks every dial against the list');
+    assert.equal(flag(workerArgs(enabled), '--remote-pod-cidrs'), undefined);
+    assert.deepEqual(ipRules(enabled), [{ cidrs, ports: [443, 6443] }], 'the NetworkPolicy opens exactly those addresses, on the API server ports');
+    assert.equal(flag(podSpec(find(enabled, 'Deployment', 'mapleakprobe-controller')).containers[0]?.args ?? [], '--remote-cluster-cidrs'), undefined, 'the controller dials no remote cluster');
+
+    const direct = await template(['--set', `remoteClusters.kubeconfigSecretNamespaces={team-a},remoteClusters.cidrs={${cidrs.join(',')}},remoteClusters.allowDirect=true,remoteClusters.podCidrs={10.8.0.0/14}`]);
+    assert.ok(workerArgs(direct).includes('--allow-remote-direct'));
+    assert.equal(flag(workerArgs(direct), '--remote-pod-cidrs'), '10.8.0.0/14');
+    assert.deepEqual(ipRules(direct), [{ cidrs, ports: [443, 6443] }, { cidrs: ['10.8.0.0/14'], ports: [6060] }], 'remote pods: the listed pod network, on the pprof ports');
+    // The rendered flag is one the operator parses into the same list.
+    const parsed = operatorConfig(workerArgs(direct).slice(1));
+    assert.deepEqual([parsed.remoteClusterCidrs, parsed.remotePodCidrs], [cidrs, ['10.8.0.0/14']]);
+
+    // Not a CIDR: refused by the chart's schema before anything renders.
+    const bad = await helm(['template', RELEASE, CHART, '--set', 'remoteClusters.cidrs={10.0.0.0/8;rm}'], { allowFailure: true });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /remoteClusters\/cidrs\/0/);
+  });
+
   test('metric names used by the chart exist in src/observability/metrics.ts', () => {
     const source = readFileSync(repoPath('src', 'observability', 'metrics.ts'), 'utf8');
     for (const name of ['mapleak_captures_total', 'mapleak_capture_duration_seconds', 'mapleak_queue_jobs', 'mapleak_map_inuse_bytes', 'mapleak_probe_verdict', 'mapleak_reconcile_errors_total', 'mapleak_reconciles_total', 'mapleak_leader']) {

@@ -82,7 +82,7 @@ describe("the chart's RBAC is exactly what the operator uses", () => {
       const token = (await core.createNamespacedServiceAccountToken({ name: account, namespace: RELEASE_NS, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token;
       assert.ok(token, `TokenRequest for ${account}`);
       const kubeconfig = tokenKubeconfig(cluster, kc, account, token, join(dir, `${role}.kubeconfig`));
-      operators.push(await spawnOperator({ kubeconfig, redisUrl: redis.url, identity: `rbac-${role}`, leaseNamespace: RELEASE_NS, httpToken: readerToken, args: ['--role', role, '--kubeconfig-secret-namespaces', 'default'] }));
+      operators.push(await spawnOperator({ kubeconfig, redisUrl: redis.url, identity: `rbac-${role}`, leaseNamespace: RELEASE_NS, httpToken: readerToken, args: ['--role', role, '--kubeconfig-secret-namespaces', 'default', '--remote-cluster-cidrs', '127.0.0.1/32'] }));
     }
   });
 

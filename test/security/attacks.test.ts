@@ -18,6 +18,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, loadAllYa
 import { gzipSync } from 'node:zlib';
 import { Function as ProfileFunction, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 import type { MapLeakProbe } from '../../src/api/types.js';
+import { AddressAllowlist } from '../../src/clusters/address-allowlist.js';
 import { ClusterRegistry, REMOTE_CLUSTER_LABEL } from '../../src/clusters/registry.js';
 import { decodeHeapProfile, ProfileError } from '../../src/pprof/index.js';
 import { DecodeGate } from '../../src/worker/decode-gate.js';
@@ -99,7 +100,7 @@ describe('security: a tenant with namespace rights gains nothing through the ope
 
     // The chart, as an admin installs it for team-a: its RBAC objects and its flags.
     const helm = join(cluster.binDir, 'helm');
-    const yaml = execFileSync(helm, ['template', 'mapleakprobe', repoPath('charts', 'mapleakprobe'), '--namespace', RELEASE_NS, '--set', `remoteClusters.kubeconfigSecretNamespaces={${TENANT_NS}},limits.minInterval=5s`], { encoding: 'utf8' });
+    const yaml = execFileSync(helm, ['template', 'mapleakprobe', repoPath('charts', 'mapleakprobe'), '--namespace', RELEASE_NS, '--set', `remoteClusters.kubeconfigSecretNamespaces={${TENANT_NS}},remoteClusters.cidrs={127.0.0.1/32},limits.minInterval=5s`], { encoding: 'utf8' });
     const rendered = loadAllYaml(yaml).filter(Boolean) as KubernetesObject[];
     const objects = KubernetesObjectApi.makeApiClient(admin);
     for (const object of rendered.filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind ?? ''))) await objects.create(object);
@@ -370,7 +371,7 @@ describe('security: a tenant with namespace rights gains nothing through the ope
 
   test('a kubeconfig Secret rewritten 3,000 times leaves one client, and many Secrets no more than the cache bound', async () => {
     const core = admin.makeApiClient(CoreV1Api);
-    const registry = new ClusterRegistry(admin, { remoteNamespaces: new Set([TENANT_NS]), maxClients: 32 });
+    const registry = new ClusterRegistry(admin, { remoteNamespaces: new Set([TENANT_NS]), maxClients: 32, remoteServers: AddressAllowlist.parse(['127.0.0.1/32']) });
     const kubeconfig = kubeconfigWith({ server: cluster.server, 'certificate-authority-data': caData }, { token: tenantToken });
     await core.createNamespacedSecret({ namespace: TENANT_NS, body: { metadata: { name: 'rotating', labels: { [REMOTE_CLUSTER_LABEL]: 'true' } }, stringData: { kubeconfig } } });
     const probe = (secret: string): MapLeakProbe => ({

@@ -97,7 +97,7 @@ describe('a remote cluster\'s failed pod list: one fixed message whatever answer
     const logs = { 'hostile-log': `https://127.0.0.1:${logPort}` };
     const core = kc.makeApiClient(CoreV1Api);
     await Promise.all(Object.entries({ ...targets, ...logs }).map(([name, server]) => core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: `kc-${name}`, labels: { [REMOTE_CLUSTER_LABEL]: 'true' } }, stringData: { kubeconfig: kubeconfig(server) } } })));
-    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaderElect: false, identity: 'remote-probing-test', kubeconfigSecretNamespaces: ['default'] }));
+    operator = await startOperator(testOperatorConfig(cluster, redis.url, { leaderElect: false, identity: 'remote-probing-test', kubeconfigSecretNamespaces: ['default'], remoteClusterCidrs: ['127.0.0.1/32'] }));
     await Promise.all(Object.keys({ ...targets, ...logs }).map((name) => probes.create(name, { selector: { matchLabels: { app: 'x' } }, cluster: { kubeconfigSecretRef: { name: `kc-${name}` }, namespace: 'apps' } })));
   });
 
