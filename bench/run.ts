@@ -50,6 +50,13 @@ const median = (xs: number[]): number => {
 
 type Command = readonly [string, readonly string[]];
 
+/** `node <flags> <cli>` as the installed `mapleak` runs it: with the flags of its `#!/usr/bin/env -S node ...` line. */
+function asInstalled(cli: string, args: readonly string[]): Command {
+  const shebang = readFileSync(cli, 'utf8').split('\n', 1)[0] ?? '';
+  const flags = /^#!\/usr\/bin\/env -S node (.*)$/.exec(shebang)?.[1]?.split(' ').filter(Boolean) ?? [];
+  return [process.execPath, [...flags, cli, ...args]];
+}
+
 /** Medians of alternating runs of several commands (the order flips every run, so none always runs on a warmer machine). */
 function compare(commands: Record<string, Command>, runs = RUNS): Record<string, { seconds: number; cpu: number; rss: number }> {
   const results = new Map<string, Measurement[]>(Object.keys(commands).map((name) => [name, []]));
@@ -101,7 +108,7 @@ function main(): void {
   ];
 
   // Node's own start-up, measured in the same run: the floor under every figure of ours.
-  const startup = compare({ node: [process.execPath, ['-e', '0']], help: [process.execPath, [CLI, '--help']] });
+  const startup = compare({ node: [process.execPath, ['-e', '0']], help: asInstalled(CLI, ['--help']) });
   const nodeFloor = startup.node!;
   const rows: string[] = [];
   const goals: string[] = [];
@@ -109,11 +116,11 @@ function main(): void {
   for (const work of works) {
     const shape = describe(work.files);
     const r = compare({
-      mapleak: [process.execPath, [CLI, 'analyze', '--json', ...work.files]],
+      mapleak: asInstalled(CLI, ['analyze', '--json', ...work.files]),
       pprof: [GO, ['tool', 'pprof', '-top', ...work.files]],
       decode: [process.execPath, [DECODE_ONLY, ...work.files]],
       floor: [process.execPath, [SCAN_FLOOR, ...work.files]],
-      ...(BASELINE ? { before: [process.execPath, [join(BASELINE, 'dist', 'src', 'cli', 'main.js'), 'analyze', '--json', ...work.files]] as Command } : {}),
+      ...(BASELINE ? { before: asInstalled(join(BASELINE, 'dist', 'src', 'cli', 'main.js'), ['analyze', '--json', ...work.files]) } : {}),
     });
     const [ours, peer, decode, floor] = [r.mapleak!, r.pprof!, r.decode!, r.floor!];
     const timeRatio = ours.seconds / peer.seconds;
@@ -143,7 +150,7 @@ function main(): void {
 
   const times = scaling.map(({ factor, files }) => {
     const shape = describe(files);
-    const r = compare({ mapleak: [process.execPath, [CLI, 'analyze', '--json', ...files]] });
+    const r = compare({ mapleak: asInstalled(CLI, ['analyze', '--json', ...files]) });
     return { factor, samples: shape.samples, functions: shape.functions, seconds: r.mapleak!.seconds, cpu: r.mapleak!.cpu };
   });
   console.log('\nscaling with the number of allocation sites (one profile each; "minus start-up" takes `node -e 0` off):\n');
