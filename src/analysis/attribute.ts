@@ -1,13 +1,5 @@
-import { isProfilerStack, isRuntimeFunction } from '../pprof/runtime-frames.js';
 import type { Frame, HeapProfile, HeapRecord, HiddenFrames } from '../pprof/types.js';
-import {
-  callerFrame,
-  hiddenMapRole,
-  isVisibleMapFrame,
-  ownerFrame,
-  type MapComponent,
-  type MapImpl,
-} from './frames.js';
+import { FrameFacts, hiddenMapRole, isVisibleMapFrame, stackOwners, type MapComponent, type MapImpl } from './frames.js';
 import { inferSizeSignatures, isStructureSize, plausibleShapesOf, type SizeSignature, type SizeStats } from './signature.js';
 
 export type Kind = 'map' | 'other';
@@ -105,6 +97,7 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
   const records = profile.records;
   const byStack = new Map<Frame[], CachedAttribution>();
   const attributions: Attributions = { list: [], of: new Int32Array(records.length) };
+  const facts = new FrameFacts();
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as HeapRecord;
     const known = byStack.get(record.stack);
@@ -112,14 +105,18 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
       attributions.of[i] = known.id;
       continue;
     }
-    const id = attributions.list.push(attributeRecord(record)) - 1;
+    const id = attributions.list.push(attributeRecord(record, facts)) - 1;
     byStack.set(record.stack, { hiddenFrames: record.hiddenFrames, id });
     attributions.of[i] = id;
   }
   // One binary has one map implementation: the hidden frames say which when
   // present, then function names or the Go version, then size evidence that
   // only one implementation can produce; otherwise it stays unknown.
-  const namedImpl = firstKnown(dominantImpl(attributions), implFromGoVersion(profile.goVersion), implFromFunctionNames(byStack.keys()));
+  const namedImpl = firstKnown(
+    () => dominantImpl(attributions),
+    () => implFromGoVersion(profile.goVersion),
+    () => implFromFunctionNames(byStack.keys()),
+  );
   const profileImpl = applySizeSignatures(records, attributions, namedImpl);
 
   // Records share attributions (one per stack, and per component and owner
@@ -213,16 +210,15 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
 
 const UNKNOWN_SITE: Site = { function: '(unknown)', file: '', line: 0 };
 
-function attributeRecord(record: HeapRecord): RecordAttribution {
-  const site = ownerFrame(record.stack) ?? UNKNOWN_SITE;
-  const who = { site, caller: callerFrame(record.stack, site), profiler: isProfilerStack(record.stack) };
-  const hiddenCount = record.stack.findIndex((f) => !isRuntimeFunction(f.function));
-  const hidden = record.stack.slice(0, hiddenCount < 0 ? record.stack.length : hiddenCount);
+function attributeRecord(record: HeapRecord, facts: FrameFacts): RecordAttribution {
+  const { owner, caller, profiler, runtimeFrames } = stackOwners(record.stack, facts);
+  const site = owner ?? UNKNOWN_SITE;
+  const who = { site, caller, profiler };
   if (record.hiddenFrames === 'resolved') {
-    const role = hiddenMapRole(hidden);
+    const role = hiddenMapRole(record.stack.slice(0, runtimeFrames));
     if (role) return attribution(who, 'map', 'symbolized', role.component, role.impl);
   }
-  const firstVisible = record.stack[hidden.length];
+  const firstVisible = record.stack[runtimeFrames];
   if (firstVisible && isVisibleMapFrame(firstVisible.function)) {
     return attribution(who, 'map', 'visible-frame', 'unknown', 'unknown');
   }
@@ -238,30 +234,40 @@ function attributeRecord(record: HeapRecord): RecordAttribution {
  * while it stays unknown is map memory of unknown implementation.
  */
 function applySizeSignatures(records: readonly HeapRecord[], attributions: Attributions, knownImpl: MapImpl): MapImpl {
-  const bySite = new Map<string, number[]>();
-  // The site's list per attribution: one lookup by key per attribution, not per record.
-  const listOf: (number[] | undefined)[] = new Array<number[] | undefined>(attributions.list.length);
+  // The records nothing else explained, by owner site (one key lookup per
+  // attribution, not per record), in the order the sites first came. Most
+  // sites hold no object a map structure could be: only sites with one get
+  // their records listed.
+  const NOT_YET = -1;
+  const siteOf = new Int32Array(attributions.list.length).fill(NOT_YET);
+  const siteByKey = new Map<string, number>();
+  const largestOf: number[] = [];
+  const unexplained = (record: HeapRecord, a: RecordAttribution): boolean =>
+    a.kind === 'other' && record.hiddenFrames !== 'resolved' && record.objectSize > 0;
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as HeapRecord;
     const id = attributions.of[i] as number;
     const a = attributions.list[id] as RecordAttribution;
-    if (a.kind !== 'other' || record.hiddenFrames === 'resolved' || record.objectSize <= 0) continue;
-    let list = listOf[id];
-    if (!list) {
-      const key = a.key; // kind 'other' here
-      list = bySite.get(key);
-      if (!list) bySite.set(key, (list = []));
-      listOf[id] = list;
+    if (!unexplained(record, a)) continue;
+    let site = siteOf[id] as number;
+    if (site === NOT_YET) {
+      site = siteByKey.get(a.key) ?? -1;
+      if (site < 0) siteByKey.set(a.key, (site = largestOf.push(0) - 1));
+      siteOf[id] = site;
     }
-    list.push(i);
+    if (record.objectSize > (largestOf[site] as number)) largestOf[site] = record.objectSize;
+  }
+  const bySite: number[][] = largestOf.map(() => []);
+  for (let i = 0; i < records.length; i++) {
+    const id = attributions.of[i] as number;
+    const site = siteOf[id] as number;
+    if (site === NOT_YET || (largestOf[site] as number) < SMALLEST_MAP_STRUCTURE) continue;
+    if (unexplained(records[i] as HeapRecord, attributions.list[id] as RecordAttribution)) (bySite[site] as number[]).push(i);
   }
   const candidates: { indexes: number[]; signatures: SizeSignature[] }[] = [];
   const proofBytes = { classic: 0, swiss: 0 };
-  for (const indexes of bySite.values()) {
-    // Most sites hold no object a map structure could be: leave them before counting their sizes.
-    let largest = 0;
-    for (const i of indexes) largest = Math.max(largest, (records[i] as HeapRecord).objectSize);
-    if (largest < SMALLEST_MAP_STRUCTURE) continue;
+  for (const indexes of bySite) {
+    if (indexes.length === 0) continue;
     const structural: number[] = [];
     for (const i of indexes) {
       const size = (records[i] as HeapRecord).objectSize;
@@ -325,8 +331,13 @@ function implFromProofs(bytes: { classic: number; swiss: number }): MapImpl {
   return 'unknown';
 }
 
-function firstKnown(...impls: MapImpl[]): MapImpl {
-  return impls.find((i) => i !== 'unknown') ?? 'unknown';
+/** The first way that knows, asked in order (the later ways walk every frame). */
+function firstKnown(...ways: (() => MapImpl)[]): MapImpl {
+  for (const way of ways) {
+    const impl = way();
+    if (impl !== 'unknown') return impl;
+  }
+  return 'unknown';
 }
 
 /**

@@ -1,4 +1,4 @@
-import { isRuntimeFunction } from '../pprof/runtime-frames.js';
+import { isProfilerFunction, isRuntimeFunction } from '../pprof/runtime-frames.js';
 import type { Frame } from '../pprof/types.js';
 
 export type MapImpl = 'classic' | 'swiss' | 'unknown';
@@ -105,18 +105,83 @@ const STDLIB_BY_FUNCTION = new Map<string, boolean>();
 const MAX_MEMO_FUNCTIONS = 100_000;
 const MAX_MEMO_NAME = 1024;
 
+/** What the stack walks ask of one frame, as bits. */
+const RUNTIME = 1;
+const STDLIB = 2;
+const MAIN_MODULE = 4;
+const UNNAMED = 8;
+const PROFILER = 16;
+
 /**
- * The code that owns an allocation: the first frame (leaf first) outside the
- * runtime and the standard library, so a map filled by json.Unmarshal is
- * owned by the caller of Unmarshal, not by reflect. Falls back to the first
- * non-runtime frame, then to the leaf.
+ * The facts of each distinct frame, worked out once: decoders share one
+ * Frame object per location, and a profile's stacks walk the same frames
+ * over and over.
  */
+export class FrameFacts {
+  private readonly known = new Map<Frame, number>();
+
+  of(frame: Frame): number {
+    let facts = this.known.get(frame);
+    if (facts === undefined) {
+      const fn = frame.function;
+      facts =
+        (isRuntimeFunction(fn) ? RUNTIME : 0) |
+        (isStdlibFrame(fn) ? STDLIB : 0) |
+        (isMainModuleFrame(frame) ? MAIN_MODULE : 0) |
+        (fn === '?' ? UNNAMED : 0) |
+        (isProfilerFunction(fn) ? PROFILER : 0);
+      this.known.set(frame, facts);
+    }
+    return facts;
+  }
+}
+
+/** Who a stack's memory belongs to, from one walk of its frames. */
+export interface StackOwners {
+  /**
+   * The code that owns the allocation: the first frame (leaf first) outside
+   * the runtime and the standard library, so a map filled by json.Unmarshal
+   * is owned by the caller of Unmarshal, not by reflect. Falls back to the
+   * first non-runtime frame, then to the leaf.
+   */
+  owner: Frame | undefined;
+  /**
+   * The first frame in the main module: the user's code that feeds a map
+   * owned by a library. Undefined when that is the owner itself or no frame
+   * is the user's.
+   */
+  caller: Frame | undefined;
+  /** Made by the profiler while it wrote a profile (isProfilerStack). */
+  profiler: boolean;
+  /** How many leaf frames are runtime frames (the ones Go hides). */
+  runtimeFrames: number;
+}
+
+export function stackOwners(stack: readonly Frame[], facts: FrameFacts = new FrameFacts()): StackOwners {
+  let owner: Frame | undefined;
+  let firstNonRuntime: Frame | undefined;
+  let caller: Frame | undefined;
+  let profiler = false;
+  let runtimeFrames = -1;
+  for (let i = 0; i < stack.length; i++) {
+    const frame = stack[i] as Frame;
+    const f = facts.of(frame);
+    if ((f & RUNTIME) === 0 && runtimeFrames < 0) {
+      runtimeFrames = i;
+      firstNonRuntime = frame;
+    }
+    if (owner === undefined && (f & (STDLIB | UNNAMED)) === 0) owner = frame;
+    if (caller === undefined && (f & MAIN_MODULE) !== 0) caller = frame;
+    if ((f & PROFILER) !== 0) profiler = true;
+  }
+  owner ??= firstNonRuntime ?? stack[0];
+  if (caller && owner && caller.function === owner.function && caller.file === owner.file && caller.line === owner.line) caller = undefined;
+  return { owner, caller, profiler, runtimeFrames: runtimeFrames < 0 ? stack.length : runtimeFrames };
+}
+
+/** See StackOwners.owner. */
 export function ownerFrame(stack: readonly Frame[]): Frame | undefined {
-  return (
-    stack.find((f) => !isStdlibFrame(f.function) && f.function !== '?') ??
-    stack.find((f) => !isRuntimeFunction(f.function)) ??
-    stack[0]
-  );
+  return stackOwners(stack).owner;
 }
 
 /**
@@ -134,11 +199,7 @@ export function isMainModuleFrame(frame: Frame): boolean {
   return !frame.file.includes('@') && !frame.file.includes('/vendor/');
 }
 
-/**
- * The first frame (leaf first) in the main module: the user's code that
- * feeds a map owned by a library. Undefined when that is the owner itself
- * or no frame is the user's.
- */
+/** See StackOwners.caller; `owner` is the stack's owner as the caller already knows it. */
 export function callerFrame(stack: readonly Frame[], owner: Frame | undefined): Frame | undefined {
   const caller = stack.find(isMainModuleFrame);
   if (!caller || (owner && caller.function === owner.function && caller.file === owner.file && caller.line === owner.line)) return undefined;

@@ -146,11 +146,6 @@ const CLASSIC_LOAD = 6.5;
 /** 1024 slots × 7/8 load (maxAvgGroupLoad) / 2 tables after a split / 2 (the parent is freed). */
 const SWISS_INSERTS_PER_FULL_TABLE = (1024 * 7) / 8 / 4;
 
-interface Score {
-  shape: number;
-  levels: Map<number, SizeStats>;
-}
-
 /** Levels of each shape seen at the site being explained, as bits (shape id → mask); reset after each site. */
 const SEEN_LEVELS = new Uint32Array(SHAPES.length);
 const CLASSIC_CHAIN_LEVELS = ~((1 << FIRST_SPARE_B) - 1);
@@ -242,21 +237,19 @@ const MAX_CACHED_SITES = 20_000;
 const MAX_CACHED_KEY = 2048;
 
 function explainSite(bySize: ReadonlyMap<number, SizeStats>, plausible: Int32Array): SizeSignature[] {
-  let best: Partial<Record<Impl, SizeSignature>> = {};
+  let classic: SizeSignature | undefined;
+  let swiss: SizeSignature | undefined;
   for (let i = 0; i < plausible.length; i += 2) {
     const id = plausible[i] as number;
     const levels = plausible[i + 1] as number;
     const shape = SHAPES[id] as Shape;
-    const score: Score = { shape: id, levels: new Map() };
-    for (let level = 0; level < shape.levelSizes.length; level++) {
-      if (levels & (1 << level)) score.levels.set(level, bySize.get(shape.levelSizes[level] as number) as SizeStats);
-    }
-    const signature = qualify(score, bySize);
+    const signature = shape.impl === 'classic' ? qualifyClassic(shape, levels, bySize) : qualifySwiss(shape, levels, bySize);
     if (!signature || !explainsSite(signature.components, bySize)) continue;
-    const incumbent = best[signature.impl];
-    if (!incumbent || better(signature, incumbent)) best = { ...best, [signature.impl]: signature };
+    if (signature.impl === 'classic') {
+      if (!classic || better(signature, classic)) classic = signature;
+    } else if (!swiss || better(signature, swiss)) swiss = signature;
   }
-  return [best.classic, best.swiss].filter((s): s is SizeSignature => s !== undefined);
+  return classic ? (swiss ? [classic, swiss] : [classic]) : swiss ? [swiss] : [];
 }
 
 /**
@@ -274,18 +267,14 @@ function better(a: SizeSignature, b: SizeSignature): boolean {
   return a.unitBytes > b.unitBytes;
 }
 
-function qualify(score: Score, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
-  const shape = SHAPES[score.shape] as Shape;
-  return shape.impl === 'classic' ? qualifyClassic(shape, score, bySize) : qualifySwiss(shape, score, bySize);
-}
-
-function qualifyClassic(shape: Shape, score: Score, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
+/** `levels`: the levels of the shape seen at the site, as bits (plausibleShapesOf). */
+function qualifyClassic(shape: Shape, levels: number, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
   // A map that grew by inserts allocated every level from its first array to
   // its last: three consecutive levels at least (sampling loses small ones).
   let run = 0;
   let longestRun = 0;
   for (let level = FIRST_SPARE_B; level < shape.levelSizes.length; level++) {
-    run = score.levels.has(level) ? run + 1 : 0;
+    run = levels & (1 << level) ? run + 1 : 0;
     longestRun = Math.max(longestRun, run);
   }
   if (longestRun < MIN_CLASSIC_STEPS) return undefined;
@@ -294,9 +283,10 @@ function qualifyClassic(shape: Shape, score: Score, bySize: ReadonlyMap<number, 
   let top = -1;
   let overflowBuckets = 0;
   let slots = 0;
-  shape.levelSizes.forEach((size, level) => {
+  for (let level = 0; level < shape.levelSizes.length; level++) {
+    const size = shape.levelSizes[level] as number;
     const stats = bySize.get(size);
-    if (!stats || components.has(size)) return;
+    if (!stats || components.has(size)) continue;
     // A single bucket: the first bucket of a map made without a hint, or an overflow bucket.
     components.set(size, level === 0 ? 'overflow' : 'buckets');
     if (level > 0) {
@@ -305,7 +295,7 @@ function qualifyClassic(shape: Shape, score: Score, bySize: ReadonlyMap<number, 
     }
     overflowBuckets += stats.objects * (level === 0 ? 1 : level >= FIRST_SPARE_B ? 2 ** (level - FIRST_SPARE_B) : 0);
     slots += stats.objects * 8 * Math.floor(size / shape.unitBytes);
-  });
+  }
   const topSize = shape.levelSizes[top] as number;
   const maps = Math.max(1, bySize.get(topSize)?.objects ?? 1);
   // Overflow slices hold one pointer per overflow bucket of one map and
@@ -325,14 +315,16 @@ function qualifyClassic(shape: Shape, score: Score, bySize: ReadonlyMap<number, 
   });
 }
 
-function qualifySwiss(shape: Shape, score: Score, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
-  const full = score.levels.get(SWISS_FULL_LEVEL);
+function qualifySwiss(shape: Shape, levels: number, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
+  const seen = (level: number): SizeStats | undefined => (levels & (1 << level) ? bySize.get(shape.levelSizes[level] as number) : undefined);
+  const full = seen(SWISS_FULL_LEVEL);
   if (!full) return undefined;
   const fullSize = shape.levelSizes[SWISS_FULL_LEVEL] as number;
   let smaller = 0;
   let mostSmallerObjects = 0;
-  for (const [level, stats] of score.levels) {
-    if (level === SWISS_FULL_LEVEL || (shape.levelSizes[level] as number) === fullSize) continue;
+  for (let level = 0; level < SWISS_FULL_LEVEL; level++) {
+    const stats = seen(level);
+    if (!stats || (shape.levelSizes[level] as number) === fullSize) continue;
     smaller++;
     mostSmallerObjects = Math.max(mostSmallerObjects, stats.objects);
   }
@@ -340,23 +332,24 @@ function qualifySwiss(shape: Shape, score: Score, bySize: ReadonlyMap<number, Si
   // tables: a map's full tables are at least as many as any smaller table.
   // Sampling keeps the largest sizes best, so the chain ends in the 64- and
   // 128-group tables, with the 32-group one or splits (more full tables) beside.
-  const below = score.levels.get(SWISS_FULL_LEVEL - 1);
+  const below = seen(SWISS_FULL_LEVEL - 1);
   const chain =
     below !== undefined &&
     full.objects >= mostSmallerObjects &&
-    (score.levels.has(SWISS_FULL_LEVEL - 2) || full.objects >= 2 * below.objects);
+    (seen(SWISS_FULL_LEVEL - 2) !== undefined || full.objects >= 2 * below.objects);
   const lone = fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX && full.objects >= LONE_TABLE_OBJECTS;
   if (!chain && !lone) return undefined;
   const components = new Map<number, MapComponent>();
   let tables = 0;
   let slots = 0;
-  shape.levelSizes.forEach((size, level) => {
+  for (let level = 0; level < shape.levelSizes.length; level++) {
+    const size = shape.levelSizes[level] as number;
     const stats = bySize.get(size);
-    if (!stats || components.has(size)) return;
+    if (!stats || components.has(size)) continue;
     components.set(size, 'groups');
     if (level > 0) tables += stats.objects;
     slots += stats.objects * 8 * Math.floor(size / shape.unitBytes);
-  });
+  }
   // Each map passes through the smaller tables once.
   const maps = Math.max(1, mostSmallerObjects);
   const header = bySize.get(SWISS_TABLE_HEADER);

@@ -10,5 +10,9 @@ const PPROF_LABELS = /^runtime\/pprof\.(Do\b|.*label)/i;
 
 /** Allocated by the profiler itself while it wrote a profile (runtime/pprof, net/http/pprof). */
 export function isProfilerStack(stack: readonly Frame[]): boolean {
-  return stack.some((f) => f.function.startsWith('net/http/pprof.') || (f.function.startsWith('runtime/pprof.') && !PPROF_LABELS.test(f.function)));
+  return stack.some((f) => isProfilerFunction(f.function));
+}
+
+export function isProfilerFunction(fn: string): boolean {
+  return fn.startsWith('net/http/pprof.') || (fn.startsWith('runtime/pprof.') && !PPROF_LABELS.test(fn));
 }

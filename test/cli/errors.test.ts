@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { runCli, type CliResult } from '../support/cli.js';
+import { CLI } from '../support/paths.js';
 import { readFixture } from '../support/fixtures.js';
 import { NOT_FOUND_PAGE, startServer, type TestServer } from '../support/http-server.js';
 
@@ -26,6 +28,16 @@ describe('mapleak --help', () => {
       assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stdout, /^Usage:\n {2}mapleak analyze/);
     }
+  });
+
+  test('the installed mapleak starts through its #! line, node flags and all', () => {
+    // What Linux runs for an executable script: the #! interpreter, the rest of the line as one argument, then the script's path.
+    const line = (readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '').slice(2);
+    const space = line.indexOf(' ');
+    const [interpreter, argument] = space < 0 ? [line] : [line.slice(0, space), line.slice(space + 1)];
+    const result = spawnSync(interpreter as string, [...(argument ? [argument] : []), CLI, 'analyze', '--help'], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^Usage:\n {2}mapleak analyze/);
   });
 });
 
