@@ -21,7 +21,7 @@ import { RedisMetrics, sampleRedisMemory } from '../queue/redis-metrics.js';
 import { AuthMetrics } from '../auth/metrics.js';
 import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer, type ReviewerOptions } from '../auth/reviewer.js';
 import { createApp } from '../server/app.js';
-import { SeriesStore } from '../store/series-store.js';
+import { fencedProbe, SeriesStore } from '../store/series-store.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
 import { DEFAULT_TRIGGER_WATCH_LIMITS, triggerConditionWriter, TriggerWatcher } from '../worker/trigger-watch.js';
@@ -278,7 +278,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
           limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: ceilings.maxTriggerFollows, pollMs: ceilings.triggerPollMs, minIntervalMs: ceilings.minTriggerIntervalMs },
           event: (probe, type, reason, message) => probes.event(probe, type, reason, message),
           condition: triggerConditionWriter(probes),
-          firstTime: (probe, what) => store.firstTime(`${probe.metadata.namespace}/${probe.metadata.name}`, what, 7 * 86_400),
+          firstTime: (probe, what) => store.firstTime(fencedProbe(probe), what, 7 * 86_400),
         }),
       },
       {

@@ -17,7 +17,11 @@ export interface ListedPod {
   phase: 'Running' | 'Failed';
   /** Why the pod itself ended, when it says: `status.reason` Evicted, or a DisruptionTarget condition's reason. */
   disruption?: string;
+  /** `spec.restartPolicy` (Kubernetes' default Always when absent or not one of the three): whether an ended container comes back. */
+  restartPolicy: RestartPolicy;
 }
+
+export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
 
 /** What a restart looks like in `status.containerStatuses[]`; `lastState.terminated.message` (the program's own words) is never read. */
 export interface ListedContainerStatus {
@@ -125,7 +129,8 @@ function checkPod(item: unknown, namespace: string, phase: 'Running' | 'Failed')
     .map(checkContainerStatus)
     .filter((c): c is ListedContainerStatus => c !== undefined);
   const disruption = podDisruption(status);
-  return { name: metadata.name, namespace, uid: metadata.uid, ...(podIP ? { podIP } : {}), containers, containerStatuses, phase, ...(disruption ? { disruption } : {}) };
+  const restartPolicy: RestartPolicy = spec.restartPolicy === 'Never' || spec.restartPolicy === 'OnFailure' ? spec.restartPolicy : 'Always';
+  return { name: metadata.name, namespace, uid: metadata.uid, ...(podIP ? { podIP } : {}), containers, containerStatuses, phase, ...(disruption ? { disruption } : {}), restartPolicy };
 }
 
 /** `status.reason` Evicted (the kubelet's node-pressure eviction), else the reason of a True DisruptionTarget condition (API eviction, preemption, taint), checked as a termination reason. */

@@ -9,7 +9,7 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { CAPTURE_JOB, type CaptureJobData } from '../queue/names.js';
 import { desiredScheduler, removeScheduler, schedulerMatches, stalledSchedulers } from '../queue/schedulers.js';
 import type { SeriesStore } from '../store/series-store.js';
-import { reconcileProbe } from './reconciler.js';
+import { forgetGoneProbe, reconcileProbe } from './reconciler.js';
 import { SupervisedInformer, type ObjectChange, type RawObject, type SupervisedInformerOptions } from './supervised-informer.js';
 import { WorkQueue } from './work-queue.js';
 import { hasExpiredIncidents } from '../analysis/incident.js';
@@ -229,7 +229,7 @@ export class ProbeController {
           continue;
         }
         await removeScheduler(this.deps.queue, id);
-        await this.deps.store.forgetProbe(id);
+        await forgetGoneProbe(id, this.deps);
         this.deps.log.info('removed scheduler of a probe that no longer exists', { probe: id });
       }
     } catch (err) {

@@ -31,6 +31,8 @@ export interface TargetRecord {
   lastCaptureTime?: string;
   lastError?: string;
   lastErrorReason?: string;
+  /** The instance of this series ended in a pod still Running and its incident is recorded (endInRunningPod): not again, nor when the pod goes. */
+  endRecorded?: true;
 }
 
 export interface CaptureRef {
@@ -121,6 +123,28 @@ if (ARGV[1] == '' and current) or (ARGV[1] ~= '' and current ~= ARGV[1]) then re
 if #ARGV < 2 then return 0 end
 return redis.call('DEL', unpack(ARGV, 2))`;
 
+/** KEYS[1]: the owner key; KEYS[2]: the said key; ARGV: token, TTL. 1: said now; 0: said before; -1: the token does not own the probe's keys. */
+const FENCED_FIRST_TIME = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('SET', KEYS[2], '1', 'EX', ARGV[2], 'NX') then return 1 end
+return 0`;
+
+/**
+ * KEYS[1]: the owner key; KEYS[2]: the incident's key; ARGV as FENCED_WRITE.
+ * -1: the token does not own the keys; 0: the incident was recorded before
+ * (nothing written: one end, one incident, however many ways it was seen); 1: recorded.
+ */
+const FENCED_RECORD_ONCE = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1`;
+
 /** KEYS[1]: the owner key; ARGV[1]: a token. Gives the key up if the token owns it. */
 const RELEASE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -179,12 +203,32 @@ export class SeriesStore {
 
   /**
    * What a round whose probe went away (deleted, or replaced under the same
-   * name) wrote: deleted only if its token still owns the keys, so a stale
-   * round can never wipe what a new probe of the same name keeps.
+   * name) wrote: deleted only while its token still owns the keys, so a
+   * stale round can never wipe what a new probe of the same name keeps.
+   * The owner key goes last: a new probe that claims the name meanwhile
+   * takes it over (and deletes the rest itself) instead of adopting half.
    */
   async forgetOwn(probe: FencedProbe): Promise<number> {
-    if ((await this.redis.eval(RELEASE, 1, this.key(probe, 'owner'), probe.owner)) !== 1) return 0;
-    return this.deleteKeysOf(probe, '');
+    if ((await this.redis.get(this.key(probe, 'owner'))) !== probe.owner) return 0;
+    const deleted = await this.deleteKeysOf(probe, probe.owner);
+    return deleted + Number(await this.redis.eval(RELEASE, 1, this.key(probe, 'owner'), probe.owner));
+  }
+
+  /**
+   * The controller's clean-up of a probe that is gone (deleted, or a 404 for
+   * its name): what the probe object that owns the name's keys kept, only
+   * when `isGone` confirms that object is gone (by its uid: the API server,
+   * not a cache that may be stale), and only while it still owns them. A
+   * clean-up that runs late (a stale watch event, a 404 read just before
+   * the name was taken again) never deletes a newer probe's keys. Keys
+   * with no owner (from before owner keys) are deleted while none claims them.
+   */
+  async forgetGoneProbe(probe: string, isGone: (ownerUid: string) => Promise<boolean>): Promise<number> {
+    const owner = await this.redis.get(this.key(probe, 'owner'));
+    if (owner === null) return this.deleteKeysOf({ key: probe, owner: '' }, '');
+    const bar = owner.indexOf('|');
+    if (!(await isGone(bar < 0 ? owner : owner.slice(0, bar)))) return 0;
+    return this.forgetOwn({ key: probe, owner });
   }
 
   /** Deletes the probe's keys but its owner key, stopping if `owner` ('' for none) stops being the owner (a newer probe claimed them meanwhile). */
@@ -358,9 +402,16 @@ export class SeriesStore {
     return found;
   }
 
-  /** True the first time `what` is asked for this probe within `ttlSeconds`, across every worker: for things said once. */
-  async firstTime(probe: string, what: string, ttlSeconds: number): Promise<boolean> {
-    return (await this.redis.set(this.key(probe, 'said', what), '1', 'EX', ttlSeconds, 'NX')) === 'OK';
+  /**
+   * True the first time `what` is asked for this probe within `ttlSeconds`,
+   * across every worker: for things said once. Fenced like every write: a
+   * probe object that no longer owns its name's keys (deleted, replaced)
+   * says nothing and writes nothing under the new probe's name.
+   */
+  async firstTime(probe: ProbeRef, what: string, ttlSeconds: number): Promise<boolean> {
+    const said = this.key(probe, 'said', what);
+    if (typeof probe === 'string') return (await this.redis.set(said, '1', 'EX', ttlSeconds, 'NX')) === 'OK';
+    return Number(await this.redis.eval(FENCED_FIRST_TIME, 2, this.key(probe, 'owner'), said, probe.owner, Math.max(1, Math.ceil(ttlSeconds)))) === 1;
   }
 
   /** When each finding was first seen; new keys are stamped `now`. */
@@ -374,21 +425,27 @@ export class SeriesStore {
 
   /**
    * Keeps an incident and pins its captures (summaries and raw profiles)
-   * until `expiresAt`, past the window and the series TTL. Idempotent by
-   * incident id.
+   * until `expiresAt`, past the window and the series TTL. Once per incident
+   * id: `recorded-before` when it is kept already (the same end seen again,
+   * or another way: nothing is written, so it is counted and said once);
+   * `fenced` when the probe's round no longer owns its keys (nothing kept).
    */
-  /** False when the probe's round is fenced out (nothing was kept). */
-  async recordIncident(probe: ProbeRef, incident: StoredIncident, expiresAt: Date): Promise<boolean> {
+  async recordIncident(probe: ProbeRef, incident: StoredIncident, expiresAt: Date): Promise<'recorded' | 'recorded-before' | 'fenced'> {
     const ttlSeconds = Math.max(1, Math.ceil((expiresAt.getTime() - Date.now()) / 1000));
     const index = this.key(probe, 'incidents');
-    return this.write(probe, [
-      ['set', this.key(probe, 'incident', incident.id), JSON.stringify(incident), 'EX', ttlSeconds],
+    const incidentKey = this.key(probe, 'incident', incident.id);
+    const commands: Command[] = [
+      ['set', incidentKey, JSON.stringify(incident), 'EX', ttlSeconds],
       ['zadd', index, Date.parse(incident.time), incident.id],
       ...incident.captures.flatMap((ref): Command[] => [['expire', this.key(probe, 'c', ref.id), ttlSeconds], ['expire', this.key(probe, 'p', ref.id), ttlSeconds]]),
       // The index outlives every incident in it; each new one extends it.
       ['expire', index, ttlSeconds, 'GT'],
       ['expire', index, ttlSeconds, 'NX'],
-    ]);
+    ];
+    const args: CommandArg[] = [];
+    for (const command of commands) args.push(command.length, ...command);
+    const outcome = Number(await this.redis.eval(FENCED_RECORD_ONCE, 2, this.key(probe, 'owner'), incidentKey, typeof probe === 'string' ? '' : probe.owner, ...args));
+    return outcome === 1 ? 'recorded' : outcome === 0 ? 'recorded-before' : 'fenced';
   }
 
   /**

@@ -12,7 +12,7 @@ import { apiServerProxyClient, podDirectClient } from '../capture/proxy.js';
 import type { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
 import { lastLogTimestamp } from '../clusters/log-timestamp.js';
 import { describePodListFailure } from '../clusters/pod-list-failure.js';
-import { listRunningPods, type ListedPod } from '../clusters/pods.js';
+import { listRunningPods, type ListedPod, type RestartPolicy } from '../clusters/pods.js';
 import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '../clusters/registry.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
@@ -25,7 +25,7 @@ import type { WatchedPod } from './trigger-watch.js';
 import type { DecodeGate, GateDecoders } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
 import { asContainerEnd, endIsIncident, incidentsWithinRetention, type ContainerEnd } from '../analysis/incident.js';
-import { containerInstance, endedInstance, endOfFailedPod, incidentEvents, incidentKind, incidentStatus, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
+import { containerInstance, endedInstance, endInRunningPod, endOfFailedPod, incidentEvents, incidentKind, incidentStatus, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { STORE_FULL_MESSAGE, SummaryTooLargeError, type SummaryCaps } from '../store/summary-caps.js';
@@ -91,6 +91,9 @@ interface Pod {
   instance: ContainerInstance;
   /** Store key of this container instance's series. */
   series: string;
+  restartPolicy: RestartPolicy;
+  /** This series' end is recorded as an incident already (TargetRecord.endRecorded). */
+  endRecorded?: true;
   port?: number;
   portError?: string;
   memoryLimitBytes?: number;
@@ -201,12 +204,24 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
     const previous = restartedSince(previousTargets.get(pod.uid), pod.instance);
     return previous ? [{ pod, previous }] : [];
   });
+  // A followed container that ended for good in a pod still Running (a sidecar keeps it): restartPolicy Never.
+  const endedInPlace = pods.flatMap((pod) => {
+    const previous = previousTargets.get(pod.uid);
+    const end = endInRunningPod(pod, previous);
+    return end && previous ? [{ pod, previous, end }] : [];
+  });
   // A followed pod no longer Running: its container ended for good (Failed, evicted), if the operator saw how.
   const ended = await endsOfVanishedTargets(deps, cluster, probe, key, pods, previousTargets, ceilings, log);
   const ends = [
     ...restarted.map(({ pod, previous }) => ({ pod, previous, instance: pod.instance, endedForGood: false })),
-    ...ended.map(({ pod, previous, end }) => ({ pod, previous, instance: endedInstance(end), endedForGood: true })),
+    ...[...endedInPlace, ...ended].map(({ pod, previous, end }) => ({ pod, previous, instance: endedInstance(end), endedForGood: true })),
   ];
+  // Seen once, recorded once: later rounds (the pod still Running, or gone) leave this end alone.
+  for (const { pod } of endedInPlace) pod.endRecorded = true;
+  for (const pod of pods) {
+    const previous = previousTargets.get(pod.uid);
+    if (previous?.endRecorded && (previous.series ?? previous.uid) === pod.series) pod.endRecorded = true;
+  }
   // The status keeps at most maxIncidents: recording more in one round would only pin captures to drop them again.
   if (ends.length > ceilings.maxIncidents) log.warn('container ends past the incident cap not recorded', { ended: ends.length, recorded: ceilings.maxIncidents });
   for (const { pod, previous, instance, endedForGood } of ends.slice(0, ceilings.maxIncidents)) {
@@ -321,7 +336,8 @@ async function endsOfVanishedTargets(
   log: Logger,
 ): Promise<{ pod: Pick<Pod, 'name' | 'namespace' | 'uid' | 'container'>; previous: TargetRecord; end: ContainerEnd }[]> {
   const listed = new Set(running.map((p) => p.uid));
-  const vanished = [...previousTargets.values()].filter((t) => !listed.has(t.uid));
+  // An end recorded while the pod still ran (endInRunningPod) is not recorded again when the pod goes.
+  const vanished = [...previousTargets.values()].filter((t) => !listed.has(t.uid) && !t.endRecorded);
   if (vanished.length === 0) return [];
   const failed = new Map<string, { pod: Pod; end: ContainerEnd }>();
   try {
@@ -363,6 +379,7 @@ function describePod(pod: ListedPod, probe: MapLeakProbe): Pod {
     container: containerName,
     instance,
     series: seriesKeyOf(pod.uid, instance.restartCount),
+    restartPolicy: pod.restartPolicy,
     ...(pod.podIP ? { podIP: pod.podIP } : {}),
   };
   if (!container) return { ...base, portError: probe.spec.container ? `pod has no container named "${probe.spec.container}"` : 'pod has no container' };
@@ -466,6 +483,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       uid: pod.uid,
       series: pod.series,
       restartCount: pod.instance.restartCount,
+      ...(pod.endRecorded ? { endRecorded: true as const } : {}),
       ...(round.lastCaptureTime ? { lastCaptureTime: round.lastCaptureTime } : {}),
       ...(round.error ? { lastError: round.error.message, lastErrorReason: round.error.reason } : {}),
     },
