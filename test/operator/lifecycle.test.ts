@@ -29,6 +29,10 @@ const CLUSTER = 'lifecycle';
 const NS = 'default';
 /** leaky's maps grow by about 8 MiB/s from ~160 MiB: the kernel kills it after 45-60 s, time for the 5 s rounds to see the growth. */
 const OOM_LIMIT = 512 * 1024 * 1024;
+/** Killed after 30-40 s: the two-container pods' own rounds see the growth by then. */
+const SIDECAR_OOM_LIMIT = 384 * 1024 * 1024;
+/** Longer than two 5 s intervals: rounds surely list the container terminated, before its restart. */
+const SIDECAR_RESTART_DELAY_MS = 12_000;
 
 describe('a probe or pod that goes away in the middle of a round', () => {
   let cluster: Cluster;
@@ -73,6 +77,10 @@ describe('a probe or pod that goes away in the middle of a round', () => {
       runPod(cluster, { name: 'oom-deleted', labels: { group: 'gone' }, path: 'test/targets/leaky', restartPolicy: 'Never', memoryLimitBytes: OOM_LIMIT }),
       runPod(cluster, { name: 'evicted', labels: { group: 'gone' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
       runPod(cluster, { name: 'deleted-plain', labels: { group: 'gone' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
+      // Two-container pods, the sidecar listed first: its Running status keeps the pod Running after the probed container ends.
+      runPod(cluster, { name: 'sidecar-never', labels: { group: 'sidecar' }, path: 'test/targets/leaky', sidecars: ['proxy'], restartPolicy: 'Never', memoryLimitBytes: SIDECAR_OOM_LIMIT }),
+      // Restarted after SIDECAR_RESTART_DELAY_MS: rounds see the container terminated (restartCount 0) before the restart.
+      runPod(cluster, { name: 'sidecar-restart', labels: { group: 'sidecar' }, path: 'test/targets/leaky', sidecars: ['proxy'], restartPolicy: 'Always', restartDelayMs: SIDECAR_RESTART_DELAY_MS, memoryLimitBytes: SIDECAR_OOM_LIMIT }),
     ]);
     for (const pod of started) pods.set(pod.name, pod);
     deleter = setInterval(() => {
@@ -89,6 +97,7 @@ describe('a probe or pod that goes away in the middle of a round', () => {
       probes.create('swap', { selector: { matchLabels: { app: 'gated' } }, schedule: { interval: '5s', window: 12 }, pprof: { timeout: '2m' } }),
       probes.create('batch', { selector: { matchLabels: { app: 'oom-never' } }, schedule: { interval: '5s', window: 12 } }),
       probes.create('gone', { selector: { matchLabels: { group: 'gone' } }, schedule: { interval: '5s', window: 12 } }),
+      probes.create('sidecars', { selector: { matchLabels: { group: 'sidecar' } }, container: 'app', schedule: { interval: '5s', window: 12 } }),
     ]);
     suspended = (async () => {
       await waitFor('gone captured each of its pods twice', async () => {
@@ -200,6 +209,46 @@ describe('a probe or pod that goes away in the middle of a round', () => {
     }
     assert.equal((await incidentsOf('batch')).length, 1);
     assert.equal((await eventsOf(uid)).filter((e) => e.reason === 'ContainerOOMKilled').length, 1);
+  });
+
+  test('a pod kept Running by a sidecar: its probed container OOM-killed with restartPolicy Never is one incident, kept once when the pod goes; OOM-killed and restarted, one incident, from the restart, not also from the terminated state seen before it', async () => {
+    const never = await waitFor('an incident of sidecar-never', async () => (await incidentsOf('sidecars')).find((i) => i.pod === 'sidecar-never'), 150_000, 500);
+    const pod = await core.readNamespacedPod({ namespace: NS, name: 'sidecar-never' });
+    assert.equal(pod.status?.phase, 'Running', 'the sidecar keeps the pod Running');
+    const statusOf = (name: string) => pod.status?.containerStatuses?.find((c) => c.name === name);
+    assert.equal(statusOf('app')?.state?.terminated?.reason, 'OOMKilled');
+    assert.ok(statusOf('proxy')?.state?.running, 'the sidecar runs on');
+    assert.equal(never.container, 'app', 'the probed container, not the first one');
+    assert.equal(never.reason, 'OOMKilled');
+    assert.equal(never.exitCode, 137);
+    assert.equal(never.restarted, false, 'restartPolicy Never: ended, not restarted');
+    assert.equal(never.restartCount, 0);
+    assert.equal(never.verdict, 'Leaking', JSON.stringify(never.findings));
+    assert.ok(never.captureIds.length >= 2, `captures kept: ${never.captureIds.length}`);
+
+    const restarted = await waitFor('an incident of sidecar-restart', async () => (await incidentsOf('sidecars')).find((i) => i.pod === 'sidecar-restart' && i.restartCount === 1), 150_000, 500);
+    assert.equal(restarted.reason, 'OOMKilled');
+    assert.equal(restarted.restarts, 1);
+    assert.equal(restarted.restarted, undefined, 'a restart');
+    const uid = (await probes.get('sidecars'))!.metadata.uid;
+    const eventsAbout = async (pod: string) => (await eventsOf(uid)).filter((e) => e.reason === 'ContainerOOMKilled' && (e.message ?? '').startsWith(`${pod} container app:`)).map((e) => e.message ?? '');
+    const firstRestart = (await eventsAbout('sidecar-restart')).filter((m) => /, restart 1;/.test(m));
+    assert.equal(firstRestart.length, 1, `one Event for the first OOM kill of sidecar-restart: ${firstRestart.join(' | ')}`);
+    assert.equal((await incidentsOf('sidecars')).filter((i) => i.pod === 'sidecar-restart' && i.restartCount <= 1).length, 1, 'the terminated state seen before the restart made no incident of its own');
+
+    // Later rounds list the pod Running with the same ended container: nothing new.
+    for (let round = 0; round < 2; round++) {
+      const next = (await probes.get('sidecars'))?.status?.nextCaptureTime;
+      await waitFor('one more round of sidecars', async () => (await probes.get('sidecars'))?.status?.nextCaptureTime !== next, 30_000, 500);
+    }
+    // The pod goes (the pod watch had noted its container's end): the incident is not recorded again.
+    const podUid = pod.metadata!.uid!;
+    await deletePod(cluster, NS, 'sidecar-never');
+    await waitFor('a round without sidecar-never', async () => !((await probes.get('sidecars'))?.status?.targets ?? []).some((t) => t.name === 'sidecar-never'), 30_000, 500);
+    assert.deepEqual((await incidentsOf('sidecars')).filter((i) => i.pod === 'sidecar-never').map((i) => i.id), [never.id], 'one end, one incident');
+    assert.equal((await eventsAbout('sidecar-never')).length, 1, 'one Event');
+    assert.equal(await storeClient.hexists(`mlp:{${NS}/sidecars}:ended`, podUid), 0, 'the pod watch\'s note of the end was taken');
+    await probes.delete('sidecars');
   });
 
   test('pods that are gone between rounds: OOM-killed then deleted, or evicted, are incidents because the operator saw how they ended; one deleted without an end is not', async () => {
