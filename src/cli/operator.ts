@@ -22,6 +22,7 @@ import { AuthMetrics } from '../auth/metrics.js';
 import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer, type ReviewerOptions } from '../auth/reviewer.js';
 import { createApp } from '../server/app.js';
 import { fencedProbe, SeriesStore } from '../store/series-store.js';
+import { RemoteEndWatcher } from '../worker/remote-ends.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
 import { DEFAULT_TRIGGER_WATCH_LIMITS, triggerConditionWriter, TriggerWatcher } from '../worker/trigger-watch.js';
@@ -232,6 +233,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   let workerConnection: ReturnType<typeof redisConnection> | undefined;
   let decodeGate: DecodeGate | undefined;
   let clusters: ClusterRegistry | undefined;
+  let remoteEnds: RemoteEndWatcher | undefined;
   const runsController = config.role !== 'worker';
   const runsWorker = config.role !== 'controller';
 
@@ -262,6 +264,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     workerConnection = redisConnection(redis, 'worker');
     workerConnection.on('error', () => undefined);
     decodeGate = new DecodeGate({ maxDecodeMs: ceilings.maxDecodeMs, maxHeapMiB: 512 });
+    remoteEnds = new RemoteEndWatcher({ store, log: log.child({ part: 'remote-ends' }) });
     clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false });
     worker = startCaptureWorker(
       {
@@ -292,6 +295,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency, allowRemoteDirect: config.allowRemoteDirect ?? false, pprofCredentialsNamespaces: new Set(config.pprofCredentialsNamespaces ?? []) },
         ceilings,
         decodeGate,
+        remoteEnds,
       },
     );
   }
@@ -344,6 +348,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     queueConnection.disconnect();
     workerConnection?.disconnect();
     server.closeAllConnections();
+    void remoteEnds?.close();
     clusters?.close();
     void decodeGate?.close();
   };
@@ -382,6 +387,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
             step('capture worker (running rounds)', async () => {
               await worker?.close();
               await decodeGate?.close();
+              await remoteEnds?.close();
               clusters?.close();
             }),
           ]);

@@ -27,6 +27,7 @@ import { describeFailure, reasonOf } from './describe.js';
 import { asContainerEnd, endIsIncident, incidentsWithinRetention, type ContainerEnd } from '../analysis/incident.js';
 import { containerInstance, endedInstance, endInRunningPod, endOfFailedPod, incidentEvents, incidentKind, incidentStatus, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
+import type { RemoteEndWatcher } from './remote-ends.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { STORE_FULL_MESSAGE, SummaryTooLargeError, type SummaryCaps } from '../store/summary-caps.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
@@ -69,6 +70,8 @@ export interface CaptureRoundDeps {
   decodeGate?: DecodeGate;
   /** Called with each round's listed pods (the memory-trigger watcher follows them until the next round). */
   onTargets?: (probe: MapLeakProbe, cluster: TargetCluster, pods: readonly WatchedPod[], timing: { intervalMs: number; minIntervalMs: number }) => void;
+  /** Notes how the pods of remote (spec.cluster) probes end between rounds (the local cluster's are the controller's pod watch's). */
+  remoteEnds?: RemoteEndWatcher;
   /** Called with every probe this worker wrote metrics for (so deleted ones can be swept). */
   onProbeMetrics?: (namespace: string, name: string, uid: string) => void;
   now?: () => Date;
@@ -184,6 +187,11 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
   try {
     const listed = await listRunningPods(cluster.http, cluster.namespace, selectorToString(probe.spec.selector), { maxPods: ceilings.maxTargetsPerProbe, timeoutMs: deps.limits.apiTimeoutMs });
     pods = listed.pods.map((p) => describePod(p, probe));
+    if (cluster.remote) {
+      // Until the next round is surely due: that round starts the next watch.
+      const followed = pods.filter((p) => p.container).map((p) => ({ uid: p.uid, container: p.container }));
+      deps.remoteEnds?.watch(key, cluster, selectorToString(probe.spec.selector), listed.resourceVersion, followed, { forMs: 2 * settings.intervalMs + 30_000, ttlSeconds });
+    }
     if (listed.truncated) omitted = 1;
     if (listed.malformed > 0) log.warn('pod list entries dropped', { malformed: listed.malformed });
   } catch (err) {
@@ -336,8 +344,7 @@ async function endsOfVanishedTargets(
   log: Logger,
 ): Promise<{ pod: Pick<Pod, 'name' | 'namespace' | 'uid' | 'container'>; previous: TargetRecord; end: ContainerEnd }[]> {
   const listed = new Set(running.map((p) => p.uid));
-  // An end recorded while the pod still ran (endInRunningPod) is not recorded again when the pod goes.
-  const vanished = [...previousTargets.values()].filter((t) => !listed.has(t.uid) && !t.endRecorded);
+  const vanished = [...previousTargets.values()].filter((t) => !listed.has(t.uid));
   if (vanished.length === 0) return [];
   const failed = new Map<string, { pod: Pod; end: ContainerEnd }>();
   try {
@@ -352,6 +359,8 @@ async function endsOfVanishedTargets(
   }
   const noted = await deps.store.takeEnded(key, vanished.filter((t) => !failed.has(t.uid)).map((t) => t.uid));
   return vanished.flatMap((previous) => {
+    // An end recorded while the pod still ran (endInRunningPod) is not recorded again when the pod goes (its note is taken all the same).
+    if (previous.endRecorded) return [];
     const seen = failed.get(previous.uid);
     // A note of an instance before the followed one is of a crash that restarted (the restart made its incident).
     const note = noted.has(previous.uid) ? asContainerEnd(noted.get(previous.uid)) : undefined;

@@ -14,7 +14,10 @@ import { CoreV1Api, type CoreV1Event, type KubeConfig, type V1Pod } from '@kuber
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { IncidentStatus } from '../../src/api/types.js';
+import { ProbeClient } from '../../src/api/client.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
+import { forgetGoneProbe } from '../../src/controller/reconciler.js';
+import { SeriesStore } from '../../src/store/series-store.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../../src/queue/names.js';
 import { deletePod, runPod, stopCluster, type Cluster, type RunningPod } from '../cluster/cluster.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
@@ -125,7 +128,8 @@ describe('a probe or pod that goes away in the middle of a round', () => {
     await waitFor('the old probe finalized', async () => (await probes.get('swap')) === undefined, 30_000, 200);
     assert.deepEqual(await keysOf('swap'), [], 'the controller removed what the old probe kept');
 
-    await probes.create('swap', { selector: { matchLabels: { app: 'plain' } }, schedule: { interval: '5s', window: 12 } });
+    // With a trigger that the plain pod (no memory limit) is skipped for: said once, in a said-once key of the new probe.
+    await probes.create('swap', { selector: { matchLabels: { app: 'plain' } }, schedule: { interval: '5s', window: 12 }, triggers: { memoryLimitFraction: 0.5 } });
     const created = (await probes.get('swap'))!;
     assert.notEqual(created.metadata.uid, old.metadata.uid);
     const first = await waitFor('the new probe\'s first round', async () => {
@@ -133,6 +137,14 @@ describe('a probe or pod that goes away in the middle of a round', () => {
       return (p?.status?.targets?.length ?? 0) > 0 && p;
     }, 30_000, 200);
     assert.deepEqual(first.status?.targets?.map((t) => [t.name, t.captures]), [['plain', 1]], 'the first round sees only its own pod and capture');
+    const saidKey = `mlp:{${NS}/swap}:said:trigger-skipped:${created.metadata.uid}:${pods.get('plain')!.uid}`;
+    await waitFor('the trigger skip said once for the new probe', async () => (await storeClient.exists(saidKey)) === 1, 30_000, 200);
+
+    // The controller's clean-up of the old probe, run late (a 404 of the old probe read just before the name was taken
+    // again, a stale cache): the API server names the new probe as the owner's successor, so nothing of it goes.
+    const ownKeys = await keysOf('swap');
+    assert.equal(await forgetGoneProbe(`${NS}/swap`, { probes: new ProbeClient(kc), store: new SeriesStore(storeClient) }), 0);
+    assert.deepEqual(await keysOf('swap'), ownKeys, 'the new probe\'s series, trigger state and owner key survive the old probe\'s clean-up');
 
     // The old round goes on: one pod answers its held capture with a profile, the other with an error.
     assert.equal(await gate('gated-a', 'open?answer=profile'), 'open');
@@ -161,6 +173,9 @@ describe('a probe or pod that goes away in the middle of a round', () => {
     const plainCaptures = new Set(await storeClient.zrange(`mlp:{${NS}/swap}:t:${plainUid}:series`, '0', '-1'));
     const captureKeys = keys.filter((k) => /:[cp]:/.test(k)).map((k) => k.slice(k.lastIndexOf(':') + 1));
     assert.ok(captureKeys.length > 0 && captureKeys.every((id) => plainCaptures.has(id)), 'every capture kept is one of the new probe\'s series');
+
+    assert.equal(await storeClient.exists(saidKey), 1, 'and the old round\'s own clean-up (forgetOwn) left the said-once key');
+    assert.equal((await eventsOf(newUid)).filter((e) => e.reason === 'TriggerSkipped').length, 1, 'said once');
 
     // The new probe's next round still sees only its own data.
     const before = first.status?.lastCaptureTime;
