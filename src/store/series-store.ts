@@ -85,12 +85,15 @@ type CommandArg = string | Buffer | number;
 type Command = [string, ...CommandArg[]];
 
 /**
- * KEYS[1]: the probe's owner key; ARGV[1]: the writer's token; then each
- * command as its length and its words. Runs them only while the token owns
- * the key: the check and the writes are one atomic step.
+ * KEYS[1]: the probe's owner key; KEYS[2], when given: a key whose presence
+ * means the writes were made before (2: nothing written). ARGV[1]: the
+ * writer's token ('' for an unfenced write); then each command as its length
+ * and its words. Runs them only while the token owns the key (0 when not):
+ * the check and the writes are one atomic step.
  */
 const FENCED_WRITE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
 local i = 2
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -129,22 +132,6 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('SET', KEYS[2], '1', 'EX', ARGV[2], 'NX') then return 1 end
 return 0`;
 
-/**
- * KEYS[1]: the owner key; KEYS[2]: the incident's key; ARGV as FENCED_WRITE.
- * -1: the token does not own the keys; 0: the incident was recorded before
- * (nothing written: one end, one incident, however many ways it was seen); 1: recorded.
- */
-const FENCED_RECORD_ONCE = `
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local i = 2
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
-end
-return 1`;
-
 /** KEYS[1]: the owner key; ARGV[1]: a token. Gives the key up if the token owns it. */
 const RELEASE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -179,9 +166,18 @@ export class SeriesStore {
       await this.redis.multi(commands).exec();
       return true;
     }
-    const args: CommandArg[] = [];
+    return (await this.writeScript(probe, commands)) === 'written';
+  }
+
+  /** FENCED_WRITE: fenced for a FencedProbe (unfenced for a plain key), and once only when `unlessExists` is given. */
+  private async writeScript(probe: ProbeRef, commands: Command[], unlessExists?: string): Promise<'written' | 'written-before' | 'fenced'> {
+    // An empty token is the unfenced write's: a fenced probe never has one (fencedProbe), and never passes unchecked.
+    if (typeof probe !== 'string' && probe.owner === '') return 'fenced';
+    const args: CommandArg[] = [typeof probe === 'string' ? '' : probe.owner];
     for (const command of commands) args.push(command.length, ...command);
-    return (await this.redis.eval(FENCED_WRITE, 1, this.key(probe, 'owner'), probe.owner, ...args)) === 1;
+    const keys = [this.key(probe, 'owner'), ...(unlessExists ? [unlessExists] : [])];
+    const outcome = Number(await this.redis.eval(FENCED_WRITE, keys.length, ...keys, ...args));
+    return outcome === 1 ? 'written' : outcome === 2 ? 'written-before' : 'fenced';
   }
 
   /**
@@ -442,10 +438,8 @@ export class SeriesStore {
       ['expire', index, ttlSeconds, 'GT'],
       ['expire', index, ttlSeconds, 'NX'],
     ];
-    const args: CommandArg[] = [];
-    for (const command of commands) args.push(command.length, ...command);
-    const outcome = Number(await this.redis.eval(FENCED_RECORD_ONCE, 2, this.key(probe, 'owner'), incidentKey, typeof probe === 'string' ? '' : probe.owner, ...args));
-    return outcome === 1 ? 'recorded' : outcome === 0 ? 'recorded-before' : 'fenced';
+    const outcome = await this.writeScript(probe, commands, incidentKey);
+    return outcome === 'written' ? 'recorded' : outcome === 'written-before' ? 'recorded-before' : 'fenced';
   }
 
   /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { endIsIncident, incidentFindings, seriesMemProfileRate, type ContainerEnd } from '../analysis/incident.js';
 import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import type { IncidentStatus, MapLeakProbe } from '../api/types.js';
-import type { ListedContainerStatus, ListedPod, RestartPolicy } from '../clusters/pods.js';
+import type { ContainerTermination, ListedContainerStatus, ListedPod, RestartPolicy } from '../clusters/pods.js';
 import { buildCaptureStatus } from '../status/build.js';
 import { ProfileError } from '../pprof/errors.js';
 import { parseStoredSnapshot, storedMemProfileRate, type ProbeRef, type SeriesStore, type StoredIncident, type TargetRecord } from '../store/series-store.js';
@@ -38,7 +38,7 @@ export function endedInstance(end: ContainerEnd): ContainerInstance {
  * Whether the kubelet starts a container again after this end (its pod's
  * restartPolicy): Always does; OnFailure does unless it exited 0; Never does not.
  */
-export function restartFollows(policy: RestartPolicy, termination: Pick<ListedContainerStatus['lastTerminated'] & object, 'exitCode' | 'reason'>): boolean {
+export function restartFollows(policy: RestartPolicy, termination: Pick<ContainerTermination, 'exitCode' | 'reason'>): boolean {
   if (policy === 'Always') return true;
   if (policy === 'Never') return false;
   return termination.reason === 'OOMKilled' || termination.exitCode !== 0;

@@ -84,7 +84,8 @@ describe('multi-cluster and direct transport', () => {
       await createProbe('remote-oom', {
         selector: { matchLabels: { app: 'remote-oom' } },
         cluster: { kubeconfigSecretRef: { name: 'member-kubeconfig' }, namespace: 'apps' },
-        schedule: { interval: '10s', window: 12 },
+        // The last round's watch lasts 2 intervals + 30 s (60 s): the kill comes well within it, even on a loaded machine.
+        schedule: { interval: '15s', window: 12 },
       });
       await waitFor('two captures of the remote pod', async () => ((await getProbe('remote-oom'))?.status?.targets?.[0]?.captures ?? 0) >= 2, 60_000, 250);
       // No round runs until the pod is gone: the end can only come from the watch the last round started (it lasts 2 intervals + 30 s).
