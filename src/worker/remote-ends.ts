@@ -110,6 +110,9 @@ export class RemoteEndWatcher {
     const url = `${http.server}/api/v1/namespaces/${encodeURIComponent(cluster.namespace)}/pods?${params}`;
     const noted = new Map<string, string>();
     const maxLine = POD_LIST_BYTES_PER_POD;
+    // Its own connection, with the cluster's TLS identity: a watch held open must not take a socket from the
+    // cluster's pool (8 for a remote one), which the rounds' pod lists and captures share.
+    const agent = new https.Agent({ ...http.agent.options, keepAlive: false, maxSockets: 1 });
     return new Promise<void>((resolve, reject) => {
       // The server's timeoutSeconds should end it first; a server that ignores it is cut off a second later.
       const timer = setTimeout(() => finish(), forMs + 1000);
@@ -121,12 +124,13 @@ export class RemoteEndWatcher {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         request.destroy();
+        agent.destroy();
         if (err) reject(err);
         else resolve();
       };
       const onAbort = (): void => finish();
       signal.addEventListener('abort', onAbort);
-      const request = https.get(url, { agent: http.agent, headers: http.headers }, (response: IncomingMessage) => {
+      const request = https.get(url, { agent, headers: http.headers }, (response: IncomingMessage) => {
         if (response.statusCode !== 200) {
           response.resume();
           finish(Object.assign(new Error('watch refused'), { code: `HTTP_${response.statusCode ?? 0}` }));

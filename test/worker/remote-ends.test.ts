@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { remoteKubeHttp } from '../../src/clusters/kube-http.js';
+import { listRunningPods } from '../../src/clusters/pods.js';
 import type { TargetCluster } from '../../src/clusters/registry.js';
 import { jsonLogger } from '../../src/observability/log.js';
 import { fencedProbe, SeriesStore } from '../../src/store/series-store.js';
@@ -47,8 +48,9 @@ describe('remote pod ends seen by a bounded watch between rounds', () => {
     const tls = makeTestTls(mkdtempSync(join(tmpdir(), 'mapleak-remote-ends-')));
     server = https.createServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, (req, res) => {
       const url = new URL(req.url ?? '/', 'https://x');
-      asked.push(url.searchParams);
       res.writeHead(200, { 'content-type': 'application/json' });
+      if (url.searchParams.get('watch') !== 'true') return void res.end(JSON.stringify({ kind: 'PodList', metadata: { resourceVersion: '40' }, items: [] }));
+      asked.push(url.searchParams);
       stream(res);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -95,6 +97,21 @@ describe('remote pod ends seen by a bounded watch between rounds', () => {
     assert.deepEqual(JSON.parse(noted[FOLLOWED]!), { podUid: FOLLOWED, container: 'app', restartCount: 0, termination: { reason: 'OOMKilled', exitCode: 137, finishedAt: '2026-12-01T10:00:05.000Z' } });
     assert.doesNotMatch(noted[FOLLOWED]!, /planted/, 'never the termination message');
     await watcher.close();
+  });
+
+  test('watches held open take no connection from the cluster\'s pool: the next round\'s pod list is answered at once', async () => {
+    // Open, silent until the client goes.
+    stream = () => undefined;
+    const watcher = new RemoteEndWatcher({ store, log: jsonLogger({}, 'error') });
+    const opened = asked.length;
+    for (let i = 0; i < 12; i++) watcher.watch({ ...probe, key: `team/p${i}` }, cluster, 'app=web', '11', [{ uid: FOLLOWED, container: 'app' }], { forMs: 30_000, ttlSeconds: 600 });
+    await waitFor('twelve watches open at the server', async () => asked.length - opened === 12, 10_000, 20);
+    const started = Date.now();
+    const listed = await listRunningPods(cluster.http, 'apps', 'app=web', { maxPods: 10, timeoutMs: 3000 });
+    assert.equal(listed.resourceVersion, '40', 'the list\'s resourceVersion, where the next watch starts');
+    assert.ok(Date.now() - started < 2000, `a remote client keeps 8 sockets; 12 watches on it would leave the list waiting: ${Date.now() - started} ms`);
+    await watcher.close();
+    assert.equal(watcher.size, 0);
   });
 
   test('bounded: a server that streams past the byte limit is cut off, a watch lasts at most its time, a round\'s new watch ends the one before, and a probe that no longer owns its keys notes nothing', async () => {
