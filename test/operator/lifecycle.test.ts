@@ -7,7 +7,9 @@
 // the test opens its gate: a capture held in the middle of a round.
 // Stand-in for the kubelet: the pod supervisor (test/cluster/pod-supervisor.ts)
 // writes the container status and, with restartPolicy Never, the pod's
-// terminal phase, the way the kubelet does.
+// terminal phase, the way the kubelet does (Running while another container
+// runs). Stand-in for a sidecar: a container kwok reports Running, with no
+// process behind it; nothing talks to it, its status is all that matters.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, type CoreV1Event, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
