@@ -22,7 +22,8 @@ import { RedisMetrics, sampleRedisMemory } from '../queue/redis-metrics.js';
 import { AuthMetrics } from '../auth/metrics.js';
 import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer, type ReviewerOptions } from '../auth/reviewer.js';
 import { createApp } from '../server/app.js';
-import { SeriesStore } from '../store/series-store.js';
+import { fencedProbe, SeriesStore } from '../store/series-store.js';
+import { RemoteEndWatcher } from '../worker/remote-ends.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
 import { DEFAULT_TRIGGER_WATCH_LIMITS, triggerConditionWriter, TriggerWatcher } from '../worker/trigger-watch.js';
@@ -241,6 +242,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   let workerConnection: ReturnType<typeof redisConnection> | undefined;
   let decodeGate: DecodeGate | undefined;
   let clusters: ClusterRegistry | undefined;
+  let remoteEnds: RemoteEndWatcher | undefined;
   const runsController = config.role !== 'worker';
   const runsWorker = config.role !== 'controller';
 
@@ -275,6 +277,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     const remotePods = AddressAllowlist.parse(config.remotePodCidrs ?? []);
     if ((config.kubeconfigSecretNamespaces ?? []).length > 0 && remoteServers.empty) log.warn('spec.cluster stays disabled: --remote-cluster-cidrs lists no addresses (probes get RemoteClusterNotAllowed)');
     if (config.allowRemoteDirect && remotePods.empty) log.warn('--allow-remote-direct dials no remote pod: --remote-pod-cidrs lists no addresses');
+    remoteEnds = new RemoteEndWatcher({ store, log: log.child({ part: 'remote-ends' }) });
     clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false, remoteServers, remotePods });
     worker = startCaptureWorker(
       {
@@ -291,7 +294,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
           limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: ceilings.maxTriggerFollows, pollMs: ceilings.triggerPollMs, minIntervalMs: ceilings.minTriggerIntervalMs },
           event: (probe, type, reason, message) => probes.event(probe, type, reason, message),
           condition: triggerConditionWriter(probes),
-          firstTime: (probe, what) => store.firstTime(`${probe.metadata.namespace}/${probe.metadata.name}`, what, 7 * 86_400),
+          firstTime: (probe, what) => store.firstTime(fencedProbe(probe), what, 7 * 86_400),
         }),
       },
       {
@@ -305,6 +308,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         limits: { ...DEFAULT_WORKER_LIMITS, targetConcurrency: config.targetConcurrency, allowRemoteDirect: config.allowRemoteDirect ?? false, pprofCredentialsNamespaces: new Set(config.pprofCredentialsNamespaces ?? []) },
         ceilings,
         decodeGate,
+        remoteEnds,
       },
     );
   }
@@ -357,6 +361,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     queueConnection.disconnect();
     workerConnection?.disconnect();
     server.closeAllConnections();
+    void remoteEnds?.close();
     clusters?.close();
     void decodeGate?.close();
   };
@@ -395,6 +400,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
             step('capture worker (running rounds)', async () => {
               await worker?.close();
               await decodeGate?.close();
+              await remoteEnds?.close();
               clusters?.close();
             }),
           ]);

@@ -15,6 +15,12 @@ export interface KubeHttp {
   get(path: string, options: Pick<FetchOptions, 'timeoutMs' | 'maxBytes' | 'budget' | 'reserveBytes'>): Promise<Buffer>;
   /** Ends its pooled connections (a client evicted from a cache). */
   close(): void;
+  /**
+   * An agent of its own for one connection held open (a watch), with the
+   * same TLS identity and the same dial guard as the pool, so it takes no
+   * socket the pool's requests share.
+   */
+  dedicatedAgent(): https.Agent;
 }
 
 /** The operator's own cluster, from its own (trusted) kubeconfig. */
@@ -24,17 +30,10 @@ export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
   const options: https.RequestOptions = {};
   // The operator's own config only: fills ca/cert/key and bearer-token headers.
   await kc.applyToHTTPSOptions(options);
-  const agent = new https.Agent({
-    ca: options.ca,
-    cert: options.cert,
-    key: options.key,
-    rejectUnauthorized: options.rejectUnauthorized ?? !cluster.skipTLSVerify,
-    keepAlive: true,
-    maxSockets: 32,
-  });
+  const tls: https.AgentOptions = { ca: options.ca, cert: options.cert, key: options.key, rejectUnauthorized: options.rejectUnauthorized ?? !cluster.skipTLSVerify };
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(options.headers ?? {})) if (typeof value === 'string') headers[name] = value;
-  return client(cluster.server.replace(/\/+$/, ''), agent, headers);
+  return client(cluster.server.replace(/\/+$/, ''), (pool) => new https.Agent({ ...tls, ...pool }), { keepAlive: true, maxSockets: 32 }, headers);
 }
 
 /**
@@ -44,18 +43,21 @@ export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
  * --remote-cluster-cidrs), checked as it is dialled; none by default.
  */
 export function remoteKubeHttp(credentials: RemoteCredentials, addresses: AddressAllowlist = AddressAllowlist.parse([])): KubeHttp {
-  const agent = allowlistedHttpsAgent(addresses, {
+  const tls: https.AgentOptions = {
     ...(credentials.caPem ? { ca: credentials.caPem } : {}),
     ...(credentials.certPem ? { cert: credentials.certPem } : {}),
     ...(credentials.keyPem ? { key: credentials.keyPem } : {}),
     ...(credentials.tlsServerName ? { servername: credentials.tlsServerName } : {}),
     rejectUnauthorized: !credentials.insecureSkipTlsVerify,
-    keepAlive: true,
-    maxSockets: 8,
-  });
+  };
   // Not logged anywhere today; should a message ever quote it, the log redacts it.
   registerSecret(credentials.token);
-  const remote = client(credentials.server, agent, credentials.token ? { authorization: `Bearer ${credentials.token}` } : {});
+  const remote = client(
+    credentials.server,
+    (pool) => allowlistedHttpsAgent(addresses, { ...tls, ...pool }),
+    { keepAlive: true, maxSockets: 8 },
+    credentials.token ? { authorization: `Bearer ${credentials.token}` } : {},
+  );
   return { ...remote, get: (path, o) => remote.get(path, o).catch((err: unknown) => Promise.reject(unreachableAsOne(err))) };
 }
 
@@ -77,12 +79,17 @@ function unreachableAsOne(err: unknown): unknown {
   return err instanceof CaptureError && err.code === 'ConnectionFailed' ? new RemoteServerUnreachable(err.systemCode) : err;
 }
 
-function client(server: string, agent: https.Agent, headers: Record<string, string>): KubeHttp {
+/** Pool settings of an agent: the TLS identity and the dial guard come from the cluster. */
+type PoolOptions = Pick<https.AgentOptions, 'keepAlive' | 'maxSockets'>;
+
+function client(server: string, makeAgent: (pool: PoolOptions) => https.Agent, pool: PoolOptions, headers: Record<string, string>): KubeHttp {
+  const agent = makeAgent(pool);
   return {
     server,
     agent,
     headers,
     get: (path, o) => fetchBytes(server + path, { ...o, agent, headers }),
     close: () => agent.destroy(),
+    dedicatedAgent: () => makeAgent({ keepAlive: false, maxSockets: 1 }),
   };
 }

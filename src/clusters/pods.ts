@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { endIsIncident, type ContainerEnd } from '../analysis/incident.js';
 import { parseMemoryQuantity } from '../api/quantity.js';
 import type { KubeHttp } from './kube-http.js';
 import { RFC3339 } from './log-timestamp.js';
@@ -17,7 +18,11 @@ export interface ListedPod {
   phase: 'Running' | 'Failed';
   /** Why the pod itself ended, when it says: `status.reason` Evicted, or a DisruptionTarget condition's reason. */
   disruption?: string;
+  /** `spec.restartPolicy` (Kubernetes' default Always when absent or not one of the three): whether an ended container comes back. */
+  restartPolicy: RestartPolicy;
 }
+
+export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
 
 /** What a restart looks like in `status.containerStatuses[]`; `lastState.terminated.message` (the program's own words) is never read. */
 export interface ListedContainerStatus {
@@ -67,7 +72,7 @@ export async function listRunningPods(
   namespace: string,
   labelSelector: string,
   limits: PodListLimits,
-): Promise<{ pods: ListedPod[]; truncated: boolean; malformed: number }> {
+): Promise<{ pods: ListedPod[]; truncated: boolean; malformed: number; resourceVersion?: string }> {
   const phase = limits.phase ?? 'Running';
   const params = new URLSearchParams({ labelSelector, fieldSelector: `status.phase=${phase}`, limit: String(limits.maxPods) });
   const body = await http.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?${params}`, {
@@ -90,7 +95,9 @@ export async function listRunningPods(
     if (pod) pods.push(pod);
     else if (pod === undefined) malformed++;
   }
-  return { pods, truncated: more || items.length > limits.maxPods, malformed };
+  // Where a watch of the same pods starts (the remote end watch): digits only, as the API server writes it.
+  const resourceVersion = isRecord(list.metadata) && typeof list.metadata.resourceVersion === 'string' && /^\d{1,20}$/.test(list.metadata.resourceVersion) ? list.metadata.resourceVersion : undefined;
+  return { pods, truncated: more || items.length > limits.maxPods, malformed, ...(resourceVersion ? { resourceVersion } : {}) };
 }
 
 export class PodListError extends Error {
@@ -125,7 +132,8 @@ function checkPod(item: unknown, namespace: string, phase: 'Running' | 'Failed')
     .map(checkContainerStatus)
     .filter((c): c is ListedContainerStatus => c !== undefined);
   const disruption = podDisruption(status);
-  return { name: metadata.name, namespace, uid: metadata.uid, ...(podIP ? { podIP } : {}), containers, containerStatuses, phase, ...(disruption ? { disruption } : {}) };
+  const restartPolicy: RestartPolicy = spec.restartPolicy === 'Never' || spec.restartPolicy === 'OnFailure' ? spec.restartPolicy : 'Always';
+  return { name: metadata.name, namespace, uid: metadata.uid, ...(podIP ? { podIP } : {}), containers, containerStatuses, phase, ...(disruption ? { disruption } : {}), restartPolicy };
 }
 
 /** `status.reason` Evicted (the kubelet's node-pressure eviction), else the reason of a True DisruptionTarget condition (API eviction, preemption, taint), checked as a termination reason. */
@@ -157,6 +165,51 @@ export function checkTermination(terminated: Record<string, unknown>): Container
     ...(exitCode !== undefined ? { exitCode } : {}),
     ...(finishedAt ? { finishedAt } : {}),
   };
+}
+
+/** How a pod ended on its own, as a pod watch sees it (the controller's for the local cluster, a round's bounded watch for a remote one). */
+export interface PodEnd {
+  podUid: string;
+  /** The pod's first container: a probe without spec.container follows it. */
+  firstContainer?: string;
+  containers: { name: string; restartCount: number; termination: ContainerTermination }[];
+  disruption?: string;
+}
+
+/** At most this many containers of one pod are read for its end (a pod has a handful). */
+const MAX_END_CONTAINERS = 16;
+
+/**
+ * How a pod ended, when it did on its own: containers terminated while the
+ * pod was not being deleted (a deletion's SIGTERM is no incident), or an
+ * eviction. Read with the pod list's own checks (the object may come from a
+ * tenant's API server).
+ */
+export function podEnd(item: unknown): PodEnd | undefined {
+  if (!isRecord(item) || !isRecord(item.metadata)) return undefined;
+  const { metadata } = item;
+  const status = isRecord(item.status) ? item.status : {};
+  const disruption = podDisruption(status);
+  const statuses = Array.isArray(status.containerStatuses) ? (status.containerStatuses as unknown[]) : [];
+  const containers = metadata.deletionTimestamp && !disruption ? [] : statuses.slice(0, MAX_END_CONTAINERS).flatMap((raw) => {
+    const checked = checkContainerStatus(raw);
+    const termination = checked?.terminated;
+    if (!checked || !termination) return [];
+    // Only ends that can be incidents: a cluster's completed Job pods cost nothing here.
+    return endIsIncident({ podUid: '', container: checked.name, restartCount: checked.restartCount, termination }) ? [{ name: checked.name, restartCount: checked.restartCount, termination }] : [];
+  });
+  if ((containers.length === 0 && !disruption) || typeof metadata.uid !== 'string' || !UID.test(metadata.uid)) return undefined;
+  const spec = isRecord(item.spec) ? item.spec : {};
+  const first = Array.isArray(spec.containers) && isRecord(spec.containers[0]) ? spec.containers[0].name : undefined;
+  return { podUid: metadata.uid, ...(typeof first === 'string' && DNS_LABEL.test(first) ? { firstContainer: first } : {}), containers, ...(disruption ? { disruption } : {}) };
+}
+
+/** What is noted of a pod's end for a probe that follows `container` in it: undefined when that end is no incident. */
+export function endNote(end: PodEnd, container: string | undefined): ContainerEnd | undefined {
+  if (!container) return undefined;
+  const ended = end.containers.find((c) => c.name === container);
+  const note: ContainerEnd = { podUid: end.podUid, container, restartCount: ended?.restartCount ?? 0, ...(ended ? { termination: ended.termination } : {}), ...(end.disruption ? { disruption: end.disruption } : {}) };
+  return endIsIncident(note) ? note : undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -9,13 +9,12 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { CAPTURE_JOB, type CaptureJobData } from '../queue/names.js';
 import { desiredScheduler, removeScheduler, schedulerMatches, stalledSchedulers } from '../queue/schedulers.js';
 import type { SeriesStore } from '../store/series-store.js';
-import { reconcileProbe } from './reconciler.js';
+import { forgetGoneProbe, reconcileProbe } from './reconciler.js';
 import { SupervisedInformer, type ObjectChange, type RawObject, type SupervisedInformerOptions } from './supervised-informer.js';
 import { WorkQueue } from './work-queue.js';
 import { hasExpiredIncidents } from '../analysis/incident.js';
 import { DEFAULT_CEILINGS, effectiveSettings, type Ceilings } from '../api/ceilings.js';
-import { endIsIncident, type ContainerEnd, type ContainerTermination } from '../analysis/incident.js';
-import { checkContainerStatus, podDisruption } from '../clusters/pods.js';
+import { endNote, podEnd, type PodEnd } from '../clusters/pods.js';
 import { fencedProbe, seriesTtlSeconds } from '../store/series-store.js';
 import { findCondition, setCondition } from '../status/conditions.js';
 import { STORE_FULL_MESSAGE } from '../store/summary-caps.js';
@@ -54,17 +53,6 @@ export interface CachedPod {
   end?: PodEnd;
 }
 
-export interface PodEnd {
-  podUid: string;
-  /** The pod's first container: a probe without spec.container follows it. */
-  firstContainer?: string;
-  containers: { name: string; restartCount: number; termination: ContainerTermination }[];
-  disruption?: string;
-}
-
-/** At most this many containers of one pod are read for its end (a pod has a handful). */
-const MAX_END_CONTAINERS = 16;
-
 export function slimProbe(raw: RawObject): CachedProbe {
   const probe = raw as unknown as MapLeakProbe;
   // creationTimestamp orders probes for the per-namespace ceiling (oldest first).
@@ -93,26 +81,6 @@ export function slimPod(raw: RawObject): CachedPod {
   const ready = pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
   const end = podEnd(pod);
   return { labels: pod.metadata?.labels ?? {}, state: pod.metadata?.deletionTimestamp ? 'deleting' : ready ? 'ready' : 'not-ready', ...(end ? { end } : {}) };
-}
-
-/**
- * How a pod ended, when it did on its own: containers terminated while the
- * pod was not being deleted (a deletion's SIGTERM is no incident), or an
- * eviction. Read with the pod list's own checks.
- */
-function podEnd(pod: { metadata?: { deletionTimestamp?: string; uid?: string }; spec?: { containers?: { name?: unknown }[] }; status?: { containerStatuses?: unknown[] } }): PodEnd | undefined {
-  const status = (pod.status ?? {}) as Record<string, unknown>;
-  const disruption = podDisruption(status);
-  const containers = pod.metadata?.deletionTimestamp && !disruption ? [] : (pod.status?.containerStatuses ?? []).slice(0, MAX_END_CONTAINERS).flatMap((raw) => {
-    const checked = checkContainerStatus(raw);
-    const termination = checked?.terminated;
-    if (!checked || !termination) return [];
-    // Only ends that can be incidents: a cluster's completed Job pods cost nothing here.
-    return endIsIncident({ podUid: '', container: checked.name, restartCount: checked.restartCount, termination }) ? [{ name: checked.name, restartCount: checked.restartCount, termination }] : [];
-  });
-  if ((containers.length === 0 && !disruption) || typeof pod.metadata?.uid !== 'string') return undefined;
-  const first = pod.spec?.containers?.[0]?.name;
-  return { podUid: pod.metadata.uid, ...(typeof first === 'string' ? { firstContainer: first } : {}), containers, ...(disruption ? { disruption } : {}) };
 }
 
 /**
@@ -229,7 +197,7 @@ export class ProbeController {
           continue;
         }
         await removeScheduler(this.deps.queue, id);
-        await this.deps.store.forgetProbe(id);
+        await forgetGoneProbe(id, this.deps);
         this.deps.log.info('removed scheduler of a probe that no longer exists', { probe: id });
       }
     } catch (err) {
@@ -330,10 +298,8 @@ export class ProbeController {
     const ceilings = this.deps.ceilings ?? DEFAULT_CEILINGS;
     for (const probe of this.probes.list()) {
       if (probe.spec.cluster || probe.metadata.deletionTimestamp || probe.metadata.namespace !== namespace || !selectorMatches(probe.spec.selector, labels)) continue;
-      const container = probe.spec.container ?? end.firstContainer;
-      const ended = end.containers.find((c) => c.name === container);
-      const note: ContainerEnd = { podUid: end.podUid, container: container ?? '', restartCount: ended?.restartCount ?? 0, ...(ended ? { termination: ended.termination } : {}), ...(end.disruption ? { disruption: end.disruption } : {}) };
-      if (!container || !endIsIncident(note)) continue;
+      const note = endNote(end, probe.spec.container ?? end.firstContainer);
+      if (!note) continue;
       let ttlSeconds = 86_400;
       try {
         const settings = effectiveSettings(probe.spec, ceilings);

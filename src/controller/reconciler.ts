@@ -120,9 +120,24 @@ async function overNamespaceLimit(probe: MapLeakProbe, namespaceProbes: NonNulla
 
 async function cleanUp(key: string, deps: ReconcilerDeps): Promise<void> {
   await removeScheduler(deps.queue, key);
-  await deps.store.forgetProbe(key);
+  await forgetGoneProbe(key, deps);
   const [namespace, name] = key.split('/') as [string, string];
   deps.metrics.forgetProbe(namespace, name);
+}
+
+/**
+ * A gone probe's keys, fenced as a round's writes are: deleted only when the
+ * probe object that owns them is gone by the API server's word (404, another
+ * uid under the name, or being deleted), so a clean-up seen late (a stale
+ * cache, a 404 just before the name was taken again) leaves the new probe's
+ * series, incidents and said-once keys alone.
+ */
+export async function forgetGoneProbe(key: string, deps: Pick<ReconcilerDeps, 'probes' | 'store'>): Promise<number> {
+  const [namespace, name] = key.split('/') as [string, string];
+  return deps.store.forgetGoneProbe(key, async (ownerUid) => {
+    const now = await deps.probes.get(namespace, name);
+    return !now || now.metadata.uid !== ownerUid || now.metadata.deletionTimestamp !== undefined;
+  });
 }
 
 /**

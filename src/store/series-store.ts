@@ -31,6 +31,8 @@ export interface TargetRecord {
   lastCaptureTime?: string;
   lastError?: string;
   lastErrorReason?: string;
+  /** The instance of this series ended in a pod still Running and its incident is recorded (endInRunningPod): not again, nor when the pod goes. */
+  endRecorded?: true;
 }
 
 export interface CaptureRef {
@@ -83,12 +85,15 @@ type CommandArg = string | Buffer | number;
 type Command = [string, ...CommandArg[]];
 
 /**
- * KEYS[1]: the probe's owner key; ARGV[1]: the writer's token; then each
- * command as its length and its words. Runs them only while the token owns
- * the key: the check and the writes are one atomic step.
+ * KEYS[1]: the probe's owner key; KEYS[2], when given: a key whose presence
+ * means the writes were made before (2: nothing written). ARGV[1]: the
+ * writer's token ('' for an unfenced write); then each command as its length
+ * and its words. Runs them only while the token owns the key (0 when not):
+ * the check and the writes are one atomic step.
  */
 const FENCED_WRITE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
 local i = 2
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -120,6 +125,12 @@ local current = redis.call('GET', KEYS[1])
 if (ARGV[1] == '' and current) or (ARGV[1] ~= '' and current ~= ARGV[1]) then return -1 end
 if #ARGV < 2 then return 0 end
 return redis.call('DEL', unpack(ARGV, 2))`;
+
+/** KEYS[1]: the owner key; KEYS[2]: the said key; ARGV: token, TTL. 1: said now; 0: said before; -1: the token does not own the probe's keys. */
+const FENCED_FIRST_TIME = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('SET', KEYS[2], '1', 'EX', ARGV[2], 'NX') then return 1 end
+return 0`;
 
 /** KEYS[1]: the owner key; ARGV[1]: a token. Gives the key up if the token owns it. */
 const RELEASE = `
@@ -155,9 +166,18 @@ export class SeriesStore {
       await this.redis.multi(commands).exec();
       return true;
     }
-    const args: CommandArg[] = [];
+    return (await this.writeScript(probe, commands)) === 'written';
+  }
+
+  /** FENCED_WRITE: fenced for a FencedProbe (unfenced for a plain key), and once only when `unlessExists` is given. */
+  private async writeScript(probe: ProbeRef, commands: Command[], unlessExists?: string): Promise<'written' | 'written-before' | 'fenced'> {
+    // An empty token is the unfenced write's: a fenced probe never has one (fencedProbe), and never passes unchecked.
+    if (typeof probe !== 'string' && probe.owner === '') return 'fenced';
+    const args: CommandArg[] = [typeof probe === 'string' ? '' : probe.owner];
     for (const command of commands) args.push(command.length, ...command);
-    return (await this.redis.eval(FENCED_WRITE, 1, this.key(probe, 'owner'), probe.owner, ...args)) === 1;
+    const keys = [this.key(probe, 'owner'), ...(unlessExists ? [unlessExists] : [])];
+    const outcome = Number(await this.redis.eval(FENCED_WRITE, keys.length, ...keys, ...args));
+    return outcome === 1 ? 'written' : outcome === 2 ? 'written-before' : 'fenced';
   }
 
   /**
@@ -179,12 +199,32 @@ export class SeriesStore {
 
   /**
    * What a round whose probe went away (deleted, or replaced under the same
-   * name) wrote: deleted only if its token still owns the keys, so a stale
-   * round can never wipe what a new probe of the same name keeps.
+   * name) wrote: deleted only while its token still owns the keys, so a
+   * stale round can never wipe what a new probe of the same name keeps.
+   * The owner key goes last: a new probe that claims the name meanwhile
+   * takes it over (and deletes the rest itself) instead of adopting half.
    */
   async forgetOwn(probe: FencedProbe): Promise<number> {
-    if ((await this.redis.eval(RELEASE, 1, this.key(probe, 'owner'), probe.owner)) !== 1) return 0;
-    return this.deleteKeysOf(probe, '');
+    if ((await this.redis.get(this.key(probe, 'owner'))) !== probe.owner) return 0;
+    const deleted = await this.deleteKeysOf(probe, probe.owner);
+    return deleted + Number(await this.redis.eval(RELEASE, 1, this.key(probe, 'owner'), probe.owner));
+  }
+
+  /**
+   * The controller's clean-up of a probe that is gone (deleted, or a 404 for
+   * its name): what the probe object that owns the name's keys kept, only
+   * when `isGone` confirms that object is gone (by its uid: the API server,
+   * not a cache that may be stale), and only while it still owns them. A
+   * clean-up that runs late (a stale watch event, a 404 read just before
+   * the name was taken again) never deletes a newer probe's keys. Keys
+   * with no owner (from before owner keys) are deleted while none claims them.
+   */
+  async forgetGoneProbe(probe: string, isGone: (ownerUid: string) => Promise<boolean>): Promise<number> {
+    const owner = await this.redis.get(this.key(probe, 'owner'));
+    if (owner === null) return this.deleteKeysOf({ key: probe, owner: '' }, '');
+    const bar = owner.indexOf('|');
+    if (!(await isGone(bar < 0 ? owner : owner.slice(0, bar)))) return 0;
+    return this.forgetOwn({ key: probe, owner });
   }
 
   /** Deletes the probe's keys but its owner key, stopping if `owner` ('' for none) stops being the owner (a newer probe claimed them meanwhile). */
@@ -358,9 +398,16 @@ export class SeriesStore {
     return found;
   }
 
-  /** True the first time `what` is asked for this probe within `ttlSeconds`, across every worker: for things said once. */
-  async firstTime(probe: string, what: string, ttlSeconds: number): Promise<boolean> {
-    return (await this.redis.set(this.key(probe, 'said', what), '1', 'EX', ttlSeconds, 'NX')) === 'OK';
+  /**
+   * True the first time `what` is asked for this probe within `ttlSeconds`,
+   * across every worker: for things said once. Fenced like every write: a
+   * probe object that no longer owns its name's keys (deleted, replaced)
+   * says nothing and writes nothing under the new probe's name.
+   */
+  async firstTime(probe: ProbeRef, what: string, ttlSeconds: number): Promise<boolean> {
+    const said = this.key(probe, 'said', what);
+    if (typeof probe === 'string') return (await this.redis.set(said, '1', 'EX', ttlSeconds, 'NX')) === 'OK';
+    return Number(await this.redis.eval(FENCED_FIRST_TIME, 2, this.key(probe, 'owner'), said, probe.owner, Math.max(1, Math.ceil(ttlSeconds)))) === 1;
   }
 
   /** When each finding was first seen; new keys are stamped `now`. */
@@ -374,21 +421,25 @@ export class SeriesStore {
 
   /**
    * Keeps an incident and pins its captures (summaries and raw profiles)
-   * until `expiresAt`, past the window and the series TTL. Idempotent by
-   * incident id.
+   * until `expiresAt`, past the window and the series TTL. Once per incident
+   * id: `recorded-before` when it is kept already (the same end seen again,
+   * or another way: nothing is written, so it is counted and said once);
+   * `fenced` when the probe's round no longer owns its keys (nothing kept).
    */
-  /** False when the probe's round is fenced out (nothing was kept). */
-  async recordIncident(probe: ProbeRef, incident: StoredIncident, expiresAt: Date): Promise<boolean> {
+  async recordIncident(probe: ProbeRef, incident: StoredIncident, expiresAt: Date): Promise<'recorded' | 'recorded-before' | 'fenced'> {
     const ttlSeconds = Math.max(1, Math.ceil((expiresAt.getTime() - Date.now()) / 1000));
     const index = this.key(probe, 'incidents');
-    return this.write(probe, [
-      ['set', this.key(probe, 'incident', incident.id), JSON.stringify(incident), 'EX', ttlSeconds],
+    const incidentKey = this.key(probe, 'incident', incident.id);
+    const commands: Command[] = [
+      ['set', incidentKey, JSON.stringify(incident), 'EX', ttlSeconds],
       ['zadd', index, Date.parse(incident.time), incident.id],
       ...incident.captures.flatMap((ref): Command[] => [['expire', this.key(probe, 'c', ref.id), ttlSeconds], ['expire', this.key(probe, 'p', ref.id), ttlSeconds]]),
       // The index outlives every incident in it; each new one extends it.
       ['expire', index, ttlSeconds, 'GT'],
       ['expire', index, ttlSeconds, 'NX'],
-    ]);
+    ];
+    const outcome = await this.writeScript(probe, commands, incidentKey);
+    return outcome === 'written' ? 'recorded' : outcome === 'written-before' ? 'recorded-before' : 'fenced';
   }
 
   /**

@@ -12,7 +12,7 @@ import { apiServerProxyClient, podDirectClient } from '../capture/proxy.js';
 import type { BinaryKnowledgeCache } from '../capture/binary-knowledge.js';
 import { lastLogTimestamp } from '../clusters/log-timestamp.js';
 import { describePodListFailure } from '../clusters/pod-list-failure.js';
-import { listRunningPods, type ListedPod } from '../clusters/pods.js';
+import { listRunningPods, type ListedPod, type RestartPolicy } from '../clusters/pods.js';
 import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '../clusters/registry.js';
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
@@ -25,8 +25,9 @@ import type { WatchedPod } from './trigger-watch.js';
 import type { DecodeGate, GateDecoders } from './decode-gate.js';
 import { describeFailure, reasonOf } from './describe.js';
 import { asContainerEnd, endIsIncident, incidentsWithinRetention, type ContainerEnd } from '../analysis/incident.js';
-import { containerInstance, endedInstance, endOfFailedPod, incidentEvents, incidentKind, incidentStatus, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
+import { containerInstance, endedInstance, endInRunningPod, endOfFailedPod, incidentEvents, incidentKind, incidentStatus, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
+import type { RemoteEndWatcher } from './remote-ends.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { STORE_FULL_MESSAGE, SummaryTooLargeError, type SummaryCaps } from '../store/summary-caps.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
@@ -69,6 +70,8 @@ export interface CaptureRoundDeps {
   decodeGate?: DecodeGate;
   /** Called with each round's listed pods (the memory-trigger watcher follows them until the next round). */
   onTargets?: (probe: MapLeakProbe, cluster: TargetCluster, pods: readonly WatchedPod[], timing: { intervalMs: number; minIntervalMs: number }) => void;
+  /** Notes how the pods of remote (spec.cluster) probes end between rounds (the local cluster's are the controller's pod watch's). */
+  remoteEnds?: RemoteEndWatcher;
   /** Called with every probe this worker wrote metrics for (so deleted ones can be swept). */
   onProbeMetrics?: (namespace: string, name: string, uid: string) => void;
   now?: () => Date;
@@ -91,6 +94,9 @@ interface Pod {
   instance: ContainerInstance;
   /** Store key of this container instance's series. */
   series: string;
+  restartPolicy: RestartPolicy;
+  /** This series' end is recorded as an incident already (TargetRecord.endRecorded). */
+  endRecorded?: true;
   port?: number;
   portError?: string;
   memoryLimitBytes?: number;
@@ -181,6 +187,11 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
   try {
     const listed = await listRunningPods(cluster.http, cluster.namespace, selectorToString(probe.spec.selector), { maxPods: ceilings.maxTargetsPerProbe, timeoutMs: deps.limits.apiTimeoutMs });
     pods = listed.pods.map((p) => describePod(p, probe));
+    if (cluster.remote) {
+      // Until the next round is surely due: that round starts the next watch.
+      const followed = pods.filter((p) => p.container).map((p) => ({ uid: p.uid, container: p.container }));
+      deps.remoteEnds?.watch(key, cluster, selectorToString(probe.spec.selector), listed.resourceVersion, followed, { forMs: 2 * settings.intervalMs + 30_000, ttlSeconds });
+    }
     if (listed.truncated) omitted = 1;
     if (listed.malformed > 0) log.warn('pod list entries dropped', { malformed: listed.malformed });
   } catch (err) {
@@ -201,12 +212,24 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
     const previous = restartedSince(previousTargets.get(pod.uid), pod.instance);
     return previous ? [{ pod, previous }] : [];
   });
+  // A followed container that ended for good in a pod still Running (a sidecar keeps it): restartPolicy Never.
+  const endedInPlace = pods.flatMap((pod) => {
+    const previous = previousTargets.get(pod.uid);
+    const end = endInRunningPod(pod, previous);
+    return end && previous ? [{ pod, previous, end }] : [];
+  });
   // A followed pod no longer Running: its container ended for good (Failed, evicted), if the operator saw how.
   const ended = await endsOfVanishedTargets(deps, cluster, probe, key, pods, previousTargets, ceilings, log);
   const ends = [
     ...restarted.map(({ pod, previous }) => ({ pod, previous, instance: pod.instance, endedForGood: false })),
-    ...ended.map(({ pod, previous, end }) => ({ pod, previous, instance: endedInstance(end), endedForGood: true })),
+    ...[...endedInPlace, ...ended].map(({ pod, previous, end }) => ({ pod, previous, instance: endedInstance(end), endedForGood: true })),
   ];
+  // Seen once, recorded once: later rounds (the pod still Running, or gone) leave this end alone.
+  for (const { pod } of endedInPlace) pod.endRecorded = true;
+  for (const pod of pods) {
+    const previous = previousTargets.get(pod.uid);
+    if (previous?.endRecorded && (previous.series ?? previous.uid) === pod.series) pod.endRecorded = true;
+  }
   // The status keeps at most maxIncidents: recording more in one round would only pin captures to drop them again.
   if (ends.length > ceilings.maxIncidents) log.warn('container ends past the incident cap not recorded', { ended: ends.length, recorded: ceilings.maxIncidents });
   for (const { pod, previous, instance, endedForGood } of ends.slice(0, ceilings.maxIncidents)) {
@@ -336,6 +359,8 @@ async function endsOfVanishedTargets(
   }
   const noted = await deps.store.takeEnded(key, vanished.filter((t) => !failed.has(t.uid)).map((t) => t.uid));
   return vanished.flatMap((previous) => {
+    // An end recorded while the pod still ran (endInRunningPod) is not recorded again when the pod goes (its note is taken all the same).
+    if (previous.endRecorded) return [];
     const seen = failed.get(previous.uid);
     // A note of an instance before the followed one is of a crash that restarted (the restart made its incident).
     const note = noted.has(previous.uid) ? asContainerEnd(noted.get(previous.uid)) : undefined;
@@ -363,6 +388,7 @@ function describePod(pod: ListedPod, probe: MapLeakProbe): Pod {
     container: containerName,
     instance,
     series: seriesKeyOf(pod.uid, instance.restartCount),
+    restartPolicy: pod.restartPolicy,
     ...(pod.podIP ? { podIP: pod.podIP } : {}),
   };
   if (!container) return { ...base, portError: probe.spec.container ? `pod has no container named "${probe.spec.container}"` : 'pod has no container' };
@@ -466,6 +492,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
       uid: pod.uid,
       series: pod.series,
       restartCount: pod.instance.restartCount,
+      ...(pod.endRecorded ? { endRecorded: true as const } : {}),
       ...(round.lastCaptureTime ? { lastCaptureTime: round.lastCaptureTime } : {}),
       ...(round.error ? { lastError: round.error.message, lastErrorReason: round.error.reason } : {}),
     },

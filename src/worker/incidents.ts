@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { incidentFindings, seriesMemProfileRate, type ContainerEnd } from '../analysis/incident.js';
+import { endIsIncident, incidentFindings, seriesMemProfileRate, type ContainerEnd } from '../analysis/incident.js';
 import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import type { IncidentStatus, MapLeakProbe } from '../api/types.js';
-import type { ListedContainerStatus, ListedPod } from '../clusters/pods.js';
+import type { ContainerTermination, ListedContainerStatus, ListedPod, RestartPolicy } from '../clusters/pods.js';
 import { buildCaptureStatus } from '../status/build.js';
 import { ProfileError } from '../pprof/errors.js';
 import { parseStoredSnapshot, storedMemProfileRate, type ProbeRef, type SeriesStore, type StoredIncident, type TargetRecord } from '../store/series-store.js';
@@ -32,6 +32,45 @@ export function endedInstance(end: ContainerEnd): ContainerInstance {
   const t = end.termination;
   const reason = t?.reason === 'OOMKilled' ? 'OOMKilled' : (end.disruption ?? t?.reason ?? 'Unknown');
   return { restartCount: end.restartCount, lastTerminated: { reason, ...(t?.exitCode !== undefined ? { exitCode: t.exitCode } : {}), ...(t?.finishedAt ? { finishedAt: t.finishedAt } : {}) } };
+}
+
+/**
+ * Whether the kubelet starts a container again after this end (its pod's
+ * restartPolicy): Always does; OnFailure does unless it exited 0; Never does not.
+ */
+export function restartFollows(policy: RestartPolicy, termination: Pick<ContainerTermination, 'exitCode' | 'reason'>): boolean {
+  if (policy === 'Always') return true;
+  if (policy === 'Never') return false;
+  return termination.reason === 'OOMKilled' || termination.exitCode !== 0;
+}
+
+/**
+ * The end of a followed container seen in a pod that is still listed
+ * Running (a sidecar keeps the pod alive): the instance its series follows
+ * has terminated and the pod's restartPolicy will not start it again.
+ * Undefined when it will restart (the restart makes the incident, from the
+ * same series), when this end was recorded already, or when it is no
+ * incident (Completed).
+ */
+export function endInRunningPod(
+  pod: { uid: string; container: string; instance: ContainerInstance; restartPolicy: RestartPolicy },
+  previous: TargetRecord | undefined,
+): ContainerEnd | undefined {
+  const termination = pod.instance.terminated;
+  if (!previous || !termination || previous.endRecorded || (previous.restartCount ?? 0) !== pod.instance.restartCount) return undefined;
+  if (restartFollows(pod.restartPolicy, termination)) return undefined;
+  const end: ContainerEnd = { podUid: pod.uid, container: pod.container, restartCount: pod.instance.restartCount, termination };
+  return endIsIncident(end) ? end : undefined;
+}
+
+/**
+ * An incident's id: the container and the series that ended. One end is
+ * one incident whichever way a round saw it (a restart, the terminated
+ * state in a pod still Running, a Failed pod, a note of the pod watch), so
+ * a second sighting records, counts and says nothing.
+ */
+export function incidentId(container: string, series: string): string {
+  return createHash('sha256').update(`${container}|${series}`).digest('hex').slice(0, 16);
 }
 
 /**
@@ -122,7 +161,9 @@ export function incidentKind(incident: Pick<IncidentStatus, 'reason' | 'restarte
  * round: the verdict and top findings of its own series (the analysis of
  * the captures it left), and its last captures pinned until the incident
  * is older than the retention. Undefined when the round's probe no longer
- * owns its keys (deleted or replaced meanwhile): nothing was kept.
+ * owns its keys (deleted or replaced meanwhile): nothing was kept; or when
+ * the same end was recorded before (another round, another way of seeing
+ * it): it is not new.
  */
 export async function recordIncident(
   store: SeriesStore,
@@ -152,7 +193,7 @@ export async function recordIncident(
   const pinned = refs.slice(-PINNED_CAPTURES);
   const time = ended ?? options.detectedAt.toISOString();
   const incident: StoredIncident = {
-    id: createHash('sha256').update(`${pod.uid}|${instance.restartCount}${options.endedForGood ? '|ended' : ''}`).digest('hex').slice(0, 16),
+    id: incidentId(pod.container, oldSeries),
     pod: pod.name,
     namespace: pod.namespace,
     podUid: pod.uid,
@@ -169,8 +210,8 @@ export async function recordIncident(
     captures: pinned,
     findings: analysis ? incidentFindings(analysis.findings, seriesMemProfileRate(series.map((json) => ({ memProfileRate: storedMemProfileRate(json) })))) : [],
   };
-  // Undefined when the round's probe no longer owns its keys (fenced out).
-  return (await store.recordIncident(key, incident, new Date(Date.parse(time) + options.retentionMs))) ? incident : undefined;
+  // Undefined when the round's probe no longer owns its keys (fenced out), or this end was recorded before.
+  return (await store.recordIncident(key, incident, new Date(Date.parse(time) + options.retentionMs))) === 'recorded' ? incident : undefined;
 }
 
 /** What the status shows of a kept incident (no pod uid, no capture times). */

@@ -94,7 +94,11 @@ export interface TriggerWatchDeps {
    * while some selected pods get no follow, False once they all do again.
    */
   condition?: (probe: MapLeakProbe, update: { type: 'TriggersLimited'; status: 'True' | 'False'; reason: string; message: string }) => Promise<void>;
-  /** True the first time `what` is asked for on this probe across every worker (the store's SET NX); without it, once per process. */
+  /**
+   * True the first time `what` is asked for on this probe across every
+   * worker (the store's SET NX, fenced by the probe object: one that no
+   * longer owns its name's keys says nothing); without it, once per process.
+   */
   firstTime?: (probe: MapLeakProbe, what: string) => Promise<boolean>;
   now?: () => number;
 }
@@ -278,9 +282,11 @@ export class TriggerWatcher {
   }
 
   private sayOnceNoLimit(probe: MapLeakProbe, pod: WatchedPod): void {
-    if (this.skippedPods.has(pod.uid)) return;
+    // Per probe object: a probe re-created under the name says it again, and a deleted one's memo is not the new one's.
+    const said = `${probe.metadata.uid}:${pod.uid}`;
+    if (this.skippedPods.has(said)) return;
     if (this.skippedPods.size > 10_000) this.skippedPods.clear();
-    this.skippedPods.add(pod.uid);
+    this.skippedPods.add(said);
     const message = `pod ${pod.name}: container ${pod.container} has no memory limit, so spec.triggers.memoryLimitFraction does not apply to it (the other triggers do)`;
     void (async () => {
       if (this.deps.firstTime && !(await this.deps.firstTime(probe, `trigger-skipped:${probe.metadata.uid}:${pod.uid}`))) return;

@@ -133,6 +133,16 @@ async function publishStatus(core: k8s.CoreV1Api, spec: SupervisorSpec, change: 
   log('could not publish the container status');
 }
 
+/** The program's container status (a pod with sidecars lists theirs too). */
+function programStatus(pod: k8s.V1Pod, spec: SupervisorSpec): k8s.V1ContainerStatus | undefined {
+  return pod.status?.containerStatuses?.find((status) => status.name === spec.container);
+}
+
+/** With restartPolicy Never the kubelet keeps a pod Running while any of its containers runs (a sidecar). */
+function otherContainerRunning(pod: k8s.V1Pod, spec: SupervisorSpec): boolean {
+  return (pod.status?.containerStatuses ?? []).some((status) => status.name !== spec.container && status.state?.running !== undefined);
+}
+
 function setReady(pod: k8s.V1Pod, ready: boolean, at: Date): void {
   for (const condition of pod.status?.conditions ?? []) {
     if (condition.type !== 'Ready' && condition.type !== 'ContainersReady') continue;
@@ -215,7 +225,7 @@ async function main(): Promise<void> {
   log(`started ${spec.binary} as pid ${child.pid} in netns ${spec.netns} for pod ${spec.namespace}/${spec.name}${cgroup ? ` (memory cgroup ${cgroup}, limit ${spec.memoryLimitBytes} bytes)` : ''}`);
   if (spec.restartPolicy === 'Always') {
     await publishStatus(core, spec, (pod) => {
-      const status = pod.status?.containerStatuses?.[0];
+      const status = programStatus(pod, spec);
       if (status) status.containerID = containerId();
     });
   }
@@ -235,7 +245,7 @@ async function main(): Promise<void> {
       log(`container ended: ${termination.reason}, exit code ${termination.exitCode}; restarting in ${spec.restartDelayMs} ms`);
       // First the ended container, as the kubelet reports it until the restart.
       await publishStatus(core, spec, (pod) => {
-        const status = pod.status?.containerStatuses?.[0];
+        const status = programStatus(pod, spec);
         if (!status) return;
         status.ready = false;
         status.started = false;
@@ -254,7 +264,7 @@ async function main(): Promise<void> {
       exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
       log(`restarted ${spec.binary} as pid ${child.pid} (restart ${restarts})`);
       await publishStatus(core, spec, (pod) => {
-        const status = pod.status?.containerStatuses?.[0];
+        const status = programStatus(pod, spec);
         if (!status) return;
         status.restartCount = restarts;
         status.containerID = containerId();
@@ -271,15 +281,15 @@ async function main(): Promise<void> {
       const finishedAt = new Date();
       const oomKilled = cgroup ? oomKills(cgroup) > oomKillsSeen : false;
       const ended = terminationOf(child.exitCode, child.signalCode, oomKilled);
-      log(`container ended: ${ended.reason}, exit code ${ended.exitCode}; restartPolicy Never: pod ${ended.exitCode === 0 ? 'Succeeded' : 'Failed'}`);
+      log(`container ended: ${ended.reason}, exit code ${ended.exitCode}; restartPolicy Never: pod ${ended.exitCode === 0 ? 'Succeeded' : 'Failed'} unless a sidecar runs`);
       await publishStatus(core, spec, (pod) => {
-        const status = pod.status?.containerStatuses?.[0];
+        const status = programStatus(pod, spec);
         if (!status || !pod.status) return;
         status.ready = false;
         status.started = false;
         status.state = { terminated: { ...ended, startedAt, finishedAt, containerID: containerId() } };
         setReady(pod, false, finishedAt);
-        pod.status.phase = ended.exitCode === 0 ? 'Succeeded' : 'Failed';
+        if (!otherContainerRunning(pod, spec)) pod.status.phase = ended.exitCode === 0 ? 'Succeeded' : 'Failed';
       });
     }
     const state = await podState(core, spec);

@@ -50,6 +50,14 @@ export interface RunPodOptions {
   memoryLimitBytes?: number;
   /** The container's resources in the pod spec (e.g. a memory limit); kwok does not enforce them. */
   resources?: k8s.V1ResourceRequirements;
+  /**
+   * Names of further containers, listed in the pod spec before the
+   * program's (`app`): kwok reports them Running, as the kubelet would a
+   * sidecar that keeps the pod alive. No program runs for them (nothing
+   * talks to them); the supervisor reports only `app`'s ends, and with
+   * restartPolicy Never leaves the pod Running while they run.
+   */
+  sidecars?: string[];
   /** Wait until this port accepts connections on the pod IP (default 6060; null to not wait). */
   waitForPort?: number | null;
   timeoutMs?: number;
@@ -87,6 +95,8 @@ export interface SupervisorSpec {
   reportExit?: boolean;
   restartDelayMs: number;
   memoryLimitBytes?: number;
+  /** The program's container (its status is the one the supervisor writes). */
+  container: string;
 }
 
 const CONTAINER_NAME = 'app';
@@ -138,6 +148,7 @@ export async function runPod(cluster: Cluster, options: RunPodOptions): Promise<
     ...(options.restartPolicy === 'Never' ? { reportExit: true } : {}),
     restartDelayMs: options.restartDelayMs ?? 10_000,
     ...(options.memoryLimitBytes ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
+    container: CONTAINER_NAME,
   };
   const specFile = join(podDir, 'pod.json');
   writeFileSync(specFile, JSON.stringify(spec, null, 2) + '\n');
@@ -184,6 +195,7 @@ function podManifest(cluster: Cluster, namespace: string, options: RunPodOptions
     spec: {
       nodeName: cluster.nodeName, // kwok does not schedule
       containers: [
+        ...(options.sidecars ?? []).map((name) => ({ name, image: 'mapleakprobe.local/sidecar:latest' })),
         {
           name: CONTAINER_NAME,
           // Never pulled: kwok only fakes the container; the program runs on this machine.

@@ -7,14 +7,19 @@
 // the test opens its gate: a capture held in the middle of a round.
 // Stand-in for the kubelet: the pod supervisor (test/cluster/pod-supervisor.ts)
 // writes the container status and, with restartPolicy Never, the pod's
-// terminal phase, the way the kubelet does.
+// terminal phase, the way the kubelet does (Running while another container
+// runs). Stand-in for a sidecar: a container kwok reports Running, with no
+// process behind it; nothing talks to it, its status is all that matters.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, type CoreV1Event, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { IncidentStatus } from '../../src/api/types.js';
+import { ProbeClient } from '../../src/api/client.js';
 import { startOperator, type RunningOperator } from '../../src/cli/operator.js';
+import { forgetGoneProbe } from '../../src/controller/reconciler.js';
+import { SeriesStore } from '../../src/store/series-store.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../../src/queue/names.js';
 import { deletePod, runPod, stopCluster, type Cluster, type RunningPod } from '../cluster/cluster.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
@@ -29,6 +34,10 @@ const CLUSTER = 'lifecycle';
 const NS = 'default';
 /** leaky's maps grow by about 8 MiB/s from ~160 MiB: the kernel kills it after 45-60 s, time for the 5 s rounds to see the growth. */
 const OOM_LIMIT = 512 * 1024 * 1024;
+/** Killed after 30-40 s: the two-container pods' own rounds see the growth by then. */
+const SIDECAR_OOM_LIMIT = 384 * 1024 * 1024;
+/** Longer than two 5 s intervals: rounds surely list the container terminated, before its restart. */
+const SIDECAR_RESTART_DELAY_MS = 12_000;
 
 describe('a probe or pod that goes away in the middle of a round', () => {
   let cluster: Cluster;
@@ -73,6 +82,10 @@ describe('a probe or pod that goes away in the middle of a round', () => {
       runPod(cluster, { name: 'oom-deleted', labels: { group: 'gone' }, path: 'test/targets/leaky', restartPolicy: 'Never', memoryLimitBytes: OOM_LIMIT }),
       runPod(cluster, { name: 'evicted', labels: { group: 'gone' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
       runPod(cluster, { name: 'deleted-plain', labels: { group: 'gone' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
+      // Two-container pods, the sidecar listed first: its Running status keeps the pod Running after the probed container ends.
+      runPod(cluster, { name: 'sidecar-never', labels: { group: 'sidecar' }, path: 'test/targets/leaky', sidecars: ['proxy'], restartPolicy: 'Never', memoryLimitBytes: SIDECAR_OOM_LIMIT }),
+      // Restarted after SIDECAR_RESTART_DELAY_MS: rounds see the container terminated (restartCount 0) before the restart.
+      runPod(cluster, { name: 'sidecar-restart', labels: { group: 'sidecar' }, path: 'test/targets/leaky', sidecars: ['proxy'], restartPolicy: 'Always', restartDelayMs: SIDECAR_RESTART_DELAY_MS, memoryLimitBytes: SIDECAR_OOM_LIMIT }),
     ]);
     for (const pod of started) pods.set(pod.name, pod);
     deleter = setInterval(() => {
@@ -89,6 +102,7 @@ describe('a probe or pod that goes away in the middle of a round', () => {
       probes.create('swap', { selector: { matchLabels: { app: 'gated' } }, schedule: { interval: '5s', window: 12 }, pprof: { timeout: '2m' } }),
       probes.create('batch', { selector: { matchLabels: { app: 'oom-never' } }, schedule: { interval: '5s', window: 12 } }),
       probes.create('gone', { selector: { matchLabels: { group: 'gone' } }, schedule: { interval: '5s', window: 12 } }),
+      probes.create('sidecars', { selector: { matchLabels: { group: 'sidecar' } }, container: 'app', schedule: { interval: '5s', window: 12 } }),
     ]);
     suspended = (async () => {
       await waitFor('gone captured each of its pods twice', async () => {
@@ -116,7 +130,8 @@ describe('a probe or pod that goes away in the middle of a round', () => {
     await waitFor('the old probe finalized', async () => (await probes.get('swap')) === undefined, 30_000, 200);
     assert.deepEqual(await keysOf('swap'), [], 'the controller removed what the old probe kept');
 
-    await probes.create('swap', { selector: { matchLabels: { app: 'plain' } }, schedule: { interval: '5s', window: 12 } });
+    // With a trigger that the plain pod (no memory limit) is skipped for: said once, in a said-once key of the new probe.
+    await probes.create('swap', { selector: { matchLabels: { app: 'plain' } }, schedule: { interval: '5s', window: 12 }, triggers: { memoryLimitFraction: 0.5 } });
     const created = (await probes.get('swap'))!;
     assert.notEqual(created.metadata.uid, old.metadata.uid);
     const first = await waitFor('the new probe\'s first round', async () => {
@@ -124,6 +139,14 @@ describe('a probe or pod that goes away in the middle of a round', () => {
       return (p?.status?.targets?.length ?? 0) > 0 && p;
     }, 30_000, 200);
     assert.deepEqual(first.status?.targets?.map((t) => [t.name, t.captures]), [['plain', 1]], 'the first round sees only its own pod and capture');
+    const saidKey = `mlp:{${NS}/swap}:said:trigger-skipped:${created.metadata.uid}:${pods.get('plain')!.uid}`;
+    await waitFor('the trigger skip said once for the new probe', async () => (await storeClient.exists(saidKey)) === 1, 30_000, 200);
+
+    // The controller's clean-up of the old probe, run late (a 404 of the old probe read just before the name was taken
+    // again, a stale cache): the API server names the new probe as the owner's successor, so nothing of it goes.
+    const ownKeys = await keysOf('swap');
+    assert.equal(await forgetGoneProbe(`${NS}/swap`, { probes: new ProbeClient(kc), store: new SeriesStore(storeClient) }), 0);
+    assert.deepEqual(await keysOf('swap'), ownKeys, 'the new probe\'s series, trigger state and owner key survive the old probe\'s clean-up');
 
     // The old round goes on: one pod answers its held capture with a profile, the other with an error.
     assert.equal(await gate('gated-a', 'open?answer=profile'), 'open');
@@ -152,6 +175,9 @@ describe('a probe or pod that goes away in the middle of a round', () => {
     const plainCaptures = new Set(await storeClient.zrange(`mlp:{${NS}/swap}:t:${plainUid}:series`, '0', '-1'));
     const captureKeys = keys.filter((k) => /:[cp]:/.test(k)).map((k) => k.slice(k.lastIndexOf(':') + 1));
     assert.ok(captureKeys.length > 0 && captureKeys.every((id) => plainCaptures.has(id)), 'every capture kept is one of the new probe\'s series');
+
+    assert.equal(await storeClient.exists(saidKey), 1, 'and the old round\'s own clean-up (forgetOwn) left the said-once key');
+    assert.equal((await eventsOf(newUid)).filter((e) => e.reason === 'TriggerSkipped').length, 1, 'said once');
 
     // The new probe's next round still sees only its own data.
     const before = first.status?.lastCaptureTime;
@@ -200,6 +226,46 @@ describe('a probe or pod that goes away in the middle of a round', () => {
     }
     assert.equal((await incidentsOf('batch')).length, 1);
     assert.equal((await eventsOf(uid)).filter((e) => e.reason === 'ContainerOOMKilled').length, 1);
+  });
+
+  test('a pod kept Running by a sidecar: its probed container OOM-killed with restartPolicy Never is one incident, kept once when the pod goes; OOM-killed and restarted, one incident, from the restart, not also from the terminated state seen before it', async () => {
+    const never = await waitFor('an incident of sidecar-never', async () => (await incidentsOf('sidecars')).find((i) => i.pod === 'sidecar-never'), 150_000, 500);
+    const pod = await core.readNamespacedPod({ namespace: NS, name: 'sidecar-never' });
+    assert.equal(pod.status?.phase, 'Running', 'the sidecar keeps the pod Running');
+    const statusOf = (name: string) => pod.status?.containerStatuses?.find((c) => c.name === name);
+    assert.equal(statusOf('app')?.state?.terminated?.reason, 'OOMKilled');
+    assert.ok(statusOf('proxy')?.state?.running, 'the sidecar runs on');
+    assert.equal(never.container, 'app', 'the probed container, not the first one');
+    assert.equal(never.reason, 'OOMKilled');
+    assert.equal(never.exitCode, 137);
+    assert.equal(never.restarted, false, 'restartPolicy Never: ended, not restarted');
+    assert.equal(never.restartCount, 0);
+    assert.equal(never.verdict, 'Leaking', JSON.stringify(never.findings));
+    assert.ok(never.captureIds.length >= 2, `captures kept: ${never.captureIds.length}`);
+
+    const restarted = await waitFor('an incident of sidecar-restart', async () => (await incidentsOf('sidecars')).find((i) => i.pod === 'sidecar-restart' && i.restartCount === 1), 150_000, 500);
+    assert.equal(restarted.reason, 'OOMKilled');
+    assert.equal(restarted.restarts, 1);
+    assert.equal(restarted.restarted, undefined, 'a restart');
+    const uid = (await probes.get('sidecars'))!.metadata.uid;
+    const eventsAbout = async (pod: string) => (await eventsOf(uid)).filter((e) => e.reason === 'ContainerOOMKilled' && (e.message ?? '').startsWith(`${pod} container app:`)).map((e) => e.message ?? '');
+    const firstRestart = (await eventsAbout('sidecar-restart')).filter((m) => /, restart 1;/.test(m));
+    assert.equal(firstRestart.length, 1, `one Event for the first OOM kill of sidecar-restart: ${firstRestart.join(' | ')}`);
+    assert.equal((await incidentsOf('sidecars')).filter((i) => i.pod === 'sidecar-restart' && i.restartCount <= 1).length, 1, 'the terminated state seen before the restart made no incident of its own');
+
+    // Later rounds list the pod Running with the same ended container: nothing new.
+    for (let round = 0; round < 2; round++) {
+      const next = (await probes.get('sidecars'))?.status?.nextCaptureTime;
+      await waitFor('one more round of sidecars', async () => (await probes.get('sidecars'))?.status?.nextCaptureTime !== next, 30_000, 500);
+    }
+    // The pod goes (the pod watch had noted its container's end): the incident is not recorded again.
+    const podUid = pod.metadata!.uid!;
+    await deletePod(cluster, NS, 'sidecar-never');
+    await waitFor('a round without sidecar-never', async () => !((await probes.get('sidecars'))?.status?.targets ?? []).some((t) => t.name === 'sidecar-never'), 30_000, 500);
+    assert.deepEqual((await incidentsOf('sidecars')).filter((i) => i.pod === 'sidecar-never').map((i) => i.id), [never.id], 'one end, one incident');
+    assert.equal((await eventsAbout('sidecar-never')).length, 1, 'one Event');
+    assert.equal(await storeClient.hexists(`mlp:{${NS}/sidecars}:ended`, podUid), 0, 'the pod watch\'s note of the end was taken');
+    await probes.delete('sidecars');
   });
 
   test('pods that are gone between rounds: OOM-killed then deleted, or evicted, are incidents because the operator saw how they ended; one deleted without an end is not', async () => {

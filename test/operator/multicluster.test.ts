@@ -198,6 +198,46 @@ describe('multi-cluster and direct transport, within the admin\'s address allowl
     assert.ok((probe.status?.gc?.cycles ?? 0) > 0, 'gctrace read from the member pod log');
   });
 
+  test('a remote pod OOM-killed and deleted at once, between rounds: an incident all the same, from what the round\'s bounded watch of the remote pods saw', async () => {
+    const memberCore = loadKubeConfig(member).makeApiClient(CoreV1Api);
+    // restartPolicy Never in a 384 MiB memory cgroup: the kernel kills leaky 30-40 s after it starts.
+    await runPod(member, { name: 'remote-oom', namespace: 'apps', labels: { app: 'remote-oom' }, path: 'test/targets/leaky', restartPolicy: 'Never', memoryLimitBytes: 384 * 1024 * 1024 });
+    let deleted: { at: number; reason?: string } | undefined;
+    const deleter = setInterval(() => {
+      if (deleted) return;
+      void memberCore.readNamespacedPod({ namespace: 'apps', name: 'remote-oom' }).then(async (pod) => {
+        if (pod.status?.phase !== 'Failed' || deleted) return;
+        const reason = pod.status.containerStatuses?.[0]?.state?.terminated?.reason;
+        deleted = { at: Date.now(), ...(reason ? { reason } : {}) };
+        await memberCore.deleteNamespacedPod({ namespace: 'apps', name: 'remote-oom', gracePeriodSeconds: 0 });
+      }).catch(() => undefined);
+    }, 50);
+    try {
+      await createProbe('remote-oom', {
+        selector: { matchLabels: { app: 'remote-oom' } },
+        cluster: { kubeconfigSecretRef: { name: 'member-kubeconfig' }, namespace: 'apps' },
+        // The last round's watch lasts 2 intervals + 30 s (60 s): the kill comes well within it, even on a loaded machine.
+        schedule: { interval: '15s', window: 12 },
+      });
+      await waitFor('two captures of the remote pod', async () => ((await getProbe('remote-oom'))?.status?.targets?.[0]?.captures ?? 0) >= 2, 60_000, 250);
+      // No round runs until the pod is gone: the end can only come from the watch the last round started (it lasts 2 intervals + 30 s).
+      await probes.patchSpec('remote-oom', { suspend: true });
+      const gone = await waitFor('the remote pod deleted as soon as it was Failed', async () => deleted, 90_000, 250);
+      assert.equal(gone.reason, 'OOMKilled');
+      await waitFor('the remote pod gone', async () => (await memberCore.listNamespacedPod({ namespace: 'apps', labelSelector: 'app=remote-oom' })).items.length === 0, 30_000, 250);
+      await probes.patchSpec('remote-oom', { suspend: false });
+      const incident = await waitFor('an incident of the deleted remote pod', async () => (await getProbe('remote-oom'))?.status?.incidents?.find((i) => i.pod === 'remote-oom'), 60_000, 250);
+      assert.equal(incident.reason, 'OOMKilled');
+      assert.equal(incident.exitCode, 137);
+      assert.equal(incident.restarted, false);
+      assert.equal(incident.namespace, 'apps');
+      assert.ok(incident.captureIds.length >= 2, `captures kept: ${incident.captureIds.length}`);
+      assert.ok(Date.parse(incident.detectedTime) >= gone.at, 'recorded after the pod was gone: from what the watch saw before');
+    } finally {
+      clearInterval(deleter);
+    }
+  });
+
   test('a missing kubeconfig Secret: a clear reason, nothing captured', async () => {
     const probe = await degraded('no-secret', 'KubeconfigSecretNotFound');
     assert.match(condition(probe, 'Degraded')?.message ?? '', /Secret default\/nope not found/);

@@ -54,7 +54,7 @@ function fencingSpecification(name: string, connect: () => Promise<RedisClient>)
       await store.firstSeen(OLD, ['finding-1'], new Date(), 600);
       await store.forgetTargetsExcept(OLD, new Set(['pod-a']));
       const incident: StoredIncident = { id: 'i1', pod: 'a', namespace: 'shop', podUid: 'pod-a', container: 'app', reason: 'OOMKilled', time: new Date().toISOString(), detectedTime: new Date().toISOString(), restartCount: 1, verdict: 'Leaking', captureIds: [], captures: [], findings: [] };
-      assert.equal(await store.recordIncident(OLD, incident, new Date(Date.now() + 60_000)), false);
+      assert.equal(await store.recordIncident(OLD, incident, new Date(Date.now() + 60_000)), 'fenced');
       await store.incidents(OLD, new Date(), 0);
       assert.equal(await store.claim(OLD, 600), 'newer-owner', 'an older probe never takes the name back');
       assert.equal(await store.forgetOwn(OLD), 0, 'nor wipes what the new probe keeps');
@@ -64,6 +64,52 @@ function fencingSpecification(name: string, connect: () => Promise<RedisClient>)
       assert.deepEqual((await store.captures(NEW, 'pod-b')).map((c) => c.id), ['new-1']);
       assert.ok((await store.profile(NEW, 'new-1'))?.equals(proto));
       assert.equal(await client.ttl('mlp:{shop/checkout}:owner') > 0, true, 'the owner key has a TTL like every key');
+    });
+
+    test('things said once and the controller\'s clean-up are fenced too: a late clean-up of the deleted probe, or its trigger watcher, never touches the re-created probe\'s keys', async () => {
+      await store.forgetProbe('shop/checkout');
+      assert.equal(await store.claim(OLD, 600), 'claimed');
+      assert.equal(await store.firstTime(OLD, 'trigger-skipped:uid-old:pod-a', 600), true);
+      assert.equal(await store.firstTime(OLD, 'trigger-skipped:uid-old:pod-a', 600), false, 'said once');
+      assert.equal(await store.claim(NEW, 600), 'taken-over');
+      assert.equal(await store.addStoredCapture(NEW, 'pod-b', capture('new-1'), 12, 600), true);
+      assert.equal(await store.firstTime(NEW, 'trigger-skipped:uid-new:pod-b', 600), true, 'the new probe says its own');
+      const owned = await keysOf(client);
+      assert.ok(owned.includes('mlp:{shop/checkout}:said:trigger-skipped:uid-new:pod-b'));
+
+      // The old probe's watcher, still following its pods, says nothing and writes nothing.
+      assert.equal(await store.firstTime(OLD, 'trigger-skipped:uid-old:pod-c', 600), false);
+      // The controller's clean-up of the old probe runs late: the API server shows the new probe under the name.
+      const asked: string[] = [];
+      const liveUid = 'uid-new';
+      const isGone = async (ownerUid: string) => {
+        asked.push(ownerUid);
+        return ownerUid !== liveUid;
+      };
+      assert.equal(await store.forgetGoneProbe('shop/checkout', isGone), 0);
+      assert.deepEqual(asked, ['uid-new'], 'it asks about the owner of the keys, not the probe it was cleaning up');
+      assert.deepEqual(await keysOf(client), owned, 'the new probe\'s series and said-once keys survive');
+
+      // Deleted in turn: its clean-up (the API server no longer knows uid-new) takes everything, owner key last.
+      assert.ok((await store.forgetGoneProbe('shop/checkout', async () => true)) > 0);
+      assert.deepEqual(await keysOf(client), []);
+      // A name with keys and no owner (from before owner keys) is cleaned while none claims it.
+      await store.addStoredCapture('shop/checkout', 'pod-a', capture('legacy-1'), 12, 600);
+      assert.ok((await store.forgetGoneProbe('shop/checkout', async () => assert.fail('no owner to ask about'))) > 0);
+      assert.deepEqual(await keysOf(client), []);
+    });
+
+    test('an incident is recorded once per id: a second sighting of the same end writes nothing', async () => {
+      await store.forgetProbe('shop/checkout');
+      assert.equal(await store.claim(NEW, 600), 'claimed');
+      const incident: StoredIncident = { id: 'i2', pod: 'b', namespace: 'shop', podUid: 'pod-b', container: 'app', reason: 'OOMKilled', time: new Date().toISOString(), detectedTime: new Date().toISOString(), restartCount: 0, restarted: false, verdict: 'Leaking', captureIds: [], captures: [], findings: [] };
+      assert.equal(await store.recordIncident(NEW, incident, new Date(Date.now() + 60_000)), 'recorded');
+      assert.equal(await store.recordIncident(NEW, { ...incident, reason: 'Error', verdict: 'Healthy' }, new Date(Date.now() + 120_000)), 'recorded-before');
+      const kept = await store.storedIncidents(NEW);
+      assert.deepEqual(kept.map((i) => [i.id, i.verdict, i.restarted]), [['i2', 'Leaking', false]], 'the first record stands');
+      assert.equal(await store.recordIncident('shop/checkout', { ...incident, id: 'i3' }, new Date(Date.now() + 60_000)), 'recorded', 'unfenced (tools, tests): once per id too');
+      assert.equal(await store.recordIncident('shop/checkout', { ...incident, id: 'i3' }, new Date(Date.now() + 60_000)), 'recorded-before');
+      await store.forgetProbe('shop/checkout');
     });
 
     test('a round of a probe deleted with no successor forgets only what it owns; keys from before owner keys are adopted', async () => {

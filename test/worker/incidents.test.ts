@@ -11,7 +11,7 @@ import { checkContainerStatus } from '../../src/clusters/pods.js';
 import { ProfileError } from '../../src/pprof/errors.js';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
 import { SeriesStore } from '../../src/store/series-store.js';
-import { containerInstance, incidentEvent, incidentEvents, latestSeriesByPod, PINNED_CAPTURES, plausibleEnd, recordIncident as record, restartedSince, seriesKeyOf } from '../../src/worker/incidents.js';
+import { containerInstance, endInRunningPod, incidentEvent, incidentEvents, incidentId, latestSeriesByPod, PINNED_CAPTURES, plausibleEnd, recordIncident as record, restartedSince, seriesKeyOf } from '../../src/worker/incidents.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { readFixture } from '../support/fixtures.js';
 
@@ -115,10 +115,10 @@ describe('incidents in a real Redis: pins past the window, expiry after the rete
   });
 
   test("an analysis the decode thread refuses (its time, its heap) leaves the incident's verdict Unknown, with its captures kept; any other failure is not swallowed", async () => {
-    const ids = await fillSeries('shop/p5', 'uid-5', 2, 600);
+    const ids = await fillSeries('shop/p7', 'uid-7', 2, 600);
     const ended = { restartCount: 1, lastTerminated: { reason: 'OOMKilled', exitCode: 137, finishedAt: new Date().toISOString() } };
     const refused = () => Promise.reject(new ProfileError('TooLarge', 'the series analysis takes longer than 1 ms (limit)'));
-    const incident = await recordIncident(store, probe, 'shop/p5', pod('uid-5'), ended, { name: 'app-0', namespace: 'shop', uid: 'uid-5' }, { detectedAt: new Date(), retentionMs: 60_000, analyze: refused });
+    const incident = await recordIncident(store, probe, 'shop/p7', pod('uid-7'), ended, { name: 'app-0', namespace: 'shop', uid: 'uid-7' }, { detectedAt: new Date(), retentionMs: 60_000, analyze: refused });
     assert.equal(incident.verdict, 'Unknown');
     assert.deepEqual(incident.findings, []);
     assert.deepEqual(incident.captureIds, ids, 'the evidence is pinned all the same');
@@ -174,6 +174,25 @@ describe('incident rules', () => {
     assert.equal(growingUpToEnd({ pattern: 'growing', inuseBytes: peak - noise * 0.9, maxInuseBytes: peak }, rate), true, 'a dip within the noise');
     assert.equal(growingUpToEnd({ pattern: 'growing', inuseBytes: peak - noise * 1.5, maxInuseBytes: peak }, rate), false, 'it had stopped before the end');
     assert.equal(growingUpToEnd({ pattern: 'retained', inuseBytes: peak, maxInuseBytes: peak }, rate), false);
+  });
+
+  test('a followed container that ended in a pod still Running is an incident only when nothing restarts it, once, and with the same id as the same end seen any other way', () => {
+    const oom = { reason: 'OOMKilled', exitCode: 137 };
+    const followed = { name: 'app-0', namespace: 'shop', uid: 'u1', series: 'u1', restartCount: 0 };
+    const inPod = (restartPolicy: 'Always' | 'OnFailure' | 'Never', terminated?: { reason: string; exitCode?: number }, restartCount = 0) => ({ uid: 'u1', container: 'server', restartPolicy, instance: { restartCount, ...(terminated ? { terminated } : {}) } });
+    assert.deepEqual(endInRunningPod(inPod('Never', oom), followed), { podUid: 'u1', container: 'server', restartCount: 0, termination: oom });
+    assert.equal(endInRunningPod(inPod('Never', { reason: 'Error', exitCode: 1 }), followed)?.termination?.reason, 'Error');
+    assert.equal(endInRunningPod(inPod('Always', oom), followed), undefined, 'Always: the restart makes the incident');
+    assert.equal(endInRunningPod(inPod('OnFailure', oom), followed), undefined, 'OnFailure restarts an OOM kill');
+    assert.equal(endInRunningPod(inPod('OnFailure', { reason: 'Completed', exitCode: 0 }), followed), undefined, 'completed: no incident');
+    assert.equal(endInRunningPod(inPod('Never', { reason: 'Completed', exitCode: 0 }), followed), undefined, 'completed: no incident');
+    assert.equal(endInRunningPod(inPod('Never'), followed), undefined, 'still running');
+    assert.equal(endInRunningPod(inPod('Never', oom), undefined), undefined, 'never followed: no evidence, no incident');
+    assert.equal(endInRunningPod(inPod('Never', oom), { ...followed, endRecorded: true }), undefined, 'recorded by an earlier round');
+    assert.equal(endInRunningPod(inPod('Never', oom, 1), followed), undefined, 'another instance than the followed series');
+    assert.equal(incidentId('server', 'u1'), incidentId('server', 'u1'));
+    assert.notEqual(incidentId('server', 'u1'), incidentId('sidecar', 'u1'), 'keyed by container');
+    assert.notEqual(incidentId('server', 'u1'), incidentId('server', 'u1.r1'), 'and by the series that ended');
   });
 
   test('a restart is a restartCount above the one the last followed series started at', () => {

@@ -102,7 +102,7 @@ async function startStandInApiServer(san: string, crossing: ReadonlySet<string>)
 
 function clusterAt(server: string, ca: Buffer, namespace: string): { cluster: TargetCluster; agent: https.Agent } {
   const agent = new https.Agent({ ca, keepAlive: true });
-  return { agent, cluster: { id: `remote-${namespace}`, remote: true, namespace, http: { server, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy() } } };
+  return { agent, cluster: { id: `remote-${namespace}`, remote: true, namespace, http: { server, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy(), dedicatedAgent: () => new https.Agent({ ca }) } } };
 }
 
 describe('memory-trigger follows are shared fairly and say so', () => {
@@ -218,7 +218,7 @@ describe('memory-trigger follows are shared fairly and say so', () => {
       await probes.create('greedy', { selector: { matchLabels: { app: 'greedy' } }, triggers: { liveHeapBytes: 64 << 20 } });
       const created = (await probes.get('greedy'))!;
       // Follows go nowhere (a closed port: they back off quietly); the share is what the condition says.
-      const cluster: TargetCluster = { id: 'local', remote: false, namespace: 'default', http: { server: `https://127.0.0.1:${await freeLoopbackPort()}`, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy() } };
+      const cluster: TargetCluster = { id: 'local', remote: false, namespace: 'default', http: { server: `https://127.0.0.1:${await freeLoopbackPort()}`, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy(), dedicatedAgent: () => new https.Agent() } };
       const watcher = new TriggerWatcher({
         queue: { add: () => Promise.reject(new Error('nothing can cross here')) },
         log: jsonLogger({ test: 'trigger-status' }, 'warn', () => undefined),
