@@ -111,8 +111,10 @@ export function shortenFunction(name: string, width: number): string {
   return shortened.length < name.length ? shortened : name;
 }
 
+/** Columns padded to their widest cell; every cell made printable first (cells may hold what a tenant wrote), so the columns line up. */
 export function table(rows: string[][]): string[] {
+  const cells = rows.map((row) => row.map((cell) => printable(cell, Number.POSITIVE_INFINITY)));
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
+  for (const row of cells) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return cells.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
 }

@@ -1,6 +1,7 @@
 import type { MapLeakProbe } from '../api/types.js';
 import { selectorToString } from '../api/types.js';
 import { formatBytes } from '../analysis/bytes.js';
+import { printableLines } from '../api/bounded.js';
 import { frameLabel, table } from '../cli/format.js';
 
 /** `kubectl mapleak get`: one row per probe, the verdict and what to look at first. */
@@ -87,7 +88,8 @@ export function formatProbeDescription(p: MapLeakProbe, now: Date): string {
     const newest = incidents[0]!;
     lines.push('', `Incidents: ${incidents.length}, newest ${newest.reason} of ${newest.pod}/${newest.container} ${age(newest.time, now)} ago (kubectl mapleak incidents ${p.metadata.name})`);
   }
-  return lines.join('\n');
+  // A probe's spec is the tenant's text (a selector value may hold terminal escapes if stored before the CRD refused them).
+  return printableLines(lines.join('\n'));
 }
 
 function indent(rows: string[]): string[] {

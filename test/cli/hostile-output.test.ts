@@ -7,6 +7,8 @@ import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { Function as ProfileFunction, Label, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 import { printable } from '../../src/api/bounded.js';
+import type { MapLeakProbe } from '../../src/api/types.js';
+import { formatIncidents, formatProbeDescription, formatProbeList } from '../../src/plugin/probes.js';
 import { runCli } from '../support/cli.js';
 import { buildTarget, startTarget, type RunningTarget } from '../support/go-targets.js';
 import { startServer, type TestServer } from '../support/http-server.js';
@@ -50,6 +52,40 @@ describe('the CLI never passes a target\'s escape sequences to the terminal', ()
     assert.equal(printable('\x1bcreset', 512), 'reset', 'a two-byte escape (RIS) is dropped');
     assert.equal(printable('a\rb\x7fc\x85d', 512), 'a\ufffdb\ufffdc\ufffdd');
     for (const name of ['main.(*store).put', 'github.com/hashicorp/golang-lru/v2.(*Cache[...]).Add', 'runtime.mapassign_faststr', 'pkg.F[go.shape.int]']) assert.equal(printable(name, 512), name);
+  });
+
+  test('kubectl mapleak get, describe and incidents print a probe stored with escapes in its selector and status as plain text', () => {
+    // Stored before the CRD gave expression values the label-value pattern, or written into status by a careless tool.
+    const probe: MapLeakProbe = {
+      apiVersion: 'mapleak.io/v1alpha1',
+      kind: 'MapLeakProbe',
+      metadata: { name: 'evil', namespace: 'team-a', uid: 'u-1', creationTimestamp: '2026-12-01T11:00:00Z' },
+      spec: {
+        selector: { matchExpressions: [{ key: 'app', operator: 'In', values: [EVIL_NAME] }] },
+        container: EVIL_NAME,
+        pprof: { port: 6060, pathPrefix: '/debug/pprof', transport: 'APIServerProxy', timeout: '10s', maxProfileBytes: 1 << 26 },
+        schedule: { interval: '30s', window: 12, jitter: '0s' },
+        gctrace: { enabled: true },
+        thresholds: { minMapBytes: 1 << 20, minGrowthBytesPerHour: 1 << 20, maxFindings: 10 },
+        suspend: false,
+      },
+      status: {
+        verdict: 'Leaking',
+        conditions: [{ type: 'Degraded', status: 'True', reason: 'CaptureFailed', message: `target said ${EVIL_NAME}`, lastTransitionTime: '2026-12-01T11:59:00Z' }],
+        targets: [{ name: 'evil-0', namespace: 'team-a', captures: 3, lastError: EVIL_NAME }],
+        incidents: [{ id: 'i-1', pod: 'evil-0', namespace: 'team-a', container: EVIL_NAME, reason: 'OOMKilled', time: '2026-12-01T11:58:00Z', detectedTime: '2026-12-01T11:58:05Z', restartCount: 1, verdict: 'Leaking', captureIds: ['c-1'], findings: [] }],
+      },
+    };
+    const now = new Date('2026-12-01T12:00:00Z');
+    for (const [what, output] of [
+      ['describe', formatProbeDescription(probe, now)],
+      ['get', formatProbeList([probe], now, true)],
+      ['incidents', formatIncidents(probe, now)],
+    ] as const) {
+      assertNothingForTheTerminal(output, what);
+      assert.ok(!output.includes('pwned-title'), `${what}: the OSC title is dropped whole`);
+    }
+    assert.match(formatProbeDescription(probe, now), /app in \(main\.handlerFAKE: no leaks found/);
   });
 
   test('mapleak analyze FILES: the table, the advice and --json carry the site, never its escapes', async () => {

@@ -85,6 +85,12 @@ describe('probe size: the CRD bounds the whole selector, the controller caches w
     await create('ordinary', { matchLabels: { app: 'checkout' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['web', 'api'] }] });
   });
 
+  test('a selector value is a label value: one holding terminal escapes is refused (no pod could carry it, and the plugin prints the spec)', async () => {
+    const escapes = { matchExpressions: [{ key: 'app', operator: 'In', values: ['\x1b]0;pwned\x07\x1b[2J\x1b[31mFAKE OK\x1b[0m'] }] };
+    assert.match(await refusal('escapes', escapes), /spec\.selector\.matchExpressions\[0\]\.values\[0\]: Invalid value/);
+    await create('label-values', { matchExpressions: [{ key: 'app', operator: 'In', values: ['checkout', 'v1.2_3-rc', ''] }] });
+  });
+
   test('the controller\'s cache of 200 of the largest admitted probes, with the worker\'s conditions quoting their selectors: retained heap per probe, against the whole object', async () => {
     const count = 200;
     for (let i = 0; i < count; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => create(`big-${i + j}`, largestAdmitted())));
