@@ -226,10 +226,11 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       clearInterval(watchdog);
       clearInterval(sweep);
       options.triggers?.close();
-      slots?.close();
       try {
         await worker.close(force);
       } finally {
+        // After the running rounds: a graceful stop keeps renewing their leases until each round releases its own.
+        slots?.close();
         if (ownsQueue) await queue.close().catch(() => undefined);
         ownConnection?.disconnect();
       }
