@@ -115,12 +115,30 @@ export class NamespaceSlots {
     return (await this.options.client.eval(ACTIVE, 1, this.key(namespace))) as number;
   }
 
-  /** A lease for one round of `namespace` named by `round` (its job id), or undefined when the namespace's share is taken. */
-  async acquire(namespace: string, round: string): Promise<SlotLease | undefined> {
+  /**
+   * A lease for one round of `namespace` named by `round` (its job id), or
+   * undefined when the namespace's share is taken. Rejects when Redis has
+   * not answered within `timeoutMs`; a grant that arrives later is given
+   * back at once, so it is never renewed without a round behind it.
+   */
+  async acquire(namespace: string, round: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<SlotLease | undefined> {
     if (this.closed) throw new Error('namespace slots closed');
     const holder = `${this.self}:${round}`;
-    const [granted] = (await this.options.client.eval(ACQUIRE, 1, this.key(namespace), this.perNamespace, this.leaseMs, holder)) as [number, number];
-    if (granted !== 1) return undefined;
+    const asked = this.options.client.eval(ACQUIRE, 1, this.key(namespace), this.perNamespace, this.leaseMs, holder) as Promise<[number, number]>;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => resolve('late'), timeoutMs);
+    });
+    const answer = await Promise.race([asked, late]).finally(() => clearTimeout(timer));
+    if (answer === 'late') {
+      void asked
+        .then(async ([granted]) => {
+          if (granted === 1) await this.options.client.zrem(this.key(namespace), holder);
+        })
+        .catch(() => undefined);
+      throw new Error(`no answer from Redis within ${timeoutMs} ms`);
+    }
+    if (answer[0] !== 1) return undefined;
     let holders = this.held.get(namespace);
     if (!holders) this.held.set(namespace, (holders = new Set()));
     holders.add(holder);

@@ -52,6 +52,8 @@ export interface CaptureWorker {
 }
 
 const LOCK_DURATION_MS = 30_000;
+/** Longest wait for Redis to grant or take back a slot lease (a round's own Redis calls wait as long as they must). */
+const SLOT_CALL_TIMEOUT_MS = 5000;
 const STALLED_INTERVAL_MS = 15_000;
 
 /**
@@ -110,7 +112,8 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       if (!slots || !fairness) return await run(job);
       let lease: SlotLease | undefined;
       try {
-        lease = await slots.acquire(job.data.namespace, job.id ?? `${job.name}-${job.timestamp}`);
+        // Bounded: a Redis that does not answer must not hold the job (and a slot) until it does.
+        lease = await slots.acquire(job.data.namespace, job.id ?? `${job.name}-${job.timestamp}`, SLOT_CALL_TIMEOUT_MS);
       } catch (err) {
         // Redis refused the lease (maxmemory, a failover): the round runs unshared rather than not at all; its own writes report the store.
         fairness.leaseFailed(err);
@@ -120,7 +123,8 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       try {
         return await run(job);
       } finally {
-        await lease.release().catch(() => undefined);
+        // A release that does not get through lapses with the lease.
+        await within(lease.release(), SLOT_CALL_TIMEOUT_MS, 'slot release').catch(() => undefined);
       }
     } finally {
       active--;
@@ -286,6 +290,16 @@ function blockingClientStatus(worker: Worker): string {
 function duplicate(client: RedisClient): RedisClient {
   // Two branches for the type checker: the two duplicate() signatures do not unify.
   return client instanceof Cluster ? client.duplicate() : client.duplicate();
+}
+
+/** `promise`, or a rejection after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer from Redis within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function delay(ms: number): Promise<void> {

@@ -59,6 +59,21 @@ describe('namespace slots: a share of the worker slots per namespace, over all r
     }
   });
 
+  test('a grant that comes after the caller gave up is given back, never held', async () => {
+    const admin = client();
+    const slots = new NamespaceSlots({ client: client(), perNamespace: 1 });
+    try {
+      // Redis holds every write for 600 ms: the caller waits 100.
+      await admin.call('CLIENT', 'PAUSE', '600', 'WRITE');
+      await assert.rejects(slots.acquire('team-e', 'late', 100), /no answer from Redis within 100 ms/);
+      await new Promise((resolve) => setTimeout(resolve, 900));
+      assert.equal(await slots.active('team-e'), 0, 'the late grant was taken back');
+      assert.ok(await slots.acquire('team-e', 'next'), 'the share is whole');
+    } finally {
+      slots.close();
+    }
+  });
+
   test("a live worker keeps its slots past the lease; a killed worker's come back once its leases lapse", async () => {
     const LEASE_MS = 1500;
     const module = pathToFileURL(repoPath('dist', 'src', 'worker', 'namespace-slots.js')).href;
