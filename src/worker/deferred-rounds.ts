@@ -1,5 +1,4 @@
 import { DelayedError, type Job, type JobSchedulerJobOptions } from 'bullmq';
-import { Counter, type Registry } from 'prom-client';
 import type { Condition } from '../api/types.js';
 import type { ProbeClient } from '../api/client.js';
 import type { Logger } from '../observability/log.js';
@@ -47,7 +46,7 @@ function deferralsOf(job: Pick<Job, 'attemptsStarted' | 'attemptsMade'>): number
 
 export interface DeferredRoundsDeps {
   probes: Pick<ProbeClient, 'updateStatus'>;
-  metrics: Pick<OperatorMetrics, 'registry'>;
+  metrics: Pick<OperatorMetrics, 'roundsDeferred' | 'roundsSuperseded'>;
   log: Logger;
 }
 
@@ -60,8 +59,6 @@ export interface DeferredRoundsDeps {
  * namespace, and a wait that lasts marks the probe `RoundsDeferred`.
  */
 export class DeferredRounds {
-  private readonly deferred: Counter<'namespace'>;
-  private readonly superseded: Counter<'namespace'>;
   /** probe key → when this worker last wrote RoundsDeferred for it. */
   private readonly written = new Map<string, number>();
   private lastLeaseWarning = 0;
@@ -69,14 +66,7 @@ export class DeferredRounds {
   constructor(
     private readonly deps: DeferredRoundsDeps,
     private readonly perNamespace: number,
-  ) {
-    this.deferred = counter(deps.metrics.registry, 'mapleak_rounds_deferred_total', "Rounds put back in the queue because their namespace already ran its share of rounds at once (--max-active-rounds-per-namespace), by namespace.");
-    this.superseded = counter(
-      deps.metrics.registry,
-      'mapleak_rounds_superseded_total',
-      "Scheduled rounds dropped after waiting for their namespace's share until the probe's next round was due (that round replaces them), by namespace.",
-    );
-  }
+  ) {}
 
   /** Puts the job back (throws BullMQ's DelayedError, which ends the job without failing it) or says it is superseded. */
   async defer(job: Job<CaptureJobData>, token: string | undefined): Promise<'superseded'> {
@@ -86,13 +76,13 @@ export class DeferredRounds {
     // A scheduler's job carries its scheduler's period (BullMQ's internal JobSchedulerJobOptions).
     const every = job.repeatJobKey ? (job.opts as JobSchedulerJobOptions).repeat?.every : undefined;
     if (every && waitedMs >= every) {
-      this.superseded.inc({ namespace });
+      this.deps.metrics.roundsSuperseded.inc({ namespace });
       this.mark(job.data, waitedMs, true);
       return 'superseded';
     }
     if (!token) throw new Error('a deferred job needs its lock token');
     await job.moveToDelayed(now + deferDelayMs(deferralsOf(job)), token);
-    this.deferred.inc({ namespace });
+    this.deps.metrics.roundsDeferred.inc({ namespace });
     if (waitedMs >= Math.min(every ?? Number.POSITIVE_INFINITY, DEFERRED_CONDITION_AFTER_MS)) this.mark(job.data, waitedMs, false);
     throw new DelayedError();
   }
@@ -111,7 +101,7 @@ export class DeferredRounds {
     if (last !== undefined && Date.now() - last < CONDITION_REWRITE_MS) return;
     if (this.written.size >= 10_000) this.written.clear();
     this.written.set(key, Date.now());
-    const message = `This probe's rounds wait for a worker slot: namespace ${data.namespace} already runs ${this.perNamespace} rounds at once, its share of the workers (operator ceiling --max-active-rounds-per-namespace). ${
+    const message = `This probe's rounds wait for a worker slot: namespace ${data.namespace} already runs ${this.perNamespace} ${this.perNamespace === 1 ? 'round' : 'rounds'} at once, its share of the workers (operator ceiling --max-active-rounds-per-namespace). ${
       skipped ? `A round waited ${Math.round(waitedMs / 1000)} s, its whole interval, and was skipped for the next one.` : `A round has waited ${Math.round(waitedMs / 1000)} s past its time.`
     }`;
     this.deps.log.info('rounds deferred for the namespace share', { probe: key, waitedMs, skipped });
@@ -132,11 +122,4 @@ export class DeferredRounds {
 export function roundRan(conditions: readonly Condition[] | undefined, generation: number | undefined, at: Date): Condition[] | undefined {
   if (findCondition(conditions, ROUNDS_DEFERRED)?.status !== 'True') return conditions as Condition[] | undefined;
   return setCondition(conditions, { type: ROUNDS_DEFERRED, status: 'False', reason: 'RoundRan', message: "This probe's last round got a worker slot within its namespace's share." }, generation, at);
-}
-
-/** One counter per registry, whichever worker of the process made it first. */
-function counter(registry: Registry, name: string, help: string): Counter<'namespace'> {
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Counter<'namespace'>;
-  return new Counter({ name, help, labelNames: ['namespace'], registers: [registry] });
 }

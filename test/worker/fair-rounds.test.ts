@@ -105,8 +105,14 @@ describe("worker slots: one namespace's slow rounds never take every slot", () =
     for (const gap of gaps) assert.ok(gap <= INTERVAL_MS + 2500, `quiet gap ${gap} ms`);
     assert.ok(deferredOf(text, 'team-a') > 0, 'team-a rounds were deferred');
     assert.equal(deferredOf(text, 'team-b'), 0);
+    // A round that waited its whole interval gave way to the probe's next one: no backlog of stale rounds builds up.
+    const supersededOf = (namespace: string): number => Number(new RegExp(`^mapleak_rounds_superseded_total\\{namespace="${namespace}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    assert.ok(supersededOf('team-a') > 0, 'team-a rounds were superseded');
+    const superseded = (await queue.getCompleted()).filter((job) => job.data.namespace === 'team-a' && job.returnvalue === 'superseded');
+    assert.ok(superseded.length > 0);
     // A deferral is not an attempt: team-a's waiting jobs have used none of theirs.
     const waitingJobs = (await queue.getJobs(['delayed', 'waiting'])).filter((job) => job?.data.namespace === 'team-a');
+    for (const name of HELD) assert.ok(waitingJobs.filter((job) => job.data.name === name).length <= 2, `${name}: at most its current and its next round wait`);
     assert.ok(waitingJobs.some((job) => (job.attemptsStarted ?? 0) >= 2), 'a team-a job was taken and put back');
     for (const job of waitingJobs) assert.equal(job.attemptsMade, 0, `job ${job.id}`);
     // The probes whose rounds waited a whole interval say so; the quiet one does not.
@@ -122,7 +128,7 @@ describe("worker slots: one namespace's slow rounds never take every slot", () =
       15_000,
     );
     assert.equal(deferred.found.reason, 'NamespaceRoundLimit');
-    assert.match(deferred.found.message, /namespace team-a already runs 1 rounds at once.*--max-active-rounds-per-namespace/);
+    assert.match(deferred.found.message, /namespace team-a already runs 1 round at once.*--max-active-rounds-per-namespace/);
     assert.equal(condition(await teamB.get('quiet'), 'RoundsDeferred'), undefined);
 
     // The gates open: every team-a probe gets its rounds, and the deferred one's condition turns False.
