@@ -18,7 +18,7 @@ const DEFER_BASE_MS = 1000;
  * Redis a few commands per job every few seconds, not a busy loop.
  */
 const DEFER_MAX_MS = 5000;
-/** A round that has waited this long past its time (or its whole interval, if shorter) puts RoundsDeferred on its probe. */
+/** A round that has waited this long past its time puts RoundsDeferred on its probe (one with a shorter interval: when it is superseded). */
 export const DEFERRED_CONDITION_AFTER_MS = 60_000;
 /** RoundsDeferred is written at most this often per probe and worker (each write is a read and a patch of the probe). */
 const CONDITION_REWRITE_MS = 60_000;
@@ -54,8 +54,8 @@ export interface DeferredRoundsDeps {
  * What the worker does with a job whose namespace holds its whole share of
  * worker slots: puts it back in the queue for a short, jittered while (not
  * failed, not an attempt), or drops it when the probe's next scheduled
- * round is due by now (that round replaces it; a backlog of one probe's
- * rounds would only run stale rounds back to back). Both are counted per
+ * round is due before that while ends (that round replaces it; a backlog of
+ * one probe's rounds would only run stale rounds back to back). Both are counted per
  * namespace, and a wait that lasts marks the probe `RoundsDeferred`.
  */
 export class DeferredRounds {
@@ -75,13 +75,15 @@ export class DeferredRounds {
     const waitedMs = Math.max(0, now - dueTimeOf(job));
     // A scheduler's job carries its scheduler's period (BullMQ's internal JobSchedulerJobOptions).
     const every = job.repeatJobKey ? (job.opts as JobSchedulerJobOptions).repeat?.every : undefined;
-    if (every && waitedMs >= every) {
+    const delayMs = deferDelayMs(deferralsOf(job));
+    // Its next look would come once the probe's next round is due: that round replaces it, so a probe never has more than two waiting.
+    if (every && waitedMs + delayMs >= every) {
       this.deps.metrics.roundsSuperseded.inc({ namespace });
       this.mark(job.data, waitedMs, true);
       return 'superseded';
     }
     if (!token) throw new Error('a deferred job needs its lock token');
-    await job.moveToDelayed(now + deferDelayMs(deferralsOf(job)), token);
+    await job.moveToDelayed(now + delayMs, token);
     this.deps.metrics.roundsDeferred.inc({ namespace });
     if (waitedMs >= Math.min(every ?? Number.POSITIVE_INFINITY, DEFERRED_CONDITION_AFTER_MS)) this.mark(job.data, waitedMs, false);
     throw new DelayedError();
@@ -102,7 +104,7 @@ export class DeferredRounds {
     if (this.written.size >= 10_000) this.written.clear();
     this.written.set(key, Date.now());
     const message = `This probe's rounds wait for a worker slot: namespace ${data.namespace} already runs ${this.perNamespace} ${this.perNamespace === 1 ? 'round' : 'rounds'} at once, its share of the workers (operator ceiling --max-active-rounds-per-namespace). ${
-      skipped ? `A round waited ${Math.round(waitedMs / 1000)} s, its whole interval, and was skipped for the next one.` : `A round has waited ${Math.round(waitedMs / 1000)} s past its time.`
+      skipped ? `A round waited ${Math.round(waitedMs / 1000)} s and was skipped for the probe's next round, due before the share could be asked again.` : `A round has waited ${Math.round(waitedMs / 1000)} s past its time.`
     }`;
     this.deps.log.info('rounds deferred for the namespace share', { probe: key, waitedMs, skipped });
     void this.deps.probes
