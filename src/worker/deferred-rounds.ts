@@ -54,9 +54,10 @@ export interface DeferredRoundsDeps {
  * What the worker does with a job whose namespace holds its whole share of
  * worker slots: puts it back in the queue for a short, jittered while (not
  * failed, not an attempt), or drops it when the probe's next scheduled
- * round is due before that while ends (that round replaces it; a backlog of
- * one probe's rounds would only run stale rounds back to back). Both are counted per
- * namespace, and a wait that lasts marks the probe `RoundsDeferred`.
+ * round is due before that while ends (that round replaces it; a backlog
+ * of one probe's rounds would only run stale rounds back to back). Both
+ * are counted per namespace, and a wait that lasts marks the probe
+ * `RoundsDeferred`.
  */
 export class DeferredRounds {
   /** probe key → when this worker last wrote RoundsDeferred for it. */
@@ -110,6 +111,8 @@ export class DeferredRounds {
     void this.deps.probes
       .updateStatus(data.namespace, data.name, (current) => {
         if (current.metadata.uid !== data.uid) return undefined;
+        // Already said: no write (the message's figures are those of when the wait began).
+        if (findCondition(current.status?.conditions, ROUNDS_DEFERRED)?.status === 'True') return undefined;
         return { conditions: setCondition(current.status?.conditions, { type: ROUNDS_DEFERRED, status: 'True', reason: 'NamespaceRoundLimit', message }, current.metadata.generation, new Date()) };
       })
       .catch((err: unknown) => this.deps.log.warn('RoundsDeferred not written', { probe: key, error: err instanceof Error ? err.name : 'unknown' }));
