@@ -60,6 +60,7 @@ describe('decode gate: namespaces take turns', () => {
     const before = process.memoryUsage().arrayBuffers;
     const decodes = answers.map((bytes) => asTenant('team-d', () => gate.check('proto', bytes, LIMITS)).catch(() => undefined));
     const queued = process.memoryUsage().arrayBuffers - before;
+    console.log(`8 queued answers of 16 MiB: +${(queued / MiB).toFixed(1)} MiB of ArrayBuffers (the copies made when asked would be ${(8 * SIZE) / MiB} MiB)`);
     assert.ok(queued <= SIZE + MiB, `${(queued / MiB).toFixed(1)} MiB more while 8 answers of 16 MiB are queued (at most the one copy sent to the thread)`);
     await Promise.all(decodes);
     for (const bytes of answers) assert.equal(bytes.length, SIZE, 'the caller keeps its proto');
