@@ -9,8 +9,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { defaultRoundsPerNamespace, NamespaceSlots } from '../../src/worker/namespace-slots.js';
+import { oldestOverdueMs } from '../../src/worker/worker.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { repoPath } from '../support/paths.js';
 
@@ -71,6 +73,38 @@ describe('namespace slots: a share of the worker slots per namespace, over all r
       assert.ok(await slots.acquire('team-e', 'next'), 'the share is whole');
     } finally {
       slots.close();
+    }
+  });
+
+  test("the stall watchdog reads a put-back job's new time, not its creation plus its last delay", async () => {
+    const queue = new Queue('overdue-check', { connection: client() });
+    try {
+      const added = await queue.add('round', {});
+      const createdAt = added.timestamp;
+      // Taken 2 s after it was added, and put back for 3 s, as a deferred round is.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      let putBackAt = 0;
+      const worker = new Worker(
+        'overdue-check',
+        async (job: Job, token?: string) => {
+          putBackAt = Date.now();
+          await job.moveToDelayed(putBackAt + 3000, token ?? '');
+          throw new DelayedError();
+        },
+        { connection: client() },
+      );
+      while (putBackAt === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      await worker.close();
+      const stale = await queue.getJob(added.id ?? '');
+      assert.equal(stale?.attemptsMade, 0, 'not an attempt');
+      // Its timestamp plus its delay (3 s) is long past by now + 2 s; its due time is not.
+      const check = putBackAt + 2000;
+      assert.ok(createdAt + (stale?.delay ?? 0) < check, 'the stale reading would call it overdue');
+      assert.equal(await oldestOverdueMs(queue, check), 0);
+      assert.ok(Math.abs((await oldestOverdueMs(queue, putBackAt + 4000)) - 1000) <= 50, 'overdue from its new time on');
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
     }
   });
 
