@@ -103,9 +103,10 @@ interface Worker {
 }
 
 function spawnWorker(cluster: Cluster, redis: RedisServer, identity: string, concurrency: number): Worker {
+  // All probes are one namespace's: its share of the slots is every slot (the bench measures workers, not the share).
   const child = spawn(
     process.execPath,
-    [CLI, 'operator', '--role', 'worker', '--kubeconfig', cluster.kubeconfigPath, '--redis-url', redis.url, '--port', '0', '--identity', identity, '--no-leader-elect', '--concurrency', String(concurrency), '--target-concurrency', '4'],
+    [CLI, 'operator', '--role', 'worker', '--kubeconfig', cluster.kubeconfigPath, '--redis-url', redis.url, '--port', '0', '--identity', identity, '--no-leader-elect', '--concurrency', String(concurrency), '--target-concurrency', '4', '--max-active-rounds-per-namespace', '64'],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } },
   );
   let output = '';

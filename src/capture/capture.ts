@@ -136,6 +136,7 @@ export const DEFAULT_MAX_SYMBOL_REQUESTS = 64;
 /** How the answers are decoded: the operator's worker decodes them in a thread, each once (src/worker/decode-gate.ts). */
 export interface CaptureDecoders {
   proto(bytes: Buffer): Promise<HeapProfile>;
+  /** Takes the answer over: the caller does not read `bytes` afterwards (the worker's decode gate moves them to its thread). */
   debug1(bytes: Buffer): Promise<Debug1Heap>;
   /** unknownRecords and restoreHiddenFrames as the decoders run them (the worker: in slices, yielding to its event loop); default: at once. */
   unknownRecords?(profile: HeapProfile, lookup: HiddenFrameLookup): Promise<{ keys: number; inuseBytes: number }>;
@@ -210,7 +211,8 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         // The CLI saves the text; the operator never reads it, so it is not made (it would be one more copy of the answer).
         if (!options.decoders) debug1 = debug1Bytes.toString('utf8');
         const decoders = options.decoders;
-        const parsed = decoders ? await decodedWithCopy(hold, debug1Bytes, '/heap?debug=1', (bytes) => decoders.debug1(bytes)) : parseDebug1Heap(debug1 ?? '');
+        // Handed to the decoders, not copied (CaptureDecoders.debug1): nothing more to take from the budget.
+        const parsed = decoders ? await decoders.debug1(debug1Bytes) : parseDebug1Heap(debug1 ?? '');
         hold?.give(answerBytesHeld(debug1Bytes));
         debug1Bytes = undefined;
         stage = 'symbol endpoint';
@@ -302,10 +304,10 @@ export function operatorCaptureOptions(
 }
 
 /**
- * A decoder in another thread gets a copy of the answer (the operator's
- * decode gate copies it when the request is queued, and keeps it until it
- * is decoded): the copy comes out of the capture's budget too, for as long
- * as the decoder runs.
+ * A proto decoder in another thread gets a copy of the answer (the capture
+ * keeps the proto; the operator's decode gate copies it when it sends the
+ * request to its thread): the copy comes out of the capture's budget too,
+ * from the moment it is asked for until it is decoded.
  */
 async function decodedWithCopy<T>(hold: BudgetHold | undefined, bytes: Buffer, what: string, decode: (bytes: Buffer) => Promise<T>): Promise<T> {
   if (!hold) return decode(bytes);

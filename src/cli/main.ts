@@ -66,6 +66,8 @@ Flags:
   --port N                      MAPLEAK_PORT (default 8080; 0: any free port)
   --concurrency N               MAPLEAK_CONCURRENCY: probes a worker captures at once (default 4)
   --target-concurrency N        MAPLEAK_TARGET_CONCURRENCY: pods at once per probe (default 4)
+  --max-active-rounds-per-namespace N  rounds one namespace runs at once over all workers
+                                (default: half of --concurrency, rounded up)
   --no-leader-elect             MAPLEAK_LEADER_ELECT=false (default: elect through a Lease)
   --lease-namespace NS          POD_NAMESPACE (default default)
   --lease-name NAME             (default mapleakprobe-controller)

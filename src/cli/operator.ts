@@ -26,6 +26,7 @@ import { fencedProbe, SeriesStore } from '../store/series-store.js';
 import { RemoteEndWatcher } from '../worker/remote-ends.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
+import { defaultRoundsPerNamespace } from '../worker/namespace-slots.js';
 import { DEFAULT_TRIGGER_WATCH_LIMITS, triggerConditionWriter, TriggerWatcher } from '../worker/trigger-watch.js';
 import { startCaptureWorker, type CaptureWorker } from '../worker/worker.js';
 import { parseCount, parseDuration, parseSize, UsageError } from './units.js';
@@ -40,6 +41,8 @@ export interface OperatorConfig {
   port: number;
   concurrency: number;
   targetConcurrency: number;
+  /** Rounds one namespace runs at once over all workers (--max-active-rounds-per-namespace; default defaultRoundsPerNamespace(concurrency)). */
+  maxActiveRoundsPerNamespace?: number;
   leaderElect: boolean;
   leaseNamespace: string;
   leaseName: string;
@@ -123,6 +126,7 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
       port: { type: 'string', default: env.MAPLEAK_PORT ?? '8080' },
       concurrency: { type: 'string', default: env.MAPLEAK_CONCURRENCY ?? '4' },
       'target-concurrency': { type: 'string', default: env.MAPLEAK_TARGET_CONCURRENCY ?? '4' },
+      'max-active-rounds-per-namespace': { type: 'string' },
       'leader-elect': { type: 'boolean', default: env.MAPLEAK_LEADER_ELECT !== 'false' },
       'no-leader-elect': { type: 'boolean', default: false },
       'lease-namespace': { type: 'string', default: env.POD_NAMESPACE ?? 'default' },
@@ -161,12 +165,15 @@ export function operatorConfig(args: string[], env: NodeJS.ProcessEnv = process.
   } catch (err) {
     throw err instanceof RedisConfigError ? new UsageError(err.message) : err;
   }
+  const concurrency = parseCount(values.concurrency, 'concurrency', 1);
+  const roundsText = values['max-active-rounds-per-namespace'];
   return {
     role: values.role as Role,
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     redis,
     port: parseCount(values.port, 'port', 0),
-    concurrency: parseCount(values.concurrency, 'concurrency', 1),
+    concurrency,
+    maxActiveRoundsPerNamespace: roundsText === undefined ? defaultRoundsPerNamespace(concurrency) : parseCount(roundsText, 'max-active-rounds-per-namespace', 1),
     targetConcurrency: parseCount(values['target-concurrency'], 'target-concurrency', 1),
     leaderElect: values['leader-elect'] && !values['no-leader-elect'],
     leaseNamespace: values['lease-namespace'],
@@ -285,6 +292,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
         queue,
         prefix,
         concurrency: config.concurrency,
+        maxActiveRoundsPerNamespace: config.maxActiveRoundsPerNamespace ?? defaultRoundsPerNamespace(config.concurrency),
         connectionErrors,
         ...(config.metricsSweepMs ? { metricsSweepMs: config.metricsSweepMs } : {}),
         triggers: new TriggerWatcher({

@@ -45,6 +45,19 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly roundsDeferred = new Counter({
+    name: 'mapleak_rounds_deferred_total',
+    help: 'Rounds put back in the queue because their namespace already ran its share of rounds at once (--max-active-rounds-per-namespace), by namespace.',
+    labelNames: ['namespace'],
+    registers: [this.registry],
+  });
+  readonly roundsSuperseded = new Counter({
+    name: 'mapleak_rounds_superseded_total',
+    help: "Scheduled rounds dropped after waiting for their namespace's share until the probe's next round was due (that round replaces them), by namespace.",
+    labelNames: ['namespace'],
+    registers: [this.registry],
+  });
+
   private readonly sitesByProbe = new Map<string, { namespace: string; probe: string; site: string; pattern: string }[]>();
 
   constructor(defaults = true) {

@@ -28,6 +28,7 @@ import { asContainerEnd, endIsIncident, incidentsWithinRetention, type Container
 import { containerInstance, endedInstance, endInRunningPod, endOfFailedPod, incidentEvents, incidentKind, incidentStatus, latestSeriesByPod, recordIncident, restartedSince, seriesKeyOf, type ContainerInstance } from './incidents.js';
 import { mapLimit } from './limit.js';
 import type { RemoteEndWatcher } from './remote-ends.js';
+import { roundRan } from './deferred-rounds.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { STORE_FULL_MESSAGE, SummaryTooLargeError, type SummaryCaps } from '../store/summary-caps.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
@@ -268,6 +269,7 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
     const at = now();
     let conditions = current.status?.conditions;
     for (const update of roundConditions(rounds, selection)) conditions = setCondition(conditions, update, current.metadata.generation, at);
+    conditions = roundRan(conditions, current.metadata.generation, at);
     if (rounds.some((r) => r.error?.reason === 'StoreFull')) {
       conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'StoreFull', message: STORE_FULL_MESSAGE }, current.metadata.generation, at);
     }

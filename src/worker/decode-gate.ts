@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { CaptureDecoders, HiddenFrameLookup, PprofClient } from '../capture/capture.js';
@@ -37,8 +38,29 @@ export interface DecodeGateOptions {
   recordsPerSlice?: number;
 }
 
+/**
+ * Whose work runs now: the worker runs each round inside asTenant(its
+ * namespace), and every gate request made from that round, however deep
+ * (captureHeap's decoders, the attribution, the series analysis), is queued
+ * under it. Work outside any round is tenant "".
+ */
+const tenantScope = new AsyncLocalStorage<string>();
+
+/** Runs `work` as `tenant`'s: the decode gate serves tenants in turn. */
+export function asTenant<T>(tenant: string, work: () => Promise<T>): Promise<T> {
+  return tenantScope.run(tenant, work);
+}
+
 interface Pending {
+  tenant: string;
   request: DecodeRequest;
+  /**
+   * proto and debug1 requests: the caller's answer itself, not a copy (a
+   * copy made when asked would sit in memory for as long as the request
+   * waits in the queue). `hand` moves it to the thread as it is sent
+   * (the caller has handed it over); otherwise an exact copy is made then.
+   */
+  hand?: boolean;
   resolve: (reply: DecodeSuccess) => void;
   reject: (err: Error) => void;
 }
@@ -48,11 +70,17 @@ interface Pending {
  * time and heap: a profile that is slow, heavy or invalid is refused there,
  * so the event loop (job lock renewals, leases) only ever decodes answers
  * that decoded within the budget. A thread past its budget is terminated and
- * replaced.
+ * replaced. Requests wait in one queue per tenant (namespace), served in
+ * turn, first come first served within one: a namespace with a backlog of
+ * large decodes delays another's next decode by at most the one in the
+ * thread and one of its own per other waiting namespace, not by its backlog.
  */
 export class DecodeGate {
   private thread?: Worker;
-  private readonly queue: Pending[] = [];
+  /** Waiting requests per tenant; a tenant is in `turns` while it has any. */
+  private readonly queues = new Map<string, Pending[]>();
+  /** Tenants with waiting requests, in the order they are served next. */
+  private readonly turns: string[] = [];
   private current?: Pending & { timer: NodeJS.Timeout };
   private nextId = 1;
   private closed = false;
@@ -84,9 +112,13 @@ export class DecodeGate {
     return { profile: await profileFromColumnsInSlices(columns, this.slice), kept: { ticket: reply.id, stacks: expanded.stacks, stackOf: columns.stackOf } };
   }
 
-  /** Parses a debug=1 answer in the thread, within the budget (a 150 MB one takes seconds). */
+  /**
+   * Parses a debug=1 answer in the thread, within the budget (a 150 MB one
+   * takes seconds). The answer is handed over: its memory moves to the
+   * thread when the request is sent, and `bytes` reads as empty from then on.
+   */
   async parseDebug1(bytes: Uint8Array, limits: DecodeLimits): Promise<Debug1Heap> {
-    const reply = await this.request('debug1', bytes, limits, true);
+    const reply = await this.request('debug1', bytes, limits, true, true);
     if (!reply.debug1) throw new Error('decode thread sent no debug=1 profile');
     return reply.debug1;
   }
@@ -157,32 +189,57 @@ export class DecodeGate {
     };
   }
 
-  private request(kind: 'proto' | 'debug1', bytes: Uint8Array, limits: DecodeLimits, keep: boolean): Promise<DecodeSuccess> {
-    // A copy: the caller keeps its bytes, the thread owns this one.
-    return this.enqueue({ id: this.nextId++, kind, bytes: new Uint8Array(bytes), limits, keep });
+  /** Requests waiting (not the one in the thread), per tenant: for tests and diagnostics. */
+  waiting(): Map<string, number> {
+    return new Map([...this.queues].map(([tenant, queue]) => [tenant, queue.length]));
   }
 
-  private enqueue(request: DecodeRequest): Promise<DecodeSuccess> {
+  private request(kind: 'proto' | 'debug1', bytes: Uint8Array, limits: DecodeLimits, keep: boolean, hand = false): Promise<DecodeSuccess> {
+    return this.enqueue({ id: this.nextId++, kind, bytes, limits, keep }, hand);
+  }
+
+  private enqueue(request: DecodeRequest, hand = false): Promise<DecodeSuccess> {
     if (this.closed) return Promise.reject(new Error('decode gate closed'));
+    const tenant = tenantScope.getStore() ?? '';
     return new Promise<DecodeSuccess>((resolve, reject) => {
-      this.queue.push({ request, resolve, reject });
+      let queue = this.queues.get(tenant);
+      if (!queue) {
+        this.queues.set(tenant, (queue = []));
+        this.turns.push(tenant);
+      }
+      queue.push({ tenant, request, hand, resolve, reject });
       this.pump();
     });
   }
 
+  /** The next request: the first of the tenant whose turn it is; that tenant goes to the back of the turns. */
+  private next(): Pending | undefined {
+    const tenant = this.turns.shift();
+    if (tenant === undefined) return undefined;
+    const queue = this.queues.get(tenant) ?? [];
+    const pending = queue.shift();
+    if (queue.length > 0) this.turns.push(tenant);
+    else this.queues.delete(tenant);
+    return pending;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
-    for (const pending of this.queue.splice(0)) pending.reject(new Error('decode gate closed'));
+    const waiting = [...this.queues.values()].flat();
+    this.queues.clear();
+    this.turns.length = 0;
+    for (const pending of waiting) pending.reject(new Error('decode gate closed'));
     const thread = this.thread;
     this.thread = undefined;
     await thread?.terminate();
   }
 
   private pump(): void {
-    if (this.current || this.queue.length === 0) return;
-    const next = this.queue.shift() as Pending;
+    if (this.current) return;
+    const next = this.next();
+    if (!next) return;
     const thread = this.spawn();
-    const request = next.request;
+    const request = outgoing(next);
     const timer =
       request.kind === 'series' || request.kind === 'attribute'
         ? setTimeout(() => this.abandon(new ProfileError('TooLarge', `the ${request.kind === 'series' ? 'series analysis' : 'attribution'} takes longer than ${this.maxAnalysisMs} ms (limit)`)), this.maxAnalysisMs)
@@ -299,6 +356,19 @@ async function unknownRecordsInSlices(profile: HeapProfile, lookup: HiddenFrameL
     inuseBytes += record.inuseBytes;
   }
   return { keys: seen.size, inuseBytes };
+}
+
+/**
+ * The request as it is sent: an answer handed over moves as it is (its
+ * whole buffer: a read answer is a view of its own, possibly larger,
+ * buffer; Node copies a pooled one instead), else the thread gets an exact
+ * copy, made only now.
+ */
+function outgoing(pending: Pending): DecodeRequest {
+  const request = pending.request;
+  if (request.kind !== 'proto' && request.kind !== 'debug1') return request;
+  // new Uint8Array(view) copies (a Buffer's slice() would be a view of the caller's memory).
+  return pending.hand ? request : { ...request, bytes: new Uint8Array(request.bytes) };
 }
 
 /** Buffers the thread takes over (moved, not copied). */

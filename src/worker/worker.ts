@@ -5,6 +5,9 @@ import { isConnectionError, type ConnectionErrorReporter } from '../observabilit
 import { CAPTURE_QUEUE, type CaptureJobData } from '../queue/names.js';
 import { runCaptureRound, type CaptureRoundDeps, type RoundOutcome } from './capture-round.js';
 import type { TriggerWatcher } from './trigger-watch.js';
+import { asTenant } from './decode-gate.js';
+import { NamespaceSlots, type SlotLease } from './namespace-slots.js';
+import { DeferredRounds } from './deferred-rounds.js';
 
 export interface CaptureWorkerOptions {
   connection: RedisClient;
@@ -25,18 +28,32 @@ export interface CaptureWorkerOptions {
   queue?: Queue;
   /** How often the stall watchdog looks (default a third of the stall bound). */
   stallCheckMs?: number;
+  /**
+   * Rounds one namespace may run at once over every worker on this Redis
+   * (--max-active-rounds-per-namespace; the operator's default is
+   * defaultRoundsPerNamespace(concurrency)). Unset: no share, first come,
+   * first served.
+   */
+  maxActiveRoundsPerNamespace?: number;
+  /** Lifetime of a round's slot lease (default SLOT_LEASE_MS); tests shorten it. */
+  slotLeaseMs?: number;
 }
+
+/** What a job ends with: the round's outcome, or `superseded` (it waited for its namespace's share until the probe's next round was due, and was dropped for it). */
+export type JobOutcome = RoundOutcome | 'superseded';
 
 /** The worker as the operator holds it: the BullMQ Worker inside may be replaced by the stall watchdog. */
 export interface CaptureWorker {
   /** The BullMQ Worker running now. */
-  readonly current: Worker<CaptureJobData, RoundOutcome>;
+  readonly current: Worker<CaptureJobData, JobOutcome>;
   /** Times the watchdog recreated the BullMQ Worker. */
   readonly restarts: number;
   close(force?: boolean): Promise<void>;
 }
 
 const LOCK_DURATION_MS = 30_000;
+/** Longest wait for Redis to grant or take back a slot lease (a round's own Redis calls wait as long as they must). */
+const SLOT_CALL_TIMEOUT_MS = 5000;
 const STALLED_INTERVAL_MS = 15_000;
 
 /**
@@ -79,21 +96,43 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
   };
   let active = 0;
   let lastTaken = Date.now();
-  const processor = async (job: Job<CaptureJobData>): Promise<RoundOutcome> => {
+  const slots = options.maxActiveRoundsPerNamespace ? new NamespaceSlots({ client: options.connection, perNamespace: options.maxActiveRoundsPerNamespace, ...(options.slotLeaseMs ? { leaseMs: options.slotLeaseMs } : {}) }) : undefined;
+  const fairness = slots ? new DeferredRounds(deps, slots.perNamespace) : undefined;
+  const run = async (job: Job<CaptureJobData>): Promise<RoundOutcome> => {
+    // The decode gate serves namespaces in turn: it reads whose work this is from here.
+    const outcome = await asTenant(job.data.namespace, () => runCaptureRound({ id: job.id ?? `${job.name}-${job.timestamp}`, data: job.data }, roundDeps));
+    if (outcome === 'probe-gone') forget(job.data.namespace, job.data.name);
+    if (outcome === 'probe-gone' || outcome === 'suspended') options.triggers?.forget(job.data.namespace, job.data.name);
+    return outcome;
+  };
+  const processor = async (job: Job<CaptureJobData>, token?: string): Promise<JobOutcome> => {
     active++;
     lastTaken = Date.now();
     try {
-      const outcome = await runCaptureRound({ id: job.id ?? `${job.name}-${job.timestamp}`, data: job.data }, roundDeps);
-      if (outcome === 'probe-gone') forget(job.data.namespace, job.data.name);
-      if (outcome === 'probe-gone' || outcome === 'suspended') options.triggers?.forget(job.data.namespace, job.data.name);
-      return outcome;
+      if (!slots || !fairness) return await run(job);
+      let lease: SlotLease | undefined;
+      try {
+        // Bounded: a Redis that does not answer must not hold the job (and a slot) until it does.
+        lease = await slots.acquire(job.data.namespace, job.id ?? `${job.name}-${job.timestamp}`, SLOT_CALL_TIMEOUT_MS);
+      } catch (err) {
+        // Redis refused the lease (maxmemory, a failover): the round runs unshared rather than not at all; its own writes report the store.
+        fairness.leaseFailed(err);
+        return await run(job);
+      }
+      if (!lease) return await fairness.defer(job, token);
+      try {
+        return await run(job);
+      } finally {
+        // A release that does not get through lapses with the lease.
+        await within(lease.release(), SLOT_CALL_TIMEOUT_MS, 'slot release').catch(() => undefined);
+      }
     } finally {
       active--;
     }
   };
   const workerOptions = captureWorkerOptions(options.concurrency, options.prefix);
   const reporter = options.connectionErrors;
-  const wire = (w: Worker<CaptureJobData, RoundOutcome>): Worker<CaptureJobData, RoundOutcome> => {
+  const wire = (w: Worker<CaptureJobData, JobOutcome>): Worker<CaptureJobData, JobOutcome> => {
     // A round fails on a connection error only when the API server is away (Redis calls wait for Redis):
     // with the API server gone every probe's every round would log a line.
     w.on('failed', (job, err) => {
@@ -111,7 +150,7 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     });
     return w;
   };
-  let worker = wire(new Worker<CaptureJobData, RoundOutcome>(CAPTURE_QUEUE, processor, { ...workerOptions, connection: options.connection }));
+  let worker = wire(new Worker<CaptureJobData, JobOutcome>(CAPTURE_QUEUE, processor, { ...workerOptions, connection: options.connection }));
   // A recreated Worker gets a fresh client too: the wedged part may be either of its connections.
   let ownConnection: RedisClient | undefined;
   let restarts = 0;
@@ -156,7 +195,7 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     if (reporter) fresh.on('ready', () => reporter.success('redis', 'worker'));
     ownConnection = fresh;
     lastTaken = Date.now();
-    worker = wire(new Worker<CaptureJobData, RoundOutcome>(CAPTURE_QUEUE, processor, { ...workerOptions, connection: fresh }));
+    worker = wire(new Worker<CaptureJobData, JobOutcome>(CAPTURE_QUEUE, processor, { ...workerOptions, connection: fresh }));
   };
 
   const queue = options.queue ?? new Queue(CAPTURE_QUEUE, { connection: options.connection, ...(options.prefix ? { prefix: options.prefix } : {}) });
@@ -194,6 +233,8 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       try {
         await worker.close(force);
       } finally {
+        // After the running rounds: a graceful stop keeps renewing their leases until each round releases its own.
+        slots?.close();
         if (ownsQueue) await queue.close().catch(() => undefined);
         ownConnection?.disconnect();
       }
@@ -218,12 +259,19 @@ export function captureWorkerOptions(concurrency: number, prefix?: string): Omit
 /**
  * How long the most overdue job has waited for a worker: the oldest waiting
  * job since it became due (its timestamp plus its delay), or a delayed job
- * past its time (promoting those is the worker's job too). 0 when none.
+ * past its time (promoting those is the worker's job too). 0 when none. A
+ * delayed job is due at its score in the delayed set (BullMQ keeps the due
+ * time × 0x1000 plus a counter there): its timestamp and delay say nothing
+ * once a deferral (worker.ts, the namespace share) has put it back.
  */
 export async function oldestOverdueMs(queue: Queue, now: number): Promise<number> {
-  const [waiting, delayed] = await Promise.all([queue.getJobs(['waiting', 'prioritized'], 0, 0, true), queue.getJobs(['delayed'], 0, 0, true)]);
+  // The queue runs on the ioredis client the operator gave it (BullMQ types its clients more widely).
+  const client = (await queue.backend.client) as unknown as RedisClient;
+  const [waiting, soonest] = await Promise.all([queue.getJobs(['waiting', 'prioritized'], 0, 0, true), client.zrange(queue.keys.delayed as string, '0', '0', 'WITHSCORES')]);
   let overdue = 0;
-  for (const job of [...waiting, ...delayed]) if (job) overdue = Math.max(overdue, now - (job.timestamp + (job.delay ?? 0)));
+  for (const job of waiting) if (job) overdue = Math.max(overdue, now - (job.timestamp + (job.delay ?? 0)));
+  const score = soonest[1];
+  if (score !== undefined) overdue = Math.max(overdue, now - Math.floor(Number(score) / 0x1000));
   return overdue;
 }
 
@@ -242,6 +290,16 @@ function blockingClientStatus(worker: Worker): string {
 function duplicate(client: RedisClient): RedisClient {
   // Two branches for the type checker: the two duplicate() signatures do not unify.
   return client instanceof Cluster ? client.duplicate() : client.duplicate();
+}
+
+/** `promise`, or a rejection after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer from Redis within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function delay(ms: number): Promise<void> {

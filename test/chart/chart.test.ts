@@ -417,6 +417,12 @@ describe('chart: static checks', () => {
       assert.ok(podSpec(d).volumes?.some((v) => v.name === 'tmp' && v.emptyDir), '/tmp emptyDir');
       assert.equal(podSpec(d).terminationGracePeriodSeconds, 30);
     }
+    // Each namespace's share of the worker slots: by default the operator's own (half of its --concurrency), else the value.
+    assert.equal(operatorConfig((w.args ?? []).slice(1)).maxActiveRoundsPerNamespace, 2);
+    const shared = await template(['--set', 'limits.maxActiveRoundsPerNamespace=3']);
+    const sharedArgs = podSpec(find(shared, 'Deployment', 'mapleakprobe-worker')).containers[0]?.args ?? [];
+    assert.equal(sharedArgs[sharedArgs.indexOf('--max-active-rounds-per-namespace') + 1], '3');
+    assert.equal(operatorConfig(sharedArgs.slice(1)).maxActiveRoundsPerNamespace, 3);
     // One value: the operator's own deadline follows the grace period, 5 s inside it.
     const longGrace = await template(['--set', 'terminationGracePeriodSeconds=90']);
     for (const name of ['mapleakprobe-controller', 'mapleakprobe-worker']) {

@@ -63,7 +63,9 @@ describe('the round off the event loop gives the results of the round on it', ()
 
     test(`${version}: debug=1 parsed in the thread is the one parsed on the loop`, async () => {
       const text = readFixture(version, 'heap-008.txt');
-      assert.deepEqual(await gate.parseDebug1(text, LIMITS), parseDebug1Heap(text.toString('utf8')));
+      // Parsed on the loop first: parseDebug1 takes the answer over (it moves to the thread).
+      const onLoop = parseDebug1Heap(text.toString('utf8'));
+      assert.deepEqual(await gate.parseDebug1(text, LIMITS), onLoop);
       const proto = readFixture(version, 'heap-001.pb.gz');
       assert.deepEqual(await gate.decodeProto(proto, LIMITS), decodeHeapProfile(proto, LIMITS));
     });

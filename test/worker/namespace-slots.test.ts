@@ -1,0 +1,146 @@
+/**
+ * Per-namespace shares of worker slots (src/worker/namespace-slots.ts) on a
+ * real Redis: two NamespaceSlots with clients of their own stand for two
+ * worker replicas, and a child process holding leases stands for a worker
+ * that is killed.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { defaultRoundsPerNamespace, NamespaceSlots } from '../../src/worker/namespace-slots.js';
+import { oldestOverdueMs } from '../../src/worker/worker.js';
+import { startRedis, type RedisServer } from '../cluster/redis.js';
+import { repoPath } from '../support/paths.js';
+
+describe('namespace slots: a share of the worker slots per namespace, over all replicas', () => {
+  let redis: RedisServer;
+  const clients: Redis[] = [];
+  const client = (): Redis => {
+    const c = new Redis(redis.url, { maxRetriesPerRequest: null });
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await redis?.stop();
+  });
+
+  test('the default share is half of a worker’s slots, rounded up', () => {
+    assert.deepEqual([1, 2, 3, 4, 8].map(defaultRoundsPerNamespace), [1, 1, 2, 2, 4]);
+  });
+
+  test("two replicas together never run more than the namespace's share; another namespace is not counted against it", async () => {
+    const one = new NamespaceSlots({ client: client(), perNamespace: 2 });
+    const two = new NamespaceSlots({ client: client(), perNamespace: 2 });
+    try {
+      const first = await one.acquire('team-a', 'job-1');
+      const second = await two.acquire('team-a', 'job-2');
+      assert.ok(first && second, 'the share is 2');
+      assert.equal(await one.acquire('team-a', 'job-3'), undefined, 'a third round of team-a on replica one waits');
+      assert.equal(await two.acquire('team-a', 'job-4'), undefined, 'and on replica two');
+      assert.ok(await two.acquire('team-b', 'job-5'), "team-b's round runs meanwhile");
+      assert.equal(await one.active('team-a'), 2);
+      // The same round asking again (a retried fetch) keeps its one slot.
+      assert.ok(await one.acquire('team-a', 'job-1'), 'a holder asking again keeps its lease');
+      assert.equal(await one.active('team-a'), 2);
+      await first.release();
+      assert.equal(await one.active('team-a'), 1, 'released at once, not at lease expiry');
+      assert.ok(await two.acquire('team-a', 'job-3'), 'the freed slot is taken from the other replica');
+      assert.equal(await two.acquire('team-a', 'job-4'), undefined);
+    } finally {
+      one.close();
+      two.close();
+    }
+  });
+
+  test('a grant that comes after the caller gave up is given back, never held', async () => {
+    const admin = client();
+    const slots = new NamespaceSlots({ client: client(), perNamespace: 1 });
+    try {
+      // Redis holds every write for 600 ms: the caller waits 100.
+      await admin.call('CLIENT', 'PAUSE', '600', 'WRITE');
+      await assert.rejects(slots.acquire('team-e', 'late', 100), /no answer from Redis within 100 ms/);
+      await new Promise((resolve) => setTimeout(resolve, 900));
+      assert.equal(await slots.active('team-e'), 0, 'the late grant was taken back');
+      assert.ok(await slots.acquire('team-e', 'next'), 'the share is whole');
+    } finally {
+      slots.close();
+    }
+  });
+
+  test("the stall watchdog reads a put-back job's new time, not its creation plus its last delay", async () => {
+    const queue = new Queue('overdue-check', { connection: client() });
+    try {
+      const added = await queue.add('round', {});
+      const createdAt = added.timestamp;
+      // Taken 2 s after it was added, and put back for 3 s, as a deferred round is.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      let putBackAt = 0;
+      const worker = new Worker(
+        'overdue-check',
+        async (job: Job, token?: string) => {
+          putBackAt = Date.now();
+          await job.moveToDelayed(putBackAt + 3000, token ?? '');
+          throw new DelayedError();
+        },
+        { connection: client() },
+      );
+      while (putBackAt === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      await worker.close();
+      const stale = await queue.getJob(added.id ?? '');
+      assert.equal(stale?.attemptsMade, 0, 'not an attempt');
+      // Its timestamp plus its delay (3 s) is long past by now + 2 s; its due time is not.
+      const check = putBackAt + 2000;
+      assert.ok(createdAt + (stale?.delay ?? 0) < check, 'the stale reading would call it overdue');
+      assert.equal(await oldestOverdueMs(queue, check), 0);
+      assert.ok(Math.abs((await oldestOverdueMs(queue, putBackAt + 4000)) - 1000) <= 50, 'overdue from its new time on');
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+    }
+  });
+
+  test("a live worker keeps its slots past the lease; a killed worker's come back once its leases lapse", async () => {
+    const LEASE_MS = 1500;
+    const module = pathToFileURL(repoPath('dist', 'src', 'worker', 'namespace-slots.js')).href;
+    // A worker process that takes both of team-c's slots and then only renews them.
+    const script = `
+      import { Redis } from 'ioredis';
+      import { NamespaceSlots } from ${JSON.stringify(module)};
+      const slots = new NamespaceSlots({ client: new Redis(${JSON.stringify(redis.url)}), perNamespace: 2, leaseMs: ${LEASE_MS} });
+      const held = [await slots.acquire('team-c', 'a'), await slots.acquire('team-c', 'b')];
+      console.log(held.every(Boolean) ? 'held' : 'refused');
+      setInterval(() => {}, 1000);
+    `;
+    const child: ChildProcess = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: repoPath(), stdio: ['ignore', 'pipe', 'inherit'] });
+    const survivor = new NamespaceSlots({ client: client(), perNamespace: 2, leaseMs: LEASE_MS });
+    try {
+      const [line] = (await once(child.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
+      assert.equal(line.toString().trim(), 'held');
+      // Three lease lifetimes: the child renews every third of one.
+      await new Promise((resolve) => setTimeout(resolve, 3 * LEASE_MS));
+      assert.equal(await survivor.acquire('team-c', 'c'), undefined, 'the live worker still holds both slots');
+      const killedAt = Date.now();
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      while (!(await survivor.acquire('team-c', 'c'))) {
+        assert.ok(Date.now() - killedAt < LEASE_MS + 2000, 'the dead worker’s slots lapse within about one lease');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const waited = Date.now() - killedAt;
+      assert.ok(waited <= LEASE_MS + 500, `slot back ${waited} ms after the kill (lease ${LEASE_MS} ms)`);
+      assert.ok(await survivor.acquire('team-c', 'd'), 'both of them');
+    } finally {
+      survivor.close();
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
