@@ -12,6 +12,12 @@ export interface DecodeLimits {
   maxInflatedBytes?: number;
   /** Largest inflated/compressed ratio (default: none). */
   maxRatio?: number;
+  /**
+   * Most samples a proto profile may hold (default: none). Each becomes a
+   * record: a small answer can hold a million of them, so a process that
+   * keeps what others send bounds this as well as the bytes.
+   */
+  maxRecords?: number;
 }
 
 export const DEFAULT_MAX_PROFILE_BYTES = 64 * 1024 * 1024;
@@ -39,7 +45,7 @@ export function decodeHeapProfile(
     const firstLine = head.split('\n')[0]?.trim().slice(0, 80) ?? '';
     throw new ProfileError('NotAProfile', `not a heap profile: text starting "${firstLine}"`);
   }
-  return decodeProtoHeap(raw);
+  return decodeProtoHeap(raw, limits.maxRecords);
 }
 
 function describeHtml(html: string): string {

@@ -187,8 +187,11 @@ class Tables {
 }
 
 /** Decodes an inflated proto heap profile (as served by /debug/pprof/heap). */
-export function decodeProtoHeap(bytes: Uint8Array): HeapProfile {
+export function decodeProtoHeap(bytes: Uint8Array, maxRecords = Number.POSITIVE_INFINITY): HeapProfile {
   const tables = readTables(bytes);
+  // Counted in the first pass, before a record is made.
+  const samples = tables.samples.length >>> 1;
+  if (samples > maxRecords) throw new ProfileError('TooLarge', `profile holds ${samples} samples, more than the ${maxRecords} allowed (limit)`);
   const names = new Names(bytes, tables);
   if (tables.sampleTypes.length === 0 || names.count < 2) {
     throw new ProfileError('NotAProfile', 'not a pprof protobuf: no sample types');

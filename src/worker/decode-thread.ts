@@ -63,20 +63,25 @@ export type DecodeReply =
 
 /**
  * Profiles decoded with `keep`, by request id, until attributed. Bounded by
- * their records (a 122k-sample profile holds ~60 MB of this thread's heap),
- * the oldest dropped first: its caller then attributes on its own loop.
+ * their records (a 122k-sample profile holds ~60 MB of this thread's heap):
+ * past the bound the largest kept profile is dropped (the new one too, if it
+ * is the largest), so captures of small profiles never make room for big
+ * ones; attributing a dropped one is refused (TooLarge), never moved to the
+ * event loop. A profile with more records than the bound is refused as it
+ * is decoded.
  */
 const kept = new Map<number, HeapProfile>();
-const MAX_KEPT_RECORDS = 400_000;
+export const MAX_KEPT_RECORDS = 400_000;
 let keptRecords = 0;
 
 function keep(id: number, profile: HeapProfile): void {
   kept.set(id, profile);
   keptRecords += profile.records.length;
-  for (const [oldest, dropped] of kept) {
-    if (keptRecords <= MAX_KEPT_RECORDS || oldest === id) break;
-    kept.delete(oldest);
-    keptRecords -= dropped.records.length;
+  while (keptRecords > MAX_KEPT_RECORDS) {
+    let largest = id;
+    for (const [other, p] of kept) if (p.records.length > (kept.get(largest)?.records.length ?? 0)) largest = other;
+    keptRecords -= kept.get(largest)?.records.length ?? 0;
+    kept.delete(largest);
   }
 }
 
@@ -92,7 +97,7 @@ function take(id: number): HeapProfile | undefined {
 function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBuffer[] } {
   if (request.kind === 'attribute') {
     const profile = take(request.ticket);
-    if (!profile) throw new Error('profile no longer kept');
+    if (!profile) throw new ProfileError('TooLarge', `dropped to keep the decode thread within ${MAX_KEPT_RECORDS} records of captures in flight (limit)`);
     const snapshot = attributeProfile(applyRestoration(profile, request.restoration));
     const stored = Buffer.from(storedSnapshotJson({ ...snapshot, time: new Date(request.time) }, request.caps), 'utf8');
     const owned = new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
@@ -103,7 +108,7 @@ function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBu
     return { reply: { id: request.id, ok: true, records: request.snapshots.length, analysis }, transfer: [] };
   }
   if (request.kind === 'proto') {
-    const profile = decodeHeapProfile(request.bytes, request.limits);
+    const profile = decodeHeapProfile(request.bytes, { ...request.limits, maxRecords: MAX_KEPT_RECORDS });
     if (!request.keep) return { reply: { id: request.id, ok: true, records: profile.records.length }, transfer: [] };
     keep(request.id, profile);
     const columns = profileToColumns(profile);

@@ -16,12 +16,67 @@ import { decodeHeapProfile, parseDebug1Heap } from '../../src/pprof/index.js';
 import { storedSnapshotJson } from '../../src/store/series-store.js';
 import { analyzeStoredSeries, storedSnapshot } from '../../src/worker/capture-round.js';
 import { DecodeGate } from '../../src/worker/decode-gate.js';
+import { MAX_KEPT_RECORDS } from '../../src/worker/decode-thread.js';
+import type { HeapProfile } from '../../src/pprof/types.js';
 import { FIXTURE_VERSIONS, readFixture, type FixtureVersion } from '../support/fixtures.js';
 import { fixtureTarget } from '../support/fixture-target.js';
 import type { TestServer } from '../support/http-server.js';
 
 const LIMITS = { maxBytes: 8 * 1024 * 1024 };
 const silent = jsonLogger({}, 'error', () => undefined);
+
+/**
+ * A valid heap profile of `samples` samples, written directly (a general
+ * encoder takes seconds for 400k): four sample types, one location and one
+ * function, ~14 bytes a sample, so a few MB hold them all.
+ */
+function manySampleProfile(samples: number): Buffer {
+  const varint = (n: number, out: number[]): void => {
+    while (n > 0x7f) {
+      out.push((n & 0x7f) | 0x80);
+      n = Math.floor(n / 128);
+    }
+    out.push(n);
+  };
+  const field = (tag: number, body: number[], out: number[]): void => {
+    varint(tag, out);
+    varint(body.length, out);
+    for (const b of body) out.push(b);
+  };
+  const parts: Buffer[] = [];
+  const strings = ['', 'alloc_objects', 'count', 'alloc_space', 'bytes', 'inuse_objects', 'inuse_space', 'main.f', 'main.go'];
+  const top: number[] = [];
+  for (const [type, unit] of [[1, 2], [3, 4], [5, 2], [6, 4]] as const) {
+    const vt: number[] = [];
+    varint((1 << 3) | 0, vt); varint(type, vt); varint((2 << 3) | 0, vt); varint(unit, vt);
+    field((1 << 3) | 2, vt, top);
+  }
+  parts.push(Buffer.from(top));
+  const chunk: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const sample: number[] = [];
+    field((1 << 3) | 2, [1], sample);
+    const values: number[] = [];
+    for (const v of [1, 1024, 1, 1024]) varint(v, values);
+    field((2 << 3) | 2, values, sample);
+    field((2 << 3) | 2, sample, chunk);
+    if (chunk.length > 1 << 20) parts.push(Buffer.from(chunk.splice(0)));
+  }
+  parts.push(Buffer.from(chunk));
+  const tables: number[] = [];
+  const location: number[] = [];
+  varint((1 << 3) | 0, location); varint(1, location); varint((3 << 3) | 0, location); varint(0x401000, location);
+  const line: number[] = [];
+  varint((1 << 3) | 0, line); varint(1, line);
+  field((4 << 3) | 2, line, location);
+  const fn: number[] = [];
+  varint((1 << 3) | 0, fn); varint(1, fn); varint((2 << 3) | 0, fn); varint(7, fn); varint((4 << 3) | 0, fn); varint(8, fn);
+  field((4 << 3) | 2, location, tables);
+  field((5 << 3) | 2, fn, tables);
+  for (const text of strings) field((6 << 3) | 2, [...Buffer.from(text)], tables);
+  parts.push(Buffer.from(tables));
+  return Buffer.concat(parts);
+}
 
 describe('the round off the event loop gives the results of the round on it', () => {
   let gate: DecodeGate;
@@ -92,6 +147,30 @@ describe('the round off the event loop gives the results of the round on it', ()
     } finally {
       await strict.close();
     }
+  });
+
+  test('a proto with more samples than the thread may keep is refused as it is decoded: a small answer cannot become a million records', async () => {
+    const many = manySampleProfile(MAX_KEPT_RECORDS + 1);
+    assert.ok(many.length < 16 * 1024 * 1024, `${many.length} bytes: within every byte limit`);
+    await assert.rejects(gate.decodeProto(many, { maxBytes: 64 * 1024 * 1024 }), (err: Error) => err.name === 'ProfileError' && /holds 400001 samples, more than the 400000 allowed \(limit\)/.test(err.message));
+  });
+
+  test('the thread drops its largest kept profile to stay within its records, never a small one for it; attributing a dropped one is refused, not moved to the loop', async () => {
+    const small = await capture('go1.26', gate.decoders(LIMITS));
+    const smallDecoders = gate.decoders(LIMITS);
+    const kept = await capture('go1.26', smallDecoders);
+    const big = (n: number): Promise<{ decoders: ReturnType<DecodeGate['decoders']>; profile: HeapProfile }> => {
+      const decoders = gate.decoders({ maxBytes: 64 * 1024 * 1024 });
+      return decoders.proto(manySampleProfile(n)).then((profile) => ({ decoders, profile }));
+    };
+    const first = await big(250_000);
+    const second = await big(240_000); // together past 400,000: the larger, first, goes
+    const warnings: string[] = [];
+    const log = jsonLogger({}, 'warn', (line) => warnings.push(line));
+    await assert.rejects(storedSnapshot(gate, first.decoders, { ...kept, profile: first.profile }, log), (err: Error) => err.name === 'ProfileError' && /dropped to keep the decode thread within 400000 records/.test(err.message));
+    assert.match((await storedSnapshot(gate, second.decoders, { ...kept, profile: second.profile }, log)).toString(), /"usages":/);
+    assert.equal((await storedSnapshot(gate, smallDecoders, kept, log)).toString(), storedSnapshotJson({ ...attributeProfile(small.profile), time: kept.time }), 'the small capture kept its place');
+    assert.deepEqual(warnings.filter((l) => /on the event loop/.test(l)), [], 'nothing fell back to the loop');
   });
 
   test('a stored series analysed in the thread gives the findings of the loop', async () => {
