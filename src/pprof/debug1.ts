@@ -74,7 +74,8 @@ export function isDebug1Heap(text: string): boolean {
   return text.startsWith('heap profile:');
 }
 
-export function parseDebug1Heap(text: string, limits: Debug1Limits = {}): Debug1Heap {
+/** `text`: the answer, decoded or as its UTF-8 bytes (read a line at a time: no string of the whole answer). */
+export function parseDebug1Heap(text: string | Uint8Array, limits: Debug1Limits = {}): Debug1Heap {
   const maxParsedBytes = limits.maxParsedBytes ?? Math.max(MIN_PARSED_BYTES, text.length);
   let parsedBytes = 0;
   const count = (bytes: number): void => {
@@ -160,14 +161,18 @@ export function parseDebug1Heap(text: string, limits: Debug1Limits = {}): Debug1
 }
 
 /** The text's lines one at a time (an array of all of them would hold ~40 bytes per line more than the parse). */
-function lineReader(text: string): { next(): string | undefined } {
+function lineReader(text: string | Uint8Array): { next(): string | undefined } {
+  const bytes = typeof text === 'string' ? undefined : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
+  const length = text.length;
   let at = 0;
   return {
     next(): string | undefined {
-      if (at > text.length) return undefined;
-      const end = text.indexOf('\n', at);
-      const line = text.slice(at, end < 0 ? text.length : end);
-      at = end < 0 ? text.length + 1 : end + 1;
+      if (at > length) return undefined;
+      // A UTF-8 sequence never holds the byte 0x0a: lines split the same in bytes as in the decoded text.
+      const found = bytes ? bytes.indexOf(0x0a, at) : (text as string).indexOf('\n', at);
+      const end = found < 0 ? length : found;
+      const line = bytes ? bytes.toString('utf8', at, end) : (text as string).slice(at, end);
+      at = end + 1;
       return line;
     },
   };
