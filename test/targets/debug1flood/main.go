@@ -67,6 +67,6 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("listening on %s", ln.Addr())
+	fmt.Printf("listening on %s\n", ln.Addr())
 	log.Fatal(http.Serve(ln, mux))
 }
