@@ -204,6 +204,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
     if (!symbolsRefused && (await wantsDebug1(policy, unknown, knowledge.lastDebug1At, nowMs))) {
       knowledge.lastDebug1At = nowMs;
       let stage: 'debug=1 heap profile' | 'symbol endpoint' = 'debug=1 heap profile';
+      let parsedHeld = 0;
       try {
         // debug=1 takes its whole cap at once: it is hundreds of times the proto, and a reader that held part of the budget while waiting for more could wait on another one doing the same.
         let debug1Bytes: Buffer | undefined = await get('/heap?debug=1', policy.maxBytes, policy.timeoutMs, policy.maxBytes);
@@ -211,9 +212,12 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         // The CLI saves the text; the operator never reads it, so it is not made (it would be one more copy of the answer).
         if (!options.decoders) debug1 = debug1Bytes.toString('utf8');
         const decoders = options.decoders;
-        // Handed to the decoders, not copied (CaptureDecoders.debug1): nothing more to take from the budget.
+        // Handed to the decoders, not copied (CaptureDecoders.debug1). The parse stays on this heap until
+        // learnHiddenFrames: it keeps that much of the text's budget bytes (parseDebug1Heap holds it within its text).
         const parsed = decoders ? await decoders.debug1(debug1Bytes) : parseDebug1Heap(debug1 ?? '');
-        hold?.give(answerBytesHeld(debug1Bytes));
+        const textHeld = answerBytesHeld(debug1Bytes);
+        parsedHeld = Math.min(textHeld, parsed.parsedBytes);
+        hold?.give(textHeld - parsedHeld);
         debug1Bytes = undefined;
         stage = 'symbol endpoint';
         const unnamed = unnamedPcs(parsed);
@@ -263,6 +267,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         if (err instanceof CaptureError && (err.code === 'DeadlineExceeded' || err.code === 'Busy')) throw err;
         warnings.push(`${stage}: ${err instanceof ProfileError ? PROFILE_MESSAGES[err.code] : err.message}`); // never a quoted target line
       } finally {
+        hold?.give(parsedHeld);
         options.knowledge.learned(binaryKey);
       }
     }

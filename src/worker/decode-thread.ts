@@ -118,7 +118,8 @@ function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBu
       transfer: [...columnBuffers(columns), ...compactStackBuffers(stacks)],
     };
   }
-  const heap = parseDebug1Heap(Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.length).toString('utf8'));
+  // Parsed from the bytes, a line at a time: a string of the whole answer would be one more copy of it on this heap.
+  const heap = parseDebug1Heap(request.bytes);
   return { reply: { id: request.id, ok: true, records: heap.records.length, ...(request.keep ? { debug1: heap } : {}) }, transfer: [] };
 }
 

@@ -1,0 +1,3 @@
+module mapleakprobe.test/debug1flood
+
+go 1.19
