@@ -46,7 +46,13 @@ const CONTROLLER_CONDITIONS: ReadonlySet<string> = new Set(['Ready', 'CeilingsAp
 
 /** What the controller keeps of a pod: enough to tell when it becomes a target or stops being one, and how it ended. */
 export interface CachedPod {
-  labels: Readonly<Record<string, string>>;
+  /**
+   * Absent when the pod carries more labels than the controller keeps
+   * (MAX_POD_LABELS, MAX_POD_LABEL_CHARACTERS): it then starts no
+   * pod-event round and notes no end; the worker's scheduled rounds list
+   * and capture it as any pod.
+   */
+  labels?: Readonly<Record<string, string>>;
   /** `ready`: Running and Ready, not being deleted: what a capture round takes. */
   state: 'ready' | 'not-ready' | 'deleting';
   /** Set once a container has terminated (outside a deletion) or the pod was evicted: what a round needs to make an incident of it after the pod is gone. */
@@ -80,7 +86,29 @@ export function slimPod(raw: RawObject): CachedPod {
   const pod = raw as { metadata?: { labels?: Record<string, string>; deletionTimestamp?: string; uid?: string }; spec?: { containers?: { name?: unknown }[] }; status?: { phase?: string; conditions?: { type?: string; status?: string }[]; containerStatuses?: unknown[] } };
   const ready = pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
   const end = podEnd(pod);
-  return { labels: pod.metadata?.labels ?? {}, state: pod.metadata?.deletionTimestamp ? 'deleting' : ready ? 'ready' : 'not-ready', ...(end ? { end } : {}) };
+  const labels = keptLabels(pod.metadata?.labels ?? {});
+  return { ...(labels ? { labels } : {}), state: pod.metadata?.deletionTimestamp ? 'deleting' : ready ? 'ready' : 'not-ready', ...(end ? { end } : {}) };
+}
+
+/**
+ * Every pod of the cluster is watched, and anyone who may create a pod
+ * anywhere sizes its labels (Kubernetes bounds each label, not their
+ * number: ~7,000 fit in one object). The controller keeps them up to what
+ * the largest selector the CRD admits can name (96 keys: 64 matchLabels and
+ * 32 expressions; 8,192 characters of keys and values).
+ */
+export const MAX_POD_LABELS = 96;
+export const MAX_POD_LABEL_CHARACTERS = 8192;
+
+function keptLabels(labels: Readonly<Record<string, string>>): Readonly<Record<string, string>> | undefined {
+  let count = 0;
+  let characters = 0;
+  for (const key in labels) {
+    count++;
+    characters += key.length + String(labels[key]).length;
+    if (count > MAX_POD_LABELS || characters > MAX_POD_LABEL_CHARACTERS) return undefined;
+  }
+  return labels;
 }
 
 /**
@@ -254,7 +282,7 @@ export class ProbeController {
 
   private async podChanged({ key, current, previous, initial }: ObjectChange<CachedPod>): Promise<void> {
     // Noted before the round below is queued, so that round finds it even if the pod is gone by then.
-    if (current?.end && JSON.stringify(current.end) !== JSON.stringify(previous?.end)) await this.noteEnd(key, current.labels, current.end);
+    if (current?.end && current.labels && JSON.stringify(current.end) !== JSON.stringify(previous?.end)) await this.noteEnd(key, current.labels, current.end);
     // The initial list is not news: the scheduled rounds cover existing pods.
     if (initial) return;
     const was = previous?.state === 'ready' ? previous.labels : undefined;

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { ProbeClient } from '../../src/api/client.js';
 import { FINALIZER, type MapLeakProbe } from '../../src/api/types.js';
 import { LeaderElector } from '../../src/controller/leader.js';
-import { ProbeController, slimPod, slimProbe, type CachedPod } from '../../src/controller/controller.js';
+import { MAX_POD_LABELS, ProbeController, slimPod, slimProbe, type CachedPod } from '../../src/controller/controller.js';
 import { SupervisedInformer, type ObjectChange } from '../../src/controller/supervised-informer.js';
 import { jsonLogger } from '../../src/observability/log.js';
 import { OperatorMetrics } from '../../src/observability/metrics.js';
@@ -143,6 +143,23 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     assert.equal(await triggered('joins'), 1, 'debounced: still one round');
     assert.equal(await triggered('bystander'), 0);
     assert.equal(await triggered('relabelled'), 1);
+  });
+
+  test('a pod carrying more labels than the largest selector can name is cached without them and starts no round; its scheduled rounds are the worker\'s', async () => {
+    // Anyone who may create a pod sizes its labels: ~7,000 fit in one object. Past 96 (or 8,192 characters) the controller keeps none.
+    const fat = { app: 'joins', ...Object.fromEntries(Array.from({ length: MAX_POD_LABELS }, (_, i) => [`l${i}.example/${'k'.repeat(40)}`, 'v'.repeat(63)])) };
+    const before = await triggered('joins');
+    await core.createNamespacedPod({ namespace: NS, body: podBody(cluster, 'fat', fat) });
+    await podReady('fat');
+    const slim = slimPod((await core.readNamespacedPod({ name: 'fat', namespace: NS })) as never);
+    assert.equal(slim.labels, undefined, 'none of its labels kept');
+    assert.equal(slim.state, 'ready');
+    // A round would be queued (delayed) within the pod event's handling: the other test sees one within a second or two.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.equal(await triggered('joins'), before, 'no round for it (the pod selected by joins is captured by its schedule)');
+    const atTheBound = slimPod({ metadata: { labels: Object.fromEntries(Array.from({ length: MAX_POD_LABELS }, (_, i) => [`k${i}`, 'v'])) }, status: { phase: 'Running' } } as never);
+    assert.equal(Object.keys(atTheBound.labels ?? {}).length, MAX_POD_LABELS, 'up to the bound, every label kept');
+    await core.deleteNamespacedPod({ name: 'fat', namespace: NS, gracePeriodSeconds: 0 });
   });
 
   test('a resync recreates a scheduler lost from Redis, removes one whose probe is gone, and leaves settled probes alone', async () => {
