@@ -1,8 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
-// A one-shot analysis keeps most of what it allocates: a young generation of
-// 4 MiB semi-spaces (Node's default grows to 16) costs no CPU and 12-19% less
-// peak RSS on npm run bench's profiles. The image starts node itself, so the
-// operator keeps the default.
+#!/usr/bin/env node
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
