@@ -17,6 +17,21 @@ export interface BinaryKnowledge {
   symbolsRefusedUntil: number | undefined;
 }
 
+/**
+ * When one target (a pod, by its verified scope) was last asked the costly
+ * questions. A profile names its own build id, so a target claiming a new
+ * one on every answer would start each binary's pace afresh: debug=1 and
+ * /symbol are paced per target as well as per binary.
+ */
+export type TargetPace = Pick<BinaryKnowledge, 'lastDebug1At' | 'symbolsRefusedUntil'>;
+
+/**
+ * Targets whose pace is remembered, least recently captured forgotten
+ * first: a forgotten target is asked again at most once. ~100 bytes each,
+ * and well above a worker's targets at the chart's ceilings.
+ */
+const MAX_PACED_TARGETS = 16_384;
+
 export interface KnowledgeLimits {
   /** Bytes all binaries' knowledge may take (names, record keys, frame tables). */
   maxBytes: number;
@@ -74,6 +89,8 @@ export class BinaryKnowledgeCache {
   private readonly bytesByTenant = new Map<string, number>();
   private readonly binariesByTenant = new Map<string, number>();
   private totalBytes = 0;
+  /** Least recently used first. */
+  private readonly paceByTarget = new Map<string, TargetPace>();
   readonly limits: KnowledgeLimits;
 
   constructor(limits: Partial<KnowledgeLimits> = {}) {
@@ -102,6 +119,18 @@ export class BinaryKnowledgeCache {
     }
     this.byBinary.set(binaryKey, entry);
     return entry.knowledge;
+  }
+
+  /** The pace of one target (TargetPace), now the most recently used. */
+  target(scope: string): TargetPace {
+    let pace = this.paceByTarget.get(scope);
+    if (pace) this.paceByTarget.delete(scope);
+    else {
+      pace = { lastDebug1At: undefined, symbolsRefusedUntil: undefined };
+      if (this.paceByTarget.size >= MAX_PACED_TARGETS) this.paceByTarget.delete(this.paceByTarget.keys().next().value as string);
+    }
+    this.paceByTarget.set(scope, pace);
+    return pace;
   }
 
   /** After a binary learned: counts its bytes again and evicts until within the budgets. */

@@ -197,12 +197,17 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
     let debug1: string | undefined;
     const symbols: SymbolTable = new Map();
     const nowMs = now().getTime();
+    // Paced per binary (what the binary's other pods learned counts) and per target (whatever build id it claims).
+    const pace = options.knowledge.target(options.scope);
+    const refuseSymbols = (): void => void (knowledge.symbolsRefusedUntil = pace.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS);
+    const symbolsRefusedUntil = Math.max(knowledge.symbolsRefusedUntil ?? -Infinity, pace.symbolsRefusedUntil ?? -Infinity);
+    const lastDebug1At = Math.max(knowledge.lastDebug1At ?? -Infinity, pace.lastDebug1At ?? -Infinity);
     // Without names for its PCs debug=1 teaches nothing: it waits while /symbol is refused too.
-    const symbolsRefused = knowledge.symbolsRefusedUntil !== undefined && nowMs < knowledge.symbolsRefusedUntil;
+    const symbolsRefused = nowMs < symbolsRefusedUntil;
     const unknown = async (): Promise<{ keys: number; inuseBytes: number }> =>
       options.decoders?.unknownRecords ? options.decoders.unknownRecords(protoProfile, lookup) : unknownRecords(protoProfile, lookup);
-    if (!symbolsRefused && (await wantsDebug1(policy, unknown, knowledge.lastDebug1At, nowMs))) {
-      knowledge.lastDebug1At = nowMs;
+    if (!symbolsRefused && (await wantsDebug1(policy, unknown, Number.isFinite(lastDebug1At) ? lastDebug1At : undefined, nowMs))) {
+      knowledge.lastDebug1At = pace.lastDebug1At = nowMs;
       let stage: 'debug=1 heap profile' | 'symbol endpoint' = 'debug=1 heap profile';
       let parsedHeld = 0;
       try {
@@ -245,7 +250,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
           hold?.give(answerBytesHeld(answer));
           if (namedHere === 0) {
             // A binary that names none of the PCs asked will not name the next batch either.
-            knowledge.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS;
+            refuseSymbols();
             warnings.push(`symbol endpoint: named none of the PCs asked; not asked again for ${SYMBOL_RETRY_MS / 60_000} min`);
             break;
           }
@@ -263,7 +268,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         // The first failure ends the symbol requests: a slow or broken endpoint is asked again only after SYMBOL_RETRY_MS.
         // Busy is the worker's own contention, never the target's doing.
         const busy = err instanceof CaptureError && err.code === 'Busy';
-        if (!busy && (stage === 'symbol endpoint' || (err instanceof CaptureError && err.code === 'DeadlineExceeded'))) knowledge.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS;
+        if (!busy && (stage === 'symbol endpoint' || (err instanceof CaptureError && err.code === 'DeadlineExceeded'))) refuseSymbols();
         if (err instanceof CaptureError && (err.code === 'DeadlineExceeded' || err.code === 'Busy')) throw err;
         warnings.push(`${stage}: ${err instanceof ProfileError ? PROFILE_MESSAGES[err.code] : err.message}`); // never a quoted target line
       } finally {
