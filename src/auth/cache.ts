@@ -27,6 +27,10 @@ export class ExpiringCache<V> {
     return entry.value;
   }
 
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
   set(key: string, value: V, ttlMs: number): void {
     if (ttlMs <= 0) return;
     this.entries.delete(key);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { AuthenticationV1Api, AuthorizationV1Api, Observable, type ConfigurationOptions, type KubeConfig, type RequestContext, type ResponseContext } from '@kubernetes/client-node';
 import { ExpiringCache } from './cache.js';
-import { ConcurrencyLimit } from './limiter.js';
+import { ConcurrencyLimit, ReviewsBusyError } from './limiter.js';
 import type { AuthMetrics } from './metrics.js';
 
 /** Who the API server says a token belongs to (TokenReview status.user). */
@@ -62,6 +62,11 @@ export const DEFAULT_REVIEWER_OPTIONS: ReviewerOptions = {
   timeoutMs: 10_000,
 };
 
+/** New tokens get 1/NEW_TOKEN_SHARE of the review slots and queue (at least one of each). */
+const NEW_TOKEN_SHARE = 4;
+/** How long an accepted token is served as it was when its re-review finds every slot taken (controller-runtime reuses tokens for 1 min outright). */
+const STALE_TOKEN_MS = 5 * 60_000;
+
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /** A per-call deadline through client-node's middleware (the generated client has no timeout of its own). */
@@ -92,10 +97,21 @@ function statusCodeOf(err: unknown): number | undefined {
 export class KubernetesAccessReviewer implements AccessReviewer {
   private readonly authn: AuthenticationV1Api;
   private readonly authz: AuthorizationV1Api;
-  private readonly tokens: ExpiringCache<UserInfo | null>;
+  /** Accepted and rejected tokens apart: a flood of rejected ones cannot evict the accepted. */
+  private readonly accepted: ExpiringCache<UserInfo>;
+  private readonly rejected: ExpiringCache<true>;
+  /** Tokens accepted within STALE_TOKEN_MS: re-reviewed in the known tokens' share, and served as they were while that share is full. */
+  private readonly recentlyAccepted: ExpiringCache<UserInfo>;
   private readonly decisions: ExpiringCache<boolean>;
   private readonly pending = new Map<string, Promise<unknown>>();
+  /** Reviews of tokens accepted before, and every access review (its user was authenticated). */
   private readonly limit: ConcurrencyLimit;
+  /**
+   * Reviews of tokens never accepted: anyone who reaches the port can send
+   * those by the thousand, so they get a quarter of the slots and of the
+   * queue, and cannot keep the operator's users out.
+   */
+  private readonly newTokens: ConcurrencyLimit;
 
   constructor(
     kc: KubeConfig,
@@ -104,20 +120,37 @@ export class KubernetesAccessReviewer implements AccessReviewer {
   ) {
     this.authn = kc.makeApiClient(AuthenticationV1Api);
     this.authz = kc.makeApiClient(AuthorizationV1Api);
-    this.tokens = new ExpiringCache(options.maxCacheEntries);
+    this.accepted = new ExpiringCache(options.maxCacheEntries);
+    this.rejected = new ExpiringCache(options.maxCacheEntries);
+    this.recentlyAccepted = new ExpiringCache(options.maxCacheEntries);
     this.decisions = new ExpiringCache(options.maxCacheEntries);
     this.limit = new ConcurrencyLimit(options.maxInFlight, options.maxWaiting);
+    this.newTokens = new ConcurrencyLimit(Math.ceil(options.maxInFlight / NEW_TOKEN_SHARE), Math.ceil(options.maxWaiting / NEW_TOKEN_SHARE));
   }
 
   async authenticate(token: string): Promise<UserInfo | undefined> {
     const key = `t:${sha256(token)}`;
-    const cached = this.tokens.get(key);
+    const cached = this.accepted.get(key) ?? (this.rejected.get(key) ? null : undefined);
     if (cached !== undefined) {
       this.metrics?.cacheHits.inc({ review: 'token' });
       return cached ?? undefined;
     }
-    const user = await this.once(key, () => this.limit.run(() => this.reviewToken(token)));
-    this.tokens.set(key, user, this.options.cacheTtlMs);
+    const recent = this.recentlyAccepted.get(key);
+    let user: UserInfo | null;
+    try {
+      user = await this.once(key, () => (recent ? this.limit : this.newTokens).run(() => this.reviewToken(token)));
+    } catch (err) {
+      // Busy with other reviews: a token accepted a moment ago is still that user (it is re-reviewed once there is room).
+      if (err instanceof ReviewsBusyError && recent) return recent;
+      throw err;
+    }
+    if (user) {
+      this.accepted.set(key, user, this.options.cacheTtlMs);
+      this.recentlyAccepted.set(key, user, Math.max(this.options.cacheTtlMs, STALE_TOKEN_MS));
+    } else {
+      this.rejected.set(key, true, this.options.cacheTtlMs);
+      this.recentlyAccepted.delete(key);
+    }
     return user ?? undefined;
   }
 

@@ -123,7 +123,7 @@ export interface CaptureOptions {
   requestTimeoutMs?: number;
   /** The worker's in-flight answer bytes, shared by every capture (none: unbounded, the CLI). */
   budget?: ByteBudget;
-  /** Whose knowledge this is, for the knowledge cache's per-tenant share. Default: `binaryScope`, else `scope`. */
+  /** Whose capture this is, for the knowledge cache's and the in-flight budget's per-tenant shares. Default: `binaryScope`, else `scope`. */
   tenant?: string;
   debug1?: Partial<Debug1Policy>;
   /** Default: decodeHeapProfile and parseDebug1Heap, on the calling thread. */
@@ -160,7 +160,8 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const maxCaptureMs = options.maxCaptureMs ?? Number.POSITIVE_INFINITY;
   const deadline = Date.now() + maxCaptureMs;
-  const hold = options.budget ? new BudgetHold(options.budget, deadline) : undefined;
+  const tenant = options.tenant ?? options.binaryScope ?? options.scope;
+  const hold = options.budget ? new BudgetHold(options.budget, deadline, tenant) : undefined;
   const cost: CaptureCost = { requests: 0, bytes: 0, milliseconds: 0, debug1: false };
   const deadlinePassed = (): CaptureError =>
     new CaptureError('DeadlineExceeded', `the capture took longer than the operator's limit of ${maxCaptureMs} ms (--max-capture-time); debug=1 and /symbol are not asked again for a while`);
@@ -182,7 +183,6 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
       cost.milliseconds += performance.now() - started;
     }
   };
-  const tenant = options.tenant ?? options.binaryScope ?? options.scope;
 
   try {
     const proto = await get('/heap', limits.maxBytes);

@@ -41,6 +41,31 @@ describe('ByteBudget', () => {
     assert.ok(budget.peak <= 100);
   });
 
+  test('shared fairly between tenants: one tenant\'s waiting large answer never holds up another\'s small one, and none holds more than its share while others ask', async () => {
+    const budget = new ByteBudget(100);
+    assert.ok(budget.tryTake(60, 'team-a'));
+    const order: string[] = [];
+    // team-a waits for 60 more: they do not fit.
+    const big = budget.take(60, Date.now() + 5000, 'big', 'team-a').then(() => order.push('a:60'));
+    // team-b holds nothing: its small answer passes the waiting large one (strict FIFO made it wait).
+    assert.equal(budget.tryTake(10, 'team-b'), true);
+    // team-b's next one fits the free bytes (30) and its share (50 of 100 between two tenants): taken too.
+    assert.equal(budget.tryTake(25, 'team-b'), true);
+    // Past its share (35 + 20 > 50): it waits, behind nobody of its own.
+    const over = budget.take(20, Date.now() + 5000, 'over', 'team-b').then(() => order.push('b:20'));
+    // Within a tenant, first come first served: team-a's small one waits behind its own large one.
+    assert.equal(budget.tryTake(1, 'team-a'), false);
+    budget.give(60, 'team-a');
+    await big;
+    assert.deepEqual(order, ['a:60'], 'team-a holds nothing: its answer is served as soon as it fits');
+    budget.give(35, 'team-b');
+    await over;
+    assert.deepEqual(order, ['a:60', 'b:20']);
+    assert.equal(budget.heldByTenant('team-a'), 60);
+    assert.equal(budget.heldByTenant('team-b'), 20);
+    assert.ok(budget.peak <= 100);
+  });
+
   test('more than the whole budget is TooLarge at once', async () => {
     await assert.rejects(new ByteBudget(10).take(11, Date.now() + 1000, 'x'), (err: unknown) => err instanceof CaptureError && err.code === 'TooLarge');
   });

@@ -7,6 +7,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { ReviewsBusyError } from '../../src/auth/limiter.js';
+import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer } from '../../src/auth/reviewer.js';
 import { startOperator } from '../../src/cli/operator.js';
 import { auditLogPath, restartApiserver } from '../cluster/cluster.js';
 import { freeLoopbackPort } from '../cluster/redis.js';
@@ -142,6 +144,39 @@ describe('HTTP API authentication and authorisation (TokenReview + SubjectAccess
     assert.equal((await get(probePath(TEAM_A), bearer(tokens.alice))).status, 200);
   });
 
+  test('a flood of never-seen tokens takes only their share of the reviews: a user accepted before keeps access past its cache period', async (t) => {
+    // The operator's reviewer with a short cache, against the real API server; the flood holds every slot new tokens may use.
+    const reviewer = new KubernetesAccessReviewer(kc, { ...DEFAULT_REVIEWER_OPTIONS, cacheTtlMs: 300 });
+    const aliceName = `system:serviceaccount:${TEAM_A}:alice`;
+    assert.equal((await reviewer.authenticate(tokens.alice))?.username, aliceName);
+    await new Promise((resolve) => setTimeout(resolve, 400)); // past its cache period: the next request reviews it again
+    let flooding = true;
+    const outcomes = { rejected: 0, busy: 0, other: 0 };
+    // More than every slot and queue place of the old single limiter (8 + 64), so it would have refused the user too.
+    const flood = Array.from({ length: 128 }, async (_, w) => {
+      for (let i = 0; flooding; i++) {
+        try {
+          outcomes[(await reviewer.authenticate(`flood-${w}-${i}-${'z'.repeat(40)}`)) ? 'other' : 'rejected']++;
+        } catch (err) {
+          outcomes[err instanceof ReviewsBusyError ? 'busy' : 'other']++;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const seen: (string | undefined)[] = [];
+    for (let i = 0; i < 5; i++) {
+      seen.push((await reviewer.authenticate(tokens.alice))?.username);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
+    flooding = false;
+    await Promise.all(flood);
+    t.diagnostic(`flood: ${JSON.stringify(outcomes)}`);
+    assert.deepEqual(seen, Array(5).fill(aliceName), 'every request of the user accepted before is still that user');
+    assert.ok(outcomes.busy > 0 && outcomes.rejected > 0, 'the flood filled its share and was refused past it');
+    assert.equal(outcomes.other, 0, 'no flood token accepted, no other error');
+  });
+
   test('an API server that cannot be reached, or does not answer: 503, never 200', async () => {
     // A closed port, and a listener that accepts connections and never answers.
     const closedPort = await freeLoopbackPort();
@@ -167,7 +202,7 @@ describe('HTTP API authentication and authorisation (TokenReview + SubjectAccess
         }
       }
 
-      // While reviews hang, 2 run and 3 wait; every further request is refused at once.
+      // While reviews hang: of 2 slots and 3 places in line, tokens never accepted get a quarter, at least one of each (1 runs, 1 waits); every further request is refused at once.
       const kubeconfig = tokenKubeconfig({ server: `https://127.0.0.1:${forBusy.port}` }, kc, 'worker', 'not-checked', join(harness.dir, 'busy.kubeconfig'));
       const busy = await startOperator(testOperatorConfig({ kubeconfigPath: kubeconfig }, harness.redis.url, { role: 'worker', leaderElect: false, identity: 'server-auth-busy', auth: { timeoutMs: 3000, maxInFlight: 2, maxWaiting: 3 } }));
       try {
@@ -179,13 +214,13 @@ describe('HTTP API authentication and authorisation (TokenReview + SubjectAccess
           }),
         );
         await new Promise((resolve) => setTimeout(resolve, 1500));
-        assert.equal(forBusy.accepted(), 2, 'two reviews in flight: two connections to the API server, the rest wait or are refused');
+        assert.equal(forBusy.accepted(), 1, 'one review of a new token in flight: one connection to the API server, the rest wait or are refused');
         const answers = await pending;
         const refused = answers.filter((a) => a.error === 'Too many access checks in flight; try again');
         assert.ok(answers.every((a) => a.status === 503));
-        assert.equal(refused.length, 15, '20 requests, 2 in flight + 3 waiting: 15 refused');
+        assert.equal(refused.length, 18, '20 requests, 1 in flight + 1 waiting: 18 refused');
         assert.ok(refused.every((a) => a.ms < 1500), 'refused at once, not after the timeout');
-        assert.equal(forBusy.accepted(), 5, 'one connection per review: 2, then the 3 that waited');
+        assert.equal(forBusy.accepted(), 2, 'one connection per review: 1, then the 1 that waited');
       } finally {
         await busy.stop();
       }
