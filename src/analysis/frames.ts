@@ -199,9 +199,7 @@ export function isMainModuleFrame(frame: Frame): boolean {
   return !frame.file.includes('@') && !frame.file.includes('/vendor/');
 }
 
-/** See StackOwners.caller; `owner` is the stack's owner as the caller already knows it. */
-export function callerFrame(stack: readonly Frame[], owner: Frame | undefined): Frame | undefined {
-  const caller = stack.find(isMainModuleFrame);
-  if (!caller || (owner && caller.function === owner.function && caller.file === owner.file && caller.line === owner.line)) return undefined;
-  return caller;
+/** See StackOwners.caller. */
+export function callerFrame(stack: readonly Frame[]): Frame | undefined {
+  return stackOwners(stack).caller;
 }

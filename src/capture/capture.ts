@@ -200,13 +200,12 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
     // Paced per binary (what the binary's other pods learned counts) and per target (whatever build id it claims).
     const pace = options.knowledge.target(options.scope);
     const refuseSymbols = (): void => void (knowledge.symbolsRefusedUntil = pace.symbolsRefusedUntil = nowMs + SYMBOL_RETRY_MS);
-    const symbolsRefusedUntil = Math.max(knowledge.symbolsRefusedUntil ?? -Infinity, pace.symbolsRefusedUntil ?? -Infinity);
-    const lastDebug1At = Math.max(knowledge.lastDebug1At ?? -Infinity, pace.lastDebug1At ?? -Infinity);
+    const symbolsRefusedUntil = later(knowledge.symbolsRefusedUntil, pace.symbolsRefusedUntil);
     // Without names for its PCs debug=1 teaches nothing: it waits while /symbol is refused too.
-    const symbolsRefused = nowMs < symbolsRefusedUntil;
+    const symbolsRefused = symbolsRefusedUntil !== undefined && nowMs < symbolsRefusedUntil;
     const unknown = async (): Promise<{ keys: number; inuseBytes: number }> =>
       options.decoders?.unknownRecords ? options.decoders.unknownRecords(protoProfile, lookup) : unknownRecords(protoProfile, lookup);
-    if (!symbolsRefused && (await wantsDebug1(policy, unknown, Number.isFinite(lastDebug1At) ? lastDebug1At : undefined, nowMs))) {
+    if (!symbolsRefused && (await wantsDebug1(policy, unknown, later(knowledge.lastDebug1At, pace.lastDebug1At), nowMs))) {
       knowledge.lastDebug1At = pace.lastDebug1At = nowMs;
       let stage: 'debug=1 heap profile' | 'symbol endpoint' = 'debug=1 heap profile';
       let parsedHeld = 0;
@@ -327,6 +326,11 @@ async function decodedWithCopy<T>(hold: BudgetHold | undefined, bytes: Buffer, w
   } finally {
     hold.give(bytes.length);
   }
+}
+
+/** The later of two times, either of which may be unknown. */
+function later(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }
 
 async function wantsDebug1(
