@@ -1,4 +1,5 @@
-import type { Frame, HeapProfile, HeapRecord, HiddenFrames } from '../pprof/types.js';
+import { profileToColumns, type ProfileColumns } from '../pprof/columns.js';
+import type { Frame, HeapProfile, HiddenFrames } from '../pprof/types.js';
 import { FrameFacts, hiddenMapRole, isVisibleMapFrame, stackOwners, type MapComponent, type MapImpl } from './frames.js';
 import { inferSizeSignatures, isStructureSize, plausibleShapesOf, type SizeSignature, type SizeStats } from './signature.js';
 
@@ -49,12 +50,6 @@ export interface AttributedSnapshot {
 const EVIDENCE_RANK: Record<Evidence, number> = { symbolized: 3, 'visible-frame': 2, 'size-signature': 1, none: 0 };
 export const strongerEvidence = (a: Evidence, b: Evidence): Evidence => (EVIDENCE_RANK[a] >= EVIDENCE_RANK[b] ? a : b);
 
-interface CachedAttribution {
-  hiddenFrames: HiddenFrames;
-  /** Index in the profile's list of attributions. */
-  id: number;
-}
-
 interface RecordAttribution {
   site: Site;
   caller: Site | undefined;
@@ -64,10 +59,8 @@ interface RecordAttribution {
   evidence: Evidence;
   component: MapComponent | undefined;
   impl: MapImpl;
-  /** siteKey(site, kind), made once per attribution: attributions are shared by every record of a stack. */
-  key: string;
-  /** siteKey(caller, kind), made when first needed. */
-  callerKey?: string;
+  /** The site and kind, as the profile's SiteIndex numbers them. */
+  siteId: number;
 }
 
 /** A profile's attributions, each once, and which one each record has (an index into `list`). */
@@ -83,81 +76,93 @@ const [INUSE_BYTES, ALLOC_BYTES, INUSE_OBJECTS, ALLOC_OBJECTS] = [0, 1, 2, 3];
 /** Where a record's memory goes, whatever its kind. */
 type Owner = Pick<RecordAttribution, 'site' | 'caller' | 'profiler'>;
 
-function attribution(who: Owner, kind: Kind, evidence: Evidence, component: MapComponent | undefined, impl: MapImpl): RecordAttribution {
-  return { site: who.site, caller: who.caller, profiler: who.profiler, kind, evidence, component, impl, key: siteKey(who.site, kind) };
+function attribution(sites: SiteIndex, who: Owner, kind: Kind, evidence: Evidence, component: MapComponent | undefined, impl: MapImpl): RecordAttribution {
+  return { site: who.site, caller: who.caller, profiler: who.profiler, kind, evidence, component, impl, siteId: sites.id(who.site, kind) };
+}
+
+/** A profile's sites (frame and kind), each numbered once, so that records and attributions refer to them by number. */
+class SiteIndex {
+  readonly keys: string[] = [];
+  private readonly byKey = new Map<string, number>();
+
+  id(frame: Site, kind: Kind): number {
+    const key = siteKey(frame, kind);
+    let id = this.byKey.get(key);
+    if (id === undefined) this.byKey.set(key, (id = this.keys.push(key) - 1));
+    return id;
+  }
+
+  get count(): number {
+    return this.keys.length;
+  }
 }
 
 export function siteKey(site: Site, kind: Kind): string {
   return `${kind}\t${site.function}\t${site.file}\t${site.line}`;
 }
 
-/** Every sampled allocation becomes map memory (which part) or other memory. */
-export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
-  // Decoders share one array per distinct stack; attribute each stack once.
-  const records = profile.records;
-  const byStack = new Map<Frame[], CachedAttribution>();
-  const attributions: Attributions = { list: [], of: new Int32Array(records.length) };
+/**
+ * Every sampled allocation becomes map memory (which part) or other memory.
+ * Takes the engine's column layout as the proto decoder writes it, or
+ * records as the formats that edit them leave them.
+ */
+export function attributeProfile(profile: HeapProfile | ProfileColumns): AttributedSnapshot {
+  const columns = 'records' in profile ? profileToColumns(profile) : profile;
+  const records = columns.stackOf.length;
+  // Every record of a stack has the stack's attribution until size signatures say more.
   const facts = new FrameFacts();
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i] as HeapRecord;
-    const known = byStack.get(record.stack);
-    if (known && known.hiddenFrames === record.hiddenFrames) {
-      attributions.of[i] = known.id;
-      continue;
-    }
-    const id = attributions.list.push(attributeRecord(record, facts)) - 1;
-    byStack.set(record.stack, { hiddenFrames: record.hiddenFrames, id });
-    attributions.of[i] = id;
-  }
+  const sites = new SiteIndex();
+  const attributions: Attributions = { list: columns.stacks.map((stack, s) => attributeStack(stack, columns.hiddenFrames[s] as HiddenFrames, facts, sites)), of: new Int32Array(records) };
+  attributions.of.set(columns.stackOf);
   // One binary has one map implementation: the hidden frames say which when
   // present, then function names or the Go version, then size evidence that
   // only one implementation can produce; otherwise it stays unknown.
   const namedImpl = firstKnown(
     () => dominantImpl(attributions),
-    () => implFromGoVersion(profile.goVersion),
-    () => implFromFunctionNames(byStack.keys()),
+    () => implFromGoVersion(columns.goVersion),
+    () => facts.implNamed(), // every frame of every stack was asked about by attributeStack
   );
-  const profileImpl = applySizeSignatures(records, attributions, namedImpl);
+  const profileImpl = applySizeSignatures(columns, attributions, namedImpl, sites);
 
   // Records share attributions (one per stack, and per component and owner
   // after size signatures): sum each attribution's records first, then fold
   // the attributions into sites in the order their records came.
+  const { inuseBytes, allocBytes, inuseObjects, allocObjects } = columns;
   const sums = new Float64Array(SUMS * attributions.list.length);
   const touched = new Uint8Array(attributions.list.length);
   const firstSeen: number[] = [];
   const totals = { inuseBytes: 0, allocBytes: 0, mapInuseBytes: 0 };
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i] as HeapRecord;
+  for (let i = 0; i < records; i++) {
     const id = attributions.of[i] as number;
     const a = attributions.list[id] as RecordAttribution;
-    totals.inuseBytes += record.inuseBytes;
-    totals.allocBytes += record.allocBytes;
+    totals.inuseBytes += inuseBytes[i] as number;
+    totals.allocBytes += allocBytes[i] as number;
     if (a.profiler) continue;
     const at = SUMS * id;
     if (touched[id] === 0) {
       touched[id] = 1;
       firstSeen.push(id);
     }
-    sums[at + INUSE_BYTES] = (sums[at + INUSE_BYTES] as number) + record.inuseBytes;
-    sums[at + ALLOC_BYTES] = (sums[at + ALLOC_BYTES] as number) + record.allocBytes;
-    sums[at + INUSE_OBJECTS] = (sums[at + INUSE_OBJECTS] as number) + record.inuseObjects;
-    sums[at + ALLOC_OBJECTS] = (sums[at + ALLOC_OBJECTS] as number) + record.allocObjects;
-    if (a.kind === 'map') totals.mapInuseBytes += record.inuseBytes;
+    sums[at + INUSE_BYTES] = (sums[at + INUSE_BYTES] as number) + (inuseBytes[i] as number);
+    sums[at + ALLOC_BYTES] = (sums[at + ALLOC_BYTES] as number) + (allocBytes[i] as number);
+    sums[at + INUSE_OBJECTS] = (sums[at + INUSE_OBJECTS] as number) + (inuseObjects[i] as number);
+    sums[at + ALLOC_OBJECTS] = (sums[at + ALLOC_OBJECTS] as number) + (allocObjects[i] as number);
+    if (a.kind === 'map') totals.mapInuseBytes += inuseBytes[i] as number;
   }
 
-  const usages = new Map<string, SiteUsage>();
+  const usageOf: (SiteUsage | undefined)[] = new Array(sites.count);
+  const usages: SiteUsage[] = [];
   const allocBytesByFunction = new Map<string, number>();
   let evidence: Evidence = 'none';
-  const callerBytes = new Map<SiteUsage, Map<string, { frame: Site; bytes: number }>>();
+  const callerBytes = new Map<SiteUsage, Map<number, { frame: Site; bytes: number }>>();
   for (const id of firstSeen) {
     const a = attributions.list[id] as RecordAttribution;
     const at = SUMS * id;
     const sum = { inuseBytes: sums[at + INUSE_BYTES] as number, allocBytes: sums[at + ALLOC_BYTES] as number, inuseObjects: sums[at + INUSE_OBJECTS] as number, allocObjects: sums[at + ALLOC_OBJECTS] as number };
-    const key = a.key;
-    let usage = usages.get(key);
+    let usage = usageOf[a.siteId];
     if (!usage) {
       usage = {
-        key,
+        key: sites.keys[a.siteId] as string,
         site: a.site,
         kind: a.kind,
         evidence: a.evidence,
@@ -168,7 +173,8 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
         allocObjects: 0,
         components: {},
       };
-      usages.set(key, usage);
+      usageOf[a.siteId] = usage;
+      usages.push(usage);
     }
     usage.evidence = strongerEvidence(usage.evidence, a.evidence);
     usage.inuseBytes += sum.inuseBytes;
@@ -183,10 +189,10 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
     if (a.caller) {
       let byCaller = callerBytes.get(usage);
       if (!byCaller) callerBytes.set(usage, (byCaller = new Map()));
-      const callerKey = (a.callerKey ??= siteKey(a.caller, a.kind));
-      const seen = byCaller.get(callerKey);
+      const callerId = sites.id(a.caller, a.kind);
+      const seen = byCaller.get(callerId);
       if (seen) seen.bytes += sum.inuseBytes + sum.allocBytes;
-      else byCaller.set(callerKey, { frame: a.caller, bytes: sum.inuseBytes + sum.allocBytes });
+      else byCaller.set(callerId, { frame: a.caller, bytes: sum.inuseBytes + sum.allocBytes });
     }
     allocBytesByFunction.set(a.site.function, (allocBytesByFunction.get(a.site.function) ?? 0) + sum.allocBytes);
     evidence = strongerEvidence(evidence, a.evidence);
@@ -198,31 +204,31 @@ export function attributeProfile(profile: HeapProfile): AttributedSnapshot {
   }
 
   return {
-    time: profile.time,
+    time: columns.time === undefined ? undefined : new Date(columns.time),
     mapImpl: profileImpl,
-    usages: [...usages.values()],
+    usages,
     allocBytesByFunction,
     totals,
     evidence,
-    ...(profile.memProfileRate > 0 ? { memProfileRate: profile.memProfileRate } : {}),
+    ...(columns.memProfileRate > 0 ? { memProfileRate: columns.memProfileRate } : {}),
   };
 }
 
 const UNKNOWN_SITE: Site = { function: '(unknown)', file: '', line: 0 };
 
-function attributeRecord(record: HeapRecord, facts: FrameFacts): RecordAttribution {
-  const { owner, caller, profiler, runtimeFrames } = stackOwners(record.stack, facts);
+function attributeStack(stack: readonly Frame[], hiddenFrames: HiddenFrames, facts: FrameFacts, sites: SiteIndex): RecordAttribution {
+  const { owner, caller, profiler, runtimeFrames } = stackOwners(stack, facts);
   const site = owner ?? UNKNOWN_SITE;
   const who = { site, caller, profiler };
-  if (record.hiddenFrames === 'resolved') {
-    const role = hiddenMapRole(record.stack.slice(0, runtimeFrames));
-    if (role) return attribution(who, 'map', 'symbolized', role.component, role.impl);
+  if (hiddenFrames === 'resolved') {
+    const role = hiddenMapRole(stack.slice(0, runtimeFrames));
+    if (role) return attribution(sites, who, 'map', 'symbolized', role.component, role.impl);
   }
-  const firstVisible = record.stack[runtimeFrames];
+  const firstVisible = stack[runtimeFrames];
   if (firstVisible && isVisibleMapFrame(firstVisible.function)) {
-    return attribution(who, 'map', 'visible-frame', 'unknown', 'unknown');
+    return attribution(sites, who, 'map', 'visible-frame', 'unknown', 'unknown');
   }
-  return attribution(who, 'other', 'none', undefined, 'unknown');
+  return attribution(sites, who, 'other', 'none', undefined, 'unknown');
 }
 
 /**
@@ -233,36 +239,31 @@ function attributeRecord(record: HeapRecord, facts: FrameFacts): RecordAttributi
  * yet, sizes that only one implementation produces decide it; a site found
  * while it stays unknown is map memory of unknown implementation.
  */
-function applySizeSignatures(records: readonly HeapRecord[], attributions: Attributions, knownImpl: MapImpl): MapImpl {
-  // The records nothing else explained, by owner site (one key lookup per
-  // attribution, not per record), in the order the sites first came. Most
-  // sites hold no object a map structure could be: only sites with one get
-  // their records listed.
+function applySizeSignatures(columns: ProfileColumns, attributions: Attributions, knownImpl: MapImpl, sites: SiteIndex): MapImpl {
+  // The records nothing else explained, by owner site, in the order the
+  // sites first came. Most sites hold no object a map structure could be:
+  // only sites with one get their records listed.
   const NOT_YET = -1;
-  const siteOf = new Int32Array(attributions.list.length).fill(NOT_YET);
-  const siteByKey = new Map<string, number>();
+  const siteOf = new Int32Array(sites.count).fill(NOT_YET);
   const largestOf: number[] = [];
-  const unexplained = (record: HeapRecord, a: RecordAttribution): boolean =>
-    a.kind === 'other' && record.hiddenFrames !== 'resolved' && record.objectSize > 0;
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i] as HeapRecord;
+  const { objectSize, stackOf, hiddenFrames } = columns;
+  const records = stackOf.length;
+  const unexplained = (i: number, a: RecordAttribution): boolean =>
+    a.kind === 'other' && (objectSize[i] as number) > 0 && hiddenFrames[stackOf[i] as number] !== 'resolved';
+  for (let i = 0; i < records; i++) {
     const id = attributions.of[i] as number;
     const a = attributions.list[id] as RecordAttribution;
-    if (!unexplained(record, a)) continue;
-    let site = siteOf[id] as number;
-    if (site === NOT_YET) {
-      site = siteByKey.get(a.key) ?? -1;
-      if (site < 0) siteByKey.set(a.key, (site = largestOf.push(0) - 1));
-      siteOf[id] = site;
-    }
-    if (record.objectSize > (largestOf[site] as number)) largestOf[site] = record.objectSize;
+    if (!unexplained(i, a)) continue;
+    let site = siteOf[a.siteId] as number;
+    if (site === NOT_YET) siteOf[a.siteId] = site = largestOf.push(0) - 1;
+    if ((objectSize[i] as number) > (largestOf[site] as number)) largestOf[site] = objectSize[i] as number;
   }
   const bySite: number[][] = largestOf.map(() => []);
-  for (let i = 0; i < records.length; i++) {
-    const id = attributions.of[i] as number;
-    const site = siteOf[id] as number;
+  for (let i = 0; i < records; i++) {
+    const a = attributions.list[attributions.of[i] as number] as RecordAttribution;
+    const site = siteOf[a.siteId] as number;
     if (site === NOT_YET || (largestOf[site] as number) < SMALLEST_MAP_STRUCTURE) continue;
-    if (unexplained(records[i] as HeapRecord, attributions.list[id] as RecordAttribution)) (bySite[site] as number[]).push(i);
+    if (unexplained(i, a)) (bySite[site] as number[]).push(i);
   }
   const candidates: { indexes: number[]; signatures: SizeSignature[] }[] = [];
   const proofBytes = { classic: 0, swiss: 0 };
@@ -270,21 +271,21 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Attri
     if (indexes.length === 0) continue;
     const structural: number[] = [];
     for (const i of indexes) {
-      const size = (records[i] as HeapRecord).objectSize;
+      const size = objectSize[i] as number;
       if (isStructureSize(size) && !structural.includes(size)) structural.push(size);
     }
     const plausible = plausibleShapesOf(structural);
     if (plausible.length === 0) continue;
     const bySize = new Map<number, SizeStats>();
     for (const i of indexes) {
-      const record = records[i] as HeapRecord;
-      let stats = bySize.get(record.objectSize);
-      if (!stats) bySize.set(record.objectSize, (stats = { objects: 0, bytes: 0 }));
+      const size = objectSize[i] as number;
+      let stats = bySize.get(size);
+      if (!stats) bySize.set(size, (stats = { objects: 0, bytes: 0 }));
       // Allocation figures hold the whole growth history; a profile with
       // in-use figures only still has the live structure.
-      const useAlloc = record.allocObjects > 0;
-      stats.objects += useAlloc ? record.allocObjects : record.inuseObjects;
-      stats.bytes += useAlloc ? record.allocBytes : record.inuseBytes;
+      const useAlloc = (columns.allocObjects[i] as number) > 0;
+      stats.objects += (useAlloc ? columns.allocObjects[i] : columns.inuseObjects[i]) as number;
+      stats.bytes += (useAlloc ? columns.allocBytes[i] : columns.inuseBytes[i]) as number;
     }
     const signatures = inferSizeSignatures(bySize, plausible);
     if (signatures.length === 0) continue;
@@ -304,14 +305,14 @@ function applySizeSignatures(records: readonly HeapRecord[], attributions: Attri
     // One map attribution per component and owner attribution at this site (records share them, as they share their stacks' attributions).
     const asMap = new Map<number, Map<MapComponent, number>>();
     for (const i of indexes) {
-      const component = signature.components.get((records[i] as HeapRecord).objectSize);
+      const component = signature.components.get(objectSize[i] as number);
       if (!component) continue;
       const owner = attributions.of[i] as number;
       let byComponent = asMap.get(owner);
       if (!byComponent) asMap.set(owner, (byComponent = new Map()));
       let mapped = byComponent.get(component);
       if (mapped === undefined) {
-        mapped = attributions.list.push(attribution(attributions.list[owner] as RecordAttribution, 'map', 'size-signature', component, impl)) - 1;
+        mapped = attributions.list.push(attribution(sites, attributions.list[owner] as RecordAttribution, 'map', 'size-signature', component, impl)) - 1;
         byComponent.set(component, mapped);
       }
       attributions.of[i] = mapped;
@@ -353,21 +354,6 @@ export function implFromGoVersion(version: string | undefined): MapImpl {
   if (minor <= 25 && /noswissmap/.test(version ?? '')) return 'classic';
   return 'swiss';
 }
-
-/** Functions of one implementation anywhere in the profile's stacks (the runtime hides only the leaf ones). */
-function implFromFunctionNames(stacks: Iterable<readonly Frame[]>): MapImpl {
-  let swiss = false;
-  let classic = false;
-  for (const stack of stacks) {
-    for (const frame of stack) {
-      if (frame.function.startsWith('internal/runtime/maps.')) swiss = true;
-      else if (CLASSIC_ONLY_FUNCTION.test(frame.function)) classic = true;
-    }
-  }
-  return swiss === classic ? 'unknown' : swiss ? 'swiss' : 'classic';
-}
-
-const CLASSIC_ONLY_FUNCTION = /^runtime\.(makeBucketArray|hashGrow|growWork|evacuate|\(\*hmap\)\.)/;
 
 /** The implementation most records' hidden frames name. */
 function dominantImpl(attributions: Attributions): MapImpl {

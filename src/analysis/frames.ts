@@ -111,6 +111,11 @@ const STDLIB = 2;
 const MAIN_MODULE = 4;
 const UNNAMED = 8;
 const PROFILER = 16;
+/** A function only one map implementation has (the runtime hides only the leaf ones, so callers can show them). */
+const SWISS_ONLY = 32;
+const CLASSIC_ONLY = 64;
+
+const CLASSIC_ONLY_FUNCTION = /^runtime\.(makeBucketArray|hashGrow|growWork|evacuate|\(\*hmap\)\.)/;
 
 /**
  * The facts of each distinct frame, worked out once: decoders share one
@@ -119,6 +124,8 @@ const PROFILER = 16;
  */
 export class FrameFacts {
   private readonly known = new Map<Frame, number>();
+  /** Every fact of every frame asked about. */
+  private seen = 0;
 
   of(frame: Frame): number {
     let facts = this.known.get(frame);
@@ -129,10 +136,19 @@ export class FrameFacts {
         (isStdlibFrame(fn) ? STDLIB : 0) |
         (isMainModuleFrame(frame) ? MAIN_MODULE : 0) |
         (fn === '?' ? UNNAMED : 0) |
-        (isProfilerFunction(fn) ? PROFILER : 0);
+        (isProfilerFunction(fn) ? PROFILER : 0) |
+        (fn.startsWith('internal/runtime/maps.') ? SWISS_ONLY : CLASSIC_ONLY_FUNCTION.test(fn) ? CLASSIC_ONLY : 0);
       this.known.set(frame, facts);
+      this.seen |= facts;
     }
     return facts;
+  }
+
+  /** The map implementation named by functions of only one of them among the frames asked about so far, if exactly one is. */
+  implNamed(): MapImpl {
+    const swiss = (this.seen & SWISS_ONLY) !== 0;
+    const classic = (this.seen & CLASSIC_ONLY) !== 0;
+    return swiss === classic ? 'unknown' : swiss ? 'swiss' : 'classic';
   }
 }
 

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
+import { profileFromColumns, type ProfileColumns } from '../pprof/columns.js';
+import { decodeHeapColumns, type DecodeLimits } from '../pprof/decode.js';
 import { debug1ToHeapProfile, parseDebug1Heap, type Debug1Heap } from '../pprof/debug1.js';
 import { learnHiddenFrames, restoreHiddenFrames, type HiddenFrameTable } from '../pprof/hidden-frames.js';
 import { ProfileError } from '../pprof/errors.js';
@@ -18,7 +19,8 @@ interface CaptureFiles {
 export interface LoadedCapture {
   name: string;
   time: Date;
-  profile: HeapProfile;
+  /** A proto nothing restored stays in the decoder's columns; restored or debug=1 captures are records. */
+  profile: HeapProfile | ProfileColumns;
 }
 
 const EXTENSIONS: [string, keyof Omit<CaptureFiles, 'stem'>][] = [
@@ -66,7 +68,7 @@ async function siblingSymbols(files: CaptureFiles, maxBytes: number): Promise<Sy
 /** One capture's files, read: the proto decoded, debug=1 and symbols as they are. */
 interface ReadCapture {
   files: CaptureFiles;
-  proto: HeapProfile | undefined;
+  proto: ProfileColumns | undefined;
   debug1: Debug1Heap | undefined;
   symbols: SymbolTable | undefined;
 }
@@ -81,10 +83,10 @@ async function named<T>(path: string, load: () => Promise<T>): Promise<T> {
 }
 
 async function readCapture(files: CaptureFiles, limits: DecodeLimits, withDebug1: boolean): Promise<ReadCapture> {
-  let proto: HeapProfile | undefined;
+  let proto: ProfileColumns | undefined;
   if (files.proto) {
     const path = files.proto;
-    proto = await named(path, async () => decodeHeapProfile(await readLimited(path, limits.maxBytes), limits));
+    proto = await named(path, async () => decodeHeapColumns(await readLimited(path, limits.maxBytes), limits));
   }
   let debug1: Debug1Heap | undefined;
   let symbols: SymbolTable | undefined;
@@ -95,7 +97,7 @@ async function readCapture(files: CaptureFiles, limits: DecodeLimits, withDebug1
     if (bytes.subarray(0, 14).toString('latin1') === 'heap profile: ') {
       debug1 = await named(path, async () => parseDebug1Heap(bytes.toString('utf8')));
     } else if (!proto) {
-      proto = await named(path, async () => decodeHeapProfile(bytes, limits, symbols)); // a proto under another name
+      proto = await named(path, async () => decodeHeapColumns(bytes, limits, symbols)); // a proto under another name
     }
   }
   return { files, proto, debug1, symbols };
@@ -123,16 +125,16 @@ export async function* loadCaptures(groups: readonly CaptureFiles[], limits: Dec
   for (const group of groups) {
     const read = taught.get(group) ?? (await readCapture(group, limits, false));
     taught.delete(group);
-    let profile: HeapProfile;
+    let profile: HeapProfile | ProfileColumns;
     if (read.proto) {
       const table = tables.get(read.proto.buildId ?? '');
-      profile = table ? restoreHiddenFrames(read.proto, (key) => table.get(key)) : read.proto;
+      profile = table ? restoreHiddenFrames(profileFromColumns(read.proto), (key) => table.get(key)) : read.proto;
     } else if (read.debug1) {
       profile = debug1ToHeapProfile(read.debug1, read.symbols);
     } else {
       throw new ProfileError('Empty', `${basename(group.stem)}: no profile file`);
     }
-    const time = read.proto?.time ?? (await stat(group.debug1 ?? group.proto ?? group.stem)).mtime;
-    yield { name: basename(group.stem), time, profile: { ...profile, time } };
+    const time = read.proto?.time !== undefined ? new Date(read.proto.time) : (await stat(group.debug1 ?? group.proto ?? group.stem)).mtime;
+    yield { name: basename(group.stem), time, profile: 'records' in profile ? { ...profile, time } : { ...profile, time: time.getTime() } };
   }
 }

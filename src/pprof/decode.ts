@@ -1,7 +1,8 @@
 import { ProfileError } from './errors.js';
 import { gunzipLimited, isGzip } from './gzip.js';
 import { debug1ToHeapProfile, isDebug1Heap, parseDebug1Heap } from './debug1.js';
-import { decodeProtoHeap } from './proto.js';
+import { profileFromColumns, profileToColumns, type ProfileColumns } from './columns.js';
+import { decodeProtoColumns } from './proto.js';
 import type { SymbolTable } from './symbols.js';
 import type { HeapProfile } from './types.js';
 
@@ -26,11 +27,19 @@ export const DEFAULT_MAX_PROFILE_BYTES = 64 * 1024 * 1024;
  * Any heap profile net/http/pprof serves, from bytes: gzipped or plain
  * proto, or debug=1 text. Errors are ProfileErrors with a one-line message.
  */
-export function decodeHeapProfile(
-  bytes: Uint8Array,
-  limits: DecodeLimits = { maxBytes: DEFAULT_MAX_PROFILE_BYTES },
-  symbols?: SymbolTable,
-): HeapProfile {
+export function decodeHeapProfile(bytes: Uint8Array, limits: DecodeLimits = { maxBytes: DEFAULT_MAX_PROFILE_BYTES }, symbols?: SymbolTable): HeapProfile {
+  const decoded = decodeEither(bytes, limits, symbols);
+  return 'records' in decoded ? decoded : profileFromColumns(decoded);
+}
+
+/** decodeHeapProfile into the engine's column layout, as attribution reads it (a proto makes no object per sample). */
+export function decodeHeapColumns(bytes: Uint8Array, limits: DecodeLimits = { maxBytes: DEFAULT_MAX_PROFILE_BYTES }, symbols?: SymbolTable): ProfileColumns {
+  const decoded = decodeEither(bytes, limits, symbols);
+  return 'records' in decoded ? profileToColumns(decoded) : decoded;
+}
+
+/** A proto as columns, debug=1 text as records: each as its decoder makes it. */
+function decodeEither(bytes: Uint8Array, limits: DecodeLimits, symbols: SymbolTable | undefined): HeapProfile | ProfileColumns {
   if (bytes.length === 0) throw new ProfileError('Empty', 'profile is empty');
   if (bytes.length > limits.maxBytes) {
     throw new ProfileError('TooLarge', `profile is ${bytes.length} bytes, more than the ${limits.maxBytes}-byte limit`);
@@ -45,7 +54,7 @@ export function decodeHeapProfile(
     const firstLine = head.split('\n')[0]?.trim().slice(0, 80) ?? '';
     throw new ProfileError('NotAProfile', `not a heap profile: text starting "${firstLine}"`);
   }
-  return decodeProtoHeap(raw, limits.maxRecords);
+  return decodeProtoColumns(raw, limits.maxRecords);
 }
 
 function describeHtml(html: string): string {

@@ -1,5 +1,6 @@
 import { ProfileError } from './errors.js';
-import type { Frame, HeapProfile, HeapRecord } from './types.js';
+import { profileFromColumns, type ProfileColumns } from './columns.js';
+import type { Frame, HeapProfile, HiddenFrames } from './types.js';
 
 /**
  * A purpose-built reader of the fields of profile.proto
@@ -186,8 +187,13 @@ class Tables {
   }
 }
 
-/** Decodes an inflated proto heap profile (as served by /debug/pprof/heap). */
+/** Decodes an inflated proto heap profile (as served by /debug/pprof/heap), one object per record. */
 export function decodeProtoHeap(bytes: Uint8Array, maxRecords = Number.POSITIVE_INFINITY): HeapProfile {
+  return profileFromColumns(decodeProtoColumns(bytes, maxRecords));
+}
+
+/** Decodes an inflated proto heap profile into the engine's column layout: no object per sample. */
+export function decodeProtoColumns(bytes: Uint8Array, maxRecords = Number.POSITIVE_INFINITY): ProfileColumns {
   const tables = readTables(bytes);
   // Counted in the first pass, before a record is made.
   const samples = tables.samples.length >>> 1;
@@ -213,15 +219,28 @@ export function decodeProtoHeap(bytes: Uint8Array, maxRecords = Number.POSITIVE_
     const found = [...typeIndex.keys()].join(', ');
     throw new ProfileError('NotAHeapProfile', `not a heap profile: no inuse_objects/inuse_space or alloc_objects/alloc_space sample types (has: ${found})`);
   }
-  const records = readSamples(bytes, tables, columns, new Stacks(tables, names));
+  const stacks = new Stacks(tables, names);
   const buildId = tables.firstMappingBuildId > 0 ? names.str(tables.firstMappingBuildId) || undefined : undefined;
-  return {
+  const profile: ProfileColumns = {
     format: 'proto',
-    time: tables.timeNanos > 0 ? new Date(Math.floor(tables.timeNanos / 1e6)) : undefined,
+    time: tables.timeNanos > 0 ? Math.floor(tables.timeNanos / 1e6) : undefined,
     memProfileRate: tables.period || 512 * 1024,
     buildId,
-    records,
+    goVersion: undefined,
+    stacks: stacks.frames,
+    addresses: stacks.addresses,
+    hiddenFrames: [],
+    stackOf: new Int32Array(samples),
+    objectSize: new Float64Array(samples),
+    inuseObjects: new Float64Array(samples),
+    inuseBytes: new Float64Array(samples),
+    allocObjects: new Float64Array(samples),
+    allocBytes: new Float64Array(samples),
   };
+  readSamples(bytes, tables, columns, stacks, profile);
+  // The proto format drops the runtime frames that allocated.
+  profile.hiddenFrames = new Array<HiddenFrames>(stacks.frames.length).fill('absent');
+  return profile;
 }
 
 /** The top-level message: every field but samples and strings read here, those two only located. */
@@ -372,10 +391,10 @@ class SampleValues {
 }
 
 /** Sample: 1 location_id, 2 value (both packed or not), 3 label. */
-function readSamples(bytes: Uint8Array, t: Tables, c: Columns, stacks: Stacks): HeapRecord[] {
+function readSamples(bytes: Uint8Array, t: Tables, c: Columns, stacks: Stacks, into: ProfileColumns): void {
+  const { stackOf, objectSize: objectSizes, inuseObjects: inuseObjectsOf, inuseBytes: inuseBytesOf, allocObjects: allocObjectsOf, allocBytes: allocBytesOf } = into;
   const offsets = t.samples.data;
   const sampleCount = t.samples.length >>> 1;
-  const records: HeapRecord[] = new Array(sampleCount);
   const reader = new Reader(bytes, 0, 0);
   const v = new SampleValues(c);
   for (let s = 0; s < sampleCount; s++) {
@@ -410,18 +429,13 @@ function readSamples(bytes: Uint8Array, t: Tables, c: Columns, stacks: Stacks): 
     const { inuseObjects, inuseBytes, allocObjects, allocBytes } = v;
     const objects = allocObjects || inuseObjects;
     const objectSize = sizeLabel >= 0 ? sizeLabel : objects > 0 ? Math.round((allocBytes || inuseBytes) / objects) : 0;
-    records[s] = {
-      stack: stacks.frames[stack] as Frame[],
-      addresses: stacks.addresses[stack] as number[],
-      hiddenFrames: 'absent',
-      objectSize,
-      inuseObjects,
-      inuseBytes,
-      allocObjects,
-      allocBytes,
-    };
+    stackOf[s] = stack;
+    objectSizes[s] = objectSize;
+    inuseObjectsOf[s] = inuseObjects;
+    inuseBytesOf[s] = inuseBytes;
+    allocObjectsOf[s] = allocObjects;
+    allocBytesOf[s] = allocBytes;
   }
-  return records;
 }
 
 /**

@@ -5,7 +5,7 @@ import type { CaptureDecoders, HiddenFrameLookup, PprofClient } from '../capture
 import type { Debug1Heap } from '../pprof/debug1.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
-import { profileFromColumns, type ProfileColumns } from '../pprof/transfer.js';
+import { profileFromColumns, type ProfileColumns } from '../pprof/columns.js';
 import { restorationBetween, restoreHiddenFrames, unknownRecordKey } from '../pprof/hidden-frames.js';
 import type { Frame, HeapProfile, HeapRecord } from '../pprof/types.js';
 import type { SeriesAnalysis, Thresholds } from '../analysis/series.js';

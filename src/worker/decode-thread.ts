@@ -11,7 +11,7 @@ import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis
 import { parseDebug1Heap, type Debug1Heap } from '../pprof/debug1.js';
 import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
-import { columnBuffers, profileToColumns, type ProfileColumns } from '../pprof/transfer.js';
+import { columnBuffers, profileToColumns, type ProfileColumns } from '../pprof/columns.js';
 import { applyRestoration, type Restoration } from '../pprof/hidden-frames.js';
 import type { HeapProfile } from '../pprof/types.js';
 import { parseStoredSnapshot, storedSnapshotJson } from '../store/series-store.js';

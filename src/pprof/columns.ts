@@ -1,12 +1,14 @@
 import type { Frame, HeapProfile, HeapRecord, HiddenFrames } from './types.js';
 
 /**
- * A heap profile laid out to cross a thread boundary cheaply: one entry per
- * distinct stack (records share them, as the decoders make them share one
- * array) and the per-record numbers in typed arrays, which postMessage
- * moves without copying. Cloning the record objects instead costs more on
- * the receiving event loop than decoding did (measured: 125 ms for a
- * 122k-sample profile).
+ * A heap profile as the engine reads it: one entry per distinct stack
+ * (records share them, as the decoders make them share one array) and the
+ * per-record numbers in typed arrays. The proto decoder writes this layout
+ * directly and attribution reads it, so a 122k-sample profile makes no
+ * object per sample; postMessage moves the arrays between threads without
+ * copying. `HeapProfile.records` is the same data as one object per record,
+ * for the formats and steps that edit records (debug=1, restoring hidden
+ * frames).
  */
 export interface ProfileColumns {
   format: HeapProfile['format'];
