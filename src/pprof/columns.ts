@@ -69,6 +69,19 @@ export function profileToColumns(profile: HeapProfile): ProfileColumns {
   return columns;
 }
 
+/** The same profile with its own per-record arrays (stacks shared), so one copy can be transferred while the other is kept. */
+export function copyColumns(columns: ProfileColumns): ProfileColumns {
+  return {
+    ...columns,
+    stackOf: columns.stackOf.slice(),
+    objectSize: columns.objectSize.slice(),
+    inuseObjects: columns.inuseObjects.slice(),
+    inuseBytes: columns.inuseBytes.slice(),
+    allocObjects: columns.allocObjects.slice(),
+    allocBytes: columns.allocBytes.slice(),
+  };
+}
+
 /** The typed arrays of `columns`, for postMessage's transfer list. */
 export function columnBuffers(columns: ProfileColumns): ArrayBuffer[] {
   return [columns.stackOf, columns.objectSize, columns.inuseObjects, columns.inuseBytes, columns.allocObjects, columns.allocBytes].map((a) => a.buffer as ArrayBuffer);

@@ -1,6 +1,7 @@
 import { protoView, type Debug1Heap } from './debug1.js';
 import { isProfilerStack } from './runtime-frames.js';
 import type { SymbolTable } from './symbols.js';
+import type { ProfileColumns } from './columns.js';
 import type { Frame, HeapProfile, HeapRecord } from './types.js';
 
 /**
@@ -113,20 +114,31 @@ export function restorationBetween(original: { stacks: readonly Frame[][]; stack
   return { paths, pathOf };
 }
 
-/** The decoded profile with a restoration applied: the same records restoreHiddenFrames made from it. */
-export function applyRestoration(profile: HeapProfile, restoration: Restoration): HeapProfile {
-  if (restoration.pathOf.length !== profile.records.length) throw new Error('restoration is for another profile');
-  const restored = new Map<Frame[], Map<number, Frame[]>>();
-  const records = profile.records.map((record, i): HeapRecord => {
+/** The decoded profile, as columns, with a restoration applied: the records restoreHiddenFrames made from it. */
+export function applyRestoration(profile: ProfileColumns, restoration: Restoration): ProfileColumns {
+  const { stackOf } = profile;
+  if (restoration.pathOf.length !== stackOf.length) throw new Error('restoration is for another profile');
+  const stacks = [...profile.stacks];
+  const addresses = [...profile.addresses];
+  const hiddenFrames = [...profile.hiddenFrames];
+  const restoredStackOf = new Int32Array(stackOf);
+  // One restored stack per visible stack and path, shared by its records.
+  const restored = new Map<number, number>();
+  for (let i = 0; i < stackOf.length; i++) {
     const path = restoration.pathOf[i] as number;
-    if (path < 0) return record;
-    let byPath = restored.get(record.stack);
-    if (!byPath) restored.set(record.stack, (byPath = new Map()));
-    let stack = byPath.get(path);
-    if (!stack) byPath.set(path, (stack = [...hiddenStack(restoration.paths[path] ?? []), ...record.stack]));
-    return { ...record, stack, hiddenFrames: 'resolved' };
-  });
-  return { ...profile, records };
+    if (path < 0) continue;
+    const visible = stackOf[i] as number;
+    const key = visible * restoration.paths.length + path;
+    let stack = restored.get(key);
+    if (stack === undefined) {
+      stack = stacks.push([...hiddenStack(restoration.paths[path] ?? []), ...(profile.stacks[visible] as Frame[])]) - 1;
+      addresses.push(profile.addresses[visible] as number[]);
+      hiddenFrames.push('resolved');
+      restored.set(key, stack);
+    }
+    restoredStackOf[i] = stack;
+  }
+  return { ...profile, stacks, addresses, hiddenFrames, stackOf: restoredStackOf };
 }
 
 /**

@@ -9,11 +9,10 @@ import { parentPort } from 'node:worker_threads';
 import { attributeProfile } from '../analysis/attribute.js';
 import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import { parseDebug1Heap, type Debug1Heap } from '../pprof/debug1.js';
-import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
+import { decodeHeapColumns, type DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
-import { columnBuffers, profileToColumns, type ProfileColumns } from '../pprof/columns.js';
+import { columnBuffers, copyColumns, type ProfileColumns } from '../pprof/columns.js';
 import { applyRestoration, type Restoration } from '../pprof/hidden-frames.js';
-import type { HeapProfile } from '../pprof/types.js';
 import { parseStoredSnapshot, storedSnapshotJson } from '../store/series-store.js';
 import { compactStackBuffers, compactStacks, type CompactStacks } from './compact-stacks.js';
 import type { SummaryCaps } from '../store/summary-caps.js';
@@ -63,33 +62,34 @@ export type DecodeReply =
 
 /**
  * Profiles decoded with `keep`, by request id, until attributed. Bounded by
- * their records (a 122k-sample profile holds ~60 MB of this thread's heap):
+ * their records (a 122k-sample profile holds ~17 MB of this thread's heap as columns, 27 MB as records):
  * past the bound the largest kept profile is dropped (the new one too, if it
  * is the largest), so captures of small profiles never make room for big
  * ones; attributing a dropped one is refused (TooLarge), never moved to the
  * event loop. A profile with more records than the bound is refused as it
  * is decoded.
  */
-const kept = new Map<number, HeapProfile>();
+const kept = new Map<number, ProfileColumns>();
 export const MAX_KEPT_RECORDS = 400_000;
 let keptRecords = 0;
+const recordsOf = (profile: ProfileColumns | undefined): number => profile?.stackOf.length ?? 0;
 
-function keep(id: number, profile: HeapProfile): void {
+function keep(id: number, profile: ProfileColumns): void {
   kept.set(id, profile);
-  keptRecords += profile.records.length;
+  keptRecords += recordsOf(profile);
   while (keptRecords > MAX_KEPT_RECORDS) {
     let largest = id;
-    for (const [other, p] of kept) if (p.records.length > (kept.get(largest)?.records.length ?? 0)) largest = other;
-    keptRecords -= kept.get(largest)?.records.length ?? 0;
+    for (const [other, p] of kept) if (recordsOf(p) > recordsOf(kept.get(largest))) largest = other;
+    keptRecords -= recordsOf(kept.get(largest));
     kept.delete(largest);
   }
 }
 
-function take(id: number): HeapProfile | undefined {
+function take(id: number): ProfileColumns | undefined {
   const profile = kept.get(id);
   if (profile) {
     kept.delete(id);
-    keptRecords -= profile.records.length;
+    keptRecords -= recordsOf(profile);
   }
   return profile;
 }
@@ -101,21 +101,22 @@ function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBu
     const snapshot = attributeProfile(applyRestoration(profile, request.restoration));
     const stored = Buffer.from(storedSnapshotJson({ ...snapshot, time: new Date(request.time) }, request.caps), 'utf8');
     const owned = new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
-    return { reply: { id: request.id, ok: true, records: profile.records.length, stored: owned }, transfer: stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? [stored.buffer as ArrayBuffer] : [] };
+    return { reply: { id: request.id, ok: true, records: recordsOf(profile), stored: owned }, transfer: stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? [stored.buffer as ArrayBuffer] : [] };
   }
   if (request.kind === 'series') {
     const analysis = analyzeSeries(request.snapshots.map(parseStoredSnapshot), request.thresholds);
     return { reply: { id: request.id, ok: true, records: request.snapshots.length, analysis }, transfer: [] };
   }
   if (request.kind === 'proto') {
-    const profile = decodeHeapProfile(request.bytes, { ...request.limits, maxRecords: MAX_KEPT_RECORDS });
-    if (!request.keep) return { reply: { id: request.id, ok: true, records: profile.records.length }, transfer: [] };
+    const profile = decodeHeapColumns(request.bytes, { ...request.limits, maxRecords: MAX_KEPT_RECORDS });
+    if (!request.keep) return { reply: { id: request.id, ok: true, records: recordsOf(profile) }, transfer: [] };
     keep(request.id, profile);
-    const columns = profileToColumns(profile);
-    const stacks = compactStacks(columns.stacks, columns.addresses, columns.hiddenFrames);
+    // The thread keeps its columns for the attribution to come; the caller gets copies (a few MB, copied at memory speed).
+    const copy = copyColumns(profile);
+    const stacks = compactStacks(profile.stacks, profile.addresses, profile.hiddenFrames);
     return {
-      reply: { id: request.id, ok: true, records: profile.records.length, profile: { ...columns, stacks: [], addresses: [], hiddenFrames: [] }, stacks },
-      transfer: [...columnBuffers(columns), ...compactStackBuffers(stacks)],
+      reply: { id: request.id, ok: true, records: recordsOf(profile), profile: { ...copy, stacks: [], addresses: [], hiddenFrames: [] }, stacks },
+      transfer: [...columnBuffers(copy), ...compactStackBuffers(stacks)],
     };
   }
   // Parsed from the bytes, a line at a time: a string of the whole answer would be one more copy of it on this heap.
