@@ -112,8 +112,10 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
   // Every record of a stack has the stack's attribution until size signatures say more.
   const facts = new FrameFacts();
   const sites = new SiteIndex();
-  const attributions: Attributions = { list: columns.stacks.map((stack, s) => attributeStack(stack, columns.hiddenFrames[s] as HiddenFrames, facts, sites)), of: new Int32Array(records) };
-  attributions.of.set(columns.stackOf);
+  const attributions: Attributions = {
+    list: columns.stacks.map((stack, s) => attributeStack(stack, columns.hiddenFrames[s] as HiddenFrames, facts, sites)),
+    of: columns.stackOf.slice(),
+  };
   // One binary has one map implementation: the hidden frames say which when
   // present, then function names or the Go version, then size evidence that
   // only one implementation can produce; otherwise it stays unknown.
