@@ -60,6 +60,8 @@ interface Shape {
   rounding: Rounding;
   /** Allocated size of the structure at each level (classic: B; swiss: log2 of the group count). */
   levelSizes: number[];
+  /** The first level of LARGE_OBJECT bytes or more: from there on, a site's sizes are in its levels bits (plausibleShapesOf). */
+  firstLargeLevel: number;
 }
 
 interface Candidate {
@@ -75,6 +77,8 @@ const MAX_STRUCTURE_BYTES = 2 ** 38;
 const SWISS_FULL_LEVEL = 7; // 128 groups = 1024 slots (maxTableCapacity)
 const SWISS_TABLE_HEADER = 32; // internal/runtime/maps.table
 const POINTER = 8;
+/** Objects from 1 KiB up: where bucket arrays and swiss tables live, and where sizes start to mean something. */
+const LARGE_OBJECT = 1024;
 
 function classicLevels(bucket: number, rounding: Rounding): number[] {
   const sizes: number[] = [];
@@ -93,13 +97,18 @@ function swissLevels(group: number, rounding: Rounding): number[] {
   return sizes;
 }
 
+function shape(impl: Impl, slotBytes: number, unitBytes: number, rounding: Rounding, levelSizes: number[]): Shape {
+  const firstLarge = levelSizes.findIndex((size) => size >= LARGE_OBJECT);
+  return { impl, slotBytes, unitBytes, rounding, levelSizes, firstLargeLevel: firstLarge < 0 ? levelSizes.length : firstLarge };
+}
+
 const SHAPES: Shape[] = [];
 for (const rounding of ROUNDINGS) {
   for (let slot = 1; slot <= MAX_SLOT_BYTES; slot++) {
     const bucket = 16 + 8 * slot;
-    SHAPES.push({ impl: 'classic', slotBytes: slot, unitBytes: bucket, rounding, levelSizes: classicLevels(bucket, rounding) });
+    SHAPES.push(shape('classic', slot, bucket, rounding, classicLevels(bucket, rounding)));
     const group = 8 + 8 * slot;
-    SHAPES.push({ impl: 'swiss', slotBytes: slot, unitBytes: group, rounding, levelSizes: swissLevels(group, rounding) });
+    SHAPES.push(shape('swiss', slot, group, rounding, swissLevels(group, rounding)));
   }
 }
 
@@ -129,8 +138,6 @@ const LARGEST_SWISS_GROUPS = Math.max(...SHAPES.filter((s) => s.impl === 'swiss'
 /** Out-of-line keys and elems are objects of more than 128 bytes. */
 const SMALLEST_ENTRY = allocatedSize(MAX_INLINE_FIELD + 1);
 
-/** Objects from 1 KiB up: where bucket arrays and swiss tables live, and where sizes start to mean something. */
-const LARGE_OBJECT = 1024;
 /** A map site allocates few large sizes besides its own structure. */
 const MAX_UNEXPLAINED_LARGE_SIZES = 4;
 /** Three sizes of one classic chain: two page-rounded sizes one doubling apart are too easily a coincidence. */
@@ -284,6 +291,8 @@ function qualifyClassic(shape: Shape, levels: number, bySize: ReadonlyMap<number
   let overflowBuckets = 0;
   let slots = 0;
   for (let level = 0; level < shape.levelSizes.length; level++) {
+    // Large sizes the site has are the levels bits (a size two levels share has the first one's bit): no look-up for the others.
+    if (level >= shape.firstLargeLevel && (levels & (1 << level)) === 0) continue;
     const size = shape.levelSizes[level] as number;
     const stats = bySize.get(size);
     if (!stats || components.has(size)) continue;
