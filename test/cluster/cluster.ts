@@ -139,8 +139,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     gatewayIp: `10.244.${index}.254`,
   };
   writeFileSync(join(stateDir, 'cluster.json'), JSON.stringify(cluster, null, 2) + '\n');
+  let portsFree = false;
   try {
     await assertPortsFree(cluster);
+    portsFree = true;
     // Pod IPs exist only inside our network namespaces: never let one leave the machine.
     await ensurePodRangeUnreachable();
     // Leftovers of a run whose state dir was removed (e.g. git clean) while pods ran.
@@ -162,8 +164,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     log(`cluster "${name}" ready in ${((Date.now() - started) / 1000).toFixed(1)}s; kubeconfig ${cluster.kubeconfigPath}`);
     return cluster;
   } catch (error) {
-    // Leave the logs for diagnosis, but no processes.
-    await stopCluster(name, { repoRoot, keepState: true });
+    // Leave the logs for diagnosis, but no processes. Ports taken: whoever holds them may hold this pod range too; its networks stay.
+    await stopCluster(name, { repoRoot, keepState: true, keepNetworks: !portsFree });
     throw error;
   }
 }
@@ -194,6 +196,8 @@ export interface StopOptions {
   repoRoot?: string;
   /** Keep .cluster/<name>/ (logs, certs, etcd data) instead of deleting it. */
   keepState?: boolean;
+  /** Leave the `mlpI-*` netns and veths of the cluster's index alone (they may be another cluster's). */
+  keepNetworks?: boolean;
   log?: (message: string) => void;
 }
 
@@ -211,7 +215,7 @@ export async function stopCluster(name: string = DEFAULT_CLUSTER_NAME, options: 
     rmSync(pidFile(stateDir, component), { force: true });
     log(`stopped ${component} (pid ${pid})`);
   }
-  if (cluster) {
+  if (cluster && !options.keepNetworks) {
     for (const removed of await sweepClusterNetworks(cluster.index)) log(`removed ${removed}`);
   }
   if (!options.keepState) {
