@@ -302,8 +302,10 @@ async function waitForTcp(host: string, port: number, timeoutMs: number, waited:
       if (!isOurProcess(waited.pid, waited.binary)) {
         // Its last output reaches app.log through the supervisor, which logs the exit once it has seen it.
         await waitFor(async () => (tail(join(waited.podDir, 'supervisor.log')).includes('program exited') ? true : undefined), 3000, () => '', 50).catch(() => undefined);
-        throw new ProgramExited(`pod ${waited.pod}: its program (pid ${waited.pid}) exited before listening on ${host}:${port}; ${podReport(waited)}`);
+        throw new NoUseWaiting(`pod ${waited.pod}: its program (pid ${waited.pid}) exited before listening on ${host}:${port}; ${podReport(waited)}`);
       }
+      // Removed under the pod (a sweep of this index: another cluster on it), with its veth: nothing will reach the program.
+      if (!existsSync(join('/run/netns', waited.netns))) throw new NoUseWaiting(`pod ${waited.pod}: its network namespace was removed before it listened on ${host}:${port}; ${podReport(waited)}`);
       return new Promise<true | undefined>((resolveConnect) => {
         const socket = connect({ host, port, timeout: 1000 });
         socket.once('connect', () => {
@@ -320,16 +322,17 @@ async function waitForTcp(host: string, port: number, timeoutMs: number, waited:
     timeoutMs,
     () => `pod ${waited.pod} is not listening on ${host}:${port} after ${timeoutMs / 1000}s; ${podReport(waited)}`,
     250,
-    (error) => error instanceof ProgramExited,
+    (error) => error instanceof NoUseWaiting,
   );
 }
 
-class ProgramExited extends Error {}
+/** A failed readiness check that waiting longer cannot mend. */
+class NoUseWaiting extends Error {}
 
 /** The program's state, its network namespace's, and the tails of its log and its supervisor's: a failed start explains itself. */
 function podReport(waited: WaitedPod): string {
   const alive = isOurProcess(waited.pid, waited.binary) ? 'running' : 'exited';
-  const netns = existsSync(join('/run/netns', waited.netns)) ? `netns ${waited.netns} present` : `netns ${waited.netns} GONE (removed under the pod: another cluster on this index, or a sweep?)`;
+  const netns = existsSync(join('/run/netns', waited.netns)) ? `netns ${waited.netns} present` : `netns ${waited.netns} GONE`;
   const appLog = tail(join(waited.podDir, 'app.log'), 15)
     .split(' | ')
     .map((line) => line.replace(/^\S+ (stdout|stderr) [FP] /, ''))

@@ -202,17 +202,20 @@ test('a program that exits before it listens fails run-pod at once, its own outp
 test('a pod whose network is removed under it: the readiness error says the netns is gone', () =>
   guarded(async () => {
     const c = requireCluster();
-    // Never listens; its network namespace is deleted while run-pod waits, as a sweep by another cluster on this index did.
-    const starting = runPod(c, { name: 'swept', namespace: NAMESPACE, path: '/bin/sh', args: ['-c', 'echo starting; sleep 600'], timeoutMs: 5_000 });
+    // Not listening yet; its network namespace and veth are deleted while run-pod waits, as a sweep by another cluster on this index did.
+    const started = Date.now();
+    const starting = runPod(c, { name: 'swept', namespace: NAMESPACE, path: '/bin/sh', args: ['-c', 'echo starting; sleep 600'] });
     const podDir = podDirectory(c, NAMESPACE, 'swept');
     await waitFor(async () => (existsSync(join(podDir, 'program.pid')) ? true : undefined), 10_000, () => 'the program did not start', 50);
-    const netns = (JSON.parse(readFileSync(join(podDir, 'pod.json'), 'utf8')) as { netns: string }).netns;
+    const { netns, hostVeth } = JSON.parse(readFileSync(join(podDir, 'pod.json'), 'utf8')) as { netns: string; hostVeth: string };
+    execFileSync('ip', ['link', 'del', hostVeth]);
     execFileSync('ip', ['netns', 'del', netns]);
     await assert.rejects(starting, (error: Error) => {
-      assert.match(error.message, /pod smoke\/swept is not listening on 10\.244\.\d+\.\d+:6060 after 5s; program running, netns mlp\d+-\w+ GONE/);
+      assert.match(error.message, /pod smoke\/swept: its network namespace was removed before it listened on 10\.244\.\d+\.\d+:6060; program running, netns mlp\d+-\w+ GONE/);
       assert.match(error.message, /app\.log: starting/);
       return true;
     });
+    assert.ok(Date.now() - started < 30_000, `failed after ${Date.now() - started} ms, not after the whole wait`);
     await deletePod(c, NAMESPACE, 'swept');
   }));
 

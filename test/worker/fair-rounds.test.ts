@@ -116,7 +116,7 @@ describe("worker slots: one namespace's slow rounds never take every slot", () =
     }
     const gaps = captures.slice(1).map((t, i) => t - (captures[i] ?? t));
     const text = await metrics();
-    console.log(`quiet: ${captures.length} captures in 20 s, largest gap ${Math.max(...gaps)} ms; team-a rounds held at once: ${mostHeld}; deferred team-a ${deferredOf(text, 'team-a')}, team-b ${deferredOf(text, 'team-b')}; most team-a rounds waiting per probe ${Math.max(...mostWaiting.values())}`);
+    console.log(`quiet: ${captures.length} captures in 20 s, largest gap ${Math.max(...gaps)} ms; team-a rounds held at once: ${mostHeld}; deferred team-a ${deferredOf(text, 'team-a')}, team-b ${deferredOf(text, 'team-b')}; most team-a rounds waiting per probe ${Math.max(...mostWaiting.values())}; jobs that finished between being listed and read: ${finishedMeanwhile.size}`);
 
     // team-a never holds more than its share (1) of the two slots: without the share it held both, and team-b had none.
     assert.equal(mostHeld, 1, diagnostics());
