@@ -332,12 +332,13 @@ class NoUseWaiting extends Error {}
 /** The program's state, its network namespace's, and the tails of its log and its supervisor's: a failed start explains itself. */
 function podReport(waited: WaitedPod): string {
   const alive = isOurProcess(waited.pid, waited.binary) ? 'running' : 'exited';
+  const supervisor = isOurProcess(waited.supervisorPid, waited.podDir) ? 'running' : 'exited';
   const netns = existsSync(join('/run/netns', waited.netns)) ? `netns ${waited.netns} present` : `netns ${waited.netns} GONE`;
   const appLog = tail(join(waited.podDir, 'app.log'), 15)
     .split(' | ')
     .map((line) => line.replace(/^\S+ (stdout|stderr) [FP] /, ''))
     .join(' | ');
-  return `program ${alive}, ${netns}; app.log: ${appLog || '(empty)'}; supervisor.log: ${tail(join(waited.podDir, 'supervisor.log'), 5)}`;
+  return `program ${alive}, supervisor ${supervisor}, ${netns}; app.log: ${appLog || '(empty)'}; supervisor.log: ${tail(join(waited.podDir, 'supervisor.log'), 5)}`;
 }
 
 export function readPidFile(file: string): number | undefined {

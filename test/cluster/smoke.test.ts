@@ -211,7 +211,7 @@ test('a pod whose network is removed under it: the readiness error says the netn
     execFileSync('ip', ['link', 'del', hostVeth]);
     execFileSync('ip', ['netns', 'del', netns]);
     await assert.rejects(starting, (error: Error) => {
-      assert.match(error.message, /pod smoke\/swept: its network namespace was removed before it listened on 10\.244\.\d+\.\d+:6060; program running, netns mlp\d+-\w+ GONE/);
+      assert.match(error.message, /pod smoke\/swept: its network namespace was removed before it listened on 10\.244\.\d+\.\d+:6060; program running, supervisor running, netns mlp\d+-\w+ GONE/);
       assert.match(error.message, /app\.log: starting/);
       return true;
     });
