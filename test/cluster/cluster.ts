@@ -7,7 +7,8 @@
 //   const pod = await runPod(cluster, { name: 'hello', path: 'test/cluster/testdata/pprof-hello' });
 //   await stopCluster('smoke');
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import * as https from 'node:https';
 import { createServer } from 'node:net';
@@ -138,8 +139,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     gatewayIp: `10.244.${index}.254`,
   };
   writeFileSync(join(stateDir, 'cluster.json'), JSON.stringify(cluster, null, 2) + '\n');
+  let portsFree = false;
   try {
     await assertPortsFree(cluster);
+    portsFree = true;
     // Pod IPs exist only inside our network namespaces: never let one leave the machine.
     await ensurePodRangeUnreachable();
     // Leftovers of a run whose state dir was removed (e.g. git clean) while pods ran.
@@ -161,8 +164,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     log(`cluster "${name}" ready in ${((Date.now() - started) / 1000).toFixed(1)}s; kubeconfig ${cluster.kubeconfigPath}`);
     return cluster;
   } catch (error) {
-    // Leave the logs for diagnosis, but no processes.
-    await stopCluster(name, { repoRoot, keepState: true });
+    // Leave the logs for diagnosis, but no processes. Ports taken: whoever holds them may hold this pod range too; its networks stay.
+    await stopCluster(name, { repoRoot, keepState: true, keepNetworks: !portsFree });
     throw error;
   }
 }
@@ -193,6 +196,8 @@ export interface StopOptions {
   repoRoot?: string;
   /** Keep .cluster/<name>/ (logs, certs, etcd data) instead of deleting it. */
   keepState?: boolean;
+  /** Leave the `mlpI-*` netns and veths of the cluster's index alone (they may be another cluster's). */
+  keepNetworks?: boolean;
   log?: (message: string) => void;
 }
 
@@ -210,7 +215,7 @@ export async function stopCluster(name: string = DEFAULT_CLUSTER_NAME, options: 
     rmSync(pidFile(stateDir, component), { force: true });
     log(`stopped ${component} (pid ${pid})`);
   }
-  if (cluster) {
+  if (cluster && !options.keepNetworks) {
     for (const removed of await sweepClusterNetworks(cluster.index)) log(`removed ${removed}`);
   }
   if (!options.keepState) {
@@ -396,7 +401,6 @@ function readSupervisedBinary(podDir: string): string | undefined {
 
 // --- cluster index: ports and pod CIDR ------------------------------------
 
-/** Reuses the index this cluster name had, or claims the lowest free one (O_EXCL makes claims race-free). */
 /**
  * Cluster indexes pick ports and the pod range, so they are claimed
  * machine-wide (not per checkout): two checkouts' clusters must never share
@@ -404,32 +408,94 @@ function readSupervisedBinary(podDir: string): string | undefined {
  * Under /run, so claims do not outlive a reboot (nor do clusters).
  */
 const INDEX_REGISTRY = process.env.MAPLEAK_CLUSTER_REGISTRY ?? '/run/mapleakprobe/cluster-indexes';
+/** A registry lock older than this was left by a process that died holding it (a claim takes milliseconds). */
+const REGISTRY_LOCK_STALE_MS = 10_000;
 
-function claimClusterIndex(repoRoot: string, name: string): number {
-  mkdirSync(INDEX_REGISTRY, { recursive: true });
+/**
+ * Reuses the index this cluster name had, or claims the lowest free one.
+ * Claims are made under a registry lock, and each claim file appears with
+ * its owner already in it (written aside, then hard-linked into place): a
+ * claim read between its creation and its write used to look empty, hence
+ * stale, and was deleted and claimed again by the reader, so two clusters
+ * shared ports and a pod range, and the one whose start then failed swept
+ * the other's pod networks.
+ */
+export function claimClusterIndex(repoRoot: string, name: string, registry: string = INDEX_REGISTRY): number {
+  mkdirSync(registry, { recursive: true });
   const owner = `${repoRoot}\t${name}`;
-  for (const entry of readdirSync(INDEX_REGISTRY)) {
-    const claimedBy = readFileSync(join(INDEX_REGISTRY, entry), 'utf8').trim();
-    if (claimedBy === owner) return Number(entry);
-    // A claim whose checkout or cluster state is gone (e.g. a deleted clone) is stale.
-    const [claimRoot, claimName] = claimedBy.split('\t');
-    if (!claimRoot || !claimName || !existsSync(clusterStateDir(claimName, claimRoot))) rmSync(join(INDEX_REGISTRY, entry), { force: true });
-  }
-  for (let index = 1; index <= MAX_CLUSTERS; index++) {
-    try {
-      writeFileSync(join(INDEX_REGISTRY, String(index)), `${owner}\n`, { flag: 'wx' });
-      return index;
-    } catch {
-      // taken by another cluster
+  return withRegistryLock(registry, () => {
+    for (const entry of readdirSync(registry)) {
+      if (!/^\d+$/.test(entry)) continue;
+      const claimedBy = readClaim(join(registry, entry));
+      if (claimedBy === undefined) continue; // released meanwhile
+      if (claimedBy === owner) return Number(entry);
+      // A claim whose checkout or cluster state is gone (e.g. a deleted clone) is stale.
+      const [claimRoot, claimName] = claimedBy.split('\t');
+      if (!claimRoot || !claimName || !existsSync(clusterStateDir(claimName, claimRoot))) rmSync(join(registry, entry), { force: true });
     }
-  }
-  throw new Error(`more than ${MAX_CLUSTERS} clusters on this machine (${INDEX_REGISTRY}); run cluster:down on some`);
+    // Beside the registry, not in it: a reader sees only whole claims. Same file system, so it can be linked.
+    const draft = `${registry}.claim-${process.pid}-${randomBytes(4).toString('hex')}`;
+    writeFileSync(draft, `${owner}\n`);
+    try {
+      for (let index = 1; index <= MAX_CLUSTERS; index++) {
+        try {
+          linkSync(draft, join(registry, String(index)));
+          return index;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+          // taken by another cluster
+        }
+      }
+    } finally {
+      rmSync(draft, { force: true });
+    }
+    throw new Error(`more than ${MAX_CLUSTERS} clusters on this machine (${registry}); run cluster:down on some`);
+  });
 }
 
-function releaseClusterIndex(repoRoot: string, name: string): void {
-  if (!existsSync(INDEX_REGISTRY)) return;
-  for (const entry of readdirSync(INDEX_REGISTRY)) {
-    if (readFileSync(join(INDEX_REGISTRY, entry), 'utf8').trim() === `${repoRoot}\t${name}`) rmSync(join(INDEX_REGISTRY, entry), { force: true });
+export function releaseClusterIndex(repoRoot: string, name: string, registry: string = INDEX_REGISTRY): void {
+  if (!existsSync(registry)) return;
+  withRegistryLock(registry, () => {
+    for (const entry of readdirSync(registry)) {
+      if (/^\d+$/.test(entry) && readClaim(join(registry, entry)) === `${repoRoot}\t${name}`) rmSync(join(registry, entry), { force: true });
+    }
+  });
+}
+
+function readClaim(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** Runs `body` holding the registry's lock file (O_EXCL, beside the registry), waiting for another holder; a lock left by a dead process is broken after REGISTRY_LOCK_STALE_MS. */
+function withRegistryLock<T>(registry: string, body: () => T): T {
+  const lock = `${registry}.lock`;
+  const deadline = Date.now() + 3 * REGISTRY_LOCK_STALE_MS;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let age = 0;
+    try {
+      age = Date.now() - statSync(lock).mtimeMs;
+    } catch {
+      continue; // released meanwhile
+    }
+    if (age > REGISTRY_LOCK_STALE_MS) rmSync(lock, { force: true });
+    else if (Date.now() > deadline) throw new Error(`the cluster index registry ${registry} stays locked (${lock})`);
+    else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5); // claims are synchronous: a short blocking wait
+  }
+  try {
+    return body();
+  } finally {
+    rmSync(lock, { force: true });
   }
 }
 

@@ -7,7 +7,7 @@
 // copied with its go line rewritten, into a source directory whose path is
 // stable (it shows in the profiles' file names).
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,10 +31,15 @@ export interface GoBuildOptions {
   goLine?: GoLine;
 }
 
+/** Builds under way in this process, by output path: pods started together share one build. */
+const building = new Map<string, Promise<string>>();
+
 /**
  * Builds the main package in `packageDir` (a module root) and returns the
- * cached executable. Concurrent builds of the same key are safe: each writes
- * its own files and renames them into place.
+ * cached executable. Concurrent builds of the same key are safe: in one
+ * process they are one build; across processes each writes files of its
+ * own (named by pid and a random suffix, not the clock, which two builds
+ * started in one millisecond shared) and renames them into place.
  */
 export async function buildGoProgram(packageDir: string, options: GoBuildOptions = {}): Promise<string> {
   const toolchain = options.toolchain ?? '1.26';
@@ -44,10 +49,18 @@ export async function buildGoProgram(packageDir: string, options: GoBuildOptions
   const key = sourceHash(dir).update(`${toolchain}|${goLine}`).digest('hex').slice(0, 12);
   const output = join(CACHE, 'bin', `${name}-go${toolchain}-${goLine}-${key}`);
   if (existsSync(output)) return output;
+  const pending = building.get(output);
+  if (pending) return pending;
+  const build = buildInto(output, dir, name, key, toolchain, goLine, packageDir).finally(() => building.delete(output));
+  building.set(output, build);
+  return build;
+}
 
+async function buildInto(output: string, dir: string, name: string, key: string, toolchain: GoToolchain, goLine: GoLine, packageDir: string): Promise<string> {
+  const unique = `${process.pid}.${randomBytes(4).toString('hex')}`;
   // .../<key>/<name>/: profiles keep showing the package's own directory name.
   const source = join(CACHE, 'src', `${goLine}-${key}`, name);
-  const staging = `${source}.${process.pid}.${Date.now()}`;
+  const staging = `${source}.${unique}`;
   mkdirSync(join(source, '..'), { recursive: true });
   cpSync(dir, staging, { recursive: true });
   rewriteGoLine(join(staging, 'go.mod'), GO_LINE_VERSION[goLine]);
@@ -62,7 +75,7 @@ export async function buildGoProgram(packageDir: string, options: GoBuildOptions
   }
 
   mkdirSync(join(CACHE, 'bin'), { recursive: true });
-  const partial = `${output}.${process.pid}.${Date.now()}`;
+  const partial = `${output}.${unique}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CGO_ENABLED: '0',

@@ -98,12 +98,16 @@ function signal(pid: number, name: NodeJS.Signals): void {
   }
 }
 
-/** Polls check() until it returns a value other than undefined, or throws describe() after timeoutMs. */
+/**
+ * Polls check() until it returns a value other than undefined, or throws describe() after timeoutMs.
+ * An error check() throws is retried, unless `final` says waiting longer cannot help: that one is thrown at once.
+ */
 export async function waitFor<T>(
   check: () => Promise<T | undefined>,
   timeoutMs: number,
   describe: () => string,
   intervalMs = 250,
+  final: (error: unknown) => boolean = () => false,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -112,6 +116,7 @@ export async function waitFor<T>(
       const value = await check();
       if (value !== undefined) return value;
     } catch (error) {
+      if (final(error)) throw error;
       lastError = error;
     }
     if (Date.now() > deadline) {

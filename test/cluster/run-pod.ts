@@ -118,6 +118,10 @@ export async function runPod(cluster: Cluster, options: RunPodOptions): Promise<
   if (await podExists(core, namespace, options.name)) {
     throw new Error(`pod ${namespace}/${options.name} already exists in cluster "${cluster.name}"; delete it first`);
   }
+  // A deleted pod of this name whose supervisor is still stopping would, once stopped, remove this
+  // pod's network namespace (same name) and pid files: it goes first.
+  const predecessor = readPidFile(join(podDir, 'supervisor.pid'));
+  if (predecessor !== undefined) await stopProcess(predecessor, podDir, 10_000);
   rmSync(podDir, { recursive: true, force: true });
   mkdirSync(podDir, { recursive: true });
   const binary = await resolveProgram(cluster, options);
@@ -160,7 +164,7 @@ export async function runPod(cluster: Cluster, options: RunPodOptions): Promise<
       () => `program of pod ${namespace}/${options.name} did not start; see ${join(podDir, 'supervisor.log')}`,
     );
     const port = options.waitForPort === undefined ? PPROF_PORT : options.waitForPort;
-    if (port !== null) await waitForTcp(podIp, port, timeoutMs, podDir, `${namespace}/${options.name}`);
+    if (port !== null) await waitForTcp(podIp, port, timeoutMs, { podDir, pod: `${namespace}/${options.name}`, pid, supervisorPid, netns: network.namespace, binary });
     return { name: options.name, namespace, uid, podIp, netns: network.namespace, logFile, pid, supervisorPid };
   } catch (error) {
     await stopProcess(supervisorPid, podDir);
@@ -281,10 +285,28 @@ function readProgramPid(podDir: string, supervisorPid: number): number | undefin
   return undefined;
 }
 
-async function waitForTcp(host: string, port: number, timeoutMs: number, podDir: string, pod: string): Promise<void> {
+/** What a readiness failure reports about the pod it waited for. */
+interface WaitedPod {
+  podDir: string;
+  pod: string;
+  pid: number;
+  supervisorPid: number;
+  netns: string;
+  binary: string;
+}
+
+async function waitForTcp(host: string, port: number, timeoutMs: number, waited: WaitedPod): Promise<void> {
   await waitFor(
-    () =>
-      new Promise<true | undefined>((resolveConnect) => {
+    async () => {
+      // A program that is gone never will listen: say so now, not after the whole wait.
+      if (!isOurProcess(waited.pid, waited.binary)) {
+        // Its last output reaches app.log through the supervisor, which logs the exit once it has seen it.
+        await waitFor(async () => (tail(join(waited.podDir, 'supervisor.log')).includes('program exited') ? true : undefined), 3000, () => '', 50).catch(() => undefined);
+        throw new NoUseWaiting(`pod ${waited.pod}: its program (pid ${waited.pid}) exited before listening on ${host}:${port}; ${podReport(waited)}`);
+      }
+      // Removed under the pod (a sweep of this index: another cluster on it), with its veth: nothing will reach the program.
+      if (!existsSync(join('/run/netns', waited.netns))) throw new NoUseWaiting(`pod ${waited.pod}: its network namespace was removed before it listened on ${host}:${port}; ${podReport(waited)}`);
+      return new Promise<true | undefined>((resolveConnect) => {
         const socket = connect({ host, port, timeout: 1000 });
         socket.once('connect', () => {
           socket.destroy();
@@ -295,10 +317,28 @@ async function waitForTcp(host: string, port: number, timeoutMs: number, podDir:
           socket.destroy();
           resolveConnect(undefined);
         });
-      }),
+      });
+    },
     timeoutMs,
-    () => `pod ${pod} is not listening on ${host}:${port} after ${timeoutMs / 1000}s; see ${join(podDir, 'app.log')}`,
+    () => `pod ${waited.pod} is not listening on ${host}:${port} after ${timeoutMs / 1000}s; ${podReport(waited)}`,
+    250,
+    (error) => error instanceof NoUseWaiting,
   );
+}
+
+/** A failed readiness check that waiting longer cannot mend. */
+class NoUseWaiting extends Error {}
+
+/** The program's state, its network namespace's, and the tails of its log and its supervisor's: a failed start explains itself. */
+function podReport(waited: WaitedPod): string {
+  const alive = isOurProcess(waited.pid, waited.binary) ? 'running' : 'exited';
+  const supervisor = isOurProcess(waited.supervisorPid, waited.podDir) ? 'running' : 'exited';
+  const netns = existsSync(join('/run/netns', waited.netns)) ? `netns ${waited.netns} present` : `netns ${waited.netns} GONE`;
+  const appLog = tail(join(waited.podDir, 'app.log'), 15)
+    .split(' | ')
+    .map((line) => line.replace(/^\S+ (stdout|stderr) [FP] /, ''))
+    .join(' | ');
+  return `program ${alive}, supervisor ${supervisor}, ${netns}; app.log: ${appLog || '(empty)'}; supervisor.log: ${tail(join(waited.podDir, 'supervisor.log'), 5)}`;
 }
 
 export function readPidFile(file: string): number | undefined {
@@ -310,9 +350,9 @@ export function readPidFile(file: string): number | undefined {
   }
 }
 
-function tail(file: string): string {
+function tail(file: string, lines = 5): string {
   try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-5).join(' | ');
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join(' | ');
   } catch {
     return `(no ${file})`;
   }

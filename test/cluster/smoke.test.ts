@@ -4,6 +4,7 @@
 // back through the pod log API. Starts (and tears down) its own cluster "smoke".
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as https from 'node:https';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
 } from './cluster.js';
 import { listNetns, networkPrefix } from './netns.js';
 import { commandLineOf, waitFor } from './processes.js';
+import { podDirectory } from './run-pod.js';
 
 const CLUSTER_NAME = 'smoke';
 const NAMESPACE = 'smoke';
@@ -179,6 +181,42 @@ test('deleting the pod stops its program and removes its network namespace', () 
     );
     assert.ok(!(await listNetns()).includes(pod.netns), `netns ${pod.netns} is gone`);
     pod = undefined;
+  }));
+
+test('a program that exits before it listens fails run-pod at once, its own output in the error', () =>
+  guarded(async () => {
+    const c = requireCluster();
+    const started = Date.now();
+    await assert.rejects(
+      runPod(c, { name: 'exits-early', namespace: NAMESPACE, path: '/bin/sh', args: ['-c', 'echo "config file not found" >&2; exit 3'], timeoutMs: 60_000 }),
+      (error: Error) => {
+        assert.match(error.message, /pod smoke\/exits-early: its program \(pid \d+\) exited before listening on 10\.244\.\d+\.\d+:6060/);
+        assert.match(error.message, /app\.log: [^;]*config file not found/);
+        assert.match(error.message, /supervisor\.log: .*program exited \(code 3/);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 30_000, `failed after ${Date.now() - started} ms, not after the whole wait`);
+  }));
+
+test('a pod whose network is removed under it: the readiness error says the netns is gone', () =>
+  guarded(async () => {
+    const c = requireCluster();
+    // Not listening yet; its network namespace and veth are deleted while run-pod waits, as a sweep by another cluster on this index did.
+    const started = Date.now();
+    const starting = runPod(c, { name: 'swept', namespace: NAMESPACE, path: '/bin/sh', args: ['-c', 'echo starting; sleep 600'] });
+    const podDir = podDirectory(c, NAMESPACE, 'swept');
+    await waitFor(async () => (existsSync(join(podDir, 'program.pid')) ? true : undefined), 10_000, () => 'the program did not start', 50);
+    const { netns, hostVeth } = JSON.parse(readFileSync(join(podDir, 'pod.json'), 'utf8')) as { netns: string; hostVeth: string };
+    execFileSync('ip', ['link', 'del', hostVeth]);
+    execFileSync('ip', ['netns', 'del', netns]);
+    await assert.rejects(starting, (error: Error) => {
+      assert.match(error.message, /pod smoke\/swept: its network namespace was removed before it listened on 10\.244\.\d+\.\d+:6060; program running, supervisor running, netns mlp\d+-\w+ GONE/);
+      assert.match(error.message, /app\.log: starting/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 30_000, `failed after ${Date.now() - started} ms, not after the whole wait`);
+    await deletePod(c, NAMESPACE, 'swept');
   }));
 
 test('cluster:down leaves no processes or network namespaces behind', () =>

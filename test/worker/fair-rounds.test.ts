@@ -89,6 +89,10 @@ describe("worker slots: one namespace's slow rounds never take every slot", () =
     let mostHeld = 0;
     let putBack = 0;
     const attemptsMade = new Set<number>();
+    // A job that did use an attempt, described, so a failure of the assertion below explains itself.
+    const spentAttempts = new Map<string, string>();
+    // Jobs that finished between being listed and being read: how each ended.
+    const finishedMeanwhile = new Map<string, string>();
     const mostWaiting = new Map<string, number>();
     const until = Date.now() + 20_000;
     while (Date.now() < until) {
@@ -96,17 +100,23 @@ describe("worker slots: one namespace's slow rounds never take every slot", () =
       if (last && !captures.includes(Date.parse(last))) captures.push(Date.parse(last));
       const held = (await Promise.all(HELD.map((p) => gate(p, 'waiting')))).reduce((sum, n) => sum + Number(n), 0);
       mostHeld = Math.max(mostHeld, held);
-      const waiting = (await queue.getJobs(['delayed', 'waiting'])).filter((job) => job?.data.namespace === 'team-a');
+      // Queue.getJobs lists the ids atomically but then reads each job's hash on its own: a job can
+      // finish in between (a superseded one completes, and BullMQ counts a completion in attemptsMade).
+      // Such a job was no longer waiting when read; its hash says so with finishedOn.
+      const listed = (await queue.getJobs(['delayed', 'waiting'])).filter((job) => job?.data.namespace === 'team-a');
+      for (const job of listed) if (job.finishedOn !== undefined) finishedMeanwhile.set(job.id ?? '?', job.failedReason ? `failed: ${job.failedReason}` : String(job.returnvalue));
+      const waiting = listed.filter((job) => job.finishedOn === undefined);
       for (const job of waiting) {
         if ((job.attemptsStarted ?? 0) >= 2) putBack++;
         attemptsMade.add(job.attemptsMade);
+        if (job.attemptsMade > 0) spentAttempts.set(job.id ?? '?', `${job.id}: attemptsMade ${job.attemptsMade}, attemptsStarted ${job.attemptsStarted}, failed with ${job.failedReason}`);
       }
       for (const name of HELD) mostWaiting.set(name, Math.max(mostWaiting.get(name) ?? 0, waiting.filter((job) => job.data.name === name).length));
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
     const gaps = captures.slice(1).map((t, i) => t - (captures[i] ?? t));
     const text = await metrics();
-    console.log(`quiet: ${captures.length} captures in 20 s, largest gap ${Math.max(...gaps)} ms; team-a rounds held at once: ${mostHeld}; deferred team-a ${deferredOf(text, 'team-a')}, team-b ${deferredOf(text, 'team-b')}; most team-a rounds waiting per probe ${Math.max(...mostWaiting.values())}`);
+    console.log(`quiet: ${captures.length} captures in 20 s, largest gap ${Math.max(...gaps)} ms; team-a rounds held at once: ${mostHeld}; deferred team-a ${deferredOf(text, 'team-a')}, team-b ${deferredOf(text, 'team-b')}; most team-a rounds waiting per probe ${Math.max(...mostWaiting.values())}; jobs that finished between being listed and read: ${finishedMeanwhile.size}`);
 
     // team-a never holds more than its share (1) of the two slots: without the share it held both, and team-b had none.
     assert.equal(mostHeld, 1, diagnostics());
@@ -122,7 +132,9 @@ describe("worker slots: one namespace's slow rounds never take every slot", () =
     assert.ok(superseded.length > 0);
     // A deferral is not an attempt: the jobs put back have used none of theirs.
     assert.ok(putBack > 0, 'team-a jobs were taken and put back');
-    assert.deepEqual([...attemptsMade], [0]);
+    assert.deepEqual([...attemptsMade], [0], `${[...spentAttempts.values()].join('\n')}\n${diagnostics()}`);
+    // One that finished while it was read was superseded: team-a's one slot stays held all along, so none ran, and none failed.
+    for (const [id, ended] of finishedMeanwhile) assert.equal(ended, 'superseded', id);
     for (const name of HELD) assert.ok((mostWaiting.get(name) ?? 0) <= 2, `${name}: ${mostWaiting.get(name)} rounds waiting at once (at most its current and its next)`);
     // The probes whose rounds waited a whole interval say so; the quiet one does not.
     const deferred = await waitFor(

@@ -11,10 +11,15 @@ import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import { jsonLogger } from '../../src/observability/log.js';
+import { OperatorMetrics } from '../../src/observability/metrics.js';
+import type { CaptureJobData } from '../../src/queue/names.js';
+import { DeferredRounds } from '../../src/worker/deferred-rounds.js';
 import { defaultRoundsPerNamespace, NamespaceSlots } from '../../src/worker/namespace-slots.js';
 import { oldestOverdueMs } from '../../src/worker/worker.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { repoPath } from '../support/paths.js';
+import { waitFor } from '../support/wait.js';
 
 describe('namespace slots: a share of the worker slots per namespace, over all replicas', () => {
   let redis: RedisServer;
@@ -102,6 +107,47 @@ describe('namespace slots: a share of the worker slots per namespace, over all r
       assert.ok(createdAt + (stale?.delay ?? 0) < check, 'the stale reading would call it overdue');
       assert.equal(await oldestOverdueMs(queue, check), 0);
       assert.ok(Math.abs((await oldestOverdueMs(queue, putBackAt + 4000)) - 1000) <= 50, 'overdue from its new time on');
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+    }
+  });
+
+  test('a deferral whose job lock was lost meanwhile costs no attempt: the stalled check gives the job back, and its next deferral holds', async () => {
+    const queue = new Queue<CaptureJobData>('lost-lock', { connection: client() });
+    const redisClient = client();
+    const metrics = new OperatorMetrics(false);
+    const logged: string[] = [];
+    // Not called here: RoundsDeferred is written only for a round that waited a whole interval.
+    const probes = { updateStatus: () => Promise.reject(new Error('no probe status in this test')) };
+    const fairness = new DeferredRounds({ probes, metrics, log: jsonLogger({}, 'debug', (line) => logged.push(line)) }, 1);
+    const data: CaptureJobData = { namespace: 'team-a', name: 'held', uid: 'u1' };
+    const errors: string[] = [];
+    let starts = 0;
+    try {
+      // As the scheduler adds them: three attempts with backoff, so a failed one would wait delayed with attemptsMade 1.
+      const added = await queue.add('round', data, { attempts: 3, backoff: { type: 'exponential', delay: 2000 } });
+      const worker = new Worker<CaptureJobData, 'superseded'>(
+        'lost-lock',
+        async (job, token) => {
+          // The first time, the lock lapses before the job is put back (an event loop stalled past lockDuration).
+          if (++starts === 1) await redisClient.del(`${queue.qualifiedName}:${job.id}:lock`);
+          return fairness.defer(job, token);
+        },
+        { connection: client(), stalledInterval: 500, maxStalledCount: 1 },
+      );
+      worker.on('error', (err) => errors.push(err.message));
+      const put = await waitFor('the job put back after its second start', async () => {
+        const job = await queue.getJob(added.id ?? '');
+        return starts >= 2 && (await job?.getState()) === 'delayed' ? job : undefined;
+      }, 15_000);
+      await worker.close();
+      assert.ok(errors.some((message) => /Missing lock for job/.test(message)), `the first put-back was refused for the lost lock: ${errors.join('; ')}`);
+      assert.equal(put.attemptsMade, 0, 'not an attempt, though the first deferral failed');
+      assert.equal(put.failedReason, undefined);
+      assert.equal(put.stalledCounter, 1, 'given back by the stalled check');
+      assert.equal(put.attemptsStarted, 2);
+      assert.match(await metrics.registry.metrics(), /^mapleak_rounds_deferred_total\{namespace="team-a"\} 1$/m);
     } finally {
       await queue.obliterate({ force: true }).catch(() => undefined);
       await queue.close();
