@@ -264,19 +264,29 @@ interface FunctionGroup {
 
 /** Sites of one kind in one function with more than one line. */
 function functionGroups(templates: readonly SiteUsage[]): FunctionGroup[] {
-  const groups = new Map<string, { sites: number[]; lines: Set<number>; first: SiteUsage }>();
+  // By function name first (a string the decoder made once, hashed once), then kind and file: no key string per site.
+  const byFunction = new Map<string, { kind: Kind; file: string; sites: number[]; lines: number[]; first: SiteUsage }[]>();
+  const inOrder: { sites: number[]; lines: number[]; first: SiteUsage }[] = [];
   templates.forEach((usage, i) => {
-    const fk = functionKey(usage);
-    let group = groups.get(fk);
-    if (!group) groups.set(fk, (group = { sites: [], lines: new Set<number>(), first: usage }));
+    const { function: fn, file, line } = usage.site;
+    let groups = byFunction.get(fn);
+    if (!groups) byFunction.set(fn, (groups = []));
+    let group = groups.find((g) => g.kind === usage.kind && g.file === file);
+    if (!group) {
+      groups.push((group = { kind: usage.kind, file, sites: [], lines: [], first: usage }));
+      inOrder.push(group);
+    }
     group.sites.push(i);
-    group.lines.add(usage.site.line);
+    group.lines.push(line);
   });
   const result: FunctionGroup[] = [];
-  for (const [key, group] of groups) {
-    if (group.lines.size < 2) continue;
+  for (const group of inOrder) {
+    if (group.sites.length < 2) continue;
+    const lines = [...new Set(group.lines)].sort((a, b) => a - b);
+    if (lines.length < 2) continue;
+    const key = functionKey(group.first);
     const site = { ...group.first.site, line: 0 };
-    result.push({ key, sites: group.sites, lines: [...group.lines].sort((a, b) => a - b), template: { ...group.first, key: `fn\t${key}`, site } });
+    result.push({ key, sites: group.sites, lines, template: { ...group.first, key: `fn\t${key}`, site } });
   }
   return result;
 }
