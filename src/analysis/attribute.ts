@@ -47,8 +47,20 @@ export interface AttributedSnapshot {
   memProfileRate?: number;
 }
 
-const EVIDENCE_RANK: Record<Evidence, number> = { symbolized: 3, 'visible-frame': 2, 'size-signature': 1, none: 0 };
-export const strongerEvidence = (a: Evidence, b: Evidence): Evidence => (EVIDENCE_RANK[a] >= EVIDENCE_RANK[b] ? a : b);
+/** How firm each kind of evidence is (a switch: asked for every attribution, where a keyed look-up costs more). */
+export function evidenceRank(evidence: Evidence): number {
+  switch (evidence) {
+    case 'symbolized':
+      return 3;
+    case 'visible-frame':
+      return 2;
+    case 'size-signature':
+      return 1;
+    default:
+      return 0;
+  }
+}
+export const strongerEvidence = (a: Evidence, b: Evidence): Evidence => (a === b || evidenceRank(a) >= evidenceRank(b) ? a : b);
 
 interface RecordAttribution {
   site: Site;

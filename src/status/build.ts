@@ -1,6 +1,7 @@
 import type { Pattern } from '../analysis/advice.js';
 import type { GcSummary } from '../analysis/gctrace.js';
 import type { Finding, SeriesAnalysis } from '../analysis/series.js';
+import { strongerEvidence } from '../analysis/attribute.js';
 import { formatBytes } from '../analysis/bytes.js';
 import { int32Line, printable, statusFrame, wholeBytes } from '../api/bounded.js';
 import type { FindingStatus, GcStatus, MapLeakProbeStatus, TargetStatus, Verdict } from '../api/types.js';
@@ -27,7 +28,6 @@ export interface StatusLimits {
 export const DEFAULT_STATUS_LIMITS: StatusLimits = { maxFindings: 10, maxTargets: 20, maxPodsPerFinding: 10 };
 
 const PATTERN_RANK: Record<Pattern, number> = { growing: 0, retained: 1, churn: 2, stable: 3 };
-const EVIDENCE_RANK = { symbolized: 3, 'visible-frame': 2, 'size-signature': 1, none: 0 } as const;
 
 export function findingKey(f: Pick<Finding, 'kind' | 'site'>): string {
   return `${f.kind}|${f.site.function}|${f.site.file}|${f.site.line}`;
@@ -76,7 +76,7 @@ export function buildCaptureStatus(
       existing.podCount++;
       if (existing.pods.length < limits.maxPodsPerFinding) existing.pods.push(round.pod.name);
       existing.confidence = Math.max(existing.confidence, f.confidence);
-      if (EVIDENCE_RANK[f.evidence] > EVIDENCE_RANK[existing.evidence]) existing.evidence = f.evidence;
+      existing.evidence = strongerEvidence(existing.evidence, f.evidence);
       if (PATTERN_RANK[f.pattern] < PATTERN_RANK[existing.pattern]) {
         existing.pattern = f.pattern;
         // That pod's own advice: the engine's may be specific (classic overflow churn, inline keys and values).
