@@ -94,6 +94,8 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'min-interval': { field: 'minIntervalMs', parse: (t) => parseDuration(t) },
   'max-window': { field: 'maxWindow', parse: (t, f) => parseCount(t, f, 2) },
   'max-redis-bytes-per-target': { field: 'maxRedisBytesPerTarget', parse: (t) => parseSize(t) },
+  'max-redis-bytes-per-namespace': { field: 'maxRedisBytesPerNamespace', parse: (t) => parseSize(t) },
+  'max-stored-profile-bytes': { field: 'maxStoredProfileBytes', parse: (t) => parseSize(t) },
   'max-usages-per-capture': { field: 'maxUsagesPerCapture', parse: (t, f) => parseCount(t, f, 1) },
   'max-summary-bytes': { field: 'maxSummaryBytes', parse: (t) => parseSize(t) },
   'max-events-per-round': { field: 'maxEventsPerRound', parse: (t, f) => parseCount(t, f, 1) },
@@ -228,7 +230,11 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   const redisMetrics = new RedisMetrics(metrics.registry);
   const storeRedis = redisConnection(redis, 'store');
   watchRedis(storeRedis, 'store', connectionErrors, log);
-  const store = new SeriesStore(storeRedis, undefined, { onCaptureStored: (bytes) => redisMetrics.observeCapture(bytes) });
+  const store = new SeriesStore(storeRedis, undefined, {
+    onCaptureStored: (bytes) => redisMetrics.observeCapture(bytes),
+    maxBytesPerNamespace: ceilings.maxRedisBytesPerNamespace,
+    maxStoredProfileBytes: ceilings.maxStoredProfileBytes,
+  });
   if (redis.mode !== 'cluster') {
     // Series written before keys had hash tags (a cluster never had such keys).
     store

@@ -17,7 +17,7 @@ import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '..
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
-import { buildCaptureStatus, findingKey, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
+import { buildCaptureStatus, findingKey, namespaceBudgetCondition, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
 import { fencedProbe, seriesTtlSeconds, parseStoredSnapshot, storedSnapshotJson, type FencedProbe, type SeriesStore, type StoredIncident, type TargetRecord } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
@@ -32,6 +32,7 @@ import { roundRan } from './deferred-rounds.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { STORE_FULL_MESSAGE, SummaryTooLargeError, type SummaryCaps } from '../store/summary-caps.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
+import { NAMESPACE_STORE_BUDGET, NamespaceStoreBudgetError, STORED_PROFILE_LIMIT } from '../store/store-budget.js';
 
 export interface WorkerLimits {
   /** Targets captured at once within one probe's round. */
@@ -270,6 +271,8 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
     let conditions = current.status?.conditions;
     for (const update of roundConditions(rounds, selection)) conditions = setCondition(conditions, update, current.metadata.generation, at);
     conditions = roundRan(conditions, current.metadata.generation, at);
+    const overBudget = namespaceBudgetCondition(rounds, ceilings.maxRedisBytesPerNamespace);
+    if (overBudget) conditions = setCondition(conditions, overBudget, current.metadata.generation, at);
     if (rounds.some((r) => r.error?.reason === 'StoreFull')) {
       conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'StoreFull', message: STORE_FULL_MESSAGE }, current.metadata.generation, at);
     }
@@ -447,7 +450,11 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     const json = await storedSnapshot(deps.decodeGate, decoders, capture, log, summaryCaps(ceilings));
     const summaryBytes = Buffer.byteLength(json);
     if (summaryBytes > ceilings.maxSummaryBytes) throw new SummaryTooLargeError(summaryBytes, ceilings.maxSummaryBytes);
-    await deps.store.addStoredCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + capture.proto.length, ceilings), ttlSeconds);
+    const kept = await deps.store.keepCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + capture.proto.length, ceilings), ttlSeconds);
+    if (kept.kind === 'kept' && kept.profile !== 'kept') {
+      round.profileDropped = kept.profile === 'over-namespace-budget' ? NAMESPACE_STORE_BUDGET : STORED_PROFILE_LIMIT;
+      deps.metrics.storedProfilesDropped.inc({ namespace: probe.metadata.namespace, reason: round.profileDropped });
+    }
     round.lastCaptureTime = capture.time.toISOString();
     deps.metrics.captures.inc({ result: 'ok' });
   } catch (err) {
@@ -456,8 +463,9 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     round.error = failure;
     if (lastCaptureTime) round.lastCaptureTime = lastCaptureTime;
     deps.metrics.captures.inc({ result: reasonOf(err) });
+    if (err instanceof NamespaceStoreBudgetError) deps.metrics.storeBudgetRefusals.inc({ namespace: probe.metadata.namespace });
     log.warn('capture failed', { pod: pod.name, reason: failure.reason, error: failure.message });
-    if (!(err instanceof CaptureError || err instanceof ProfileError || err instanceof SummaryTooLargeError || isStoreFull(err))) log.error('unexpected capture error', { pod: pod.name, error: err instanceof Error ? err.stack : String(err) });
+    if (!(err instanceof CaptureError || err instanceof ProfileError || err instanceof SummaryTooLargeError || err instanceof NamespaceStoreBudgetError || isStoreFull(err))) log.error('unexpected capture error', { pod: pod.name, error: err instanceof Error ? err.stack : String(err) });
   } finally {
     deps.metrics.captureSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
