@@ -230,11 +230,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
   const redisMetrics = new RedisMetrics(metrics.registry);
   const storeRedis = redisConnection(redis, 'store');
   watchRedis(storeRedis, 'store', connectionErrors, log);
-  const store = new SeriesStore(storeRedis, undefined, {
-    onCaptureStored: (bytes) => redisMetrics.observeCapture(bytes),
-    maxBytesPerNamespace: ceilings.maxRedisBytesPerNamespace,
-    maxStoredProfileBytes: ceilings.maxStoredProfileBytes,
-  });
+  const store = new SeriesStore(storeRedis, undefined, { onCaptureStored: (bytes) => redisMetrics.observeCapture(bytes) });
   if (redis.mode !== 'cluster') {
     // Series written before keys had hash tags (a cluster never had such keys).
     store

@@ -56,9 +56,13 @@ export interface StoredCaptureBytes {
   profile: number;
 }
 
-export interface SeriesStoreOptions {
+export interface SeriesStoreOptions extends StoreLimits {
   /** Told the size of every capture written (for /metrics). */
   onCaptureStored?: (bytes: StoredCaptureBytes) => void;
+}
+
+/** What keepCapture may keep (the worker passes the admin's ceilings; these are the defaults for other callers). */
+export interface StoreLimits {
   /** Redis bytes one namespace's kept captures (summaries and raw profiles, pinned ones included) may take (--max-redis-bytes-per-namespace; default: no limit). */
   maxBytesPerNamespace?: number;
   /** Largest raw profile stored with a capture; a larger one is not kept, its summary is (--max-stored-profile-bytes; default: no limit). */
@@ -304,15 +308,16 @@ export class SeriesStore {
     capture: { id: string; time: Date; json: string | Buffer; proto: Buffer },
     window: number,
     ttlSeconds: number,
+    limits: StoreLimits = this.options,
   ): Promise<KeptCapture> {
     const { namespace, name } = probeParts(probe);
     const series = this.key(probe, 't', podUid, 'series');
     const pushedOut = outOfWindow(await this.redis.zrange(series, '0', '-1', 'WITHSCORES'), capture.id, capture.time.getTime(), window);
     if (pushedOut.includes(capture.id)) return { kind: 'outside-window' };
     const summary = Buffer.byteLength(capture.json);
-    const profileFits = capture.proto.length <= (this.options.maxStoredProfileBytes ?? Number.POSITIVE_INFINITY);
+    const profileFits = capture.proto.length <= (limits.maxStoredProfileBytes ?? Number.POSITIVE_INFINITY);
     const entry = NamespaceLedger.entry(name, capture.id);
-    const budget = this.options.maxBytesPerNamespace ?? Number.POSITIVE_INFINITY;
+    const budget = limits.maxBytesPerNamespace ?? Number.POSITIVE_INFINITY;
     const reservation = await this.ledger.reserve(namespace, entry, { summary, profile: profileFits ? capture.proto.length : 0 }, ttlSeconds * 1000, budget, pushedOut.map((id) => NamespaceLedger.entry(name, id)));
     if (reservation.kept === 'none') throw new NamespaceStoreBudgetError(budget);
     const withProfile = profileFits && reservation.kept === 'both';

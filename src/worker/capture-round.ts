@@ -450,7 +450,12 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     const json = await storedSnapshot(deps.decodeGate, decoders, capture, log, summaryCaps(ceilings));
     const summaryBytes = Buffer.byteLength(json);
     if (summaryBytes > ceilings.maxSummaryBytes) throw new SummaryTooLargeError(summaryBytes, ceilings.maxSummaryBytes);
-    const kept = await deps.store.keepCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + capture.proto.length, ceilings), ttlSeconds);
+    // A raw profile past --max-stored-profile-bytes is not stored, so it does not shorten the window either.
+    const storedProfileBytes = capture.proto.length <= ceilings.maxStoredProfileBytes ? capture.proto.length : 0;
+    const kept = await deps.store.keepCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + storedProfileBytes, ceilings), ttlSeconds, {
+      maxBytesPerNamespace: ceilings.maxRedisBytesPerNamespace,
+      maxStoredProfileBytes: ceilings.maxStoredProfileBytes,
+    });
     if (kept.kind === 'kept' && kept.profile !== 'kept') {
       round.profileDropped = kept.profile === 'over-namespace-budget' ? NAMESPACE_STORE_BUDGET : STORED_PROFILE_LIMIT;
       deps.metrics.storedProfilesDropped.inc({ namespace: probe.metadata.namespace, reason: round.profileDropped });
