@@ -130,9 +130,9 @@ export interface Reservation {
  * Its keys carry the namespace as their own hash tag (`{ns:<namespace>}`),
  * so each script below is atomic in standalone, sentinel and cluster mode
  * alike; a probe's keys live in another slot (`{<namespace>/<name>}`),
- * so the ledger is kept as an upper bound of them by ordering: room is
+ * so the ledger is kept an upper bound of them by ordering: room is
  * reserved before the capture is written, and given back only after its
- * keys are deleted (or the write failed). What can still differ, and in
+ * keys are deleted (or its write failed). What can still differ, and in
  * which direction, is written where it happens (SeriesStore.keepCapture).
  */
 export class NamespaceLedger {

@@ -300,7 +300,12 @@ export class SeriesStore {
    * pushed-out deletions are one fenced write, then the ledger lets the
    * deleted ones go. So the ledger never counts less than the namespace's
    * `c:`/`p:` keys hold (nor more, once writes settle), in every Redis
-   * mode, though the two live in different hash slots.
+   * mode, though the two live in different hash slots. It counts more
+   * while writes are in flight, and after a failed write whose give-back
+   * failed too (until the entry's expiry). It counts less only for keys
+   * written before the ledger existed, and when a retried capture (same
+   * id, already kept) fails to write: its earlier bytes leave with the
+   * reservation's.
    */
   async keepCapture(
     probe: ProbeRef,
