@@ -180,17 +180,4 @@ export class NamespaceLedger {
   async total(namespace: string): Promise<number> {
     return Number(await this.redis.eval(TOTAL, 4, ...this.keys(namespace)));
   }
-
-  /** Every entry of one probe (on its clean-up), read a batch at a time. */
-  async entriesOf(namespace: string, probeName: string): Promise<string[]> {
-    const [, hash] = this.keys(namespace);
-    const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.redis.hscan(hash, cursor, 'MATCH', `${probeName}/*`, 'COUNT', 500);
-      cursor = next;
-      for (let i = 0; i < flat.length; i += 2) found.push(flat[i] as string);
-    } while (cursor !== '0');
-    return found;
-  }
 }

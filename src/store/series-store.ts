@@ -77,7 +77,7 @@ export interface StoreLimits {
  * keeps (nothing written). Past the budget even without the profile it
  * throws NamespaceStoreBudgetError.
  */
-export type KeptCapture = { kind: 'kept'; profile: 'kept' | 'over-namespace-budget' | 'over-stored-profile-limit'; namespaceBytes: number } | { kind: 'fenced' } | { kind: 'outside-window' };
+export type KeptCapture = { kind: 'kept'; profile: 'kept' | 'over-namespace-budget' | 'over-stored-profile-limit' } | { kind: 'fenced' } | { kind: 'outside-window' };
 
 /**
  * A probe as one round of it writes: its store key and the owner token of
@@ -347,8 +347,8 @@ export class SeriesStore {
       return { kind: 'fenced' };
     }
     this.options.onCaptureStored?.({ summary, profile: withProfile ? capture.proto.length : 0 });
-    const namespaceBytes = reservation.credited.length > 0 ? await this.ledger.release(namespace, reservation.credited) : reservation.total;
-    return { kind: 'kept', profile: withProfile ? 'kept' : profileFits ? 'over-namespace-budget' : 'over-stored-profile-limit', namespaceBytes };
+    if (reservation.credited.length > 0) await this.ledger.release(namespace, reservation.credited);
+    return { kind: 'kept', profile: withProfile ? 'kept' : profileFits ? 'over-namespace-budget' : 'over-stored-profile-limit' };
   }
 
   /** A reservation whose write did not happen: its entry goes, the entries it credited may be credited again. Best effort: a failure here only over-counts. */
