@@ -44,7 +44,7 @@ export interface Ceilings {
   maxWindow: number;
   /** Redis bytes one target's kept captures (summary + raw profile each) may take; large ones shorten that target's window (never below 2). Also the most a probe's pinned incident captures may take together. */
   maxRedisBytesPerTarget: number;
-  /** Redis bytes one namespace's kept captures (summaries and raw profiles, pinned ones included) take over all its probes; past it a capture is kept without its raw profile, then refused (NamespaceStoreBudget). */
+  /** Redis bytes one namespace's kept captures (summaries and raw profiles, pinned ones included) and its series' gctrace and analyses take over all its probes; past it a capture is kept without its raw profile, then refused (NamespaceStoreBudget), and a growing gctrace or analysis keeps its last value. */
   maxRedisBytesPerNamespace: number;
   /** Largest raw profile stored with a capture (independent of maxProfileBytes, what is read); a larger one is not kept, its summary is. */
   maxStoredProfileBytes: number;
@@ -175,6 +175,11 @@ export function inconsistentCeilings(ceilings: Ceilings): string | undefined {
 export function keptCaptures(window: number, captureBytes: number, ceilings: Pick<Ceilings, 'maxRedisBytesPerTarget'>): number {
   if (captureBytes <= 0) return window;
   return Math.max(2, Math.min(window, Math.floor(ceilings.maxRedisBytesPerTarget / captureBytes)));
+}
+
+/** What the series store may keep under the ceilings (SeriesStore's StoreLimits). */
+export function storeLimits(ceilings: Pick<Ceilings, 'maxRedisBytesPerNamespace' | 'maxStoredProfileBytes'>): { maxBytesPerNamespace: number; maxStoredProfileBytes: number } {
+  return { maxBytesPerNamespace: ceilings.maxRedisBytesPerNamespace, maxStoredProfileBytes: ceilings.maxStoredProfileBytes };
 }
 
 /** The summary bounds the ceilings set (names: as many code points as the status keeps). */

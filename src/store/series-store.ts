@@ -63,7 +63,7 @@ export interface SeriesStoreOptions extends StoreLimits {
 
 /** What keepCapture may keep (the worker passes the admin's ceilings; these are the defaults for other callers). */
 export interface StoreLimits {
-  /** Redis bytes one namespace's kept captures (summaries and raw profiles, pinned ones included) may take (--max-redis-bytes-per-namespace; default: no limit). */
+  /** Redis bytes one namespace's kept captures (summaries and raw profiles, pinned ones included) and its series' gctrace and analyses may take (--max-redis-bytes-per-namespace; default: no limit). */
   maxBytesPerNamespace?: number;
   /** Largest raw profile stored with a capture; a larger one is not kept, its summary is (--max-stored-profile-bytes; default: no limit). */
   maxStoredProfileBytes?: number;
@@ -77,6 +77,9 @@ export interface StoreLimits {
  * keeps (nothing written). Past the budget even without the profile it
  * throws NamespaceStoreBudgetError.
  */
+/** What saveGc and saveAnalysis did: `over-budget` leaves the previous value (the namespace's budget is taken). */
+export type KeptValue = 'kept' | 'over-budget' | 'fenced';
+
 export type KeptCapture = { kind: 'kept'; profile: 'kept' | 'over-namespace-budget' | 'over-stored-profile-limit' } | { kind: 'fenced' } | { kind: 'outside-window' };
 
 /**
@@ -356,15 +359,16 @@ export class SeriesStore {
     await Promise.allSettled([this.ledger.release(namespace, [entry]), this.ledger.unmark(namespace, credited)]);
   }
 
-  /** The ledger entries of deleted `c:`/`p:` keys of one probe (a deletion by key name: incidents, clean-ups). */
+  /** The ledger entries of deleted keys of one probe (a deletion by key name: incidents, clean-ups): captures, and series' gctrace and analyses. */
   private async releaseDeleted(probe: ProbeRef, keys: readonly string[]): Promise<void> {
     const { namespace, name } = probeParts(probe);
     const ids = new Set<string>();
     const head = `${this.prefix}:{${typeof probe === 'string' ? probe : probe.key}}:`;
     for (const key of keys) {
       if (!key.startsWith(head)) continue;
-      const [part, id] = key.slice(head.length).split(':');
+      const [part, id, value] = key.slice(head.length).split(':');
       if ((part === 'c' || part === 'p') && id) ids.add(NamespaceLedger.entry(name, id));
+      if (part === 't' && id && (value === 'gc' || value === 'analysis')) ids.add(NamespaceLedger.entry(name, `${value}:${id}`));
     }
     if (ids.size > 0) await this.ledger.release(namespace, [...ids]);
   }
@@ -418,7 +422,9 @@ export class SeriesStore {
     const key = this.key(probe, 'targets');
     const gone = Object.keys(await this.redis.hgetall(key)).filter((series) => !liveSeries.has(series));
     if (gone.length === 0) return 0;
-    const written = await this.write(probe, [['hdel', key, ...gone], ...gone.map((uid): Command => ['del', this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc'), this.key(probe, 't', uid, 'analysis')])]);
+    const doomed = gone.flatMap((uid) => [this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc'), this.key(probe, 't', uid, 'analysis')]);
+    const written = await this.write(probe, [['hdel', key, ...gone], ['del', ...doomed]]);
+    if (written) await this.releaseDeleted(probe, doomed);
     return written ? gone.length : 0;
   }
 
@@ -427,8 +433,32 @@ export class SeriesStore {
    * probe page) so that no request runs the engine. Bounded by the analysis
    * itself: at most maxFindings findings of at most window points each.
    */
-  async saveAnalysis(probe: ProbeRef, series: string, analysis: SeriesAnalysis, ttlSeconds: number): Promise<void> {
-    await this.write(probe, [['set', this.key(probe, 't', series, 'analysis'), JSON.stringify(analysis), 'EX', ttlSeconds]]);
+  async saveAnalysis(probe: ProbeRef, series: string, analysis: SeriesAnalysis, ttlSeconds: number, limits: StoreLimits = this.options): Promise<KeptValue> {
+    return this.keepValue(probe, `analysis:${series}`, this.key(probe, 't', series, 'analysis'), JSON.stringify(analysis), ttlSeconds, limits);
+  }
+
+  /**
+   * One value of a series (its gctrace or its analysis, rewritten every
+   * round) within the namespace's budget, as keepCapture keeps a capture:
+   * room first (the value it replaces credited), then the fenced write.
+   * Past the budget the previous value stays.
+   */
+  private async keepValue(probe: ProbeRef, what: string, key: string, value: string, ttlSeconds: number, limits: StoreLimits): Promise<KeptValue> {
+    const { namespace, name } = probeParts(probe);
+    const entry = NamespaceLedger.entry(name, what);
+    const budget = limits.maxBytesPerNamespace ?? Number.POSITIVE_INFINITY;
+    const reservation = await this.ledger.reserve(namespace, entry, { summary: Buffer.byteLength(value), profile: 0 }, ttlSeconds * 1000, budget, []);
+    if (reservation.kept === 'none') return 'over-budget';
+    let written: boolean;
+    try {
+      written = await this.write(probe, [['set', key, value, 'EX', ttlSeconds]]);
+    } catch (err) {
+      // The value it replaced is still there: the next write counts it again.
+      await this.giveBack(namespace, entry, []);
+      throw err;
+    }
+    if (!written) await this.giveBack(namespace, entry, []);
+    return written ? 'kept' : 'fenced';
   }
 
   async analysis(probe: ProbeRef, series: string): Promise<SeriesAnalysis | undefined> {
@@ -456,9 +486,9 @@ export class SeriesStore {
     return json ? (JSON.parse(json) as { cycles: GcCycle[]; readUntil?: string }) : { cycles: [] };
   }
 
-  async saveGc(probe: ProbeRef, podUid: string, state: { cycles: GcCycle[]; readUntil?: string }, maxCycles: number, ttlSeconds: number): Promise<void> {
+  async saveGc(probe: ProbeRef, podUid: string, state: { cycles: GcCycle[]; readUntil?: string }, maxCycles: number, ttlSeconds: number, limits: StoreLimits = this.options): Promise<KeptValue> {
     const bounded = { ...state, cycles: state.cycles.slice(-maxCycles) };
-    await this.write(probe, [['set', this.key(probe, 't', podUid, 'gc'), JSON.stringify(bounded), 'EX', ttlSeconds]]);
+    return this.keepValue(probe, `gc:${podUid}`, this.key(probe, 't', podUid, 'gc'), JSON.stringify(bounded), ttlSeconds, limits);
   }
 
   /**

@@ -3,7 +3,7 @@ import { attributeProfile } from '../analysis/attribute.js';
 import { parseGcTrace, summarizeGcTrace, type GcCycle } from '../analysis/gctrace.js';
 import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import type { ProbeClient } from '../api/client.js';
-import { captureDeadline, DEFAULT_CEILINGS, effectiveSettings, keptCaptures, summaryCaps, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
+import { captureDeadline, DEFAULT_CEILINGS, effectiveSettings, keptCaptures, storeLimits, summaryCaps, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
 import { selectorToString, type MapLeakProbe, type MapLeakProbeStatus } from '../api/types.js';
 import { captureHeap, operatorCaptureOptions, type HeapCapture, type PprofClient } from '../capture/capture.js';
 import type { ByteBudget } from '../capture/budget.js';
@@ -452,10 +452,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     if (summaryBytes > ceilings.maxSummaryBytes) throw new SummaryTooLargeError(summaryBytes, ceilings.maxSummaryBytes);
     // A raw profile past --max-stored-profile-bytes is not stored, so it does not shorten the window either.
     const storedProfileBytes = capture.proto.length <= ceilings.maxStoredProfileBytes ? capture.proto.length : 0;
-    const kept = await deps.store.keepCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + storedProfileBytes, ceilings), ttlSeconds, {
-      maxBytesPerNamespace: ceilings.maxRedisBytesPerNamespace,
-      maxStoredProfileBytes: ceilings.maxStoredProfileBytes,
-    });
+    const kept = await deps.store.keepCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + storedProfileBytes, ceilings), ttlSeconds, storeLimits(ceilings));
     if (kept.kind === 'kept' && kept.profile !== 'kept') {
       round.profileDropped = kept.profile === 'over-namespace-budget' ? NAMESPACE_STORE_BUDGET : STORED_PROFILE_LIMIT;
       deps.metrics.storedProfilesDropped.inc({ namespace: probe.metadata.namespace, reason: round.profileDropped });
@@ -477,7 +474,7 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
 
   if (probe.spec.gctrace.enabled && pod.container) {
     try {
-      round.gc = summarizeGcTrace({ cycles: await readGcTrace(cluster, pod, deps, key, ttlSeconds), skippedLines: 0 });
+      round.gc = summarizeGcTrace({ cycles: await readGcTrace(cluster, pod, deps, key, ttlSeconds, ceilings), skippedLines: 0 });
     } catch (err) {
       log.debug('gctrace not read', { pod: pod.name, reason: reasonOf(err) });
     }
@@ -491,7 +488,8 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
         minGrowthBytesPerHour: probe.spec.thresholds.minGrowthBytesPerHour,
         maxFindings: settings.maxFindings,
       }, log);
-      await deps.store.saveAnalysis(key, pod.series, round.analysis, ttlSeconds);
+      // Past the namespace's Redis budget the API keeps serving the last analysis kept; the status has this one.
+      await deps.store.saveAnalysis(key, pod.series, round.analysis, ttlSeconds, storeLimits(ceilings));
     } catch (err) {
       if (!(err instanceof ProfileError)) throw err;
       // The series is kept; this round just has no findings for the pod.
@@ -554,7 +552,7 @@ export async function analyzeStoredSeries(deps: Pick<CaptureRoundDeps, 'decodeGa
 }
 
 /** New gctrace lines from the container log since the last read, appended to the kept cycles. */
-async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundDeps, key: FencedProbe, ttlSeconds: number): Promise<GcCycle[]> {
+async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundDeps, key: FencedProbe, ttlSeconds: number, ceilings: Ceilings): Promise<GcCycle[]> {
   const state = await deps.store.gc(key, pod.series);
   const params = new URLSearchParams({ container: pod.container, timestamps: 'true', limitBytes: String(deps.limits.maxGcLogBytes) });
   if (state.readUntil) params.set('sinceTime', state.readUntil);
@@ -569,7 +567,8 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   const seen = new Set(state.cycles.map((c) => `${c.cycle}@${c.atSeconds}`));
   const fresh = parseGcTrace(text).cycles.filter((c) => !seen.has(`${c.cycle}@${c.atSeconds}`));
   const cycles = [...state.cycles, ...fresh];
-  await deps.store.saveGc(key, pod.series, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds);
+  // Past the namespace's Redis budget the kept cycles stay as they were, and the next round reads the same lines again.
+  await deps.store.saveGc(key, pod.series, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds, storeLimits(ceilings));
   return cycles.slice(-deps.limits.maxGcCycles);
 }
 

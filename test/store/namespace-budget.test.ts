@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
+import type { SeriesAnalysis } from '../../src/analysis/series.js';
 import { primaries, type RedisClient } from '../../src/queue/connection.js';
 import { SeriesStore, fencedProbe, type KeptCapture, type StoredIncident } from '../../src/store/series-store.js';
 import { NamespaceStoreBudgetError } from '../../src/store/store-budget.js';
@@ -20,12 +21,13 @@ function capture(id: string, minute: number, summary: number, profile: number): 
   return { id, time: new Date(Date.UTC(2026, 11, 1, 20, minute)), json: 'j'.repeat(summary), proto: Buffer.alloc(profile, 7) };
 }
 
-/** Σ STRLEN of a namespace's c:/p: keys on every primary, and the keys. */
+/** Σ STRLEN of what a namespace's budget counts (c:/p: keys, series' gc and analysis keys) on every primary, and the keys. */
 async function storedBytes(client: RedisClient, namespace: string): Promise<{ bytes: number; keys: string[] }> {
   let bytes = 0;
   const keys: string[] = [];
   for (const node of primaries(client)) {
-    for (const key of await node.keys(`mlp:{${namespace}/*}:[cp]:*`)) {
+    const counted = (await Promise.all([`mlp:{${namespace}/*}:[cp]:*`, `mlp:{${namespace}/*}:t:*:gc`, `mlp:{${namespace}/*}:t:*:analysis`].map((pattern) => node.keys(pattern)))).flat();
+    for (const key of counted) {
       keys.push(key);
       bytes += await node.strlen(key);
     }
@@ -135,6 +137,27 @@ function specifyBudget(topology: string, connect: () => RedisClient) {
       assert.equal(await expectTrue('pins'), 10 * KiB);
       assert.ok((await store.forgetProbe('pins/b')) > 0);
       assert.equal(await expectTrue('pins'), 0);
+    });
+
+    test("a series' gctrace and analysis count too: rewrites replace their own bytes, growth past the budget keeps the last value, forgotten series give theirs back", async () => {
+      const cycle = { cycle: 1, atSeconds: 1.5, cpuPercent: 1, heapStartBytes: 4, heapEndBytes: 4, liveHeapBytes: 4, goalBytes: 8, forced: false };
+      const cycles = (n: number) => Array.from({ length: n }, (_, i) => ({ ...cycle, cycle: i + 1 }));
+      assert.equal(kept(await store.keepCapture('gc/a', 'pod-1', capture('g1', 1, 40 * KiB, 20 * KiB), 12, 600)), 'kept');
+      assert.equal(await store.saveGc('gc/a', 'pod-1', { cycles: cycles(10) }, 2000, 600), 'kept');
+      const analysis: SeriesAnalysis = { captures: 1, staleCaptures: 0, window: { start: '2026-12-01T20:01:00Z', end: '2026-12-01T20:01:00Z' }, mapImpl: 'swiss', totals: { inuseBytes: 1, mapInuseBytes: 0 }, findings: [] };
+      assert.equal(await store.saveAnalysis('gc/a', 'pod-1', analysis, 600), 'kept');
+      const before = await expectTrue('gc');
+      for (let round = 0; round < 5; round++) assert.equal(await store.saveGc('gc/a', 'pod-1', { cycles: cycles(10) }, 2000, 600), 'kept');
+      assert.equal(await expectTrue('gc'), before, 'a rewrite of the same size adds nothing');
+      // ~150 bytes a cycle: 2,000 cycles would pass the 100 KiB budget with the capture's 60 KiB.
+      assert.equal(await store.saveGc('gc/a', 'pod-1', { cycles: cycles(2000) }, 2000, 600), 'over-budget');
+      assert.equal((await store.gc('gc/a', 'pod-1')).cycles.length, 10, 'the last value kept stays');
+      assert.equal(await expectTrue('gc'), before);
+      // The pod's series is no longer followed: its gctrace and analysis go, and their bytes (its captures stay until their TTL).
+      assert.equal(await store.forgetTargetsExcept('gc/a', new Set()), 0, 'no target recorded: nothing to forget');
+      await store.recordTarget('gc/a', { name: 'pod', namespace: 'gc', uid: 'pod-1' }, 600);
+      assert.equal(await store.forgetTargetsExcept('gc/a', new Set()), 1);
+      assert.equal(await expectTrue('gc'), 60 * KiB);
     });
 
     test('a fenced-out write keeps nothing and counts nothing', async () => {
