@@ -91,13 +91,20 @@ local reply = {kept, finish()}
 for i = 1, #credited do reply[#reply + 1] = credited[i] end
 return reply`;
 
+/**
+ * Scripts that only free may run while Redis is at maxmemory, as DEL does:
+ * a probe deleted to make room must leave the count too (without the flag
+ * Redis refuses a script at its first denyoom write, here the total's SET).
+ */
+const ALLOW_OOM = '#!lua flags=allow-oom';
+
 /** ARGV: entries whose keys are gone (deleted by us, or never written). Reply: the total after. */
-const RELEASE = `${LEDGER_HEAD}
+const RELEASE = `${ALLOW_OOM}${LEDGER_HEAD}
 for i = 1, #ARGV do drop(ARGV[i]) end
 return finish()`;
 
 /** ARGV: entries credited to a write that failed: they may be credited again. Reply: the total. */
-const UNMARK = `${LEDGER_HEAD}
+const UNMARK = `${ALLOW_OOM}${LEDGER_HEAD}
 redis.call('SREM', KEYS[4], unpack(ARGV))
 return finish()`;
 

@@ -219,6 +219,26 @@ specifyBudget('cluster', () => {
   return new Cluster(seeds, { redisOptions: { password: cluster!.password } });
 });
 
+describe('namespace budget at maxmemory', () => {
+  test('a probe deleted while Redis refuses writes (noeviction) frees its keys and leaves the count', async () => {
+    const client = new Redis(redis!.url);
+    const store = new SeriesStore(client, 'mlp', { maxBytesPerNamespace: BUDGET });
+    try {
+      await store.keepCapture('oom/a', 'pod-1', capture('o1', 1, 10 * KiB, 10 * KiB), 12, 600);
+      assert.equal(await store.namespaceBytes('oom'), 20 * KiB);
+      await client.config('SET', 'maxmemory-policy', 'noeviction');
+      await client.config('SET', 'maxmemory', String(Number(/used_memory:(\d+)/.exec(await client.info('memory'))?.[1]) - 1024 * KiB));
+      await assert.rejects(store.keepCapture('oom/a', 'pod-1', capture('o2', 2, 1, 1), 12, 600), /OOM/);
+      assert.ok((await store.forgetProbe('oom/a')) > 0);
+      assert.equal((await storedBytes(client, 'oom')).bytes, 0);
+      assert.deepEqual(await client.keys('mlp:{ns:oom}:*'), [], 'the ledger emptied with it');
+    } finally {
+      await client.config('SET', 'maxmemory', '0');
+      client.disconnect();
+    }
+  });
+});
+
 describe('namespace budget on a cluster: the ledger and the probes live in different slots', () => {
   test('the probes of one namespace and its ledger spread over more than one primary', async () => {
     const seeds = cluster!.seeds.split(',').map((address) => ({ host: address.split(':')[0]!, port: Number(address.split(':')[1]) }));
