@@ -44,6 +44,10 @@ export interface Ceilings {
   maxWindow: number;
   /** Redis bytes one target's kept captures (summary + raw profile each) may take; large ones shorten that target's window (never below 2). Also the most a probe's pinned incident captures may take together. */
   maxRedisBytesPerTarget: number;
+  /** Redis bytes one namespace's kept captures (summaries and raw profiles, pinned ones included) and its series' gctrace and analyses take over all its probes; past it a capture is kept without its raw profile, then refused (NamespaceStoreBudget), and a growing gctrace or analysis keeps its last value. */
+  maxRedisBytesPerNamespace: number;
+  /** Largest raw profile stored with a capture (independent of maxProfileBytes, what is read); a larger one is not kept, its summary is. */
+  maxStoredProfileBytes: number;
   /** Usages (owner sites) one capture's stored summary keeps, the largest first (summary-caps.ts). */
   maxUsagesPerCapture: number;
   /** Largest stored summary of one capture; a larger one is refused (TooLarge). */
@@ -88,6 +92,8 @@ export const DEFAULT_CEILINGS: Ceilings = {
   minIntervalMs: 5_000,
   maxWindow: 48,
   maxRedisBytesPerTarget: 256 * 1024 * 1024,
+  maxRedisBytesPerNamespace: 1024 * 1024 * 1024,
+  maxStoredProfileBytes: 16 * 1024 * 1024,
   maxUsagesPerCapture: DEFAULT_SUMMARY_CAPS.maxUsages,
   maxSummaryBytes: DEFAULT_MAX_SUMMARY_BYTES,
   maxEventsPerRound: 10,
@@ -156,6 +162,7 @@ export function inconsistentCeilings(ceilings: Ceilings): string | undefined {
   if (ceilings.maxInflightBytes < ceilings.maxProfileBytes) return `--max-inflight-bytes (${ceilings.maxInflightBytes}) must be at least --max-profile-bytes (${ceilings.maxProfileBytes}): a profile at the limit could never be read`;
   if (ceilings.maxInflightBytes < ceilings.maxDebug1Bytes) return `--max-inflight-bytes (${ceilings.maxInflightBytes}) must be at least --max-debug1-bytes (${ceilings.maxDebug1Bytes})`;
   if (ceilings.maxKnowledgeBytesPerNamespace > ceilings.maxKnowledgeBytes) return `--max-knowledge-bytes-per-namespace (${ceilings.maxKnowledgeBytesPerNamespace}) must be at most --max-knowledge-bytes (${ceilings.maxKnowledgeBytes})`;
+  if (ceilings.maxRedisBytesPerNamespace < ceilings.maxSummaryBytes) return `--max-redis-bytes-per-namespace (${ceilings.maxRedisBytesPerNamespace}) must be at least --max-summary-bytes (${ceilings.maxSummaryBytes}): a summary at the limit could never be kept`;
   if (ceilings.maxSymbolAnswerBytes < 4096) return `--max-symbol-answer-bytes must be at least 4Ki, got ${ceilings.maxSymbolAnswerBytes}`;
   return undefined;
 }
@@ -168,6 +175,11 @@ export function inconsistentCeilings(ceilings: Ceilings): string | undefined {
 export function keptCaptures(window: number, captureBytes: number, ceilings: Pick<Ceilings, 'maxRedisBytesPerTarget'>): number {
   if (captureBytes <= 0) return window;
   return Math.max(2, Math.min(window, Math.floor(ceilings.maxRedisBytesPerTarget / captureBytes)));
+}
+
+/** What the series store may keep under the ceilings (SeriesStore's StoreLimits). */
+export function storeLimits(ceilings: Pick<Ceilings, 'maxRedisBytesPerNamespace' | 'maxStoredProfileBytes'>): { maxBytesPerNamespace: number; maxStoredProfileBytes: number } {
+  return { maxBytesPerNamespace: ceilings.maxRedisBytesPerNamespace, maxStoredProfileBytes: ceilings.maxStoredProfileBytes };
 }
 
 /** The summary bounds the ceilings set (names: as many code points as the status keeps). */

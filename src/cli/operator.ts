@@ -94,6 +94,8 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'min-interval': { field: 'minIntervalMs', parse: (t) => parseDuration(t) },
   'max-window': { field: 'maxWindow', parse: (t, f) => parseCount(t, f, 2) },
   'max-redis-bytes-per-target': { field: 'maxRedisBytesPerTarget', parse: (t) => parseSize(t) },
+  'max-redis-bytes-per-namespace': { field: 'maxRedisBytesPerNamespace', parse: (t) => parseSize(t) },
+  'max-stored-profile-bytes': { field: 'maxStoredProfileBytes', parse: (t) => parseSize(t) },
   'max-usages-per-capture': { field: 'maxUsagesPerCapture', parse: (t, f) => parseCount(t, f, 1) },
   'max-summary-bytes': { field: 'maxSummaryBytes', parse: (t) => parseSize(t) },
   'max-events-per-round': { field: 'maxEventsPerRound', parse: (t, f) => parseCount(t, f, 1) },

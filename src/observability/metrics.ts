@@ -58,6 +58,19 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly storeBudgetRefusals = new Counter({
+    name: 'mapleak_store_budget_refusals_total',
+    help: "Captures not stored because their namespace's kept captures already took --max-redis-bytes-per-namespace, even without the raw profile, by namespace.",
+    labelNames: ['namespace'],
+    registers: [this.registry],
+  });
+  readonly storedProfilesDropped = new Counter({
+    name: 'mapleak_stored_profiles_dropped_total',
+    help: 'Captures kept without their raw profile, by namespace and reason (NamespaceStoreBudget: past --max-redis-bytes-per-namespace; StoredProfileLimit: larger than --max-stored-profile-bytes).',
+    labelNames: ['namespace', 'reason'],
+    registers: [this.registry],
+  });
+
   private readonly sitesByProbe = new Map<string, { namespace: string; probe: string; site: string; pattern: string }[]>();
 
   constructor(defaults = true) {

@@ -7,6 +7,7 @@ import { int32Line, printable, statusFrame, wholeBytes } from '../api/bounded.js
 import type { FindingStatus, GcStatus, MapLeakProbeStatus, TargetStatus, Verdict } from '../api/types.js';
 import type { TriggerJobData } from '../queue/names.js';
 import type { ConditionUpdate } from './conditions.js';
+import { NAMESPACE_STORE_BUDGET, NamespaceStoreBudgetError, profilesDroppedMessage, type STORED_PROFILE_LIMIT } from '../store/store-budget.js';
 
 /** What one target (pod) contributed in this round. */
 export interface TargetRound {
@@ -15,6 +16,8 @@ export interface TargetRound {
   captures: number;
   lastCaptureTime?: string;
   error?: { reason: string; message: string };
+  /** The capture was kept without its raw profile: past the namespace's Redis budget, or past --max-stored-profile-bytes. */
+  profileDropped?: typeof NAMESPACE_STORE_BUDGET | typeof STORED_PROFILE_LIMIT;
   analysis?: SeriesAnalysis;
   gc?: GcSummary;
 }
@@ -162,6 +165,21 @@ export function roundConditions(rounds: readonly TargetRound[], selection: strin
       ? { type: 'Degraded', status: 'True', reason: dominantReason(failing), message: describeFailures(failing, rounds.length) }
       : { type: 'Degraded', status: 'False', reason: 'AllTargetsHealthy', message: 'Every selected target answered.' };
   return [capturing, degraded];
+}
+
+/**
+ * Degraded with reason NamespaceStoreBudget when the namespace's Redis
+ * budget refused captures of this round or kept them without their raw
+ * profile (it names the budget, never a tenant's string); undefined when
+ * it did neither. A refusal says more than a dropped profile.
+ */
+export function namespaceBudgetCondition(rounds: readonly TargetRound[], budget: number): ConditionUpdate | undefined {
+  const refused = rounds.filter((r) => r.error?.reason === NAMESPACE_STORE_BUDGET);
+  if (refused.length > 0) {
+    return { type: 'Degraded', status: 'True', reason: NAMESPACE_STORE_BUDGET, message: `${refused.length} of ${rounds.length} targets' captures were ${new NamespaceStoreBudgetError(budget).message}.` };
+  }
+  const dropped = rounds.filter((r) => r.profileDropped === NAMESPACE_STORE_BUDGET).length;
+  return dropped > 0 ? { type: 'Degraded', status: 'True', reason: NAMESPACE_STORE_BUDGET, message: `${profilesDroppedMessage(dropped, budget)}.` } : undefined;
 }
 
 /** The most common failure, as a condition reason: Capture<Why>. */

@@ -7,6 +7,8 @@ import type { SeriesAnalysis, TimedSnapshot } from '../analysis/series.js';
 import type { IncidentStatus } from '../api/types.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { capAllocByFunction, capUsages, DEFAULT_SUMMARY_CAPS, pinsOverBudget, type SummaryCaps } from './summary-caps.js';
+import { NamespaceLedger } from './namespace-ledger.js';
+import { NamespaceStoreBudgetError } from './store-budget.js';
 
 /** A capture as kept in Redis: the attributed summary, not the profile. */
 interface StoredSnapshot {
@@ -54,10 +56,31 @@ export interface StoredCaptureBytes {
   profile: number;
 }
 
-export interface SeriesStoreOptions {
+export interface SeriesStoreOptions extends StoreLimits {
   /** Told the size of every capture written (for /metrics). */
   onCaptureStored?: (bytes: StoredCaptureBytes) => void;
 }
+
+/** What keepCapture may keep (the worker passes the admin's ceilings; these are the defaults for other callers). */
+export interface StoreLimits {
+  /** Redis bytes one namespace's kept captures (summaries and raw profiles, pinned ones included) and its series' gctrace and analyses may take (--max-redis-bytes-per-namespace; default: no limit). */
+  maxBytesPerNamespace?: number;
+  /** Largest raw profile stored with a capture; a larger one is not kept, its summary is (--max-stored-profile-bytes; default: no limit). */
+  maxStoredProfileBytes?: number;
+}
+
+/**
+ * What keepCapture did: `kept`, with its raw profile or without it (past
+ * the namespace's budget, or past the stored-profile limit: the summary is
+ * what verdicts need); `fenced`: the round's probe no longer owns its keys
+ * (nothing written); `outside-window`: older than every capture the window
+ * keeps (nothing written). Past the budget even without the profile it
+ * throws NamespaceStoreBudgetError.
+ */
+/** What saveGc and saveAnalysis did: `over-budget` leaves the previous value (the namespace's budget is taken). */
+export type KeptValue = 'kept' | 'over-budget' | 'fenced';
+
+export type KeptCapture = { kind: 'kept'; profile: 'kept' | 'over-namespace-budget' | 'over-stored-profile-limit' } | { kind: 'fenced' } | { kind: 'outside-window' };
 
 /**
  * A probe as one round of it writes: its store key and the owner token of
@@ -149,11 +172,21 @@ return 1`;
  * the cluster's primaries.
  */
 export class SeriesStore {
+  /** Bytes of each namespace's kept captures (namespace-ledger.ts). */
+  private readonly ledger: NamespaceLedger;
+
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix = 'mlp',
     private readonly options: SeriesStoreOptions = {},
-  ) {}
+  ) {
+    this.ledger = new NamespaceLedger(redis, prefix);
+  }
+
+  /** The bytes a namespace's kept captures take, as its ledger counts them (an upper bound of their STRLENs). */
+  async namespaceBytes(namespace: string): Promise<number> {
+    return this.ledger.total(namespace);
+  }
 
   private key(probe: ProbeRef, ...parts: string[]): string {
     return [this.prefix, `{${typeof probe === 'string' ? probe : probe.key}}`, ...parts].join(':');
@@ -237,6 +270,7 @@ export class SeriesStore {
       const result = Number(await node.eval(DELETE_WHILE_OWNER, 1, ownerKey, owner, ...doomed));
       if (result < 0) return deleted;
       deleted += result;
+      await this.releaseDeleted(probe, doomed);
     }
     return deleted;
   }
@@ -251,8 +285,7 @@ export class SeriesStore {
     await this.addStoredCapture(probe, podUid, { id: capture.id, time: capture.snapshot.time, json: storedSnapshotJson(capture.snapshot), proto: capture.proto }, window, ttlSeconds);
   }
 
-  /** addCapture with the snapshot already in its stored form (storedSnapshotJson, made in the worker's analysis thread). */
-  /** False when the probe's round is fenced out (nothing was written). */
+  /** addCapture with the snapshot already in its stored form (storedSnapshotJson, made in the worker's analysis thread). False when the probe's round is fenced out (nothing was written). */
   async addStoredCapture(
     probe: ProbeRef,
     podUid: string,
@@ -260,21 +293,84 @@ export class SeriesStore {
     window: number,
     ttlSeconds: number,
   ): Promise<boolean> {
+    return (await this.keepCapture(probe, podUid, capture, window, ttlSeconds)).kind !== 'fenced';
+  }
+
+  /**
+   * Stores one capture in its series, within its namespace's byte budget:
+   * room is reserved in the namespace's ledger first (crediting the
+   * captures it pushes out of the window), then the capture and the
+   * pushed-out deletions are one fenced write, then the ledger lets the
+   * deleted ones go. So the ledger never counts less than the namespace's
+   * `c:`/`p:` keys hold (nor more, once writes settle), in every Redis
+   * mode, though the two live in different hash slots. It counts more
+   * while writes are in flight, and after a failed write whose give-back
+   * failed too (until the entry's expiry). It counts less only for keys
+   * written before the ledger existed, and when a retried capture (same
+   * id, already kept) fails to write: its earlier bytes leave with the
+   * reservation's.
+   */
+  async keepCapture(
+    probe: ProbeRef,
+    podUid: string,
+    capture: { id: string; time: Date; json: string | Buffer; proto: Buffer },
+    window: number,
+    ttlSeconds: number,
+    limits: StoreLimits = this.options,
+  ): Promise<KeptCapture> {
+    const { namespace, name } = probeParts(probe);
     const series = this.key(probe, 't', podUid, 'series');
-    const written = await this.write(probe, [
+    const pushedOut = outOfWindow(await this.redis.zrange(series, '0', '-1', 'WITHSCORES'), capture.id, capture.time.getTime(), window);
+    if (pushedOut.includes(capture.id)) return { kind: 'outside-window' };
+    const summary = Buffer.byteLength(capture.json);
+    const profileFits = capture.proto.length <= (limits.maxStoredProfileBytes ?? Number.POSITIVE_INFINITY);
+    const entry = NamespaceLedger.entry(name, capture.id);
+    const budget = limits.maxBytesPerNamespace ?? Number.POSITIVE_INFINITY;
+    const reservation = await this.ledger.reserve(namespace, entry, { summary, profile: profileFits ? capture.proto.length : 0 }, ttlSeconds * 1000, budget, pushedOut.map((id) => NamespaceLedger.entry(name, id)));
+    if (reservation.kept === 'none') throw new NamespaceStoreBudgetError(budget);
+    const withProfile = profileFits && reservation.kept === 'both';
+    const commands: Command[] = [
       ['set', this.key(probe, 'c', capture.id), capture.json, 'EX', ttlSeconds],
-      ['set', this.key(probe, 'p', capture.id), capture.proto, 'EX', ttlSeconds],
+      // A retried capture may have kept one before: what the ledger counts is what stays.
+      withProfile ? ['set', this.key(probe, 'p', capture.id), capture.proto, 'EX', ttlSeconds] : ['del', this.key(probe, 'p', capture.id)],
       ['zadd', series, capture.time.getTime(), capture.id],
       ['expire', series, ttlSeconds],
-    ]);
-    if (!written) return false;
-    this.options.onCaptureStored?.({ summary: Buffer.byteLength(capture.json), profile: capture.proto.length });
-    // Captures that fell out of the window go at once, profiles included.
-    const expired = await this.redis.zrange(series, '0', String(-(window + 1)));
-    if (expired.length > 0) {
-      await this.write(probe, [['zrem', series, ...expired], ...expired.map((id): Command => ['del', this.key(probe, 'c', id), this.key(probe, 'p', id)])]);
+      // Captures that fall out of the window go at once, profiles included.
+      ...(pushedOut.length > 0 ? [['zrem', series, ...pushedOut] as Command, ...pushedOut.map((id): Command => ['del', this.key(probe, 'c', id), this.key(probe, 'p', id)])] : []),
+    ];
+    let written: boolean;
+    try {
+      written = await this.write(probe, commands);
+    } catch (err) {
+      await this.giveBack(namespace, entry, reservation.credited);
+      throw err;
     }
-    return true;
+    if (!written) {
+      await this.giveBack(namespace, entry, reservation.credited);
+      return { kind: 'fenced' };
+    }
+    this.options.onCaptureStored?.({ summary, profile: withProfile ? capture.proto.length : 0 });
+    if (reservation.credited.length > 0) await this.ledger.release(namespace, reservation.credited);
+    return { kind: 'kept', profile: withProfile ? 'kept' : profileFits ? 'over-namespace-budget' : 'over-stored-profile-limit' };
+  }
+
+  /** A reservation whose write did not happen: its entry goes, the entries it credited may be credited again. Best effort: a failure here only over-counts. */
+  private async giveBack(namespace: string, entry: string, credited: readonly string[]): Promise<void> {
+    await Promise.allSettled([this.ledger.release(namespace, [entry]), this.ledger.unmark(namespace, credited)]);
+  }
+
+  /** The ledger entries of deleted keys of one probe (a deletion by key name: incidents, clean-ups): captures, and series' gctrace and analyses. */
+  private async releaseDeleted(probe: ProbeRef, keys: readonly string[]): Promise<void> {
+    const { namespace, name } = probeParts(probe);
+    const ids = new Set<string>();
+    const head = `${this.prefix}:{${typeof probe === 'string' ? probe : probe.key}}:`;
+    for (const key of keys) {
+      if (!key.startsWith(head)) continue;
+      const [part, id, value] = key.slice(head.length).split(':');
+      if ((part === 'c' || part === 'p') && id) ids.add(NamespaceLedger.entry(name, id));
+      if (part === 't' && id && (value === 'gc' || value === 'analysis')) ids.add(NamespaceLedger.entry(name, `${value}:${id}`));
+    }
+    if (ids.size > 0) await this.ledger.release(namespace, [...ids]);
   }
 
   async captures(probe: ProbeRef, podUid: string): Promise<CaptureRef[]> {
@@ -326,7 +422,9 @@ export class SeriesStore {
     const key = this.key(probe, 'targets');
     const gone = Object.keys(await this.redis.hgetall(key)).filter((series) => !liveSeries.has(series));
     if (gone.length === 0) return 0;
-    const written = await this.write(probe, [['hdel', key, ...gone], ...gone.map((uid): Command => ['del', this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc'), this.key(probe, 't', uid, 'analysis')])]);
+    const doomed = gone.flatMap((uid) => [this.key(probe, 't', uid, 'series'), this.key(probe, 't', uid, 'gc'), this.key(probe, 't', uid, 'analysis')]);
+    const written = await this.write(probe, [['hdel', key, ...gone], ['del', ...doomed]]);
+    if (written) await this.releaseDeleted(probe, doomed);
     return written ? gone.length : 0;
   }
 
@@ -335,8 +433,32 @@ export class SeriesStore {
    * probe page) so that no request runs the engine. Bounded by the analysis
    * itself: at most maxFindings findings of at most window points each.
    */
-  async saveAnalysis(probe: ProbeRef, series: string, analysis: SeriesAnalysis, ttlSeconds: number): Promise<void> {
-    await this.write(probe, [['set', this.key(probe, 't', series, 'analysis'), JSON.stringify(analysis), 'EX', ttlSeconds]]);
+  async saveAnalysis(probe: ProbeRef, series: string, analysis: SeriesAnalysis, ttlSeconds: number, limits: StoreLimits = this.options): Promise<KeptValue> {
+    return this.keepValue(probe, `analysis:${series}`, this.key(probe, 't', series, 'analysis'), JSON.stringify(analysis), ttlSeconds, limits);
+  }
+
+  /**
+   * One value of a series (its gctrace or its analysis, rewritten every
+   * round) within the namespace's budget, as keepCapture keeps a capture:
+   * room first (the value it replaces credited), then the fenced write.
+   * Past the budget the previous value stays.
+   */
+  private async keepValue(probe: ProbeRef, what: string, key: string, value: string, ttlSeconds: number, limits: StoreLimits): Promise<KeptValue> {
+    const { namespace, name } = probeParts(probe);
+    const entry = NamespaceLedger.entry(name, what);
+    const budget = limits.maxBytesPerNamespace ?? Number.POSITIVE_INFINITY;
+    const reservation = await this.ledger.reserve(namespace, entry, { summary: Buffer.byteLength(value), profile: 0 }, ttlSeconds * 1000, budget, []);
+    if (reservation.kept === 'none') return 'over-budget';
+    let written: boolean;
+    try {
+      written = await this.write(probe, [['set', key, value, 'EX', ttlSeconds]]);
+    } catch (err) {
+      // The value it replaced is still there: the next write counts it again.
+      await this.giveBack(namespace, entry, []);
+      throw err;
+    }
+    if (!written) await this.giveBack(namespace, entry, []);
+    return written ? 'kept' : 'fenced';
   }
 
   async analysis(probe: ProbeRef, series: string): Promise<SeriesAnalysis | undefined> {
@@ -364,9 +486,9 @@ export class SeriesStore {
     return json ? (JSON.parse(json) as { cycles: GcCycle[]; readUntil?: string }) : { cycles: [] };
   }
 
-  async saveGc(probe: ProbeRef, podUid: string, state: { cycles: GcCycle[]; readUntil?: string }, maxCycles: number, ttlSeconds: number): Promise<void> {
+  async saveGc(probe: ProbeRef, podUid: string, state: { cycles: GcCycle[]; readUntil?: string }, maxCycles: number, ttlSeconds: number, limits: StoreLimits = this.options): Promise<KeptValue> {
     const bounded = { ...state, cycles: state.cycles.slice(-maxCycles) };
-    await this.write(probe, [['set', this.key(probe, 't', podUid, 'gc'), JSON.stringify(bounded), 'EX', ttlSeconds]]);
+    return this.keepValue(probe, `gc:${podUid}`, this.key(probe, 't', podUid, 'gc'), JSON.stringify(bounded), ttlSeconds, limits);
   }
 
   /**
@@ -438,6 +560,9 @@ export class SeriesStore {
       ['expire', index, ttlSeconds, 'GT'],
       ['expire', index, ttlSeconds, 'NX'],
     ];
+    // The ledger first: an entry that outlives its keys over-counts until it expires; one that expired first would under-count.
+    const { namespace, name } = probeParts(probe);
+    await this.ledger.extend(namespace, incident.captures.map((ref) => NamespaceLedger.entry(name, ref.id)), ttlSeconds * 1000);
     const outcome = await this.writeScript(probe, commands, incidentKey);
     return outcome === 'written' ? 'recorded' : outcome === 'written-before' ? 'recorded-before' : 'fenced';
   }
@@ -463,10 +588,13 @@ export class SeriesStore {
       else kept.push(incident);
     });
     if (dropped.length > 0) {
-      await this.write(probe, [
+      const unpinned = dropped.flatMap(({ incident }) => (incident?.captures ?? []).flatMap((ref) => [this.key(probe, 'c', ref.id), this.key(probe, 'p', ref.id)]));
+      const written = await this.write(probe, [
         ['zrem', index, ...dropped.map((d) => d.id)],
-        ...dropped.flatMap(({ id, incident }): Command[] => [['del', this.key(probe, 'incident', id)], ...(incident?.captures ?? []).map((ref): Command => ['del', this.key(probe, 'c', ref.id), this.key(probe, 'p', ref.id)])]),
+        ...dropped.map(({ id }): Command => ['del', this.key(probe, 'incident', id)]),
+        ...(unpinned.length > 0 ? [['del', ...unpinned] as Command] : []),
       ]);
+      if (written) await this.releaseDeleted(probe, unpinned);
     }
     await this.unpinOverBudget(probe, kept, maxPinnedBytes);
     return kept;
@@ -481,7 +609,9 @@ export class SeriesStore {
     for (const ref of refs) pipeline.strlen(this.key(probe, 'c', ref.id)).strlen(this.key(probe, 'p', ref.id));
     const lengths = ((await pipeline.exec()) ?? []).map(([, n]) => Number(n ?? 0));
     const over = pinsOverBudget(refs.map((ref, i) => ({ id: ref.id, bytes: (lengths[2 * i] ?? 0) + (lengths[2 * i + 1] ?? 0) })), maxPinnedBytes);
-    if (over.length > 0) await this.write(probe, over.map((id): Command => ['del', this.key(probe, 'c', id), this.key(probe, 'p', id)]));
+    if (over.length === 0) return;
+    const unpinned = over.flatMap((id) => [this.key(probe, 'c', id), this.key(probe, 'p', id)]);
+    if (await this.write(probe, [['del', ...unpinned]])) await this.releaseDeleted(probe, unpinned);
   }
 
   /** The kept incidents, newest first, as they are (pruning is the worker's, in incidents()). */
@@ -506,7 +636,9 @@ export class SeriesStore {
     let deleted = 0;
     for await (const { node, keys } of this.scan(`${this.prefix}:{${globEscape(probe)}}:*`)) {
       // All in one slot: one DEL is valid on a cluster too.
-      if (keys.length > 0) deleted += await node.del(...keys);
+      if (keys.length === 0) continue;
+      deleted += await node.del(...keys);
+      await this.releaseDeleted(probe, keys);
     }
     return deleted;
   }
@@ -543,6 +675,27 @@ export class SeriesStore {
       } while (cursor !== '0');
     }
   }
+}
+
+/** A probe reference's namespace and name (`namespace/name`). */
+function probeParts(probe: ProbeRef): { namespace: string; name: string } {
+  const key = typeof probe === 'string' ? probe : probe.key;
+  const slash = key.indexOf('/');
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+/**
+ * The captures of a series (ZRANGE WITHSCORES, oldest first) that adding
+ * `id` at `time` pushes out of a window of `window`: the oldest ones, and
+ * `id` itself when it is older than all the window keeps. Ties go by id,
+ * as Redis orders equal scores.
+ */
+export function outOfWindow(entries: readonly string[], id: string, time: number, window: number): string[] {
+  const members = new Map<string, number>();
+  for (let i = 0; i + 1 < entries.length; i += 2) members.set(entries[i] as string, Number(entries[i + 1]));
+  members.set(id, time);
+  const ordered = [...members].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return ordered.slice(0, Math.max(0, ordered.length - window)).map(([member]) => member);
 }
 
 /** How long a probe's series keys live: the window's span and two intervals more, plus an hour. */

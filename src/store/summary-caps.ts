@@ -56,7 +56,7 @@ export class SummaryTooLargeError extends Error {
 
 /** What a probe's status says while Redis refuses writes (maxmemory reached, noeviction). */
 export const STORE_FULL_MESSAGE =
-  "The operator's Redis is full (maxmemory reached) and refuses writes: captures are not kept and schedules cannot advance until space is freed. An admin must raise maxmemory or lower --max-redis-bytes-per-target, --max-window or --max-summary-bytes.";
+  "The operator's Redis is full (maxmemory reached) and refuses writes: captures are not kept and schedules cannot advance until space is freed. An admin must raise maxmemory or lower --max-redis-bytes-per-namespace, --max-redis-bytes-per-target, --max-window or --max-summary-bytes.";
 
 /** At most `max` code points of `text` (a surrogate pair is one). */
 export function capName(text: string, max: number): string {

@@ -3,7 +3,7 @@ import { attributeProfile } from '../analysis/attribute.js';
 import { parseGcTrace, summarizeGcTrace, type GcCycle } from '../analysis/gctrace.js';
 import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
 import type { ProbeClient } from '../api/client.js';
-import { captureDeadline, DEFAULT_CEILINGS, effectiveSettings, keptCaptures, summaryCaps, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
+import { captureDeadline, DEFAULT_CEILINGS, effectiveSettings, keptCaptures, storeLimits, summaryCaps, type Ceilings, type EffectiveSettings } from '../api/ceilings.js';
 import { selectorToString, type MapLeakProbe, type MapLeakProbeStatus } from '../api/types.js';
 import { captureHeap, operatorCaptureOptions, type HeapCapture, type PprofClient } from '../capture/capture.js';
 import type { ByteBudget } from '../capture/budget.js';
@@ -17,7 +17,7 @@ import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '..
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
-import { buildCaptureStatus, findingKey, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
+import { buildCaptureStatus, findingKey, namespaceBudgetCondition, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
 import { fencedProbe, seriesTtlSeconds, parseStoredSnapshot, storedSnapshotJson, type FencedProbe, type SeriesStore, type StoredIncident, type TargetRecord } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
@@ -32,6 +32,7 @@ import { roundRan } from './deferred-rounds.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { STORE_FULL_MESSAGE, SummaryTooLargeError, type SummaryCaps } from '../store/summary-caps.js';
 import { resolveTargetAccess, TargetAccessError, type TargetAccess } from './target-access.js';
+import { NAMESPACE_STORE_BUDGET, NamespaceStoreBudgetError, STORED_PROFILE_LIMIT } from '../store/store-budget.js';
 
 export interface WorkerLimits {
   /** Targets captured at once within one probe's round. */
@@ -270,6 +271,8 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
     let conditions = current.status?.conditions;
     for (const update of roundConditions(rounds, selection)) conditions = setCondition(conditions, update, current.metadata.generation, at);
     conditions = roundRan(conditions, current.metadata.generation, at);
+    const overBudget = namespaceBudgetCondition(rounds, ceilings.maxRedisBytesPerNamespace);
+    if (overBudget) conditions = setCondition(conditions, overBudget, current.metadata.generation, at);
     if (rounds.some((r) => r.error?.reason === 'StoreFull')) {
       conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'StoreFull', message: STORE_FULL_MESSAGE }, current.metadata.generation, at);
     }
@@ -447,7 +450,13 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     const json = await storedSnapshot(deps.decodeGate, decoders, capture, log, summaryCaps(ceilings));
     const summaryBytes = Buffer.byteLength(json);
     if (summaryBytes > ceilings.maxSummaryBytes) throw new SummaryTooLargeError(summaryBytes, ceilings.maxSummaryBytes);
-    await deps.store.addStoredCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + capture.proto.length, ceilings), ttlSeconds);
+    // A raw profile past --max-stored-profile-bytes is not stored, so it does not shorten the window either.
+    const storedProfileBytes = capture.proto.length <= ceilings.maxStoredProfileBytes ? capture.proto.length : 0;
+    const kept = await deps.store.keepCapture(key, pod.series, { id, time: capture.time, json, proto: capture.proto }, keptCaptures(window, summaryBytes + storedProfileBytes, ceilings), ttlSeconds, storeLimits(ceilings));
+    if (kept.kind === 'kept' && kept.profile !== 'kept') {
+      round.profileDropped = kept.profile === 'over-namespace-budget' ? NAMESPACE_STORE_BUDGET : STORED_PROFILE_LIMIT;
+      deps.metrics.storedProfilesDropped.inc({ namespace: probe.metadata.namespace, reason: round.profileDropped });
+    }
     round.lastCaptureTime = capture.time.toISOString();
     deps.metrics.captures.inc({ result: 'ok' });
   } catch (err) {
@@ -456,15 +465,16 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
     round.error = failure;
     if (lastCaptureTime) round.lastCaptureTime = lastCaptureTime;
     deps.metrics.captures.inc({ result: reasonOf(err) });
+    if (err instanceof NamespaceStoreBudgetError) deps.metrics.storeBudgetRefusals.inc({ namespace: probe.metadata.namespace });
     log.warn('capture failed', { pod: pod.name, reason: failure.reason, error: failure.message });
-    if (!(err instanceof CaptureError || err instanceof ProfileError || err instanceof SummaryTooLargeError || isStoreFull(err))) log.error('unexpected capture error', { pod: pod.name, error: err instanceof Error ? err.stack : String(err) });
+    if (!(err instanceof CaptureError || err instanceof ProfileError || err instanceof SummaryTooLargeError || err instanceof NamespaceStoreBudgetError || isStoreFull(err))) log.error('unexpected capture error', { pod: pod.name, error: err instanceof Error ? err.stack : String(err) });
   } finally {
     deps.metrics.captureSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   if (probe.spec.gctrace.enabled && pod.container) {
     try {
-      round.gc = summarizeGcTrace({ cycles: await readGcTrace(cluster, pod, deps, key, ttlSeconds), skippedLines: 0 });
+      round.gc = summarizeGcTrace({ cycles: await readGcTrace(cluster, pod, deps, key, ttlSeconds, ceilings), skippedLines: 0 });
     } catch (err) {
       log.debug('gctrace not read', { pod: pod.name, reason: reasonOf(err) });
     }
@@ -478,7 +488,8 @@ async function captureTarget(context: RoundContext, pod: Pod, lastCaptureTime: s
         minGrowthBytesPerHour: probe.spec.thresholds.minGrowthBytesPerHour,
         maxFindings: settings.maxFindings,
       }, log);
-      await deps.store.saveAnalysis(key, pod.series, round.analysis, ttlSeconds);
+      // Past the namespace's Redis budget the API keeps serving the last analysis kept; the status has this one.
+      await deps.store.saveAnalysis(key, pod.series, round.analysis, ttlSeconds, storeLimits(ceilings));
     } catch (err) {
       if (!(err instanceof ProfileError)) throw err;
       // The series is kept; this round just has no findings for the pod.
@@ -541,7 +552,7 @@ export async function analyzeStoredSeries(deps: Pick<CaptureRoundDeps, 'decodeGa
 }
 
 /** New gctrace lines from the container log since the last read, appended to the kept cycles. */
-async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundDeps, key: FencedProbe, ttlSeconds: number): Promise<GcCycle[]> {
+async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundDeps, key: FencedProbe, ttlSeconds: number, ceilings: Ceilings): Promise<GcCycle[]> {
   const state = await deps.store.gc(key, pod.series);
   const params = new URLSearchParams({ container: pod.container, timestamps: 'true', limitBytes: String(deps.limits.maxGcLogBytes) });
   if (state.readUntil) params.set('sinceTime', state.readUntil);
@@ -556,7 +567,8 @@ async function readGcTrace(cluster: TargetCluster, pod: Pod, deps: CaptureRoundD
   const seen = new Set(state.cycles.map((c) => `${c.cycle}@${c.atSeconds}`));
   const fresh = parseGcTrace(text).cycles.filter((c) => !seen.has(`${c.cycle}@${c.atSeconds}`));
   const cycles = [...state.cycles, ...fresh];
-  await deps.store.saveGc(key, pod.series, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds);
+  // Past the namespace's Redis budget the kept cycles stay as they were, and the next round reads the same lines again.
+  await deps.store.saveGc(key, pod.series, { cycles, ...(lastStamp ? { readUntil: lastStamp } : state.readUntil ? { readUntil: state.readUntil } : {}) }, deps.limits.maxGcCycles, ttlSeconds, storeLimits(ceilings));
   return cycles.slice(-deps.limits.maxGcCycles);
 }
 

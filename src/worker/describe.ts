@@ -6,6 +6,7 @@ import { ProfileError } from '../pprof/errors.js';
 import { isStoreFull } from '../observability/connection-errors.js';
 import { STORE_FULL_MESSAGE, SummaryTooLargeError } from '../store/summary-caps.js';
 import { PROFILE_MESSAGES } from '../pprof/messages.js';
+import { NamespaceStoreBudgetError } from '../store/store-budget.js';
 
 /** A failed capture as the tenant sees it: a fixed reason and a message the operator wrote. */
 export interface FailureDescription {
@@ -18,7 +19,7 @@ export function reasonOf(err: unknown): string {
   if (err instanceof HttpAnswerError) return `Http${err.answer.status}`;
   if (err instanceof CaptureError) return err.code === 'HttpStatus' ? `Http${err.status ?? ''}` : err.code;
   if (err instanceof ProfileError) return err.code;
-  if (err instanceof SummaryTooLargeError) return err.reason;
+  if (err instanceof SummaryTooLargeError || err instanceof NamespaceStoreBudgetError) return err.reason;
   if (isStoreFull(err)) return 'StoreFull';
   return 'CaptureFailed';
 }
@@ -51,7 +52,8 @@ export function describeFailure(err: unknown, settings: Pick<EffectiveSettings, 
     }
   }
   if (err instanceof ProfileError) return { reason, message: PROFILE_MESSAGES[err.code] };
-  if (err instanceof SummaryTooLargeError) return { reason, message: err.message };
+  // Both composed from the operator's ceilings only.
+  if (err instanceof SummaryTooLargeError || err instanceof NamespaceStoreBudgetError) return { reason, message: err.message };
   if (isStoreFull(err)) return { reason, message: STORE_FULL_MESSAGE };
   return { reason, message: 'the capture failed (an operator error; see its log)' };
 }

@@ -32,7 +32,7 @@ const ALL_FEATURES = repoPath('test', 'chart', 'fixtures', 'all-features.yaml');
 const KUBE_VERSION = /^KUBERNETES_VERSION=(\S+)$/m.exec(readFileSync(repoPath('test', 'cluster', 'go', 'versions.env'), 'utf8'))?.[1] ?? '1.36.0';
 const run = promisify(execFile);
 const SENTINEL_VALUES = [
-  'redis.mode=external',
+  'redis.mode=external,redis.external.maxmemory=4gb',
   'redis.external.sentinel.masterName=mymaster',
   'redis.external.sentinel.addresses={sentinel-0.redis:26379,sentinel-1.redis:26379,sentinel-2.redis:26379}',
   'redis.external.sentinel.auth.existingSecret=sentinel-auth',
@@ -258,7 +258,7 @@ describe('chart: static checks', () => {
   test('helm lint --strict passes with the default values, every feature on, and external Redis', async () => {
     await helm(['lint', '--strict', CHART, '--kube-version', KUBE_VERSION]);
     await helm(['lint', '--strict', CHART, '--kube-version', KUBE_VERSION, '-f', ALL_FEATURES]);
-    await helm(['lint', '--strict', CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.url=redis://redis.example:6379']);
+    await helm(['lint', '--strict', CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.maxmemory=4gb,redis.external.url=redis://redis.example:6379']);
   });
 
   test('values.schema.json rejects unknown keys at every level', async () => {
@@ -270,16 +270,37 @@ describe('chart: static checks', () => {
     }
     const badMode = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=sentinel'], { allowFailure: true });
     assert.notEqual(badMode.code, 0, 'redis.mode must be bundled or external');
-    const noUrl = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external'], { allowFailure: true });
+    const noUrl = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.maxmemory=4gb'], { allowFailure: true });
     assert.match(noUrl.stderr, /redis.mode external needs exactly one of redis.external.url, redis.external.sentinel.addresses or redis.external.cluster.nodes \(set: none\)/);
-    const two = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.url=redis://r:6379,redis.external.cluster.nodes={n:7000}'], { allowFailure: true });
+    const two = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.maxmemory=4gb,redis.external.url=redis://r:6379,redis.external.cluster.nodes={n:7000}'], { allowFailure: true });
     assert.match(two.stderr, /exactly one of .* \(set: url, cluster\)/);
-    const noMaster = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.sentinel.addresses={s:26379}'], { allowFailure: true });
+    const noMaster = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.maxmemory=4gb,redis.external.sentinel.addresses={s:26379}'], { allowFailure: true });
     assert.match(noMaster.stderr, /redis.external.sentinel.addresses needs redis.external.sentinel.masterName/);
-    const badNode = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.cluster.nodes={no-port}'], { allowFailure: true });
+    const badNode = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.maxmemory=4gb,redis.external.cluster.nodes={no-port}'], { allowFailure: true });
     assert.notEqual(badNode.code, 0, 'cluster nodes are host:port');
     const noLeader = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'controller.leaderElection.enabled=false'], { allowFailure: true });
     assert.match(noLeader.stderr, /needs controller.replicas=1/);
+  });
+
+  test("the Redis budget per namespace is derived from the Redis' maxmemory: the namespaces that may fill it at once fit in 3/4 of it", async () => {
+    const budgetOf = async (set?: string): Promise<number> => {
+      const args = podSpec(find(await template(set ? ['--set', set] : []), 'Deployment', 'mapleakprobe-worker')).containers[0]?.args ?? [];
+      return operatorConfig(args.slice(1)).ceilings?.maxRedisBytesPerNamespace ?? Number.NaN;
+    };
+    const values = yaml.load(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as { limits: { redisNamespacesAtBudget: number; maxSummaryBytes: string; maxStoredProfileBytes: string }; redis: { bundled: { maxmemory: string } } };
+    assert.equal(values.redis.bundled.maxmemory, '768mb');
+    const maxmemory = 768 * 1024 * 1024;
+    const budget = await budgetOf();
+    assert.equal(budget, 96 * 1024 * 1024);
+    assert.ok(values.limits.redisNamespacesAtBudget * budget <= 0.75 * maxmemory, 'namespaces × budget within 3/4 of maxmemory');
+    // What the quarter of headroom must hold at least: one capture admitted just below maxmemory.
+    assert.ok(maxmemory / 4 > 10 * 1024 * 1024, `${values.limits.maxSummaryBytes} + ${values.limits.maxStoredProfileBytes}`);
+    assert.equal(await budgetOf('redis.bundled.maxmemory=2gb,limits.redisNamespacesAtBudget=4'), (2 * 1024 ** 3 * 3) / 16);
+    assert.equal(await budgetOf('redis.bundled.maxmemory=1g'), 125_000_000, 'Redis units: g is 10^9');
+    assert.equal(await budgetOf('limits.maxRedisBytesPerNamespace=200Mi'), 200 * 1024 * 1024, 'a value given wins');
+    assert.equal(await budgetOf('redis.mode=external,redis.external.url=redis://r:6379,redis.external.maxmemory=4gb'), 512 * 1024 * 1024);
+    const unknown = await helm(['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'redis.mode=external,redis.external.url=redis://r:6379'], { allowFailure: true });
+    assert.match(unknown.stderr, /limits.maxRedisBytesPerNamespace is derived from the Redis' maxmemory .* set one of them/);
   });
 
   test('values.schema.json closes every object: additionalProperties false, or a typed map', () => {
@@ -388,7 +409,7 @@ describe('chart: static checks', () => {
       '--max-profile-bytes', '64Mi', '--max-inflated-bytes', '256Mi', '--max-compression-ratio', '50', '--max-decode-time', '5s', '--max-request-timeout', '30s',
       '--max-symbol-requests', '64', '--max-symbol-answer-bytes', '1Mi', '--max-debug1-bytes', '32Mi', '--min-debug1-interval', '10m', '--max-capture-time', '90s',
       '--max-inflight-bytes', '192Mi', '--max-knowledge-bytes', '128Mi', '--max-knowledge-bytes-per-namespace', '32Mi', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
-      '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-usages-per-capture', '1000', '--max-summary-bytes', '2Mi', '--max-events-per-round', '5', '--max-incidents', '10', '--incident-retention', '168h',
+      '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-redis-bytes-per-namespace', '100663296', '--max-stored-profile-bytes', '8Mi', '--max-usages-per-capture', '1000', '--max-summary-bytes', '2Mi', '--max-events-per-round', '5', '--max-incidents', '10', '--incident-retention', '168h',
       '--max-trigger-follows', '50', '--min-trigger-interval', '1m', '--trigger-poll-interval', '5s', '--max-findings', '20',
     ];
     assert.deepEqual(c.args, ['operator', '--role', 'controller', '--port', '8080', '--resync-interval', '60s', '--lease-name', 'mapleakprobe-controller', ...limits, '--shutdown-timeout', '25s']);
@@ -463,12 +484,12 @@ describe('chart: static checks', () => {
     assert.ok(!existing.some((o) => o.kind === 'Secret'));
     assert.deepEqual(envOf(find(existing, 'Deployment', 'mapleakprobe-worker')).get('REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'my-redis', key: 'pw' });
 
-    const external = await template(['--set', 'redis.mode=external,redis.external.url=rediss://redis.example:6380/2,redis.external.existingSecret=ext,redis.external.existingSecretKey=password']);
+    const external = await template(['--set', 'redis.mode=external,redis.external.maxmemory=4gb,redis.external.url=rediss://redis.example:6380/2,redis.external.existingSecret=ext,redis.external.existingSecretKey=password']);
     assert.ok(!external.some((o) => o.kind === 'StatefulSet' || o.kind === 'Secret' || o.metadata?.name === 'mapleakprobe-redis'));
     const env = envOf(find(external, 'Deployment', 'mapleakprobe-controller'));
     assert.equal(env.get('REDIS_URL')?.value, 'rediss://redis.example:6380/2');
     assert.deepEqual(env.get('REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'ext', key: 'password' });
-    const noPassword = await template(['--set', 'redis.mode=external,redis.external.url=redis://redis.example:6379']);
+    const noPassword = await template(['--set', 'redis.mode=external,redis.external.maxmemory=4gb,redis.external.url=redis://redis.example:6379']);
     assert.ok(!envOf(find(noPassword, 'Deployment', 'mapleakprobe-controller')).has('REDIS_PASSWORD'));
   });
 
@@ -490,7 +511,7 @@ describe('chart: static checks', () => {
     const redisPorts = policy.spec?.egress?.map((rule) => (rule.ports ?? []).map((p) => p.port)).find((ports) => ports.includes(6379));
     assert.deepEqual(redisPorts, [6379, 26379], 'egress to the sentinels too');
 
-    const cluster = await template(['--set', 'redis.mode=external,redis.external.cluster.nodes={redis-0.redis:6379,redis-1.redis:6379},redis.external.existingSecret=redis-auth']);
+    const cluster = await template(['--set', 'redis.mode=external,redis.external.maxmemory=4gb,redis.external.cluster.nodes={redis-0.redis:6379,redis-1.redis:6379},redis.external.existingSecret=redis-auth']);
     const env = envOf(find(cluster, 'Deployment', 'mapleakprobe-worker'));
     assert.equal(env.get('REDIS_CLUSTER_NODES')?.value, 'redis-0.redis:6379,redis-1.redis:6379');
     assert.equal(env.has('REDIS_URL') || env.has('REDIS_SENTINELS') || env.has('REDIS_TLS') || env.has('REDIS_SENTINEL_PASSWORD'), false);
@@ -622,7 +643,7 @@ describe('chart: against the API server', () => {
     const variants: string[][] = [
       [],
       ['-f', ALL_FEATURES],
-      ['--set', 'redis.mode=external,redis.external.url=redis://redis.example:6379,redis.external.existingSecret=ext,networkPolicy.enabled=true'],
+      ['--set', 'redis.mode=external,redis.external.maxmemory=4gb,redis.external.url=redis://redis.example:6379,redis.external.existingSecret=ext,networkPolicy.enabled=true'],
       ['--set', SENTINEL_VALUES],
       ['--set', 'redis.bundled.persistence.enabled=false,controller.replicas=1,controller.leaderElection.enabled=false'],
       ['--set', 'metrics.serviceMonitor.enabled=true'],

@@ -34,7 +34,8 @@ describe('series store key layout', () => {
     await store.saveGc('ns/tagged', 'pod-1', { cycles: [] }, 10, 600);
     await store.firstSeen('ns/tagged', ['k'], new Date(), 600);
     const keys = (await client.keys('*')).sort();
-    assert.deepEqual(keys, ['mlp:{ns/tagged}:c:c1', 'mlp:{ns/tagged}:firstseen', 'mlp:{ns/tagged}:p:c1', 'mlp:{ns/tagged}:t:pod-1:gc', 'mlp:{ns/tagged}:t:pod-1:series', 'mlp:{ns/tagged}:targets']);
+    // The namespace's byte ledger carries the namespace as its own tag (namespace-ledger.ts).
+    assert.deepEqual(keys, ['mlp:{ns/tagged}:c:c1', 'mlp:{ns/tagged}:firstseen', 'mlp:{ns/tagged}:p:c1', 'mlp:{ns/tagged}:t:pod-1:gc', 'mlp:{ns/tagged}:t:pod-1:series', 'mlp:{ns/tagged}:targets', 'mlp:{ns:ns}:stored', 'mlp:{ns:ns}:stored-bytes', 'mlp:{ns:ns}:stored-total']);
     assert.equal(stored.length, 1);
     assert.equal(stored[0]!.profile, proto.length);
     assert.equal(stored[0]!.summary, Number(await client.strlen('mlp:{ns/tagged}:c:c1')));

@@ -281,10 +281,31 @@ spec:
 {{/* Operator flags for the admin's ceilings (values.limits); both components need them (the controller reports which applied). */}}
 {{- define "mapleakprobe.limitArgs" -}}
 {{- $l := .Values.limits -}}
-{{- $args := list "--max-profile-bytes" (toString $l.maxProfileBytes) "--max-inflated-bytes" (toString $l.maxInflatedBytes) "--max-compression-ratio" (toString (int $l.maxCompressionRatio)) "--max-decode-time" (toString $l.maxDecodeTime) "--max-request-timeout" (toString $l.maxRequestTimeout) "--max-symbol-requests" (toString (int $l.maxSymbolRequests)) "--max-symbol-answer-bytes" (toString $l.maxSymbolAnswerBytes) "--max-debug1-bytes" (toString $l.maxDebug1Bytes) "--min-debug1-interval" (toString $l.minDebug1Interval) "--max-capture-time" (toString $l.maxCaptureTime) "--max-inflight-bytes" (toString $l.maxInflightBytes) "--max-knowledge-bytes" (toString $l.maxKnowledgeBytes) "--max-knowledge-bytes-per-namespace" (toString $l.maxKnowledgeBytesPerNamespace) "--max-targets-per-probe" (toString (int $l.maxTargetsPerProbe)) "--max-probes-per-namespace" (toString (int $l.maxProbesPerNamespace)) "--min-interval" (toString $l.minInterval) "--max-window" (toString (int $l.maxWindow)) "--max-redis-bytes-per-target" (toString $l.maxRedisBytesPerTarget) "--max-usages-per-capture" (toString (int $l.maxUsagesPerCapture)) "--max-summary-bytes" (toString $l.maxSummaryBytes) "--max-events-per-round" (toString (int $l.maxEventsPerRound)) "--max-incidents" (toString (int $l.maxIncidents)) "--incident-retention" (toString $l.incidentRetention) "--max-trigger-follows" (toString (int $l.maxTriggerFollows)) "--min-trigger-interval" (toString $l.minTriggerInterval) "--trigger-poll-interval" (toString $l.triggerPollInterval) "--max-findings" (toString (int $l.maxFindings)) -}}
+{{- $args := list "--max-profile-bytes" (toString $l.maxProfileBytes) "--max-inflated-bytes" (toString $l.maxInflatedBytes) "--max-compression-ratio" (toString (int $l.maxCompressionRatio)) "--max-decode-time" (toString $l.maxDecodeTime) "--max-request-timeout" (toString $l.maxRequestTimeout) "--max-symbol-requests" (toString (int $l.maxSymbolRequests)) "--max-symbol-answer-bytes" (toString $l.maxSymbolAnswerBytes) "--max-debug1-bytes" (toString $l.maxDebug1Bytes) "--min-debug1-interval" (toString $l.minDebug1Interval) "--max-capture-time" (toString $l.maxCaptureTime) "--max-inflight-bytes" (toString $l.maxInflightBytes) "--max-knowledge-bytes" (toString $l.maxKnowledgeBytes) "--max-knowledge-bytes-per-namespace" (toString $l.maxKnowledgeBytesPerNamespace) "--max-targets-per-probe" (toString (int $l.maxTargetsPerProbe)) "--max-probes-per-namespace" (toString (int $l.maxProbesPerNamespace)) "--min-interval" (toString $l.minInterval) "--max-window" (toString (int $l.maxWindow)) "--max-redis-bytes-per-target" (toString $l.maxRedisBytesPerTarget) "--max-redis-bytes-per-namespace" (include "mapleakprobe.namespaceRedisBudget" .) "--max-stored-profile-bytes" (toString $l.maxStoredProfileBytes) "--max-usages-per-capture" (toString (int $l.maxUsagesPerCapture)) "--max-summary-bytes" (toString $l.maxSummaryBytes) "--max-events-per-round" (toString (int $l.maxEventsPerRound)) "--max-incidents" (toString (int $l.maxIncidents)) "--incident-retention" (toString $l.incidentRetention) "--max-trigger-follows" (toString (int $l.maxTriggerFollows)) "--min-trigger-interval" (toString $l.minTriggerInterval) "--trigger-poll-interval" (toString $l.triggerPollInterval) "--max-findings" (toString (int $l.maxFindings)) -}}
 {{- /* 0: the operator's own default, half of its --concurrency rounded up. */}}
 {{- if $l.maxActiveRoundsPerNamespace }}
 {{- $args = concat $args (list "--max-active-rounds-per-namespace" (toString (int $l.maxActiveRoundsPerNamespace))) }}
 {{- end }}
 {{- $args | toJson -}}
+{{- end }}
+
+{{/*
+Redis bytes per namespace: limits.maxRedisBytesPerNamespace, or 3/4 of the
+Redis' maxmemory (bundled or external; Redis units: k/m/g are 1000s,
+kb/mb/gb 1024s) shared by limits.redisNamespacesAtBudget namespaces.
+*/}}
+{{- define "mapleakprobe.namespaceRedisBudget" -}}
+{{- $l := .Values.limits -}}
+{{- if $l.maxRedisBytesPerNamespace -}}
+{{- toString $l.maxRedisBytesPerNamespace -}}
+{{- else -}}
+{{- $maxmemory := lower (toString (ternary .Values.redis.bundled.maxmemory .Values.redis.external.maxmemory (eq .Values.redis.mode "bundled"))) | replace " " "" -}}
+{{- if not (regexMatch "^[0-9]+(b|k|kb|m|mb|g|gb)?$" $maxmemory) -}}
+{{- fail "limits.maxRedisBytesPerNamespace is derived from the Redis' maxmemory (redis.bundled.maxmemory, or redis.external.maxmemory for an external Redis), which is empty or not a Redis size such as 768mb: set one of them" -}}
+{{- end -}}
+{{- $units := dict "" 1 "b" 1 "k" 1000 "kb" 1024 "m" 1000000 "mb" 1048576 "g" 1000000000 "gb" 1073741824 -}}
+{{- $number := regexFind "^[0-9]+" $maxmemory -}}
+{{- $bytes := mul (int64 $number) (int64 (get $units (trimPrefix $number $maxmemory))) -}}
+{{- div (mul $bytes 3) (mul 4 (int64 $l.redisNamespacesAtBudget)) | toString -}}
+{{- end -}}
 {{- end }}
