@@ -168,8 +168,9 @@ describe('a hostile tenant cannot fill the shared Redis, and a full Redis is rep
       async () => condition(await teamA.get('fat'), 'Ready')?.reason === 'Scheduled' && Date.parse((await lastCapture(teamB, 'other')) ?? '0') > resumedAt,
       60_000,
     );
-    // Less room than one hostile capture (its 2.4 MB of arguments count against maxmemory), enough for small writes.
-    await client.config('SET', 'maxmemory', String(usedMemory(await client.info('memory')) + 2 * MiB));
+    // Less room than one hostile capture (its 2.4 MB of arguments count against maxmemory), enough for small writes;
+    // 1 MiB, so that memory given back meanwhile (other keys expiring, a window trimmed) does not make room for it.
+    await client.config('SET', 'maxmemory', String(usedMemory(await client.info('memory')) + MiB));
     const refusedAt = Date.now();
     const fat = await waitOrExplain('the hostile capture refused', async () => {
       const probe = await teamA.get('fat');
@@ -185,8 +186,9 @@ describe('a hostile tenant cannot fill the shared Redis, and a full Redis is rep
   });
 
   test("over maxmemory the other tenant's status says StoreFull, /readyz and the metrics say so, and captures resume once space is freed", async () => {
-    // Over the limit, as after a large write admitted just below it: every write is refused.
-    await client.config('SET', 'maxmemory', String(usedMemory(await client.info('memory')) - MiB));
+    // Over the limit, as after a large write admitted just below it: every write is refused. Further over
+    // than one hostile capture (1.8 MB), so that a window trimmed or a key expiring meanwhile does not end it.
+    await client.config('SET', 'maxmemory', String(usedMemory(await client.info('memory')) - 8 * MiB));
     const full = await waitOrExplain(
       'team-b says StoreFull',
       async () => {
