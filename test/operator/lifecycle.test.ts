@@ -34,8 +34,13 @@ const CLUSTER = 'lifecycle';
 const NS = 'default';
 /** leaky's maps grow by about 8 MiB/s from ~160 MiB: the kernel kills it after 45-60 s, time for the 5 s rounds to see the growth. */
 const OOM_LIMIT = 512 * 1024 * 1024;
-/** Killed after 30-40 s: the two-container pods' own rounds see the growth by then. */
+/**
+ * The two-container pods grow at half leaky's rate (about 4 MiB/s): killed after 55-75 s, so their own rounds see
+ * the growth even when the set-up (nine pods and the operator at once) is slow; at the full rate they were killed
+ * after 30-40 s, and a CI run under load 16 had no capture of sidecar-never before its kill.
+ */
 const SIDECAR_OOM_LIMIT = 384 * 1024 * 1024;
+const SIDECAR_LEAK_ARGS = ['-sessions-per-tick', '750'];
 /** Longer than two 5 s intervals: rounds surely list the container terminated, before its restart. */
 const SIDECAR_RESTART_DELAY_MS = 12_000;
 
@@ -83,9 +88,9 @@ describe('a probe or pod that goes away in the middle of a round', () => {
       runPod(cluster, { name: 'evicted', labels: { group: 'gone' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
       runPod(cluster, { name: 'deleted-plain', labels: { group: 'gone' }, path: 'test/targets/leaky', args: ['-mode', 'healthy'] }),
       // Two-container pods, the sidecar listed first: its Running status keeps the pod Running after the probed container ends.
-      runPod(cluster, { name: 'sidecar-never', labels: { group: 'sidecar' }, path: 'test/targets/leaky', sidecars: ['proxy'], restartPolicy: 'Never', memoryLimitBytes: SIDECAR_OOM_LIMIT }),
+      runPod(cluster, { name: 'sidecar-never', labels: { group: 'sidecar' }, path: 'test/targets/leaky', args: SIDECAR_LEAK_ARGS, sidecars: ['proxy'], restartPolicy: 'Never', memoryLimitBytes: SIDECAR_OOM_LIMIT }),
       // Restarted after SIDECAR_RESTART_DELAY_MS: rounds see the container terminated (restartCount 0) before the restart.
-      runPod(cluster, { name: 'sidecar-restart', labels: { group: 'sidecar' }, path: 'test/targets/leaky', sidecars: ['proxy'], restartPolicy: 'Always', restartDelayMs: SIDECAR_RESTART_DELAY_MS, memoryLimitBytes: SIDECAR_OOM_LIMIT }),
+      runPod(cluster, { name: 'sidecar-restart', labels: { group: 'sidecar' }, path: 'test/targets/leaky', args: SIDECAR_LEAK_ARGS, sidecars: ['proxy'], restartPolicy: 'Always', restartDelayMs: SIDECAR_RESTART_DELAY_MS, memoryLimitBytes: SIDECAR_OOM_LIMIT }),
     ]);
     for (const pod of started) pods.set(pod.name, pod);
     deleter = setInterval(() => {
