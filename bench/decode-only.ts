@@ -1,7 +1,7 @@
-/** The floor of `mapleak analyze` for `npm run bench`: read, gunzip and decode each file, nothing else. */
+/** The floor of `mapleak analyze` for `npm run bench`: read, gunzip and decode each file as the CLI does (into columns), nothing else. */
 import { readFileSync } from 'node:fs';
-import { decodeHeapProfile } from '../src/pprof/decode.js';
+import { decodeHeapColumns } from '../src/pprof/decode.js';
 
 let records = 0;
-for (const file of process.argv.slice(2)) records += decodeHeapProfile(readFileSync(file)).records.length;
+for (const file of process.argv.slice(2)) records += decodeHeapColumns(readFileSync(file)).stackOf.length;
 console.log(records);

@@ -3,7 +3,7 @@
  * separate process), a real redis-server at a real maxmemory with
  * noeviction, a real kube-apiserver and real pods. Tenant team-a runs one
  * probe over four pods of test/security/targets/fixed-profile serving a
- * fat, cheap profile (test/security/padded-profile.ts: a 493 KB summary and
+ * fat, cheap profile (fatProfile with a pad no frame uses: a 493 KB summary and
  * a 10.6 MB raw profile); tenant team-b runs the leaky target. team-a's
  * kept captures stay within --max-redis-bytes-per-namespace, its status
  * names the budget, and team-b keeps capturing on its interval.
@@ -21,7 +21,7 @@ import { spawnOperator, type OperatorProcess } from '../support/operator-process
 import { condition, startClusterWithCrd, TestProbes } from '../support/probes.js';
 import { testReaderToken } from '../support/tokens.js';
 import { waitFor } from '../support/wait.js';
-import { paddedProfile } from './padded-profile.js';
+import { fatProfile } from '../store/fat-profile.js';
 
 const CLUSTER = 'nsbudget';
 const MiB = 1024 * 1024;
@@ -62,7 +62,7 @@ describe("one namespace's captures stay within its Redis budget, and the other t
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mapleak-nsbudget-'));
     const profilePath = join(dir, 'padded.pb');
-    writeFileSync(profilePath, paddedProfile({ sites: 400, nameLength: 300, padBytes: 10 * MiB }));
+    writeFileSync(profilePath, fatProfile({ functions: 400, nameLength: 300, objectsPerSite: 10, padBytes: 10 * MiB, gzip: false }));
     const [started, server] = await Promise.all([startClusterWithCrd(CLUSTER), startRedis()]);
     cluster = started.cluster;
     redis = server;

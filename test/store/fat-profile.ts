@@ -7,8 +7,13 @@ import { Function as PprofFunction, Label, Line, Location, Profile, Sample, Stri
  * `nameLength` characters, each claiming `objectsPerSite` objects of 8 KiB
  * in use and allocated. 60,000 × 400 × 10 is 0.9 MB compressed, and was a
  * 92 MB stored summary before the caps.
+ *
+ * `padBytes` (review 4, finding 2) adds one string of that length that no
+ * frame uses: strings are decoded only when a frame names them, so the pad
+ * costs the worker nothing to decode and the store its whole length; with
+ * `gzip: false` no inflation ratio applies to it either.
  */
-export function fatProfile(options: { functions: number; nameLength: number; objectsPerSite: number }): Buffer {
+export function fatProfile(options: { functions: number; nameLength: number; objectsPerSite: number; padBytes?: number; gzip?: boolean }): Buffer {
   const strings = new StringTable();
   const pad = 'x'.repeat(options.nameLength);
   const file = strings.dedup('/src/main.go');
@@ -22,6 +27,7 @@ export function fatProfile(options: { functions: number; nameLength: number; obj
     const n = options.objectsPerSite;
     samples.push(new Sample({ locationId: [i], value: [n, n * 8192, n, n * 8192], label: [new Label({ key: bytesLabel, num: 8192 })] }));
   }
+  if (options.padBytes) strings.dedup('p'.repeat(options.padBytes));
   const profile = new Profile({
     stringTable: strings,
     sampleType: ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'].map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
@@ -31,5 +37,6 @@ export function fatProfile(options: { functions: number; nameLength: number; obj
     period: 524288,
     timeNanos: BigInt(Date.now()) * 1_000_000n,
   });
-  return gzipSync(profile.encode(), { level: 1 });
+  const encoded = profile.encode();
+  return options.gzip === false ? Buffer.from(encoded) : gzipSync(encoded, { level: 1 });
 }
