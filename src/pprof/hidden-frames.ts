@@ -59,6 +59,41 @@ export function learnHiddenFrames(heap: Debug1Heap, symbols: SymbolTable, into: 
 }
 
 /**
+ * A hidden-frame table as it crosses to another thread: the record keys as
+ * one string (one copy, not one object per key; a key is digits, `|` and
+ * `,`, never a newline), the distinct paths once, and per key its path.
+ */
+export interface PackedHiddenFrames {
+  keys: string;
+  paths: string[][];
+  pathOf: Int32Array;
+}
+
+export function packHiddenFrames(table: HiddenFrameTable): PackedHiddenFrames {
+  const paths: string[][] = [];
+  const pathByNames = new Map<string, number>();
+  const pathOf = new Int32Array(table.size);
+  let i = 0;
+  for (const hidden of table.values()) {
+    const joined = hidden.join('\n');
+    let path = pathByNames.get(joined);
+    if (path === undefined) pathByNames.set(joined, (path = paths.push([...hidden]) - 1));
+    pathOf[i++] = path;
+  }
+  return { keys: [...table.keys()].join('\n'), paths, pathOf };
+}
+
+/** The packed table's keys, for unpackHiddenFrames. */
+export function packedKeys(packed: PackedHiddenFrames): string[] {
+  return packed.pathOf.length === 0 ? [] : packed.keys.split('\n');
+}
+
+/** Sets entries `from` to `to` of a packed table into `into` (in the order learnHiddenFrames set them); keys with one path share its array. */
+export function unpackHiddenFrames(packed: PackedHiddenFrames, keys: readonly string[], into: HiddenFrameTable, from = 0, to = keys.length): void {
+  for (let i = from; i < to; i++) into.set(keys[i] as string, packed.paths[packed.pathOf[i] as number] ?? []);
+}
+
+/**
  * The proto's records with their hidden frames put back wherever the table
  * knows them; the others stay as they were (`absent`), for size signatures.
  */
