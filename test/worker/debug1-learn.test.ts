@@ -1,0 +1,157 @@
+/**
+ * debug=1 is learned from in the decode thread (src/worker/decode-thread.ts):
+ * the parse stays there, the event loop gets only the symbol questions and,
+ * once /symbol has answered, the learned hidden-frame table. Through the
+ * real capture path (captureHeap over HTTP, the worker's in-flight budget,
+ * the gate's real thread) against real Go programs: test/targets/debug1flood
+ * with -replay (its own records with their `#` lines, repeated with object
+ * sizes of their own: 30 MiB is ~50,000 records, each teaching an entry once
+ * /symbol names its runtime PCs) and test/targets/leaky.
+ */
+import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { after, before, describe, test } from 'node:test';
+import { serialize } from 'node:v8';
+import type { Worker } from 'node:worker_threads';
+import { BinaryKnowledgeCache, ByteBudget, captureHeap, directPprofClient, type CaptureOptions, type HeapCapture, type PprofClient } from '../../src/capture/index.js';
+import { parseDebug1Heap } from '../../src/pprof/debug1.js';
+import { PROFILE_MESSAGES } from '../../src/pprof/messages.js';
+import { DecodeGate } from '../../src/worker/decode-gate.js';
+import { buildTarget, startTarget, type RunningTarget } from '../support/go-targets.js';
+
+const MiB = 1024 * 1024;
+const LIMITS = { maxBytes: 8 * MiB, maxInflatedBytes: 64 * MiB, maxRatio: 50 };
+const DEBUG1 = { mode: 'always' as const, maxBytes: 32 * MiB, timeoutMs: 20_000 };
+
+/** What the thread sends the event loop, as it crosses (structured clone bytes), reply by reply. */
+function watchReplies(gate: DecodeGate): number[] {
+  // The gate's thread is private: the test listens beside the gate, on the same messages.
+  const thread = (gate as unknown as { thread?: Worker }).thread;
+  assert.ok(thread, 'the gate has started its thread');
+  const sizes: number[] = [];
+  thread.on('message', (reply: unknown) => sizes.push(serialize(reply).length));
+  return sizes;
+}
+
+describe('debug=1 learned from in the decode thread', () => {
+  let flood: RunningTarget;
+  let larger: RunningTarget;
+  let smaller: RunningTarget;
+  let leaky: RunningTarget;
+  let gate: DecodeGate;
+
+  before(async () => {
+    const [floodBinary, leakyBinary] = await Promise.all([buildTarget('debug1flood', '1.26'), buildTarget('leaky', '1.26')]);
+    const dir = (name: string): string => join(tmpdir(), `mlp-d1learn-${process.pid}-${name}`);
+    [flood, larger, smaller, leaky] = await Promise.all([
+      startTarget(floodBinary, dir('flood'), ['-replay', '-mib', '30']),
+      startTarget(floodBinary, dir('larger'), ['-replay', '-mib', '6']),
+      startTarget(floodBinary, dir('smaller'), ['-replay', '-mib', '3']),
+      startTarget(leakyBinary, dir('leaky')),
+    ]);
+    gate = new DecodeGate({ maxDecodeMs: 20_000, maxHeapMiB: 512 });
+  });
+  after(async () => {
+    await Promise.all([flood?.stop(), larger?.stop(), smaller?.stop(), leaky?.stop(), gate?.close()]);
+  });
+
+  const options = (scope: string, knowledge: BinaryKnowledgeCache, budget: ByteBudget, decodeGate?: DecodeGate): CaptureOptions => ({
+    limits: LIMITS,
+    knowledge,
+    scope,
+    budget,
+    debug1: DEBUG1,
+    ...(decodeGate ? { decoders: decodeGate.decoders(LIMITS) } : {}),
+  });
+
+  test('a 30 MiB debug=1: only its questions and its table reach the loop, whose delay stays under 100 ms, and it teaches what learning on the loop teaches', async () => {
+    // The thread is started (and its replies watched) before the capture.
+    await gate.check('proto', await directPprofClient(`${leaky.url}/debug/pprof`, 20_000).get('/heap', LIMITS.maxBytes), LIMITS);
+    const replies = watchReplies(gate);
+    const inThread = new BinaryKnowledgeCache();
+    const budget = new ByteBudget(96 * MiB);
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    const loopBefore = performance.eventLoopUtilization();
+    const threaded = await captureHeap(directPprofClient(`${flood.url}/debug/pprof`, 20_000), options('team-a/flood', inThread, budget, gate));
+    const loop = performance.eventLoopUtilization(loopBefore);
+    delay.disable();
+
+    assert.deepEqual(threaded.warnings, []);
+    assert.ok(threaded.cost.bytes > 30 * MiB, `${threaded.cost.bytes} bytes served`);
+    assert.ok(threaded.symbols.size > 0, 'its runtime PCs were named');
+    assert.equal(budget.inUse, 0);
+    const maxDelayMs = delay.max / 1e6;
+    const crossed = replies.reduce((a, b) => a + b, 0);
+    console.log(
+      `30 MiB debug=1 in the thread: event loop busy ${loop.active.toFixed(0)} ms of ${(loop.idle + loop.active).toFixed(0)} ms, max delay ${maxDelayMs.toFixed(1)} ms; ${replies.length} replies, ${(crossed / 1024).toFixed(0)} KiB crossed (largest ${(Math.max(...replies) / 1024).toFixed(0)} KiB)`,
+    );
+    assert.ok(maxDelayMs < 100, `the event loop was held up to ${maxDelayMs.toFixed(1)} ms`);
+    // The proto's decode, the questions and the learned table: a small fraction of the 30 MiB text (its parse would be ~15 MB).
+    assert.ok(crossed < 4 * MiB, `${crossed} bytes crossed to the loop`);
+
+    // The same answer learned from on the loop (the CLI's path: no decoders).
+    const onLoop = new BinaryKnowledgeCache();
+    const direct = await captureHeap(directPprofClient(`${flood.url}/debug/pprof`, 20_000), options('team-a/flood', onLoop, new ByteBudget(96 * MiB)));
+    const learned = (cache: BinaryKnowledgeCache, capture: HeapCapture): [string, readonly string[]][] => [...cache.binary(`team-a/flood\u0000${capture.profile.buildId ?? ''}`, 'team-a/flood').hiddenFrames];
+    const table = learned(inThread, threaded);
+    assert.ok(table.length > 40_000, `${table.length} hidden-frame entries learned: every record of the answer teaches one`);
+    assert.deepEqual(table, learned(onLoop, direct), 'the same entries, in the same order');
+    assert.deepEqual(threaded.symbols, direct.symbols);
+    assert.deepEqual(threaded.warnings, direct.warnings);
+    assert.equal(inThread.bytes(), onLoop.bytes(), 'counted alike in the knowledge cache');
+  });
+
+  test("a kept parse dropped for the thread's bound fails that capture's learning as TooLarge; the others learn", async () => {
+    // The bound lets the larger parse in alone, not with the smaller one: the larger, kept first, is dropped for it.
+    const parsedBytes = async (target: RunningTarget): Promise<number> =>
+      parseDebug1Heap(await directPprofClient(`${target.url}/debug/pprof`, 20_000).get('/heap?debug=1', DEBUG1.maxBytes)).parsedBytes;
+    const [largerParse, smallerParse] = await Promise.all([parsedBytes(larger), parsedBytes(smaller)]);
+    assert.ok(largerParse > smallerParse);
+    const bounded = new DecodeGate({ maxDecodeMs: 20_000, maxHeapMiB: 512, maxKeptDebug1Bytes: largerParse + smallerParse - 1 });
+    try {
+      const budget = new ByteBudget(96 * MiB);
+      const knowledge = new BinaryKnowledgeCache();
+      // The larger capture waits at its first /symbol request (its parse kept in the thread) until the others are done.
+      let atSymbols!: () => void;
+      const reachedSymbols = new Promise<void>((resolve) => (atSymbols = resolve));
+      let letGo!: () => void;
+      const released = new Promise<void>((resolve) => (letGo = resolve));
+      const real = directPprofClient(`${larger.url}/debug/pprof`, 20_000);
+      const held: PprofClient = {
+        description: real.description,
+        get: async (path, maxBytes, timeoutMs, answerBudget) => {
+          if (path.startsWith('/symbol')) {
+            atSymbols();
+            await released;
+          }
+          return real.get(path, maxBytes, timeoutMs, answerBudget);
+        },
+      };
+      const first = captureHeap(held, options('team-a/larger', knowledge, budget, bounded));
+      await reachedSymbols;
+      const [second, honest] = await Promise.all([
+        captureHeap(directPprofClient(`${smaller.url}/debug/pprof`, 20_000), options('team-b/smaller', knowledge, budget, bounded)),
+        captureHeap(directPprofClient(`${leaky.url}/debug/pprof`, 20_000), options('team-c/leaky', knowledge, budget, bounded)),
+      ]);
+      letGo();
+      const dropped = await first;
+
+      const tableOf = (scope: string, capture: HeapCapture): number => knowledge.binary(`${scope}\u0000${capture.profile.buildId ?? ''}`, scope).hiddenFrames.size;
+      assert.deepEqual(dropped.warnings, [`debug=1 heap profile: ${PROFILE_MESSAGES.TooLarge}`]);
+      assert.ok(dropped.profile.records.length > 0, "the proto's records are the capture's evidence");
+      assert.ok(dropped.symbols.size > 0, 'its /symbol was asked and answered');
+      assert.equal(tableOf('team-a/larger', dropped), 0, 'it learned nothing');
+      assert.equal(knowledge.target('team-a/larger').symbolsRefusedUntil, undefined, "the worker's bound is not the target's doing: /symbol is not rested");
+      for (const [scope, capture] of [['team-b/smaller', second], ['team-c/leaky', honest]] as const) {
+        assert.deepEqual(capture.warnings, [], scope);
+        assert.ok(tableOf(scope, capture) > 0, `${scope} learned its hidden frames`);
+      }
+      assert.equal(budget.inUse, 0);
+    } finally {
+      await bounded.close();
+    }
+  });
+});
