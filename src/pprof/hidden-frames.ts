@@ -83,14 +83,21 @@ export function packHiddenFrames(table: HiddenFrameTable): PackedHiddenFrames {
   return { keys: [...table.keys()].join('\n'), paths, pathOf };
 }
 
-/** The packed table's keys, for unpackHiddenFrames. */
-export function packedKeys(packed: PackedHiddenFrames): string[] {
-  return packed.pathOf.length === 0 ? [] : packed.keys.split('\n');
-}
-
-/** Sets entries `from` to `to` of a packed table into `into` (in the order learnHiddenFrames set them); keys with one path share its array. */
-export function unpackHiddenFrames(packed: PackedHiddenFrames, keys: readonly string[], into: HiddenFrameTable, from = 0, to = keys.length): void {
-  for (let i = from; i < to; i++) into.set(keys[i] as string, packed.paths[packed.pathOf[i] as number] ?? []);
+/**
+ * Sets a packed table's entries into `into`, in the order learnHiddenFrames
+ * set them (keys with one path share its array), pausing after every
+ * `slice` entries: the caller may yield between them.
+ */
+export function* unpackHiddenFrames(packed: PackedHiddenFrames, into: HiddenFrameTable, slice = Number.POSITIVE_INFINITY): Generator<void, void, void> {
+  const { keys, paths, pathOf } = packed;
+  let at = 0;
+  for (let i = 0; i < pathOf.length; i++) {
+    if (i > 0 && i % slice === 0) yield;
+    const end = keys.indexOf('\n', at);
+    const key = keys.slice(at, end < 0 ? keys.length : end);
+    at = end < 0 ? keys.length : end + 1;
+    into.set(key, paths[pathOf[i] as number] ?? []);
+  }
 }
 
 /**

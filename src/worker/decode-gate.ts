@@ -5,7 +5,7 @@ import { DEFAULT_MAX_SYMBOL_REQUESTS, type CaptureDecoders, type Debug1Lesson, t
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { profileFromColumns, type ProfileColumns } from '../pprof/columns.js';
-import { packedKeys, restorationBetween, restoreHiddenFrames, unknownRecordKey, unpackHiddenFrames, type HiddenFrameTable, type PackedHiddenFrames } from '../pprof/hidden-frames.js';
+import { restorationBetween, restoreHiddenFrames, unknownRecordKey, unpackHiddenFrames, type HiddenFrameTable, type PackedHiddenFrames } from '../pprof/hidden-frames.js';
 import type { Frame, HeapProfile, HeapRecord } from '../pprof/types.js';
 import type { SeriesAnalysis, Thresholds } from '../analysis/series.js';
 import type { DecodeReply, DecodeRequest } from './decode-thread.js';
@@ -391,11 +391,8 @@ async function unknownRecordsInSlices(profile: HeapProfile, lookup: HiddenFrameL
 
 /** unpackHiddenFrames, a slice of entries at a time. */
 async function unpackInSlices(packed: PackedHiddenFrames, into: HiddenFrameTable, slice: number): Promise<void> {
-  const keys = packedKeys(packed);
-  for (let from = 0; from < keys.length; from += slice) {
-    if (from > 0) await yieldToLoop();
-    unpackHiddenFrames(packed, keys, into, from, Math.min(keys.length, from + slice));
-  }
+  const unpacking = unpackHiddenFrames(packed, into, slice);
+  while (!unpacking.next().done) await yieldToLoop();
 }
 
 /**

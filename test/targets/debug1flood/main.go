@@ -40,7 +40,8 @@ func ownRecords() (pcs []string, frames []string) {
 	for _, block := range strings.Split(buf.String(), "\n\n") {
 		lines := strings.SplitN(block, "\n", 2)
 		at := strings.Index(lines[0], "] @")
-		if at < 0 || strings.HasPrefix(lines[0], "heap profile:") || strings.HasPrefix(lines[0], "#") {
+		// Only retain's record: the runtime's own sampled records (a chance of the sampling) would make the answer vary.
+		if at < 0 || strings.HasPrefix(lines[0], "heap profile:") || !strings.Contains(block, "main.retainBuffers") {
 			continue
 		}
 		rest := ""
