@@ -17,7 +17,8 @@ import { after, before, describe, test } from 'node:test';
 import { serialize } from 'node:v8';
 import type { Worker } from 'node:worker_threads';
 import { BinaryKnowledgeCache, ByteBudget, captureHeap, directPprofClient, type CaptureDecoders, type CaptureOptions, type HeapCapture, type PprofClient } from '../../src/capture/index.js';
-import { parseDebug1Heap } from '../../src/pprof/debug1.js';
+import { parseDebug1Heap, symbolQuestions, unnamedPcs } from '../../src/pprof/debug1.js';
+import { MAX_SYMBOL_QUERY } from '../../src/pprof/symbols.js';
 import { PROFILE_MESSAGES } from '../../src/pprof/messages.js';
 import { DecodeGate } from '../../src/worker/decode-gate.js';
 import { buildTarget, startTarget, type RunningTarget } from '../support/go-targets.js';
@@ -129,7 +130,7 @@ describe('debug=1 learned from in the decode thread', () => {
     ...(decodeGate ? { decoders: decodeGate.decoders(LIMITS) } : {}),
   });
 
-  test('a 30 MiB debug=1: only its questions and its table reach the loop, whose delay stays under 100 ms, and it teaches what learning on the loop teaches', async () => {
+  test('a 30 MiB debug=1: only its questions and its table reach the loop, which never works 100 ms at a stretch meanwhile, and it teaches what learning on the loop teaches', async () => {
     // The thread is started (and its replies watched) before the capture.
     await gate.check('proto', await directPprofClient(`${leaky.url}/debug/pprof`, 20_000).get('/heap', LIMITS.maxBytes), LIMITS);
     const replyWatch = watchReplies(gate);
@@ -165,6 +166,26 @@ describe('debug=1 learned from in the decode thread', () => {
     assert.deepEqual(threaded.symbols, direct.symbols);
     assert.deepEqual(threaded.warnings, direct.warnings);
     assert.equal(inThread.bytes(), onLoop.bytes(), 'counted alike in the knowledge cache');
+  });
+
+  test("a tenant's debug=1 of 300,000 distinct unnamed PCs: the thread sends only those the capture's symbol requests ask (and those its binary knows), as the loop's parse would", async () => {
+    // Written by the test, as a hostile target would: 20,000 records of 16 PCs, 15 unnamed, padded by one long `#` line of a PC they share (so it parses into less than its text).
+    const lines = ['heap profile: 1: 1 [1: 1] @ heap/1048576'];
+    for (let i = 0; i < 20_000; i++) {
+      const pcs = Array.from({ length: 15 }, (_, j) => `0x${(0x500000 + i * 15 + j).toString(16)}`);
+      lines.push(`1: 8 [1: 8] @ ${pcs.join(' ')} 0x401001`, `#\t0x401000\tmain.${'padding'.repeat(40)}+0x0\t/src/main.go:1`, '');
+    }
+    const text = Buffer.from(lines.join('\n'));
+    const onLoop = parseDebug1Heap(text.toString('utf8'));
+    const known = new Map([[0x500000 - 1 + 7, 'main.known'], [0x500000 - 1 + 70_000, 'main.knownToo']]);
+    const lesson = await gate.parseDebug1(Buffer.from(text), LIMITS, known, 64);
+    lesson.release();
+    const expected = symbolQuestions(onLoop, (pc) => known.has(pc), 64);
+    assert.deepEqual(lesson.questions, expected);
+    assert.equal(lesson.questions.queries.length, 64);
+    assert.ok(lesson.questions.totalQueries > 64 * 10, `${lesson.questions.totalQueries} queries for all of them`);
+    assert.ok(lesson.questions.pcs.length <= 64 * (MAX_SYMBOL_QUERY / 4) + known.size, `${lesson.questions.pcs.length} PCs sent of ${unnamedPcs(onLoop).length}`);
+    assert.ok(lesson.questions.pcs.includes(0x500000 - 1 + 70_000), 'a known PC past the asked ones is sent: its name is the capture\'s');
   });
 
   test("a kept parse dropped for the thread's bound fails that capture's learning as TooLarge; the others learn", async () => {
