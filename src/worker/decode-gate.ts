@@ -404,7 +404,6 @@ async function unpackInSlices(packed: PackedHiddenFrames, into: HiddenFrameTable
 function outgoing(pending: Pending): DecodeRequest {
   const request = pending.request;
   if (request.kind !== 'proto' && request.kind !== 'debug1') return request;
-  // knownPcs is the gate's own copy, made for this request.
   // new Uint8Array(view) copies (a Buffer's slice() would be a view of the caller's memory).
   return pending.hand ? request : { ...request, bytes: new Uint8Array(request.bytes) };
 }
@@ -420,6 +419,7 @@ function transferList(request: DecodeRequest): ArrayBuffer[] {
     case 'forget':
       return [];
     default:
+      // knownPcs is the gate's own copy, made for this request.
       return [request.bytes.buffer as ArrayBuffer, ...(request.knownPcs ? [request.knownPcs.buffer as ArrayBuffer] : [])];
   }
 }
