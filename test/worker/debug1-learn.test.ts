@@ -16,7 +16,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { serialize } from 'node:v8';
 import type { Worker } from 'node:worker_threads';
-import { BinaryKnowledgeCache, ByteBudget, captureHeap, directPprofClient, type CaptureDecoders, type CaptureOptions, type HeapCapture, type PprofClient } from '../../src/capture/index.js';
+import { BinaryKnowledgeCache, ByteBudget, CaptureError, captureHeap, directPprofClient, type CaptureDecoders, type CaptureOptions, type HeapCapture, type PprofClient } from '../../src/capture/index.js';
 import { parseDebug1Heap, symbolQuestions, unnamedPcs } from '../../src/pprof/debug1.js';
 import { MAX_SYMBOL_QUERY } from '../../src/pprof/symbols.js';
 import { PROFILE_MESSAGES } from '../../src/pprof/messages.js';
@@ -121,6 +121,15 @@ describe('debug=1 learned from in the decode thread', () => {
     await Promise.all([flood?.stop(), larger?.stop(), smaller?.stop(), leaky?.stop(), gate?.close()]);
   });
 
+  /** A gate whose thread keeps the larger target's parse alone but not with the smaller one's (measured from their answers, whatever the build's file paths). */
+  const boundedGate = async (): Promise<DecodeGate> => {
+    const parsedBytes = async (target: RunningTarget): Promise<number> =>
+      parseDebug1Heap(await directPprofClient(`${target.url}/debug/pprof`, 20_000).get('/heap?debug=1', DEBUG1.maxBytes)).parsedBytes;
+    const [largerParse, smallerParse] = await Promise.all([parsedBytes(larger), parsedBytes(smaller)]);
+    assert.ok(largerParse > smallerParse);
+    return new DecodeGate({ maxDecodeMs: 20_000, maxHeapMiB: 512, maxKeptDebug1Bytes: largerParse + smallerParse - 1 });
+  };
+
   const options = (scope: string, knowledge: BinaryKnowledgeCache, budget: ByteBudget, decodeGate?: DecodeGate): CaptureOptions => ({
     limits: LIMITS,
     knowledge,
@@ -190,11 +199,7 @@ describe('debug=1 learned from in the decode thread', () => {
 
   test("a kept parse dropped for the thread's bound fails that capture's learning as TooLarge; the others learn", async () => {
     // The bound lets the larger parse in alone, not with the smaller one: the larger, kept first, is dropped for it.
-    const parsedBytes = async (target: RunningTarget): Promise<number> =>
-      parseDebug1Heap(await directPprofClient(`${target.url}/debug/pprof`, 20_000).get('/heap?debug=1', DEBUG1.maxBytes)).parsedBytes;
-    const [largerParse, smallerParse] = await Promise.all([parsedBytes(larger), parsedBytes(smaller)]);
-    assert.ok(largerParse > smallerParse);
-    const bounded = new DecodeGate({ maxDecodeMs: 20_000, maxHeapMiB: 512, maxKeptDebug1Bytes: largerParse + smallerParse - 1 });
+    const bounded = await boundedGate();
     try {
       const budget = new ByteBudget(96 * MiB);
       const knowledge = new BinaryKnowledgeCache();
@@ -233,6 +238,31 @@ describe('debug=1 learned from in the decode thread', () => {
         assert.deepEqual(capture.warnings, [], scope);
         assert.ok(tableOf(scope, capture) > 0, `${scope} learned its hidden frames`);
       }
+      assert.equal(budget.inUse, 0);
+    } finally {
+      await bounded.close();
+    }
+  });
+
+  test('a parse whose capture ends before it learns (its /symbol failed) is let go in the thread: it takes no room from the next', async () => {
+    const bounded = await boundedGate();
+    try {
+      const real = directPprofClient(`${larger.url}/debug/pprof`, 20_000);
+      const failing: PprofClient = {
+        description: real.description,
+        get: async (path, maxBytes, timeoutMs, answerBudget) => {
+          if (path.startsWith('/symbol')) throw new CaptureError('Timeout', 'symbol endpoint: no answer (test)');
+          return real.get(path, maxBytes, timeoutMs, answerBudget);
+        },
+      };
+      const budget = new ByteBudget(96 * MiB);
+      const failed = await captureHeap(failing, options('team-a/larger', new BinaryKnowledgeCache(), budget, bounded));
+      assert.deepEqual(failed.warnings, ['symbol endpoint: symbol endpoint: no answer (test)']);
+      // Kept still, it and this second parse of the same size would pass the bound, and this one would be refused.
+      const knowledge = new BinaryKnowledgeCache();
+      const again = await captureHeap(real, options('team-a/larger', knowledge, budget, bounded));
+      assert.deepEqual(again.warnings, []);
+      assert.ok(knowledge.binary(`team-a/larger\u0000${again.profile.buildId ?? ''}`, 'team-a/larger').hiddenFrames.size > 0, 'it learned');
       assert.equal(budget.inUse, 0);
     } finally {
       await bounded.close();
