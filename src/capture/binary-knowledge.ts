@@ -1,4 +1,5 @@
-import type { HiddenFrameTable } from '../pprof/hidden-frames.js';
+import type { Debug1Heap } from '../pprof/debug1.js';
+import { learnHiddenFrames, type HiddenFrameTable } from '../pprof/hidden-frames.js';
 import type { SymbolTable } from '../pprof/symbols.js';
 
 /** What captures have taught about one binary of one target. */
@@ -66,6 +67,17 @@ export function knowledgeBytes(knowledge: Pick<BinaryKnowledge, 'symbols' | 'hid
     for (const frame of frames) bytes += FRAME_OVERHEAD + frame.length;
   }
   return bytes;
+}
+
+/**
+ * What one debug=1 teaches (learnHiddenFrames), unless that alone passes
+ * `maxBytes` (a tenant's share): a binary past its tenant's whole share is
+ * forgotten as soon as it has learned (BinaryKnowledgeCache.learned), so
+ * such a table is never worth keeping, nor sending to another thread.
+ */
+export function learnWithin(heap: Debug1Heap, symbols: SymbolTable, maxBytes: number): HiddenFrameTable | undefined {
+  const table = learnHiddenFrames(heap, symbols);
+  return knowledgeBytes({ symbols: new Map(), hiddenFrames: table }) > maxBytes ? undefined : table;
 }
 
 interface Entry {

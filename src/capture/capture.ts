@@ -1,14 +1,14 @@
 import { decodeHeapProfile, type DecodeLimits } from '../pprof/decode.js';
-import { parseDebug1Heap, unnamedPcs, type Debug1Heap } from '../pprof/debug1.js';
+import { parseDebug1Heap, symbolQuestions, type Debug1Heap, type SymbolQuestions } from '../pprof/debug1.js';
 import { ProfileError } from '../pprof/errors.js';
 import { PROFILE_MESSAGES } from '../pprof/messages.js';
-import { learnHiddenFrames, restoreHiddenFrames, unknownRecords } from '../pprof/hidden-frames.js';
-import { MAX_TRUTHFUL_SYMBOL_ANSWER, parseSymbolResponse, queriedPcs, symbolQueries, type SymbolTable } from '../pprof/symbols.js';
+import { restoreHiddenFrames, unknownRecords, type HiddenFrameTable } from '../pprof/hidden-frames.js';
+import { MAX_TRUTHFUL_SYMBOL_ANSWER, parseSymbolResponse, queriedPcs, type SymbolTable } from '../pprof/symbols.js';
 import type { HeapProfile } from '../pprof/types.js';
 import { BudgetHold, type ByteBudget } from './budget.js';
 import { CaptureError } from './errors.js';
 import { answerBytesHeld } from './http.js';
-import type { BinaryKnowledgeCache } from './binary-knowledge.js';
+import { learnWithin, type BinaryKnowledgeCache } from './binary-knowledge.js';
 
 /** Fetches a path under a target's pprof prefix (directly or via the API server proxy). */
 export interface PprofClient {
@@ -136,14 +136,55 @@ export const DEFAULT_MAX_SYMBOL_REQUESTS = 64;
 /** How the answers are decoded: the operator's worker decodes them in a thread, each once (src/worker/decode-gate.ts). */
 export interface CaptureDecoders {
   proto(bytes: Buffer): Promise<HeapProfile>;
-  /** Takes the answer over: the caller does not read `bytes` afterwards (the worker's decode gate moves them to its thread). */
-  debug1(bytes: Buffer): Promise<Debug1Heap>;
+  /**
+   * Parses a debug=1 and keeps the parse where it was made (the worker's
+   * decode gate: in its thread), handing back only its lesson: the symbol
+   * questions (symbolQuestions of the PCs `known` has no name for, at most
+   * `maxQueries` queries) and the learning once they are answered. Takes
+   * the answer over: the caller does not read `bytes` afterwards (the gate
+   * moves them to its thread).
+   */
+  debug1(bytes: Buffer, known: ReadonlyMap<number, string>, maxQueries: number): Promise<Debug1Lesson>;
   /** unknownRecords and restoreHiddenFrames as the decoders run them (the worker: in slices, yielding to its event loop); default: at once. */
   unknownRecords?(profile: HeapProfile, lookup: HiddenFrameLookup): Promise<{ keys: number; inuseBytes: number }>;
   restoreHiddenFrames?(profile: HeapProfile, lookup: HiddenFrameLookup): Promise<HeapProfile>;
 }
 
 export type HiddenFrameLookup = (key: string) => readonly string[] | undefined;
+
+/** A parsed debug=1, wherever its parse is held: what to ask /symbol, then what it teaches. */
+export interface Debug1Lesson {
+  questions: SymbolQuestions;
+  /** What the parse holds where it is kept (PARSED_COST). */
+  parsedBytes: number;
+  /**
+   * Learns the parse's hidden frames (learnWithin) from the names of its
+   * unnamed PCs and sets them into `into`; false, with nothing set, when
+   * they alone pass `maxBytes`. The parse is let go either way.
+   */
+  learn(symbols: SymbolTable, into: HiddenFrameTable, maxBytes: number): Promise<boolean>;
+  /** Lets the parse go unlearned (after learn: nothing to do). */
+  release(): void;
+}
+
+/** The lesson of a debug=1 parsed on the calling thread (the CLI's capture, with no decoders). */
+export function debug1Lesson(heap: Debug1Heap, known: ReadonlyMap<number, string>, maxQueries: number): Debug1Lesson {
+  let parse: Debug1Heap | undefined = heap;
+  return {
+    questions: symbolQuestions(heap, (pc) => known.has(pc), maxQueries),
+    parsedBytes: heap.parsedBytes,
+    learn: async (symbols, into, maxBytes) => {
+      const learning = parse;
+      parse = undefined;
+      if (!learning) throw new Error('debug=1 parse already learned from or released');
+      const table = learnWithin(learning, symbols, maxBytes);
+      if (!table) return false;
+      for (const [key, hidden] of table) into.set(key, hidden);
+      return true;
+    },
+    release: () => void (parse = undefined),
+  };
+}
 
 /**
  * One capture of a live process: the proto heap profile (the measurement:
@@ -209,6 +250,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
       knowledge.lastDebug1At = pace.lastDebug1At = nowMs;
       let stage: 'debug=1 heap profile' | 'symbol endpoint' = 'debug=1 heap profile';
       let parsedHeld = 0;
+      let lesson: Debug1Lesson | undefined;
       try {
         // debug=1 takes its whole cap at once: it is hundreds of times the proto, and a reader that held part of the budget while waiting for more could wait on another one doing the same.
         let debug1Bytes: Buffer | undefined = await get('/heap?debug=1', policy.maxBytes, policy.timeoutMs, policy.maxBytes);
@@ -216,25 +258,24 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         // The CLI saves the text; the operator never reads it, so it is not made (it would be one more copy of the answer).
         if (!options.decoders) debug1 = debug1Bytes.toString('utf8');
         const decoders = options.decoders;
-        // Handed to the decoders, not copied (CaptureDecoders.debug1). The parse stays on this heap until
-        // learnHiddenFrames: it keeps that much of the text's budget bytes (parseDebug1Heap holds it within its text).
-        const parsed = decoders ? await decoders.debug1(debug1Bytes) : parseDebug1Heap(debug1 ?? '');
+        const allowed = options.maxSymbolRequests ?? DEFAULT_MAX_SYMBOL_REQUESTS;
+        // Handed to the decoders, not copied (CaptureDecoders.debug1). The parse is held (in the decode thread, or
+        // here) until it is learned from: it keeps that much of the text's budget bytes (parseDebug1Heap holds it within its text).
+        lesson = decoders ? await decoders.debug1(debug1Bytes, knowledge.symbols, allowed) : debug1Lesson(parseDebug1Heap(debug1 ?? ''), knowledge.symbols, allowed);
         const textHeld = answerBytesHeld(debug1Bytes);
-        parsedHeld = Math.min(textHeld, parsed.parsedBytes);
+        parsedHeld = Math.min(textHeld, lesson.parsedBytes);
         hold?.give(textHeld - parsedHeld);
         debug1Bytes = undefined;
         stage = 'symbol endpoint';
-        const unnamed = unnamedPcs(parsed);
-        const batches = symbolQueries(unnamed.filter((pc) => !knowledge.symbols.has(pc)));
-        const allowed = options.maxSymbolRequests ?? DEFAULT_MAX_SYMBOL_REQUESTS;
+        const { pcs: unnamed, queries, totalQueries } = lesson.questions;
         const symbolTimeoutMs = Math.max(1, Math.floor(requestTimeoutMs * SYMBOL_REQUEST_SHARE));
         const symbolsBy = Date.now() + requestTimeoutMs;
         let asked = 0;
-        for (const query of batches.slice(0, allowed)) {
+        for (const query of queries) {
           // All of them together within one request timeout (the rest wait for the next capture of a new record).
           const left = symbolsBy - Date.now();
           if (left < symbolTimeoutMs) {
-            warnings.push(`symbol endpoint: stopped after ${asked} of ${batches.length} requests (all of one capture's symbol requests get ${requestTimeoutMs} ms)`);
+            warnings.push(`symbol endpoint: stopped after ${asked} of ${totalQueries} requests (all of one capture's symbol requests get ${requestTimeoutMs} ms)`);
             break;
           }
           // GET: from a `go 1.22` line on, net/http/pprof's patterns are GET-only (POST answers 405).
@@ -254,14 +295,21 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
             break;
           }
         }
-        if (batches.length > allowed) {
-          warnings.push(`symbol endpoint: ${batches.length - allowed} of ${batches.length} symbol requests left out (limit ${allowed} per capture)`);
+        if (totalQueries > allowed) {
+          warnings.push(`symbol endpoint: ${totalQueries - allowed} of ${totalQueries} symbol requests left out (limit ${allowed} per capture)`);
         }
         for (const pc of unnamed) {
           const name = knowledge.symbols.get(pc);
           if (name) symbols.set(pc, name);
         }
-        learnHiddenFrames(parsed, knowledge.symbols, knowledge.hiddenFrames);
+        // Learned where the parse is: only the table comes back. Past the tenant's whole share the binary is forgotten (as learned() would).
+        stage = 'debug=1 heap profile';
+        const learning = lesson;
+        lesson = undefined;
+        if (!(await learning.learn(symbols, knowledge.hiddenFrames, options.knowledge.limits.maxBytesPerTenant))) {
+          knowledge.symbols.clear();
+          knowledge.hiddenFrames.clear();
+        }
       } catch (err) {
         if (!(err instanceof CaptureError || err instanceof ProfileError)) throw err;
         // The first failure ends the symbol requests: a slow or broken endpoint is asked again only after SYMBOL_RETRY_MS.
@@ -271,6 +319,7 @@ export async function captureHeap(client: PprofClient, options: CaptureOptions):
         if (err instanceof CaptureError && (err.code === 'DeadlineExceeded' || err.code === 'Busy')) throw err;
         warnings.push(`${stage}: ${err instanceof ProfileError ? PROFILE_MESSAGES[err.code] : err.message}`); // never a quoted target line
       } finally {
+        lesson?.release();
         hold?.give(parsedHeld);
         options.knowledge.learned(binaryKey);
       }

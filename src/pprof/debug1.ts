@@ -1,7 +1,7 @@
 import { ProfileError } from './errors.js';
 import { scaleHeapSample } from './scale.js';
 import { isRuntimeFunction } from './runtime-frames.js';
-import type { SymbolTable } from './symbols.js';
+import { queriedPcs, symbolQueries, type SymbolTable } from './symbols.js';
 import type { Frame, HeapProfile, HeapRecord } from './types.js';
 
 /** A `/debug/pprof/heap?debug=1` profile before symbol resolution. */
@@ -187,6 +187,34 @@ export function unnamedPcs(heap: Debug1Heap): number[] {
     }
   }
   return [...unnamed];
+}
+
+/** What a capture asks /symbol about one debug=1 (symbolQuestions). */
+export interface SymbolQuestions {
+  /**
+   * The unnamed PCs (unnamedPcs, in that order) that matter to this
+   * capture: those the binary already has names for, and those `queries`
+   * ask. The others stay unnamed this time, as if never seen.
+   */
+  pcs: number[];
+  /** The first `maxQueries` symbol queries (symbolQueries) of the unnamed PCs the binary has no name for. */
+  queries: string[];
+  /** How many queries all of those would take (more than `queries.length`: some were left out). */
+  totalQueries: number;
+}
+
+/**
+ * The symbol requests one capture makes for a debug=1: however many PCs
+ * the text holds, the answer is bounded by `maxQueries` queries of
+ * MAX_SYMBOL_QUERY characters and by the names the binary already has.
+ */
+export function symbolQuestions(heap: Debug1Heap, isKnown: (pc: number) => boolean, maxQueries: number): SymbolQuestions {
+  const unnamed = unnamedPcs(heap);
+  const all = symbolQueries(unnamed.filter((pc) => !isKnown(pc)));
+  const queries = all.slice(0, Math.max(0, maxQueries));
+  const asked = new Set<number>();
+  for (const query of queries) for (const pc of queriedPcs(query)) asked.add(pc);
+  return { pcs: unnamed.filter((pc) => asked.has(pc) || isKnown(pc)), queries, totalQueries: all.length };
 }
 
 /**

@@ -59,6 +59,48 @@ export function learnHiddenFrames(heap: Debug1Heap, symbols: SymbolTable, into: 
 }
 
 /**
+ * A hidden-frame table as it crosses to another thread: the record keys as
+ * one string (one copy, not one object per key; a key is digits, `|` and
+ * `,`, never a newline), the distinct paths once, and per key its path.
+ */
+export interface PackedHiddenFrames {
+  keys: string;
+  paths: string[][];
+  pathOf: Int32Array;
+}
+
+export function packHiddenFrames(table: HiddenFrameTable): PackedHiddenFrames {
+  const paths: string[][] = [];
+  const pathByNames = new Map<string, number>();
+  const pathOf = new Int32Array(table.size);
+  let i = 0;
+  for (const hidden of table.values()) {
+    const joined = hidden.join('\n');
+    let path = pathByNames.get(joined);
+    if (path === undefined) pathByNames.set(joined, (path = paths.push([...hidden]) - 1));
+    pathOf[i++] = path;
+  }
+  return { keys: [...table.keys()].join('\n'), paths, pathOf };
+}
+
+/**
+ * Sets a packed table's entries into `into`, in the order learnHiddenFrames
+ * set them (keys with one path share its array), pausing after every
+ * `slice` entries: the caller may yield between them.
+ */
+export function* unpackHiddenFrames(packed: PackedHiddenFrames, into: HiddenFrameTable, slice = Number.POSITIVE_INFINITY): Generator<void, void, void> {
+  const { keys, paths, pathOf } = packed;
+  let at = 0;
+  for (let i = 0; i < pathOf.length; i++) {
+    if (i > 0 && i % slice === 0) yield;
+    const end = keys.indexOf('\n', at);
+    const key = keys.slice(at, end < 0 ? keys.length : end);
+    at = end < 0 ? keys.length : end + 1;
+    into.set(key, paths[pathOf[i] as number] ?? []);
+  }
+}
+
+/**
  * The proto's records with their hidden frames put back wherever the table
  * knows them; the others stay as they were (`absent`), for size signatures.
  */

@@ -1,12 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import type { CaptureDecoders, HiddenFrameLookup, PprofClient } from '../capture/capture.js';
-import type { Debug1Heap } from '../pprof/debug1.js';
+import { DEFAULT_MAX_SYMBOL_REQUESTS, type CaptureDecoders, type Debug1Lesson, type HiddenFrameLookup, type PprofClient } from '../capture/capture.js';
 import type { DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { profileFromColumns, type ProfileColumns } from '../pprof/columns.js';
-import { restorationBetween, restoreHiddenFrames, unknownRecordKey } from '../pprof/hidden-frames.js';
+import { restorationBetween, restoreHiddenFrames, unknownRecordKey, unpackHiddenFrames, type HiddenFrameTable, type PackedHiddenFrames } from '../pprof/hidden-frames.js';
 import type { Frame, HeapProfile, HeapRecord } from '../pprof/types.js';
 import type { SeriesAnalysis, Thresholds } from '../analysis/series.js';
 import type { DecodeReply, DecodeRequest } from './decode-thread.js';
@@ -36,6 +35,8 @@ export interface DecodeGateOptions {
   maxAnalysisMs?: number;
   /** Records (and stacks) handled on the event loop between two yields; default RECORDS_PER_SLICE. */
   recordsPerSlice?: number;
+  /** Bytes of debug=1 parses the thread keeps for their learning (PARSED_COST); default MAX_KEPT_DEBUG1_BYTES (decode-thread.ts). */
+  maxKeptDebug1Bytes?: number;
 }
 
 /**
@@ -114,13 +115,38 @@ export class DecodeGate {
 
   /**
    * Parses a debug=1 answer in the thread, within the budget (a 150 MB one
-   * takes seconds). The answer is handed over: its memory moves to the
-   * thread when the request is sent, and `bytes` reads as empty from then on.
+   * takes seconds), and keeps the parse there: only its symbol questions
+   * come back (symbolQuestions: the PCs `known` has no name for, at most
+   * `maxQueries` queries of them), and its hidden frames are learned there
+   * too (Debug1Lesson.learn), so nothing the size of the text ever reaches
+   * this heap. The answer is handed over: its memory moves to the thread
+   * when the request is sent, and `bytes` reads as empty from then on.
    */
-  async parseDebug1(bytes: Uint8Array, limits: DecodeLimits): Promise<Debug1Heap> {
-    const reply = await this.request('debug1', bytes, limits, true, true);
-    if (!reply.debug1) throw new Error('decode thread sent no debug=1 profile');
-    return reply.debug1;
+  async parseDebug1(bytes: Uint8Array, limits: DecodeLimits, known: ReadonlyMap<number, string> = new Map(), maxQueries = DEFAULT_MAX_SYMBOL_REQUESTS): Promise<Debug1Lesson> {
+    const knownPcs = Float64Array.from(known.keys());
+    const reply = await this.enqueue({ id: this.nextId++, kind: 'debug1', bytes, limits, keep: true, knownPcs, maxQueries }, true);
+    if (!reply.questions || reply.parsedBytes === undefined) throw new Error('decode thread sent no symbol questions');
+    const ticket = reply.id;
+    let done = false;
+    return {
+      questions: reply.questions,
+      parsedBytes: reply.parsedBytes,
+      learn: async (symbols, into, maxBytes) => {
+        if (done) throw new Error('debug=1 parse already learned from or released');
+        done = true;
+        const learned = await this.enqueue({ id: this.nextId++, kind: 'learn', ticket, symbols: new Map(symbols), maxBytes });
+        if (learned.overShare) return false;
+        if (!learned.learned) throw new Error('decode thread sent no hidden frames');
+        await unpackInSlices(learned.learned, into, this.slice);
+        return true;
+      },
+      release: () => {
+        if (done) return;
+        done = true;
+        // No reply and no turn in the queue: the thread lets the parse go when it reads this (a thread replaced since has none).
+        this.thread?.postMessage({ id: this.nextId++, kind: 'forget', ticket } satisfies DecodeRequest);
+      },
+    };
   }
 
   /**
@@ -135,7 +161,7 @@ export class DecodeGate {
         decoders.kept = kept;
         return profile;
       },
-      debug1: (bytes) => this.parseDebug1(bytes, limits),
+      debug1: (bytes, known, maxQueries) => this.parseDebug1(bytes, limits, known, maxQueries),
       unknownRecords: (profile, lookup) => unknownRecordsInSlices(profile, lookup, this.slice),
       restoreHiddenFrames: (profile, lookup) => restoreHiddenFramesInSlices(profile, lookup, this.slice),
     };
@@ -241,8 +267,8 @@ export class DecodeGate {
     const thread = this.spawn();
     const request = outgoing(next);
     const timer =
-      request.kind === 'series' || request.kind === 'attribute'
-        ? setTimeout(() => this.abandon(new ProfileError('TooLarge', `the ${request.kind === 'series' ? 'series analysis' : 'attribution'} takes longer than ${this.maxAnalysisMs} ms (limit)`)), this.maxAnalysisMs)
+      request.kind === 'series' || request.kind === 'attribute' || request.kind === 'learn'
+        ? setTimeout(() => this.abandon(new ProfileError('TooLarge', `the ${ANALYSIS_NAMES[request.kind]} takes longer than ${this.maxAnalysisMs} ms (limit)`)), this.maxAnalysisMs)
         : setTimeout(() => this.abandon(new ProfileError('TooLarge', `the profile takes longer than ${this.options.maxDecodeMs} ms to decode (limit)`)), this.options.maxDecodeMs);
     this.current = { ...next, timer };
     thread.postMessage(request, transferList(request));
@@ -250,7 +276,10 @@ export class DecodeGate {
 
   private spawn(): Worker {
     if (this.thread) return this.thread;
-    const thread = new Worker(new URL('./decode-thread.js', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: this.options.maxHeapMiB } });
+    const thread = new Worker(new URL('./decode-thread.js', import.meta.url), {
+      resourceLimits: { maxOldGenerationSizeMb: this.options.maxHeapMiB },
+      workerData: { maxKeptDebug1Bytes: this.options.maxKeptDebug1Bytes },
+    });
     thread.unref();
     thread.on('message', (reply: DecodeReply) => {
       const current = this.current;
@@ -291,6 +320,8 @@ export class DecodeGate {
     queueMicrotask(() => this.pump());
   }
 }
+
+const ANALYSIS_NAMES = { series: 'series analysis', attribute: 'attribution', learn: 'learning from debug=1' } as const;
 
 /**
  * Records per slice of the work a capture still does on the event loop
@@ -358,6 +389,12 @@ async function unknownRecordsInSlices(profile: HeapProfile, lookup: HiddenFrameL
   return { keys: seen.size, inuseBytes };
 }
 
+/** unpackHiddenFrames, a slice of entries at a time. */
+async function unpackInSlices(packed: PackedHiddenFrames, into: HiddenFrameTable, slice: number): Promise<void> {
+  const unpacking = unpackHiddenFrames(packed, into, slice);
+  while (!unpacking.next().done) await yieldToLoop();
+}
+
 /**
  * The request as it is sent: an answer handed over moves as it is (its
  * whole buffer: a read answer is a view of its own, possibly larger,
@@ -378,7 +415,11 @@ function transferList(request: DecodeRequest): ArrayBuffer[] {
       return request.snapshots.map((json) => json.buffer as ArrayBuffer);
     case 'attribute':
       return [request.restoration.pathOf.buffer as ArrayBuffer];
+    case 'learn':
+    case 'forget':
+      return [];
     default:
-      return [request.bytes.buffer as ArrayBuffer];
+      // knownPcs is the gate's own copy, made for this request.
+      return [request.bytes.buffer as ArrayBuffer, ...(request.knownPcs ? [request.knownPcs.buffer as ArrayBuffer] : [])];
   }
 }

@@ -5,14 +5,16 @@
  * alive. Decoded results go back to the caller (`keep`), so nothing is
  * decoded twice.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { attributeProfile } from '../analysis/attribute.js';
 import { analyzeSeries, type SeriesAnalysis, type Thresholds } from '../analysis/series.js';
-import { parseDebug1Heap, type Debug1Heap } from '../pprof/debug1.js';
+import { learnWithin } from '../capture/binary-knowledge.js';
+import { parseDebug1Heap, symbolQuestions, type Debug1Heap, type SymbolQuestions } from '../pprof/debug1.js';
 import { decodeHeapColumns, type DecodeLimits } from '../pprof/decode.js';
 import { ProfileError } from '../pprof/errors.js';
 import { columnBuffers, copyColumns, type ProfileColumns } from '../pprof/columns.js';
-import { applyRestoration, type Restoration } from '../pprof/hidden-frames.js';
+import { applyRestoration, packHiddenFrames, type PackedHiddenFrames, type Restoration } from '../pprof/hidden-frames.js';
+import type { SymbolTable } from '../pprof/symbols.js';
 import { parseStoredSnapshot, storedSnapshotJson } from '../store/series-store.js';
 import { compactStackBuffers, compactStacks, type CompactStacks } from './compact-stacks.js';
 import type { SummaryCaps } from '../store/summary-caps.js';
@@ -23,8 +25,32 @@ export type DecodeRequest =
       kind: 'proto' | 'debug1';
       bytes: Uint8Array;
       limits: DecodeLimits;
-      /** Send the decoded result back (otherwise only whether it decoded). */
+      /**
+       * proto: send the decoded profile back (otherwise only whether it
+       * decoded). debug1: keep the parse here for a `learn` request and send
+       * back only its symbol questions.
+       */
       keep?: boolean;
+      /** debug1 with keep: the PCs the binary has names for (symbolQuestions). */
+      knownPcs?: Float64Array;
+      /** debug1 with keep: symbol queries one capture may make. */
+      maxQueries?: number;
+    }
+  | {
+      id: number;
+      kind: 'learn';
+      /** The id of the debug1 request whose parse this thread kept. */
+      ticket: number;
+      /** Names of the parse's unnamed PCs (the ones its symbol questions listed). */
+      symbols: SymbolTable;
+      /** The learned table may take at most this many bytes as knowledgeBytes counts them (the tenant's knowledge share). */
+      maxBytes: number;
+    }
+  | {
+      id: number;
+      kind: 'forget';
+      /** A kept debug=1 parse no learn request will come for (no reply). */
+      ticket: number;
     }
   | {
       id: number;
@@ -54,7 +80,12 @@ export type DecodeReply =
       /** The decoded profile, its stacks, addresses and hidden-frames states left empty: they come in `stacks`. */
       profile?: ProfileColumns;
       stacks?: CompactStacks;
-      debug1?: Debug1Heap;
+      /** debug1 with keep: what to ask /symbol, and what the kept parse holds (PARSED_COST). */
+      questions?: SymbolQuestions;
+      parsedBytes?: number;
+      /** learn: the hidden frames learned, unless they pass the request's maxBytes (`overShare`). */
+      learned?: PackedHiddenFrames;
+      overShare?: boolean;
       analysis?: SeriesAnalysis;
       stored?: Uint8Array;
     }
@@ -94,7 +125,48 @@ function take(id: number): ProfileColumns | undefined {
   return profile;
 }
 
-function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBuffer[] } {
+/**
+ * debug=1 parses kept for their `learn`, by request id: their symbol
+ * questions go to the caller, the parse never does. Bounded by what they
+ * hold (PARSED_COST; the option maxKeptDebug1Bytes, default
+ * MAX_KEPT_DEBUG1_BYTES): past the bound the largest is dropped, the new
+ * one too if it is the largest (then refused at once: no symbol phase for a
+ * parse that is gone); learning from a dropped one is refused (TooLarge).
+ */
+const keptDebug1 = new Map<number, Debug1Heap>();
+/**
+ * A quarter of the thread's heap in the operator (512 MiB): with the kept
+ * protos (MAX_KEPT_RECORDS, ~56 MB as columns) and the answer being decoded
+ * (at most one more parse), the thread stays within it.
+ */
+export const MAX_KEPT_DEBUG1_BYTES = 128 * 1024 * 1024;
+const maxKeptDebug1Bytes: number = (workerData as { maxKeptDebug1Bytes?: number } | null)?.maxKeptDebug1Bytes ?? MAX_KEPT_DEBUG1_BYTES;
+let keptDebug1Bytes = 0;
+
+function keepDebug1(id: number, heap: Debug1Heap): boolean {
+  keptDebug1.set(id, heap);
+  keptDebug1Bytes += heap.parsedBytes;
+  while (keptDebug1Bytes > maxKeptDebug1Bytes) {
+    let largest = id;
+    for (const [other, h] of keptDebug1) if (h.parsedBytes > (keptDebug1.get(largest)?.parsedBytes ?? 0)) largest = other;
+    forgetDebug1(largest);
+  }
+  return keptDebug1.has(id);
+}
+
+function forgetDebug1(id: number): Debug1Heap | undefined {
+  const heap = keptDebug1.get(id);
+  if (heap) {
+    keptDebug1.delete(id);
+    keptDebug1Bytes -= heap.parsedBytes;
+  }
+  return heap;
+}
+
+const droppedDebug1 = (): ProfileError =>
+  new ProfileError('TooLarge', `debug=1 heap profile: dropped to keep the decode thread within ${maxKeptDebug1Bytes} bytes of parses in flight (limit)`);
+
+function answer(request: Exclude<DecodeRequest, { kind: 'forget' }>): { reply: DecodeReply; transfer: ArrayBuffer[] } {
   if (request.kind === 'attribute') {
     const profile = take(request.ticket);
     if (!profile) throw new ProfileError('TooLarge', `dropped to keep the decode thread within ${MAX_KEPT_RECORDS} records of captures in flight (limit)`);
@@ -102,6 +174,14 @@ function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBu
     const stored = Buffer.from(storedSnapshotJson({ ...snapshot, time: new Date(request.time) }, request.caps), 'utf8');
     const owned = new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
     return { reply: { id: request.id, ok: true, records: recordsOf(profile), stored: owned }, transfer: stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? [stored.buffer as ArrayBuffer] : [] };
+  }
+  if (request.kind === 'learn') {
+    const heap = forgetDebug1(request.ticket);
+    if (!heap) throw droppedDebug1();
+    const table = learnWithin(heap, request.symbols, request.maxBytes);
+    if (!table) return { reply: { id: request.id, ok: true, records: heap.records.length, overShare: true }, transfer: [] };
+    const learned = packHiddenFrames(table);
+    return { reply: { id: request.id, ok: true, records: heap.records.length, learned }, transfer: [learned.pathOf.buffer as ArrayBuffer] };
   }
   if (request.kind === 'series') {
     const analysis = analyzeSeries(request.snapshots.map(parseStoredSnapshot), request.thresholds);
@@ -121,10 +201,18 @@ function answer(request: DecodeRequest): { reply: DecodeReply; transfer: ArrayBu
   }
   // Parsed from the bytes, a line at a time: a string of the whole answer would be one more copy of it on this heap.
   const heap = parseDebug1Heap(request.bytes);
-  return { reply: { id: request.id, ok: true, records: heap.records.length, ...(request.keep ? { debug1: heap } : {}) }, transfer: [] };
+  if (!request.keep) return { reply: { id: request.id, ok: true, records: heap.records.length }, transfer: [] };
+  if (!keepDebug1(request.id, heap)) throw droppedDebug1();
+  const known = new Set(request.knownPcs ?? []);
+  const questions = symbolQuestions(heap, (pc) => known.has(pc), request.maxQueries ?? 0);
+  return { reply: { id: request.id, ok: true, records: heap.records.length, questions, parsedBytes: heap.parsedBytes }, transfer: [] };
 }
 
 parentPort?.on('message', (request: DecodeRequest) => {
+  if (request.kind === 'forget') {
+    forgetDebug1(request.ticket);
+    return;
+  }
   let reply: DecodeReply;
   let transfer: ArrayBuffer[] = [];
   try {

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { parseDebug1Heap } from '../../src/pprof/index.js';
+import { DEFAULT_MAX_SYMBOL_REQUESTS } from '../../src/capture/capture.js';
+import { parseDebug1Heap, symbolQuestions } from '../../src/pprof/index.js';
 import { asTenant, DecodeGate } from '../../src/worker/decode-gate.js';
 import { readFixture } from '../support/fixtures.js';
 
@@ -69,8 +70,9 @@ describe('decode gate: namespaces take turns', () => {
     // debug=1 moves: the caller's buffer is empty once sent, and the thread parsed exactly it.
     const handed = Buffer.allocUnsafeSlow(debug1Text.length);
     debug1Text.copy(handed);
-    const parsed = await asTenant('team-d', () => gate.parseDebug1(handed, LIMITS));
+    const lesson = await asTenant('team-d', () => gate.parseDebug1(handed, LIMITS));
     assert.equal(handed.length, 0, 'handed over, not copied');
-    assert.deepEqual(parsed, parseDebug1Heap(debug1Text.toString('utf8')));
+    assert.deepEqual(lesson.questions, symbolQuestions(parseDebug1Heap(debug1Text.toString('utf8')), () => false, DEFAULT_MAX_SYMBOL_REQUESTS));
+    lesson.release();
   });
 });

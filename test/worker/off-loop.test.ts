@@ -12,7 +12,10 @@ import { attributeProfile } from '../../src/analysis/attribute.js';
 import { DEFAULT_THRESHOLDS } from '../../src/analysis/series.js';
 import { BinaryKnowledgeCache, captureHeap, directPprofClient, type HeapCapture } from '../../src/capture/index.js';
 import { jsonLogger } from '../../src/observability/log.js';
-import { decodeHeapProfile, parseDebug1Heap } from '../../src/pprof/index.js';
+import { DEFAULT_KNOWLEDGE_LIMITS } from '../../src/capture/binary-knowledge.js';
+import { DEFAULT_MAX_SYMBOL_REQUESTS } from '../../src/capture/capture.js';
+import { learnHiddenFrames, type HiddenFrameTable } from '../../src/pprof/hidden-frames.js';
+import { decodeHeapProfile, parseDebug1Heap, parseSymbolResponse, symbolQuestions } from '../../src/pprof/index.js';
 import { storedSnapshotJson } from '../../src/store/series-store.js';
 import { analyzeStoredSeries, storedSnapshot } from '../../src/worker/capture-round.js';
 import { DecodeGate } from '../../src/worker/decode-gate.js';
@@ -116,11 +119,19 @@ describe('the round off the event loop gives the results of the round on it', ()
       assert.equal(decoders.kept, undefined, 'the kept profile is used once');
     });
 
-    test(`${version}: debug=1 parsed in the thread is the one parsed on the loop`, async () => {
+    test(`${version}: debug=1 parsed in the thread asks what the loop's parse asks, and teaches what it teaches`, async () => {
       const text = readFixture(version, 'heap-008.txt');
+      const symbols = parseSymbolResponse(readFixture(version, 'heap-008.sym').toString('utf8'));
       // Parsed on the loop first: parseDebug1 takes the answer over (it moves to the thread).
       const onLoop = parseDebug1Heap(text.toString('utf8'));
-      assert.deepEqual(await gate.parseDebug1(text, LIMITS), onLoop);
+      const lesson = await gate.parseDebug1(text, LIMITS);
+      assert.deepEqual(lesson.questions, symbolQuestions(onLoop, () => false, DEFAULT_MAX_SYMBOL_REQUESTS));
+      assert.ok(lesson.questions.queries.length > 0, 'hidden runtime PCs to name');
+      const learned: HiddenFrameTable = new Map();
+      assert.equal(await lesson.learn(symbols, learned, DEFAULT_KNOWLEDGE_LIMITS.maxBytesPerTenant), true);
+      const expected = learnHiddenFrames(onLoop, symbols);
+      assert.ok(expected.size > 0, 'the symbols teach hidden frames');
+      assert.deepEqual([...learned], [...expected], 'the same entries, in the same order');
       const proto = readFixture(version, 'heap-001.pb.gz');
       assert.deepEqual(await gate.decodeProto(proto, LIMITS), decodeHeapProfile(proto, LIMITS));
     });
