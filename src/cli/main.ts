@@ -1,4 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// A one-shot analysis keeps most of what it allocates: 4 MiB semi-spaces
+// (Node's default grows to 16) cut peak RSS 12-20% on npm run bench's single
+// profiles at no CPU cost, and leave the 12-capture window within 2% (measured
+// since the decoder stopped making an object per sample; before that, the
+// window paid 13%). The image starts node itself: the operator keeps the default.
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
