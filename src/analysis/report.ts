@@ -22,6 +22,11 @@ export function buildReport(series: SeriesAnalysis, gc: GcSummary | undefined, w
     totals: series.totals,
     findings: series.findings,
     gc: gc ?? null,
-    warnings: [...warnings],
+    warnings: [
+      ...((series.restartedCaptures ?? 0) > 0
+        ? [`the target restarted during the series (its allocation counters started again): the ${series.restartedCaptures} capture(s) before its last restart are left out`]
+        : []),
+      ...warnings,
+    ],
   };
 }

@@ -57,6 +57,12 @@ export interface SeriesAnalysis {
   captures: number;
   /** Captures identical to the one before: no GC cycle ended in between, so no new information. */
   staleCaptures: number;
+  /**
+   * Captures taken before the target's process last restarted (its
+   * allocation counters fell), left out: the window starts at the restart.
+   * Absent in analyses stored before it existed.
+   */
+  restartedCaptures?: number;
   window: { start: string; end: string };
   mapImpl: MapImpl;
   totals: { inuseBytes: number; mapInuseBytes: number };
@@ -97,7 +103,8 @@ export function analyzeSeries(
 ): SeriesAnalysis {
   if (snapshots.length === 0) throw new Error('analyzeSeries needs at least one capture');
   const ordered = [...snapshots].sort((a, b) => a.time.getTime() - b.time.getTime());
-  const distinct = dropStale(ordered);
+  const unchanged = dropStale(ordered);
+  const distinct = sinceLastRestart(unchanged);
   const last = distinct[distinct.length - 1] as TimedSnapshot;
   const memProfileRate = Math.max(0, ...distinct.map((s) => s.memProfileRate ?? 0)) || DEFAULT_MEM_PROFILE_RATE;
   const context: SeriesContext = {
@@ -140,12 +147,29 @@ export function analyzeSeries(
 
   return {
     captures: ordered.length,
-    staleCaptures: ordered.length - distinct.length,
-    window: { start: (ordered[0] as TimedSnapshot).time.toISOString(), end: (ordered[ordered.length - 1] as TimedSnapshot).time.toISOString() },
+    staleCaptures: ordered.length - unchanged.length,
+    restartedCaptures: unchanged.length - distinct.length,
+    window: { start: ((distinct.length < unchanged.length ? distinct : ordered)[0] as TimedSnapshot).time.toISOString(), end: (ordered[ordered.length - 1] as TimedSnapshot).time.toISOString() },
     mapImpl: distinct.reduce<MapImpl>((impl, s) => (s.mapImpl !== 'unknown' ? s.mapImpl : impl), 'unknown'),
     totals: { inuseBytes: Math.round(last.totals.inuseBytes), mapInuseBytes: Math.round(last.totals.mapInuseBytes) },
     findings: findings.slice(0, thresholds.maxFindings),
   };
+}
+
+/**
+ * The captures since the process last restarted. A heap profile's
+ * allocation figures count from the process's start and never fall while it
+ * runs (the runtime keeps every bucket), so a total below the one before is
+ * a new process: mixing the two would read the restart's drop as memory
+ * given back and hide every leak. 1% of slack for the scaling's rounding.
+ */
+function sinceLastRestart(distinct: TimedSnapshot[]): TimedSnapshot[] {
+  let start = 0;
+  for (let i = 1; i < distinct.length; i++) {
+    const before = (distinct[i - 1] as TimedSnapshot).totals.allocBytes;
+    if (before > 0 && (distinct[i] as TimedSnapshot).totals.allocBytes < 0.99 * before) start = i;
+  }
+  return start === 0 ? distinct : distinct.slice(start);
 }
 
 function dropStale(ordered: readonly TimedSnapshot[]): TimedSnapshot[] {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { analyzeSeries, siteKey, type Evidence, type Kind, type MapComponent, type MapImpl, type SiteUsage, type TimedSnapshot } from '../../src/analysis/index.js';
+import { buildReport } from '../../src/analysis/report.js';
 
 const MiB = 1024 * 1024;
 
@@ -288,5 +289,35 @@ describe('series analysis', () => {
     const result = analyzeSeries([snapshot(0, [{ fn: 'main.put', line: 10, kind: 'map', inuse: 40 * MiB, alloc: 41 * MiB }])]);
     assert.equal(result.findings[0]?.pattern, 'stable');
     assert.ok(result.findings[0].confidence <= 0.3);
+  });
+});
+
+describe('series analysis: a target that restarted during the series', () => {
+  // Measured by the accuracy review (a leaky program restarted during a --url watch): allocated 1.23 GB, then 70 MB.
+  const restarted = series(14, (i) =>
+    i < 6
+      ? [{ fn: 'main.put', line: 10, kind: 'map', inuse: (40 + 10 * i) * MiB, alloc: (80 + 20 * i) * MiB }]
+      : [{ fn: 'main.put', line: 10, kind: 'map', inuse: (10 + 10 * (i - 6)) * MiB, alloc: (20 + 20 * (i - 6)) * MiB }],
+  );
+
+  test('the captures before the restart are left out, so the restart hides no growing map', () => {
+    const analysis = analyzeSeries(restarted);
+    assert.equal(analysis.findings[0]?.pattern, 'growing');
+    assert.equal(analysis.restartedCaptures, 6);
+    assert.equal(analysis.captures, 14);
+    assert.equal(analysis.window.start, (restarted[6] as TimedSnapshot).time.toISOString());
+  });
+
+  test('the report says the target restarted and how many captures were left out', () => {
+    const report = buildReport(analyzeSeries(restarted), undefined, ['a capture warning']);
+    assert.deepEqual(report.warnings, ['the target restarted during the series (its allocation counters started again): the 6 capture(s) before its last restart are left out', 'a capture warning']);
+  });
+
+  test('one process: allocation counters that only rise (or stay) leave every capture in', () => {
+    const steady = series(10, (i) => [{ fn: 'main.put', line: 10, kind: 'map', inuse: (40 + 10 * i) * MiB, alloc: (80 + 20 * Math.floor(i / 2)) * MiB }]);
+    const analysis = analyzeSeries(steady);
+    assert.equal(analysis.restartedCaptures, 0);
+    assert.equal(analysis.window.start, (steady[0] as TimedSnapshot).time.toISOString());
+    assert.deepEqual(buildReport(analysis, undefined, []).warnings, []);
   });
 });
