@@ -548,8 +548,11 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
 
   // Growth is memory that stays: a site whose rise is a small share of what
   // it allocated meanwhile is building and dropping, whatever its in-use
-  // figure does at capture times.
-  const keeps = (rise: Rise, allocated: number): boolean => rise.rising && (allocated <= 0 || rise.bytes >= 0.15 * allocated);
+  // figure does at capture times. Both as rates over the settled window:
+  // rise.bytes is a median-of-thirds difference over a shorter span than
+  // the window's allocation, so comparing the two bytes figures took a map
+  // that keeps one copy in five, rising steadily, for churn.
+  const keeps = (rise: Rise, allocated: number): boolean => rise.rising && (allocated <= 0 || settledHours <= 0 || rise.perHour >= (0.15 * allocated) / settledHours);
   const inuseRise = riseOf({ inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) }, settledSeconds, context);
   const inuseGrows = keeps(inuseRise, allocDelta);
   let pattern: Pattern;

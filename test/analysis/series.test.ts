@@ -321,3 +321,13 @@ describe('series analysis: a target that restarted during the series', () => {
     assert.deepEqual(buildReport(analysis, undefined, []).warnings, []);
   });
 });
+
+describe('series analysis: memory that stays, as a rate', () => {
+  test('map memory that keeps one in five of the copies it allocates, rising steadily, is growing', () => {
+    // Measured by the accuracy review (client-go's fake clientset keeps a DeepCopy of every updated object's Data map).
+    const inuse = [30, 35, 40.5, 49.5, 55, 61, 68.5, 78.5, 89];
+    const alloc = [100, 120, 139.5, 187.5, 221.5, 256.5, 291, 339, 384];
+    const result = analyzeSeries(series(inuse.length, (i) => [{ fn: 'k8s.io/api/core/v1.(*ConfigMap).DeepCopyInto', line: 599, kind: 'map', inuse: (inuse[i] as number) * MiB, alloc: (alloc[i] as number) * MiB }]));
+    assert.equal(result.findings[0]?.pattern, 'growing');
+  });
+});
