@@ -617,9 +617,20 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
     const allocatesMap = allocDelta > Math.max(noise, 0.1 * structureLast);
     const lastElements = elements[points - 1] as ElementBytes;
     // Evidence of draining: what the map held (entries, values, keys) was
-    // allocated in amounts that matter next to the map, and is gone.
+    // allocated in amounts that matter next to the map, and is gone. Gone
+    // within the window (fell from a peak by more than sampling explains),
+    // or no longer fed (the owner allocated less than one map's worth of
+    // elements meanwhile): a cleared map refilled to its size, by code that
+    // also makes short-lived garbage, has elements allocated since the
+    // process began and none in use at any capture, and is not drained.
     const linked = lastElements.alloc >= 0.25 * structureLast;
-    const drained = linked && lastElements.inuse <= 0.1 * lastElements.alloc && lastElements.inuse <= 0.25 * structureLast;
+    const elementsPeak = Math.max(...settled(elements.map((e) => e.inuse)));
+    const fellInWindow =
+      elementsPeak >= 0.25 * structureLast &&
+      lastElements.inuse <= 0.1 * elementsPeak &&
+      elementsPeak - lastElements.inuse >= GROWTH_SIGNIFICANCE * Math.sqrt(elementsPeak * context.memProfileRate);
+    const stoppedFeeding = elementsAllocated <= Math.max(context.floorNoise, structureLast);
+    const drained = linked && lastElements.inuse <= 0.1 * lastElements.alloc && lastElements.inuse <= 0.25 * structureLast && (fellInWindow || stoppedFeeding);
 
     if (inuseGrows && !overflowChurns) {
       pattern = 'growing';
