@@ -560,7 +560,10 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   let note: AdviceNote | undefined;
   let growthPerHour = inuseRise.perHour;
 
-  const churnByAlloc = enoughData ? allocDelta >= 3 * Math.max(meanInuse, noise) : (alloc[0] as number) >= 10 * Math.max(inuse[0] as number, noise);
+  // Churn is memory given back: what was allocated over the window less what it added in use (a site that keeps
+  // everything it allocates is not churn, however much that is next to its mean, as at a sparse sampling rate).
+  const freedDelta = Math.max(0, allocDelta - Math.max(0, lastInuse - (inuse[from] as number)));
+  const churnByAlloc = enoughData ? freedDelta >= 3 * Math.max(meanInuse, noise) : (alloc[0] as number) >= 10 * Math.max(inuse[0] as number, noise);
   const churnStrength = enoughData ? 0.6 + 0.4 * Math.min(1, allocDelta / (10 * Math.max(meanInuse, noise))) : 0.3;
 
   if (template.kind === 'other') {

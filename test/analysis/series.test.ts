@@ -346,3 +346,16 @@ describe('series analysis: drained means gone, not merely allocated before', () 
     assert.notEqual(map.pattern, 'retained');
   });
 });
+
+describe('series analysis: churn is memory given back', () => {
+  test('a map site that keeps what it allocates is not churn, whatever the sampling rate', () => {
+    // Measured by the accuracy review (leaky at MemProfileRate 4 MiB): every sampled map is kept; first sampled mid-window.
+    const mib = [...Array<number>(12).fill(0), ...Array<number>(8).fill(4), 8, 8, 8, 8, 12];
+    const snaps = series(mib.length, (i) => [
+      { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + 100 * i) * MiB },
+      ...((mib[i] as number) > 0 ? [{ fn: 'main.audit', line: 52, kind: 'map' as const, inuse: (mib[i] as number) * MiB, alloc: (mib[i] as number) * MiB }] : []),
+    ]);
+    for (const s of snaps) s.memProfileRate = 4 * MiB;
+    assert.notEqual(analyzeSeries(snaps).findings.find((f) => f.kind === 'map')?.pattern, 'churn');
+  });
+});
