@@ -17,6 +17,7 @@ import { applyRestoration, packHiddenFrames, type PackedHiddenFrames, type Resto
 import type { SymbolTable } from '../pprof/symbols.js';
 import { parseStoredSnapshot, storedSnapshotJson } from '../store/series-store.js';
 import { compactStackBuffers, compactStacks, type CompactStacks } from './compact-stacks.js';
+import { KeptLargestFirst } from './kept-largest-first.js';
 import type { SummaryCaps } from '../store/summary-caps.js';
 
 export type DecodeRequest =
@@ -100,31 +101,17 @@ export type DecodeReply =
  * event loop. A profile with more records than the bound is refused as it
  * is decoded.
  */
-const kept = new Map<number, ProfileColumns>();
 export const MAX_KEPT_RECORDS = 400_000;
-let keptRecords = 0;
-const recordsOf = (profile: ProfileColumns | undefined): number => profile?.stackOf.length ?? 0;
+const recordsOf = (profile: ProfileColumns): number => profile.stackOf.length;
+const kept = new KeptLargestFirst<ProfileColumns>(MAX_KEPT_RECORDS, recordsOf);
 
-function keep(id: number, profile: ProfileColumns): void {
-  kept.set(id, profile);
-  keptRecords += recordsOf(profile);
-  while (keptRecords > MAX_KEPT_RECORDS) {
-    let largest = id;
-    for (const [other, p] of kept) if (recordsOf(p) > recordsOf(kept.get(largest))) largest = other;
-    keptRecords -= recordsOf(kept.get(largest));
-    kept.delete(largest);
-  }
-}
-
-function take(id: number): ProfileColumns | undefined {
-  const profile = kept.get(id);
-  if (profile) {
-    kept.delete(id);
-    keptRecords -= recordsOf(profile);
-  }
-  return profile;
-}
-
+/**
+ * A quarter of the thread's heap in the operator (512 MiB): with the kept
+ * protos (MAX_KEPT_RECORDS, ~56 MB as columns) and the answer being decoded
+ * (at most one more parse), the thread stays within it.
+ */
+export const MAX_KEPT_DEBUG1_BYTES = 128 * 1024 * 1024;
+const maxKeptDebug1Bytes: number = (workerData as { maxKeptDebug1Bytes?: number } | null)?.maxKeptDebug1Bytes ?? MAX_KEPT_DEBUG1_BYTES;
 /**
  * debug=1 parses kept for their `learn`, by request id: their symbol
  * questions go to the caller, the parse never does. Bounded by what they
@@ -133,42 +120,14 @@ function take(id: number): ProfileColumns | undefined {
  * one too if it is the largest (then refused at once: no symbol phase for a
  * parse that is gone); learning from a dropped one is refused (TooLarge).
  */
-const keptDebug1 = new Map<number, Debug1Heap>();
-/**
- * A quarter of the thread's heap in the operator (512 MiB): with the kept
- * protos (MAX_KEPT_RECORDS, ~56 MB as columns) and the answer being decoded
- * (at most one more parse), the thread stays within it.
- */
-export const MAX_KEPT_DEBUG1_BYTES = 128 * 1024 * 1024;
-const maxKeptDebug1Bytes: number = (workerData as { maxKeptDebug1Bytes?: number } | null)?.maxKeptDebug1Bytes ?? MAX_KEPT_DEBUG1_BYTES;
-let keptDebug1Bytes = 0;
-
-function keepDebug1(id: number, heap: Debug1Heap): boolean {
-  keptDebug1.set(id, heap);
-  keptDebug1Bytes += heap.parsedBytes;
-  while (keptDebug1Bytes > maxKeptDebug1Bytes) {
-    let largest = id;
-    for (const [other, h] of keptDebug1) if (h.parsedBytes > (keptDebug1.get(largest)?.parsedBytes ?? 0)) largest = other;
-    forgetDebug1(largest);
-  }
-  return keptDebug1.has(id);
-}
-
-function forgetDebug1(id: number): Debug1Heap | undefined {
-  const heap = keptDebug1.get(id);
-  if (heap) {
-    keptDebug1.delete(id);
-    keptDebug1Bytes -= heap.parsedBytes;
-  }
-  return heap;
-}
+const keptDebug1 = new KeptLargestFirst<Debug1Heap>(maxKeptDebug1Bytes, (heap) => heap.parsedBytes);
 
 const droppedDebug1 = (): ProfileError =>
   new ProfileError('TooLarge', `debug=1 heap profile: dropped to keep the decode thread within ${maxKeptDebug1Bytes} bytes of parses in flight (limit)`);
 
 function answer(request: Exclude<DecodeRequest, { kind: 'forget' }>): { reply: DecodeReply; transfer: ArrayBuffer[] } {
   if (request.kind === 'attribute') {
-    const profile = take(request.ticket);
+    const profile = kept.take(request.ticket);
     if (!profile) throw new ProfileError('TooLarge', `dropped to keep the decode thread within ${MAX_KEPT_RECORDS} records of captures in flight (limit)`);
     const snapshot = attributeProfile(applyRestoration(profile, request.restoration));
     const stored = Buffer.from(storedSnapshotJson({ ...snapshot, time: new Date(request.time) }, request.caps), 'utf8');
@@ -176,7 +135,7 @@ function answer(request: Exclude<DecodeRequest, { kind: 'forget' }>): { reply: D
     return { reply: { id: request.id, ok: true, records: recordsOf(profile), stored: owned }, transfer: stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? [stored.buffer as ArrayBuffer] : [] };
   }
   if (request.kind === 'learn') {
-    const heap = forgetDebug1(request.ticket);
+    const heap = keptDebug1.take(request.ticket);
     if (!heap) throw droppedDebug1();
     const table = learnWithin(heap, request.symbols, request.maxBytes);
     if (!table) return { reply: { id: request.id, ok: true, records: heap.records.length, overShare: true }, transfer: [] };
@@ -190,7 +149,7 @@ function answer(request: Exclude<DecodeRequest, { kind: 'forget' }>): { reply: D
   if (request.kind === 'proto') {
     const profile = decodeHeapColumns(request.bytes, { ...request.limits, maxRecords: MAX_KEPT_RECORDS });
     if (!request.keep) return { reply: { id: request.id, ok: true, records: recordsOf(profile) }, transfer: [] };
-    keep(request.id, profile);
+    kept.keep(request.id, profile);
     // The thread keeps its columns for the attribution to come; the caller gets copies (a few MB, copied at memory speed).
     const copy = copyColumns(profile);
     const stacks = compactStacks(profile.stacks, profile.addresses, profile.hiddenFrames);
@@ -202,7 +161,7 @@ function answer(request: Exclude<DecodeRequest, { kind: 'forget' }>): { reply: D
   // Parsed from the bytes, a line at a time: a string of the whole answer would be one more copy of it on this heap.
   const heap = parseDebug1Heap(request.bytes);
   if (!request.keep) return { reply: { id: request.id, ok: true, records: heap.records.length }, transfer: [] };
-  if (!keepDebug1(request.id, heap)) throw droppedDebug1();
+  if (!keptDebug1.keep(request.id, heap)) throw droppedDebug1();
   const known = new Set(request.knownPcs ?? []);
   const questions = symbolQuestions(heap, (pc) => known.has(pc), request.maxQueries ?? 0);
   return { reply: { id: request.id, ok: true, records: heap.records.length, questions, parsedBytes: heap.parsedBytes }, transfer: [] };
@@ -210,7 +169,7 @@ function answer(request: Exclude<DecodeRequest, { kind: 'forget' }>): { reply: D
 
 parentPort?.on('message', (request: DecodeRequest) => {
   if (request.kind === 'forget') {
-    forgetDebug1(request.ticket);
+    keptDebug1.take(request.ticket);
     return;
   }
   let reply: DecodeReply;
