@@ -105,6 +105,8 @@ export function analyzeSeries(
   const ordered = [...snapshots].sort((a, b) => a.time.getTime() - b.time.getTime());
   const unchanged = dropStale(ordered);
   const distinct = sinceLastRestart(unchanged);
+  // The window starts at the restart, if any; otherwise with the first capture, repeated ones included.
+  const windowStart = distinct.length < unchanged.length ? distinct[0] : ordered[0];
   const last = distinct[distinct.length - 1] as TimedSnapshot;
   const memProfileRate = Math.max(0, ...distinct.map((s) => s.memProfileRate ?? 0)) || DEFAULT_MEM_PROFILE_RATE;
   const context: SeriesContext = {
@@ -149,7 +151,7 @@ export function analyzeSeries(
     captures: ordered.length,
     staleCaptures: ordered.length - unchanged.length,
     restartedCaptures: unchanged.length - distinct.length,
-    window: { start: ((distinct.length < unchanged.length ? distinct : ordered)[0] as TimedSnapshot).time.toISOString(), end: (ordered[ordered.length - 1] as TimedSnapshot).time.toISOString() },
+    window: { start: (windowStart as TimedSnapshot).time.toISOString(), end: (ordered[ordered.length - 1] as TimedSnapshot).time.toISOString() },
     mapImpl: distinct.reduce<MapImpl>((impl, s) => (s.mapImpl !== 'unknown' ? s.mapImpl : impl), 'unknown'),
     totals: { inuseBytes: Math.round(last.totals.inuseBytes), mapInuseBytes: Math.round(last.totals.mapInuseBytes) },
     findings: findings.slice(0, thresholds.maxFindings),
