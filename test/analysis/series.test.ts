@@ -313,6 +313,11 @@ describe('series analysis: a target that restarted during the series', () => {
     assert.deepEqual(report.warnings, ['the target restarted during the series (its allocation counters started again): the 6 capture(s) before its last restart are left out', 'a capture warning']);
   });
 
+  test('profiles with in-use figures only (no allocation counters) are never read as restarts', () => {
+    const inuseOnly = series(8, (i) => [{ fn: 'main.put', line: 10, kind: 'map', inuse: (80 - 5 * i) * MiB, alloc: 0 }]);
+    assert.equal(analyzeSeries(inuseOnly).restartedCaptures, 0);
+  });
+
   test('one process: allocation counters that only rise (or stay) leave every capture in', () => {
     const steady = series(10, (i) => [{ fn: 'main.put', line: 10, kind: 'map', inuse: (40 + 10 * i) * MiB, alloc: (80 + 20 * Math.floor(i / 2)) * MiB }]);
     const analysis = analyzeSeries(steady);
