@@ -70,6 +70,21 @@ export function commandLineOf(pid: number): string | undefined {
   }
 }
 
+/**
+ * True when pid has exited: no such process, or a zombie. Unlike
+ * isOurProcess, a process between fork and exec (or inside execve, when its
+ * command line reads empty for a moment) is not gone.
+ */
+export function processGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 3, after the command name in parentheses (which may itself hold spaces or parentheses).
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
+
 /** True when pid is alive and its command line still contains marker (guards against pid reuse). */
 export function isOurProcess(pid: number, marker: string): boolean {
   const commandLine = commandLineOf(pid);

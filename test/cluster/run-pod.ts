@@ -12,7 +12,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { Cluster } from './cluster.js';
 import { buildGoProgram, type GoLine, type GoToolchain } from './go-build.js';
 import { createPodNetwork, deletePodNetwork } from './netns.js';
-import { isOurProcess, startDaemon, stopProcess, waitFor } from './processes.js';
+import { isOurProcess, processGone, startDaemon, stopProcess, waitFor } from './processes.js';
 
 export interface RunPodOptions {
   name: string;
@@ -298,8 +298,9 @@ interface WaitedPod {
 async function waitForTcp(host: string, port: number, timeoutMs: number, waited: WaitedPod): Promise<void> {
   await waitFor(
     async () => {
-      // A program that is gone never will listen: say so now, not after the whole wait.
-      if (!isOurProcess(waited.pid, waited.binary)) {
+      // A program that is gone never will listen: say so now, not after the whole wait. Gone, not merely
+      // unrecognised: a child between fork and exec, or inside execve, does not show the binary's command line yet.
+      if (processGone(waited.pid)) {
         // Its last output reaches app.log through the supervisor, which logs the exit once it has seen it.
         await waitFor(async () => (tail(join(waited.podDir, 'supervisor.log')).includes('program exited') ? true : undefined), 3000, () => '', 50).catch(() => undefined);
         throw new NoUseWaiting(`pod ${waited.pod}: its program (pid ${waited.pid}) exited before listening on ${host}:${port}; ${podReport(waited)}`);
