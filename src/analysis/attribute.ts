@@ -1,6 +1,6 @@
 import { profileToColumns, type ProfileColumns } from '../pprof/columns.js';
 import type { Frame, HeapProfile, HiddenFrames } from '../pprof/types.js';
-import { FrameFacts, hiddenMapRole, isVisibleMapFrame, stackOwners, type MapComponent, type MapImpl } from './frames.js';
+import { FrameFacts, hiddenMapRole, isVisibleMapFrame, stackOwners, type MapComponent, type MapImpl, type StackOwners } from './frames.js';
 import { inferSizeSignatures, isStructureSize, plausibleShapesOf, type SizeSignature, type SizeStats } from './signature.js';
 
 export type Kind = 'map' | 'other';
@@ -62,50 +62,102 @@ export function evidenceRank(evidence: Evidence): number {
 }
 export const strongerEvidence = (a: Evidence, b: Evidence): Evidence => (a === b || evidenceRank(a) >= evidenceRank(b) ? a : b);
 
-interface RecordAttribution {
-  site: Site;
-  caller: Site | undefined;
-  /** Made by the profiler while it wrote this profile: left out of every site. */
-  profiler: boolean;
-  kind: Kind;
-  evidence: Evidence;
-  component: MapComponent | undefined;
-  impl: MapImpl;
-  /** The site and kind, as the profile's SiteIndex numbers them. */
-  siteId: number;
-}
 
-/** A profile's attributions, each once, and which one each record has (an index into `list`). */
-interface Attributions {
-  list: RecordAttribution[];
-  of: Int32Array;
+/**
+ * A profile's attributions, each once, as columns: one per stack at first
+ * (attribution i is stack i), then one per component and owner that size
+ * signatures find. `of` says which one each record has.
+ */
+class Attributions {
+  readonly site: Site[] = [];
+  /** The site's id in the profile's SiteIndex (owner frame and kind). */
+  readonly siteId: number[] = [];
+  readonly caller: (Site | undefined)[] = [];
+  /** The caller's site id (caller frame and this attribution's kind), or -1. */
+  readonly callerId: number[] = [];
+  /** Made by the profiler while it wrote this profile: left out of every site. */
+  readonly profiler: boolean[] = [];
+  readonly kind: Kind[] = [];
+  readonly evidence: Evidence[] = [];
+  readonly component: (MapComponent | undefined)[] = [];
+  readonly impl: MapImpl[] = [];
+
+  constructor(
+    private readonly sites: SiteIndex,
+    readonly of: Int32Array,
+  ) {}
+
+  get count(): number {
+    return this.site.length;
+  }
+
+  /** How many sites the attributions' owners and callers have between them. */
+  get siteCount(): number {
+    return this.sites.count;
+  }
+
+  add(who: StackOwners, kind: Kind, evidence: Evidence, component: MapComponent | undefined, impl: MapImpl): number {
+    return this.push(who.owner ?? UNKNOWN_SITE, who.caller, who.profiler, kind, evidence, component, impl);
+  }
+
+  /** Attribution `id`'s owner, as another kind, evidence and component. */
+  addLike(id: number, kind: Kind, evidence: Evidence, component: MapComponent, impl: MapImpl): number {
+    return this.push(this.site[id] as Site, this.caller[id], this.profiler[id] as boolean, kind, evidence, component, impl);
+  }
+
+  private push(site: Site, caller: Site | undefined, profiler: boolean, kind: Kind, evidence: Evidence, component: MapComponent | undefined, impl: MapImpl): number {
+    this.site.push(site);
+    this.siteId.push(this.sites.id(site, kind));
+    this.caller.push(caller);
+    this.callerId.push(caller ? this.sites.id(caller, kind) : -1);
+    this.profiler.push(profiler);
+    this.kind.push(kind);
+    this.evidence.push(evidence);
+    this.component.push(component);
+    return this.impl.push(impl) - 1;
+  }
 }
 
 /** Figures summed per attribution, in a Float64Array of SUMS × attributions. */
 const SUMS = 4;
 const [INUSE_BYTES, ALLOC_BYTES, INUSE_OBJECTS, ALLOC_OBJECTS] = [0, 1, 2, 3];
 
-/** Where a record's memory goes, whatever its kind. */
-type Owner = Pick<RecordAttribution, 'site' | 'caller' | 'profiler'>;
-
-function attribution(sites: SiteIndex, who: Owner, kind: Kind, evidence: Evidence, component: MapComponent | undefined, impl: MapImpl): RecordAttribution {
-  return { site: who.site, caller: who.caller, profiler: who.profiler, kind, evidence, component, impl, siteId: sites.id(who.site, kind) };
-}
-
 /** A profile's sites (frame and kind), each numbered once, so that records and attributions refer to them by number. */
 class SiteIndex {
-  readonly keys: string[] = [];
-  private readonly byKey = new Map<string, number>();
+  private readonly frames: Site[] = [];
+  private readonly kinds: Kind[] = [];
+  /** Decoders share one Frame per function and line: most look-ups end at the object. */
+  private readonly byFrame = { map: new Map<Site, number>(), other: new Map<Site, number>() };
+  /** Equal frames that are distinct objects (records made by other formats): by kind, function, file, then line. */
+  private readonly byValue = { map: new Map<string, Map<string, Map<number, number>>>(), other: new Map<string, Map<string, Map<number, number>>>() };
 
   id(frame: Site, kind: Kind): number {
-    const key = siteKey(frame, kind);
-    let id = this.byKey.get(key);
-    if (id === undefined) this.byKey.set(key, (id = this.keys.push(key) - 1));
+    const byFrame = this.byFrame[kind];
+    let id = byFrame.get(frame);
+    if (id !== undefined) return id;
+    // Nested maps on the frame's own strings: their hashes are worked out once, where a joined key would be hashed afresh.
+    const byFunction = this.byValue[kind];
+    let byFile = byFunction.get(frame.function);
+    if (!byFile) byFunction.set(frame.function, (byFile = new Map()));
+    let byLine = byFile.get(frame.file);
+    if (!byLine) byFile.set(frame.file, (byLine = new Map()));
+    id = byLine.get(frame.line);
+    if (id === undefined) {
+      id = this.frames.push(frame) - 1;
+      this.kinds.push(kind);
+      byLine.set(frame.line, id);
+    }
+    byFrame.set(frame, id);
     return id;
   }
 
+  /** The site's key (siteKey), made when a usage needs it. */
+  key(id: number): string {
+    return siteKey(this.frames[id] as Site, this.kinds[id] as Kind);
+  }
+
   get count(): number {
-    return this.keys.length;
+    return this.frames.length;
   }
 }
 
@@ -118,16 +170,20 @@ export function siteKey(site: Site, kind: Kind): string {
  * Takes the engine's column layout as the proto decoder writes it, or
  * records as the formats that edit them leave them.
  */
+
+/**
+ * Every sampled allocation becomes map memory (which part) or other memory.
+ * Takes the engine's column layout as the proto decoder writes it, or
+ * records as the formats that edit them leave them.
+ */
 export function attributeProfile(profile: HeapProfile | ProfileColumns): AttributedSnapshot {
   const columns = 'records' in profile ? profileToColumns(profile) : profile;
   const records = columns.stackOf.length;
   // Every record of a stack has the stack's attribution until size signatures say more.
   const facts = new FrameFacts();
   const sites = new SiteIndex();
-  const attributions: Attributions = {
-    list: columns.stacks.map((stack, s) => attributeStack(stack, columns.hiddenFrames[s] as HiddenFrames, facts, sites)),
-    of: columns.stackOf.slice(),
-  };
+  const attributions = new Attributions(sites, columns.stackOf.slice());
+  columns.stacks.forEach((stack, s) => attributeStack(stack, columns.hiddenFrames[s] as HiddenFrames, facts, attributions));
   // One binary has one map implementation: the hidden frames say which when
   // present, then function names or the Go version, then size evidence that
   // only one implementation can produce; otherwise it stays unknown.
@@ -136,22 +192,22 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
     () => implFromGoVersion(columns.goVersion),
     () => facts.implNamed(), // every frame of every stack was asked about by attributeStack
   );
-  const profileImpl = applySizeSignatures(columns, attributions, namedImpl, sites);
+  const profileImpl = applySizeSignatures(columns, attributions, namedImpl);
 
   // Records share attributions (one per stack, and per component and owner
   // after size signatures): sum each attribution's records first, then fold
   // the attributions into sites in the order their records came.
   const { inuseBytes, allocBytes, inuseObjects, allocObjects } = columns;
-  const sums = new Float64Array(SUMS * attributions.list.length);
-  const touched = new Uint8Array(attributions.list.length);
+  const { of, profiler, kind } = attributions;
+  const sums = new Float64Array(SUMS * attributions.count);
+  const touched = new Uint8Array(attributions.count);
   const firstSeen: number[] = [];
   const totals = { inuseBytes: 0, allocBytes: 0, mapInuseBytes: 0 };
   for (let i = 0; i < records; i++) {
-    const id = attributions.of[i] as number;
-    const a = attributions.list[id] as RecordAttribution;
+    const id = of[i] as number;
     totals.inuseBytes += inuseBytes[i] as number;
     totals.allocBytes += allocBytes[i] as number;
-    if (a.profiler) continue;
+    if (profiler[id]) continue;
     const at = SUMS * id;
     if (touched[id] === 0) {
       touched[id] = 1;
@@ -161,61 +217,80 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
     sums[at + ALLOC_BYTES] = (sums[at + ALLOC_BYTES] as number) + (allocBytes[i] as number);
     sums[at + INUSE_OBJECTS] = (sums[at + INUSE_OBJECTS] as number) + (inuseObjects[i] as number);
     sums[at + ALLOC_OBJECTS] = (sums[at + ALLOC_OBJECTS] as number) + (allocObjects[i] as number);
-    if (a.kind === 'map') totals.mapInuseBytes += inuseBytes[i] as number;
+    if (kind[id] === 'map') totals.mapInuseBytes += inuseBytes[i] as number;
   }
 
+  const { siteId, callerId, evidence: evidenceOf, component: componentOf } = attributions;
   const usageOf: (SiteUsage | undefined)[] = new Array(sites.count);
   const usages: SiteUsage[] = [];
   const allocBytesByFunction = new Map<string, number>();
   let evidence: Evidence = 'none';
-  const callerBytes = new Map<SiteUsage, Map<number, { frame: Site; bytes: number }>>();
+  // Bytes per usage and caller site, keyed by usage × sites + caller: every site has its id by now.
+  const siteCount = sites.count;
+  const callerEntry = new Map<number, number>();
+  const callerUsage: SiteUsage[] = [];
+  const callerFrame: Site[] = [];
+  const callerBytes: number[] = [];
   for (const id of firstSeen) {
-    const a = attributions.list[id] as RecordAttribution;
     const at = SUMS * id;
-    const sum = { inuseBytes: sums[at + INUSE_BYTES] as number, allocBytes: sums[at + ALLOC_BYTES] as number, inuseObjects: sums[at + INUSE_OBJECTS] as number, allocObjects: sums[at + ALLOC_OBJECTS] as number };
-    let usage = usageOf[a.siteId];
+    const inuse = sums[at + INUSE_BYTES] as number;
+    const alloc = sums[at + ALLOC_BYTES] as number;
+    const site = siteId[id] as number;
+    const siteEvidence = evidenceOf[id] as Evidence;
+    let usage = usageOf[site];
     if (!usage) {
+      const impl = attributions.impl[id] as MapImpl;
       usage = {
-        key: sites.keys[a.siteId] as string,
-        site: a.site,
-        kind: a.kind,
-        evidence: a.evidence,
-        mapImpl: a.kind === 'map' ? (a.impl === 'unknown' ? profileImpl : a.impl) : 'unknown',
+        key: sites.key(site),
+        site: attributions.site[id] as Site,
+        kind: kind[id] as Kind,
+        evidence: siteEvidence,
+        mapImpl: kind[id] === 'map' ? (impl === 'unknown' ? profileImpl : impl) : 'unknown',
         inuseBytes: 0,
         allocBytes: 0,
         inuseObjects: 0,
         allocObjects: 0,
         components: {},
       };
-      usageOf[a.siteId] = usage;
+      usageOf[site] = usage;
       usages.push(usage);
     }
-    usage.evidence = strongerEvidence(usage.evidence, a.evidence);
-    usage.inuseBytes += sum.inuseBytes;
-    usage.allocBytes += sum.allocBytes;
-    usage.inuseObjects += sum.inuseObjects;
-    usage.allocObjects += sum.allocObjects;
-    if (a.component) {
-      usage.components[a.component] = (usage.components[a.component] ?? 0) + sum.inuseBytes;
+    usage.evidence = strongerEvidence(usage.evidence, siteEvidence);
+    usage.inuseBytes += inuse;
+    usage.allocBytes += alloc;
+    usage.inuseObjects += sums[at + INUSE_OBJECTS] as number;
+    usage.allocObjects += sums[at + ALLOC_OBJECTS] as number;
+    const component = componentOf[id];
+    if (component) {
+      usage.components[component] = (usage.components[component] ?? 0) + inuse;
       const allocComponents = (usage.allocComponents ??= {});
-      allocComponents[a.component] = (allocComponents[a.component] ?? 0) + sum.allocBytes;
+      allocComponents[component] = (allocComponents[component] ?? 0) + alloc;
     }
-    if (a.caller) {
-      let byCaller = callerBytes.get(usage);
-      if (!byCaller) callerBytes.set(usage, (byCaller = new Map()));
-      const callerId = sites.id(a.caller, a.kind);
-      const seen = byCaller.get(callerId);
-      if (seen) seen.bytes += sum.inuseBytes + sum.allocBytes;
-      else byCaller.set(callerId, { frame: a.caller, bytes: sum.inuseBytes + sum.allocBytes });
+    const caller = callerId[id] as number;
+    if (caller >= 0) {
+      const key = site * siteCount + caller;
+      const entry = callerEntry.get(key);
+      if (entry !== undefined) callerBytes[entry] = (callerBytes[entry] as number) + inuse + alloc;
+      else {
+        callerEntry.set(key, callerBytes.push(inuse + alloc) - 1);
+        callerUsage.push(usage);
+        callerFrame.push(attributions.caller[id] as Site);
+      }
     }
-    allocBytesByFunction.set(a.site.function, (allocBytesByFunction.get(a.site.function) ?? 0) + sum.allocBytes);
-    evidence = strongerEvidence(evidence, a.evidence);
+    const fn = (attributions.site[id] as Site).function;
+    allocBytesByFunction.set(fn, (allocBytesByFunction.get(fn) ?? 0) + alloc);
+    evidence = strongerEvidence(evidence, siteEvidence);
   }
-  for (const [usage, byCaller] of callerBytes) {
-    let best: { frame: Site; bytes: number } | undefined;
-    for (const candidate of byCaller.values()) if (!best || candidate.bytes > best.bytes) best = candidate;
-    if (best) usage.caller = best.frame;
-  }
+  // Each usage's caller is the one with the most bytes (the first of equals).
+  const best = new Map<SiteUsage, number>();
+  callerUsage.forEach((usage, entry) => {
+    const bytes = callerBytes[entry] as number;
+    const seen = best.get(usage);
+    if (seen === undefined || bytes > seen) {
+      best.set(usage, bytes);
+      usage.caller = callerFrame[entry];
+    }
+  });
 
   return {
     time: columns.time === undefined ? undefined : new Date(columns.time),
@@ -230,19 +305,17 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
 
 const UNKNOWN_SITE: Site = { function: '(unknown)', file: '', line: 0 };
 
-function attributeStack(stack: readonly Frame[], hiddenFrames: HiddenFrames, facts: FrameFacts, sites: SiteIndex): RecordAttribution {
-  const { owner, caller, profiler, runtimeFrames } = stackOwners(stack, facts);
-  const site = owner ?? UNKNOWN_SITE;
-  const who = { site, caller, profiler };
+function attributeStack(stack: readonly Frame[], hiddenFrames: HiddenFrames, facts: FrameFacts, attributions: Attributions): number {
+  const who = stackOwners(stack, facts);
   if (hiddenFrames === 'resolved') {
-    const role = hiddenMapRole(stack.slice(0, runtimeFrames));
-    if (role) return attribution(sites, who, 'map', 'symbolized', role.component, role.impl);
+    const role = hiddenMapRole(stack.slice(0, who.runtimeFrames));
+    if (role) return attributions.add(who, 'map', 'symbolized', role.component, role.impl);
   }
-  const firstVisible = stack[runtimeFrames];
+  const firstVisible = stack[who.runtimeFrames];
   if (firstVisible && isVisibleMapFrame(firstVisible.function)) {
-    return attribution(sites, who, 'map', 'visible-frame', 'unknown', 'unknown');
+    return attributions.add(who, 'map', 'visible-frame', 'unknown', 'unknown');
   }
-  return attribution(sites, who, 'other', 'none', undefined, 'unknown');
+  return attributions.add(who, 'other', 'none', undefined, 'unknown');
 }
 
 /**
@@ -253,37 +326,53 @@ function attributeStack(stack: readonly Frame[], hiddenFrames: HiddenFrames, fac
  * yet, sizes that only one implementation produces decide it; a site found
  * while it stays unknown is map memory of unknown implementation.
  */
-function applySizeSignatures(columns: ProfileColumns, attributions: Attributions, knownImpl: MapImpl, sites: SiteIndex): MapImpl {
-  // The records nothing else explained, by owner site, in the order the
-  // sites first came. Most sites hold no object a map structure could be:
-  // only sites with one get their records listed.
+function applySizeSignatures(columns: ProfileColumns, attributions: Attributions, knownImpl: MapImpl): MapImpl {
+  const { objectSize, hiddenFrames, allocObjects, allocBytes, inuseObjects, inuseBytes } = columns;
+  const { of, siteId } = attributions;
+  const records = of.length;
+  // Other memory of stacks whose hidden frames said nothing (attribution i is still stack i).
+  const open = new Uint8Array(attributions.count);
+  for (let a = 0; a < open.length; a++) open[a] = attributions.kind[a] === 'other' && hiddenFrames[a] !== 'resolved' ? 1 : 0;
+  const unexplained = (i: number): boolean => open[of[i] as number] === 1 && (objectSize[i] as number) > 0;
+
+  // The owner sites of those records in the order they first came, each
+  // with its largest object and its number of records. Most sites hold no
+  // object a map structure could be: only sites with one are looked at.
   const NOT_YET = -1;
-  const siteOf = new Int32Array(sites.count).fill(NOT_YET);
-  const largestOf: number[] = [];
-  const { objectSize, stackOf, hiddenFrames } = columns;
-  const records = stackOf.length;
-  const unexplained = (i: number, a: RecordAttribution): boolean =>
-    a.kind === 'other' && (objectSize[i] as number) > 0 && hiddenFrames[stackOf[i] as number] !== 'resolved';
+  const ownerSite = new Int32Array(attributions.siteCount).fill(NOT_YET);
+  const largest: number[] = [];
+  const counts: number[] = [];
   for (let i = 0; i < records; i++) {
-    const id = attributions.of[i] as number;
-    const a = attributions.list[id] as RecordAttribution;
-    if (!unexplained(i, a)) continue;
-    let site = siteOf[a.siteId] as number;
-    if (site === NOT_YET) siteOf[a.siteId] = site = largestOf.push(0) - 1;
-    if ((objectSize[i] as number) > (largestOf[site] as number)) largestOf[site] = objectSize[i] as number;
+    if (!unexplained(i)) continue;
+    const id = siteId[of[i] as number] as number;
+    let site = ownerSite[id] as number;
+    if (site === NOT_YET) {
+      ownerSite[id] = site = largest.push(0) - 1;
+      counts.push(0);
+    }
+    if ((objectSize[i] as number) > (largest[site] as number)) largest[site] = objectSize[i] as number;
+    counts[site] = (counts[site] as number) + 1;
   }
-  const bySite: number[][] = largestOf.map(() => []);
+  // Their records, grouped by site in record order (a counting sort: no list per site).
+  const starts = new Int32Array(largest.length + 1);
+  for (let site = 0; site < largest.length; site++) {
+    starts[site + 1] = (starts[site] as number) + ((largest[site] as number) >= SMALLEST_MAP_STRUCTURE ? (counts[site] as number) : 0);
+  }
+  const grouped = new Int32Array(starts[largest.length] as number);
+  const next = starts.slice(0, largest.length);
   for (let i = 0; i < records; i++) {
-    const a = attributions.list[attributions.of[i] as number] as RecordAttribution;
-    const site = siteOf[a.siteId] as number;
-    if (site === NOT_YET || (largestOf[site] as number) < SMALLEST_MAP_STRUCTURE) continue;
-    if (unexplained(i, a)) (bySite[site] as number[]).push(i);
+    if (!unexplained(i)) continue;
+    const site = ownerSite[siteId[of[i] as number] as number] as number;
+    if ((largest[site] as number) >= SMALLEST_MAP_STRUCTURE) grouped[(next[site] as number)++] = i;
   }
-  const candidates: { indexes: number[]; signatures: SizeSignature[] }[] = [];
+
+  const candidates: { records: Int32Array; signatures: SizeSignature[] }[] = [];
   const proofBytes = { classic: 0, swiss: 0 };
-  for (const indexes of bySite) {
-    if (indexes.length === 0) continue;
-    const structural: number[] = [];
+  const structural: number[] = [];
+  for (let site = 0; site < largest.length; site++) {
+    if (starts[site] === starts[site + 1]) continue;
+    const indexes = grouped.subarray(starts[site], starts[site + 1]);
+    structural.length = 0;
     for (const i of indexes) {
       const size = objectSize[i] as number;
       if (isStructureSize(size) && !structural.includes(size)) structural.push(size);
@@ -297,9 +386,9 @@ function applySizeSignatures(columns: ProfileColumns, attributions: Attributions
       if (!stats) bySize.set(size, (stats = { objects: 0, bytes: 0 }));
       // Allocation figures hold the whole growth history; a profile with
       // in-use figures only still has the live structure.
-      const useAlloc = (columns.allocObjects[i] as number) > 0;
-      stats.objects += (useAlloc ? columns.allocObjects[i] : columns.inuseObjects[i]) as number;
-      stats.bytes += (useAlloc ? columns.allocBytes[i] : columns.inuseBytes[i]) as number;
+      const useAlloc = (allocObjects[i] as number) > 0;
+      stats.objects += (useAlloc ? allocObjects[i] : inuseObjects[i]) as number;
+      stats.bytes += (useAlloc ? allocBytes[i] : inuseBytes[i]) as number;
     }
     const signatures = inferSizeSignatures(bySize, plausible);
     if (signatures.length === 0) continue;
@@ -307,33 +396,32 @@ function applySizeSignatures(columns: ProfileColumns, attributions: Attributions
       if (s.provesClassic) proofBytes.classic += s.explainedBytes;
       if (s.provesSwiss) proofBytes.swiss += s.explainedBytes;
     }
-    candidates.push({ indexes, signatures });
+    candidates.push({ records: indexes, signatures });
   }
   const impl = knownImpl !== 'unknown' ? knownImpl : implFromProofs(proofBytes);
-  for (const { indexes, signatures } of candidates) {
+  for (const { records: indexes, signatures } of candidates) {
     const signature =
       impl === 'unknown'
         ? signatures.reduce((a, b) => (b.explainedBytes > a.explainedBytes ? b : a))
         : signatures.find((s) => s.impl === impl);
     if (!signature) continue;
-    // One map attribution per component and owner attribution at this site (records share them, as they share their stacks' attributions).
-    const asMap = new Map<number, Map<MapComponent, number>>();
+    // One map attribution per owner attribution and component at this site (records share them, as they share their stacks' attributions).
+    const asMap = new Map<number, number>();
     for (const i of indexes) {
       const component = signature.components.get(objectSize[i] as number);
       if (!component) continue;
-      const owner = attributions.of[i] as number;
-      let byComponent = asMap.get(owner);
-      if (!byComponent) asMap.set(owner, (byComponent = new Map()));
-      let mapped = byComponent.get(component);
-      if (mapped === undefined) {
-        mapped = attributions.list.push(attribution(sites, attributions.list[owner] as RecordAttribution, 'map', 'size-signature', component, impl)) - 1;
-        byComponent.set(component, mapped);
-      }
-      attributions.of[i] = mapped;
+      const owner = of[i] as number;
+      const key = owner * COMPONENTS.length + COMPONENTS.indexOf(component);
+      let mapped = asMap.get(key);
+      if (mapped === undefined) asMap.set(key, (mapped = attributions.addLike(owner, 'map', 'size-signature', component, impl)));
+      of[i] = mapped;
     }
   }
   return impl;
 }
+
+/** Every MapComponent, numbered for keys. */
+const COMPONENTS: readonly MapComponent[] = ['buckets', 'overflow', 'groups', 'table', 'directory', 'header', 'entry', 'unknown'];
 
 /** A site without an object of 1 KiB has no bucket array or table a signature could rest on. */
 const SMALLEST_MAP_STRUCTURE = 1024;
@@ -369,15 +457,16 @@ export function implFromGoVersion(version: string | undefined): MapImpl {
   return 'swiss';
 }
 
+
 /** The implementation most records' hidden frames name. */
 function dominantImpl(attributions: Attributions): MapImpl {
-  const perAttribution = new Float64Array(attributions.list.length);
+  const perAttribution = new Float64Array(attributions.count);
   for (const id of attributions.of) perAttribution[id] = (perAttribution[id] as number) + 1;
   let swiss = 0;
   let classic = 0;
-  attributions.list.forEach((a, id) => {
-    if (a.impl === 'swiss') swiss += perAttribution[id] as number;
-    if (a.impl === 'classic') classic += perAttribution[id] as number;
+  attributions.impl.forEach((impl, id) => {
+    if (impl === 'swiss') swiss += perAttribution[id] as number;
+    if (impl === 'classic') classic += perAttribution[id] as number;
   });
   if (swiss === 0 && classic === 0) return 'unknown';
   return swiss >= classic ? 'swiss' : 'classic';

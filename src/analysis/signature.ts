@@ -227,21 +227,70 @@ const NONE = new Int32Array(0);
 export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>, plausible: PlausibleShapes = plausibleShapes(bySize)): SizeSignature[] {
   if (plausible.length === 0) return [];
   // Most sites are the same from one capture to the next: explain each distinct site once.
-  let key = '';
-  for (const [size, stats] of bySize) key += `${size}:${stats.objects}:${stats.bytes},`;
-  const known = SIGNATURES_BY_SITE.get(key);
-  if (known) return known;
+  const hash = hashFigures(bySize);
+  const bucket = SIGNATURES_BY_SITE.get(hash);
+  const known = bucket?.find((entry) => sameFigures(entry.figures, bySize));
+  if (known) return known.signatures;
   const found = explainSite(bySize, plausible);
-  if (key.length > MAX_CACHED_KEY) return found; // a site with hundreds of sizes is rare; not worth holding
-  if (SIGNATURES_BY_SITE.size >= MAX_CACHED_SITES) SIGNATURES_BY_SITE.clear();
-  SIGNATURES_BY_SITE.set(key, found);
+  if (bySize.size > MAX_CACHED_SIZES) return found; // a site with hundreds of sizes is rare; not worth holding
+  if (cachedSites >= MAX_CACHED_SITES) {
+    SIGNATURES_BY_SITE.clear();
+    cachedSites = 0;
+  }
+  const entry = { figures: figuresOf(bySize), signatures: found };
+  const held = SIGNATURES_BY_SITE.get(hash);
+  if (!held) SIGNATURES_BY_SITE.set(hash, [entry]);
+  else if (held.length < MAX_PER_HASH) held.push(entry);
+  else return found; // a profile made to collide gets no quadratic look-ups
+  cachedSites++;
   return found;
 }
 
-const SIGNATURES_BY_SITE = new Map<string, SizeSignature[]>();
+/** Sites explained before, by a hash of their sizes and figures; each keeps its figures (size, objects, bytes, ...) to be told from others of its hash. */
+const SIGNATURES_BY_SITE = new Map<number, { figures: Float64Array; signatures: SizeSignature[] }[]>();
+let cachedSites = 0;
 const MAX_CACHED_SITES = 20_000;
-/** The caches outlive one profile (the operator's worker): their keys are bounded, whatever a profile holds. */
+/** The caches outlive one profile (the operator's worker): what they hold is bounded, whatever a profile holds. */
+const MAX_CACHED_SIZES = 256;
 const MAX_CACHED_KEY = 2048;
+const MAX_PER_HASH = 4;
+
+/** A number, not a joined string: hashing a fresh string of every site's figures cost more than explaining some sites. */
+function hashFigures(bySize: ReadonlyMap<number, SizeStats>): number {
+  let hash = 0x811c9dc5;
+  for (const [size, stats] of bySize) {
+    hash = mixNumber(hash, size);
+    hash = mixNumber(hash, stats.objects);
+    hash = mixNumber(hash, stats.bytes);
+  }
+  return hash;
+}
+
+/** FNV-1a over a number's low and high 32 bits. */
+function mixNumber(hash: number, x: number): number {
+  return Math.imul(Math.imul(hash ^ (x >>> 0), 0x01000193) ^ Math.floor(x / 4294967296), 0x01000193);
+}
+
+function figuresOf(bySize: ReadonlyMap<number, SizeStats>): Float64Array {
+  const figures = new Float64Array(3 * bySize.size);
+  let at = 0;
+  for (const [size, stats] of bySize) {
+    figures[at++] = size;
+    figures[at++] = stats.objects;
+    figures[at++] = stats.bytes;
+  }
+  return figures;
+}
+
+function sameFigures(figures: Float64Array, bySize: ReadonlyMap<number, SizeStats>): boolean {
+  if (figures.length !== 3 * bySize.size) return false;
+  let at = 0;
+  for (const [size, stats] of bySize) {
+    if (figures[at] !== size || figures[at + 1] !== stats.objects || figures[at + 2] !== stats.bytes) return false;
+    at += 3;
+  }
+  return true;
+}
 
 function explainSite(bySize: ReadonlyMap<number, SizeStats>, plausible: Int32Array): SizeSignature[] {
   let classic: SizeSignature | undefined;

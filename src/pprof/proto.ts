@@ -461,6 +461,11 @@ class Stacks {
   private readonly functions: IdIndex;
   /** One frame list per location, made when a stack first uses it. */
   private readonly framesOfLocation: (Frame[] | undefined)[];
+  /**
+   * One Frame per function and line, whichever locations (PCs) name it: the
+   * engine keys what it learns of a frame, and its sites, by the object.
+   */
+  private readonly frameOfLine = new Map<number, Frame>();
 
   constructor(
     private readonly t: Tables,
@@ -539,11 +544,19 @@ class Stacks {
     known = new Array(lineEnd - first);
     for (let l = first; l < lineEnd; l++) {
       const fn = functions.get(t.lineFunctionIds[l] as number);
-      known[l - first] = {
-        function: fn >= 0 ? names.str(t.functionNames[fn] as number) : '?',
-        file: fn >= 0 ? names.str(t.functionFiles[fn] as number) : '',
-        line: t.lineNumbers[l] as number,
-      };
+      const line = t.lineNumbers[l] as number;
+      // A number per (function, line) while both fit its 53 bits; past that, a frame of its own.
+      const key = line < LINE_KEY_SPAN && fn < FUNCTION_KEY_SPAN ? (fn + 1) * LINE_KEY_SPAN + line : -1;
+      let frame = key >= 0 ? this.frameOfLine.get(key) : undefined;
+      if (!frame) {
+        frame = {
+          function: fn >= 0 ? names.str(t.functionNames[fn] as number) : '?',
+          file: fn >= 0 ? names.str(t.functionFiles[fn] as number) : '',
+          line,
+        };
+        if (key >= 0) this.frameOfLine.set(key, frame);
+      }
+      known[l - first] = frame;
     }
     this.framesOfLocation[location] = known;
     return known;
@@ -568,6 +581,9 @@ class Stacks {
     for (let stack = 0; stack < this.frames.length; stack++) this.place(stack, this.hashes[stack] as number);
   }
 }
+
+const LINE_KEY_SPAN = 2 ** 32;
+const FUNCTION_KEY_SPAN = 2 ** 20 - 1;
 
 /** FNV-1a over the location indexes, finished so that nearby sequences spread over the table. */
 function hashPath(path: Int32Array, depth: number): number {

@@ -68,3 +68,25 @@ describe('profiles as services serve them', () => {
     assert.throws(() => decodeHeapProfile(bytes.subarray(0, bytes.length - 7)), (err: unknown) => err instanceof ProfileError && !err.message.includes('\n'));
   });
 });
+
+describe('frames as the decoder shares them', () => {
+  test('locations at one function and line share one frame; their addresses stay apart', () => {
+    const strings = new StringTable();
+    const fn = new PprofFunction({ id: 1, name: strings.dedup('main.fill'), filename: strings.dedup('/src/main.go') });
+    const at = (id: number, address: number, line: number): Location => new Location({ id, address, line: [new Line({ functionId: 1, line })] });
+    const types = ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'];
+    const bytes = new Profile({
+      stringTable: strings,
+      sampleType: types.map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
+      // Two PCs of line 42 (as two call instructions on one line give), and line 43.
+      location: [at(1, 0x1000, 42), at(2, 0x1008, 42), at(3, 0x1010, 43)],
+      function: [fn],
+      sample: [1, 2, 3].map((id) => new Sample({ locationId: [id], value: [1, 64, 1, 64] })),
+    }).encode();
+    const [first, second, third] = decodeHeapProfile(bytes).records;
+    assert.equal(first!.stack[0], second!.stack[0], 'one frame object for main.fill line 42');
+    assert.notEqual(first!.stack[0], third!.stack[0]);
+    assert.deepEqual([first!.addresses, second!.addresses, third!.addresses], [[0x1000], [0x1008], [0x1010]]);
+    assert.deepEqual(third!.stack, [{ function: 'main.fill', file: '/src/main.go', line: 43 }]);
+  });
+});
