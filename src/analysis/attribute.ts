@@ -1,4 +1,5 @@
 import { profileToColumns, type ProfileColumns } from '../pprof/columns.js';
+import { FrameMemo } from '../pprof/frame-table.js';
 import type { Frame, HeapProfile, HiddenFrames } from '../pprof/types.js';
 import { FrameFacts, hiddenMapRole, isVisibleMapFrame, stackOwners, type MapComponent, type MapImpl, type StackOwners } from './frames.js';
 import { inferSizeSignatures, isStructureSize, plausibleShapesOf, type SizeSignature, type SizeStats } from './signature.js';
@@ -126,40 +127,45 @@ const [INUSE_BYTES, ALLOC_BYTES, INUSE_OBJECTS, ALLOC_OBJECTS] = [0, 1, 2, 3];
 class SiteIndex {
   private readonly frames: Site[] = [];
   private readonly kinds: Kind[] = [];
-  /** Decoders share one Frame per function and line: most look-ups end at the object. */
+  /** Decoders share one Frame per function and line (internFrame): most look-ups end at the object. */
   private readonly byFrame = { map: new Map<Site, number>(), other: new Map<Site, number>() };
-  /** Equal frames that are distinct objects (records made by other formats): by kind, function, file, then line. */
-  private readonly byValue = { map: new Map<string, Map<string, Map<number, number>>>(), other: new Map<string, Map<string, Map<number, number>>>() };
+  /** Equal frames that are distinct objects (records made by other formats), by key. */
+  private readonly byKey = new Map<string, number>();
 
   id(frame: Site, kind: Kind): number {
     const byFrame = this.byFrame[kind];
     let id = byFrame.get(frame);
     if (id !== undefined) return id;
-    // Nested maps on the frame's own strings: their hashes are worked out once, where a joined key would be hashed afresh.
-    const byFunction = this.byValue[kind];
-    let byFile = byFunction.get(frame.function);
-    if (!byFile) byFunction.set(frame.function, (byFile = new Map()));
-    let byLine = byFile.get(frame.file);
-    if (!byLine) byFile.set(frame.file, (byLine = new Map()));
-    id = byLine.get(frame.line);
+    const key = keyOf(frame, kind);
+    id = this.byKey.get(key);
     if (id === undefined) {
       id = this.frames.push(frame) - 1;
       this.kinds.push(kind);
-      byLine.set(frame.line, id);
+      this.byKey.set(key, id);
     }
     byFrame.set(frame, id);
     return id;
   }
 
-  /** The site's key (siteKey), made when a usage needs it. */
+  /** The site's key (siteKey). */
   key(id: number): string {
-    return siteKey(this.frames[id] as Site, this.kinds[id] as Kind);
+    return keyOf(this.frames[id] as Site, this.kinds[id] as Kind);
   }
 
   get count(): number {
     return this.frames.length;
   }
 }
+
+/** siteKey, kept per frame object for the next capture of the binary: a key seen before is hashed already (the series looks every key up). */
+function keyOf(frame: Site, kind: Kind): string {
+  const keys = KEYS[kind];
+  let key = keys.get(frame);
+  if (key === undefined) keys.set(frame, (key = siteKey(frame, kind)));
+  return key;
+}
+
+const KEYS = { map: new FrameMemo<string>(), other: new FrameMemo<string>() };
 
 export function siteKey(site: Site, kind: Kind): string {
   return `${kind}\t${site.function}\t${site.file}\t${site.line}`;

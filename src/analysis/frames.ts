@@ -1,4 +1,5 @@
 import { isProfilerFunction, isRuntimeFunction } from '../pprof/runtime-frames.js';
+import { FrameMemo } from '../pprof/frame-table.js';
 import type { Frame } from '../pprof/types.js';
 
 export type MapImpl = 'classic' | 'swiss' | 'unknown';
@@ -115,20 +116,22 @@ const PROFILER = 16;
 const SWISS_ONLY = 32;
 const CLASSIC_ONLY = 64;
 
+/** Facts are the frame's value's: one memo for every profile this process reads. */
+const FACTS = new FrameMemo<number>();
+
 const CLASSIC_ONLY_FUNCTION = /^runtime\.(makeBucketArray|hashGrow|growWork|evacuate|\(\*hmap\)\.)/;
 
 /**
  * The facts of each distinct frame, worked out once: decoders share one
- * Frame object per location, and a profile's stacks walk the same frames
- * over and over.
+ * Frame object per function and line (internFrame), and a profile's stacks
+ * walk the same frames over and over, as do the captures of one binary.
  */
 export class FrameFacts {
-  private readonly known = new Map<Frame, number>();
-  /** Every fact of every frame asked about. */
+  /** Every fact of every frame this profile asked about. */
   private seen = 0;
 
   of(frame: Frame): number {
-    let facts = this.known.get(frame);
+    let facts = FACTS.get(frame);
     if (facts === undefined) {
       const fn = frame.function;
       facts =
@@ -138,9 +141,9 @@ export class FrameFacts {
         (fn === '?' ? UNNAMED : 0) |
         (isProfilerFunction(fn) ? PROFILER : 0) |
         (fn.startsWith('internal/runtime/maps.') ? SWISS_ONLY : CLASSIC_ONLY_FUNCTION.test(fn) ? CLASSIC_ONLY : 0);
-      this.known.set(frame, facts);
-      this.seen |= facts;
+      FACTS.set(frame, facts);
     }
+    this.seen |= facts;
     return facts;
   }
 

@@ -1,6 +1,7 @@
 import { ProfileError } from './errors.js';
 import { profileFromColumns, type ProfileColumns } from './columns.js';
 import type { Frame, HeapProfile, HiddenFrames } from './types.js';
+import { internFrame } from './frame-table.js';
 
 /**
  * A purpose-built reader of the fields of profile.proto
@@ -462,8 +463,9 @@ class Stacks {
   /** One frame list per location, made when a stack first uses it. */
   private readonly framesOfLocation: (Frame[] | undefined)[];
   /**
-   * One Frame per function and line, whichever locations (PCs) name it: the
-   * engine keys what it learns of a frame, and its sites, by the object.
+   * One Frame per function and line, whichever locations (PCs) name it, and
+   * from one capture to the next (internFrame): the engine keys what it
+   * learns of a frame, and its sites, by the object.
    */
   private readonly frameOfLine = new Map<number, Frame>();
 
@@ -549,11 +551,7 @@ class Stacks {
       const key = line < LINE_KEY_SPAN && fn < FUNCTION_KEY_SPAN ? (fn + 1) * LINE_KEY_SPAN + line : -1;
       let frame = key >= 0 ? this.frameOfLine.get(key) : undefined;
       if (!frame) {
-        frame = {
-          function: fn >= 0 ? names.str(t.functionNames[fn] as number) : '?',
-          file: fn >= 0 ? names.str(t.functionFiles[fn] as number) : '',
-          line,
-        };
+        frame = fn >= 0 ? internFrame(names.str(t.functionNames[fn] as number), names.str(t.functionFiles[fn] as number), line) : internFrame('?', '', line);
         if (key >= 0) this.frameOfLine.set(key, frame);
       }
       known[l - first] = frame;

@@ -1,0 +1,49 @@
+import type { Frame } from './types.js';
+
+/**
+ * One Frame object per function, file and line for the whole process, as
+ * far as a bound allows. The captures of one binary name the same frames
+ * capture after capture, so what the engine works out per frame object (its
+ * facts, its site keys) is worked out once, not once per capture. Frames
+ * are values: when the table is full it starts afresh, and a frame made
+ * after that is equal to, if not the same object as, one made before.
+ */
+export function internFrame(fn: string, file: string, line: number): Frame {
+  let frames = INTERNED.get(fn);
+  if (!frames) {
+    if (INTERNED.size >= MAX_INTERNED_FUNCTIONS) INTERNED.clear();
+    INTERNED.set(fn, (frames = []));
+  }
+  // A function has a few allocating lines: a short scan beats a map per function.
+  for (const frame of frames) if (frame.line === line && frame.file === file) return frame;
+  const frame = { function: fn, file, line };
+  if (frames.length < MAX_LINES_PER_FUNCTION) frames.push(frame);
+  return frame;
+}
+
+/** By function name, the frames made of it. */
+const INTERNED = new Map<string, Frame[]>();
+/** A large service's binary has ~10k allocating functions in a heap profile; a hostile one only makes the table start afresh more often. */
+const MAX_INTERNED_FUNCTIONS = 50_000;
+/** Lines past this many in one function get frames of their own: equal, not the same object (every user compares by value when objects differ). */
+const MAX_LINES_PER_FUNCTION = 64;
+
+const MAX_MEMO_FRAMES = 200_000;
+
+/**
+ * A memo keyed by frame objects, bounded like the table: it starts afresh
+ * when full. For what is worked out from a frame's value alone.
+ */
+export class FrameMemo<T> {
+  private readonly known = new Map<Frame, T>();
+  constructor(private readonly max = MAX_MEMO_FRAMES) {}
+
+  get(frame: Frame): T | undefined {
+    return this.known.get(frame);
+  }
+
+  set(frame: Frame, value: T): void {
+    if (this.known.size >= this.max) this.known.clear();
+    this.known.set(frame, value);
+  }
+}
