@@ -39,9 +39,22 @@ export function dueTimeOf(job: Pick<Job, 'id' | 'repeatJobKey' | 'timestamp'>): 
   return slot ? Number(slot) : job.timestamp;
 }
 
-/** Times this job was put back so far: BullMQ counts every start (attemptsStarted), and a deferral is not an attempt (attemptsMade). */
-function deferralsOf(job: Pick<Job, 'attemptsStarted' | 'attemptsMade'>): number {
-  return Math.max(0, (job.attemptsStarted ?? 1) - 1 - (job.attemptsMade ?? 0));
+/** Times this job was put back so far: BullMQ counts every start (attemptsStarted); neither a deferral nor a stall is an attempt (attemptsMade), and stalls are counted apart (stalledCounter). */
+function deferralsOf(job: Pick<Job, 'attemptsStarted' | 'attemptsMade' | 'stalledCounter'>): number {
+  return Math.max(0, (job.attemptsStarted ?? 1) - 1 - (job.attemptsMade ?? 0) - (job.stalledCounter ?? 0));
+}
+
+/**
+ * A round whose worker died in it (SIGKILL, an OOM kill, a lock lost to a
+ * stalled event loop): BullMQ's stalled check gave it back. Its first run
+ * may have kept some targets' captures and not others, recorded incidents
+ * whose Events and status only this round writes, and reserved budget in
+ * the namespace's ledger; so it is run to its end, never superseded. It
+ * comes back late by nature (the lock lapses up to lockDuration after the
+ * death), and the dead worker's slot lease may still count then.
+ */
+export function resumedRound(job: Pick<Job, 'stalledCounter'>): boolean {
+  return (job.stalledCounter ?? 0) > 0;
 }
 
 export interface DeferredRoundsDeps {
@@ -55,8 +68,9 @@ export interface DeferredRoundsDeps {
  * worker slots: puts it back in the queue for a short, jittered while (not
  * failed, not an attempt), or drops it when the probe's next scheduled
  * round is due before that while ends (that round replaces it; a backlog
- * of one probe's rounds would only run stale rounds back to back). Both
- * are counted per namespace, and a wait that lasts marks the probe
+ * of one probe's rounds would only run stale rounds back to back; a
+ * resumed round is never dropped, see resumedRound). Both are counted per
+ * namespace, and a wait that lasts marks the probe
  * `RoundsDeferred`.
  */
 export class DeferredRounds {
@@ -77,8 +91,9 @@ export class DeferredRounds {
     // A scheduler's job carries its scheduler's period (BullMQ's internal JobSchedulerJobOptions).
     const every = job.repeatJobKey ? (job.opts as JobSchedulerJobOptions).repeat?.every : undefined;
     const delayMs = deferDelayMs(deferralsOf(job));
-    // Its next look would come once the probe's next round is due: that round replaces it, so a probe never has more than two waiting.
-    if (every && waitedMs + delayMs >= every) {
+    // Its next look would come once the probe's next round is due: that round replaces it, so a probe never has more than two waiting
+    // (and a resumed round, of which there is one per dead worker's round).
+    if (every && !resumedRound(job) && waitedMs + delayMs >= every) {
       this.deps.metrics.roundsSuperseded.inc({ namespace });
       this.mark(job.data, waitedMs, true);
       return 'superseded';

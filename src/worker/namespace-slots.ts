@@ -3,8 +3,12 @@ import type { RedisClient } from '../queue/connection.js';
 
 /**
  * How long a slot lease lives without renewal: BullMQ's job lock
- * (worker.ts LOCK_DURATION_MS). A worker that dies gives its slots back by
- * the time BullMQ gives its jobs to another worker (lock + stalled check).
+ * (worker.ts LOCK_DURATION_MS). A worker that dies gives its slots back
+ * about when BullMQ gives its jobs to another worker, not surely before:
+ * lock and lease are renewed on timers of their own (every 7.5–15 s, every
+ * 10 s), so the lease of a killed round can outlive its job's lock by
+ * seconds, and the round's retry find its slot still taken (see
+ * resumedRound in deferred-rounds.ts).
  */
 export const SLOT_LEASE_MS = 30_000;
 

@@ -111,14 +111,25 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
     await probes.delete('after-failover');
   });
 
-  test('an operator killed mid-capture: the job is retried and its capture stored once', async () => {
+  test('an operator killed mid-capture: the job is retried and its capture stored once', async (t) => {
     const b = operators[1] as OperatorProcess;
-    // The round for "mixed" spends ~2 s on the slow target: kill while it is active.
-    const active = await waitFor('a capture job in progress', async () => (await queue.getActive()).find((j) => j.data.name === 'mixed'), 30_000, 100);
+    // The round for "mixed" spends ~2 s on the slow target: kill while it is active. A round of
+    // replica-a (killed in the test before) stays in the active list until its lock lapses: the
+    // round to follow is one that replica-b started (after replica-a died) and that never stalled.
+    const since = Date.now();
+    const active = await waitFor(
+      'a capture job in progress on replica-b',
+      async () => (await queue.getActive()).find((j) => j.data.name === 'mixed' && (j.processedOn ?? 0) >= since && j.stalledCounter === 0),
+      30_000,
+      100,
+    );
+    t.diagnostic(`killed during job ${active.id}: processedOn ${Date.now() - (active.processedOn ?? 0)} ms ago, attemptsStarted ${active.attemptsStarted}, stalledCounter ${active.stalledCounter}`);
+    const killedAt = Date.now();
     await b.kill('SIGKILL');
     const killedJobId = active.id as string;
     await startReplica('replica-c');
-    // The lock expires (30 s) and the stalled job goes back to the queue (maxStalledCount 1).
+    // The lock lapses (30 s) and the stalled job goes back to the queue. Its retry may find the dead
+    // replica's slot lease still in the namespace's share: it waits for the slot, never superseded.
     const done = await waitFor(
       'the killed job to complete on replica-c',
       async () => {
@@ -132,8 +143,27 @@ describe('faults: bad targets, replicas, crashes, Redis and API server restarts'
     const probe = await getProbe('mixed');
     const podUid = await goodPodUid();
     const captureId = createHash('sha256').update(`${killedJobId}|${podUid}`).digest('hex').slice(0, 24);
-    const members = await queueRedis.zrange(`mlp:{${NS}/mixed}:t:${podUid}:series`, '0', '-1');
-    assert.equal(members.filter((m) => m === captureId).length, 1, 'the retried round stored its capture once');
+    const scored = await queueRedis.zrange(`mlp:{${NS}/mixed}:t:${podUid}:series`, '0', '-1', 'WITHSCORES');
+    const members = scored.filter((_, i) => i % 2 === 0);
+    // What would explain a failure: the job as BullMQ ended it, the series, the good target's status, the rounds of "mixed" each replica logged.
+    const facts = {
+      job: killedJobId,
+      captureId,
+      killedAt,
+      returnvalue: done.returnvalue,
+      failedReason: done.failedReason,
+      attemptsStarted: done.attemptsStarted,
+      attemptsMade: done.attemptsMade,
+      stalledCounter: done.stalledCounter,
+      processedOn: done.processedOn,
+      finishedOn: done.finishedOn,
+      series: scored,
+      goodTarget: probe?.status?.targets?.find((target) => target.name === 'good'),
+    };
+    const rounds = operators.map((o) => `--- ${o.identity}\n${o.output().split('\n').filter((line) => line.includes(`"${NS}/mixed"`) && !line.includes('"bad-')).slice(-40).join('\n')}`);
+    const why = `${JSON.stringify(facts, null, 1)}\n${rounds.join('\n')}`;
+    assert.equal(done.returnvalue, 'captured', `the retried round ran to its end\n${why}`);
+    assert.equal(members.filter((m) => m === captureId).length, 1, `the retried round stored its capture once\n${why}`);
     assert.equal(new Set(members).size, members.length);
     assert.ok(probe?.status?.targets?.some((t) => t.name === 'good'));
   });

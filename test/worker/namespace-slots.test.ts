@@ -154,6 +154,82 @@ describe('namespace slots: a share of the worker slots per namespace, over all r
     }
   });
 
+  test("a round whose worker was killed in it is run to its end: its retry, finding the dead worker's lease still in the share, waits for it instead of being superseded; rounds that never started still are", async () => {
+    const EVERY_MS = 1000;
+    // The dead worker's job lock (2 s) lapses well before its slot lease (8 s): their timers are their own, as in the operator.
+    const LOCK_MS = 2000;
+    const LEASE_MS = 8000;
+    const namespace = 'team-f';
+    const queue = new Queue<CaptureJobData>('killed-round', { connection: client() });
+    const data: CaptureJobData = { namespace, name: 'probe', uid: 'u1' };
+    const module = pathToFileURL(repoPath('dist', 'src', 'worker', 'namespace-slots.js')).href;
+    // A worker as worker.ts runs one: it takes a slot for the round, then is killed in the middle of it.
+    const script = `
+      import { Worker } from 'bullmq';
+      import { Redis } from 'ioredis';
+      import { NamespaceSlots } from ${JSON.stringify(module)};
+      const slots = new NamespaceSlots({ client: new Redis(${JSON.stringify(redis.url)}), perNamespace: 1, leaseMs: ${LEASE_MS} });
+      new Worker('killed-round', async (job) => {
+        const lease = await slots.acquire(job.data.namespace, job.id);
+        console.log(JSON.stringify({ id: job.id, lease: Boolean(lease) }));
+        await new Promise(() => {});
+      }, { connection: new Redis(${JSON.stringify(redis.url)}, { maxRetriesPerRequest: null }), lockDuration: ${LOCK_MS}, stalledInterval: 500 });
+    `;
+    const metrics = new OperatorMetrics(false);
+    // Not reached for the retried round (it is never marked skipped); a superseded one's condition write just fails here.
+    const probes = { updateStatus: () => Promise.reject(new Error('no probe status in this test')) };
+    const fairness = new DeferredRounds({ probes, metrics, log: jsonLogger({}, 'debug', () => undefined) }, 1);
+    const slots = new NamespaceSlots({ client: client(), perNamespace: 1, leaseMs: LEASE_MS });
+    const starts: { id: string; stalledCounter: number; granted: boolean; at: number }[] = [];
+    let child: ChildProcess | undefined;
+    let worker: Worker<CaptureJobData, string> | undefined;
+    try {
+      await queue.upsertJobScheduler(`${namespace}/probe`, { every: EVERY_MS }, { name: 'round', data });
+      child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: repoPath(), stdio: ['ignore', 'pipe', 'inherit'] });
+      const [line] = (await once(child.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
+      const taken = JSON.parse(line.toString().trim()) as { id: string; lease: boolean };
+      assert.ok(taken.lease, 'the killed round held its slot');
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      const killedAt = Date.now();
+      // The survivor's processor is worker.ts's: a slot first, else the job is put back or superseded.
+      worker = new Worker<CaptureJobData, string>(
+        'killed-round',
+        async (job, token) => {
+          const lease = await slots.acquire(job.data.namespace, job.id ?? '');
+          starts.push({ id: job.id ?? '', stalledCounter: job.stalledCounter, granted: lease !== undefined, at: Date.now() });
+          if (!lease) return fairness.defer(job, token);
+          try {
+            return 'ran';
+          } finally {
+            await lease.release();
+          }
+        },
+        { connection: client(), stalledInterval: 500 },
+      );
+      worker.on('error', () => undefined);
+      const done = await waitFor('the killed round to finish', async () => {
+        const job = await queue.getJob(taken.id);
+        return job?.finishedOn ? job : undefined;
+      }, 30_000, 100);
+      const retries = starts.filter((s) => s.id === taken.id);
+      const superseded = (await queue.getCompleted()).filter((job) => job.returnvalue === 'superseded');
+      const facts = JSON.stringify({ returnvalue: done.returnvalue, failedReason: done.failedReason, retries: retries.map((r) => ({ ...r, at: r.at - killedAt })) });
+      assert.equal(done.stalledCounter, 1, `given back by the stalled check: ${facts}`);
+      assert.equal(retries[0]?.granted, false, `its retry came while the dead worker's lease still filled the share: ${facts}`);
+      assert.equal(done.returnvalue, 'ran', `run to its end, not superseded: ${facts}`);
+      assert.equal(retries.filter((r) => r.granted).length, 1, `run once: ${facts}`);
+      assert.ok(superseded.length >= 1, 'rounds that never started and waited past the next one were dropped for it');
+      assert.ok(superseded.every((job) => job.stalledCounter === 0));
+    } finally {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await worker?.close(true);
+      slots.close();
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+    }
+  });
+
   test("a live worker keeps its slots past the lease; a killed worker's come back once its leases lapse", async () => {
     const LEASE_MS = 1500;
     const module = pathToFileURL(repoPath('dist', 'src', 'worker', 'namespace-slots.js')).href;
