@@ -7,8 +7,17 @@ import type { Frame } from './types.js';
  * facts, its site keys) is worked out once, not once per capture. Frames
  * are values: when the table is full it starts afresh, and a frame made
  * after that is equal to, if not the same object as, one made before.
+ *
+ * A process that reads one profile (the CLI on one file) never needs the
+ * table: the first profile's frames are only listed, and go into the table
+ * when a second profile begins (beginProfile).
  */
 export function internFrame(fn: string, file: string, line: number): Frame {
+  if (!tableInUse) {
+    const frame = { function: fn, file, line };
+    if (firstFrames.length < MAX_FIRST_FRAMES) firstFrames.push(frame);
+    return frame;
+  }
   let frames = INTERNED.get(fn);
   if (!frames) {
     if (INTERNED.size >= MAX_INTERNED_FUNCTIONS) INTERNED.clear();
@@ -21,10 +30,27 @@ export function internFrame(fn: string, file: string, line: number): Frame {
   return frame;
 }
 
+/** A decoder starts a profile: from the second one on, frames are looked up in the table (the first one's put there now). */
+export function beginProfile(): void {
+  if (tableInUse) return;
+  if (profilesBegun++ === 0) return;
+  tableInUse = true;
+  for (const frame of firstFrames) {
+    let frames = INTERNED.get(frame.function);
+    if (!frames) INTERNED.set(frame.function, (frames = []));
+    if (frames.length < MAX_LINES_PER_FUNCTION && !frames.some((f) => f.line === frame.line && f.file === frame.file)) frames.push(frame);
+  }
+  firstFrames = [];
+}
+
 /** By function name, the frames made of it. */
 const INTERNED = new Map<string, Frame[]>();
+let tableInUse = false;
+let profilesBegun = 0;
+let firstFrames: Frame[] = [];
 /** A large service's binary has ~10k allocating functions in a heap profile; a hostile one only makes the table start afresh more often. */
 const MAX_INTERNED_FUNCTIONS = 50_000;
+const MAX_FIRST_FRAMES = 200_000;
 /** Lines past this many in one function get frames of their own: equal, not the same object (every user compares by value when objects differ). */
 const MAX_LINES_PER_FUNCTION = 64;
 

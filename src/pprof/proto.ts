@@ -1,7 +1,7 @@
 import { ProfileError } from './errors.js';
 import { profileFromColumns, type ProfileColumns } from './columns.js';
 import type { Frame, HeapProfile, HiddenFrames } from './types.js';
-import { internFrame } from './frame-table.js';
+import { beginProfile, internFrame } from './frame-table.js';
 
 /**
  * A purpose-built reader of the fields of profile.proto
@@ -220,6 +220,7 @@ export function decodeProtoColumns(bytes: Uint8Array, maxRecords = Number.POSITI
     const found = [...typeIndex.keys()].join(', ');
     throw new ProfileError('NotAHeapProfile', `not a heap profile: no inuse_objects/inuse_space or alloc_objects/alloc_space sample types (has: ${found})`);
   }
+  beginProfile();
   const stacks = new Stacks(tables, names);
   const buildId = tables.firstMappingBuildId > 0 ? names.str(tables.firstMappingBuildId) || undefined : undefined;
   const profile: ProfileColumns = {
@@ -467,7 +468,7 @@ class Stacks {
    * from one capture to the next (internFrame): the engine keys what it
    * learns of a frame, and its sites, by the object.
    */
-  private readonly frameOfLine = new Map<number, Frame>();
+  private readonly framesOfFunction: (Frame[] | undefined)[];
 
   constructor(
     private readonly t: Tables,
@@ -476,6 +477,7 @@ class Stacks {
     this.locations = new IdIndex(t.locationIds);
     this.functions = new IdIndex(t.functionIds);
     this.framesOfLocation = new Array(t.locationIds.length);
+    this.framesOfFunction = new Array(t.functionIds.length + 1); // [0]: lines of no known function
   }
 
   begin(): void {
@@ -547,12 +549,14 @@ class Stacks {
     for (let l = first; l < lineEnd; l++) {
       const fn = functions.get(t.lineFunctionIds[l] as number);
       const line = t.lineNumbers[l] as number;
-      // A number per (function, line) while both fit its 53 bits; past that, a frame of its own.
-      const key = line < LINE_KEY_SPAN && fn < FUNCTION_KEY_SPAN ? (fn + 1) * LINE_KEY_SPAN + line : -1;
-      let frame = key >= 0 ? this.frameOfLine.get(key) : undefined;
+      // Per function, its frames so far: a few lines each, scanned (a number key past 2^31 would be a heap number to hash).
+      let ofFunction = this.framesOfFunction[fn + 1];
+      if (!ofFunction) this.framesOfFunction[fn + 1] = ofFunction = [];
+      let frame: Frame | undefined;
+      for (const seen of ofFunction) if (seen.line === line) frame = seen;
       if (!frame) {
         frame = fn >= 0 ? internFrame(names.str(t.functionNames[fn] as number), names.str(t.functionFiles[fn] as number), line) : internFrame('?', '', line);
-        if (key >= 0) this.frameOfLine.set(key, frame);
+        if (ofFunction.length < MAX_FRAMES_PER_FUNCTION) ofFunction.push(frame);
       }
       known[l - first] = frame;
     }
@@ -580,8 +584,8 @@ class Stacks {
   }
 }
 
-const LINE_KEY_SPAN = 2 ** 32;
-const FUNCTION_KEY_SPAN = 2 ** 20 - 1;
+/** Lines past this many in one function get frames of their own (equal ones are told apart by value where it matters). */
+const MAX_FRAMES_PER_FUNCTION = 64;
 
 /** FNV-1a over the location indexes, finished so that nearby sequences spread over the table. */
 function hashPath(path: Int32Array, depth: number): number {
