@@ -20,13 +20,19 @@ export function internFrame(fn: string, file: string, line: number): Frame {
   }
   let frames = INTERNED.get(fn);
   if (!frames) {
-    if (INTERNED.size >= MAX_INTERNED_FUNCTIONS) INTERNED.clear();
+    if (interned >= MAX_INTERNED_FRAMES) {
+      INTERNED.clear();
+      interned = 0;
+    }
     INTERNED.set(fn, (frames = []));
   }
   // A function has a few allocating lines: a short scan beats a map per function.
   for (const frame of frames) if (frame.line === line && frame.file === file) return frame;
   const frame = { function: fn, file, line };
-  if (frames.length < MAX_LINES_PER_FUNCTION) frames.push(frame);
+  if (frames.length < MAX_LINES_PER_FUNCTION) {
+    frames.push(frame);
+    interned++;
+  }
   return frame;
 }
 
@@ -38,23 +44,33 @@ export function beginProfile(): void {
   for (const frame of firstFrames) {
     let frames = INTERNED.get(frame.function);
     if (!frames) INTERNED.set(frame.function, (frames = []));
-    if (frames.length < MAX_LINES_PER_FUNCTION && !frames.some((f) => f.line === frame.line && f.file === frame.file)) frames.push(frame);
+    if (frames.length < MAX_LINES_PER_FUNCTION && !frames.some((f) => f.line === frame.line && f.file === frame.file)) {
+      frames.push(frame);
+      interned++;
+    }
   }
   firstFrames = [];
 }
 
+/** How many frames the table holds (for tests and tools). */
+export function internedFrames(): number {
+  return interned;
+}
+
 /** By function name, the frames made of it. */
 const INTERNED = new Map<string, Frame[]>();
+let interned = 0;
 let tableInUse = false;
 let profilesBegun = 0;
 let firstFrames: Frame[] = [];
-/** A large service's binary has ~10k allocating functions in a heap profile; a hostile one only makes the table start afresh more often. */
-const MAX_INTERNED_FUNCTIONS = 50_000;
-const MAX_FIRST_FRAMES = 200_000;
+/** A large service's heap profile names ~25k frames (bench (a): 23.6k); a hostile one only makes the table start afresh more often. */
+const MAX_INTERNED_FRAMES = 100_000;
+const MAX_FIRST_FRAMES = MAX_INTERNED_FRAMES;
 /** Lines past this many in one function get frames of their own: equal, not the same object (every user compares by value when objects differ). */
 const MAX_LINES_PER_FUNCTION = 64;
 
-const MAX_MEMO_FRAMES = 200_000;
+/** Each memo holds at most this many frames' values (site keys: ~100 bytes each). */
+const MAX_MEMO_FRAMES = MAX_INTERNED_FRAMES;
 
 /**
  * A memo keyed by frame objects, bounded like the table: it starts afresh

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Function as PprofFunction, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
+import { decodeHeapProfile } from '../../src/pprof/index.js';
+import { internedFrames } from '../../src/pprof/frame-table.js';
+
+/** A heap profile with one sample per (function, line): `functions` functions of `lines` lines each. */
+function profileOf(functions: number, lines: number, prefix = 'main.f'): Uint8Array {
+  const strings = new StringTable();
+  const types = ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'];
+  const fns = Array.from({ length: functions }, (_, i) => new PprofFunction({ id: i + 1, name: strings.dedup(`${prefix}${i}`), filename: strings.dedup('/src/main.go') }));
+  const locations: Location[] = [];
+  for (let f = 0; f < functions; f++) {
+    for (let l = 0; l < lines; l++) locations.push(new Location({ id: locations.length + 1, address: 0x1000 + 8 * locations.length, line: [new Line({ functionId: f + 1, line: 10 + l })] }));
+  }
+  return new Profile({
+    stringTable: strings,
+    sampleType: types.map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
+    location: locations,
+    function: fns,
+    sample: locations.map((loc) => new Sample({ locationId: [loc.id], value: [1, 64, 1, 64] })),
+  }).encode();
+}
+
+describe('frames from one capture to the next', () => {
+  test('a second capture of the binary names its frames with the first capture\'s objects', () => {
+    const bytes = profileOf(50, 3);
+    const first = decodeHeapProfile(bytes).records.map((r) => r.stack[0]);
+    assert.equal(internedFrames(), 0, 'one profile read: no table is built');
+    const second = decodeHeapProfile(bytes).records.map((r) => r.stack[0]);
+    assert.deepEqual(second, first);
+    assert.ok(second.every((frame, i) => frame === first[i]), 'the same objects');
+    assert.equal(internedFrames(), 150);
+  });
+
+  test('a profile with more frames than the table holds is read whole, and the table stays within its bound', () => {
+    const huge = decodeHeapProfile(profileOf(2_000, 64, 'lib.g'));
+    assert.equal(huge.records.length, 128_000);
+    assert.deepEqual(huge.records[127_999]!.stack, [{ function: 'lib.g1999', file: '/src/main.go', line: 73 }]);
+    assert.ok(internedFrames() <= 100_000, `${internedFrames()} frames held`);
+    const again = decodeHeapProfile(profileOf(2_000, 64, 'lib.g'));
+    assert.deepEqual(again.records.map((r) => r.stack[0]), huge.records.map((r) => r.stack[0]));
+  });
+});
