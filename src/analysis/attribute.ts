@@ -63,7 +63,6 @@ export function evidenceRank(evidence: Evidence): number {
 }
 export const strongerEvidence = (a: Evidence, b: Evidence): Evidence => (a === b || evidenceRank(a) >= evidenceRank(b) ? a : b);
 
-
 /**
  * A profile's attributions, each once, as columns: one per stack at first
  * (attribution i is stack i), then one per component and owner that size
@@ -129,7 +128,7 @@ class SiteIndex {
   private readonly kinds: Kind[] = [];
   /** Decoders share one Frame per function and line (internFrame): most look-ups end at the object. */
   private readonly byFrame = { map: new Map<Site, number>(), other: new Map<Site, number>() };
-  /** Equal frames that are distinct objects (records made by other formats), by key. */
+  /** Equal frames that are distinct objects (records of other formats, restored hidden frames, long names, a frame table started afresh), by key. */
   private readonly byKey = new Map<string, number>();
 
   id(frame: Site, kind: Kind): number {
@@ -159,23 +158,20 @@ class SiteIndex {
 
 /** siteKey, kept per frame object for the next capture of the binary: a key seen before is hashed already (the series looks every key up). */
 function keyOf(frame: Site, kind: Kind): string {
+  // A key of long names is made afresh: the memo is bounded by entries, and serializing a key makes it hold its own copy of the names.
+  if (frame.function.length + frame.file.length > MAX_MEMO_KEY_NAMES) return siteKey(frame, kind);
   const keys = KEYS[kind];
   let key = keys.get(frame);
   if (key === undefined) keys.set(frame, (key = siteKey(frame, kind)));
   return key;
 }
+const MAX_MEMO_KEY_NAMES = 512;
 
 const KEYS = { map: new FrameMemo<string>(), other: new FrameMemo<string>() };
 
 export function siteKey(site: Site, kind: Kind): string {
   return `${kind}\t${site.function}\t${site.file}\t${site.line}`;
 }
-
-/**
- * Every sampled allocation becomes map memory (which part) or other memory.
- * Takes the engine's column layout as the proto decoder writes it, or
- * records as the formats that edit them leave them.
- */
 
 /**
  * Every sampled allocation becomes map memory (which part) or other memory.
@@ -276,7 +272,7 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
     if (caller >= 0) {
       const key = site * siteCount + caller;
       const entry = callerEntry.get(key);
-      if (entry !== undefined) callerBytes[entry] = (callerBytes[entry] as number) + inuse + alloc;
+      if (entry !== undefined) callerBytes[entry] = (callerBytes[entry] as number) + (inuse + alloc);
       else {
         callerEntry.set(key, callerBytes.push(inuse + alloc) - 1);
         callerUsage.push(usage);
@@ -417,7 +413,7 @@ function applySizeSignatures(columns: ProfileColumns, attributions: Attributions
       const component = signature.components.get(objectSize[i] as number);
       if (!component) continue;
       const owner = of[i] as number;
-      const key = owner * COMPONENTS.length + COMPONENTS.indexOf(component);
+      const key = owner * COMPONENT_COUNT + COMPONENT_NUMBER[component];
       let mapped = asMap.get(key);
       if (mapped === undefined) asMap.set(key, (mapped = attributions.addLike(owner, 'map', 'size-signature', component, impl)));
       of[i] = mapped;
@@ -426,8 +422,9 @@ function applySizeSignatures(columns: ProfileColumns, attributions: Attributions
   return impl;
 }
 
-/** Every MapComponent, numbered for keys. */
-const COMPONENTS: readonly MapComponent[] = ['buckets', 'overflow', 'groups', 'table', 'directory', 'header', 'entry', 'unknown'];
+/** Every MapComponent, numbered for keys (a Record, so a component added to the type must be added here). */
+const COMPONENT_NUMBER: Record<MapComponent, number> = { buckets: 0, overflow: 1, groups: 2, table: 3, directory: 4, header: 5, entry: 6, unknown: 7 };
+const COMPONENT_COUNT = Object.keys(COMPONENT_NUMBER).length;
 
 /** A site without an object of 1 KiB has no bucket array or table a signature could rest on. */
 const SMALLEST_MAP_STRUCTURE = 1024;
@@ -462,7 +459,6 @@ export function implFromGoVersion(version: string | undefined): MapImpl {
   if (minor <= 25 && /noswissmap/.test(version ?? '')) return 'classic';
   return 'swiss';
 }
-
 
 /** The implementation most records' hidden frames name. */
 function dominantImpl(attributions: Attributions): MapImpl {

@@ -13,26 +13,18 @@ import type { Frame } from './types.js';
  * when a second profile begins (beginProfile).
  */
 export function internFrame(fn: string, file: string, line: number): Frame {
+  // Long names stay out: a look-up compares them whole (and V8 hashes strings past 16k characters by length alone).
+  if (fn.length > MAX_INTERNED_NAME || file.length > MAX_INTERNED_NAME) return { function: fn, file, line };
   if (!tableInUse) {
     const frame = { function: fn, file, line };
-    if (firstFrames.length < MAX_FIRST_FRAMES) firstFrames.push(frame);
+    if (firstFrames.length < MAX_INTERNED_FRAMES) firstFrames.push(frame);
     return frame;
   }
-  let frames = INTERNED.get(fn);
-  if (!frames) {
-    if (interned >= MAX_INTERNED_FRAMES) {
-      INTERNED.clear();
-      interned = 0;
-    }
-    INTERNED.set(fn, (frames = []));
-  }
+  const frames = framesOf(fn);
   // A function has a few allocating lines: a short scan beats a map per function.
   for (const frame of frames) if (frame.line === line && frame.file === file) return frame;
   const frame = { function: fn, file, line };
-  if (frames.length < MAX_LINES_PER_FUNCTION) {
-    frames.push(frame);
-    interned++;
-  }
+  hold(frames, frame);
   return frame;
 }
 
@@ -42,14 +34,29 @@ export function beginProfile(): void {
   if (profilesBegun++ === 0) return;
   tableInUse = true;
   for (const frame of firstFrames) {
-    let frames = INTERNED.get(frame.function);
-    if (!frames) INTERNED.set(frame.function, (frames = []));
-    if (frames.length < MAX_LINES_PER_FUNCTION && !frames.some((f) => f.line === frame.line && f.file === frame.file)) {
-      frames.push(frame);
-      interned++;
-    }
+    const frames = framesOf(frame.function);
+    if (!frames.some((f) => f.line === frame.line && f.file === frame.file)) hold(frames, frame);
   }
   firstFrames = [];
+}
+
+function framesOf(fn: string): Frame[] {
+  let frames = INTERNED.get(fn);
+  if (!frames) INTERNED.set(fn, (frames = []));
+  return frames;
+}
+
+/** Into the table, within its bounds: the whole table starts afresh when full (a full one's frames stay valid, only unshared). */
+function hold(frames: Frame[], frame: Frame): void {
+  if (frames.length >= MAX_FRAMES_PER_FUNCTION) return;
+  let into = frames;
+  if (interned >= MAX_INTERNED_FRAMES) {
+    INTERNED.clear();
+    interned = 0;
+    into = framesOf(frame.function);
+  }
+  into.push(frame);
+  interned++;
 }
 
 /** How many frames the table holds (for tests and tools). */
@@ -65,11 +72,12 @@ let profilesBegun = 0;
 let firstFrames: Frame[] = [];
 /** A large service's heap profile names ~25k frames (bench (a): 23.6k); a hostile one only makes the table start afresh more often. */
 const MAX_INTERNED_FRAMES = 100_000;
-const MAX_FIRST_FRAMES = MAX_INTERNED_FRAMES;
+/** Go symbols are far shorter; a longer name gets a frame of its own. */
+const MAX_INTERNED_NAME = 1024;
 /** Lines past this many in one function get frames of their own: equal, not the same object (every user compares by value when objects differ). */
-const MAX_LINES_PER_FUNCTION = 64;
+export const MAX_FRAMES_PER_FUNCTION = 64;
 
-/** Each memo holds at most this many frames' values (site keys: ~100 bytes each). */
+/** Each memo holds at most this many frames' values. */
 const MAX_MEMO_FRAMES = MAX_INTERNED_FRAMES;
 
 /**

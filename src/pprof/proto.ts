@@ -1,7 +1,7 @@
 import { ProfileError } from './errors.js';
 import { profileFromColumns, type ProfileColumns } from './columns.js';
 import type { Frame, HeapProfile, HiddenFrames } from './types.js';
-import { beginProfile, internFrame } from './frame-table.js';
+import { beginProfile, internFrame, MAX_FRAMES_PER_FUNCTION } from './frame-table.js';
 
 /**
  * A purpose-built reader of the fields of profile.proto
@@ -464,9 +464,11 @@ class Stacks {
   /** One frame list per location, made when a stack first uses it. */
   private readonly framesOfLocation: (Frame[] | undefined)[];
   /**
-   * One Frame per function and line, whichever locations (PCs) name it, and
-   * from one capture to the next (internFrame): the engine keys what it
-   * learns of a frame, and its sites, by the object.
+   * Per function index, its frames: one per line, whichever locations (PCs)
+   * name it (up to MAX_FRAMES_PER_FUNCTION lines), and from the second
+   * capture on the objects of the captures before (internFrame). The engine
+   * keys what it learns of a frame, and its sites, by the object, and tells
+   * equal frames that are distinct objects apart by value.
    */
   private readonly framesOfFunction: (Frame[] | undefined)[];
 
@@ -584,8 +586,6 @@ class Stacks {
   }
 }
 
-/** Lines past this many in one function get frames of their own (equal ones are told apart by value where it matters). */
-const MAX_FRAMES_PER_FUNCTION = 64;
 
 /** FNV-1a over the location indexes, finished so that nearby sequences spread over the table. */
 function hashPath(path: Int32Array, depth: number): number {

@@ -1,8 +1,8 @@
-/** One frame of a call stack, as a person reads it. Line 0 and file '' mean unknown. */
+/** One frame of a call stack, as a person reads it. Line 0 and file '' mean unknown. Shared between captures (internFrame): never written. */
 export interface Frame {
-  function: string;
-  file: string;
-  line: number;
+  readonly function: string;
+  readonly file: string;
+  readonly line: number;
 }
 
 /**

@@ -22,6 +22,21 @@ function profileOf(functions: number, lines: number, prefix = 'main.f'): Uint8Ar
   }).encode();
 }
 
+/** One location per line number, holding that line of every function (inlined frames): every function is met while the table is still small. */
+function interleaved(functions: number, lines: number): Uint8Array {
+  const strings = new StringTable();
+  const types = ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'];
+  const fns = Array.from({ length: functions }, (_, i) => new PprofFunction({ id: i + 1, name: strings.dedup(`lib.h${i}`), filename: strings.dedup('/src/h.go') }));
+  const locations = Array.from({ length: lines }, (_, l) => new Location({ id: l + 1, address: 0x2000 + 8 * l, line: fns.map((fn) => new Line({ functionId: fn.id, line: 10 + l })) }));
+  return new Profile({
+    stringTable: strings,
+    sampleType: types.map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
+    location: locations,
+    function: fns,
+    sample: locations.map((loc) => new Sample({ locationId: [loc.id], value: [1, 64, 1, 64] })),
+  }).encode();
+}
+
 describe('frames from one capture to the next', () => {
   test('a second capture of the binary names its frames with the first capture\'s objects', () => {
     const bytes = profileOf(50, 3);
@@ -40,5 +55,31 @@ describe('frames from one capture to the next', () => {
     assert.ok(internedFrames() <= 100_000, `${internedFrames()} frames held`);
     const again = decodeHeapProfile(profileOf(2_000, 64, 'lib.g'));
     assert.deepEqual(again.records.map((r) => r.stack[0]), huge.records.map((r) => r.stack[0]));
+  });
+
+  test('the bound holds whatever order a profile names its frames in', () => {
+    const profile = decodeHeapProfile(interleaved(2_000, 64));
+    assert.equal(profile.records[63]!.stack.length, 2_000);
+    assert.deepEqual(profile.records[63]!.stack[1_999], { function: 'lib.h1999', file: '/src/h.go', line: 73 });
+    assert.ok(internedFrames() <= 100_000, `${internedFrames()} frames held`);
+  });
+
+  test('a frame of a long name is never shared: a look-up would compare the name whole', () => {
+    const long = `example.com/${'x'.repeat(5_000)}.F`;
+    const strings = new StringTable();
+    const types = ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'];
+    const bytes = new Profile({
+      stringTable: strings,
+      sampleType: types.map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
+      location: [new Location({ id: 1, address: 0x3000, line: [new Line({ functionId: 1, line: 5 })] })],
+      function: [new PprofFunction({ id: 1, name: strings.dedup(long), filename: strings.dedup('/src/x.go') })],
+      sample: [new Sample({ locationId: [1], value: [1, 64, 1, 64] })],
+    }).encode();
+    const held = internedFrames();
+    const [first, second] = [decodeHeapProfile(bytes), decodeHeapProfile(bytes)].map((p) => p.records[0]!.stack[0]!);
+    assert.deepEqual(second, { function: long, file: '/src/x.go', line: 5 });
+    assert.deepEqual(first, second);
+    assert.notEqual(first, second);
+    assert.equal(internedFrames(), held);
   });
 });
