@@ -351,6 +351,8 @@ interface Rise {
   bytes: number;
   tau: number;
   perHour: number;
+  /** The window rose, but its latter half shows the rise has ended (stoppedRising); `rising` is then false. */
+  stopped: boolean;
 }
 
 /** runtime.MemProfileRate when the program leaves it alone (runtime/mprof.go: 512 KiB). */
@@ -406,14 +408,27 @@ export function sampledVariancePerByte(size: number, rate: number): number {
  * sampling error at all (every allocation recorded).
  */
 function slopeSignificance(series: SampledSeries, seconds: readonly number[], rate: number): number {
+  const { slope, standardError } = sampledSlope(series, seconds, rate);
+  if (standardError <= 0) return slope > 0 ? Number.POSITIVE_INFINITY : 0;
+  return slope / standardError;
+}
+
+/**
+ * The least-squares slope (bytes per second) of `trend`, by default the
+ * estimates themselves, and its standard error under the sampling model of
+ * slopeSignificance, from the estimates in `series`. A lower envelope of the
+ * estimates has about their sampling error, so its slope can be judged
+ * against the same standard error.
+ */
+function sampledSlope(series: SampledSeries, seconds: readonly number[], rate: number, trend: readonly number[] = series.inuse): { slope: number; standardError: number } {
   const n = series.inuse.length;
-  if (n < 2) return 0;
+  if (n < 2) return { slope: 0, standardError: 0 };
   const meanT = seconds.reduce((a, t) => a + t, 0) / n;
   const sxx = seconds.reduce((a, t) => a + (t - meanT) ** 2, 0);
-  if (sxx <= 0) return 0;
+  if (sxx <= 0) return { slope: 0, standardError: 0 };
   const w = seconds.map((t) => (t - meanT) / sxx);
   const v = series.inuse.map((b) => Math.max(0, b));
-  const slope = w.reduce((a, wk, k) => a + wk * (v[k] as number), 0);
+  const slope = w.reduce((a, wk, k) => a + wk * Math.max(0, trend[k] as number), 0);
   const bytes = v.reduce((a, b) => a + b, 0);
   const objects = series.objects.reduce((a, o) => a + Math.max(0, o), 0);
   const perByte = sampledVariancePerByte(objects > 0 ? bytes / objects : 0, rate);
@@ -430,8 +445,7 @@ function slopeSignificance(series: SampledSeries, seconds: readonly number[], ra
     }
   }
   variance *= perByte;
-  if (variance <= 0) return slope > 0 ? Number.POSITIVE_INFINITY : 0;
-  return slope / Math.sqrt(variance);
+  return { slope, standardError: Math.sqrt(Math.max(0, variance)) };
 }
 
 /**
@@ -451,9 +465,9 @@ const GROWTH_SIGNIFICANCE = 3;
  * the estimates against its standard error under the sampling model
  * (slopeSignificance), not a difference of two points.
  */
-function riseOf(series: SampledSeries, seconds: readonly number[], context: SeriesContext): Rise {
+function riseOf(series: SampledSeries, seconds: readonly number[], context: SeriesContext, growthStep = SLICE_GROWTH_STEP): Rise {
   const values = series.inuse;
-  const none: Rise = { rising: false, bytes: 0, tau: 0, perHour: 0 };
+  const none: Rise = { rising: false, bytes: 0, tau: 0, perHour: 0, stopped: false };
   if (values.length < 2) return none;
 
   let envelope = values.map((_, i) => Math.min(...values.slice(i, i + 3)));
@@ -468,8 +482,57 @@ function riseOf(series: SampledSeries, seconds: readonly number[], context: Seri
   const perHour = linearSlope(xs, envelope) * 3600;
   const tau = kendallTau(envelope, 0.02 * peak);
   const significance = slopeSignificance(series, seconds, context.memProfileRate);
-  const rising = significance >= GROWTH_SIGNIFICANCE && bytes >= 0.05 * peak && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
-  return { rising, bytes, tau, perHour };
+  const rose = significance >= GROWTH_SIGNIFICANCE && bytes >= 0.05 * peak && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
+  const stopped = rose && stoppedRising(series, envelope, xs, perHour / 3600, context.memProfileRate, growthStep);
+  return { rising: rose && !stopped, bytes, tau, perHour, stopped };
+}
+
+/**
+ * Memory that grows by moving into a bigger allocation (a map's tables, a
+ * slice's array, a buffer) is flat between two moves, and each move adds
+ * at least this share of what it held. A map doubles: a classic map's
+ * bucket array (runtime/map.go hashGrow: B+1) and a swiss map's table
+ * (internal/runtime/maps/table.go: grow to twice the capacity, or split
+ * into two of the same capacity), whose tables reach their load limit
+ * together since keys hash uniformly. A slice grows by at least a quarter
+ * (runtime/slice.go nextslicecap: newcap += (newcap + 3*256) >> 2 past
+ * 256 elements). Memory that grows by many small allocations has no such
+ * steps; a quarter keeps it from being read as stopped on too short a
+ * latter half.
+ */
+const MAP_GROWTH_STEP = 1;
+const SLICE_GROWTH_STEP = 0.25;
+
+/**
+ * Bar for "the latter half still rises on its own": lower than
+ * GROWTH_SIGNIFICANCE, as it only confirms a trend the whole window
+ * already established (one-sided, about 1 in 40).
+ */
+const STILL_RISING_SIGNIFICANCE = 2;
+
+/**
+ * Whether a rise over the window has ended before the window did: growth
+ * means still growing at the end (a cache that warmed up in a burst and
+ * then holds its bound rises over the window, but not over its latter
+ * half). Judged on the latter half of the envelope (the middle capture
+ * included) with the sampling model: its slope is not itself significant,
+ * and it falls short of the window's slope by more than sampling explains.
+ * The second test keeps a latter half too short or too noisy to show
+ * anything from overturning a rise (a buffer resampled at every capture,
+ * a map between two doublings over a few captures): only a latter half
+ * whose flatness sampling cannot explain away stops a rise.
+ */
+function stoppedRising(series: SampledSeries, envelope: readonly number[], xs: readonly number[], windowSlope: number, rate: number, growthStep: number): boolean {
+  const from = Math.floor((envelope.length - 1) / 2);
+  const end = envelope.length - 1;
+  if (end - from < 1) return false;
+  // At the window's rate, the latter half must have been long enough for the next step of growth.
+  const size = envelope[end] as number;
+  if (windowSlope * ((xs[end] as number) - (xs[from] as number)) < growthStep * size) return false;
+  const late: SampledSeries = { inuse: series.inuse.slice(from, end + 1), alloc: series.alloc.slice(from, end + 1), objects: series.objects.slice(from, end + 1) };
+  const { slope, standardError } = sampledSlope(late, xs.slice(from), rate, envelope.slice(from));
+  if (standardError <= 0) return slope <= 0;
+  return slope < STILL_RISING_SIGNIFICANCE * standardError && windowSlope - slope >= GROWTH_SIGNIFICANCE * standardError;
 }
 
 function median(values: readonly number[]): number {
@@ -555,8 +618,13 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   // the window's allocation, so comparing the two bytes figures took a map
   // that keeps one copy in five, rising steadily, for churn.
   const keeps = (rise: Rise, allocated: number): boolean => rise.rising && (allocated <= 0 || settledHours <= 0 || rise.perHour >= (0.15 * allocated) / settledHours);
-  const inuseRise = riseOf({ inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) }, settledSeconds, context);
-  const inuseGrows = keeps(inuseRise, allocDelta);
+  const inuseRise = riseOf(
+    { inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) },
+    settledSeconds,
+    context,
+    template.kind === 'map' ? MAP_GROWTH_STEP : SLICE_GROWTH_STEP,
+  );
+  let inuseGrows = keeps(inuseRise, allocDelta);
   let pattern: Pattern;
   let strength: number;
   let note: AdviceNote | undefined;
@@ -599,6 +667,12 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
       objects: settled(structureObjects.map((o, i) => o + (elements[i] as ElementBytes).objects)),
     };
     const footprintRise = riseOf(footprint, settledSeconds, context);
+    // A map's own memory grows only as entries go in, and between doublings
+    // it is flat: when it holds elements of its own, whether its growth has
+    // ended shows in them (the footprint's latter half), long before the
+    // tables would have to double again.
+    const holdsElements = Math.max(...settled(elements.map((e) => e.inuse))) >= context.floorNoise;
+    if (holdsElements && footprintRise.stopped) inuseGrows = false;
     const elementsGrow =
       keeps(elementRise, elementsAllocated) ||
       keeps(footprintRise, Math.max(0, (footprint.alloc[footprint.alloc.length - 1] as number) - (footprint.alloc[0] as number)));

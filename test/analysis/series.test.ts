@@ -364,3 +364,56 @@ describe('series analysis: churn is memory given back', () => {
     assert.notEqual(analyzeSeries(snaps).findings.find((f) => f.kind === 'map')?.pattern, 'churn');
   });
 });
+
+describe('series analysis: growing means still growing at the end of the window', () => {
+  test('a map that grew in a burst and then held its size for the rest of the window is not growing', () => {
+    // Measured (a warming cache, Go 1.26, 30 captures 2 s apart): the warm-up ended 16 s into a 58 s window.
+    const map = [0.5, 2.1, 2.1, 4.6, 3.6, 3.6, 3.6, 6.2, ...Array<number>(22).fill(6.7)];
+    const values = [0.5, 1.5, 2.0, 2.0, 2.5, 4.0, 7.0, 7.5, 9.0, 10.5, 12.0, 13.0, ...Array<number>(18).fill(13.5)];
+    const result = analyzeSeries(
+      series(map.length, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + 100 * i) * MiB },
+        { fn: 'main.warm', line: 30, kind: 'map', inuse: map[i]! * MiB, alloc: Math.max(...map.slice(0, i + 1)) * 1.5 * MiB },
+        { fn: 'main.warm', line: 30, kind: 'other', inuse: values[i]! * MiB, alloc: Math.max(...values.slice(0, i + 1)) * MiB },
+      ]),
+    );
+    const map_ = result.findings.find((f) => f.kind === 'map');
+    assert.equal(map_?.pattern, 'stable');
+    assert.equal(result.findings.find((f) => f.kind === 'other'), undefined, 'its values stopped growing too: not reported');
+  });
+
+  test('the same map still filling at the end of the window is growing', () => {
+    const result = analyzeSeries(
+      series(30, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + 100 * i) * MiB },
+        { fn: 'main.warm', line: 30, kind: 'map', inuse: (0.5 + 0.25 * i) * MiB, alloc: (0.5 + 0.25 * i) * 1.5 * MiB },
+        { fn: 'main.warm', line: 30, kind: 'other', inuse: (0.5 + 0.5 * i) * MiB, alloc: (0.5 + 0.5 * i) * MiB },
+      ]),
+    );
+    assert.equal(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
+    assert.equal(result.findings.find((f) => f.kind === 'other')?.pattern, 'growing');
+  });
+
+  test('a latter half too noisy to show a rise does not stop one: a resampled buffer growing steadily stays growing', () => {
+    // Everything in use is re-allocated between captures (large sampling error); the latter half's own slope is not significant.
+    const result = analyzeSeries(series(10, (i) => [{ fn: 'main.record', line: 10, kind: 'other', inuse: (4 + 2 * i) * MiB, alloc: (8 + 4 * i) * MiB }]));
+    assert.equal(result.findings[0]?.pattern, 'growing');
+  });
+});
+
+describe('series analysis: growth in steps', () => {
+  test('a map whose tables doubled and are flat since, for less time than the next doubling takes at its rate, is still growing', () => {
+    // Measured (a go-cache that never expires, Go 1.26, 25 captures 2 s apart): its tables
+    // split together (keys hash uniformly) 22 s in; nothing else it holds is linked to it.
+    const tables = [16.76, 17.81, 17.81, 17.81, ...Array<number>(6).fill(18.86), 19.38, 24.62, 28.29, ...Array<number>(12).fill(28.81)];
+    const allocated = [33, 34.05, 34.05, 34.05, ...Array<number>(6).fill(39.29), 39.81, 46.62, 53.95, ...Array<number>(12).fill(54.48)];
+    const objects = [356, 378, 378, 378, ...Array<number>(6).fill(401), 412, 524, 601, ...Array<number>(12).fill(613)];
+    const result = analyzeSeries(
+      series(tables.length, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + 100 * i) * MiB },
+        { fn: 'main.remember', line: 61, kind: 'map', inuse: tables[i]! * MiB, alloc: allocated[i]! * MiB, objects: objects[i]! },
+      ]),
+    );
+    assert.equal(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
+  });
+});
