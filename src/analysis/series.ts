@@ -591,6 +591,42 @@ function indexOtherMemory(snapshot: TimedSnapshot): Map<string, ElementBytes> {
   return index;
 }
 
+/**
+ * Whether what is counted as a map's elements grew more than the map can
+ * hold while its tables stayed the same: then most of that memory is not
+ * the map's (its owner's or caller's other memory, reported at its own
+ * site), and the map is not growing through it. A map is at most full at
+ * its load limit and at least half that right after it grows, since it
+ * grows to twice its capacity: a classic map at 6.5 entries per bucket to
+ * twice the buckets (runtime/map.go overLoadFactor, hashGrow), a swiss
+ * table at 7/8 of its slots to twice the slots or two tables
+ * (internal/runtime/maps/table.go maxAvgGroupLoad, rehash, split). So
+ * while no table is added its entries, and what they hold, at most double.
+ * The stretch is the settled captures since the map's tables last
+ * allocated (its allocation counter without entries has not moved: the
+ * same sampled tables throughout); the excess must stand above the
+ * sampling error of the elements' estimates.
+ */
+function outgrowsItsTables(elements: readonly ElementBytes[], structureAlloc: readonly number[], from: number, context: SeriesContext): boolean {
+  const end = elements.length - 1;
+  let start = from;
+  for (let k = end; k > from; k--) {
+    if ((structureAlloc[k] as number) > (structureAlloc[k - 1] as number)) {
+      start = k;
+      break;
+    }
+  }
+  if (start >= end) return false;
+  const first = elements[start] as ElementBytes;
+  const last = elements[end] as ElementBytes;
+  const excess = last.inuse - 2 * first.inuse;
+  if (excess <= 0) return false;
+  // The variance of last - 2·first if they were a growing map's: its entries stay, so the first
+  // estimate is part of the last (covariance, as in slopeSignificance) and the rest is new: V·last.
+  const perByte = sampledVariancePerByte(last.objects > 0 ? last.inuse / last.objects : 0, context.memProfileRate);
+  return excess > GROWTH_SIGNIFICANCE * Math.sqrt(perByte * last.inuse);
+}
+
 function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   const { template, usages } = series;
   const { snapshots, seconds, noise } = context;
@@ -674,8 +710,9 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
     const holdsElements = Math.max(...settled(elements.map((e) => e.inuse))) >= context.floorNoise;
     if (holdsElements && footprintRise.stopped) inuseGrows = false;
     const elementsGrow =
-      keeps(elementRise, elementsAllocated) ||
-      keeps(footprintRise, Math.max(0, (footprint.alloc[footprint.alloc.length - 1] as number) - (footprint.alloc[0] as number)));
+      (keeps(elementRise, elementsAllocated) ||
+        keeps(footprintRise, Math.max(0, (footprint.alloc[footprint.alloc.length - 1] as number) - (footprint.alloc[0] as number)))) &&
+      !outgrowsItsTables(elements, structureAlloc, from, context);
     const mapImplOfSite = template.mapImpl !== 'unknown' ? template.mapImpl : (snapshots[points - 1] as TimedSnapshot).mapImpl;
     // A classic map under insert/delete churn gains overflow buckets until a
     // same-size rehash (runtime/map.go tooManyOverflowBuckets: about one per

@@ -417,3 +417,32 @@ describe('series analysis: growth in steps', () => {
     assert.equal(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
   });
 });
+
+describe('series analysis: a map can hold only so much more while its tables stay', () => {
+  test('a capped map whose caller also grows unrelated memory is not growing: the growth is reported as other', () => {
+    const result = analyzeSeries(
+      series(10, (i) => [
+        { fn: 'github.com/acme/lru.(*LRU).Add', line: 60, kind: 'map', inuse: 1.5 * MiB, alloc: 1.5 * MiB, caller: { fn: 'main.handle', line: 126 } },
+        { fn: 'main.handle', line: 129, kind: 'other', inuse: (5 + 4 * i) * MiB, alloc: (5 + 4 * i) * MiB },
+      ]),
+    );
+    assert.notEqual(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
+    assert.equal(result.findings.find((f) => f.kind === 'other')?.pattern, 'growing');
+  });
+
+  test('a capped map that grew early in the window, then held its tables while its caller leaked, is not growing', () => {
+    // Measured (golang-lru at capacity 50,000 in a handler that appends to a journal, Go 1.26, 30 captures 2 s apart):
+    // the LRU's tables grew until 14 s and never again; the journal grew throughout.
+    const lru = [1.53, 3.05, 3.05, 3.05, 1.02, ...Array<number>(25).fill(1.53)];
+    const lruAlloc = [2.04, 4.58, 4.58, 4.58, 5.6, ...Array<number>(25).fill(6.11)];
+    const result = analyzeSeries(
+      series(lru.length, (i) => [
+        { fn: 'github.com/acme/lru.(*LRU).Add', line: 60, kind: 'map', inuse: lru[i]! * MiB, alloc: lruAlloc[i]! * MiB, caller: { fn: 'main.handle', line: 126 } },
+        { fn: 'main.handle', line: 126, kind: 'other', inuse: 1.5 * MiB, alloc: (1.5 + 0.3 * i) * MiB },
+        { fn: 'main.handle', line: 129, kind: 'other', inuse: (2 + 1.15 * i) * MiB, alloc: (3 + 2.2 * i) * MiB },
+      ]),
+    );
+    assert.notEqual(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
+    assert.equal(result.findings.find((f) => f.kind === 'other' && f.site.line === 129)?.pattern, 'growing');
+  });
+});
