@@ -125,26 +125,49 @@ export function analyzeSeries(
   const sites = indexSites(distinct);
   const reportable = (kind: Kind, inuse: readonly number[], allocDelta: number): boolean => mayBeReported(kind, inuse, allocDelta, context);
 
-  const findings: Finding[] = [];
+  /** Per site: its finding, when it may be reported. */
+  const lineFindings: (Finding | undefined)[] = new Array<Finding | undefined>(sites.templates.length);
   /** Per site: whether it grows, once classified (undefined: not yet; sites that cannot be reported wait until a group needs them). */
   const grows: (boolean | undefined)[] = new Array<boolean | undefined>(sites.templates.length);
+  const usagesOf = (i: number): (SiteUsage | undefined)[] => sites.usages[i] as (SiteUsage | undefined)[];
+  const classifyLine = (i: number, moved = false): Finding => classifySite({ template: sites.templates[i] as SiteUsage, usages: usagesOf(i), scope: 'line', moved }, context);
   sites.templates.forEach((template, i) => {
-    const usages = sites.usages[i] as (SiteUsage | undefined)[];
+    const usages = usagesOf(i);
     if (!reportable(template.kind, inuseOf(usages), allocDeltaOf(usages, context))) return;
-    const finding = classifySite({ template, usages, scope: 'line' }, context);
+    const finding = classifyLine(i);
     grows[i] = finding.pattern === 'growing';
-    if (isWorthReporting(finding, thresholds, context)) findings.push(finding);
+    lineFindings[i] = finding;
   });
+  const functionFindings: Finding[] = [];
   for (const group of functionGroups(sites.templates)) {
     // Only a growing group is reported; one too small to be can skip its lines and its merge.
     const inuse = distinct.map((_, c) => group.sites.reduce((sum, i) => sum + (sites.usages[i]?.[c]?.inuseBytes ?? 0), 0));
     if (!reportable(group.template.kind, inuse, Number.NaN)) continue;
-    const growingLine = group.sites.some((i) => (grows[i] ??= classifySite({ template: sites.templates[i] as SiteUsage, usages: sites.usages[i] as (SiteUsage | undefined)[], scope: 'line' }, context).pattern === 'growing'));
-    if (growingLine) continue; // its growth is already reported line by line
-    const usages = distinct.map((_, c) => mergeUsages(group.sites.map((i) => sites.usages[i]?.[c]), group));
-    const finding = classifySite({ template: group.template, usages, scope: 'function', lines: group.lines }, context);
-    if (finding.pattern === 'growing' && isWorthReporting(finding, thresholds, context)) findings.push(finding);
+    const growingLines = group.sites.filter((i) => (grows[i] ??= classifyLine(i).pattern === 'growing'));
+    let usages: (SiteUsage | undefined)[] | undefined; // merged only when needed
+    const mergedUsages = (): (SiteUsage | undefined)[] => (usages ??= distinct.map((_, c) => mergeUsages(group.sites.map((i) => sites.usages[i]?.[c]), group)));
+    const merged = (): Finding => classifySite({ template: group.template, usages: mergedUsages(), scope: 'function', lines: group.lines }, context);
+    if (growingLines.length > 0 && group.template.kind === 'map' && merged().pattern !== 'growing') {
+      // One map fed from several lines: a table that grows or splits is
+      // freed where it was allocated and allocated anew at the line
+      // inserting (internal/runtime/maps/table.go grow, split; runtime/map.go
+      // hashGrow, evacuate), and a same-size rehash moves it whole. A map's
+      // tables are freed only so (or with the whole map), so other lines of
+      // the function giving back map memory while this one rises are the
+      // map moving between lines: its growth is the function's, which does
+      // not grow.
+      for (const i of growingLines) {
+        if (!othersFell(group.sites.filter((j) => j !== i).map(usagesOf), context)) continue;
+        const finding = classifyLine(i, true);
+        grows[i] = finding.pattern === 'growing';
+        if (lineFindings[i]) lineFindings[i] = finding;
+      }
+    }
+    if (group.sites.some((i) => grows[i])) continue; // its growth is already reported line by line
+    const finding = merged();
+    if (finding.pattern === 'growing' && isWorthReporting(finding, thresholds, context)) functionFindings.push(finding);
   }
+  const findings = [...lineFindings.filter((f): f is Finding => f !== undefined && isWorthReporting(f, thresholds, context)), ...functionFindings];
   findings.sort(bySeriousness);
 
   return {
@@ -217,6 +240,8 @@ interface SiteSeries {
   usages: readonly (SiteUsage | undefined)[];
   scope: FindingScope;
   lines?: number[];
+  /** Its rise is memory moved from other lines of its function (their fall offsets it): not growth of its own. */
+  moved?: boolean;
 }
 
 const functionKey = (u: SiteUsage): string => `${u.kind}\t${u.site.function}\t${u.site.file}`;
@@ -627,6 +652,35 @@ function outgrowsItsTables(elements: readonly ElementBytes[], structureAlloc: re
   return excess > GROWTH_SIGNIFICANCE * Math.sqrt(perByte * last.inuse);
 }
 
+/**
+ * Whether the sites' in-use memory, summed, fell over the settled window
+ * by more than sampling explains (3 SE; the difference of two captures has
+ * variance V·(allocated + freed) in between, as in slopeSignificance).
+ */
+function othersFell(others: readonly (readonly (SiteUsage | undefined)[])[], context: SeriesContext): boolean {
+  const end = context.snapshots.length - 1;
+  const from = Math.min(context.settledFrom, end);
+  const sum = (c: number, field: 'inuseBytes' | 'allocBytes' | 'inuseObjects'): number => others.reduce((a, usages) => a + (usages[c]?.[field] ?? 0), 0);
+  const fall = sum(from, 'inuseBytes') - sum(end, 'inuseBytes');
+  if (!(fall > 0)) return false;
+  const allocated = Math.max(0, sum(end, 'allocBytes') - sum(from, 'allocBytes'));
+  const objects = sum(from, 'inuseObjects');
+  const perByte = sampledVariancePerByte(objects > 0 ? sum(from, 'inuseBytes') / objects : 0, context.memProfileRate);
+  return fall > GROWTH_SIGNIFICANCE * Math.sqrt(perByte * (2 * allocated + fall));
+}
+
+/** The trend of a site's in-use bytes over the settled window. */
+function inuseRiseOf(usages: readonly (SiteUsage | undefined)[], context: SeriesContext, growthStep: number): Rise {
+  const from = Math.min(context.settledFrom, usages.length - 1);
+  const settled = usages.slice(from);
+  return riseOf(
+    { inuse: settled.map((u) => u?.inuseBytes ?? 0), alloc: settled.map((u) => u?.allocBytes ?? 0), objects: settled.map((u) => u?.inuseObjects ?? 0) },
+    context.seconds.slice(from),
+    context,
+    growthStep,
+  );
+}
+
 function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   const { template, usages } = series;
   const { snapshots, seconds, noise } = context;
@@ -654,13 +708,8 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   // the window's allocation, so comparing the two bytes figures took a map
   // that keeps one copy in five, rising steadily, for churn.
   const keeps = (rise: Rise, allocated: number): boolean => rise.rising && (allocated <= 0 || settledHours <= 0 || rise.perHour >= (0.15 * allocated) / settledHours);
-  const inuseRise = riseOf(
-    { inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) },
-    settledSeconds,
-    context,
-    template.kind === 'map' ? MAP_GROWTH_STEP : SLICE_GROWTH_STEP,
-  );
-  let inuseGrows = keeps(inuseRise, allocDelta);
+  const inuseRise = inuseRiseOf(usages, context, template.kind === 'map' ? MAP_GROWTH_STEP : SLICE_GROWTH_STEP);
+  let inuseGrows = !series.moved && keeps(inuseRise, allocDelta);
   let pattern: Pattern;
   let strength: number;
   let note: AdviceNote | undefined;
@@ -711,7 +760,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
     if (holdsElements && footprintRise.stopped) inuseGrows = false;
     const elementsGrow =
       (keeps(elementRise, elementsAllocated) ||
-        keeps(footprintRise, Math.max(0, (footprint.alloc[footprint.alloc.length - 1] as number) - (footprint.alloc[0] as number)))) &&
+        (!series.moved && keeps(footprintRise, Math.max(0, (footprint.alloc[footprint.alloc.length - 1] as number) - (footprint.alloc[0] as number))))) &&
       !outgrowsItsTables(elements, structureAlloc, from, context);
     const mapImplOfSite = template.mapImpl !== 'unknown' ? template.mapImpl : (snapshots[points - 1] as TimedSnapshot).mapImpl;
     // A classic map under insert/delete churn gains overflow buckets until a

@@ -446,3 +446,30 @@ describe('series analysis: a map can hold only so much more while its tables sta
     assert.equal(result.findings.find((f) => f.kind === 'other' && f.site.line === 129)?.pattern, 'growing');
   });
 });
+
+describe('series analysis: one map fed from two lines', () => {
+  // Measured (a map filled to 851,969 entries at one line, then insert/delete churn at a constant count at another,
+  // Go 1.26, MemProfileRate 4096, 30 captures 2 s apart): tables the churn line allocates replace tables of the fill line.
+  const churnLine = [0, 0.04, 0.04, 0.14, 0.14, 0.25, 0.25, 0.25, 0.28, 0.28, 0.39, 0.39, 0.39, 0.46, 0.46, 0.46, 0.46, 0.71, 0.75, 0.75, 0.82, 0.82, 0.82, 0.82, 0.92, 0.92, 0.92, 0.92, 1.03, 1.03];
+  const fillLine = [18.37, 18.35, 18.35, 18.3, 18.3, 18.24, 18.24, 18.24, 18.23, 18.23, 18.17, 18.17, 18.17, 18.14, 18.14, 18.14, 18.14, 18.01, 17.99, 17.99, 17.94, 17.94, 17.94, 17.94, 17.89, 17.89, 17.89, 17.89, 17.83, 17.83];
+  const run = (fill: readonly number[]) => {
+    const snaps = series(churnLine.length, (i) => [
+      { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + 100 * i) * MiB },
+      { fn: 'main.evacuating', line: 102, kind: 'map', inuse: fill[i]! * MiB, alloc: 36.74 * MiB, objects: Math.round((fill[i]! * MiB) / 10_600) },
+      ...(churnLine[i]! > 0 ? [{ fn: 'main.evacuating', line: 112, kind: 'map' as const, inuse: churnLine[i]! * MiB, alloc: churnLine[i]! * MiB, objects: Math.round((churnLine[i]! * MiB) / 18_600) }] : []),
+    ]);
+    for (const s of snaps) s.memProfileRate = 4096;
+    return analyzeSeries(snaps).findings;
+  };
+
+  test('the line whose tables replace the other line\'s is not growing: the map is at a constant size', () => {
+    const findings = run(fillLine);
+    assert.notEqual(findings.find((f) => f.site.line === 112)?.pattern, 'growing');
+    assert.equal(findings.some((f) => f.pattern === 'growing'), false, 'nor is the function');
+  });
+
+  test('the same line beside a map that does not give its tables back is growing', () => {
+    const findings = run(fillLine.map(() => 18.37));
+    assert.equal(findings.find((f) => f.site.line === 112)?.pattern, 'growing');
+  });
+});
