@@ -48,6 +48,14 @@ export interface Finding {
   evidence: Evidence;
   mapImpl: MapImpl;
   confidence: number;
+  /**
+   * Set (true) on a `stable` map finding the window cannot support: one
+   * distinct settled capture, or a slope whose upper bound (3 standard
+   * errors of sampling) reaches minGrowthBytesPerHour, so growth of the
+   * threshold's size is not ruled out. Its growthBytesPerHour is then not
+   * a measurement (the table prints ~). Absent otherwise.
+   */
+  growthUndetermined?: true;
   advice: string;
   components: Partial<Record<MapComponent, number>>;
   series: SeriesPoint[];
@@ -669,6 +677,16 @@ function othersFell(others: readonly (readonly (SiteUsage | undefined)[])[], con
   return fall > GROWTH_SIGNIFICANCE * Math.sqrt(perByte * (2 * allocated + fall));
 }
 
+/**
+ * Whether the settled series leaves growth at the threshold's rate open:
+ * the upper bound of its slope (3 standard errors of sampling above the
+ * least-squares slope) reaches minGrowthBytesPerHour.
+ */
+function growthNotRuledOut(series: SampledSeries, seconds: readonly number[], context: SeriesContext): boolean {
+  const { slope, standardError } = sampledSlope(series, seconds, context.memProfileRate);
+  return (slope + GROWTH_SIGNIFICANCE * standardError) * 3600 >= context.thresholds.minGrowthBytesPerHour;
+}
+
 /** The trend of a site's in-use bytes over the settled window. */
 function inuseRiseOf(usages: readonly (SiteUsage | undefined)[], context: SeriesContext, growthStep: number): Rise {
   const from = Math.min(context.settledFrom, usages.length - 1);
@@ -822,6 +840,15 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
       if (enoughData && heldAtHighWater && !allocatesMap && !linked) {
         note = 'undecidable';
         strength *= 0.8;
+      } else if (
+        !enoughData ||
+        // A rise that ended (in itself or in what the map holds), or that moved from other lines, is shown, not open.
+        (!series.moved &&
+          !inuseRise.stopped &&
+          !(holdsElements && footprintRise.stopped) &&
+          growthNotRuledOut({ inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) }, settledSeconds, context))
+      ) {
+        note = 'insufficient';
       }
     }
   }
@@ -844,6 +871,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
     evidence,
     mapImpl,
     confidence: round2(strength * EVIDENCE_WEIGHT[evidence]),
+    ...(note === 'insufficient' ? { growthUndetermined: true as const } : {}),
     advice: adviceFor(template.kind, pattern, mapImpl, note),
     components: roundComponents(lastUsage.components),
     series: context.times.map((time, i) => ({ time, inuseBytes: Math.round(inuse[i] as number) })),

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { analyzeSeries, siteKey, type Evidence, type Kind, type MapComponent, type MapImpl, type SiteUsage, type TimedSnapshot } from '../../src/analysis/index.js';
 import { buildReport } from '../../src/analysis/report.js';
+import { formatReport } from '../../src/cli/format.js';
 
 const MiB = 1024 * 1024;
 
@@ -471,5 +472,37 @@ describe('series analysis: one map fed from two lines', () => {
   test('the same line beside a map that does not give its tables back is growing', () => {
     const findings = run(fillLine.map(() => 18.37));
     assert.equal(findings.find((f) => f.site.line === 112)?.pattern, 'growing');
+  });
+});
+
+describe('series analysis: stable only where the window can show it', () => {
+  const busy = (i: number): UsageSpec => ({ fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + i) * MiB });
+
+  test('one distinct capture cannot show a map is stable: the finding says growth is undetermined, and the table prints ~', () => {
+    // No GC cycle ended between the captures: every one repeats the first.
+    const result = analyzeSeries(series(5, () => [busy(0), { fn: 'main.put', line: 10, kind: 'map', inuse: 6 * MiB, alloc: 6 * MiB }]));
+    const [finding] = result.findings;
+    assert.equal(finding?.pattern, 'stable');
+    assert.equal(finding.growthUndetermined, true);
+    assert.match(finding.advice, /cannot rule out slow growth/);
+    const row = formatReport(buildReport(result, undefined, [])).split('\n').find((l) => l.includes('main.put'));
+    assert.match(row ?? '', /stable\s+6\.0 MiB\s+~\s/);
+  });
+
+  test('a rise of less than one sample at a sparse rate is not called stable without saying growth is undetermined', () => {
+    // MemProfileRate 4 MiB: the map's 3 MiB of new entries show as one 4 MiB sample, or none.
+    const mib = [8, 8, 8, 8, 8, 12, 12, 12, 12, 12];
+    const snaps = series(mib.length, (i) => [busy(i), { fn: 'main.put', line: 10, kind: 'map', inuse: mib[i]! * MiB, alloc: mib[i]! * MiB }]);
+    for (const s of snaps) s.memProfileRate = 4 * MiB;
+    const finding = analyzeSeries(snaps).findings.find((f) => f.kind === 'map');
+    assert.ok(finding?.pattern !== 'stable' || finding.growthUndetermined === true, `${finding?.pattern}, growthUndetermined ${String(finding?.growthUndetermined)}`);
+  });
+
+  test('a map whose tables stay the same sampled objects throughout is stable, and resolved', () => {
+    const result = analyzeSeries(series(8, (i) => [busy(i), { fn: 'main.index', line: 20, kind: 'map', inuse: 12 * MiB, alloc: 12 * MiB }]));
+    const finding = result.findings.find((f) => f.kind === 'map');
+    assert.equal(finding?.pattern, 'stable');
+    assert.equal(finding.growthUndetermined, undefined);
+    assert.doesNotMatch(finding.advice, /cannot rule out/);
   });
 });
