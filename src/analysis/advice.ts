@@ -8,9 +8,11 @@ export type Pattern = 'growing' | 'retained' | 'churn' | 'stable';
  * - `overflow-churn`: a classic map whose overflow buckets are what grows,
  *   while its bucket array and what it holds stay the same size;
  * - `undecidable`: a map held at one size with nothing of its own (keys and
- *   values inline, no pointers) whose being freed would show draining.
+ *   values inline, no pointers) whose being freed would show draining;
+ * - `insufficient`: a map called stable by a window that cannot rule out
+ *   growth (one distinct capture, or growth below what sampling resolves).
  */
-export type AdviceNote = 'overflow-churn' | 'undecidable';
+export type AdviceNote = 'overflow-churn' | 'undecidable' | 'insufficient';
 
 /** One line a developer can act on, fitting the pattern and the map implementation. */
 export function adviceFor(kind: Kind, pattern: Pattern, impl: MapImpl, note?: AdviceNote): string {
@@ -30,6 +32,12 @@ export function adviceFor(kind: Kind, pattern: Pattern, impl: MapImpl, note?: Ad
     return (
       `Map ${parts} held at one size since before the window; its keys and values are stored inline, so a heap profile cannot tell a full map ` +
       'from a drained one. Check len(m) (a debugger, a metric or a log line): if it is far below the size the map once had, replace it with a new make(map[K]V).'
+    );
+  }
+  if (note === 'insufficient') {
+    return (
+      `Map ${parts} look steady, but this window cannot rule out slow growth (too few distinct captures, or growth below what ` +
+      'sampling resolves at this MemProfileRate): watch it over more captures, each after a GC cycle, before calling it stable.'
     );
   }
   switch (pattern) {

@@ -48,6 +48,14 @@ export interface Finding {
   evidence: Evidence;
   mapImpl: MapImpl;
   confidence: number;
+  /**
+   * Set (true) on a `stable` map finding the window cannot support: one
+   * distinct settled capture, or a slope whose upper bound (3 standard
+   * errors of sampling) reaches minGrowthBytesPerHour, so growth of the
+   * threshold's size is not ruled out. Its growthBytesPerHour is then not
+   * a measurement (the table prints ~). Absent otherwise.
+   */
+  growthUndetermined?: true;
   advice: string;
   components: Partial<Record<MapComponent, number>>;
   series: SeriesPoint[];
@@ -125,26 +133,49 @@ export function analyzeSeries(
   const sites = indexSites(distinct);
   const reportable = (kind: Kind, inuse: readonly number[], allocDelta: number): boolean => mayBeReported(kind, inuse, allocDelta, context);
 
-  const findings: Finding[] = [];
+  /** Per site: its finding, when it may be reported. */
+  const lineFindings: (Finding | undefined)[] = new Array<Finding | undefined>(sites.templates.length);
   /** Per site: whether it grows, once classified (undefined: not yet; sites that cannot be reported wait until a group needs them). */
   const grows: (boolean | undefined)[] = new Array<boolean | undefined>(sites.templates.length);
+  const usagesOf = (i: number): (SiteUsage | undefined)[] => sites.usages[i] as (SiteUsage | undefined)[];
+  const classifyLine = (i: number, moved = false): Finding => classifySite({ template: sites.templates[i] as SiteUsage, usages: usagesOf(i), scope: 'line', moved }, context);
   sites.templates.forEach((template, i) => {
-    const usages = sites.usages[i] as (SiteUsage | undefined)[];
+    const usages = usagesOf(i);
     if (!reportable(template.kind, inuseOf(usages), allocDeltaOf(usages, context))) return;
-    const finding = classifySite({ template, usages, scope: 'line' }, context);
+    const finding = classifyLine(i);
     grows[i] = finding.pattern === 'growing';
-    if (isWorthReporting(finding, thresholds, context)) findings.push(finding);
+    lineFindings[i] = finding;
   });
+  const functionFindings: Finding[] = [];
   for (const group of functionGroups(sites.templates)) {
     // Only a growing group is reported; one too small to be can skip its lines and its merge.
     const inuse = distinct.map((_, c) => group.sites.reduce((sum, i) => sum + (sites.usages[i]?.[c]?.inuseBytes ?? 0), 0));
     if (!reportable(group.template.kind, inuse, Number.NaN)) continue;
-    const growingLine = group.sites.some((i) => (grows[i] ??= classifySite({ template: sites.templates[i] as SiteUsage, usages: sites.usages[i] as (SiteUsage | undefined)[], scope: 'line' }, context).pattern === 'growing'));
-    if (growingLine) continue; // its growth is already reported line by line
-    const usages = distinct.map((_, c) => mergeUsages(group.sites.map((i) => sites.usages[i]?.[c]), group));
-    const finding = classifySite({ template: group.template, usages, scope: 'function', lines: group.lines }, context);
-    if (finding.pattern === 'growing' && isWorthReporting(finding, thresholds, context)) findings.push(finding);
+    const growingLines = group.sites.filter((i) => (grows[i] ??= classifyLine(i).pattern === 'growing'));
+    let usages: (SiteUsage | undefined)[] | undefined; // merged only when needed
+    const mergedUsages = (): (SiteUsage | undefined)[] => (usages ??= distinct.map((_, c) => mergeUsages(group.sites.map((i) => sites.usages[i]?.[c]), group)));
+    const merged = (): Finding => classifySite({ template: group.template, usages: mergedUsages(), scope: 'function', lines: group.lines }, context);
+    if (growingLines.length > 0 && group.template.kind === 'map' && merged().pattern !== 'growing') {
+      // One map fed from several lines: a table that grows or splits is
+      // freed where it was allocated and allocated anew at the line
+      // inserting (internal/runtime/maps/table.go grow, split; runtime/map.go
+      // hashGrow, evacuate), and a same-size rehash moves it whole. A map's
+      // tables are freed only so (or with the whole map), so other lines of
+      // the function giving back map memory while this one rises are the
+      // map moving between lines: its growth is the function's, which does
+      // not grow.
+      for (const i of growingLines) {
+        if (!othersFell(group.sites.filter((j) => j !== i).map(usagesOf), context)) continue;
+        const finding = classifyLine(i, true);
+        grows[i] = finding.pattern === 'growing';
+        if (lineFindings[i]) lineFindings[i] = finding;
+      }
+    }
+    if (group.sites.some((i) => grows[i])) continue; // its growth is already reported line by line
+    const finding = merged();
+    if (finding.pattern === 'growing' && isWorthReporting(finding, thresholds, context)) functionFindings.push(finding);
   }
+  const findings = [...lineFindings.filter((f): f is Finding => f !== undefined && isWorthReporting(f, thresholds, context)), ...functionFindings];
   findings.sort(bySeriousness);
 
   return {
@@ -217,6 +248,8 @@ interface SiteSeries {
   usages: readonly (SiteUsage | undefined)[];
   scope: FindingScope;
   lines?: number[];
+  /** Its rise is memory moved from other lines of its function (their fall offsets it): not growth of its own. */
+  moved?: boolean;
 }
 
 const functionKey = (u: SiteUsage): string => `${u.kind}\t${u.site.function}\t${u.site.file}`;
@@ -351,6 +384,8 @@ interface Rise {
   bytes: number;
   tau: number;
   perHour: number;
+  /** The window rose, but its latter half shows the rise has ended (stoppedRising); `rising` is then false. */
+  stopped: boolean;
 }
 
 /** runtime.MemProfileRate when the program leaves it alone (runtime/mprof.go: 512 KiB). */
@@ -406,14 +441,27 @@ export function sampledVariancePerByte(size: number, rate: number): number {
  * sampling error at all (every allocation recorded).
  */
 function slopeSignificance(series: SampledSeries, seconds: readonly number[], rate: number): number {
+  const { slope, standardError } = sampledSlope(series, seconds, rate);
+  if (standardError <= 0) return slope > 0 ? Number.POSITIVE_INFINITY : 0;
+  return slope / standardError;
+}
+
+/**
+ * The least-squares slope (bytes per second) of `trend`, by default the
+ * estimates themselves, and its standard error under the sampling model of
+ * slopeSignificance, from the estimates in `series`. A lower envelope of the
+ * estimates has about their sampling error, so its slope can be judged
+ * against the same standard error.
+ */
+function sampledSlope(series: SampledSeries, seconds: readonly number[], rate: number, trend: readonly number[] = series.inuse): { slope: number; standardError: number } {
   const n = series.inuse.length;
-  if (n < 2) return 0;
+  if (n < 2) return { slope: 0, standardError: 0 };
   const meanT = seconds.reduce((a, t) => a + t, 0) / n;
   const sxx = seconds.reduce((a, t) => a + (t - meanT) ** 2, 0);
-  if (sxx <= 0) return 0;
+  if (sxx <= 0) return { slope: 0, standardError: 0 };
   const w = seconds.map((t) => (t - meanT) / sxx);
   const v = series.inuse.map((b) => Math.max(0, b));
-  const slope = w.reduce((a, wk, k) => a + wk * (v[k] as number), 0);
+  const slope = w.reduce((a, wk, k) => a + wk * Math.max(0, trend[k] as number), 0);
   const bytes = v.reduce((a, b) => a + b, 0);
   const objects = series.objects.reduce((a, o) => a + Math.max(0, o), 0);
   const perByte = sampledVariancePerByte(objects > 0 ? bytes / objects : 0, rate);
@@ -430,8 +478,7 @@ function slopeSignificance(series: SampledSeries, seconds: readonly number[], ra
     }
   }
   variance *= perByte;
-  if (variance <= 0) return slope > 0 ? Number.POSITIVE_INFINITY : 0;
-  return slope / Math.sqrt(variance);
+  return { slope, standardError: Math.sqrt(Math.max(0, variance)) };
 }
 
 /**
@@ -451,9 +498,9 @@ const GROWTH_SIGNIFICANCE = 3;
  * the estimates against its standard error under the sampling model
  * (slopeSignificance), not a difference of two points.
  */
-function riseOf(series: SampledSeries, seconds: readonly number[], context: SeriesContext): Rise {
+function riseOf(series: SampledSeries, seconds: readonly number[], context: SeriesContext, growthStep = SLICE_GROWTH_STEP): Rise {
   const values = series.inuse;
-  const none: Rise = { rising: false, bytes: 0, tau: 0, perHour: 0 };
+  const none: Rise = { rising: false, bytes: 0, tau: 0, perHour: 0, stopped: false };
   if (values.length < 2) return none;
 
   let envelope = values.map((_, i) => Math.min(...values.slice(i, i + 3)));
@@ -468,8 +515,57 @@ function riseOf(series: SampledSeries, seconds: readonly number[], context: Seri
   const perHour = linearSlope(xs, envelope) * 3600;
   const tau = kendallTau(envelope, 0.02 * peak);
   const significance = slopeSignificance(series, seconds, context.memProfileRate);
-  const rising = significance >= GROWTH_SIGNIFICANCE && bytes >= 0.05 * peak && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
-  return { rising, bytes, tau, perHour };
+  const rose = significance >= GROWTH_SIGNIFICANCE && bytes >= 0.05 * peak && perHour >= context.thresholds.minGrowthBytesPerHour && tau >= 0.5;
+  const stopped = rose && stoppedRising(series, envelope, xs, perHour / 3600, context.memProfileRate, growthStep);
+  return { rising: rose && !stopped, bytes, tau, perHour, stopped };
+}
+
+/**
+ * Memory that grows by moving into a bigger allocation (a map's tables, a
+ * slice's array, a buffer) is flat between two moves, and each move adds
+ * at least this share of what it held. A map doubles: a classic map's
+ * bucket array (runtime/map.go hashGrow: B+1) and a swiss map's table
+ * (internal/runtime/maps/table.go: grow to twice the capacity, or split
+ * into two of the same capacity), whose tables reach their load limit
+ * together since keys hash uniformly. A slice grows by at least a quarter
+ * (runtime/slice.go nextslicecap: newcap += (newcap + 3*256) >> 2 past
+ * 256 elements). Memory that grows by many small allocations has no such
+ * steps; a quarter keeps it from being read as stopped on too short a
+ * latter half.
+ */
+const MAP_GROWTH_STEP = 1;
+const SLICE_GROWTH_STEP = 0.25;
+
+/**
+ * Bar for "the latter half still rises on its own": lower than
+ * GROWTH_SIGNIFICANCE, as it only confirms a trend the whole window
+ * already established (one-sided, about 1 in 40).
+ */
+const STILL_RISING_SIGNIFICANCE = 2;
+
+/**
+ * Whether a rise over the window has ended before the window did: growth
+ * means still growing at the end (a cache that warmed up in a burst and
+ * then holds its bound rises over the window, but not over its latter
+ * half). Judged on the latter half of the envelope (the middle capture
+ * included) with the sampling model: its slope is not itself significant,
+ * and it falls short of the window's slope by more than sampling explains.
+ * The second test keeps a latter half too short or too noisy to show
+ * anything from overturning a rise (a buffer resampled at every capture,
+ * a map between two doublings over a few captures): only a latter half
+ * whose flatness sampling cannot explain away stops a rise.
+ */
+function stoppedRising(series: SampledSeries, envelope: readonly number[], xs: readonly number[], windowSlope: number, rate: number, growthStep: number): boolean {
+  const from = Math.floor((envelope.length - 1) / 2);
+  const end = envelope.length - 1;
+  if (end - from < 1) return false;
+  // At the window's rate, the latter half must have been long enough for the next step of growth.
+  const size = envelope[end] as number;
+  if (windowSlope * ((xs[end] as number) - (xs[from] as number)) < growthStep * size) return false;
+  const late: SampledSeries = { inuse: series.inuse.slice(from, end + 1), alloc: series.alloc.slice(from, end + 1), objects: series.objects.slice(from, end + 1) };
+  const { slope, standardError } = sampledSlope(late, xs.slice(from), rate, envelope.slice(from));
+  if (standardError <= 0) return slope <= 0;
+  return slope < STILL_RISING_SIGNIFICANCE * standardError && windowSlope - slope >= GROWTH_SIGNIFICANCE * standardError;
 }
 
 function median(values: readonly number[]): number {
@@ -528,6 +624,81 @@ function indexOtherMemory(snapshot: TimedSnapshot): Map<string, ElementBytes> {
   return index;
 }
 
+/**
+ * Whether what is counted as a map's elements grew more than the map can
+ * hold while its tables stayed the same: then most of that memory is not
+ * the map's (its owner's or caller's other memory, reported at its own
+ * site), and the map is not growing through it. A map is at most full at
+ * its load limit and at least half that right after it grows, since it
+ * grows to twice its capacity: a classic map at 6.5 entries per bucket to
+ * twice the buckets (runtime/map.go overLoadFactor, hashGrow), a swiss
+ * table at 7/8 of its slots to twice the slots or two tables
+ * (internal/runtime/maps/table.go maxAvgGroupLoad, rehash, split). So
+ * while no table is added its entries, and what they hold, at most double.
+ * The stretch is the settled captures since the map's tables last
+ * allocated (its allocation counter without entries has not moved: the
+ * same sampled tables throughout); the excess must stand above the
+ * sampling error of the elements' estimates.
+ */
+function outgrowsItsTables(elements: readonly ElementBytes[], structureAlloc: readonly number[], from: number, context: SeriesContext): boolean {
+  const end = elements.length - 1;
+  let start = from;
+  for (let k = end; k > from; k--) {
+    if ((structureAlloc[k] as number) > (structureAlloc[k - 1] as number)) {
+      start = k;
+      break;
+    }
+  }
+  if (start >= end) return false;
+  const first = elements[start] as ElementBytes;
+  const last = elements[end] as ElementBytes;
+  const excess = last.inuse - 2 * first.inuse;
+  if (excess <= 0) return false;
+  // The variance of last - 2·first if they were a growing map's: its entries stay, so the first
+  // estimate is part of the last (covariance, as in slopeSignificance) and the rest is new: V·last.
+  const perByte = sampledVariancePerByte(last.objects > 0 ? last.inuse / last.objects : 0, context.memProfileRate);
+  return excess > GROWTH_SIGNIFICANCE * Math.sqrt(perByte * last.inuse);
+}
+
+/**
+ * Whether the sites' in-use memory, summed, fell over the settled window
+ * by more than sampling explains (3 SE; the difference of two captures has
+ * variance V·(allocated + freed) in between, as in slopeSignificance).
+ */
+function othersFell(others: readonly (readonly (SiteUsage | undefined)[])[], context: SeriesContext): boolean {
+  const end = context.snapshots.length - 1;
+  const from = Math.min(context.settledFrom, end);
+  const sum = (c: number, field: 'inuseBytes' | 'allocBytes' | 'inuseObjects'): number => others.reduce((a, usages) => a + (usages[c]?.[field] ?? 0), 0);
+  const fall = sum(from, 'inuseBytes') - sum(end, 'inuseBytes');
+  if (!(fall > 0)) return false;
+  const allocated = Math.max(0, sum(end, 'allocBytes') - sum(from, 'allocBytes'));
+  const objects = sum(from, 'inuseObjects');
+  const perByte = sampledVariancePerByte(objects > 0 ? sum(from, 'inuseBytes') / objects : 0, context.memProfileRate);
+  return fall > GROWTH_SIGNIFICANCE * Math.sqrt(perByte * (2 * allocated + fall));
+}
+
+/**
+ * Whether the settled series leaves growth at the threshold's rate open:
+ * the upper bound of its slope (3 standard errors of sampling above the
+ * least-squares slope) reaches minGrowthBytesPerHour.
+ */
+function growthNotRuledOut(series: SampledSeries, seconds: readonly number[], context: SeriesContext): boolean {
+  const { slope, standardError } = sampledSlope(series, seconds, context.memProfileRate);
+  return (slope + GROWTH_SIGNIFICANCE * standardError) * 3600 >= context.thresholds.minGrowthBytesPerHour;
+}
+
+/** The trend of a site's in-use bytes over the settled window. */
+function inuseRiseOf(usages: readonly (SiteUsage | undefined)[], context: SeriesContext, growthStep: number): Rise {
+  const from = Math.min(context.settledFrom, usages.length - 1);
+  const settled = usages.slice(from);
+  return riseOf(
+    { inuse: settled.map((u) => u?.inuseBytes ?? 0), alloc: settled.map((u) => u?.allocBytes ?? 0), objects: settled.map((u) => u?.inuseObjects ?? 0) },
+    context.seconds.slice(from),
+    context,
+    growthStep,
+  );
+}
+
 function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   const { template, usages } = series;
   const { snapshots, seconds, noise } = context;
@@ -555,8 +726,8 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   // the window's allocation, so comparing the two bytes figures took a map
   // that keeps one copy in five, rising steadily, for churn.
   const keeps = (rise: Rise, allocated: number): boolean => rise.rising && (allocated <= 0 || settledHours <= 0 || rise.perHour >= (0.15 * allocated) / settledHours);
-  const inuseRise = riseOf({ inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) }, settledSeconds, context);
-  const inuseGrows = keeps(inuseRise, allocDelta);
+  const inuseRise = inuseRiseOf(usages, context, template.kind === 'map' ? MAP_GROWTH_STEP : SLICE_GROWTH_STEP);
+  let inuseGrows = !series.moved && keeps(inuseRise, allocDelta);
   let pattern: Pattern;
   let strength: number;
   let note: AdviceNote | undefined;
@@ -599,9 +770,16 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
       objects: settled(structureObjects.map((o, i) => o + (elements[i] as ElementBytes).objects)),
     };
     const footprintRise = riseOf(footprint, settledSeconds, context);
+    // A map's own memory grows only as entries go in, and between doublings
+    // it is flat: when it holds elements of its own, whether its growth has
+    // ended shows in them (the footprint's latter half), long before the
+    // tables would have to double again.
+    const holdsElements = Math.max(...settled(elements.map((e) => e.inuse))) >= context.floorNoise;
+    if (holdsElements && footprintRise.stopped) inuseGrows = false;
     const elementsGrow =
-      keeps(elementRise, elementsAllocated) ||
-      keeps(footprintRise, Math.max(0, (footprint.alloc[footprint.alloc.length - 1] as number) - (footprint.alloc[0] as number)));
+      (keeps(elementRise, elementsAllocated) ||
+        (!series.moved && keeps(footprintRise, Math.max(0, (footprint.alloc[footprint.alloc.length - 1] as number) - (footprint.alloc[0] as number))))) &&
+      !outgrowsItsTables(elements, structureAlloc, from, context);
     const mapImplOfSite = template.mapImpl !== 'unknown' ? template.mapImpl : (snapshots[points - 1] as TimedSnapshot).mapImpl;
     // A classic map under insert/delete churn gains overflow buckets until a
     // same-size rehash (runtime/map.go tooManyOverflowBuckets: about one per
@@ -662,6 +840,15 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
       if (enoughData && heldAtHighWater && !allocatesMap && !linked) {
         note = 'undecidable';
         strength *= 0.8;
+      } else if (
+        !enoughData ||
+        // A rise that ended (in itself or in what the map holds), or that moved from other lines, is shown, not open.
+        (!series.moved &&
+          !inuseRise.stopped &&
+          !(holdsElements && footprintRise.stopped) &&
+          growthNotRuledOut({ inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) }, settledSeconds, context))
+      ) {
+        note = 'insufficient';
       }
     }
   }
@@ -684,6 +871,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
     evidence,
     mapImpl,
     confidence: round2(strength * EVIDENCE_WEIGHT[evidence]),
+    ...(note === 'insufficient' ? { growthUndetermined: true as const } : {}),
     advice: adviceFor(template.kind, pattern, mapImpl, note),
     components: roundComponents(lastUsage.components),
     series: context.times.map((time, i) => ({ time, inuseBytes: Math.round(inuse[i] as number) })),

@@ -27,7 +27,8 @@ export function formatReport(report: Report): string {
       f.kind === 'map' && f.mapImpl !== 'unknown' ? `map/${f.mapImpl}` : f.kind,
       f.pattern,
       formatBytes(f.inuseBytes),
-      (f.growthBytesPerHour > 0 ? '+' : '') + formatBytes(f.growthBytesPerHour),
+      // A stable finding whose window cannot rule out growth: its slope is no measurement.
+      f.growthUndetermined ? '~' : (f.growthBytesPerHour > 0 ? '+' : '') + formatBytes(f.growthBytesPerHour),
       f.confidence.toFixed(2),
       f.evidence,
       f.caller ? frameLabel(f.caller) : '',

@@ -135,7 +135,7 @@ function renderSection(section: ReportSection, sectionIndex: number, data: Chart
 
 function renderFinding(f: Finding, rank: number): string {
   const components = Object.entries(f.components).filter(([, bytes]) => (bytes ?? 0) > 0);
-  const growth = `${f.growthBytesPerHour > 0 ? '+' : ''}${formatBytes(f.growthBytesPerHour)}/h`;
+  const growth = f.growthUndetermined ? '~ (not resolved by this window)' : `${f.growthBytesPerHour > 0 ? '+' : ''}${formatBytes(f.growthBytesPerHour)}/h`;
   return [
     `<div class="finding kind-${f.kind}">`,
     `<p class="verdict"><span class="rank">#${rank + 1}</span> <span class="badge ${f.pattern}">${f.pattern}</span> ` +

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { analyzeSeries, siteKey, type Evidence, type Kind, type MapComponent, type MapImpl, type SiteUsage, type TimedSnapshot } from '../../src/analysis/index.js';
 import { buildReport } from '../../src/analysis/report.js';
+import { formatReport } from '../../src/cli/format.js';
 
 const MiB = 1024 * 1024;
 
@@ -362,5 +363,146 @@ describe('series analysis: churn is memory given back', () => {
     ]);
     for (const s of snaps) s.memProfileRate = 4 * MiB;
     assert.notEqual(analyzeSeries(snaps).findings.find((f) => f.kind === 'map')?.pattern, 'churn');
+  });
+});
+
+describe('series analysis: growing means still growing at the end of the window', () => {
+  test('a map that grew in a burst and then held its size for the rest of the window is not growing', () => {
+    // Measured (a warming cache, Go 1.26, 30 captures 2 s apart): the warm-up ended 16 s into a 58 s window.
+    const map = [0.5, 2.1, 2.1, 4.6, 3.6, 3.6, 3.6, 6.2, ...Array<number>(22).fill(6.7)];
+    const values = [0.5, 1.5, 2.0, 2.0, 2.5, 4.0, 7.0, 7.5, 9.0, 10.5, 12.0, 13.0, ...Array<number>(18).fill(13.5)];
+    const result = analyzeSeries(
+      series(map.length, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + 100 * i) * MiB },
+        { fn: 'main.warm', line: 30, kind: 'map', inuse: map[i]! * MiB, alloc: Math.max(...map.slice(0, i + 1)) * 1.5 * MiB },
+        { fn: 'main.warm', line: 30, kind: 'other', inuse: values[i]! * MiB, alloc: Math.max(...values.slice(0, i + 1)) * MiB },
+      ]),
+    );
+    const map_ = result.findings.find((f) => f.kind === 'map');
+    assert.equal(map_?.pattern, 'stable');
+    assert.equal(result.findings.find((f) => f.kind === 'other'), undefined, 'its values stopped growing too: not reported');
+  });
+
+  test('the same map still filling at the end of the window is growing', () => {
+    const result = analyzeSeries(
+      series(30, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + 100 * i) * MiB },
+        { fn: 'main.warm', line: 30, kind: 'map', inuse: (0.5 + 0.25 * i) * MiB, alloc: (0.5 + 0.25 * i) * 1.5 * MiB },
+        { fn: 'main.warm', line: 30, kind: 'other', inuse: (0.5 + 0.5 * i) * MiB, alloc: (0.5 + 0.5 * i) * MiB },
+      ]),
+    );
+    assert.equal(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
+    assert.equal(result.findings.find((f) => f.kind === 'other')?.pattern, 'growing');
+  });
+
+  test('a latter half too noisy to show a rise does not stop one: a resampled buffer growing steadily stays growing', () => {
+    // Everything in use is re-allocated between captures (large sampling error); the latter half's own slope is not significant.
+    const result = analyzeSeries(series(10, (i) => [{ fn: 'main.record', line: 10, kind: 'other', inuse: (4 + 2 * i) * MiB, alloc: (8 + 4 * i) * MiB }]));
+    assert.equal(result.findings[0]?.pattern, 'growing');
+  });
+});
+
+describe('series analysis: growth in steps', () => {
+  test('a map whose tables doubled and are flat since, for less time than the next doubling takes at its rate, is still growing', () => {
+    // Measured (a go-cache that never expires, Go 1.26, 25 captures 2 s apart): its tables
+    // split together (keys hash uniformly) 22 s in; nothing else it holds is linked to it.
+    const tables = [16.76, 17.81, 17.81, 17.81, ...Array<number>(6).fill(18.86), 19.38, 24.62, 28.29, ...Array<number>(12).fill(28.81)];
+    const allocated = [33, 34.05, 34.05, 34.05, ...Array<number>(6).fill(39.29), 39.81, 46.62, 53.95, ...Array<number>(12).fill(54.48)];
+    const objects = [356, 378, 378, 378, ...Array<number>(6).fill(401), 412, 524, 601, ...Array<number>(12).fill(613)];
+    const result = analyzeSeries(
+      series(tables.length, (i) => [
+        { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + 100 * i) * MiB },
+        { fn: 'main.remember', line: 61, kind: 'map', inuse: tables[i]! * MiB, alloc: allocated[i]! * MiB, objects: objects[i]! },
+      ]),
+    );
+    assert.equal(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
+  });
+});
+
+describe('series analysis: a map can hold only so much more while its tables stay', () => {
+  test('a capped map whose caller also grows unrelated memory is not growing: the growth is reported as other', () => {
+    const result = analyzeSeries(
+      series(10, (i) => [
+        { fn: 'github.com/acme/lru.(*LRU).Add', line: 60, kind: 'map', inuse: 1.5 * MiB, alloc: 1.5 * MiB, caller: { fn: 'main.handle', line: 126 } },
+        { fn: 'main.handle', line: 129, kind: 'other', inuse: (5 + 4 * i) * MiB, alloc: (5 + 4 * i) * MiB },
+      ]),
+    );
+    assert.notEqual(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
+    assert.equal(result.findings.find((f) => f.kind === 'other')?.pattern, 'growing');
+  });
+
+  test('a capped map that grew early in the window, then held its tables while its caller leaked, is not growing', () => {
+    // Measured (golang-lru at capacity 50,000 in a handler that appends to a journal, Go 1.26, 30 captures 2 s apart):
+    // the LRU's tables grew until 14 s and never again; the journal grew throughout.
+    const lru = [1.53, 3.05, 3.05, 3.05, 1.02, ...Array<number>(25).fill(1.53)];
+    const lruAlloc = [2.04, 4.58, 4.58, 4.58, 5.6, ...Array<number>(25).fill(6.11)];
+    const result = analyzeSeries(
+      series(lru.length, (i) => [
+        { fn: 'github.com/acme/lru.(*LRU).Add', line: 60, kind: 'map', inuse: lru[i]! * MiB, alloc: lruAlloc[i]! * MiB, caller: { fn: 'main.handle', line: 126 } },
+        { fn: 'main.handle', line: 126, kind: 'other', inuse: 1.5 * MiB, alloc: (1.5 + 0.3 * i) * MiB },
+        { fn: 'main.handle', line: 129, kind: 'other', inuse: (2 + 1.15 * i) * MiB, alloc: (3 + 2.2 * i) * MiB },
+      ]),
+    );
+    assert.notEqual(result.findings.find((f) => f.kind === 'map')?.pattern, 'growing');
+    assert.equal(result.findings.find((f) => f.kind === 'other' && f.site.line === 129)?.pattern, 'growing');
+  });
+});
+
+describe('series analysis: one map fed from two lines', () => {
+  // Measured (a map filled to 851,969 entries at one line, then insert/delete churn at a constant count at another,
+  // Go 1.26, MemProfileRate 4096, 30 captures 2 s apart): tables the churn line allocates replace tables of the fill line.
+  const churnLine = [0, 0.04, 0.04, 0.14, 0.14, 0.25, 0.25, 0.25, 0.28, 0.28, 0.39, 0.39, 0.39, 0.46, 0.46, 0.46, 0.46, 0.71, 0.75, 0.75, 0.82, 0.82, 0.82, 0.82, 0.92, 0.92, 0.92, 0.92, 1.03, 1.03];
+  const fillLine = [18.37, 18.35, 18.35, 18.3, 18.3, 18.24, 18.24, 18.24, 18.23, 18.23, 18.17, 18.17, 18.17, 18.14, 18.14, 18.14, 18.14, 18.01, 17.99, 17.99, 17.94, 17.94, 17.94, 17.94, 17.89, 17.89, 17.89, 17.89, 17.83, 17.83];
+  const run = (fill: readonly number[]) => {
+    const snaps = series(churnLine.length, (i) => [
+      { fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + 100 * i) * MiB },
+      { fn: 'main.evacuating', line: 102, kind: 'map', inuse: fill[i]! * MiB, alloc: 36.74 * MiB, objects: Math.round((fill[i]! * MiB) / 10_600) },
+      ...(churnLine[i]! > 0 ? [{ fn: 'main.evacuating', line: 112, kind: 'map' as const, inuse: churnLine[i]! * MiB, alloc: churnLine[i]! * MiB, objects: Math.round((churnLine[i]! * MiB) / 18_600) }] : []),
+    ]);
+    for (const s of snaps) s.memProfileRate = 4096;
+    return analyzeSeries(snaps).findings;
+  };
+
+  test('the line whose tables replace the other line\'s is not growing: the map is at a constant size', () => {
+    const findings = run(fillLine);
+    assert.notEqual(findings.find((f) => f.site.line === 112)?.pattern, 'growing');
+    assert.equal(findings.some((f) => f.pattern === 'growing'), false, 'nor is the function');
+  });
+
+  test('the same line beside a map that does not give its tables back is growing', () => {
+    const findings = run(fillLine.map(() => 18.37));
+    assert.equal(findings.find((f) => f.site.line === 112)?.pattern, 'growing');
+  });
+});
+
+describe('series analysis: stable only where the window can show it', () => {
+  const busy = (i: number): UsageSpec => ({ fn: 'main.busy', line: 99, kind: 'other', inuse: 100 * 1024, alloc: (1 + i) * MiB });
+
+  test('one distinct capture cannot show a map is stable: the finding says growth is undetermined, and the table prints ~', () => {
+    // No GC cycle ended between the captures: every one repeats the first.
+    const result = analyzeSeries(series(5, () => [busy(0), { fn: 'main.put', line: 10, kind: 'map', inuse: 6 * MiB, alloc: 6 * MiB }]));
+    const [finding] = result.findings;
+    assert.equal(finding?.pattern, 'stable');
+    assert.equal(finding.growthUndetermined, true);
+    assert.match(finding.advice, /cannot rule out slow growth/);
+    const row = formatReport(buildReport(result, undefined, [])).split('\n').find((l) => l.includes('main.put'));
+    assert.match(row ?? '', /stable\s+6\.0 MiB\s+~\s/);
+  });
+
+  test('a rise of less than one sample at a sparse rate is not called stable without saying growth is undetermined', () => {
+    // MemProfileRate 4 MiB: the map's 3 MiB of new entries show as one 4 MiB sample, or none.
+    const mib = [8, 8, 8, 8, 8, 12, 12, 12, 12, 12];
+    const snaps = series(mib.length, (i) => [busy(i), { fn: 'main.put', line: 10, kind: 'map', inuse: mib[i]! * MiB, alloc: mib[i]! * MiB }]);
+    for (const s of snaps) s.memProfileRate = 4 * MiB;
+    const finding = analyzeSeries(snaps).findings.find((f) => f.kind === 'map');
+    assert.ok(finding?.pattern !== 'stable' || finding.growthUndetermined === true, `${finding?.pattern}, growthUndetermined ${String(finding?.growthUndetermined)}`);
+  });
+
+  test('a map whose tables stay the same sampled objects throughout is stable, and resolved', () => {
+    const result = analyzeSeries(series(8, (i) => [busy(i), { fn: 'main.index', line: 20, kind: 'map', inuse: 12 * MiB, alloc: 12 * MiB }]));
+    const finding = result.findings.find((f) => f.kind === 'map');
+    assert.equal(finding?.pattern, 'stable');
+    assert.equal(finding.growthUndetermined, undefined);
+    assert.doesNotMatch(finding.advice, /cannot rule out/);
   });
 });
