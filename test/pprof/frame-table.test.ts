@@ -4,15 +4,12 @@ import { Function as PprofFunction, Line, Location, Profile, Sample, StringTable
 import { decodeHeapProfile } from '../../src/pprof/index.js';
 import { internedFrames } from '../../src/pprof/frame-table.js';
 
-/** A heap profile with one sample per (function, line): `functions` functions of `lines` lines each. */
-function profileOf(functions: number, lines: number, prefix = 'main.f'): Uint8Array {
+/** A heap profile of functions named `names` in `file`, one sample per location; `locationsOf` gives each location's lines. */
+function heapProfile(names: string[], file: string, locationsOf: (fns: PprofFunction[]) => Line[][]): Uint8Array {
   const strings = new StringTable();
   const types = ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'];
-  const fns = Array.from({ length: functions }, (_, i) => new PprofFunction({ id: i + 1, name: strings.dedup(`${prefix}${i}`), filename: strings.dedup('/src/main.go') }));
-  const locations: Location[] = [];
-  for (let f = 0; f < functions; f++) {
-    for (let l = 0; l < lines; l++) locations.push(new Location({ id: locations.length + 1, address: 0x1000 + 8 * locations.length, line: [new Line({ functionId: f + 1, line: 10 + l })] }));
-  }
+  const fns = names.map((name, i) => new PprofFunction({ id: i + 1, name: strings.dedup(name), filename: strings.dedup(file) }));
+  const locations = locationsOf(fns).map((lines, i) => new Location({ id: i + 1, address: 0x1000 + 8 * i, line: lines }));
   return new Profile({
     stringTable: strings,
     sampleType: types.map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
@@ -22,19 +19,17 @@ function profileOf(functions: number, lines: number, prefix = 'main.f'): Uint8Ar
   }).encode();
 }
 
+const named = (count: number, prefix: string): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+const lineNumbers = (lines: number): number[] => Array.from({ length: lines }, (_, l) => 10 + l);
+
+/** One sample per (function, line): `functions` functions of `lines` lines each, function after function. */
+function profileOf(functions: number, lines: number, prefix = 'main.f'): Uint8Array {
+  return heapProfile(named(functions, prefix), '/src/main.go', (fns) => fns.flatMap((fn) => lineNumbers(lines).map((line) => [new Line({ functionId: fn.id, line })])));
+}
+
 /** One location per line number, holding that line of every function (inlined frames): every function is met while the table is still small. */
 function interleaved(functions: number, lines: number): Uint8Array {
-  const strings = new StringTable();
-  const types = ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'];
-  const fns = Array.from({ length: functions }, (_, i) => new PprofFunction({ id: i + 1, name: strings.dedup(`lib.h${i}`), filename: strings.dedup('/src/h.go') }));
-  const locations = Array.from({ length: lines }, (_, l) => new Location({ id: l + 1, address: 0x2000 + 8 * l, line: fns.map((fn) => new Line({ functionId: fn.id, line: 10 + l })) }));
-  return new Profile({
-    stringTable: strings,
-    sampleType: types.map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
-    location: locations,
-    function: fns,
-    sample: locations.map((loc) => new Sample({ locationId: [loc.id], value: [1, 64, 1, 64] })),
-  }).encode();
+  return heapProfile(named(functions, 'lib.h'), '/src/h.go', (fns) => lineNumbers(lines).map((line) => fns.map((fn) => new Line({ functionId: fn.id, line }))));
 }
 
 describe('frames from one capture to the next', () => {
@@ -66,15 +61,7 @@ describe('frames from one capture to the next', () => {
 
   test('a frame of a long name is never shared: a look-up would compare the name whole', () => {
     const long = `example.com/${'x'.repeat(5_000)}.F`;
-    const strings = new StringTable();
-    const types = ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'];
-    const bytes = new Profile({
-      stringTable: strings,
-      sampleType: types.map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
-      location: [new Location({ id: 1, address: 0x3000, line: [new Line({ functionId: 1, line: 5 })] })],
-      function: [new PprofFunction({ id: 1, name: strings.dedup(long), filename: strings.dedup('/src/x.go') })],
-      sample: [new Sample({ locationId: [1], value: [1, 64, 1, 64] })],
-    }).encode();
+    const bytes = heapProfile([long], '/src/x.go', (fns) => [[new Line({ functionId: fns[0]!.id, line: 5 })]]);
     const held = internedFrames();
     const [first, second] = [decodeHeapProfile(bytes), decodeHeapProfile(bytes)].map((p) => p.records[0]!.stack[0]!);
     assert.deepEqual(second, { function: long, file: '/src/x.go', line: 5 });
