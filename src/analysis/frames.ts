@@ -82,12 +82,24 @@ const STDLIB_ROOTS = new Set(
   ).split(' '),
 );
 
-/** "encoding/json.(*decodeState).object" → "encoding/json". */
+/**
+ * "encoding/json.(*decodeState).object" → "encoding/json". Type arguments
+ * are not the function's package: "slices.Insert[go.shape.struct { V
+ * example.com/m/other.V }]" is in slices. Only the head of a name is read,
+ * so a name of megabytes costs what a real one does.
+ */
 export function packagePath(fn: string): string {
-  const lastSlash = fn.lastIndexOf('/');
-  const dot = fn.indexOf('.', lastSlash + 1);
-  return dot < 0 ? fn : fn.slice(0, dot);
+  const head = fn.length > MAX_SYMBOL_HEAD ? fn.slice(0, MAX_SYMBOL_HEAD) : fn;
+  const bracket = head.indexOf('[');
+  const name = bracket < 0 ? head : head.slice(0, bracket);
+  const lastSlash = name.lastIndexOf('/');
+  const dot = name.indexOf('.', lastSlash + 1);
+  return dot < 0 ? name : name.slice(0, dot);
 }
+
+/** Far past any Go package path; file paths stop at PATH_MAX. */
+const MAX_SYMBOL_HEAD = 1024;
+const PATH_MAX = 4096;
 
 export function isStdlibFrame(fn: string): boolean {
   let known = STDLIB_BY_FUNCTION.get(fn);
@@ -215,7 +227,8 @@ export function isMainModuleFrame(frame: Frame): boolean {
   if (fn === '?' || isStdlibFrame(fn)) return false;
   if (packagePath(fn) === 'main') return true;
   if (frame.file === '') return false;
-  return !frame.file.includes('@') && !frame.file.includes('/vendor/');
+  const file = frame.file.length > PATH_MAX ? frame.file.slice(0, PATH_MAX) : frame.file;
+  return !file.includes('@') && !file.includes('/vendor/');
 }
 
 /** See StackOwners.caller. */

@@ -49,6 +49,10 @@ describe('frames', () => {
     assert.ok(!isStdlibFrame('main.main'));
     assert.ok(!isStdlibFrame('github.com/x/y.F'));
     assert.ok(!isStdlibFrame('example.com/app/internal/store.(*S).Put'));
+    // As Go 1.26 names a generic instantiation whose type argument is from another package (go tool nm).
+    assert.ok(isStdlibFrame('slices.Insert[go.shape.[]main.Wrap,go.shape.struct { V example.com/m/other.V }]'));
+    assert.ok(!isStdlibFrame('github.com/x/y.Map[go.shape.string,go.shape.struct { T time.Time }]'));
+    assert.ok(isMainModuleFrame({ function: 'main.keep[go.shape.struct { V example.com/m/other.V }]', file: '/src/m/main.go', line: 1 }));
   });
 });
 
