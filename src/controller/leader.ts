@@ -12,6 +12,9 @@ export interface LeaderElectionOptions {
 }
 
 /** client-go's defaults: 15 s lease > 10 s renew deadline > 1.2 × 2 s retry. */
+/** A release that conflicts is read and tried again this many times in all. */
+const RELEASE_TRIES = 3;
+
 export const DEFAULT_LEASE_TIMING = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 
 const isCode = (err: unknown, code: number): boolean => (err as { code?: number }).code === code;
@@ -30,6 +33,8 @@ export class LeaderElector {
   private lastRenew = 0;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  /** The attempt in flight, if any: stop() gives it a retry period to land, so the release reads the lease after it. */
+  private attempt?: Promise<void>;
 
   constructor(
     kc: KubeConfig,
@@ -48,11 +53,15 @@ export class LeaderElector {
 
   start(): void {
     this.stopped = false;
-    void this.tick();
+    this.run();
+  }
+
+  private run(): void {
+    this.attempt = this.tick().finally(() => (this.attempt = undefined));
   }
 
   private schedule(): void {
-    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.options.retryPeriodMs);
+    if (!this.stopped) this.timer = setTimeout(() => this.run(), this.options.retryPeriodMs);
   }
 
   private async tick(): Promise<void> {
@@ -145,25 +154,45 @@ export class LeaderElector {
     }
   }
 
-  /** Stops campaigning; a leader releases the lease so a follower takes over at once. */
+  /**
+   * Stops campaigning; a leader releases the lease so a follower takes over
+   * at once. A renewal in flight can land between the release's read and
+   * its write: the release then conflicts (409) and reads the lease again
+   * (a renewal landing after the release conflicts instead, and fails). The
+   * attempt in flight gets a retry period to land first; an API server that
+   * does not answer does not hold the stop longer than that.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    if (this.attempt) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.attempt, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.retryPeriodMs)))]);
+      clearTimeout(timer);
+    }
     if (!this.leading) return;
     this.leading = false;
-    try {
-      const lease = await this.api.readNamespacedLease({ name: this.options.name, namespace: this.options.namespace });
-      if (lease.spec?.holderIdentity === this.options.identity) {
-        await this.api.replaceNamespacedLease({
-          name: this.options.name,
-          namespace: this.options.namespace,
-          body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: micro(new Date()) } },
-        });
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.release();
+        break;
+      } catch (err) {
+        if (isCode(err, 409) && tries < RELEASE_TRIES) continue;
+        this.log.warn('could not release the lease', { error: (err as Error).message });
+        break;
       }
-    } catch (err) {
-      this.log.warn('could not release the lease', { error: (err as Error).message });
     }
     await this.callbacks.onStoppedLeading();
+  }
+
+  private async release(): Promise<void> {
+    const lease = await this.api.readNamespacedLease({ name: this.options.name, namespace: this.options.namespace });
+    if (lease.spec?.holderIdentity !== this.options.identity) return;
+    await this.api.replaceNamespacedLease({
+      name: this.options.name,
+      namespace: this.options.namespace,
+      body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: micro(new Date()) } },
+    });
   }
 }
 

@@ -233,6 +233,25 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     }
     assert.equal((await leases.readNamespacedLease(lease)).spec?.holderIdentity, undefined, 'released');
   });
+
+  test('a leader stopped while a renewal is in flight still releases its lease (the release reads again on conflict)', async () => {
+    const leases = kc.makeApiClient(CoordinationV1Api);
+    const lease = { namespace: NS, name: 'busy-renewer' };
+    // Renewing every 10 ms keeps a renewal in flight most of the time: some stops land between its read and its write.
+    for (let round = 0; round < 15; round++) {
+      const elector = new LeaderElector(
+        kc,
+        { ...lease, identity: `renewer-${round}`, leaseDurationMs: 2_000, renewDeadlineMs: 1_500, retryPeriodMs: 10 },
+        { onStartedLeading: () => undefined, onStoppedLeading: () => undefined },
+        jsonLogger({ part: 'leader-election' }),
+      );
+      elector.start();
+      await waitFor('leading', async () => elector.isLeader || undefined, 10_000, 10);
+      await new Promise((resolve) => setTimeout(resolve, 20 + 7 * round));
+      await elector.stop();
+      assert.equal((await leases.readNamespacedLease(lease)).spec?.holderIdentity, undefined, `released (stop ${round + 1})`);
+    }
+  });
 });
 
 describe('supervised informer against a real API server', () => {
