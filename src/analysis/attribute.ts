@@ -227,12 +227,8 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
   const usages: SiteUsage[] = [];
   const allocBytesByFunction = new Map<string, number>();
   let evidence: Evidence = 'none';
-  // Bytes per usage and caller site, keyed by usage × sites + caller: every site has its id by now.
-  const siteCount = sites.count;
-  const callerEntry = new Map<number, number>();
-  const callerUsage: SiteUsage[] = [];
-  const callerFrame: Site[] = [];
-  const callerBytes: number[] = [];
+  // Bytes per usage and caller site (most usages have none, or one).
+  const callerBytes = new Map<SiteUsage, Map<number, { frame: Site; bytes: number }>>();
   for (const id of firstSeen) {
     const at = SUMS * id;
     const inuse = sums[at + INUSE_BYTES] as number;
@@ -270,29 +266,22 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
     }
     const caller = callerId[id] as number;
     if (caller >= 0) {
-      const key = site * siteCount + caller;
-      const entry = callerEntry.get(key);
-      if (entry !== undefined) callerBytes[entry] = (callerBytes[entry] as number) + (inuse + alloc);
-      else {
-        callerEntry.set(key, callerBytes.push(inuse + alloc) - 1);
-        callerUsage.push(usage);
-        callerFrame.push(attributions.caller[id] as Site);
-      }
+      let byCaller = callerBytes.get(usage);
+      if (!byCaller) callerBytes.set(usage, (byCaller = new Map()));
+      const seen = byCaller.get(caller);
+      if (seen) seen.bytes += inuse + alloc;
+      else byCaller.set(caller, { frame: attributions.caller[id] as Site, bytes: inuse + alloc });
     }
     const fn = (attributions.site[id] as Site).function;
     allocBytesByFunction.set(fn, (allocBytesByFunction.get(fn) ?? 0) + alloc);
     evidence = strongerEvidence(evidence, siteEvidence);
   }
   // Each usage's caller is the one with the most bytes (the first of equals).
-  const best = new Map<SiteUsage, number>();
-  callerUsage.forEach((usage, entry) => {
-    const bytes = callerBytes[entry] as number;
-    const seen = best.get(usage);
-    if (seen === undefined || bytes > seen) {
-      best.set(usage, bytes);
-      usage.caller = callerFrame[entry];
-    }
-  });
+  for (const [usage, byCaller] of callerBytes) {
+    let best: { frame: Site; bytes: number } | undefined;
+    for (const candidate of byCaller.values()) if (!best || candidate.bytes > best.bytes) best = candidate;
+    if (best) usage.caller = best.frame;
+  }
 
   return {
     time: columns.time === undefined ? undefined : new Date(columns.time),

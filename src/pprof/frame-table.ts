@@ -21,8 +21,8 @@ export function internFrame(fn: string, file: string, line: number): Frame {
     return frame;
   }
   const frames = framesOf(fn);
-  // A function has a few allocating lines: a short scan beats a map per function.
-  for (const frame of frames) if (frame.line === line && frame.file === file) return frame;
+  const known = lineIn(frames, file, line);
+  if (known) return known;
   const frame = { function: fn, file, line };
   hold(frames, frame);
   return frame;
@@ -35,9 +35,15 @@ export function beginProfile(): void {
   tableInUse = true;
   for (const frame of firstFrames) {
     const frames = framesOf(frame.function);
-    if (!frames.some((f) => f.line === frame.line && f.file === frame.file)) hold(frames, frame);
+    if (!lineIn(frames, frame.file, frame.line)) hold(frames, frame);
   }
   firstFrames = [];
+}
+
+/** A function has a few allocating lines: a short scan beats a map per function. */
+function lineIn(frames: readonly Frame[], file: string, line: number): Frame | undefined {
+  for (const frame of frames) if (frame.line === line && frame.file === file) return frame;
+  return undefined;
 }
 
 function framesOf(fn: string): Frame[] {

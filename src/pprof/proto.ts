@@ -586,7 +586,6 @@ class Stacks {
   }
 }
 
-
 /** FNV-1a over the location indexes, finished so that nearby sequences spread over the table. */
 function hashPath(path: Int32Array, depth: number): number {
   let hash = 0x811c9dc5 ^ depth;
