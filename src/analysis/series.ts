@@ -687,18 +687,6 @@ function growthNotRuledOut(series: SampledSeries, seconds: readonly number[], co
   return (slope + GROWTH_SIGNIFICANCE * standardError) * 3600 >= context.thresholds.minGrowthBytesPerHour;
 }
 
-/** The trend of a site's in-use bytes over the settled window. */
-function inuseRiseOf(usages: readonly (SiteUsage | undefined)[], context: SeriesContext, growthStep: number): Rise {
-  const from = Math.min(context.settledFrom, usages.length - 1);
-  const settled = usages.slice(from);
-  return riseOf(
-    { inuse: settled.map((u) => u?.inuseBytes ?? 0), alloc: settled.map((u) => u?.allocBytes ?? 0), objects: settled.map((u) => u?.inuseObjects ?? 0) },
-    context.seconds.slice(from),
-    context,
-    growthStep,
-  );
-}
-
 function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   const { template, usages } = series;
   const { snapshots, seconds, noise } = context;
@@ -726,7 +714,8 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
   // the window's allocation, so comparing the two bytes figures took a map
   // that keeps one copy in five, rising steadily, for churn.
   const keeps = (rise: Rise, allocated: number): boolean => rise.rising && (allocated <= 0 || settledHours <= 0 || rise.perHour >= (0.15 * allocated) / settledHours);
-  const inuseRise = inuseRiseOf(usages, context, template.kind === 'map' ? MAP_GROWTH_STEP : SLICE_GROWTH_STEP);
+  const settledSeries: SampledSeries = { inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) };
+  const inuseRise = riseOf(settledSeries, settledSeconds, context, template.kind === 'map' ? MAP_GROWTH_STEP : SLICE_GROWTH_STEP);
   let inuseGrows = !series.moved && keeps(inuseRise, allocDelta);
   let pattern: Pattern;
   let strength: number;
@@ -846,7 +835,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
         (!series.moved &&
           !inuseRise.stopped &&
           !(holdsElements && footprintRise.stopped) &&
-          growthNotRuledOut({ inuse: settledInuse, alloc: settled(alloc), objects: settled(usages.map((u) => u?.inuseObjects ?? 0)) }, settledSeconds, context))
+          growthNotRuledOut(settledSeries, settledSeconds, context))
       ) {
         note = 'insufficient';
       }
