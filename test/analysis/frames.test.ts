@@ -52,6 +52,9 @@ describe('frames', () => {
     // As Go 1.26 names a generic instantiation whose type argument is from another package (go tool nm).
     assert.ok(isStdlibFrame('slices.Insert[go.shape.[]main.Wrap,go.shape.struct { V example.com/m/other.V }]'));
     assert.ok(!isStdlibFrame('github.com/x/y.Map[go.shape.string,go.shape.struct { T time.Time }]'));
+    // A hostile name of megabytes is read by its head: its package is still told right.
+    assert.ok(isStdlibFrame(`encoding/json.F${'x'.repeat(2 * 1024 * 1024)}`));
+    assert.ok(!isStdlibFrame(`github.com/x/y.F${'/a.b'.repeat(512 * 1024)}`));
     assert.ok(isMainModuleFrame({ function: 'main.keep[go.shape.struct { V example.com/m/other.V }]', file: '/src/m/main.go', line: 1 }));
   });
 });
