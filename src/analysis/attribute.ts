@@ -2,7 +2,7 @@ import { profileToColumns, type ProfileColumns } from '../pprof/columns.js';
 import { FrameMemo } from '../pprof/frame-table.js';
 import type { Frame, HeapProfile, HiddenFrames } from '../pprof/types.js';
 import { FrameFacts, hiddenMapRole, isVisibleMapFrame, stackOwners, type MapComponent, type MapImpl, type StackOwners } from './frames.js';
-import { inferSizeSignatures, isStructureSize, plausibleShapesOf, type SizeSignature, type SizeStats } from './signature.js';
+import { inferSizeSignatures, plausibleShapesOf, SizeFigures, type SizeSignature } from './signature.js';
 
 export type Kind = 'map' | 'other';
 
@@ -359,35 +359,28 @@ function applySizeSignatures(columns: ProfileColumns, attributions: Attributions
 
   const candidates: { records: Int32Array; signatures: SizeSignature[] }[] = [];
   const proofBytes = { classic: 0, swiss: 0 };
-  const structural: number[] = [];
+  const figures = new SizeFigures();
   for (let site = 0; site < largest.length; site++) {
-    if (starts[site] === starts[site + 1]) continue;
-    const indexes = grouped.subarray(starts[site], starts[site + 1]);
-    structural.length = 0;
-    for (const i of indexes) {
-      const size = objectSize[i] as number;
-      if (isStructureSize(size) && !structural.includes(size)) structural.push(size);
-    }
-    const plausible = plausibleShapesOf(structural);
-    if (plausible.length === 0) continue;
-    const bySize = new Map<number, SizeStats>();
-    for (const i of indexes) {
-      const size = objectSize[i] as number;
-      let stats = bySize.get(size);
-      if (!stats) bySize.set(size, (stats = { objects: 0, bytes: 0 }));
+    const from = starts[site] as number;
+    const to = starts[site + 1] as number;
+    if (from === to) continue;
+    figures.clear();
+    for (let k = from; k < to; k++) {
+      const i = grouped[k] as number;
       // Allocation figures hold the whole growth history; a profile with
       // in-use figures only still has the live structure.
       const useAlloc = (allocObjects[i] as number) > 0;
-      stats.objects += (useAlloc ? allocObjects[i] : inuseObjects[i]) as number;
-      stats.bytes += (useAlloc ? allocBytes[i] : inuseBytes[i]) as number;
+      figures.add(objectSize[i] as number, (useAlloc ? allocObjects[i] : inuseObjects[i]) as number, (useAlloc ? allocBytes[i] : inuseBytes[i]) as number);
     }
-    const signatures = inferSizeSignatures(bySize, plausible);
+    const plausible = plausibleShapesOf(figures.structureSizes());
+    if (plausible.length === 0) continue;
+    const signatures = inferSizeSignatures(figures, plausible);
     if (signatures.length === 0) continue;
     for (const s of signatures) {
       if (s.provesClassic) proofBytes.classic += s.explainedBytes;
       if (s.provesSwiss) proofBytes.swiss += s.explainedBytes;
     }
-    candidates.push({ records: indexes, signatures });
+    candidates.push({ records: grouped.subarray(from, to), signatures });
   }
   const impl = knownImpl !== 'unknown' ? knownImpl : implFromProofs(proofBytes);
   for (const { records: indexes, signatures } of candidates) {
@@ -398,7 +391,8 @@ function applySizeSignatures(columns: ProfileColumns, attributions: Attributions
     if (!signature) continue;
     // One map attribution per owner attribution and component at this site (records share them, as they share their stacks' attributions).
     const asMap = new Map<number, number>();
-    for (const i of indexes) {
+    for (let k = 0; k < indexes.length; k++) {
+      const i = indexes[k] as number;
       const component = signature.components.get(objectSize[i] as number);
       if (!component) continue;
       const owner = of[i] as number;
@@ -452,7 +446,8 @@ export function implFromGoVersion(version: string | undefined): MapImpl {
 /** The implementation most records' hidden frames name. */
 function dominantImpl(attributions: Attributions): MapImpl {
   const perAttribution = new Float64Array(attributions.count);
-  for (const id of attributions.of) perAttribution[id] = (perAttribution[id] as number) + 1;
+  const { of } = attributions;
+  for (let i = 0; i < of.length; i++) perAttribution[of[i] as number] = (perAttribution[of[i] as number] as number) + 1;
   let swiss = 0;
   let classic = 0;
   attributions.impl.forEach((impl, id) => {

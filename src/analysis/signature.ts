@@ -118,7 +118,8 @@ SHAPES.forEach((shape, id) => {
   shape.levelSizes.forEach((size, level) => {
     const list = STRUCTURES.get(size);
     if (!list) STRUCTURES.set(size, [{ shape: id, level }]);
-    else if (!list.some((c) => c.shape === id)) list.push({ shape: id, level });
+    // A shape's levels come one after another: a size two of its levels share is already its last entry.
+    else if ((list[list.length - 1] as Candidate).shape !== id) list.push({ shape: id, level });
   });
 });
 
@@ -174,15 +175,17 @@ function worthAFullLook(shape: Shape, levels: number): boolean {
 /**
  * Shapes worth a full look for a set of large sizes. Sites share size sets
  * (size classes, page multiples), so the candidate walk runs once per set.
+ * Keyed by a hash of the set; each entry keeps its sizes to be told from
+ * others of its hash.
  */
-const PLAUSIBLE_BY_SIZE_SET = new Map<number | string, Int32Array>();
-const MAX_CACHED_SIZE_SETS = 50_000;
-
-function plausibleShapes(bySize: ReadonlyMap<number, SizeStats>): Int32Array {
-  const sizes: number[] = [];
-  for (const size of bySize.keys()) if (isStructureSize(size)) sizes.push(size);
-  return plausibleShapesOf(sizes);
+interface SizeSet {
+  sizes: Float64Array;
+  plausible: PlausibleShapes;
 }
+const PLAUSIBLE_BY_SIZE_SET = new Map<number, SizeSet[]>();
+let cachedSizeSets = 0;
+const MAX_CACHED_SIZE_SETS = 50_000;
+const MAX_CACHED_SET_SIZES = 256;
 
 /** Shapes (and their levels seen) worth a full look at a site; empty when no signature can explain it. */
 export type PlausibleShapes = Int32Array;
@@ -194,14 +197,21 @@ export type PlausibleShapes = Int32Array;
  */
 export function plausibleShapesOf(sizes: number[]): PlausibleShapes {
   if (sizes.length === 0) return NONE;
-  sizes.sort((a, b) => a - b);
-  // Most sites have one such size: a number is a cheaper key than a string.
-  const key: number | string = sizes.length === 1 ? (sizes[0] as number) : sizes.join(',');
-  const cached = PLAUSIBLE_BY_SIZE_SET.get(key);
-  if (cached) return cached;
+  sortAscending(sizes);
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < sizes.length; i++) hash = mixNumber(hash, sizes[i] as number);
+  const held = PLAUSIBLE_BY_SIZE_SET.get(hash);
+  if (held) {
+    for (let k = 0; k < held.length; k++) {
+      const entry = held[k] as SizeSet;
+      if (sameSizes(entry.sizes, sizes)) return entry.plausible;
+    }
+  }
   const touched: number[] = [];
   for (const size of sizes) {
-    for (const { shape, level } of STRUCTURES.get(size) as Candidate[]) {
+    const candidates = STRUCTURES.get(size) as Candidate[];
+    for (let c = 0; c < candidates.length; c++) {
+      const { shape, level } = candidates[c] as Candidate;
       if (SEEN_LEVELS[shape] === 0) touched.push(shape);
       SEEN_LEVELS[shape] = (SEEN_LEVELS[shape] as number) | (1 << level);
     }
@@ -212,32 +222,116 @@ export function plausibleShapesOf(sizes: number[]): PlausibleShapes {
     SEEN_LEVELS[id] = 0;
   }
   const result = Int32Array.from(plausible);
-  if (typeof key === 'string' && key.length > MAX_CACHED_KEY) return result;
-  if (PLAUSIBLE_BY_SIZE_SET.size >= MAX_CACHED_SIZE_SETS) PLAUSIBLE_BY_SIZE_SET.clear();
-  PLAUSIBLE_BY_SIZE_SET.set(key, result);
+  if (sizes.length > MAX_CACHED_SET_SIZES) return result;
+  if (cachedSizeSets >= MAX_CACHED_SIZE_SETS) {
+    PLAUSIBLE_BY_SIZE_SET.clear();
+    cachedSizeSets = 0;
+  }
+  const entry: SizeSet = { sizes: Float64Array.from(sizes), plausible: result };
+  if (!held) PLAUSIBLE_BY_SIZE_SET.set(hash, [entry]);
+  else if (held.length < MAX_PER_HASH) held.push(entry);
+  else return result; // a profile made to collide gets no quadratic look-ups
+  cachedSizeSets++;
   return result;
 }
+
+function sameSizes(held: Float64Array, sizes: readonly number[]): boolean {
+  if (held.length !== sizes.length) return false;
+  for (let i = 0; i < sizes.length; i++) if (held[i] !== sizes[i]) return false;
+  return true;
+}
+
+/** An insertion sort: a site has a few structure sizes, and Array.prototype.sort allocates on every call. */
+function sortAscending(values: number[]): void {
+  if (values.length > 16) {
+    values.sort((a, b) => a - b);
+    return;
+  }
+  for (let i = 1; i < values.length; i++) {
+    const value = values[i] as number;
+    let j = i - 1;
+    while (j >= 0 && (values[j] as number) > value) {
+      values[j + 1] = values[j] as number;
+      j--;
+    }
+    values[j + 1] = value;
+  }
+}
 const NONE = new Int32Array(0);
+
+/**
+ * One site's figures per distinct object size, as columns in the order the
+ * sizes first came (which orders ties and sums as the records did).
+ */
+export class SizeFigures {
+  readonly sizes: number[] = [];
+  readonly objects: number[] = [];
+  readonly bytes: number[] = [];
+  private readonly at = new Map<number, number>();
+
+  static of(bySize: ReadonlyMap<number, SizeStats>): SizeFigures {
+    const figures = new SizeFigures();
+    for (const [size, stats] of bySize) figures.add(size, stats.objects, stats.bytes);
+    return figures;
+  }
+
+  /** Empty again, for the next site (one SizeFigures serves a profile's sites in turn). */
+  clear(): void {
+    this.sizes.length = 0;
+    this.objects.length = 0;
+    this.bytes.length = 0;
+    this.at.clear();
+  }
+
+  add(size: number, objects: number, bytes: number): void {
+    let i = this.at.get(size);
+    if (i === undefined) {
+      this.at.set(size, (i = this.sizes.push(size) - 1));
+      this.objects.push(0);
+      this.bytes.push(0);
+    }
+    this.objects[i] = (this.objects[i] as number) + objects;
+    this.bytes[i] = (this.bytes[i] as number) + bytes;
+  }
+
+  /** The size's column, or -1. */
+  indexOf(size: number): number {
+    return this.at.get(size) ?? -1;
+  }
+
+  get count(): number {
+    return this.sizes.length;
+  }
+
+  /** Its sizes from which a map structure could start a signature (isStructureSize), ascending. */
+  structureSizes(): number[] {
+    const sizes: number[] = [];
+    for (let i = 0; i < this.sizes.length; i++) if (isStructureSize(this.sizes[i] as number)) sizes.push(this.sizes[i] as number);
+    return sizes;
+  }
+}
 
 /**
  * The best classic and the best swiss explanation of one site's object
  * sizes, if any explains it. `plausible`: plausibleShapesOf the site's
  * sizes, when the caller has it already.
  */
-export function inferSizeSignatures(bySize: ReadonlyMap<number, SizeStats>, plausible: PlausibleShapes = plausibleShapes(bySize)): SizeSignature[] {
-  if (plausible.length === 0) return [];
+export function inferSizeSignatures(site: ReadonlyMap<number, SizeStats> | SizeFigures, plausible?: PlausibleShapes): SizeSignature[] {
+  const figures = site instanceof SizeFigures ? site : SizeFigures.of(site);
+  const shapes = plausible ?? plausibleShapesOf(figures.structureSizes());
+  if (shapes.length === 0) return [];
   // Most sites are the same from one capture to the next: explain each distinct site once.
-  const hash = hashFigures(bySize);
+  const hash = hashFigures(figures);
   const bucket = SIGNATURES_BY_SITE.get(hash);
-  const known = bucket?.find((entry) => sameFigures(entry.figures, bySize));
+  const known = bucket?.find((entry) => sameFigures(entry.figures, figures));
   if (known) return known.signatures;
-  const found = explainSite(bySize, plausible);
-  if (bySize.size > MAX_CACHED_SIZES) return found; // a site with hundreds of sizes is rare; not worth holding
+  const found = explainSite(figures, shapes);
+  if (figures.count > MAX_CACHED_SIZES) return found; // a site with hundreds of sizes is rare; not worth holding
   if (cachedSites >= MAX_CACHED_SITES) {
     SIGNATURES_BY_SITE.clear();
     cachedSites = 0;
   }
-  const entry = { figures: figuresOf(bySize), signatures: found };
+  const entry = { figures: figuresOf(figures), signatures: found };
   const held = SIGNATURES_BY_SITE.get(hash);
   if (!held) SIGNATURES_BY_SITE.set(hash, [entry]);
   else if (held.length < MAX_PER_HASH) held.push(entry);
@@ -252,16 +346,15 @@ let cachedSites = 0;
 const MAX_CACHED_SITES = 20_000;
 /** The caches outlive one profile (the operator's worker): what they hold is bounded, whatever a profile holds. */
 const MAX_CACHED_SIZES = 256;
-const MAX_CACHED_KEY = 2048;
 const MAX_PER_HASH = 4;
 
 /** A number, not a joined string: hashing a fresh string of every site's figures cost more than explaining some sites. */
-function hashFigures(bySize: ReadonlyMap<number, SizeStats>): number {
+function hashFigures(site: SizeFigures): number {
   let hash = 0x811c9dc5;
-  for (const [size, stats] of bySize) {
-    hash = mixNumber(hash, size);
-    hash = mixNumber(hash, stats.objects);
-    hash = mixNumber(hash, stats.bytes);
+  for (let i = 0; i < site.count; i++) {
+    hash = mixNumber(hash, site.sizes[i] as number);
+    hash = mixNumber(hash, site.objects[i] as number);
+    hash = mixNumber(hash, site.bytes[i] as number);
   }
   return hash;
 }
@@ -271,60 +364,143 @@ function mixNumber(hash: number, x: number): number {
   return Math.imul(Math.imul(hash ^ (x >>> 0), 0x01000193) ^ Math.floor(x / 4294967296), 0x01000193);
 }
 
-function figuresOf(bySize: ReadonlyMap<number, SizeStats>): Float64Array {
-  const figures = new Float64Array(3 * bySize.size);
-  let at = 0;
-  for (const [size, stats] of bySize) {
-    figures[at++] = size;
-    figures[at++] = stats.objects;
-    figures[at++] = stats.bytes;
+function figuresOf(site: SizeFigures): Float64Array {
+  const figures = new Float64Array(3 * site.count);
+  for (let i = 0, at = 0; i < site.count; i++) {
+    figures[at++] = site.sizes[i] as number;
+    figures[at++] = site.objects[i] as number;
+    figures[at++] = site.bytes[i] as number;
   }
   return figures;
 }
 
-function sameFigures(figures: Float64Array, bySize: ReadonlyMap<number, SizeStats>): boolean {
-  if (figures.length !== 3 * bySize.size) return false;
-  let at = 0;
-  for (const [size, stats] of bySize) {
-    if (figures[at] !== size || figures[at + 1] !== stats.objects || figures[at + 2] !== stats.bytes) return false;
-    at += 3;
+function sameFigures(figures: Float64Array, site: SizeFigures): boolean {
+  if (figures.length !== 3 * site.count) return false;
+  for (let i = 0, at = 0; i < site.count; i++, at += 3) {
+    if (figures[at] !== site.sizes[i] || figures[at + 1] !== site.objects[i] || figures[at + 2] !== site.bytes[i]) return false;
   }
   return true;
 }
 
-function explainSite(bySize: ReadonlyMap<number, SizeStats>, plausible: Int32Array): SizeSignature[] {
-  let classic: SizeSignature | undefined;
-  let swiss: SizeSignature | undefined;
+/**
+ * The reading of the shape being looked at: which part of the map each of
+ * the site's sizes would be (by column; 0 for none), in the order found.
+ * One scratch for every shape of every site: a shape that does not explain
+ * the site allocates nothing, and most do not.
+ */
+const reading = {
+  componentAt: new Uint8Array(64),
+  order: [] as number[],
+  strength: 0,
+  provesClassic: false,
+  provesSwiss: false,
+};
+
+/** Components as numbers in the scratch (0 is none). */
+const COMPONENTS: readonly MapComponent[] = ['unknown', 'buckets', 'overflow', 'groups', 'table', 'directory', 'entry'];
+const [BUCKETS, OVERFLOW, GROUPS, TABLE, DIRECTORY, ENTRY] = [1, 2, 3, 4, 5, 6];
+
+function startReading(site: SizeFigures): void {
+  if (reading.componentAt.length < site.count) reading.componentAt = new Uint8Array(2 * site.count);
+  else reading.componentAt.fill(0, 0, site.count);
+  reading.order.length = 0;
+}
+
+function read(i: number, component: number): void {
+  reading.componentAt[i] = component;
+  reading.order.push(i);
+}
+
+const has = (i: number): boolean => reading.componentAt[i] !== 0;
+
+/** A shape's reading that explains the site, kept while it is the best of its implementation. */
+interface Explanation {
+  shape: Shape;
+  order: number[];
+  components: number[];
+  explainedBytes: number;
+  entryBytes: number;
+  strength: number;
+  provesClassic: boolean;
+  provesSwiss: boolean;
+}
+
+function explainSite(site: SizeFigures, plausible: Int32Array): SizeSignature[] {
+  let classic: Explanation | undefined;
+  let swiss: Explanation | undefined;
   for (let i = 0; i < plausible.length; i += 2) {
     const id = plausible[i] as number;
     const levels = plausible[i + 1] as number;
     const shape = SHAPES[id] as Shape;
-    const signature = shape.impl === 'classic' ? qualifyClassic(shape, levels, bySize) : qualifySwiss(shape, levels, bySize);
-    if (!signature || !explainsSite(signature.components, bySize)) continue;
-    if (signature.impl === 'classic') {
-      if (!classic || better(signature, classic)) classic = signature;
-    } else if (!swiss || better(signature, swiss)) swiss = signature;
+    startReading(site);
+    const qualified = shape.impl === 'classic' ? qualifyClassic(shape, levels, site) : qualifySwiss(shape, levels, site);
+    if (!qualified || !explainsSite(site)) continue;
+    // Summed in the order the parts were found, as a signature's components are.
+    let explainedBytes = 0;
+    let entryBytes = 0;
+    for (let k = 0; k < reading.order.length; k++) {
+      const at = reading.order[k] as number;
+      const bytes = site.bytes[at] as number;
+      explainedBytes += bytes;
+      if (reading.componentAt[at] === ENTRY) entryBytes += bytes;
+    }
+    const best = shape.impl === 'classic' ? classic : swiss;
+    if (best && !better(shape, explainedBytes, entryBytes, best)) continue;
+    const explanation: Explanation = {
+      shape,
+      order: reading.order.slice(),
+      components: reading.order.map((at) => reading.componentAt[at] as number),
+      explainedBytes,
+      entryBytes,
+      strength: reading.strength,
+      provesClassic: reading.provesClassic,
+      provesSwiss: reading.provesSwiss,
+    };
+    if (shape.impl === 'classic') classic = explanation;
+    else swiss = explanation;
   }
-  return classic ? (swiss ? [classic, swiss] : [classic]) : swiss ? [swiss] : [];
+  const found: SizeSignature[] = [];
+  if (classic) found.push(signatureOf(classic, site));
+  if (swiss) found.push(signatureOf(swiss, site));
+  return found;
+}
+
+function signatureOf(explanation: Explanation, site: SizeFigures): SizeSignature {
+  const { shape } = explanation;
+  const components = new Map<number, MapComponent>();
+  explanation.order.forEach((at, k) => components.set(site.sizes[at] as number, COMPONENTS[explanation.components[k] as number] as MapComponent));
+  return {
+    impl: shape.impl,
+    slotBytes: shape.slotBytes,
+    unitBytes: shape.unitBytes,
+    components,
+    explainedBytes: explanation.explainedBytes,
+    entryBytes: explanation.entryBytes,
+    strength: explanation.strength,
+    provesClassic: explanation.provesClassic,
+    provesSwiss: explanation.provesSwiss,
+  };
 }
 
 /**
+ * Whether the reading (of `shape`, with these bytes) beats the best so far.
  * Ties are real: bucket size b at B+1 and 2b at B give the same arrays;
  * the shape whose overflow buckets (or smaller tables) are seen is the map.
  */
-function better(a: SizeSignature, b: SizeSignature): boolean {
-  if (a.explainedBytes !== b.explainedBytes) return a.explainedBytes > b.explainedBytes;
+function better(shape: Shape, explainedBytes: number, entryBytes: number, best: Explanation): boolean {
+  if (explainedBytes !== best.explainedBytes) return explainedBytes > best.explainedBytes;
   // The same bytes as buckets or groups rather than as out-of-line entries: the structure is the firmer reading.
-  const structural = (s: SizeSignature): number => s.explainedBytes - s.entryBytes;
-  if (structural(a) !== structural(b)) return structural(a) > structural(b);
-  if (a.components.size !== b.components.size) return a.components.size > b.components.size;
-  if (a.strength !== b.strength) return a.strength > b.strength;
+  const structural = explainedBytes - entryBytes;
+  const bestStructural = best.explainedBytes - best.entryBytes;
+  if (structural !== bestStructural) return structural > bestStructural;
+  if (reading.order.length !== best.order.length) return reading.order.length > best.order.length;
+  if (reading.strength !== best.strength) return reading.strength > best.strength;
   // b at level B+1 or 2b at level B: the single objects of size b are then overflow buckets.
-  return a.unitBytes > b.unitBytes;
+  return shape.unitBytes > best.shape.unitBytes;
 }
 
-/** `levels`: the levels of the shape seen at the site, as bits (plausibleShapesOf). */
-function qualifyClassic(shape: Shape, levels: number, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
+/** `levels`: the levels of the shape seen at the site, as bits (plausibleShapesOf). Reads the site into `reading`; false when the shape cannot explain it. */
+function qualifyClassic(shape: Shape, levels: number, site: SizeFigures): boolean {
   // A map that grew by inserts allocated every level from its first array to
   // its last: three consecutive levels at least (sampling loses small ones).
   let run = 0;
@@ -333,8 +509,8 @@ function qualifyClassic(shape: Shape, levels: number, bySize: ReadonlyMap<number
     run = levels & (1 << level) ? run + 1 : 0;
     longestRun = Math.max(longestRun, run);
   }
-  if (longestRun < MIN_CLASSIC_STEPS) return undefined;
-  const components = new Map<number, MapComponent>();
+  if (longestRun < MIN_CLASSIC_STEPS) return false;
+  const { objects } = site;
   let arrays = 0;
   let top = -1;
   let overflowBuckets = 0;
@@ -343,48 +519,52 @@ function qualifyClassic(shape: Shape, levels: number, bySize: ReadonlyMap<number
     // Large sizes the site has are the levels bits (a size two levels share has the first one's bit): no look-up for the others.
     if (level >= shape.firstLargeLevel && (levels & (1 << level)) === 0) continue;
     const size = shape.levelSizes[level] as number;
-    const stats = bySize.get(size);
-    if (!stats || components.has(size)) continue;
+    const at = site.indexOf(size);
+    if (at < 0 || has(at)) continue;
     // A single bucket: the first bucket of a map made without a hint, or an overflow bucket.
-    components.set(size, level === 0 ? 'overflow' : 'buckets');
+    read(at, level === 0 ? OVERFLOW : BUCKETS);
+    const count = objects[at] as number;
     if (level > 0) {
-      arrays += stats.objects;
+      arrays += count;
       top = level;
     }
-    overflowBuckets += stats.objects * (level === 0 ? 1 : level >= FIRST_SPARE_B ? 2 ** (level - FIRST_SPARE_B) : 0);
-    slots += stats.objects * 8 * Math.floor(size / shape.unitBytes);
+    overflowBuckets += count * (level === 0 ? 1 : level >= FIRST_SPARE_B ? 2 ** (level - FIRST_SPARE_B) : 0);
+    slots += count * 8 * Math.floor(size / shape.unitBytes);
   }
-  const topSize = shape.levelSizes[top] as number;
-  const maps = Math.max(1, bySize.get(topSize)?.objects ?? 1);
+  const topSize = top < 0 ? -1 : (shape.levelSizes[top] as number);
+  const topAt = top < 0 ? -1 : site.indexOf(topSize);
+  const maps = Math.max(1, topAt < 0 ? 1 : (objects[topAt] as number));
   // Overflow slices hold one pointer per overflow bucket of one map and
   // restart at every growth: a few per bucket array, none longer than twice
   // the overflow buckets a map has.
   const longestSlice = (2 * POINTER * overflowBuckets) / maps;
-  for (const [size, stats] of bySize) {
-    if (!OVERFLOW_SLICES.has(size) || components.has(size)) continue;
-    if (stats.objects <= 2 * arrays + 2 && size <= longestSlice) components.set(size, 'overflow');
+  for (let at = 0; at < site.count; at++) {
+    const size = site.sizes[at] as number;
+    if (!OVERFLOW_SLICES.has(size) || has(at)) continue;
+    if ((objects[at] as number) <= 2 * arrays + 2 && size <= longestSlice) read(at, OVERFLOW);
   }
   // Growing to 2^B buckets took more than 6.5 · 2^(B−1) inserts (the load factor).
-  addEntries(components, bySize, { atLeast: 0.5 * CLASSIC_LOAD * 2 ** (top - 1) * maps, atMost: slots });
-  return finish(shape, components, bySize, {
-    strength: longestRun >= 4 ? 0.75 : 0.6,
-    provesClassic: topSize > LARGEST_SWISS_GROUPS,
-    provesSwiss: false,
-  });
+  addEntries(site, { atLeast: 0.5 * CLASSIC_LOAD * 2 ** (top - 1) * maps, atMost: slots });
+  reading.strength = longestRun >= 4 ? 0.75 : 0.6;
+  reading.provesClassic = top >= 0 && topSize > LARGEST_SWISS_GROUPS;
+  reading.provesSwiss = false;
+  return true;
 }
 
-function qualifySwiss(shape: Shape, levels: number, bySize: ReadonlyMap<number, SizeStats>): SizeSignature | undefined {
-  const seen = (level: number): SizeStats | undefined => (levels & (1 << level) ? bySize.get(shape.levelSizes[level] as number) : undefined);
+function qualifySwiss(shape: Shape, levels: number, site: SizeFigures): boolean {
+  const { objects } = site;
+  const seen = (level: number): number => (levels & (1 << level) ? site.indexOf(shape.levelSizes[level] as number) : -1);
   const full = seen(SWISS_FULL_LEVEL);
-  if (!full) return undefined;
+  if (full < 0) return false;
+  const fullObjects = objects[full] as number;
   const fullSize = shape.levelSizes[SWISS_FULL_LEVEL] as number;
   let smaller = 0;
   let mostSmallerObjects = 0;
   for (let level = 0; level < SWISS_FULL_LEVEL; level++) {
-    const stats = seen(level);
-    if (!stats || (shape.levelSizes[level] as number) === fullSize) continue;
+    const at = seen(level);
+    if (at < 0 || (shape.levelSizes[level] as number) === fullSize) continue;
     smaller++;
-    mostSmallerObjects = Math.max(mostSmallerObjects, stats.objects);
+    mostSmallerObjects = Math.max(mostSmallerObjects, objects[at] as number);
   }
   // A table grows through every smaller size once, then splits into full
   // tables: a map's full tables are at least as many as any smaller table.
@@ -392,78 +572,59 @@ function qualifySwiss(shape: Shape, levels: number, bySize: ReadonlyMap<number, 
   // 128-group tables, with the 32-group one or splits (more full tables) beside.
   const below = seen(SWISS_FULL_LEVEL - 1);
   const chain =
-    below !== undefined &&
-    full.objects >= mostSmallerObjects &&
-    (seen(SWISS_FULL_LEVEL - 2) !== undefined || full.objects >= 2 * below.objects);
-  const lone = fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX && full.objects >= LONE_TABLE_OBJECTS;
-  if (!chain && !lone) return undefined;
-  const components = new Map<number, MapComponent>();
+    below >= 0 &&
+    fullObjects >= mostSmallerObjects &&
+    (seen(SWISS_FULL_LEVEL - 2) >= 0 || fullObjects >= 2 * (objects[below] as number));
+  const lone = fullSize >= LONE_TABLE_MIN && fullSize <= LONE_TABLE_MAX && fullObjects >= LONE_TABLE_OBJECTS;
+  if (!chain && !lone) return false;
   let tables = 0;
   let slots = 0;
   for (let level = 0; level < shape.levelSizes.length; level++) {
     const size = shape.levelSizes[level] as number;
-    const stats = bySize.get(size);
-    if (!stats || components.has(size)) continue;
-    components.set(size, 'groups');
-    if (level > 0) tables += stats.objects;
-    slots += stats.objects * 8 * Math.floor(size / shape.unitBytes);
+    const at = site.indexOf(size);
+    if (at < 0 || has(at)) continue;
+    read(at, GROUPS);
+    if (level > 0) tables += objects[at] as number;
+    slots += (objects[at] as number) * 8 * Math.floor(size / shape.unitBytes);
   }
   // Each map passes through the smaller tables once.
   const maps = Math.max(1, mostSmallerObjects);
-  const header = bySize.get(SWISS_TABLE_HEADER);
-  if (header && !components.has(SWISS_TABLE_HEADER) && header.objects <= tables + 1) components.set(SWISS_TABLE_HEADER, 'table');
+  const header = site.indexOf(SWISS_TABLE_HEADER);
+  if (header >= 0 && !has(header) && (objects[header] as number) <= tables + 1) read(header, TABLE);
   // A directory holds a pointer per table of one map (doubling: twice at most).
-  const largestDirectory = (2 * POINTER * full.objects) / maps;
-  for (const [size, stats] of bySize) {
-    if (DIRECTORIES.has(size) && !components.has(size) && stats.objects <= tables + 1 && size <= Math.max(POINTER, largestDirectory)) {
-      components.set(size, 'directory');
+  const largestDirectory = (2 * POINTER * fullObjects) / maps;
+  for (let at = 0; at < site.count; at++) {
+    const size = site.sizes[at] as number;
+    if (DIRECTORIES.has(size) && !has(at) && (objects[at] as number) <= tables + 1 && size <= Math.max(POINTER, largestDirectory)) {
+      read(at, DIRECTORY);
     }
   }
   // Full tables split at 7/8 of 1024 slots into two holding half each, and
   // the parent is freed: more than 224 inserts per full table allocated.
-  addEntries(components, bySize, { atLeast: 0.5 * SWISS_INSERTS_PER_FULL_TABLE * full.objects, atMost: slots });
-  return finish(shape, components, bySize, {
-    strength: chain ? (smaller >= 2 ? 0.7 : 0.55) : 0.45,
-    provesClassic: false,
-    provesSwiss: full.objects >= SWISS_SPLIT_RATIO * Math.max(1, mostSmallerObjects),
-  });
+  addEntries(site, { atLeast: 0.5 * SWISS_INSERTS_PER_FULL_TABLE * fullObjects, atMost: slots });
+  reading.strength = chain ? (smaller >= 2 ? 0.7 : 0.55) : 0.45;
+  reading.provesClassic = false;
+  reading.provesSwiss = fullObjects >= SWISS_SPLIT_RATIO * Math.max(1, mostSmallerObjects);
+  return true;
 }
 
 /**
  * Keys or elems over 128 bytes live out of line, one object each: at most
  * two sizes (key and elem), as many objects as the map took inserts.
  */
-function addEntries(
-  components: Map<number, MapComponent>,
-  bySize: ReadonlyMap<number, SizeStats>,
-  inserts: { atLeast: number; atMost: number },
-): void {
+function addEntries(site: SizeFigures, inserts: { atLeast: number; atMost: number }): void {
   // The two sizes holding the most bytes (key and elem), without sorting every size.
-  let first: [number, number] | undefined;
-  let second: [number, number] | undefined;
-  for (const [size, stats] of bySize) {
-    if (size < SMALLEST_ENTRY || stats.objects < inserts.atLeast || stats.objects > inserts.atMost || components.has(size)) continue;
-    if (!first || stats.bytes > first[1]) [first, second] = [[size, stats.bytes], first];
-    else if (!second || stats.bytes > second[1]) second = [size, stats.bytes];
+  let first = -1;
+  let second = -1;
+  for (let at = 0; at < site.count; at++) {
+    const objects = site.objects[at] as number;
+    if ((site.sizes[at] as number) < SMALLEST_ENTRY || objects < inserts.atLeast || objects > inserts.atMost || has(at)) continue;
+    const bytes = site.bytes[at] as number;
+    if (first < 0 || bytes > (site.bytes[first] as number)) [first, second] = [at, first];
+    else if (second < 0 || bytes > (site.bytes[second] as number)) second = at;
   }
-  if (first) components.set(first[0], 'entry');
-  if (second) components.set(second[0], 'entry');
-}
-
-function finish(
-  shape: Shape,
-  components: Map<number, MapComponent>,
-  bySize: ReadonlyMap<number, SizeStats>,
-  verdict: Pick<SizeSignature, 'strength' | 'provesClassic' | 'provesSwiss'>,
-): SizeSignature {
-  let explainedBytes = 0;
-  let entryBytes = 0;
-  for (const [size, component] of components) {
-    const bytes = bySize.get(size)?.bytes ?? 0;
-    explainedBytes += bytes;
-    if (component === 'entry') entryBytes += bytes;
-  }
-  return { impl: shape.impl, slotBytes: shape.slotBytes, unitBytes: shape.unitBytes, components, explainedBytes, entryBytes, ...verdict };
+  if (first >= 0) read(first, ENTRY);
+  if (second >= 0) read(second, ENTRY);
 }
 
 /**
@@ -471,14 +632,15 @@ function finish(
  * object bytes, with few other large sizes beside (a general-purpose
  * allocator hits some map sizes by chance).
  */
-function explainsSite(sizes: ReadonlyMap<number, MapComponent>, bySize: ReadonlyMap<number, SizeStats>): boolean {
+function explainsSite(site: SizeFigures): boolean {
   let largeBytes = 0;
   let explainedBytes = 0;
   let unexplained = 0;
-  for (const [size, stats] of bySize) {
-    if (size < LARGE_OBJECT) continue;
-    largeBytes += stats.bytes;
-    if (sizes.has(size)) explainedBytes += stats.bytes;
+  for (let at = 0; at < site.count; at++) {
+    if ((site.sizes[at] as number) < LARGE_OBJECT) continue;
+    const bytes = site.bytes[at] as number;
+    largeBytes += bytes;
+    if (has(at)) explainedBytes += bytes;
     else unexplained++;
   }
   return unexplained <= MAX_UNEXPLAINED_LARGE_SIZES && explainedBytes >= 0.5 * largeBytes;

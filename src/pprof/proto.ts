@@ -147,7 +147,7 @@ class IdIndex {
   private readonly sparse: Map<number, number> | undefined;
   constructor(ids: readonly number[]) {
     let max = 0;
-    for (const id of ids) if (id > max) max = id;
+    for (let i = 0; i < ids.length; i++) if ((ids[i] as number) > max) max = ids[i] as number;
     if (max <= 2 * ids.length + 1024) {
       this.dense = new Int32Array(max + 1).fill(-1);
       for (let i = 0; i < ids.length; i++) this.dense[ids[i] as number] = i;
@@ -519,7 +519,8 @@ class Stacks {
     for (let i = 0; i < depth; i++) {
       const location = path[i] as number;
       if (location >= 0) {
-        for (const frame of this.framesOf(location)) frames[f++] = frame;
+        const ofLocation = this.framesOf(location);
+        for (let k = 0; k < ofLocation.length; k++) frames[f++] = ofLocation[k] as Frame;
         addresses[i] = this.t.locationAddresses[location] as number;
       } else addresses[i] = 0;
     }
@@ -530,7 +531,7 @@ class Stacks {
       grown.set(this.paths.subarray(0, this.pathsLength));
       this.paths = grown;
     }
-    this.paths.set(path.subarray(0, depth), this.pathsLength);
+    for (let i = 0; i < depth; i++) this.paths[this.pathsLength + i] = path[i] as number;
     this.starts.push(this.pathsLength);
     this.lengths.push(depth);
     this.pathsLength += depth;
@@ -555,7 +556,7 @@ class Stacks {
       let ofFunction = this.framesOfFunction[fn + 1];
       if (!ofFunction) this.framesOfFunction[fn + 1] = ofFunction = [];
       let frame: Frame | undefined;
-      for (const seen of ofFunction) if (seen.line === line) frame = seen;
+      for (let k = 0; k < ofFunction.length; k++) if ((ofFunction[k] as Frame).line === line) frame = ofFunction[k];
       if (!frame) {
         frame = fn >= 0 ? internFrame(names.str(t.functionNames[fn] as number), names.str(t.functionFiles[fn] as number), line) : internFrame('?', '', line);
         if (ofFunction.length < MAX_FRAMES_PER_FUNCTION) ofFunction.push(frame);
