@@ -198,8 +198,7 @@ export type PlausibleShapes = Int32Array;
 export function plausibleShapesOf(sizes: number[]): PlausibleShapes {
   if (sizes.length === 0) return NONE;
   sortAscending(sizes);
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < sizes.length; i++) hash = mixNumber(hash, sizes[i] as number);
+  const hash = sizeSetHash(sizes);
   const held = PLAUSIBLE_BY_SIZE_SET.get(hash);
   if (held) {
     for (let k = 0; k < held.length; k++) {
@@ -233,6 +232,13 @@ export function plausibleShapesOf(sizes: number[]): PlausibleShapes {
   else return result; // a profile made to collide gets no quadratic look-ups
   cachedSizeSets++;
   return result;
+}
+
+/** The size-set cache's key (exported for the tests of what it does when two sets hash alike). */
+export function sizeSetHash(sortedSizes: readonly number[]): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < sortedSizes.length; i++) hash = mixNumber(hash, sortedSizes[i] as number);
+  return hash;
 }
 
 function sameSizes(held: Float64Array, sizes: readonly number[]): boolean {
@@ -321,7 +327,7 @@ export function inferSizeSignatures(site: ReadonlyMap<number, SizeStats> | SizeF
   const shapes = plausible ?? plausibleShapesOf(figures.structureSizes());
   if (shapes.length === 0) return [];
   // Most sites are the same from one capture to the next: explain each distinct site once.
-  const hash = hashFigures(figures);
+  const hash = figuresHash(figures);
   const bucket = SIGNATURES_BY_SITE.get(hash);
   const known = bucket?.find((entry) => sameFigures(entry.figures, figures));
   if (known) return known.signatures;
@@ -348,8 +354,12 @@ const MAX_CACHED_SITES = 20_000;
 const MAX_CACHED_SIZES = 256;
 const MAX_PER_HASH = 4;
 
-/** A number, not a joined string: hashing a fresh string of every site's figures cost more than explaining some sites. */
-function hashFigures(site: SizeFigures): number {
+/**
+ * The site cache's key: a number, not a joined string (hashing a fresh
+ * string of every site's figures cost more than explaining some sites).
+ * Exported for the tests of what the cache does when two sites hash alike.
+ */
+export function figuresHash(site: SizeFigures): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < site.count; i++) {
     hash = mixNumber(hash, site.sizes[i] as number);

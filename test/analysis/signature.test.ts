@@ -45,3 +45,63 @@ describe('size signatures', () => {
     assert.deepEqual(inferSizeSignatures(sizes(buffers.map((size) => [size, 1365]))), []);
   });
 });
+
+describe('the caches that outlive a profile', () => {
+  // A module instance of its own, with empty caches: what an uncached look-up answers.
+  const uncached = async (): Promise<typeof import('../../src/analysis/signature.js')> =>
+    (await import(new URL(`../../src/analysis/signature.js?uncached=${Math.random()}`, import.meta.url).href)) as typeof import('../../src/analysis/signature.js');
+
+  /** Two distinct values whose keys collide, found by a seeded birthday search (keys are 32-bit). */
+  function collision<T>(make: (random: () => number) => T, keyOf: (value: T) => number, same: (a: T, b: T) => boolean): [T, T] {
+    let seed = 0x2545f491;
+    const random = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const seen = new Map<number, T>();
+    for (let tries = 0; tries < 4_000_000; tries++) {
+      const value = make(random);
+      const key = keyOf(value);
+      const before = seen.get(key);
+      if (before !== undefined && !same(before, value)) return [before, value];
+      seen.set(key, value);
+    }
+    throw new Error('no collision found');
+  }
+
+  test('two size sets that hash alike each get their own shapes', async () => {
+    const { plausibleShapesOf, sizeSetHash, structureSizes, isStructureSize } = await uncached();
+    const all = [...new Set((['classic', 'swiss'] as const).flatMap((impl) => Array.from({ length: 256 }, (_, slot) => structureSizes(impl, slot + 1, 'plain')).flat()))].filter(isStructureSize);
+    const [a, b] = collision(
+      // The last three tables of a swiss map of some slot size (a chain: plausible shapes), and one other size.
+      (random) => {
+        const chain = structureSizes('swiss', 1 + Math.floor(random() * 256), 'plain').slice(-3);
+        return [...new Set([...chain, all[Math.floor(random() * all.length)] as number])].sort((x, y) => x - y);
+      },
+      sizeSetHash,
+      (x, y) => x.join() === y.join(),
+    );
+    const cached = await uncached();
+    const first = cached.plausibleShapesOf([...a]);
+    const second = cached.plausibleShapesOf([...b]);
+    const expected = [...(await uncached()).plausibleShapesOf([...b])];
+    assert.notDeepEqual(expected, [...first], 'the two sets have different shapes');
+    assert.deepEqual([...second], expected, `${b} after ${a}`);
+    assert.deepEqual([...first], [...plausibleShapesOf([...a])]);
+    assert.deepEqual([...cached.plausibleShapesOf([...a])], [...first], 'the first set, asked again');
+  });
+
+  test('two sites whose figures hash alike each get their own signatures', async () => {
+    const { SizeFigures, figuresHash } = await uncached();
+    const site = (tables: number, headers: number): Map<number, SizeStats> => sizes([[27264, tables], [32, headers]]);
+    const [a, b] = collision(
+      (random) => site(8 + Math.floor(random() * 1e6), 1 + Math.floor(random() * 1e6)),
+      (figures) => figuresHash(SizeFigures.of(figures)),
+      (x, y) => JSON.stringify([...x]) === JSON.stringify([...y]),
+    );
+    const cached = await uncached();
+    const first = cached.inferSizeSignatures(a);
+    const second = cached.inferSizeSignatures(b);
+    assert.ok(first.length > 0 && second.length > 0, 'both are swiss tables');
+    assert.deepEqual(second, (await uncached()).inferSizeSignatures(b));
+    assert.notEqual(second[0]?.explainedBytes, first[0]?.explainedBytes, 'each explains its own bytes');
+    assert.deepEqual(cached.inferSizeSignatures(a), first, 'the first site, asked again');
+  });
+});
