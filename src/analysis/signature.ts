@@ -192,8 +192,8 @@ export type PlausibleShapes = Int32Array;
 
 /**
  * The shapes worth a full look for a site whose distinct structure sizes
- * (isStructureSize) are `sizes`, from the sizes alone: a site without any is
- * left before its figures are counted. Sorts `sizes`.
+ * (isStructureSize) are `sizes`, from the sizes alone: a site with none is
+ * left before any shape is looked at. Sorts `sizes`.
  */
 export function plausibleShapesOf(sizes: number[]): PlausibleShapes {
   if (sizes.length === 0) return NONE;
