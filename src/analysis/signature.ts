@@ -80,6 +80,55 @@ const POINTER = 8;
 /** Objects from 1 KiB up: where bucket arrays and swiss tables live, and where sizes start to mean something. */
 const LARGE_OBJECT = 1024;
 
+/**
+ * What each of the caches below may hold, in numbers (8 bytes each, an
+ * entry's own overhead counted as ENTRY_NUMBERS more). The caches outlive
+ * one profile (the operator's decode thread reads every tenant's), so what
+ * they hold is bounded whatever a profile holds: ~16 MB each at most.
+ */
+const MAX_CACHED_NUMBERS = 2_000_000;
+const ENTRY_NUMBERS = 16;
+/** Entries one hash may have: a profile made to collide gets no quadratic look-ups. */
+const MAX_PER_HASH = 4;
+
+/**
+ * A cache keyed by a number hash, each entry told from the others of its
+ * hash by an exact compare. It starts afresh when full.
+ */
+class HashedCache<Entry> {
+  private readonly byHash = new Map<number, Entry[]>();
+  private held = 0;
+
+  constructor(private readonly maxNumbers: number) {}
+
+  /** Numbers held, entries' overhead included (for tests and tools). */
+  get numbers(): number {
+    return this.held;
+  }
+
+  find(hash: number, matches: (entry: Entry) => boolean): Entry | undefined {
+    const entries = this.byHash.get(hash);
+    if (!entries) return undefined;
+    for (let k = 0; k < entries.length; k++) if (matches(entries[k] as Entry)) return entries[k];
+    return undefined;
+  }
+
+  /** Holds `entry` (of `numbers` numbers): one larger than a thousandth of the cache (a site of hundreds of sizes, rare) is not worth holding. */
+  add(hash: number, entry: Entry, numbers: number): void {
+    const weight = numbers + ENTRY_NUMBERS;
+    if (weight > this.maxNumbers / 1024) return;
+    if (this.held + weight > this.maxNumbers) {
+      this.byHash.clear();
+      this.held = 0;
+    }
+    const entries = this.byHash.get(hash);
+    if (!entries) this.byHash.set(hash, [entry]);
+    else if (entries.length < MAX_PER_HASH) entries.push(entry);
+    else return;
+    this.held += weight;
+  }
+}
+
 function classicLevels(bucket: number, rounding: Rounding): number[] {
   const sizes: number[] = [];
   for (let b = 0; b <= MAX_CLASSIC_B; b++) {
@@ -182,10 +231,7 @@ interface SizeSet {
   sizes: Float64Array;
   plausible: PlausibleShapes;
 }
-const PLAUSIBLE_BY_SIZE_SET = new Map<number, SizeSet[]>();
-let cachedSizeSets = 0;
-const MAX_CACHED_SIZE_SETS = 50_000;
-const MAX_CACHED_SET_SIZES = 256;
+const PLAUSIBLE_BY_SIZE_SET = new HashedCache<SizeSet>(MAX_CACHED_NUMBERS);
 
 /** Shapes (and their levels seen) worth a full look at a site; empty when no signature can explain it. */
 export type PlausibleShapes = Int32Array;
@@ -199,13 +245,8 @@ export function plausibleShapesOf(sizes: number[]): PlausibleShapes {
   if (sizes.length === 0) return NONE;
   sortAscending(sizes);
   const hash = sizeSetHash(sizes);
-  const held = PLAUSIBLE_BY_SIZE_SET.get(hash);
-  if (held) {
-    for (let k = 0; k < held.length; k++) {
-      const entry = held[k] as SizeSet;
-      if (sameSizes(entry.sizes, sizes)) return entry.plausible;
-    }
-  }
+  const known = PLAUSIBLE_BY_SIZE_SET.find(hash, (entry) => sameSizes(entry.sizes, sizes));
+  if (known) return known.plausible;
   const touched: number[] = [];
   for (const size of sizes) {
     const candidates = STRUCTURES.get(size) as Candidate[];
@@ -221,16 +262,7 @@ export function plausibleShapesOf(sizes: number[]): PlausibleShapes {
     SEEN_LEVELS[id] = 0;
   }
   const result = Int32Array.from(plausible);
-  if (sizes.length > MAX_CACHED_SET_SIZES) return result;
-  if (cachedSizeSets >= MAX_CACHED_SIZE_SETS) {
-    PLAUSIBLE_BY_SIZE_SET.clear();
-    cachedSizeSets = 0;
-  }
-  const entry: SizeSet = { sizes: Float64Array.from(sizes), plausible: result };
-  if (!held) PLAUSIBLE_BY_SIZE_SET.set(hash, [entry]);
-  else if (held.length < MAX_PER_HASH) held.push(entry);
-  else return result; // a profile made to collide gets no quadratic look-ups
-  cachedSizeSets++;
+  PLAUSIBLE_BY_SIZE_SET.add(hash, { sizes: Float64Array.from(sizes), plausible: result }, sizes.length + result.length);
   return result;
 }
 
@@ -328,31 +360,19 @@ export function inferSizeSignatures(site: ReadonlyMap<number, SizeStats> | SizeF
   if (shapes.length === 0) return [];
   // Most sites are the same from one capture to the next: explain each distinct site once.
   const hash = figuresHash(figures);
-  const bucket = SIGNATURES_BY_SITE.get(hash);
-  const known = bucket?.find((entry) => sameFigures(entry.figures, figures));
+  const known = SIGNATURES_BY_SITE.find(hash, (entry) => sameFigures(entry.figures, figures));
   if (known) return known.signatures;
   const found = explainSite(figures, shapes);
-  if (figures.count > MAX_CACHED_SIZES) return found; // a site with hundreds of sizes is rare; not worth holding
-  if (cachedSites >= MAX_CACHED_SITES) {
-    SIGNATURES_BY_SITE.clear();
-    cachedSites = 0;
-  }
-  const entry = { figures: figuresOf(figures), signatures: found };
-  const held = SIGNATURES_BY_SITE.get(hash);
-  if (!held) SIGNATURES_BY_SITE.set(hash, [entry]);
-  else if (held.length < MAX_PER_HASH) held.push(entry);
-  else return found; // a profile made to collide gets no quadratic look-ups
-  cachedSites++;
+  let components = 0;
+  for (const signature of found) components += signature.components.size;
+  SIGNATURES_BY_SITE.add(hash, { figures: figuresOf(figures), signatures: found }, 3 * figures.count + NUMBERS_PER_COMPONENT * components);
   return found;
 }
 
 /** Sites explained before, by a hash of their sizes and figures; each keeps its figures (size, objects, bytes, ...) to be told from others of its hash. */
-const SIGNATURES_BY_SITE = new Map<number, { figures: Float64Array; signatures: SizeSignature[] }[]>();
-let cachedSites = 0;
-const MAX_CACHED_SITES = 20_000;
-/** The caches outlive one profile (the operator's worker): what they hold is bounded, whatever a profile holds. */
-const MAX_CACHED_SIZES = 256;
-const MAX_PER_HASH = 4;
+const SIGNATURES_BY_SITE = new HashedCache<{ figures: Float64Array; signatures: SizeSignature[] }>(MAX_CACHED_NUMBERS);
+/** A component held in a signature's Map costs about what five numbers do. */
+const NUMBERS_PER_COMPONENT = 5;
 
 /**
  * The site cache's key: a number, not a joined string (hashing a fresh
@@ -654,6 +674,11 @@ function explainsSite(site: SizeFigures): boolean {
     else unexplained++;
   }
   return unexplained <= MAX_UNEXPLAINED_LARGE_SIZES && explainedBytes >= 0.5 * largeBytes;
+}
+
+/** For tests and tools: how much the caches that outlive a profile hold, in numbers, and the most each may. */
+export function cachedNumbers(): { sizeSets: number; sites: number; max: number } {
+  return { sizeSets: PLAUSIBLE_BY_SIZE_SET.numbers, sites: SIGNATURES_BY_SITE.numbers, max: MAX_CACHED_NUMBERS };
 }
 
 /** For tests and tools: every structure size the model knows for one map shape. */

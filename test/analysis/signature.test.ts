@@ -104,4 +104,15 @@ describe('the caches that outlive a profile', () => {
     assert.notEqual(second[0]?.explainedBytes, first[0]?.explainedBytes, 'each explains its own bytes');
     assert.deepEqual(cached.inferSizeSignatures(a), first, 'the first site, asked again');
   });
+
+  test('hold a bounded number of figures, whatever the profiles hold', async () => {
+    const { inferSizeSignatures, cachedNumbers } = await uncached();
+    let explained = 0;
+    // 100k distinct sites of many full swiss tables: each is explained, and each would be held.
+    for (let i = 0; i < 100_000; i++) explained += inferSizeSignatures(sizes([[27264, 8 + i], [32, 1 + (i % 97)]])).length;
+    assert.equal(explained, 100_000);
+    const held = cachedNumbers();
+    assert.ok(held.sites > 0 && held.sites <= held.max, `${held.sites} numbers held, at most ${held.max}`);
+    assert.ok(held.sizeSets > 0 && held.sizeSets <= held.max);
+  });
 });
