@@ -167,7 +167,8 @@ function keyOf(frame: Site, kind: Kind): string {
 }
 const MAX_MEMO_KEY_NAMES = 512;
 
-const KEYS = { map: new FrameMemo<string>(), other: new FrameMemo<string>() };
+const keyChars = (key: string): number => key.length;
+const KEYS = { map: new FrameMemo<string>(keyChars), other: new FrameMemo<string>(keyChars) };
 
 export function siteKey(site: Site, kind: Kind): string {
   return `${kind}\t${site.function}\t${site.file}\t${site.line}`;

@@ -1,5 +1,5 @@
 import { isProfilerFunction, isRuntimeFunction } from '../pprof/runtime-frames.js';
-import { FrameMemo } from '../pprof/frame-table.js';
+import { FrameMemo, MAX_NAME_CHARS } from '../pprof/frame-table.js';
 import type { Frame } from '../pprof/types.js';
 
 export type MapImpl = 'classic' | 'swiss' | 'unknown';
@@ -108,13 +108,20 @@ export function isStdlibFrame(fn: string): boolean {
     const slash = path.indexOf('/');
     known = STDLIB_ROOTS.has(slash < 0 ? path : path.slice(0, slash));
     // Asked for every frame of every stack: once per function name, a bounded memo (it outlives one profile).
-    if (STDLIB_BY_FUNCTION.size >= MAX_MEMO_FUNCTIONS) STDLIB_BY_FUNCTION.clear();
-    if (fn.length <= MAX_MEMO_NAME) STDLIB_BY_FUNCTION.set(fn, known);
+    if (fn.length <= MAX_MEMO_NAME) {
+      if (STDLIB_BY_FUNCTION.size >= MAX_MEMO_FUNCTIONS || stdlibMemoChars + fn.length > MAX_NAME_CHARS) {
+        STDLIB_BY_FUNCTION.clear();
+        stdlibMemoChars = 0;
+      }
+      STDLIB_BY_FUNCTION.set(fn, known);
+      stdlibMemoChars += fn.length;
+    }
   }
   return known;
 }
 
 const STDLIB_BY_FUNCTION = new Map<string, boolean>();
+let stdlibMemoChars = 0;
 const MAX_MEMO_FUNCTIONS = 100_000;
 const MAX_MEMO_NAME = 1024;
 

@@ -56,28 +56,47 @@ function framesOf(fn: string): Frame[] {
 function hold(frames: Frame[], frame: Frame): void {
   if (frames.length >= MAX_FRAMES_PER_FUNCTION) return;
   let into = frames;
-  if (interned >= MAX_INTERNED_FRAMES) {
+  const chars = nameChars(frame);
+  if (interned >= MAX_INTERNED_FRAMES || internedChars + chars > MAX_NAME_CHARS) {
     INTERNED.clear();
     interned = 0;
+    internedChars = 0;
     into = framesOf(frame.function);
   }
   into.push(frame);
   interned++;
+  internedChars += chars;
 }
+
+/** What a frame's names weigh in the bounds (each frame counted whole, though a function's frames share its name). */
+const nameChars = (frame: Frame): number => frame.function.length + frame.file.length;
 
 /** How many frames the table holds (for tests and tools). */
 export function internedFrames(): number {
   return interned;
 }
 
+/** How many characters of names the table's frames hold, counted per frame (for tests and tools). */
+export function internedNameChars(): number {
+  return internedChars;
+}
+
 /** By function name, the frames made of it. */
 const INTERNED = new Map<string, Frame[]>();
 let interned = 0;
+let internedChars = 0;
 let tableInUse = false;
 let profilesBegun = 0;
 let firstFrames: Frame[] = [];
 /** A large service's heap profile names ~25k frames (bench (a): 23.6k); a hostile one only makes the table start afresh more often. */
 const MAX_INTERNED_FRAMES = 100_000;
+/**
+ * Characters of names the table, and each memo, may hold: (a)'s 23.6k
+ * frames hold 3.5M. The decode thread reads every tenant's profiles in one
+ * heap, so a profile of long names makes the table start afresh sooner, and
+ * never holds more than this.
+ */
+export const MAX_NAME_CHARS = 8 * 1024 * 1024;
 /** Go symbols are far shorter; a longer name gets a frame of its own. */
 const MAX_INTERNED_NAME = 1024;
 /** Lines past this many in one function get frames of their own: equal, not the same object (every user compares by value when objects differ). */
@@ -92,14 +111,26 @@ const MAX_MEMO_FRAMES = MAX_INTERNED_FRAMES;
  */
 export class FrameMemo<T> {
   private readonly known = new Map<Frame, T>();
-  constructor(private readonly max = MAX_MEMO_FRAMES) {}
+  private chars = 0;
+  /** `valueChars`: characters a value holds of its own (a string made from the names), counted with the frame's. */
+  constructor(private readonly valueChars: (value: T) => number = () => 0) {}
 
   get(frame: Frame): T | undefined {
     return this.known.get(frame);
   }
 
   set(frame: Frame, value: T): void {
-    if (this.known.size >= this.max) this.known.clear();
+    const chars = nameChars(frame) + this.valueChars(value);
+    if (this.known.size >= MAX_MEMO_FRAMES || this.chars + chars > MAX_NAME_CHARS) {
+      this.known.clear();
+      this.chars = 0;
+    }
     this.known.set(frame, value);
+    this.chars += chars;
+  }
+
+  /** Characters of names (and values) held (for tests and tools). */
+  get heldChars(): number {
+    return this.chars;
   }
 }

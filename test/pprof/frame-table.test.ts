@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Function as PprofFunction, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
-import { internedFrames } from '../../src/pprof/frame-table.js';
+import { FrameMemo, internedFrames, internedNameChars, MAX_NAME_CHARS } from '../../src/pprof/frame-table.js';
 
 /** A heap profile of functions named `names` in `file`, one sample per location; `locationsOf` gives each location's lines. */
 function heapProfile(names: string[], file: string, locationsOf: (fns: PprofFunction[]) => Line[][]): Uint8Array {
@@ -70,3 +70,28 @@ describe('frames from one capture to the next', () => {
     assert.equal(internedFrames(), held);
   });
 });
+
+describe('what the table holds of names', () => {
+  test('a profile of long names makes the table start afresh sooner, never hold more than its characters bound', () => {
+    // 10k functions of 1,000-character names (under the length past which names are never shared): 10M characters.
+    const names = Array.from({ length: 10_000 }, (_, i) => `example.com/${String(i).padStart(980, 'n')}.F`);
+    const bytes = heapProfile(names, '/src/long.go', (fns) => fns.map((fn) => [new Line({ functionId: fn.id, line: 7 })]));
+    const first = decodeHeapProfile(bytes);
+    const second = decodeHeapProfile(bytes);
+    assert.deepEqual(second.records.map((r) => r.stack[0]), first.records.map((r) => r.stack[0]));
+    assert.ok(internedNameChars() > 0, 'the table is in use');
+    assert.ok(internedNameChars() <= MAX_NAME_CHARS, `${internedNameChars()} characters held, at most ${MAX_NAME_CHARS}`);
+    assert.ok(internedFrames() < 10_000, 'it started afresh before holding every frame');
+  });
+
+  test('a memo of frames holds no more characters than the table may, values counted', () => {
+    const memo = new FrameMemo<string>((key) => key.length);
+    for (let i = 0; i < 10_000; i++) {
+      const frame = { function: `example.com/${String(i).padStart(480, 'm')}.F`, file: '/src/memo.go', line: i };
+      memo.set(frame, `${frame.function}\t${frame.file}`);
+      assert.equal(memo.get(frame), `${frame.function}\t${frame.file}`, 'the last value set is held');
+    }
+    assert.ok(memo.heldChars > 0 && memo.heldChars <= MAX_NAME_CHARS, `${memo.heldChars} characters held`);
+  });
+});
+
