@@ -7,9 +7,9 @@ import type { ConnectionErrorReporter } from '../observability/connection-errors
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { CAPTURE_JOB, type CaptureJobData } from '../queue/names.js';
-import { desiredScheduler, removeScheduler, schedulerMatches, stalledSchedulers } from '../queue/schedulers.js';
+import { desiredScheduler, schedulerMatches, stalledSchedulers } from '../queue/schedulers.js';
 import type { SeriesStore } from '../store/series-store.js';
-import { forgetGoneProbe, reconcileProbe } from './reconciler.js';
+import { reconcileProbe } from './reconciler.js';
 import { SupervisedInformer, type ObjectChange, type RawObject, type SupervisedInformerOptions } from './supervised-informer.js';
 import { WorkQueue } from './work-queue.js';
 import { hasExpiredIncidents } from '../analysis/incident.js';
@@ -199,7 +199,14 @@ export class ProbeController {
    * Level-based repair, in bulk: one read of every scheduler in Redis against
    * the watch cache. A probe whose scheduler is missing or differs, or whose
    * status does not yet show its generation, goes back through reconcile;
-   * schedulers of probes that no longer exist are removed.
+   * so does a scheduler the cache has no probe for, whose removal is
+   * reconcile's (the probe gone by the API server's word). Through the work
+   * queue, not here: a key is never reconciled in two lanes at once, and a
+   * probe re-created under the name while its orphan is being removed
+   * marks the key to run again, so the new probe gets its scheduler back at
+   * once. Removed here, between the check and the removal a reconcile of
+   * the new probe could have made the scheduler that the removal then took,
+   * until the next resync.
    */
   async resync(): Promise<void> {
     try {
@@ -215,18 +222,11 @@ export class ProbeController {
         const key = probeKey(probe);
         if (stalled.has(key) || !this.settled(probe, schedulers.get(key))) this.work.add(key);
       }
-      // The cache is only a full picture once listed; an orphan is confirmed with the API server before it goes.
+      // The cache is only a full picture once listed; reconcile confirms an orphan with the API server before it goes.
       if (!this.probes.synced) return;
       for (const id of schedulers.keys()) {
-        if (this.probes.get(id)) continue;
-        const [namespace, name] = id.split('/') as [string, string];
-        if (name === undefined || (await this.deps.probes.get(namespace, name))) {
-          if (name !== undefined) this.work.add(id);
-          continue;
-        }
-        await removeScheduler(this.deps.queue, id);
-        await forgetGoneProbe(id, this.deps);
-        this.deps.log.info('removed scheduler of a probe that no longer exists', { probe: id });
+        // Not a probe's (no namespace/name): not ours to remove.
+        if (!this.probes.get(id) && id.includes('/')) this.work.add(id);
       }
     } catch (err) {
       this.deps.log.warn('resync failed', { error: (err as Error).message });

@@ -35,6 +35,30 @@ function podBody(cluster: Cluster, name: string, labels: Record<string, string>)
   };
 }
 
+/**
+ * The real client, with a hook a test sets to run once, when the API server
+ * has just said a probe is not there (404) and before the controller hears
+ * it: the test acts inside the window between the check and what the
+ * controller does on it.
+ */
+class HookedProbeClient extends ProbeClient {
+  private hooks = new Map<string, () => Promise<void>>();
+
+  onceGone(namespace: string, name: string, hook: () => Promise<void>): void {
+    this.hooks.set(`${namespace}/${name}`, hook);
+  }
+
+  override async get(namespace: string, name: string): Promise<MapLeakProbe | undefined> {
+    const probe = await super.get(namespace, name);
+    const hook = probe ? undefined : this.hooks.get(`${namespace}/${name}`);
+    if (hook) {
+      this.hooks.delete(`${namespace}/${name}`);
+      await hook();
+    }
+    return probe;
+  }
+}
+
 describe('controller against a real API server and Redis (kwok pods)', () => {
   let cluster: Cluster;
   let kc: KubeConfig;
@@ -45,6 +69,7 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
   let probes: TestProbes;
   let metrics: OperatorMetrics;
   let controller: ProbeController;
+  let controllerProbes: HookedProbeClient;
 
   const podReady = (name: string): Promise<boolean> =>
     waitFor(`pod ${name} Ready`, async () => slimPod((await core.readNamespacedPod({ name, namespace: NS })) as never).state === 'ready', 30_000, 200);
@@ -81,7 +106,7 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     }
     controller = new ProbeController(
       kc,
-      { probes: new ProbeClient(kc), queue, store: new SeriesStore(connection), metrics, log: jsonLogger({ part: 'controller' }) },
+      { probes: (controllerProbes = new HookedProbeClient(kc)), queue, store: new SeriesStore(connection), metrics, log: jsonLogger({ part: 'controller' }) },
       { resyncMs: 3_600_000, watchdogMs: 60_000, watchTimeoutSeconds: 30, podTriggerDelayMs: TRIGGER_DELAY_MS, reconcileLanes: 4 },
     );
     await controller.start();
@@ -170,9 +195,35 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     const before = await reconciles();
     await controller.resync();
     await scheduled('bystander');
-    assert.equal(await queue.getJobScheduler(orphan.id), undefined, 'orphan removed');
+    await waitFor('the orphan removed', async () => (await queue.getJobScheduler(orphan.id)) === undefined, 10_000, 100);
     await settle();
-    assert.equal((await reconciles()) - before, 1, 'only the probe whose scheduler was lost went back through reconcile');
+    assert.equal((await reconciles()) - before, 2, 'only the probe whose scheduler was lost, and the orphan, went back through reconcile');
+  });
+
+  test('a probe re-created under the name of an orphan scheduler while the resync removes that orphan keeps the scheduler it gets', async () => {
+    await settle();
+    const orphan = desiredScheduler({ metadata: { name: 'reborn', namespace: NS, uid: 'uid-of-the-deleted-one' }, spec: { schedule: { interval: '1h', window: 12, jitter: '0s' } } } as MapLeakProbe);
+    await ensureScheduler(queue, orphan);
+    const schedulerUid = async (): Promise<string | undefined> => (await queue.getJobScheduler(orphan.id))?.template?.data?.uid;
+    let createdUid = '';
+    // Right after the API server said "no probe reborn", before the controller removes the orphan: the probe is created,
+    // and a reconcile of it, wherever it may run, is given the time to make its scheduler (it cannot while the key is this one's).
+    controllerProbes.onceGone(NS, 'reborn', async () => {
+      await probes.create('reborn', { selector: { matchLabels: { app: 'reborn' } }, schedule: { interval: '1h' } });
+      createdUid = (await probes.get('reborn'))?.metadata.uid ?? '';
+      await waitFor('a scheduler for the new probe', async () => (await schedulerUid()) === createdUid, 3000, 50).catch(() => undefined);
+    });
+    await controller.resync();
+    const probe = await waitFor('the new probe Ready=True Scheduled', async () => {
+      const p = await probes.get('reborn');
+      return condition(p, 'Ready')?.reason === 'Scheduled' && p;
+    }, 30_000, 100);
+    assert.ok(createdUid && probe.metadata.uid === createdUid, 'the hook ran: the probe was re-created inside the window');
+    assert.equal(await waitFor('its scheduler', async () => await schedulerUid(), 10_000, 100), createdUid, "the new probe's scheduler, not the orphan's");
+    await settle();
+    assert.equal(await schedulerUid(), createdUid, 'still there once the controller is idle: not lost until the next resync (an hour here)');
+    await probes.delete('reborn');
+    await waitFor('reborn gone', async () => (await probes.get('reborn')) === undefined, 30_000, 200);
   });
 
   test('a suspended probe runs no rounds, yet its incidents past the retention leave the status at a resync (and a settled probe is left alone)', async () => {
