@@ -139,12 +139,17 @@ function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<stri
  * or going away triggers one extra capture round at once, so targets follow
  * the pods without waiting an interval.
  */
+/** Longest a scrape waits for one namespace's ledger total. */
+const STORED_BYTES_READ_MS = 1000;
+
 export class ProbeController {
   private readonly work = new WorkQueue();
   private readonly probes: SupervisedInformer<CachedProbe>;
   private readonly pods: SupervisedInformer<CachedPod>;
   private running?: Promise<void>;
   private resyncTimer?: NodeJS.Timeout;
+  /** Ends this controller's export of mapleak_namespace_stored_bytes. */
+  private endStoredBytes?: () => void;
   /** Set by stop(): a start() still waiting (on Redis, say) must not go on to act. */
   private stopped = false;
 
@@ -193,6 +198,28 @@ export class ProbeController {
     await this.resync();
     if (this.stopped) return;
     this.resyncTimer = setInterval(() => void this.resync(), this.options.resyncMs);
+    this.endStoredBytes = this.deps.metrics.namespaceStoredBytesFrom(() => this.namespaceStoredBytes());
+  }
+
+  /**
+   * For mapleak_namespace_stored_bytes, at each scrape: the ledger total of
+   * every namespace the watch cache has probes in (so the series are as
+   * many as those namespaces, and a namespace's goes with its last probe).
+   * A ledger that does not answer within a second is left out of that
+   * scrape (its last value stays): a scrape never waits on a slow Redis.
+   */
+  private async namespaceStoredBytes(): Promise<Map<string, number | undefined>> {
+    const namespaces = new Set(this.probes.list().map((probe) => probe.metadata.namespace));
+    const bytes = new Map<string, number | undefined>();
+    await Promise.all(
+      [...namespaces].map(async (namespace) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), STORED_BYTES_READ_MS)));
+        const total = await Promise.race([this.deps.store.namespaceBytes(namespace).catch(() => undefined), late]).finally(() => clearTimeout(timer));
+        bytes.set(namespace, total);
+      }),
+    );
+    return bytes;
   }
 
   /**
@@ -346,6 +373,7 @@ export class ProbeController {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.resyncTimer);
+    this.endStoredBytes?.();
     this.work.stop();
     await Promise.all([this.probes.stop(), this.pods.stop()]);
     await this.running;

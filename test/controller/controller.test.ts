@@ -12,6 +12,7 @@ import { jsonLogger } from '../../src/observability/log.js';
 import { OperatorMetrics } from '../../src/observability/metrics.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../../src/queue/names.js';
 import { desiredScheduler, ensureScheduler } from '../../src/queue/schedulers.js';
+import { NamespaceLedger } from '../../src/store/namespace-ledger.js';
 import { SeriesStore } from '../../src/store/series-store.js';
 import { restartApiserver, stopCluster, type Cluster } from '../cluster/cluster.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
@@ -246,6 +247,34 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     await controller.resync();
     await settle();
     assert.equal(await reconciles(), before, 'nothing left to prune: no reconcile');
+  });
+
+  test("mapleak_namespace_stored_bytes: one series per namespace with probes, its ledger's total as of the scrape, gone with the namespace's last probe", async () => {
+    const TEAM = 'ledger-team';
+    await core.createNamespace({ body: { metadata: { name: TEAM } } });
+    const team = new TestProbes(kc, TEAM);
+    await team.create('counted', { selector: { matchLabels: { app: 'none' } }, schedule: { interval: '1h' } });
+    await team.create('also-counted', { selector: { matchLabels: { app: 'none' } }, schedule: { interval: '1h' } });
+    await waitFor('the team probes scheduled', async () => (await queue.getJobScheduler(`${TEAM}/counted`)) && (await queue.getJobScheduler(`${TEAM}/also-counted`)), 30_000, 100);
+    // What a worker's stored captures reserve, through the store's own ledger (the store's prefix, `mlp`).
+    const ledger = new NamespaceLedger(connection, 'mlp');
+    await ledger.reserve(TEAM, NamespaceLedger.entry('counted', 'c1'), { summary: 1000, profile: 2345 }, 600_000, Number.POSITIVE_INFINITY, []);
+    // A namespace with stored bytes and no probe (its last one deleted while its captures live on): not a series.
+    await ledger.reserve('no-probes-here', NamespaceLedger.entry('gone', 'c1'), { summary: 99, profile: 0 }, 600_000, Number.POSITIVE_INFINITY, []);
+    const scrape = async (): Promise<Map<string, number>> => {
+      const text = await metrics.registry.metrics();
+      return new Map([...text.matchAll(/^mapleak_namespace_stored_bytes\{namespace="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+    };
+    assert.deepEqual(await scrape(), new Map([[NS, 0], [TEAM, 3345]]), 'the namespaces with probes, each with its ledger total');
+    await ledger.reserve(TEAM, NamespaceLedger.entry('also-counted', 'c1'), { summary: 500, profile: 0 }, 600_000, Number.POSITIVE_INFINITY, []);
+    assert.equal((await scrape()).get(TEAM), 3845, 'read at the scrape, not at the last resync');
+    await team.delete('counted');
+    await waitFor('counted gone', async () => (await team.get('counted')) === undefined, 30_000, 200);
+    assert.ok((await scrape()).has(TEAM), 'one probe left in the namespace: its series stays');
+    await team.delete('also-counted');
+    await waitFor('also-counted gone', async () => (await team.get('also-counted')) === undefined, 30_000, 200);
+    await waitFor("the namespace's series gone with its last probe", async () => !(await scrape()).has(TEAM), 10_000, 100);
+    assert.deepEqual([...(await scrape()).keys()], [NS]);
   });
 
   test('a deleted probe: scheduler removed and finalizer released', async () => {
