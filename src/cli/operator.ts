@@ -290,7 +290,7 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     if ((config.kubeconfigSecretNamespaces ?? []).length > 0 && remoteServers.empty) log.warn('spec.cluster stays disabled: --remote-cluster-cidrs lists no addresses (probes get RemoteClusterNotAllowed)');
     if (config.allowRemoteDirect && remotePods.empty) log.warn('--allow-remote-direct dials no remote pod: --remote-pod-cidrs lists no addresses');
     remoteEnds = new RemoteEndWatcher({ store, log: log.child({ part: 'remote-ends' }), limits: remoteEndLimits(ceilings) });
-    clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false, remoteServers, remotePods });
+    clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false, remoteServers, remotePods, followSockets: ceilings.maxTriggerFollows });
     worker = startCaptureWorker(
       {
         connection: workerConnection,
