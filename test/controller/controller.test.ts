@@ -277,6 +277,23 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     assert.deepEqual([...(await scrape()).keys()], [NS]);
   });
 
+  test('mapleak_namespace_stored_bytes goes with the controller that exported it (stopped, or lease lost), not with a newer one', async () => {
+    const own = new OperatorMetrics(false);
+    const series = async (): Promise<string[]> => (await own.registry.metrics()).split('\n').filter((line) => line.startsWith('mapleak_namespace_stored_bytes{'));
+    const endOld = own.namespaceStoredBytesFrom(async () => new Map([['team-x', 10]]));
+    assert.deepEqual(await series(), ['mapleak_namespace_stored_bytes{namespace="team-x"} 10']);
+    endOld();
+    assert.deepEqual(await series(), [], 'a stopped controller exports none');
+    const endFirst = own.namespaceStoredBytesFrom(async () => new Map([['team-x', 10]]));
+    await series();
+    // The next term's controller starts before the last one's stop has run out: the old stop leaves the new series.
+    const endNext = own.namespaceStoredBytesFrom(async () => new Map<string, number | undefined>([['team-y', 20], ['team-z', undefined]]));
+    endFirst();
+    assert.deepEqual(await series(), ['mapleak_namespace_stored_bytes{namespace="team-y"} 20'], "only the newer controller's namespaces; one whose ledger did not answer has no value yet");
+    endNext();
+    assert.deepEqual(await series(), []);
+  });
+
   test('a deleted probe: scheduler removed and finalizer released', async () => {
     await probes.delete('bystander');
     await waitFor('bystander gone', async () => (await probes.get('bystander')) === undefined, 30_000, 200);
