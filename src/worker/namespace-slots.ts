@@ -35,7 +35,7 @@ export interface NamespaceSlotsOptions {
   leaseMs?: number;
   /** Key prefix (default `mlp:active-rounds:`). */
   keyPrefix?: string;
-  /** A resumed round took over `count` leases a dead worker left for it (counted by the operator). */
+  /** A resumed round took over `count` leases a dead worker left for it (the operator logs it). */
   onTakeOver?: (namespace: string, count: number) => void;
 }
 
@@ -101,14 +101,17 @@ local roundAt = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-local rounds = {}
-for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
-  rounds[string.sub(member, roundAt)] = member
+local members = redis.call('ZRANGE', key, 0, -1)
+local function takenOver(holder)
+  local round = string.sub(holder, roundAt)
+  for _, member in ipairs(members) do
+    if member ~= holder and string.sub(member, roundAt) == round then return true end
+  end
+  return false
 end
 local lost = {}
 for i = 3, #ARGV do
-  local other = rounds[string.sub(ARGV[i], roundAt)]
-  if other ~= nil and other ~= ARGV[i] then
+  if takenOver(ARGV[i]) then
     table.insert(lost, ARGV[i])
   else
     redis.call('ZADD', key, now + ttl, ARGV[i])
