@@ -132,6 +132,9 @@ function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<stri
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
+/** Longest a scrape waits for one namespace's ledger total. */
+const STORED_BYTES_READ_MS = 1000;
+
 /**
  * Watches MapLeakProbes and the pods they select, each with a supervised
  * list+watch that keeps only what the controller reads. Probe changes that
@@ -139,9 +142,6 @@ function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<stri
  * or going away triggers one extra capture round at once, so targets follow
  * the pods without waiting an interval.
  */
-/** Longest a scrape waits for one namespace's ledger total. */
-const STORED_BYTES_READ_MS = 1000;
-
 export class ProbeController {
   private readonly work = new WorkQueue();
   private readonly probes: SupervisedInformer<CachedProbe>;
