@@ -1,6 +1,6 @@
 import https from 'node:https';
-import { DEFAULT_CEILINGS, type Ceilings } from '../api/ceilings.js';
 import type { IncomingMessage } from 'node:http';
+import { DEFAULT_CEILINGS, type Ceilings } from '../api/ceilings.js';
 import { endNote, podEnd, POD_LIST_BYTES_PER_POD } from '../clusters/pods.js';
 import type { TargetCluster } from '../clusters/registry.js';
 import { errorCode } from '../observability/error-code.js';
