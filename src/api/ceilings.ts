@@ -66,6 +66,12 @@ export interface Ceilings {
   triggerPollMs: number;
   /** Largest spec.thresholds.maxFindings: each kept map finding is a status entry and a Prometheus series (mapleak_map_inuse_bytes). */
   maxFindings: number;
+  /** Watches of remote (spec.cluster) probes' pods one worker holds open between rounds; past it the oldest ends (0: none). */
+  maxRemotePodWatches: number;
+  /** Longest one such watch stays open. */
+  maxRemotePodWatchMs: number;
+  /** Bytes one such watch reads from the tenant's API server before it is cut off. */
+  maxRemotePodWatchBytes: number;
 }
 
 /**
@@ -103,6 +109,9 @@ export const DEFAULT_CEILINGS: Ceilings = {
   minTriggerIntervalMs: 10_000,
   triggerPollMs: 2_000,
   maxFindings: 50,
+  maxRemotePodWatches: 100,
+  maxRemotePodWatchMs: 15 * 60_000,
+  maxRemotePodWatchBytes: 4 * 1024 * 1024,
 };
 
 /** The spec values a round uses, after the ceilings. */
@@ -164,6 +173,9 @@ export function inconsistentCeilings(ceilings: Ceilings): string | undefined {
   if (ceilings.maxKnowledgeBytesPerNamespace > ceilings.maxKnowledgeBytes) return `--max-knowledge-bytes-per-namespace (${ceilings.maxKnowledgeBytesPerNamespace}) must be at most --max-knowledge-bytes (${ceilings.maxKnowledgeBytes})`;
   if (ceilings.maxRedisBytesPerNamespace < ceilings.maxSummaryBytes) return `--max-redis-bytes-per-namespace (${ceilings.maxRedisBytesPerNamespace}) must be at least --max-summary-bytes (${ceilings.maxSummaryBytes}): a summary at the limit could never be kept`;
   if (ceilings.maxSymbolAnswerBytes < 4096) return `--max-symbol-answer-bytes must be at least 4Ki, got ${ceilings.maxSymbolAnswerBytes}`;
+  // One pod's watch event may be as long as a pod in a list (POD_LIST_BYTES_PER_POD): a smaller limit would cut off every watch at its first event.
+  if (ceilings.maxRemotePodWatchBytes < 64 * 1024) return `--max-remote-pod-watch-bytes must be at least 64Ki (one pod's watch event), got ${ceilings.maxRemotePodWatchBytes}`;
+  if (ceilings.maxRemotePodWatchMs < 1000) return `--max-remote-pod-watch-time must be at least 1s (a watch's timeoutSeconds), got ${ceilings.maxRemotePodWatchMs}ms`;
   return undefined;
 }
 

@@ -23,7 +23,7 @@ import { AuthMetrics } from '../auth/metrics.js';
 import { DEFAULT_REVIEWER_OPTIONS, KubernetesAccessReviewer, type ReviewerOptions } from '../auth/reviewer.js';
 import { createApp } from '../server/app.js';
 import { fencedProbe, SeriesStore } from '../store/series-store.js';
-import { RemoteEndWatcher } from '../worker/remote-ends.js';
+import { remoteEndLimits, RemoteEndWatcher } from '../worker/remote-ends.js';
 import { DEFAULT_WORKER_LIMITS } from '../worker/capture-round.js';
 import { DecodeGate } from '../worker/decode-gate.js';
 import { defaultRoundsPerNamespace } from '../worker/namespace-slots.js';
@@ -106,6 +106,9 @@ const CEILING_FLAGS: Record<string, { field: keyof Ceilings; parse: (text: strin
   'trigger-poll-interval': { field: 'triggerPollMs', parse: (t) => parseDuration(t) },
   // The CRD allows spec.thresholds.maxFindings up to 50.
   'max-findings': { field: 'maxFindings', parse: (t, f) => atMost(parseCount(t, f, 1), 50, f) },
+  'max-remote-pod-watches': { field: 'maxRemotePodWatches', parse: (t, f) => parseCount(t, f, 0) },
+  'max-remote-pod-watch-time': { field: 'maxRemotePodWatchMs', parse: (t) => parseDuration(t) },
+  'max-remote-pod-watch-bytes': { field: 'maxRemotePodWatchBytes', parse: (t) => parseSize(t) },
 };
 
 /** status.incidents holds at most 50 (the CRD's maxItems): each is about 1.5 KB, and the status is rewritten every round. */
@@ -286,8 +289,8 @@ export async function startOperator(config: OperatorConfig): Promise<RunningOper
     const remotePods = AddressAllowlist.parse(config.remotePodCidrs ?? []);
     if ((config.kubeconfigSecretNamespaces ?? []).length > 0 && remoteServers.empty) log.warn('spec.cluster stays disabled: --remote-cluster-cidrs lists no addresses (probes get RemoteClusterNotAllowed)');
     if (config.allowRemoteDirect && remotePods.empty) log.warn('--allow-remote-direct dials no remote pod: --remote-pod-cidrs lists no addresses');
-    remoteEnds = new RemoteEndWatcher({ store, log: log.child({ part: 'remote-ends' }) });
-    clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false, remoteServers, remotePods });
+    remoteEnds = new RemoteEndWatcher({ store, log: log.child({ part: 'remote-ends' }), limits: remoteEndLimits(ceilings) });
+    clusters = new ClusterRegistry(kc, { remoteNamespaces: new Set(config.kubeconfigSecretNamespaces ?? []), allowInsecureTls: config.insecureKubeconfigTls ?? false, remoteServers, remotePods, followSockets: ceilings.maxTriggerFollows });
     worker = startCaptureWorker(
       {
         connection: workerConnection,

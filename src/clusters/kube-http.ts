@@ -1,5 +1,6 @@
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { DEFAULT_CEILINGS } from '../api/ceilings.js';
 import { CaptureError } from '../capture/errors.js';
 import { fetchBytes, type FetchOptions } from '../capture/http.js';
 import { AddressAllowlist } from './address-allowlist.js';
@@ -21,10 +22,21 @@ export interface KubeHttp {
    * socket the pool's requests share.
    */
   dedicatedAgent(): https.Agent;
+  /**
+   * The pool of the pod log follows (memory triggers), apart from `agent`:
+   * a follow holds its socket as long as the log streams, so on the shared
+   * pool (8 sockets for a remote cluster) a few follows would leave pod
+   * lists and captures waiting. Sized by the follows a worker may hold at
+   * most (--max-trigger-follows), so no follow waits for a socket either.
+   */
+  readonly followAgent: https.Agent;
 }
 
+/** Follow sockets per cluster when no ceiling is given: the flag's default. */
+export const DEFAULT_FOLLOW_SOCKETS = DEFAULT_CEILINGS.maxTriggerFollows;
+
 /** The operator's own cluster, from its own (trusted) kubeconfig. */
-export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
+export async function kubeHttp(kc: KubeConfig, followSockets = DEFAULT_FOLLOW_SOCKETS): Promise<KubeHttp> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const options: https.RequestOptions = {};
@@ -33,7 +45,7 @@ export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
   const tls: https.AgentOptions = { ca: options.ca, cert: options.cert, key: options.key, rejectUnauthorized: options.rejectUnauthorized ?? !cluster.skipTLSVerify };
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(options.headers ?? {})) if (typeof value === 'string') headers[name] = value;
-  return client(cluster.server.replace(/\/+$/, ''), (pool) => new https.Agent({ ...tls, ...pool }), { keepAlive: true, maxSockets: 32 }, headers);
+  return client(cluster.server.replace(/\/+$/, ''), (pool) => new https.Agent({ ...tls, ...pool }), { keepAlive: true, maxSockets: 32 }, headers, followSockets);
 }
 
 /**
@@ -42,7 +54,7 @@ export async function kubeHttp(kc: KubeConfig): Promise<KubeHttp> {
  * connection goes only to addresses `addresses` allows (the admin's
  * --remote-cluster-cidrs), checked as it is dialled; none by default.
  */
-export function remoteKubeHttp(credentials: RemoteCredentials, addresses: AddressAllowlist = AddressAllowlist.parse([])): KubeHttp {
+export function remoteKubeHttp(credentials: RemoteCredentials, addresses: AddressAllowlist = AddressAllowlist.parse([]), followSockets = DEFAULT_FOLLOW_SOCKETS): KubeHttp {
   const tls: https.AgentOptions = {
     ...(credentials.caPem ? { ca: credentials.caPem } : {}),
     ...(credentials.certPem ? { cert: credentials.certPem } : {}),
@@ -57,6 +69,7 @@ export function remoteKubeHttp(credentials: RemoteCredentials, addresses: Addres
     (pool) => allowlistedHttpsAgent(addresses, { ...tls, ...pool }),
     { keepAlive: true, maxSockets: 8 },
     credentials.token ? { authorization: `Bearer ${credentials.token}` } : {},
+    followSockets,
   );
   return { ...remote, get: (path, o) => remote.get(path, o).catch((err: unknown) => Promise.reject(unreachableAsOne(err))) };
 }
@@ -82,14 +95,20 @@ function unreachableAsOne(err: unknown): unknown {
 /** Pool settings of an agent: the TLS identity and the dial guard come from the cluster. */
 type PoolOptions = Pick<https.AgentOptions, 'keepAlive' | 'maxSockets'>;
 
-function client(server: string, makeAgent: (pool: PoolOptions) => https.Agent, pool: PoolOptions, headers: Record<string, string>): KubeHttp {
+function client(server: string, makeAgent: (pool: PoolOptions) => https.Agent, pool: PoolOptions, headers: Record<string, string>, followSockets: number): KubeHttp {
   const agent = makeAgent(pool);
+  // Kept alive: a follow the server ends at once is reopened every --trigger-poll-interval.
+  const followAgent = makeAgent({ keepAlive: true, maxSockets: Math.max(1, followSockets) });
   return {
     server,
     agent,
+    followAgent,
     headers,
     get: (path, o) => fetchBytes(server + path, { ...o, agent, headers }),
-    close: () => agent.destroy(),
+    close: () => {
+      agent.destroy();
+      followAgent.destroy();
+    },
     dedicatedAgent: () => makeAgent({ keepAlive: false, maxSockets: 1 }),
   };
 }

@@ -4,7 +4,7 @@ import type { MapLeakProbe } from '../api/types.js';
 import { isIP } from 'node:net';
 import { AddressAllowlist } from './address-allowlist.js';
 import { DeadlineError, withDeadline } from './deadline.js';
-import { kubeHttp, remoteKubeHttp, type KubeHttp } from './kube-http.js';
+import { DEFAULT_FOLLOW_SOCKETS, kubeHttp, remoteKubeHttp, type KubeHttp } from './kube-http.js';
 import { KubeconfigRejected, parseTenantKubeconfig } from './kubeconfig.js';
 
 /**
@@ -53,6 +53,8 @@ export interface ClusterRegistryOptions {
   remoteServers: AddressAllowlist;
   /** Addresses a remote pod may have for Direct capture (--remote-pod-cidrs); empty: none. */
   remotePods: AddressAllowlist;
+  /** Sockets of each cluster's pod log follows, apart from its request pool (KubeHttp.followAgent): the worker's --max-trigger-follows. */
+  followSockets: number;
 }
 
 export const DEFAULT_CLUSTER_REGISTRY_OPTIONS: ClusterRegistryOptions = {
@@ -62,6 +64,7 @@ export const DEFAULT_CLUSTER_REGISTRY_OPTIONS: ClusterRegistryOptions = {
   timeoutMs: 30_000,
   remoteServers: AddressAllowlist.parse([]),
   remotePods: AddressAllowlist.parse([]),
+  followSockets: DEFAULT_FOLLOW_SOCKETS,
 };
 
 /** The same words for every server the allowlist refuses as written: nothing of the address is echoed. */
@@ -94,7 +97,7 @@ export class ClusterRegistry {
     const ref = probe.spec.cluster;
     const namespace = probe.metadata.namespace;
     if (!ref) {
-      this.local ??= kubeHttp(this.localConfig);
+      this.local ??= kubeHttp(this.localConfig, this.options.followSockets);
       return { id: 'local', remote: false, http: await this.local, namespace };
     }
     if (!this.options.remoteNamespaces.has('*') && !this.options.remoteNamespaces.has(namespace)) {
@@ -136,7 +139,7 @@ export class ClusterRegistry {
       // An address the tenant wrote is refused before any client exists; a name is checked at every dial (kube-http).
       const host = new URL(credentials.server).hostname.replace(/^\[|\]$/g, '');
       if (isIP(host) && !this.options.remoteServers.allows(host)) throw new ClusterConfigError('RemoteClusterNotAllowed', SERVER_NOT_ALLOWED);
-      http = remoteKubeHttp(credentials, this.options.remoteServers);
+      http = remoteKubeHttp(credentials, this.options.remoteServers, this.options.followSockets);
       // Older versions of the same Secret are dead: drop them at once.
       for (const [other, client] of this.remote) {
         if (other.startsWith(`${secretId}@`)) this.evict(other, client);

@@ -7,9 +7,9 @@ import type { ConnectionErrorReporter } from '../observability/connection-errors
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { CAPTURE_JOB, type CaptureJobData } from '../queue/names.js';
-import { desiredScheduler, removeScheduler, schedulerMatches, stalledSchedulers } from '../queue/schedulers.js';
+import { desiredScheduler, schedulerMatches, stalledSchedulers } from '../queue/schedulers.js';
 import type { SeriesStore } from '../store/series-store.js';
-import { forgetGoneProbe, reconcileProbe } from './reconciler.js';
+import { reconcileProbe } from './reconciler.js';
 import { SupervisedInformer, type ObjectChange, type RawObject, type SupervisedInformerOptions } from './supervised-informer.js';
 import { WorkQueue } from './work-queue.js';
 import { hasExpiredIncidents } from '../analysis/incident.js';
@@ -132,6 +132,9 @@ function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<stri
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
+/** Longest a scrape waits for one namespace's ledger total. */
+const STORED_BYTES_READ_MS = 1000;
+
 /**
  * Watches MapLeakProbes and the pods they select, each with a supervised
  * list+watch that keeps only what the controller reads. Probe changes that
@@ -145,6 +148,8 @@ export class ProbeController {
   private readonly pods: SupervisedInformer<CachedPod>;
   private running?: Promise<void>;
   private resyncTimer?: NodeJS.Timeout;
+  /** Ends this controller's export of mapleak_namespace_stored_bytes. */
+  private endStoredBytes?: () => void;
   /** Set by stop(): a start() still waiting (on Redis, say) must not go on to act. */
   private stopped = false;
 
@@ -193,13 +198,42 @@ export class ProbeController {
     await this.resync();
     if (this.stopped) return;
     this.resyncTimer = setInterval(() => void this.resync(), this.options.resyncMs);
+    this.endStoredBytes = this.deps.metrics.namespaceStoredBytesFrom(() => this.namespaceStoredBytes());
+  }
+
+  /**
+   * For mapleak_namespace_stored_bytes, at each scrape: the ledger total of
+   * every namespace the watch cache has probes in (so the series are as
+   * many as those namespaces, and a namespace's goes with its last probe).
+   * A ledger that does not answer within a second is left out of that
+   * scrape (its last value stays): a scrape never waits on a slow Redis.
+   */
+  private async namespaceStoredBytes(): Promise<Map<string, number | undefined>> {
+    const namespaces = new Set(this.probes.list().map((probe) => probe.metadata.namespace));
+    const bytes = new Map<string, number | undefined>();
+    await Promise.all(
+      [...namespaces].map(async (namespace) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), STORED_BYTES_READ_MS)));
+        const total = await Promise.race([this.deps.store.namespaceBytes(namespace).catch(() => undefined), late]).finally(() => clearTimeout(timer));
+        bytes.set(namespace, total);
+      }),
+    );
+    return bytes;
   }
 
   /**
    * Level-based repair, in bulk: one read of every scheduler in Redis against
    * the watch cache. A probe whose scheduler is missing or differs, or whose
    * status does not yet show its generation, goes back through reconcile;
-   * schedulers of probes that no longer exist are removed.
+   * so does a scheduler the cache has no probe for, whose removal is
+   * reconcile's (the probe gone by the API server's word). Through the work
+   * queue, not here: a key is never reconciled in two lanes at once, and a
+   * probe re-created under the name while its orphan is being removed
+   * marks the key to run again, so the new probe gets its scheduler back at
+   * once. Removed here, between the check and the removal a reconcile of
+   * the new probe could have made the scheduler that the removal then took,
+   * until the next resync.
    */
   async resync(): Promise<void> {
     try {
@@ -215,18 +249,11 @@ export class ProbeController {
         const key = probeKey(probe);
         if (stalled.has(key) || !this.settled(probe, schedulers.get(key))) this.work.add(key);
       }
-      // The cache is only a full picture once listed; an orphan is confirmed with the API server before it goes.
+      // The cache is only a full picture once listed; reconcile confirms an orphan with the API server before it goes.
       if (!this.probes.synced) return;
       for (const id of schedulers.keys()) {
-        if (this.probes.get(id)) continue;
-        const [namespace, name] = id.split('/') as [string, string];
-        if (name === undefined || (await this.deps.probes.get(namespace, name))) {
-          if (name !== undefined) this.work.add(id);
-          continue;
-        }
-        await removeScheduler(this.deps.queue, id);
-        await forgetGoneProbe(id, this.deps);
-        this.deps.log.info('removed scheduler of a probe that no longer exists', { probe: id });
+        // Not a probe's (no namespace/name): not ours to remove.
+        if (!this.probes.get(id) && id.includes('/')) this.work.add(id);
       }
     } catch (err) {
       this.deps.log.warn('resync failed', { error: (err as Error).message });
@@ -346,6 +373,7 @@ export class ProbeController {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.resyncTimer);
+    this.endStoredBytes?.();
     this.work.stop();
     await Promise.all([this.probes.stop(), this.pods.stop()]);
     await this.running;

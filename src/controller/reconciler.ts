@@ -39,7 +39,8 @@ export async function reconcileProbe(key: string, deps: ReconcilerDeps): Promise
   const probe = deps.cached?.(key) ?? (await deps.probes.get(namespace, name));
 
   if (!probe) {
-    await cleanUp(key, deps);
+    // A probe deleted while no controller watched (its finalizer removed by hand), or one whose deletion's clean-up was lost: the resync queues its scheduler's key.
+    if (await cleanUp(key, deps)) deps.log.info('removed scheduler of a probe that no longer exists', { probe: key });
     return 'deleted';
   }
   if (probe.metadata.deletionTimestamp) {
@@ -118,11 +119,13 @@ async function overNamespaceLimit(probe: MapLeakProbe, namespaceProbes: NonNulla
   return older >= maxProbes;
 }
 
-async function cleanUp(key: string, deps: ReconcilerDeps): Promise<void> {
-  await removeScheduler(deps.queue, key);
+/** Removes the key's scheduler and its gone probe's keys; true when there was a scheduler. */
+async function cleanUp(key: string, deps: ReconcilerDeps): Promise<boolean> {
+  const removed = await removeScheduler(deps.queue, key);
   await forgetGoneProbe(key, deps);
   const [namespace, name] = key.split('/') as [string, string];
   deps.metrics.forgetProbe(namespace, name);
+  return removed;
 }
 
 /**

@@ -71,10 +71,58 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Read at each scrape, from the namespaces' ledgers, by the leading
+   * controller (the one whose watch cache knows which namespaces have
+   * probes; see namespaceStoredBytesFrom). Other processes export none.
+   */
+  readonly namespaceStoredBytes = new Gauge({
+    name: 'mapleak_namespace_stored_bytes',
+    help: "Redis bytes a namespace's kept captures, series gctrace and analyses take, as its ledger counts them against --max-redis-bytes-per-namespace; one series per namespace with probes, exported by the leading controller.",
+    labelNames: ['namespace'],
+    registers: [this.registry],
+    collect: () => this.collectStoredBytes(),
+  });
+  private storedBytesSource: (() => Promise<ReadonlyMap<string, number | undefined>>) | undefined;
+  private readonly storedBytesExported = new Set<string>();
+
   private readonly sitesByProbe = new Map<string, { namespace: string; probe: string; site: string; pattern: string }[]>();
 
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+
+  private async collectStoredBytes(): Promise<void> {
+    const source = this.storedBytesSource;
+    if (!source) return;
+    const bytes = await source();
+    // Only namespaces with probes: a namespace whose last probe went loses its series. One whose ledger did not answer keeps its last value.
+    for (const namespace of this.storedBytesExported) {
+      if (bytes.has(namespace)) continue;
+      this.namespaceStoredBytes.remove({ namespace });
+      this.storedBytesExported.delete(namespace);
+    }
+    for (const [namespace, value] of bytes) {
+      if (value === undefined) continue;
+      this.namespaceStoredBytes.set({ namespace }, value);
+      this.storedBytesExported.add(namespace);
+    }
+  }
+
+  /**
+   * Where each scrape reads the stored bytes of the namespaces with probes
+   * (undefined for a namespace whose ledger did not answer). The returned
+   * function ends it (a controller that stops or loses the lease): the
+   * series go, unless another source was set meanwhile.
+   */
+  namespaceStoredBytesFrom(source: () => Promise<ReadonlyMap<string, number | undefined>>): () => void {
+    this.storedBytesSource = source;
+    return () => {
+      if (this.storedBytesSource !== source) return;
+      this.storedBytesSource = undefined;
+      this.namespaceStoredBytes.reset();
+      this.storedBytesExported.clear();
+    };
   }
 
   /** Replace a probe's per-site series with the current findings. */

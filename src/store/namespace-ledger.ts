@@ -114,8 +114,8 @@ local expiry = now + tonumber(ARGV[1])
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', 'GT', expiry, ARGV[i]) end
 return finish()`;
 
-/** No change: the total once stale entries are dropped. */
-const TOTAL = `${LEDGER_HEAD}
+/** No change: the total once stale entries are dropped (read at every scrape, so it runs at maxmemory too: it only frees, and rewrites the total). */
+const TOTAL = `${ALLOW_OOM}${LEDGER_HEAD}
 return finish()`;
 
 /** What a reservation kept room for. */

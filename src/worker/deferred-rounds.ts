@@ -51,7 +51,8 @@ function deferralsOf(job: Pick<Job, 'attemptsStarted' | 'attemptsMade' | 'stalle
  * whose Events and status only this round writes, and reserved budget in
  * the namespace's ledger; so it is run to its end, never superseded. It
  * comes back late by nature (the lock lapses up to lockDuration after the
- * death), and the dead worker's slot lease may still count then.
+ * death); the slot lease the dead worker left for it is taken over, not
+ * waited out (NamespaceSlots.acquire's `resumed`).
  */
 export function resumedRound(job: Pick<Job, 'stalledCounter'>): boolean {
   return (job.stalledCounter ?? 0) > 0;

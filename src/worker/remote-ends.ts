@@ -1,5 +1,6 @@
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
+import { DEFAULT_CEILINGS, type Ceilings } from '../api/ceilings.js';
 import { endNote, podEnd, POD_LIST_BYTES_PER_POD } from '../clusters/pods.js';
 import type { TargetCluster } from '../clusters/registry.js';
 import { errorCode } from '../observability/error-code.js';
@@ -18,8 +19,8 @@ import type { FencedProbe, SeriesStore } from '../store/series-store.js';
  *
  * Bounded, since the API server is the tenant's: one watch per probe (a
  * round replaces the one before), ended after `maxWatchMs`, at most
- * `maxWatches` per worker (the oldest ends first), at most `maxBytes` read
- * per watch, an event longer than a pod list allows per pod skipped, and
+ * `maxWatches` per worker (the oldest ends first; 0: none), at most
+ * `maxBytes` read per watch (the admin's flags, remoteEndLimits), an event longer than a pod list allows per pod skipped, and
  * notes only for the pods that round listed, at most one per pod and end.
  * A watch that fails is not retried: the next round lists Failed pods and
  * starts a new one.
@@ -33,7 +34,13 @@ export interface RemoteEndLimits {
   maxBytes: number;
 }
 
-export const DEFAULT_REMOTE_END_LIMITS: RemoteEndLimits = { maxWatches: 100, maxWatchMs: 15 * 60_000, maxBytes: 4 * 1024 * 1024 };
+/** The limits the admin set (--max-remote-pod-watches, --max-remote-pod-watch-time, --max-remote-pod-watch-bytes). */
+export function remoteEndLimits(ceilings: Pick<Ceilings, 'maxRemotePodWatches' | 'maxRemotePodWatchMs' | 'maxRemotePodWatchBytes'>): RemoteEndLimits {
+  return { maxWatches: ceilings.maxRemotePodWatches, maxWatchMs: ceilings.maxRemotePodWatchMs, maxBytes: ceilings.maxRemotePodWatchBytes };
+}
+
+/** The operator's flag defaults (DEFAULT_CEILINGS; the chart sets its own). */
+export const DEFAULT_REMOTE_END_LIMITS: RemoteEndLimits = remoteEndLimits(DEFAULT_CEILINGS);
 
 export interface WatchedRemotePod {
   uid: string;
@@ -70,7 +77,7 @@ export class RemoteEndWatcher {
    */
   watch(key: FencedProbe, cluster: TargetCluster, selector: string, resourceVersion: string | undefined, pods: readonly WatchedRemotePod[], options: { forMs: number; ttlSeconds: number }): void {
     this.stop(key.key);
-    if (this.closed || !resourceVersion || pods.length === 0) return;
+    if (this.closed || !resourceVersion || pods.length === 0 || this.limits.maxWatches === 0) return;
     while (this.watches.size >= this.limits.maxWatches) {
       const oldest = this.watches.keys().next().value;
       if (oldest === undefined) break;

@@ -361,7 +361,8 @@ export class TriggerWatcher {
       };
       const onAbort = (): void => finish({ ended: true });
       let idle = setTimeout(() => finish({ failed: 'no data within the idle timeout', status: 0 }), limits.idleMs);
-      const request = https.get(url, { agent: http.agent, headers: http.headers }, (response: IncomingMessage) => {
+      // The follows' own pool: a held-open log never takes a socket the cluster's pod lists and captures need.
+      const request = https.get(url, { agent: http.followAgent, headers: http.headers }, (response: IncomingMessage) => {
         const status = response.statusCode ?? 0;
         if (status !== 200) {
           response.resume();

@@ -7,7 +7,7 @@ import { runCaptureRound, type CaptureRoundDeps, type RoundOutcome } from './cap
 import type { TriggerWatcher } from './trigger-watch.js';
 import { asTenant } from './decode-gate.js';
 import { NamespaceSlots, type SlotLease } from './namespace-slots.js';
-import { DeferredRounds } from './deferred-rounds.js';
+import { DeferredRounds, resumedRound } from './deferred-rounds.js';
 
 export interface CaptureWorkerOptions {
   connection: RedisClient;
@@ -96,7 +96,14 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
   };
   let active = 0;
   let lastTaken = Date.now();
-  const slots = options.maxActiveRoundsPerNamespace ? new NamespaceSlots({ client: options.connection, perNamespace: options.maxActiveRoundsPerNamespace, ...(options.slotLeaseMs ? { leaseMs: options.slotLeaseMs } : {}) }) : undefined;
+  const slots = options.maxActiveRoundsPerNamespace
+    ? new NamespaceSlots({
+        client: options.connection,
+        perNamespace: options.maxActiveRoundsPerNamespace,
+        ...(options.slotLeaseMs ? { leaseMs: options.slotLeaseMs } : {}),
+        onTakeOver: (namespace, count) => deps.log.info('a resumed round took over the slot lease its dead worker left', { namespace, count }),
+      })
+    : undefined;
   const fairness = slots ? new DeferredRounds(deps, slots.perNamespace) : undefined;
   const run = async (job: Job<CaptureJobData>): Promise<RoundOutcome> => {
     // The decode gate serves namespaces in turn: it reads whose work this is from here.
@@ -110,22 +117,7 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
     lastTaken = Date.now();
     try {
       if (!slots || !fairness) return await run(job);
-      let lease: SlotLease | undefined;
-      try {
-        // Bounded: a Redis that does not answer must not hold the job (and a slot) until it does.
-        lease = await slots.acquire(job.data.namespace, job.id ?? `${job.name}-${job.timestamp}`, SLOT_CALL_TIMEOUT_MS);
-      } catch (err) {
-        // Redis refused the lease (maxmemory, a failover): the round runs unshared rather than not at all; its own writes report the store.
-        fairness.leaseFailed(err);
-        return await run(job);
-      }
-      if (!lease) return await fairness.defer(job, token);
-      try {
-        return await run(job);
-      } finally {
-        // A release that does not get through lapses with the lease.
-        await within(lease.release(), SLOT_CALL_TIMEOUT_MS, 'slot release').catch(() => undefined);
-      }
+      return await runInNamespaceShare(job, token, slots, fairness, run);
     } finally {
       active--;
     }
@@ -240,6 +232,37 @@ export function startCaptureWorker(options: CaptureWorkerOptions, deps: CaptureR
       }
     },
   };
+}
+
+/**
+ * Runs a job's round within its namespace's share of the worker slots: a
+ * lease first (a resumed round takes over the one its dead worker left),
+ * else the job is put back or superseded (DeferredRounds). The worker's
+ * processor, exported for the tests that kill a worker in a round.
+ */
+export async function runInNamespaceShare<T>(
+  job: Job<CaptureJobData>,
+  token: string | undefined,
+  slots: NamespaceSlots,
+  fairness: Pick<DeferredRounds, 'defer' | 'leaseFailed'>,
+  run: (job: Job<CaptureJobData>) => Promise<T>,
+): Promise<T | 'superseded'> {
+  let lease: SlotLease | undefined;
+  try {
+    // Bounded: a Redis that does not answer must not hold the job (and a slot) until it does.
+    lease = await slots.acquire(job.data.namespace, job.id ?? `${job.name}-${job.timestamp}`, SLOT_CALL_TIMEOUT_MS, { resumed: resumedRound(job) });
+  } catch (err) {
+    // Redis refused the lease (maxmemory, a failover): the round runs unshared rather than not at all; its own writes report the store.
+    fairness.leaseFailed(err);
+    return await run(job);
+  }
+  if (!lease) return await fairness.defer(job, token);
+  try {
+    return await run(job);
+  } finally {
+    // A release that does not get through lapses with the lease.
+    await within(lease.release(), SLOT_CALL_TIMEOUT_MS, 'slot release').catch(() => undefined);
+  }
 }
 
 /** The BullMQ Worker's settings: one source for the operator's worker and the failover soak (test/redis/failover-soak.ts). */

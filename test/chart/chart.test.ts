@@ -411,6 +411,7 @@ describe('chart: static checks', () => {
       '--max-inflight-bytes', '192Mi', '--max-knowledge-bytes', '128Mi', '--max-knowledge-bytes-per-namespace', '32Mi', '--max-targets-per-probe', '50', '--max-probes-per-namespace', '20', '--min-interval', '30s',
       '--max-window', '24', '--max-redis-bytes-per-target', '128Mi', '--max-redis-bytes-per-namespace', '100663296', '--max-stored-profile-bytes', '8Mi', '--max-usages-per-capture', '1000', '--max-summary-bytes', '2Mi', '--max-events-per-round', '5', '--max-incidents', '10', '--incident-retention', '168h',
       '--max-trigger-follows', '50', '--min-trigger-interval', '1m', '--trigger-poll-interval', '5s', '--max-findings', '20',
+      '--max-remote-pod-watches', '100', '--max-remote-pod-watch-time', '15m', '--max-remote-pod-watch-bytes', '4Mi',
     ];
     assert.deepEqual(c.args, ['operator', '--role', 'controller', '--port', '8080', '--resync-interval', '60s', '--lease-name', 'mapleakprobe-controller', ...limits, '--shutdown-timeout', '25s']);
     assert.deepEqual(w.args, ['operator', '--role', 'worker', '--port', '8080', '--concurrency', '4', '--target-concurrency', '4', ...limits, '--shutdown-timeout', '25s']);

@@ -12,6 +12,7 @@ import { jsonLogger } from '../../src/observability/log.js';
 import { OperatorMetrics } from '../../src/observability/metrics.js';
 import { CAPTURE_QUEUE, type CaptureJobData } from '../../src/queue/names.js';
 import { desiredScheduler, ensureScheduler } from '../../src/queue/schedulers.js';
+import { NamespaceLedger } from '../../src/store/namespace-ledger.js';
 import { SeriesStore } from '../../src/store/series-store.js';
 import { restartApiserver, stopCluster, type Cluster } from '../cluster/cluster.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
@@ -35,6 +36,30 @@ function podBody(cluster: Cluster, name: string, labels: Record<string, string>)
   };
 }
 
+/**
+ * The real client, with a hook a test sets to run once, when the API server
+ * has just said a probe is not there (404) and before the controller hears
+ * it: the test acts inside the window between the check and what the
+ * controller does on it.
+ */
+class HookedProbeClient extends ProbeClient {
+  private hooks = new Map<string, () => Promise<void>>();
+
+  onceGone(namespace: string, name: string, hook: () => Promise<void>): void {
+    this.hooks.set(`${namespace}/${name}`, hook);
+  }
+
+  override async get(namespace: string, name: string): Promise<MapLeakProbe | undefined> {
+    const probe = await super.get(namespace, name);
+    const hook = probe ? undefined : this.hooks.get(`${namespace}/${name}`);
+    if (hook) {
+      this.hooks.delete(`${namespace}/${name}`);
+      await hook();
+    }
+    return probe;
+  }
+}
+
 describe('controller against a real API server and Redis (kwok pods)', () => {
   let cluster: Cluster;
   let kc: KubeConfig;
@@ -45,6 +70,7 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
   let probes: TestProbes;
   let metrics: OperatorMetrics;
   let controller: ProbeController;
+  let controllerProbes: HookedProbeClient;
 
   const podReady = (name: string): Promise<boolean> =>
     waitFor(`pod ${name} Ready`, async () => slimPod((await core.readNamespacedPod({ name, namespace: NS })) as never).state === 'ready', 30_000, 200);
@@ -81,7 +107,7 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     }
     controller = new ProbeController(
       kc,
-      { probes: new ProbeClient(kc), queue, store: new SeriesStore(connection), metrics, log: jsonLogger({ part: 'controller' }) },
+      { probes: (controllerProbes = new HookedProbeClient(kc)), queue, store: new SeriesStore(connection), metrics, log: jsonLogger({ part: 'controller' }) },
       { resyncMs: 3_600_000, watchdogMs: 60_000, watchTimeoutSeconds: 30, podTriggerDelayMs: TRIGGER_DELAY_MS, reconcileLanes: 4 },
     );
     await controller.start();
@@ -170,9 +196,35 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     const before = await reconciles();
     await controller.resync();
     await scheduled('bystander');
-    assert.equal(await queue.getJobScheduler(orphan.id), undefined, 'orphan removed');
+    await waitFor('the orphan removed', async () => (await queue.getJobScheduler(orphan.id)) === undefined, 10_000, 100);
     await settle();
-    assert.equal((await reconciles()) - before, 1, 'only the probe whose scheduler was lost went back through reconcile');
+    assert.equal((await reconciles()) - before, 2, 'only the probe whose scheduler was lost, and the orphan, went back through reconcile');
+  });
+
+  test('a probe re-created under the name of an orphan scheduler while the resync removes that orphan keeps the scheduler it gets', async () => {
+    await settle();
+    const orphan = desiredScheduler({ metadata: { name: 'reborn', namespace: NS, uid: 'uid-of-the-deleted-one' }, spec: { schedule: { interval: '1h', window: 12, jitter: '0s' } } } as MapLeakProbe);
+    await ensureScheduler(queue, orphan);
+    const schedulerUid = async (): Promise<string | undefined> => (await queue.getJobScheduler(orphan.id))?.template?.data?.uid;
+    let createdUid = '';
+    // Right after the API server said "no probe reborn", before the controller removes the orphan: the probe is created,
+    // and a reconcile of it, wherever it may run, is given the time to make its scheduler (it cannot while the key is this one's).
+    controllerProbes.onceGone(NS, 'reborn', async () => {
+      await probes.create('reborn', { selector: { matchLabels: { app: 'reborn' } }, schedule: { interval: '1h' } });
+      createdUid = (await probes.get('reborn'))?.metadata.uid ?? '';
+      await waitFor('a scheduler for the new probe', async () => (await schedulerUid()) === createdUid, 3000, 50).catch(() => undefined);
+    });
+    await controller.resync();
+    const probe = await waitFor('the new probe Ready=True Scheduled', async () => {
+      const p = await probes.get('reborn');
+      return condition(p, 'Ready')?.reason === 'Scheduled' && p;
+    }, 30_000, 100);
+    assert.ok(createdUid && probe.metadata.uid === createdUid, 'the hook ran: the probe was re-created inside the window');
+    assert.equal(await waitFor('its scheduler', async () => await schedulerUid(), 10_000, 100), createdUid, "the new probe's scheduler, not the orphan's");
+    await settle();
+    assert.equal(await schedulerUid(), createdUid, 'still there once the controller is idle: not lost until the next resync (an hour here)');
+    await probes.delete('reborn');
+    await waitFor('reborn gone', async () => (await probes.get('reborn')) === undefined, 30_000, 200);
   });
 
   test('a suspended probe runs no rounds, yet its incidents past the retention leave the status at a resync (and a settled probe is left alone)', async () => {
@@ -195,6 +247,51 @@ describe('controller against a real API server and Redis (kwok pods)', () => {
     await controller.resync();
     await settle();
     assert.equal(await reconciles(), before, 'nothing left to prune: no reconcile');
+  });
+
+  test("mapleak_namespace_stored_bytes: one series per namespace with probes, its ledger's total as of the scrape, gone with the namespace's last probe", async () => {
+    const TEAM = 'ledger-team';
+    await core.createNamespace({ body: { metadata: { name: TEAM } } });
+    const team = new TestProbes(kc, TEAM);
+    await team.create('counted', { selector: { matchLabels: { app: 'none' } }, schedule: { interval: '1h' } });
+    await team.create('also-counted', { selector: { matchLabels: { app: 'none' } }, schedule: { interval: '1h' } });
+    await waitFor('the team probes scheduled', async () => (await queue.getJobScheduler(`${TEAM}/counted`)) && (await queue.getJobScheduler(`${TEAM}/also-counted`)), 30_000, 100);
+    // What a worker's stored captures reserve, through the store's own ledger (the store's prefix, `mlp`).
+    const ledger = new NamespaceLedger(connection, 'mlp');
+    await ledger.reserve(TEAM, NamespaceLedger.entry('counted', 'c1'), { summary: 1000, profile: 2345 }, 600_000, Number.POSITIVE_INFINITY, []);
+    // A namespace with stored bytes and no probe (its last one deleted while its captures live on): not a series.
+    await ledger.reserve('no-probes-here', NamespaceLedger.entry('gone', 'c1'), { summary: 99, profile: 0 }, 600_000, Number.POSITIVE_INFINITY, []);
+    const scrape = async (): Promise<Map<string, number>> => {
+      const text = await metrics.registry.metrics();
+      return new Map([...text.matchAll(/^mapleak_namespace_stored_bytes\{namespace="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+    };
+    assert.deepEqual(await scrape(), new Map([[NS, 0], [TEAM, 3345]]), 'the namespaces with probes, each with its ledger total');
+    await ledger.reserve(TEAM, NamespaceLedger.entry('also-counted', 'c1'), { summary: 500, profile: 0 }, 600_000, Number.POSITIVE_INFINITY, []);
+    assert.equal((await scrape()).get(TEAM), 3845, 'read at the scrape, not at the last resync');
+    await team.delete('counted');
+    await waitFor('counted gone', async () => (await team.get('counted')) === undefined, 30_000, 200);
+    assert.ok((await scrape()).has(TEAM), 'one probe left in the namespace: its series stays');
+    await team.delete('also-counted');
+    await waitFor('also-counted gone', async () => (await team.get('also-counted')) === undefined, 30_000, 200);
+    await waitFor("the namespace's series gone with its last probe", async () => !(await scrape()).has(TEAM), 10_000, 100);
+    assert.deepEqual([...(await scrape()).keys()], [NS]);
+  });
+
+  test('mapleak_namespace_stored_bytes goes with the controller that exported it (stopped, or lease lost), not with a newer one', async () => {
+    const own = new OperatorMetrics(false);
+    const series = async (): Promise<string[]> => (await own.registry.metrics()).split('\n').filter((line) => line.startsWith('mapleak_namespace_stored_bytes{'));
+    const endOld = own.namespaceStoredBytesFrom(async () => new Map([['team-x', 10]]));
+    assert.deepEqual(await series(), ['mapleak_namespace_stored_bytes{namespace="team-x"} 10']);
+    endOld();
+    assert.deepEqual(await series(), [], 'a stopped controller exports none');
+    const endFirst = own.namespaceStoredBytesFrom(async () => new Map([['team-x', 10]]));
+    await series();
+    // The next term's controller starts before the last one's stop has run out: the old stop leaves the new series.
+    const endNext = own.namespaceStoredBytesFrom(async () => new Map<string, number | undefined>([['team-y', 20], ['team-z', undefined]]));
+    endFirst();
+    assert.deepEqual(await series(), ['mapleak_namespace_stored_bytes{namespace="team-y"} 20'], "only the newer controller's namespaces; one whose ledger did not answer has no value yet");
+    endNext();
+    assert.deepEqual(await series(), []);
   });
 
   test('a deleted probe: scheduler removed and finalizer released', async () => {

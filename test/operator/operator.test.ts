@@ -219,6 +219,8 @@ describe('operator against a real API server, Redis and leaking Go pods', () => 
     const metrics = await (await fetch(`${base}/metrics`, { headers })).text();
     assert.match(metrics, /mapleak_captures_total\{result="ok"\} [1-9]/);
     assert.match(metrics, /mapleak_map_inuse_bytes\{namespace="default",probe="classic"/);
+    // The captures kept so far, as the namespace's ledger counts them (the leading controller reads it at the scrape).
+    assert.match(metrics, /^mapleak_namespace_stored_bytes\{namespace="default"\} [1-9]\d*$/m);
     const detail = (await (await fetch(`${base}/api/v1/namespaces/${NS}/mapleakprobes/classic`, { headers })).json()) as { targets: { captures: { id: string }[] }[] };
     const captureId = detail.targets[0]?.captures.at(-1)?.id;
     assert.ok(captureId);

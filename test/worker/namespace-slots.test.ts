@@ -15,8 +15,8 @@ import { jsonLogger } from '../../src/observability/log.js';
 import { OperatorMetrics } from '../../src/observability/metrics.js';
 import type { CaptureJobData } from '../../src/queue/names.js';
 import { DeferredRounds } from '../../src/worker/deferred-rounds.js';
-import { defaultRoundsPerNamespace, NamespaceSlots } from '../../src/worker/namespace-slots.js';
-import { oldestOverdueMs } from '../../src/worker/worker.js';
+import { defaultRoundsPerNamespace, NamespaceSlots, SLOT_LEASE_MS } from '../../src/worker/namespace-slots.js';
+import { oldestOverdueMs, runInNamespaceShare } from '../../src/worker/worker.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { repoPath } from '../support/paths.js';
 import { waitFor } from '../support/wait.js';
@@ -154,11 +154,11 @@ describe('namespace slots: a share of the worker slots per namespace, over all r
     }
   });
 
-  test("a round whose worker was killed in it is run to its end: its retry, finding the dead worker's lease still in the share, waits for it instead of being superseded; rounds that never started still are", async () => {
+  test("a round whose worker was killed in it is run to its end at once: its retry takes over the lease the dead worker left for it, which still fills the share for every other round", async () => {
     const EVERY_MS = 1000;
-    // The dead worker's job lock (2 s) lapses well before its slot lease (8 s): their timers are their own, as in the operator.
+    // The dead worker's job lock (2 s) lapses long before its slot lease (the operator's 30 s): their timers are their own.
     const LOCK_MS = 2000;
-    const LEASE_MS = 8000;
+    const LEASE_MS = SLOT_LEASE_MS;
     const namespace = 'team-f';
     const queue = new Queue<CaptureJobData>('killed-round', { connection: client() });
     const data: CaptureJobData = { namespace, name: 'probe', uid: 'u1' };
@@ -176,11 +176,12 @@ describe('namespace slots: a share of the worker slots per namespace, over all r
       }, { connection: new Redis(${JSON.stringify(redis.url)}, { maxRetriesPerRequest: null }), lockDuration: ${LOCK_MS}, stalledInterval: 500 });
     `;
     const metrics = new OperatorMetrics(false);
-    // Not reached for the retried round (it is never marked skipped); a superseded one's condition write just fails here.
+    // A superseded round's condition write just fails here.
     const probes = { updateStatus: () => Promise.reject(new Error('no probe status in this test')) };
     const fairness = new DeferredRounds({ probes, metrics, log: jsonLogger({}, 'debug', () => undefined) }, 1);
-    const slots = new NamespaceSlots({ client: client(), perNamespace: 1, leaseMs: LEASE_MS });
-    const starts: { id: string; stalledCounter: number; granted: boolean; at: number }[] = [];
+    const tookOver: number[] = [];
+    const slots = new NamespaceSlots({ client: client(), perNamespace: 1, leaseMs: LEASE_MS, onTakeOver: (_, count) => tookOver.push(count) });
+    const starts: { id: string; stalledCounter: number; ran: boolean; at: number }[] = [];
     let child: ChildProcess | undefined;
     let worker: Worker<CaptureJobData, string> | undefined;
     try {
@@ -192,41 +193,71 @@ describe('namespace slots: a share of the worker slots per namespace, over all r
       child.kill('SIGKILL');
       await once(child, 'exit');
       const killedAt = Date.now();
-      // The survivor's processor is worker.ts's: a slot first, else the job is put back or superseded.
+      // Fenced: only the same job takes the dead lease over. Another job, resumed or not, waits for it.
+      assert.equal(await slots.acquire(namespace, 'another-job', Number.POSITIVE_INFINITY, { resumed: true }), undefined, "a resumed round of another job does not take the dead worker's lease");
+      assert.equal(await slots.acquire(namespace, 'a-new-job'), undefined, 'nor does a new round');
+      // The survivor's processor is worker.ts's own: a slot first, else the job is put back or superseded.
       worker = new Worker<CaptureJobData, string>(
         'killed-round',
-        async (job, token) => {
-          const lease = await slots.acquire(job.data.namespace, job.id ?? '');
-          starts.push({ id: job.id ?? '', stalledCounter: job.stalledCounter, granted: lease !== undefined, at: Date.now() });
-          if (!lease) return fairness.defer(job, token);
-          try {
+        async (job, token) =>
+          runInNamespaceShare(job, token, slots, fairness, async () => {
+            starts.push({ id: job.id ?? '', stalledCounter: job.stalledCounter, ran: true, at: Date.now() });
             return 'ran';
-          } finally {
-            await lease.release();
-          }
-        },
+          }),
         { connection: client(), stalledInterval: 500 },
       );
       worker.on('error', () => undefined);
+      // Well before the dead lease lapses (30 s): a retry that waited it out fails here.
       const done = await waitFor('the killed round to finish', async () => {
         const job = await queue.getJob(taken.id);
         return job?.finishedOn ? job : undefined;
-      }, 30_000, 100);
+      }, LEASE_MS / 2, 100);
       const retries = starts.filter((s) => s.id === taken.id);
-      const superseded = (await queue.getCompleted()).filter((job) => job.returnvalue === 'superseded');
-      const facts = JSON.stringify({ returnvalue: done.returnvalue, failedReason: done.failedReason, retries: retries.map((r) => ({ ...r, at: r.at - killedAt })) });
+      const facts = JSON.stringify({ returnvalue: done.returnvalue, failedReason: done.failedReason, retries: retries.map((r) => ({ ...r, at: r.at - killedAt })), tookOver });
       assert.equal(done.stalledCounter, 1, `given back by the stalled check: ${facts}`);
-      assert.equal(retries[0]?.granted, false, `its retry came while the dead worker's lease still filled the share: ${facts}`);
       assert.equal(done.returnvalue, 'ran', `run to its end, not superseded: ${facts}`);
-      assert.equal(retries.filter((r) => r.granted).length, 1, `run once: ${facts}`);
-      assert.ok(superseded.length >= 1, 'rounds that never started and waited past the next one were dropped for it');
-      assert.ok(superseded.every((job) => job.stalledCounter === 0));
+      assert.equal(retries.length, 1, `run once: ${facts}`);
+      const startedAfterMs = (retries[0]?.at ?? Number.POSITIVE_INFINITY) - killedAt;
+      assert.ok(startedAfterMs < LOCK_MS + 3000, `the retry ran ${startedAfterMs} ms after the kill: within seconds of the job lock's lapse (${LOCK_MS} ms), not the lease's (${LEASE_MS} ms): ${facts}`);
+      assert.deepEqual(tookOver, [1], `it took over the one lease the dead worker left: ${facts}`);
+      // Every other round that ran, ran after the retry had taken the lease over (and given it back).
+      const before = starts.filter((s) => s.id !== taken.id && s.at < (retries[0]?.at ?? 0));
+      assert.deepEqual(before, [], `no other round got the dead worker's slot: ${facts}`);
+      assert.equal(await slots.active(namespace), 0, 'the share is whole again once the retry ends');
     } finally {
       if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await worker?.close(true);
       slots.close();
       await queue.obliterate({ force: true }).catch(() => undefined);
       await queue.close();
+    }
+  });
+
+  test("a lease taken over by its job's new worker stays taken: the worker that lost the job does not renew it back, and its release frees nothing of the new worker's", async () => {
+    const LEASE_MS = 900;
+    const lost = new NamespaceSlots({ client: client(), perNamespace: 2, leaseMs: LEASE_MS });
+    const next = new NamespaceSlots({ client: client(), perNamespace: 2, leaseMs: LEASE_MS });
+    try {
+      // A worker whose event loop stalled past its job lock still holds a lease for the job; another runs a round of another job.
+      const stale = await lost.acquire('team-g', 'repeat:probe:1000');
+      const other = await lost.acquire('team-g', 'repeat:other:1000');
+      assert.ok(stale && other);
+      assert.equal(await next.acquire('team-g', 'repeat:probe:1000'), undefined, 'a job that did not come back from the stalled check takes nothing over');
+      assert.equal(await next.acquire('team-g', 'probe:1000', Number.POSITIVE_INFINITY, { resumed: true }), undefined, 'a job id that only ends like it takes nothing over');
+      const resumed = await next.acquire('team-g', 'repeat:probe:1000', Number.POSITIVE_INFINITY, { resumed: true });
+      assert.ok(resumed, "the job's retry takes over its own lease, and only it: the other job's lease stays");
+      assert.equal(await next.active('team-g'), 2);
+      // Three renewals of each: the stale holder's lease is not put back beside the new one.
+      await new Promise((resolve) => setTimeout(resolve, LEASE_MS + 300));
+      assert.equal(await next.active('team-g'), 2, 'one lease per running job: the new worker\'s and the other job\'s, both renewed');
+      assert.equal(await next.acquire('team-g', 'a-third-job'), undefined, 'the share is full');
+      await stale.release();
+      assert.equal(await next.active('team-g'), 2, "the stale holder's release does not free the new worker's slot");
+      await resumed.release();
+      assert.equal(await next.active('team-g'), 1);
+    } finally {
+      lost.close();
+      next.close();
     }
   });
 

@@ -18,7 +18,10 @@ import { listRunningPods } from '../../src/clusters/pods.js';
 import type { TargetCluster } from '../../src/clusters/registry.js';
 import { jsonLogger } from '../../src/observability/log.js';
 import { fencedProbe, SeriesStore } from '../../src/store/series-store.js';
-import { RemoteEndWatcher } from '../../src/worker/remote-ends.js';
+import { DEFAULT_CEILINGS } from '../../src/api/ceilings.js';
+import { operatorConfig } from '../../src/cli/operator.js';
+import { UsageError } from '../../src/cli/units.js';
+import { remoteEndLimits, RemoteEndWatcher } from '../../src/worker/remote-ends.js';
 import { makeTestTls, startRedis, type RedisServer } from '../cluster/redis.js';
 import { waitFor } from '../support/wait.js';
 
@@ -167,5 +170,52 @@ describe('remote pod ends seen by a bounded watch between rounds', () => {
     await waitFor('the stale watch ended', async () => slow.size === 0, 10_000, 50);
     assert.equal(await client.hlen(`mlp:{${probe.key}}:ended`), 0);
     await Promise.all([limited.close(), slow.close()]);
+  });
+
+  test("the admin's flags set the bounds: low --max-remote-pod-watches, -time and -bytes are honoured; a bound no watch could work under is refused at start-up", async () => {
+    const ceilingsOf = (args: string[]) => ({ ...DEFAULT_CEILINGS, ...operatorConfig(args, {}).ceilings });
+    const limits = remoteEndLimits(ceilingsOf(['--max-remote-pod-watches', '1', '--max-remote-pod-watch-time', '1s', '--max-remote-pod-watch-bytes', '64Ki']));
+    assert.deepEqual(limits, { maxWatches: 1, maxWatchMs: 1000, maxBytes: 64 * 1024 });
+    for (const [args, message] of [
+      [['--max-remote-pod-watch-bytes', '16Ki'], /--max-remote-pod-watch-bytes must be at least 64Ki \(one pod's watch event\), got 16384/],
+      [['--max-remote-pod-watch-time', '500ms'], /--max-remote-pod-watch-time must be at least 1s/],
+      [['--max-remote-pod-watches=-1'], /--max-remote-pod-watches must be a whole number ≥ 0, got "-1"/],
+      [['--max-remote-pod-watch-bytes', 'lots'], /invalid size "lots"/],
+    ] as const) {
+      assert.throws(() => operatorConfig([...args], {}), (err: unknown) => err instanceof UsageError && message.test(err.message), args.join(' '));
+    }
+
+    // Each bound on its own, against a server that streams harmless events (about 1.4 KB every 5 ms) until the client goes.
+    stream = (res) => {
+      const timer = setInterval(() => res.write(`${JSON.stringify({ type: 'MODIFIED', object: { metadata: { uid: STRANGER } } })}\n`.repeat(20)), 5);
+      res.on('close', () => clearInterval(timer));
+    };
+    const roomy = remoteEndLimits(DEFAULT_CEILINGS);
+    const watchOf = (watcher: RemoteEndWatcher, name: string): void => watcher.watch({ ...probe, key: `team/${name}` }, cluster, 'app=web', '11', [{ uid: FOLLOWED, container: 'app' }], { forMs: 60_000, ttlSeconds: 600 });
+    // One watch per worker: a second probe's watch ends the first.
+    const one = new RemoteEndWatcher({ store, log: jsonLogger({}, 'error'), limits: { ...roomy, maxWatches: limits.maxWatches } });
+    watchOf(one, 'a');
+    watchOf(one, 'b');
+    assert.equal(one.size, 1);
+    // 1 s, where the probe asked for 60 s.
+    const brief = new RemoteEndWatcher({ store, log: jsonLogger({}, 'error'), limits: { ...roomy, maxWatchMs: limits.maxWatchMs } });
+    const opened = asked.length;
+    const started = Date.now();
+    watchOf(brief, 'brief');
+    await waitFor('the watch open', async () => asked.length > opened, 5000, 20);
+    assert.equal(asked.at(-1)!.get('timeoutSeconds'), '1', 'the server is asked for the bound');
+    await waitFor('the watch ended by its bound', async () => brief.size === 0, 10_000, 20);
+    assert.ok(Date.now() - started < 4000, `ended ${Date.now() - started} ms after it began (this server ignores timeoutSeconds: cut off a second past it)`);
+    // 64 KiB read, a quarter of a second of this stream: the default 4 MiB would take 15 s.
+    const little = new RemoteEndWatcher({ store, log: jsonLogger({}, 'error'), limits: { ...roomy, maxBytes: limits.maxBytes } });
+    watchOf(little, 'little');
+    await waitFor('cut off at 64 KiB', async () => little.size === 0, 5_000, 20);
+    // None: no watch is opened at all.
+    const none = new RemoteEndWatcher({ store, log: jsonLogger({}, 'error'), limits: remoteEndLimits(ceilingsOf(['--max-remote-pod-watches', '0'])) });
+    const before = asked.length;
+    watchOf(none, 'none');
+    assert.equal(none.size, 0);
+    await Promise.all([one.close(), brief.close(), little.close(), none.close()]);
+    assert.equal(asked.length, before, 'no watch asked of the server');
   });
 });

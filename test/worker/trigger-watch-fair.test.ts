@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
 import type { MapLeakProbe } from '../../src/api/types.js';
+import { AddressAllowlist } from '../../src/clusters/address-allowlist.js';
+import { remoteKubeHttp } from '../../src/clusters/kube-http.js';
+import { listRunningPods } from '../../src/clusters/pods.js';
 import type { TargetCluster } from '../../src/clusters/registry.js';
 import { jsonLogger } from '../../src/observability/log.js';
 import type { CaptureJobData } from '../../src/queue/names.js';
@@ -73,18 +76,24 @@ interface StandInApiServer {
   ca: Buffer;
   /** namespace/pod of every log followed. */
   followed: Set<string>;
+  /** Log connections open now, by namespace. */
+  openFollows(namespace: string): number;
   close(): Promise<void>;
 }
 
-/** Answers every pod's log; the pods named in `crossing` log a heap crossing, the others stay quiet (connection held open). */
+/** Answers every pod's log (the pods named in `crossing` log a heap crossing, the others stay quiet: connection held open), and pod lists (empty). */
 async function startStandInApiServer(san: string, crossing: ReadonlySet<string>): Promise<StandInApiServer> {
   const { ca, cert, key } = certificate(mkdtempSync(join(tmpdir(), 'mapleak-trigger-fair-')), san);
   const followed = new Set<string>();
+  const open = new Map<string, number>();
   const server = https.createServer({ cert, key }, (req, res) => {
+    if (/^\/api\/v1\/namespaces\/[^/]+\/pods\?/.test(req.url ?? '')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'PodList', metadata: { resourceVersion: '7' }, items: [] }));
     const match = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log\?/.exec(req.url ?? '');
     if (!match) return void res.writeHead(404).end();
     const pod = `${match[1]}/${match[2]}`;
     followed.add(pod);
+    open.set(match[1]!, (open.get(match[1]!) ?? 0) + 1);
+    res.on('close', () => open.set(match[1]!, (open.get(match[1]!) ?? 0) - 1));
     res.writeHead(200, { 'content-type': 'text/plain' });
     if (crossing.has(pod)) res.write(crossingLines());
   });
@@ -93,6 +102,7 @@ async function startStandInApiServer(san: string, crossing: ReadonlySet<string>)
     port: (server.address() as AddressInfo).port,
     ca,
     followed,
+    openFollows: (namespace) => open.get(namespace) ?? 0,
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
@@ -102,7 +112,7 @@ async function startStandInApiServer(san: string, crossing: ReadonlySet<string>)
 
 function clusterAt(server: string, ca: Buffer, namespace: string): { cluster: TargetCluster; agent: https.Agent } {
   const agent = new https.Agent({ ca, keepAlive: true });
-  return { agent, cluster: { id: `remote-${namespace}`, remote: true, namespace, http: { server, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy(), dedicatedAgent: () => new https.Agent({ ca }) } } };
+  return { agent, cluster: { id: `remote-${namespace}`, remote: true, namespace, http: { server, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy(), dedicatedAgent: () => new https.Agent({ ca }), followAgent: agent } } };
 }
 
 describe('memory-trigger follows are shared fairly and say so', () => {
@@ -184,6 +194,30 @@ describe('memory-trigger follows are shared fairly and say so', () => {
         b.agent.destroy();
       }
     });
+
+    test("a remote cluster's follows have a pool of their own: with more follows held open than its 8 request sockets, its pod lists are still answered", async () => {
+      // The client a spec.cluster probe gets (kube-http's remoteKubeHttp): 8 request sockets, and the follows' own pool.
+      const http = remoteKubeHttp({ server: `https://127.0.0.1:${api.port}`, caPem: api.ca, insecureSkipTlsVerify: false }, AddressAllowlist.parse(['127.0.0.1/32']), 12);
+      const cluster: TargetCluster = { id: 'secret:team-p/kc/kubeconfig@x/1', remote: true, http, namespace: 'team-p' };
+      const watcher = new TriggerWatcher({
+        queue: { add: () => Promise.reject(new Error('nothing crosses here')) },
+        log: jsonLogger({ test: 'trigger-pool' }, 'warn', () => undefined),
+        limits: { ...DEFAULT_TRIGGER_WATCH_LIMITS, maxFollows: 12, pollMs: 60_000 },
+      });
+      try {
+        // Quiet pods: every follow holds its connection open.
+        watcher.track(probe('team-p', 'quiet'), cluster, pods('team-p', 'quiet', 12), timing);
+        await waitFor('12 follows open at the server', async () => api.openFollows('team-p') === 12, 10_000, 20);
+        // What the probe's next round does first. On the shared pool it would wait for a follow to end (none does) until its timeout.
+        const listed = await listRunningPods(http, 'team-p', 'app=quiet', { maxPods: 10, timeoutMs: 3000 });
+        assert.equal(listed.resourceVersion, '7');
+        assert.equal(api.openFollows('team-p'), 12, 'the follows still stream');
+      } finally {
+        watcher.close();
+        http.close();
+      }
+      await waitFor('the follows closed with the watcher', async () => api.openFollows('team-p') === 0, 5000, 20);
+    });
   });
 
   test('a follow whose API server presents a certificate with planted names: the log names the error code, never the certificate', async () => {
@@ -218,7 +252,7 @@ describe('memory-trigger follows are shared fairly and say so', () => {
       await probes.create('greedy', { selector: { matchLabels: { app: 'greedy' } }, triggers: { liveHeapBytes: 64 << 20 } });
       const created = (await probes.get('greedy'))!;
       // Follows go nowhere (a closed port: they back off quietly); the share is what the condition says.
-      const cluster: TargetCluster = { id: 'local', remote: false, namespace: 'default', http: { server: `https://127.0.0.1:${await freeLoopbackPort()}`, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy(), dedicatedAgent: () => new https.Agent() } };
+      const cluster: TargetCluster = { id: 'local', remote: false, namespace: 'default', http: { server: `https://127.0.0.1:${await freeLoopbackPort()}`, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy(), dedicatedAgent: () => new https.Agent(), followAgent: agent } };
       const watcher = new TriggerWatcher({
         queue: { add: () => Promise.reject(new Error('nothing can cross here')) },
         log: jsonLogger({ test: 'trigger-status' }, 'warn', () => undefined),

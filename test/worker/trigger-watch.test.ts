@@ -36,7 +36,7 @@ const timing = { intervalMs: 300_000, minIntervalMs: 300_000 };
 describe('trigger watcher bookkeeping', () => {
   test('follows at most the admin’s ceiling, only the pods the last round listed, and none once the probe is gone or loses its triggers', async () => {
     const agent = new https.Agent();
-    const cluster: TargetCluster = { id: 'local', remote: false, namespace: 'shop', http: { server: `https://127.0.0.1:${await closedPort()}`, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy(), dedicatedAgent: () => new https.Agent() } };
+    const cluster: TargetCluster = { id: 'local', remote: false, namespace: 'shop', http: { server: `https://127.0.0.1:${await closedPort()}`, agent, headers: {}, get: () => Promise.reject(new Error('unused')), close: () => agent.destroy(), dedicatedAgent: () => new https.Agent(), followAgent: agent } };
     const warnings: string[] = [];
     const log = jsonLogger({ test: 'trigger-watch' });
     const watcher = new TriggerWatcher({
