@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { primaries, type RedisClient } from '../queue/connection.js';
-import type { AttributedSnapshot, Evidence, SiteUsage } from '../analysis/attribute.js';
+import { usageKey, type AttributedSnapshot, type Evidence, type SiteUsage } from '../analysis/attribute.js';
 import type { GcCycle } from '../analysis/gctrace.js';
 import type { MapImpl } from '../analysis/frames.js';
 import type { SeriesAnalysis, TimedSnapshot } from '../analysis/series.js';
@@ -734,9 +734,15 @@ export function storedMemProfileRate(json: Uint8Array): number | undefined {
   return rate === undefined ? undefined : Number(rate);
 }
 
-/** One stored capture (loadSeriesJson), as the engine reads it. */
+/**
+ * One stored capture (loadSeriesJson), as the engine reads it. Each usage's
+ * key is derived again from its site, kind and caller (usageKey): a capture
+ * stored before the caller was part of a usage's identity keyed a library
+ * line by its owner only, and must meet the new captures' series of its caller.
+ */
 export function parseStoredSnapshot(json: Uint8Array): TimedSnapshot {
   const s = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8')) as StoredSnapshot;
+  for (const usage of s.usages) usage.key = usageKey(usage);
   return {
     time: new Date(s.time),
     mapImpl: s.mapImpl,
