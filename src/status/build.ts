@@ -38,6 +38,11 @@ export function findingKey(f: Pick<Finding, 'kind' | 'site' | 'caller'>): string
   return f.caller ? `${owner}|${f.caller.function}|${f.caller.file}|${f.caller.line}` : owner;
 }
 
+/** The key a finding with a caller had before the caller was part of it (its owner line only): its first sighting carries over. */
+export function formerFindingKey(f: Pick<Finding, 'kind' | 'site' | 'caller'>): string | undefined {
+  return f.caller ? findingKey({ kind: f.kind, site: f.site }) : undefined;
+}
+
 /**
  * The capture-side part of a probe's status: findings merged across pods
  * (most serious first, bounded), per-target state (failures first,

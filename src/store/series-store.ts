@@ -532,11 +532,19 @@ export class SeriesStore {
     return Number(await this.redis.eval(FENCED_FIRST_TIME, 2, this.key(probe, 'owner'), said, probe.owner, Math.max(1, Math.ceil(ttlSeconds)))) === 1;
   }
 
-  /** When each finding was first seen; new keys are stamped `now`. */
-  async firstSeen(probe: ProbeRef, keys: readonly string[], now: Date, ttlSeconds: number): Promise<Map<string, string>> {
+  /**
+   * When each finding was first seen; new keys are stamped `now`, or with
+   * the stamp of their former key (`formerKeys`: a finding keyed by its
+   * owner line only before its caller was part of its key) when that has one.
+   */
+  async firstSeen(probe: ProbeRef, keys: readonly string[], now: Date, ttlSeconds: number, formerKeys: ReadonlyMap<string, string> = new Map()): Promise<Map<string, string>> {
     const hash = this.key(probe, 'firstseen');
     if (keys.length === 0) return new Map();
-    await this.write(probe, [...keys.map((k): Command => ['hsetnx', hash, k, now.toISOString()]), ['expire', hash, ttlSeconds]]);
+    const formers = [...new Set(keys.map((k) => formerKeys.get(k)).filter((k): k is string => k !== undefined))];
+    const formerStamps = formers.length > 0 ? await this.redis.hmget(hash, ...formers) : [];
+    const stampOf = new Map(formers.map((k, i) => [k, formerStamps[i] ?? undefined]));
+    const stamp = (k: string): string => stampOf.get(formerKeys.get(k) ?? '') ?? now.toISOString();
+    await this.write(probe, [...keys.map((k): Command => ['hsetnx', hash, k, stamp(k)]), ['expire', hash, ttlSeconds]]);
     const values = await this.redis.hmget(hash, ...keys);
     return new Map(keys.map((k, i) => [k, values[i] ?? now.toISOString()]));
   }

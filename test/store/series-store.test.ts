@@ -147,4 +147,16 @@ describe('stored captures from before callers were part of a usage', () => {
     assert.equal(findings.filter((f) => f.caller?.function === 'main.session').length, 1);
     assert.equal(findings.length, 2);
   });
+
+  test('a finding keyed by its owner line only keeps its first sighting once its caller is part of its key', async () => {
+    const store = new SeriesStore(client);
+    const former = 'map|github.com/patrickmn/go-cache.(*cache).Set|cache.go|61';
+    const withCaller = `${former}|main.remember|/app/main.go|38`;
+    await store.firstSeen('ns/upgraded', [former], new Date('2026-12-01T10:00:00Z'), 600);
+    const seen = await store.firstSeen('ns/upgraded', [withCaller, 'map|main.fill|main.go|90'], new Date('2026-12-02T03:00:00Z'), 600, new Map([[withCaller, former]]));
+    assert.equal(seen.get(withCaller), '2026-12-01T10:00:00.000Z');
+    assert.equal(seen.get('map|main.fill|main.go|90'), '2026-12-02T03:00:00.000Z', 'a key without a former one is new');
+    const later = await store.firstSeen('ns/upgraded', [withCaller], new Date('2026-12-02T04:00:00Z'), 600);
+    assert.equal(later.get(withCaller), '2026-12-01T10:00:00.000Z', 'kept under its new key');
+  });
 });
