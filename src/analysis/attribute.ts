@@ -294,8 +294,9 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
         inuseObjects: 0,
         allocObjects: 0,
         components: {},
-        ...(callerFrame ? { caller: callerFrame } : {}),
       };
+      // Set afterwards, not spread into the literal: the literal keeps one fast shape for the many usages without a caller.
+      if (callerFrame) usage.caller = callerFrame;
       if (byCaller) byCaller.set(caller, usage);
       else usageOf[site] = usage;
       usages.push(usage);
