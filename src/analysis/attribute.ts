@@ -284,7 +284,7 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
       const impl = attributions.impl[id] as MapImpl;
       const callerFrame = caller >= 0 ? (attributions.caller[id] as Site) : undefined;
       usage = {
-        key: callerFrame ? sites.key(site, callerFrame) : sites.key(site),
+        key: sites.key(site, callerFrame),
         site: attributions.site[id] as Site,
         kind: kind[id] as Kind,
         evidence: siteEvidence,
