@@ -28,8 +28,9 @@ export interface SiteUsage {
   allocComponents?: Partial<Record<MapComponent, number>>;
   /**
    * The first frame in the target's main module, when it is not the site:
-   * the user's code that feeds a map a library owns. The caller with the
-   * most bytes when several do.
+   * the user's code that feeds a map a library owns. Part of the usage's
+   * identity (siteKey): each caller of a library line is a usage of its own,
+   * since each is the user's own map (two caches through one library line).
    */
   caller?: Site;
 }
@@ -146,9 +147,9 @@ class SiteIndex {
     return id;
   }
 
-  /** The site's key (siteKey). */
-  key(id: number): string {
-    return keyOf(this.frames[id] as Site, this.kinds[id] as Kind);
+  /** The site's key (siteKey), or its key with a caller's. */
+  key(id: number, caller?: Site): string {
+    return keyOf(this.frames[id] as Site, this.kinds[id] as Kind, caller);
   }
 
   get count(): number {
@@ -156,22 +157,60 @@ class SiteIndex {
   }
 }
 
-/** siteKey, kept per frame object for the next capture of the binary: a key seen before is hashed already (the series looks every key up). */
-function keyOf(frame: Site, kind: Kind): string {
-  // A key of long names is made afresh: the memo is bounded by entries, and serializing a key makes it hold its own copy of the names.
-  if (frame.function.length + frame.file.length > MAX_MEMO_KEY_NAMES) return siteKey(frame, kind);
-  const keys = KEYS[kind];
-  let key = keys.get(frame);
-  if (key === undefined) keys.set(frame, (key = siteKey(frame, kind)));
+/**
+ * siteKey, kept per frame object (and caller frame object) for the next
+ * capture of the binary: a key seen before is hashed already (the series
+ * looks every key up).
+ */
+function keyOf(frame: Site, kind: Kind, caller?: Site): string {
+  // A key of long names is made afresh: serializing a key makes it hold its own copy of the names, and a few long ones would fill the memos' bounds.
+  const names = frame.function.length + frame.file.length + (caller ? caller.function.length + caller.file.length : 0);
+  if (names > MAX_MEMO_KEY_NAMES) return siteKey(frame, kind, caller);
+  if (!caller) {
+    const keys = KEYS[kind];
+    let key = keys.get(frame);
+    if (key === undefined) keys.set(frame, (key = siteKey(frame, kind)));
+    return key;
+  }
+  const memo = CALLER_KEYS[kind];
+  let keys = memo.byOwner.get(frame);
+  if (keys === undefined) memo.byOwner.set(frame, (keys = new Map()));
+  let key = keys.get(caller);
+  if (key === undefined) {
+    // Bounded in all, not per owner: a hostile profile may give one line thousands of callers.
+    if (memo.size >= MAX_MEMO_CALLER_KEYS) {
+      memo.byOwner.clear();
+      memo.size = 0;
+      memo.byOwner.set(frame, (keys = new Map()));
+    }
+    keys.set(caller, (key = siteKey(frame, kind, caller)));
+    memo.size++;
+  }
   return key;
 }
 const MAX_MEMO_KEY_NAMES = 512;
+/** Keys with a caller kept per kind (few usages have callers; a real binary has hundreds of such pairs): with names of 512 characters at most, ~10M characters. */
+const MAX_MEMO_CALLER_KEYS = 10_000;
 
 const keyChars = (key: string): number => key.length;
 const KEYS = { map: new FrameMemo<string>(keyChars), other: new FrameMemo<string>(keyChars) };
+const CALLER_KEYS = { map: { byOwner: new Map<Site, Map<Site, string>>(), size: 0 }, other: { byOwner: new Map<Site, Map<Site, string>>(), size: 0 } };
 
-export function siteKey(site: Site, kind: Kind): string {
-  return `${kind}\t${site.function}\t${site.file}\t${site.line}`;
+/**
+ * A usage's identity, and so its series': the owner line and kind, and the
+ * caller line when there is one (a library line fed by two callers is two
+ * maps). A usage without a caller keeps the owner-only key. The one place a
+ * key is made: stored snapshots' keys are derived again through it
+ * (usageKey), so captures stored before callers were part of it meet new ones.
+ */
+export function siteKey(site: Site, kind: Kind, caller?: Site): string {
+  const owner = `${kind}\t${site.function}\t${site.file}\t${site.line}`;
+  return caller ? `${owner}\t${caller.function}\t${caller.file}\t${caller.line}` : owner;
+}
+
+/** A usage's key from its own fields (siteKey), whatever key it was stored with. */
+export function usageKey(usage: Pick<SiteUsage, 'site' | 'kind' | 'caller'>): string {
+  return siteKey(usage.site, usage.kind, usage.caller);
 }
 
 /**
@@ -224,23 +263,29 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
   }
 
   const { siteId, callerId, evidence: evidenceOf, component: componentOf } = attributions;
+  // One usage per owner site and caller site (siteKey): without a caller by
+  // the owner's id, with one in a small map per owner (few owners have callers).
   const usageOf: (SiteUsage | undefined)[] = new Array(sites.count);
+  const usageOfCaller: (Map<number, SiteUsage> | undefined)[] = new Array(sites.count);
   const usages: SiteUsage[] = [];
   const allocBytesByFunction = new Map<string, number>();
   let evidence: Evidence = 'none';
-  // Bytes per usage and caller site (most usages have none, or one).
-  const callerBytes = new Map<SiteUsage, Map<number, { frame: Site; bytes: number }>>();
   for (const id of firstSeen) {
     const at = SUMS * id;
     const inuse = sums[at + INUSE_BYTES] as number;
     const alloc = sums[at + ALLOC_BYTES] as number;
     const site = siteId[id] as number;
+    const caller = callerId[id] as number;
     const siteEvidence = evidenceOf[id] as Evidence;
-    let usage = usageOf[site];
+    let byCaller: Map<number, SiteUsage> | undefined;
+    let usage: SiteUsage | undefined;
+    if (caller < 0) usage = usageOf[site];
+    else usage = (byCaller = usageOfCaller[site] ??= new Map()).get(caller);
     if (!usage) {
       const impl = attributions.impl[id] as MapImpl;
+      const callerFrame = caller >= 0 ? (attributions.caller[id] as Site) : undefined;
       usage = {
-        key: sites.key(site),
+        key: sites.key(site, callerFrame),
         site: attributions.site[id] as Site,
         kind: kind[id] as Kind,
         evidence: siteEvidence,
@@ -251,7 +296,10 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
         allocObjects: 0,
         components: {},
       };
-      usageOf[site] = usage;
+      // Set afterwards, not spread into the literal: the literal keeps one fast shape for the many usages without a caller.
+      if (callerFrame) usage.caller = callerFrame;
+      if (byCaller) byCaller.set(caller, usage);
+      else usageOf[site] = usage;
       usages.push(usage);
     }
     usage.evidence = strongerEvidence(usage.evidence, siteEvidence);
@@ -265,23 +313,9 @@ export function attributeProfile(profile: HeapProfile | ProfileColumns): Attribu
       const allocComponents = (usage.allocComponents ??= {});
       allocComponents[component] = (allocComponents[component] ?? 0) + alloc;
     }
-    const caller = callerId[id] as number;
-    if (caller >= 0) {
-      let byCaller = callerBytes.get(usage);
-      if (!byCaller) callerBytes.set(usage, (byCaller = new Map()));
-      const seen = byCaller.get(caller);
-      if (seen) seen.bytes += inuse + alloc;
-      else byCaller.set(caller, { frame: attributions.caller[id] as Site, bytes: inuse + alloc });
-    }
     const fn = (attributions.site[id] as Site).function;
     allocBytesByFunction.set(fn, (allocBytesByFunction.get(fn) ?? 0) + alloc);
     evidence = strongerEvidence(evidence, siteEvidence);
-  }
-  // Each usage's caller is the one with the most bytes (the first of equals).
-  for (const [usage, byCaller] of callerBytes) {
-    let best: { frame: Site; bytes: number } | undefined;
-    for (const candidate of byCaller.values()) if (!best || candidate.bytes > best.bytes) best = candidate;
-    if (best) usage.caller = best.frame;
   }
 
   return {

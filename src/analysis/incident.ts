@@ -1,4 +1,4 @@
-import { int32Line, printable, wholeBytes } from '../api/bounded.js';
+import { int32Line, printable, statusFrame, wholeBytes } from '../api/bounded.js';
 import type { IncidentFindingStatus, IncidentStatus, MapLeakProbe } from '../api/types.js';
 import { DEFAULT_MEM_PROFILE_RATE, type Finding, type TimedSnapshot } from './series.js';
 
@@ -75,6 +75,7 @@ export function incidentFindings(findings: readonly Finding[], memProfileRate: n
     function: printable(f.site.function, 512),
     file: printable(f.site.file, 512),
     line: int32Line(f.site.line),
+    ...(f.caller ? { caller: statusFrame(f.caller) } : {}),
     kind: f.kind,
     pattern: f.pattern,
     inuseBytes: wholeBytes(f.inuseBytes),

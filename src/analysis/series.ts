@@ -252,7 +252,14 @@ interface SiteSeries {
   moved?: boolean;
 }
 
-const functionKey = (u: SiteUsage): string => `${u.kind}\t${u.site.function}\t${u.site.file}`;
+/** A function group's identity: kind, owner function and file, and the caller line (each caller's map is its own, as in siteKey). */
+const functionKey = (u: SiteUsage): string => {
+  const owner = `${u.kind}\t${u.site.function}\t${u.site.file}`;
+  return u.caller ? `${owner}\t${u.caller.function}\t${u.caller.file}\t${u.caller.line}` : owner;
+};
+
+const sameFrame = (a: Site | undefined, b: Site | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.line === b.line && a.function === b.function && a.file === b.file);
 
 interface SiteIndex {
   /** Each site's first usage in the window, in order of first appearance. */
@@ -321,18 +328,18 @@ interface FunctionGroup {
   template: SiteUsage;
 }
 
-/** Sites of one kind in one function with more than one line. */
+/** Sites of one kind in one function, fed by one caller (or none), with more than one line. */
 function functionGroups(templates: readonly SiteUsage[]): FunctionGroup[] {
-  // By function name first (a string the decoder made once, hashed once), then kind and file: no key string per site.
-  const byFunction = new Map<string, { kind: Kind; file: string; sites: number[]; lines: number[]; first: SiteUsage }[]>();
+  // By function name first (a string the decoder made once, hashed once), then kind, file and caller: no key string per site.
+  const byFunction = new Map<string, { kind: Kind; file: string; caller: Site | undefined; sites: number[]; lines: number[]; first: SiteUsage }[]>();
   const inOrder: { sites: number[]; lines: number[]; first: SiteUsage }[] = [];
   templates.forEach((usage, i) => {
     const { function: fn, file, line } = usage.site;
     let groups = byFunction.get(fn);
     if (!groups) byFunction.set(fn, (groups = []));
-    let group = groups.find((g) => g.kind === usage.kind && g.file === file);
+    let group = groups.find((g) => g.kind === usage.kind && g.file === file && sameFrame(g.caller, usage.caller));
     if (!group) {
-      groups.push((group = { kind: usage.kind, file, sites: [], lines: [], first: usage }));
+      groups.push((group = { kind: usage.kind, file, caller: usage.caller, sites: [], lines: [], first: usage }));
       inOrder.push(group);
     }
     group.sites.push(i);
@@ -354,8 +361,8 @@ function functionGroups(templates: readonly SiteUsage[]): FunctionGroup[] {
 function mergeUsages(parts: readonly (SiteUsage | undefined)[], group: FunctionGroup): SiteUsage | undefined {
   const present = parts.filter((u): u is SiteUsage => u !== undefined);
   if (present.length === 0) return undefined;
+  // The group's lines share its caller (functionGroups): the template's.
   const merged: SiteUsage = { ...group.template, inuseBytes: 0, allocBytes: 0, inuseObjects: 0, allocObjects: 0, components: {}, allocComponents: {} };
-  let callerBytes = -1;
   for (const u of present) {
     merged.inuseBytes += u.inuseBytes;
     merged.allocBytes += u.allocBytes;
@@ -365,10 +372,6 @@ function mergeUsages(parts: readonly (SiteUsage | undefined)[], group: FunctionG
     if (merged.mapImpl === 'unknown') merged.mapImpl = u.mapImpl;
     addComponents(merged.components, u.components);
     addComponents((merged.allocComponents ??= {}), u.allocComponents ?? {});
-    if (u.caller && u.inuseBytes + u.allocBytes > callerBytes) {
-      merged.caller = u.caller;
-      callerBytes = u.inuseBytes + u.allocBytes;
-    }
   }
   return merged;
 }
@@ -576,22 +579,21 @@ function median(values: readonly number[]): number {
 
 /**
  * Memory that belongs to what a map holds rather than to the map: its own
- * out-of-line keys and values, plus other memory allocated by its owner or
- * by the user's code that feeds it (the values stored, the key strings, a
- * library's per-entry objects such as an LRU's list elements).
+ * out-of-line keys and values, plus other memory allocated by the user's
+ * code that feeds it (the values stored, the key strings) and by the
+ * libraries that code calls (a library's per-entry objects such as an LRU's
+ * list elements). That code is the map's caller when the map has one (the
+ * owner is then a library line other callers feed too: their elements are
+ * their maps'), else its owner.
  */
 function elementBytes(context: SeriesContext, index: number, usage: SiteUsage | undefined, template: SiteUsage): ElementBytes {
   const index_ = (context.elements[index] ??= indexOtherMemory(context.snapshots[index] as TimedSnapshot));
-  const owner = template.site.function;
-  const caller = template.caller?.function;
+  const feeder = template.caller?.function ?? template.site.function;
   const get = (key: string): ElementBytes => index_.get(key) ?? NO_BYTES;
-  // Other memory whose site or caller is the owner or the caller; a usage
-  // whose site is one and caller the other is counted once.
-  const parts = caller
-    ? [get(`s\t${owner}`), get(`c\t${owner}`), get(`s\t${caller}`), get(`c\t${caller}`)]
-    : [get(`s\t${owner}`), get(`c\t${owner}`)];
-  const twice = caller ? [get(`p\t${owner}\t${caller}`), get(`p\t${caller}\t${owner}`)] : [];
-  const sum = (key: keyof ElementBytes): number => parts.reduce((a, p) => a + p[key], 0) - twice.reduce((a, p) => a + p[key], 0);
+  // Other memory whose site is that code, and other memory whose caller is
+  // (a caller is never its usage's site: stackOwners): disjoint.
+  const parts = [get(`s\t${feeder}`), get(`c\t${feeder}`)];
+  const sum = (key: keyof ElementBytes): number => parts.reduce((a, p) => a + p[key], 0);
   const entryBytes = usage?.components.entry ?? 0;
   return {
     inuse: sum('inuse') + entryBytes,
@@ -603,7 +605,7 @@ function elementBytes(context: SeriesContext, index: number, usage: SiteUsage | 
 
 const NO_BYTES: ElementBytes = { inuse: 0, alloc: 0, objects: 0 };
 
-/** Other memory of one capture by site function (`s`), caller function (`c`) and both (`p`). */
+/** Other memory of one capture by site function (`s`) and caller function (`c`). */
 function indexOtherMemory(snapshot: TimedSnapshot): Map<string, ElementBytes> {
   const index = new Map<string, ElementBytes>();
   const add = (key: string, u: SiteUsage): void => {
@@ -616,10 +618,7 @@ function indexOtherMemory(snapshot: TimedSnapshot): Map<string, ElementBytes> {
   for (const u of snapshot.usages) {
     if (u.kind !== 'other') continue;
     add(`s\t${u.site.function}`, u);
-    if (u.caller) {
-      add(`c\t${u.caller.function}`, u);
-      add(`p\t${u.site.function}\t${u.caller.function}`, u);
-    }
+    if (u.caller) add(`c\t${u.caller.function}`, u);
   }
   return index;
 }

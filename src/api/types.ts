@@ -120,6 +120,8 @@ export interface IncidentFindingStatus {
   function: string;
   file: string;
   line: number;
+  /** The first frame in the target's main module, when it is not the site: two callers of one library line are two findings. */
+  caller?: { function: string; file: string; line: number };
   kind: Kind;
   pattern: Pattern;
   inuseBytes: number;

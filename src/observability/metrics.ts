@@ -129,9 +129,17 @@ export class OperatorMetrics {
   setProbeFindings(namespace: string, probe: string, verdict: string, findings: { site: { function: string; line: number }; pattern: string; inuseBytes: number; kind: string }[]): void {
     this.forgetSites(namespace, probe);
     for (const v of ['Leaking', 'Retaining', 'Healthy', 'Unknown']) this.verdict.set({ namespace, probe, verdict: v }, v === verdict ? 1 : 0);
-    const sites = findings
-      .filter((f) => f.kind === 'map')
-      .map((f) => ({ labels: { namespace, probe, site: siteLabel(f.site), pattern: f.pattern }, bytes: f.inuseBytes }));
+    // Findings of one owner site and pattern (its callers' maps: each caller is a finding of its own) are summed into its series.
+    const bySeries = new Map<string, { labels: { namespace: string; probe: string; site: string; pattern: string }; bytes: number }>();
+    for (const f of findings) {
+      if (f.kind !== 'map') continue;
+      const labels = { namespace, probe, site: siteLabel(f.site), pattern: f.pattern };
+      const key = `${labels.site}\u0000${labels.pattern}`;
+      const seen = bySeries.get(key);
+      if (seen) seen.bytes += f.inuseBytes;
+      else bySeries.set(key, { labels, bytes: f.inuseBytes });
+    }
+    const sites = [...bySeries.values()];
     for (const { labels, bytes } of sites) this.mapBytes.set(labels, bytes);
     this.sitesByProbe.set(`${namespace}/${probe}`, sites.map((s) => s.labels));
   }

@@ -101,10 +101,11 @@ function renderSection(section: ReportSection, sectionIndex: number, data: Chart
   for (const warning of a.warnings ?? []) out.push(`<p class="warning">warning: ${escapeHtml(warning)}</p>`);
   if (a.findings.length === 0) out.push('<p>No findings above the thresholds.</p>');
 
-  // Findings of one site (map memory and other memory) share a chart, in the order the first of them ranks.
+  // Findings of one site and caller (map memory and other memory) share a chart, in the order the first of them ranks.
   const groups = new Map<string, { findings: { finding: Finding; rank: number }[] }>();
   a.findings.forEach((finding, rank) => {
-    const key = `${finding.site.function}\u0000${finding.site.file}\u0000${finding.site.line}\u0000${finding.scope ?? 'line'}`;
+    const caller = finding.caller ? `${finding.caller.function}\u0000${finding.caller.file}\u0000${finding.caller.line}` : '';
+    const key = `${finding.site.function}\u0000${finding.site.file}\u0000${finding.site.line}\u0000${finding.scope ?? 'line'}\u0000${caller}`;
     const group = groups.get(key) ?? { findings: [] };
     group.findings.push({ finding, rank });
     groups.set(key, group);

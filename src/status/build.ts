@@ -32,8 +32,15 @@ export const DEFAULT_STATUS_LIMITS: StatusLimits = { maxFindings: 10, maxTargets
 
 const PATTERN_RANK: Record<Pattern, number> = { growing: 0, retained: 1, churn: 2, stable: 3 };
 
-export function findingKey(f: Pick<Finding, 'kind' | 'site'>): string {
-  return `${f.kind}|${f.site.function}|${f.site.file}|${f.site.line}`;
+/** A finding's identity across pods: kind and owner line, and its caller line when it has one (each caller of a library line is its own map, as in siteKey). */
+export function findingKey(f: Pick<Finding, 'kind' | 'site' | 'caller'>): string {
+  const owner = `${f.kind}|${f.site.function}|${f.site.file}|${f.site.line}`;
+  return f.caller ? `${owner}|${f.caller.function}|${f.caller.file}|${f.caller.line}` : owner;
+}
+
+/** The key a finding with a caller had before the caller was part of it (its owner line only): its first sighting carries over. */
+export function formerFindingKey(f: Pick<Finding, 'kind' | 'site' | 'caller'>): string | undefined {
+  return f.caller ? findingKey({ kind: f.kind, site: f.site }) : undefined;
 }
 
 /**

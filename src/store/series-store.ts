@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { primaries, type RedisClient } from '../queue/connection.js';
-import type { AttributedSnapshot, Evidence, SiteUsage } from '../analysis/attribute.js';
+import { usageKey, type AttributedSnapshot, type Evidence, type SiteUsage } from '../analysis/attribute.js';
 import type { GcCycle } from '../analysis/gctrace.js';
 import type { MapImpl } from '../analysis/frames.js';
 import type { SeriesAnalysis, TimedSnapshot } from '../analysis/series.js';
@@ -532,11 +532,19 @@ export class SeriesStore {
     return Number(await this.redis.eval(FENCED_FIRST_TIME, 2, this.key(probe, 'owner'), said, probe.owner, Math.max(1, Math.ceil(ttlSeconds)))) === 1;
   }
 
-  /** When each finding was first seen; new keys are stamped `now`. */
-  async firstSeen(probe: ProbeRef, keys: readonly string[], now: Date, ttlSeconds: number): Promise<Map<string, string>> {
+  /**
+   * When each finding was first seen; new keys are stamped `now`, or with
+   * the stamp of their former key (`formerKeys`: a finding keyed by its
+   * owner line only before its caller was part of its key) when that has one.
+   */
+  async firstSeen(probe: ProbeRef, keys: readonly string[], now: Date, ttlSeconds: number, formerKeys: ReadonlyMap<string, string> = new Map()): Promise<Map<string, string>> {
     const hash = this.key(probe, 'firstseen');
     if (keys.length === 0) return new Map();
-    await this.write(probe, [...keys.map((k): Command => ['hsetnx', hash, k, now.toISOString()]), ['expire', hash, ttlSeconds]]);
+    const formers = [...new Set(keys.map((k) => formerKeys.get(k)).filter((k): k is string => k !== undefined))];
+    const formerStamps = formers.length > 0 ? await this.redis.hmget(hash, ...formers) : [];
+    const stampOf = new Map(formers.map((k, i) => [k, formerStamps[i] ?? undefined]));
+    const stamp = (k: string): string => stampOf.get(formerKeys.get(k) ?? '') ?? now.toISOString();
+    await this.write(probe, [...keys.map((k): Command => ['hsetnx', hash, k, stamp(k)]), ['expire', hash, ttlSeconds]]);
     const values = await this.redis.hmget(hash, ...keys);
     return new Map(keys.map((k, i) => [k, values[i] ?? now.toISOString()]));
   }
@@ -734,9 +742,15 @@ export function storedMemProfileRate(json: Uint8Array): number | undefined {
   return rate === undefined ? undefined : Number(rate);
 }
 
-/** One stored capture (loadSeriesJson), as the engine reads it. */
+/**
+ * One stored capture (loadSeriesJson), as the engine reads it. Each usage's
+ * key is derived again from its site, kind and caller (usageKey): a capture
+ * stored before the caller was part of a usage's identity keyed a library
+ * line by its owner only, and must meet the new captures' series of its caller.
+ */
 export function parseStoredSnapshot(json: Uint8Array): TimedSnapshot {
   const s = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8')) as StoredSnapshot;
+  for (const usage of s.usages) usage.key = usageKey(usage);
   return {
     time: new Date(s.time),
     mapImpl: s.mapImpl,

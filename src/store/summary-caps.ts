@@ -86,7 +86,7 @@ export function capUsages(usages: readonly SiteUsage[], caps: SummaryCaps): Site
     if (usage.inuseBytes < KEEP_USAGE_BYTES && usage.allocBytes < KEEP_USAGE_BYTES) continue;
     const site = capSite(usage.site, caps.maxNameCodePoints);
     const caller = usage.caller && capSite(usage.caller, caps.maxNameCodePoints);
-    const key = site === usage.site ? usage.key : siteKey(site, usage.kind);
+    const key = site === usage.site && caller === usage.caller ? usage.key : siteKey(site, usage.kind, caller);
     const capped: SiteUsage = site === usage.site && caller === usage.caller ? usage : { ...usage, key, site, ...(caller ? { caller } : {}) };
     const seen = byKey.get(key);
     if (!seen) {

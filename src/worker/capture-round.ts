@@ -17,7 +17,7 @@ import { ClusterConfigError, type ClusterRegistry, type TargetCluster } from '..
 import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { ProfileError } from '../pprof/errors.js';
-import { buildCaptureStatus, findingKey, namespaceBudgetCondition, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
+import { buildCaptureStatus, findingKey, formerFindingKey, namespaceBudgetCondition, roundConditions, triggeredStatus, triggerEventMessage, type TargetRound } from '../status/build.js';
 import { setCondition } from '../status/conditions.js';
 import { fencedProbe, seriesTtlSeconds, parseStoredSnapshot, storedSnapshotJson, type FencedProbe, type SeriesStore, type StoredIncident, type TargetRecord } from '../store/series-store.js';
 import type { CaptureJobData } from '../queue/names.js';
@@ -252,8 +252,9 @@ async function captureRound(job: { id: string; data: CaptureJobData }, deps: Cap
   // Pinned captures together take at most one target's budget per probe, newest first.
   const incidents = await deps.store.incidents(key, new Date(now().getTime() - ceilings.incidentRetentionMs), ceilings.maxIncidents, ceilings.maxRedisBytesPerTarget);
 
-  const keys = rounds.flatMap((r) => r.analysis?.findings.map(findingKey) ?? []);
-  const firstSeen = await deps.store.firstSeen(key, [...new Set(keys)], now(), ttlSeconds);
+  const findings = rounds.flatMap((r) => r.analysis?.findings ?? []);
+  const formerKeys = new Map(findings.flatMap((f) => (f.caller ? [[findingKey(f), formerFindingKey(f) as string] as const] : [])));
+  const firstSeen = await deps.store.firstSeen(key, [...new Set(findings.map(findingKey))], now(), ttlSeconds, formerKeys);
   const built = buildCaptureStatus(rounds, firstSeen, {
     maxFindings: settings.maxFindings,
     maxTargets: 20,

@@ -28,10 +28,11 @@ interface UsageSpec {
 function snapshot(minute: number, specs: UsageSpec[]): TimedSnapshot {
   const usages: SiteUsage[] = specs.map((s) => {
     const site = { function: s.fn, file: '/app/main.go', line: s.line };
+    const caller = s.caller ? { function: s.caller.fn, file: '/app/main.go', line: s.caller.line } : undefined;
     return {
-      key: siteKey(site, s.kind),
+      key: siteKey(site, s.kind, caller),
       site,
-      ...(s.caller ? { caller: { function: s.caller.fn, file: '/app/main.go', line: s.caller.line } } : {}),
+      ...(caller ? { caller } : {}),
       kind: s.kind,
       evidence: s.evidence ?? (s.kind === 'map' ? 'symbolized' : 'none'),
       mapImpl: s.kind === 'map' ? (s.impl ?? 'swiss') : 'unknown',
@@ -504,5 +505,66 @@ describe('series analysis: stable only where the window can show it', () => {
     assert.equal(finding?.pattern, 'stable');
     assert.equal(finding.growthUndetermined, undefined);
     assert.doesNotMatch(finding.advice, /cannot rule out/);
+  });
+});
+
+describe('series analysis: one library line fed by two callers', () => {
+  const SET = 'github.com/patrickmn/go-cache.(*cache).Set';
+  const remember = { fn: 'main.remember', line: 38 };
+  const session = { fn: 'main.session', line: 42 };
+  // As test/targets/twocallers has them: a cache that keeps every entry, and a TTL cache at its bound whose values are replaced all the time.
+  const twoCaches = (i: number): UsageSpec[] => [
+    { fn: SET, line: 61, kind: 'map', inuse: (4 + 2 * i) * MiB, alloc: (4 + 2 * i) * MiB, caller: remember },
+    { fn: SET, line: 61, kind: 'map', inuse: 9 * MiB, alloc: (9 + 3 * i) * MiB, caller: session },
+    { fn: 'main.remember', line: 38, kind: 'other', inuse: (2 + i) * MiB, alloc: (2 + i) * MiB },
+    { fn: 'main.session', line: 42, kind: 'other', inuse: 3 * MiB, alloc: (3 + 20 * i) * MiB },
+  ];
+
+  test('each caller is a finding of its own: the leaking one growing, the bounded one not, each naming its caller', () => {
+    const maps = analyzeSeries(series(10, twoCaches)).findings.filter((f) => f.kind === 'map');
+    assert.equal(maps.length, 2);
+    const leak = maps.find((f) => f.caller?.function === 'main.remember');
+    const bounded = maps.find((f) => f.caller?.function === 'main.session');
+    assert.equal(leak?.pattern, 'growing');
+    assert.notEqual(bounded?.pattern, 'growing');
+    assert.match(leak.advice, /grows without bound/);
+    assert.doesNotMatch(bounded?.advice ?? '', /grows without bound/);
+    // The leak's series is its own bytes, not the two caches' sum.
+    assert.deepEqual(leak.series.map((p) => p.inuseBytes / MiB), Array.from({ length: 10 }, (_, i) => 4 + 2 * i));
+    assert.ok(maps.every((f) => f.site.function === SET && f.site.line === 61));
+  });
+
+  test("what another caller stores is not this map's elements", () => {
+    // main.remember's values grow (its own map holds them); main.session's map and values stay flat.
+    const result = analyzeSeries(
+      series(10, (i) => [
+        { fn: SET, line: 61, kind: 'map', inuse: 1.5 * MiB, alloc: 1.5 * MiB, caller: session },
+        { fn: SET, line: 61, kind: 'map', inuse: (2 + 0.5 * i) * MiB, alloc: (2 + 0.5 * i) * MiB, caller: remember },
+        { fn: SET, line: 61, kind: 'other', inuse: (5 + 4 * i) * MiB, alloc: (5 + 4 * i) * MiB, caller: remember },
+        { fn: SET, line: 61, kind: 'other', inuse: 1 * MiB, alloc: (1 + 5 * i) * MiB, caller: session },
+      ]),
+    );
+    const bounded = result.findings.find((f) => f.kind === 'map' && f.caller?.function === 'main.session');
+    assert.ok(bounded, 'reported');
+    assert.notEqual(bounded.pattern, 'growing');
+    assert.equal(result.findings.find((f) => f.kind === 'map' && f.caller?.function === 'main.remember')?.pattern, 'growing');
+  });
+
+  test("growth spread over a library function's lines is the finding of the caller that feeds them, without another caller's lines", () => {
+    const at = [10, 11, 12, 10, 11, 12, 10, 11, 12, 10];
+    const JOURNAL = 'github.com/acme/journal.(*Journal).Write';
+    const result = analyzeSeries(
+      series(at.length, (i) => [
+        ...[10, 11, 12].map((line) => ({ fn: JOURNAL, line, kind: 'other' as const, inuse: at[i] === line ? (4 + 2 * i) * MiB : 0, alloc: ((8 + 4 * i) / 3) * MiB, caller: { fn: 'main.audit', line: 5 } })),
+        // Another journal of the same library, flat, fed by another caller.
+        ...[10, 11].map((line) => ({ fn: JOURNAL, line, kind: 'other' as const, inuse: 6 * MiB, alloc: 6 * MiB, caller: { fn: 'main.access', line: 9 } })),
+      ]),
+    );
+    const spread = result.findings.filter((f) => f.scope === 'function');
+    assert.equal(spread.length, 1, JSON.stringify(result.findings.map((f) => [f.site, f.caller, f.pattern])));
+    assert.equal(spread[0]?.pattern, 'growing');
+    assert.equal(spread[0].caller?.function, 'main.audit');
+    assert.deepEqual(spread[0].lines, [10, 11, 12]);
+    assert.equal(spread[0].inuseBytes, 22 * MiB, "the other caller's 12 MiB are not in it");
   });
 });

@@ -37,4 +37,18 @@ describe('the site label of mapleak_map_inuse_bytes is bounded', () => {
     metrics.forgetProbe('team-a', 'p');
     assert.equal((await scrapedSites(metrics)).length, 0);
   });
+
+  test("two callers' maps at one library line with one pattern are one series of their summed bytes", async () => {
+    const metrics = new OperatorMetrics(false);
+    const set = { function: 'github.com/patrickmn/go-cache.(*cache).Set', line: 61 };
+    metrics.setProbeFindings('team-a', 'p', 'Leaking', [
+      { site: set, pattern: 'stable', inuseBytes: 3 << 20, kind: 'map' },
+      { site: set, pattern: 'stable', inuseBytes: 5 << 20, kind: 'map' },
+      { site: set, pattern: 'growing', inuseBytes: 7 << 20, kind: 'map' },
+    ]);
+    const lines = (await metrics.registry.metrics()).split('\n').filter((line) => line.startsWith('mapleak_map_inuse_bytes{'));
+    assert.equal(lines.length, 2);
+    assert.ok(lines.some((line) => line.includes('pattern="stable"') && line.endsWith(` ${8 << 20}`)), lines.join('\n'));
+    assert.ok(lines.some((line) => line.includes('pattern="growing"') && line.endsWith(` ${7 << 20}`)), lines.join('\n'));
+  });
 });

@@ -60,6 +60,24 @@ describe('status from a round', () => {
     assert.equal(shown.allocBytesPerHour, 0);
   });
 
+  test('two callers of one library line are two status entries; each merges across pods with its own caller only', () => {
+    const at = (caller: string, pattern: Finding['pattern']): Finding => ({
+      ...finding(61, pattern),
+      site: { function: 'github.com/patrickmn/go-cache.(*cache).Set', file: 'cache.go', line: 61 },
+      caller: { function: caller, file: '/app/main.go', line: caller === 'main.remember' ? 38 : 42 },
+    });
+    const status = buildCaptureStatus([round('a', [at('main.remember', 'growing'), at('main.session', 'stable')]), round('b', [at('main.session', 'stable')])], new Map());
+    assert.deepEqual(
+      status.findings?.map((f) => [f.caller?.function, f.pattern, f.podCount]),
+      [
+        ['main.remember', 'growing', 1],
+        ['main.session', 'stable', 2],
+      ],
+    );
+    assert.notEqual(findingKey(at('main.remember', 'growing')), findingKey(at('main.session', 'growing')));
+    assert.equal(findingKey(finding(10, 'growing')), 'map|main.put|/app/main.go|10', 'a finding without a caller keeps its key');
+  });
+
   test('findings of the same site merge across pods; the most serious pattern wins', () => {
     const status = buildCaptureStatus([round('a', [finding(10, 'growing')]), round('b', [finding(10, 'stable'), finding(20, 'retained')])], new Map([[findingKey(finding(10, 'growing')), '2026-11-26T03:00:00.000Z']]));
     assert.equal(status.verdict, 'Leaking');

@@ -40,3 +40,35 @@ export function fatProfile(options: { functions: number; nameLength: number; obj
   const encoded = profile.encode();
   return options.gzip === false ? Buffer.from(encoded) : gzipSync(encoded, { level: 1 });
 }
+
+/**
+ * A hostile heap profile of one library line fed by `callers` distinct
+ * callers of the main module (each its own function), each claiming
+ * `objectsPerCaller` objects of 8 KiB, caller i a little more than caller
+ * i - 1: a usage per caller, each above the 64 KiB filter.
+ */
+export function manyCallersProfile(options: { callers: number; objectsPerCaller: number; callerName?: (i: number) => string }): Buffer {
+  const strings = new StringTable();
+  const library = strings.dedup('/go/pkg/mod/github.com/acme/cache@v1.0.0/cache.go');
+  const main = strings.dedup('/src/main.go');
+  const bytesLabel = strings.dedup('bytes');
+  const functions: PprofFunction[] = [new PprofFunction({ id: 1, name: strings.dedup('github.com/acme/cache.(*Cache).Set'), filename: library })];
+  const locations: Location[] = [new Location({ id: 1, address: 0x400010, line: [new Line({ functionId: 1, line: 61 })] })];
+  const samples: Sample[] = [];
+  for (let i = 1; i <= options.callers; i++) {
+    functions.push(new PprofFunction({ id: i + 1, name: strings.dedup(options.callerName?.(i) ?? `main.caller${i}`), filename: main }));
+    locations.push(new Location({ id: i + 1, address: 0x500000 + i * 16, line: [new Line({ functionId: i + 1, line: 10 })] }));
+    const n = options.objectsPerCaller + i;
+    samples.push(new Sample({ locationId: [1, i + 1], value: [n, n * 8192, n, n * 8192], label: [new Label({ key: bytesLabel, num: 8192 })] }));
+  }
+  const profile = new Profile({
+    stringTable: strings,
+    sampleType: ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'].map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
+    sample: samples,
+    location: locations,
+    function: functions,
+    period: 524288,
+    timeNanos: BigInt(Date.now()) * 1_000_000n,
+  });
+  return gzipSync(profile.encode(), { level: 1 });
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { attributeProfile, type SiteUsage } from '../../src/analysis/attribute.js';
+import { attributeProfile, usageKey, type SiteUsage } from '../../src/analysis/attribute.js';
 import { analyzeSeries, DEFAULT_THRESHOLDS, type TimedSnapshot } from '../../src/analysis/series.js';
 import { DEFAULT_CEILINGS, keptCaptures } from '../../src/api/ceilings.js';
 import { decodeHeapProfile } from '../../src/pprof/index.js';
@@ -10,7 +10,7 @@ import { capUsages, DEFAULT_MAX_SUMMARY_BYTES, DEFAULT_SUMMARY_CAPS, KEEP_USAGE_
 import type { StoredIncident } from '../../src/store/series-store.js';
 import { startRedis, type RedisServer } from '../cluster/redis.js';
 import { captureWindow, loadStream, windowsOf, type StreamName } from '../verdicts/noise-windows.js';
-import { fatProfile } from './fat-profile.js';
+import { fatProfile, manyCallersProfile } from './fat-profile.js';
 
 const codePoints = (text: string): number => [...text].length;
 
@@ -186,5 +186,37 @@ describe("a stored capture's MemProfileRate is read from its tail, without parsi
     assert.match(json.toString(), /"memProfileRate":7\}\}$/, 'the forged name is the last entry');
     assert.equal(storedMemProfileRate(json), undefined);
     assert.equal(parseStoredSnapshot(json).memProfileRate, undefined);
+  });
+});
+
+describe('a library line with thousands of callers stays within the usage cap', () => {
+  // Each caller of a library line is a usage of its own (siteKey): a hostile profile can give one line as many as it has stacks.
+  const proto = manyCallersProfile({ callers: 5000, objectsPerCaller: 10 });
+  const snapshot: TimedSnapshot = { ...attributeProfile(decodeHeapProfile(proto)), time: new Date(Date.UTC(2026, 11, 2, 3)) };
+
+  test('one usage per caller in the capture, never more usages than stacks', () => {
+    assert.equal(snapshot.usages.length, 5000);
+    assert.equal(new Set(snapshot.usages.map((u) => u.key)).size, 5000);
+    assert.ok(snapshot.usages.every((u) => u.site.function === 'github.com/acme/cache.(*Cache).Set' && u.caller?.function.startsWith('main.caller')));
+  });
+
+  for (const maxUsages of [DEFAULT_SUMMARY_CAPS.maxUsages, 50]) {
+    test(`stored: at most ${maxUsages} usages (--max-usages-per-capture), the largest callers`, () => {
+      const stored = parseStoredSnapshot(Buffer.from(storedSnapshotJson(snapshot, { ...DEFAULT_SUMMARY_CAPS, maxUsages })));
+      assert.equal(stored.usages.length, maxUsages);
+      const smallestKept = Math.min(...stored.usages.map((u) => u.inuseBytes));
+      assert.equal(snapshot.usages.filter((u) => u.inuseBytes >= smallestKept).length, maxUsages, 'the largest are the ones kept');
+      assert.equal(new Set(stored.usages.map((u) => u.key)).size, maxUsages);
+    });
+  }
+
+  test("callers whose names are cut to the same 512 code points become one usage, their bytes summed", () => {
+    const long = 'main.' + 'x'.repeat(600);
+    const twins = attributeProfile(decodeHeapProfile(manyCallersProfile({ callers: 2, objectsPerCaller: 10, callerName: (i) => `${long}${i}` })));
+    assert.equal(twins.usages.length, 2);
+    const stored = parseStoredSnapshot(Buffer.from(storedSnapshotJson({ ...twins, time: new Date(0) })));
+    assert.equal(stored.usages.length, 1);
+    assert.equal(stored.usages[0]?.inuseBytes, twins.usages[0]!.inuseBytes + twins.usages[1]!.inuseBytes);
+    assert.equal(stored.usages[0]?.key, usageKey(stored.usages[0]!));
   });
 });

@@ -274,6 +274,16 @@ describe('incident rules', () => {
     assert.equal(printable('main.(*store).put', 512), 'main.(*store).put', 'Go names pass unchanged');
   });
 
+  test("an incident's findings keep their caller: two callers of one library line stay apart", () => {
+    const site = { function: 'github.com/patrickmn/go-cache.(*cache).Set', file: 'cache.go', line: 61 };
+    const finding = (caller: string, line: number): Finding => ({ site, caller: { function: caller, file: '/app/main.go', line }, kind: 'map', pattern: 'growing', inuseBytes: 1 << 20, maxInuseBytes: 1 << 20, growthBytesPerHour: 1 << 20 }) as unknown as Finding;
+    const kept = incidentFindings([finding('main.remember', 38), finding('main.session\u202e', -2)], 512 * 1024);
+    assert.deepEqual(kept.map((f) => f.caller), [
+      { function: 'main.remember', file: '/app/main.go', line: 38 },
+      { function: 'main.session\ufffd', file: '/app/main.go', line: 0 },
+    ]);
+  });
+
   test('a round\'s incident Events are capped: the rest are summed up in one', () => {
     const incident = (n: number, reason: string) => ({ id: `i${n}`, pod: `app-${n}`, namespace: 'shop', container: 'server', reason, time: 't', detectedTime: 't', restartCount: 1, verdict: 'Unknown' as const, captureIds: [], findings: [] });
     const many = Array.from({ length: 25 }, (_, n) => incident(n, n % 5 === 0 ? 'OOMKilled' : 'Error'));
