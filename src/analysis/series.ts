@@ -634,16 +634,16 @@ function indexOtherMemory(snapshot: TimedSnapshot): Map<string, ElementBytes> {
  * table at 7/8 of its slots to twice the slots or two tables
  * (internal/runtime/maps/table.go maxAvgGroupLoad, rehash, split). So
  * while no table is added its entries, and what they hold, at most double.
- * The stretch is the settled captures since the map's tables last
- * allocated (its allocation counter without entries has not moved: the
- * same sampled tables throughout); the excess must stand above the
- * sampling error of the elements' estimates.
+ * The stretch is the settled captures since the map last allocated
+ * capacity (capacityAllocated has not moved: the same sampled tables
+ * throughout); the excess must stand above the sampling error of the
+ * elements' estimates.
  */
-function outgrowsItsTables(elements: readonly ElementBytes[], structureAlloc: readonly number[], from: number, context: SeriesContext): boolean {
+function outgrowsItsTables(elements: readonly ElementBytes[], capacityAlloc: readonly number[], from: number, context: SeriesContext): boolean {
   const end = elements.length - 1;
   let start = from;
   for (let k = end; k > from; k--) {
-    if ((structureAlloc[k] as number) > (structureAlloc[k - 1] as number)) {
+    if ((capacityAlloc[k] as number) > (capacityAlloc[k - 1] as number)) {
       start = k;
       break;
     }
@@ -657,6 +657,19 @@ function outgrowsItsTables(elements: readonly ElementBytes[], structureAlloc: re
   // estimate is part of the last (covariance, as in slopeSignificance) and the rest is new: V·last.
   const perByte = sampledVariancePerByte(last.objects > 0 ? last.inuse / last.objects : 0, context.memProfileRate);
   return excess > GROWTH_SIGNIFICANCE * Math.sqrt(perByte * last.inuse);
+}
+
+/**
+ * Bytes a map usage allocated that can hold entries: all but what adds no
+ * capacity. The load limit counts a classic map's entries against its
+ * array's 2^B buckets, not its overflow buckets (runtime/map.go
+ * overLoadFactor), and a swiss map's table header and directory come with
+ * a split's groups; out-of-line entries are what the map holds.
+ */
+function capacityAllocated(usage: SiteUsage | undefined): number {
+  if (!usage) return 0;
+  const c = usage.allocComponents ?? {};
+  return Math.max(0, usage.allocBytes - (c.entry ?? 0) - (c.overflow ?? 0) - (c.table ?? 0) - (c.directory ?? 0));
 }
 
 /**
@@ -767,7 +780,7 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
     const elementsGrow =
       (keeps(elementRise, elementsAllocated) ||
         (!series.moved && keeps(footprintRise, Math.max(0, (footprint.alloc[footprint.alloc.length - 1] as number) - (footprint.alloc[0] as number))))) &&
-      !outgrowsItsTables(elements, structureAlloc, from, context);
+      !outgrowsItsTables(elements, usages.map(capacityAllocated), from, context);
     const mapImplOfSite = template.mapImpl !== 'unknown' ? template.mapImpl : (snapshots[points - 1] as TimedSnapshot).mapImpl;
     // A classic map under insert/delete churn gains overflow buckets until a
     // same-size rehash (runtime/map.go tooManyOverflowBuckets: about one per
