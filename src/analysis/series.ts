@@ -199,11 +199,33 @@ export function analyzeSeries(
 function sinceLastRestart(distinct: TimedSnapshot[]): TimedSnapshot[] {
   let start = 0;
   for (let i = 1; i < distinct.length; i++) {
-    const before = (distinct[i - 1] as TimedSnapshot).totals.allocBytes;
-    if (before > 0 && (distinct[i] as TimedSnapshot).totals.allocBytes < 0.99 * before) start = i;
+    const before = distinct[i - 1] as TimedSnapshot;
+    const after = distinct[i] as TimedSnapshot;
+    const totalFell = before.totals.allocBytes > 0 && after.totals.allocBytes < 0.99 * before.totals.allocBytes;
+    if (totalFell || functionsAllocationFell(before, after)) start = i;
   }
   return start === 0 ? distinct : distinct.slice(start);
 }
+
+/**
+ * Whether functions' allocated bytes fell between two captures by more than
+ * sampling explains: within one process a stack's allocation counts only
+ * accumulate (runtime/mprof.go: memRecordCycle.add, mProf_Malloc), so that
+ * is a new process, even one whose start-up has already allocated more in
+ * all than the old one had (a cache loaded at start). Functions are
+ * compared only where both captures name them (a stored capture keeps the
+ * functions of its largest sites), each allowed 1 % for rounding, and the
+ * falls must add up to more than four samples.
+ */
+function functionsAllocationFell(before: TimedSnapshot, after: TimedSnapshot): boolean {
+  let fell = 0;
+  for (const [fn, bytes] of before.allocBytesByFunction) {
+    const now = after.allocBytesByFunction.get(fn);
+    if (now !== undefined) fell += Math.max(0, bytes - now - 0.01 * bytes);
+  }
+  return fell > RESTART_FALL_SAMPLES * (after.memProfileRate ?? before.memProfileRate ?? DEFAULT_MEM_PROFILE_RATE);
+}
+const RESTART_FALL_SAMPLES = 4;
 
 function dropStale(ordered: readonly TimedSnapshot[]): TimedSnapshot[] {
   const kept: TimedSnapshot[] = [];

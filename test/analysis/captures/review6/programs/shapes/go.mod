@@ -1,0 +1,3 @@
+module acc.test/shapes
+
+go 1.26
