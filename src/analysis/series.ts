@@ -812,8 +812,17 @@ function classifySite(series: SiteSeries, context: SeriesContext): Finding {
     // counter, which only rises, rather than from the in-use figure, which
     // a rehash resets.
     const overflowAllocated = (usages[points - 1]?.allocComponents?.overflow ?? 0) - (usages[from]?.allocComponents?.overflow ?? 0);
+    // And the arrays it allocates meanwhile are those same-size rehashes: one
+    // array of 2^B buckets per 2^B overflow buckets (runtime/map.go
+    // tooManyOverflowBuckets, hashGrow -> makeBucketArray(t, h.B)), about as
+    // many bytes as the overflow buckets. A map built and dropped over and
+    // over allocates arrays of every size at each build (twice its last) and
+    // overflow buckets only where a build outruns its spare ones: that is
+    // churn of whole maps, not of entries.
+    const bucketsAllocated = (usages[points - 1]?.allocComponents?.buckets ?? 0) - (usages[from]?.allocComponents?.buckets ?? 0);
     const overflowChurns =
       mapImplOfSite === 'classic' &&
+      bucketsAllocated <= 2 * (component('buckets')[points - 1] as number) + overflowAllocated &&
       overflowAllocated >= Math.max(4 * context.floorNoise, 2 * Math.sqrt(overflowAllocated * context.memProfileRate)) &&
       !riseOf({ inuse: settled(component('buckets')), alloc: settled(usages.map((u) => u?.allocComponents?.buckets ?? 0)), objects: [] }, settledSeconds, context).rising;
 
