@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	rpprof "runtime/pprof"
 	"strings"
 	"sync/atomic"
@@ -90,6 +91,9 @@ func main() {
 	retain(*retainMiB)
 	var ownPcs, ownFrames []string
 	if *replay {
+		// The heap profile shows allocations as of the last completed GC cycle: without one since retain, a loaded
+		// machine can start this process with retain's records not yet published, and nothing to replay.
+		runtime.GC()
 		ownPcs, ownFrames = ownRecords()
 	}
 
