@@ -1,5 +1,5 @@
 import { isProfilerFunction, isRuntimeFunction } from '../pprof/runtime-frames.js';
-import { FrameMemo, MAX_NAME_CHARS } from '../pprof/frame-table.js';
+import { BoundedMemo, FrameMemo, sameFrame } from '../pprof/frame-table.js';
 import type { Frame } from '../pprof/types.js';
 
 export type MapImpl = 'classic' | 'swiss' | 'unknown';
@@ -108,21 +108,12 @@ export function isStdlibFrame(fn: string): boolean {
     const slash = path.indexOf('/');
     known = STDLIB_ROOTS.has(slash < 0 ? path : path.slice(0, slash));
     // Asked for every frame of every stack: once per function name, a bounded memo (it outlives one profile).
-    if (fn.length <= MAX_MEMO_NAME) {
-      if (STDLIB_BY_FUNCTION.size >= MAX_MEMO_FUNCTIONS || stdlibMemoChars + fn.length > MAX_NAME_CHARS) {
-        STDLIB_BY_FUNCTION.clear();
-        stdlibMemoChars = 0;
-      }
-      STDLIB_BY_FUNCTION.set(fn, known);
-      stdlibMemoChars += fn.length;
-    }
+    if (fn.length <= MAX_MEMO_NAME) STDLIB_BY_FUNCTION.set(fn, known);
   }
   return known;
 }
 
-const STDLIB_BY_FUNCTION = new Map<string, boolean>();
-let stdlibMemoChars = 0;
-const MAX_MEMO_FUNCTIONS = 100_000;
+const STDLIB_BY_FUNCTION = new BoundedMemo<string, boolean>((fn) => fn.length);
 const MAX_MEMO_NAME = 1024;
 
 /** What the stack walks ask of one frame, as bits. */
@@ -213,7 +204,7 @@ export function stackOwners(stack: readonly Frame[], facts: FrameFacts = new Fra
     if ((f & PROFILER) !== 0) profiler = true;
   }
   owner ??= firstNonRuntime ?? stack[0];
-  if (caller && owner && caller.function === owner.function && caller.file === owner.file && caller.line === owner.line) caller = undefined;
+  if (caller && owner && sameFrame(caller, owner)) caller = undefined;
   return { owner, caller, profiler, runtimeFrames: runtimeFrames < 0 ? stack.length : runtimeFrames };
 }
 

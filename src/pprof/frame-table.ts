@@ -40,6 +40,11 @@ export function beginProfile(): void {
   firstFrames = [];
 }
 
+/** Frames are values: two are the same frame when function, file and line are (the objects may differ). */
+export function sameFrame(a: Frame, b: Frame): boolean {
+  return a === b || (a.line === b.line && a.function === b.function && a.file === b.file);
+}
+
 /** A function has a few allocating lines: a short scan beats a map per function. */
 function lineIn(frames: readonly Frame[], file: string, line: number): Frame | undefined {
   for (const frame of frames) if (frame.line === line && frame.file === file) return frame;
@@ -102,35 +107,44 @@ const MAX_INTERNED_NAME = 1024;
 /** Lines past this many in one function get frames of their own: equal, not the same object (every user compares by value when objects differ). */
 export const MAX_FRAMES_PER_FUNCTION = 64;
 
-/** Each memo holds at most this many frames' values. */
-const MAX_MEMO_FRAMES = MAX_INTERNED_FRAMES;
+/** Each memo holds at most this many entries. */
+const MAX_MEMO_ENTRIES = MAX_INTERNED_FRAMES;
 
 /**
- * A memo keyed by frame objects, bounded like the table: it starts afresh
- * when full. For what is worked out from a frame's value alone.
+ * A memo of what is worked out from a key's value alone, bounded like the
+ * table: at most MAX_MEMO_ENTRIES entries and MAX_NAME_CHARS characters of
+ * names (`charsOf`: what an entry holds), starting afresh when full. It
+ * outlives one profile, so what it holds is bounded whatever a profile holds.
  */
-export class FrameMemo<T> {
-  private readonly known = new Map<Frame, T>();
+export class BoundedMemo<K, V> {
+  private readonly known = new Map<K, V>();
   private chars = 0;
-  /** `valueChars`: characters a value holds of its own (a string made from the names), counted with the frame's. */
-  constructor(private readonly valueChars: (value: T) => number = () => 0) {}
+  constructor(private readonly charsOf: (key: K, value: V) => number) {}
 
-  get(frame: Frame): T | undefined {
-    return this.known.get(frame);
+  get(key: K): V | undefined {
+    return this.known.get(key);
   }
 
-  set(frame: Frame, value: T): void {
-    const chars = nameChars(frame) + this.valueChars(value);
-    if (this.known.size >= MAX_MEMO_FRAMES || this.chars + chars > MAX_NAME_CHARS) {
+  set(key: K, value: V): void {
+    const chars = this.charsOf(key, value);
+    if (this.known.size >= MAX_MEMO_ENTRIES || this.chars + chars > MAX_NAME_CHARS) {
       this.known.clear();
       this.chars = 0;
     }
-    this.known.set(frame, value);
+    this.known.set(key, value);
     this.chars += chars;
   }
 
   /** Characters of names (and values) held (for tests and tools). */
   get heldChars(): number {
     return this.chars;
+  }
+}
+
+/** A memo keyed by frame objects, for what is worked out from a frame's value alone. */
+export class FrameMemo<T> extends BoundedMemo<Frame, T> {
+  /** `valueChars`: characters a value holds of its own (a string made from the names), counted with the frame's. */
+  constructor(valueChars: (value: T) => number = () => 0) {
+    super((frame, value) => nameChars(frame) + valueChars(value));
   }
 }
