@@ -2,6 +2,7 @@ import { strongerEvidence, type AttributedSnapshot, type Evidence, type Kind, ty
 import { adviceFor, type AdviceNote, type Pattern } from './advice.js';
 import type { MapComponent, MapImpl } from './frames.js';
 import { linearSlope } from './gctrace.js';
+import { sameFrame } from '../pprof/frame-table.js';
 
 export interface Thresholds {
   /** Map memory below this (in use, or allocated in the window for churn) is not reported. */
@@ -280,8 +281,7 @@ const functionKey = (u: SiteUsage): string => {
   return u.caller ? `${owner}\t${u.caller.function}\t${u.caller.file}\t${u.caller.line}` : owner;
 };
 
-const sameFrame = (a: Site | undefined, b: Site | undefined): boolean =>
-  a === b || (a !== undefined && b !== undefined && a.line === b.line && a.function === b.function && a.file === b.file);
+const sameCaller = (a: Site | undefined, b: Site | undefined): boolean => a === b || (a !== undefined && b !== undefined && sameFrame(a, b));
 
 interface SiteIndex {
   /** Each site's first usage in the window, in order of first appearance. */
@@ -359,7 +359,7 @@ function functionGroups(templates: readonly SiteUsage[]): FunctionGroup[] {
     const { function: fn, file, line } = usage.site;
     let groups = byFunction.get(fn);
     if (!groups) byFunction.set(fn, (groups = []));
-    let group = groups.find((g) => g.kind === usage.kind && g.file === file && sameFrame(g.caller, usage.caller));
+    let group = groups.find((g) => g.kind === usage.kind && g.file === file && sameCaller(g.caller, usage.caller));
     if (!group) {
       groups.push((group = { kind: usage.kind, file, caller: usage.caller, sites: [], lines: [], first: usage }));
       inOrder.push(group);

@@ -1,6 +1,7 @@
 import { ProfileError } from './errors.js';
 import { scaleHeapSample } from './scale.js';
 import { isRuntimeFunction } from './runtime-frames.js';
+import { sameFrame } from './frame-table.js';
 import { queriedPcs, symbolQueries, type SymbolTable } from './symbols.js';
 import type { Frame, HeapProfile, HeapRecord } from './types.js';
 
@@ -294,9 +295,6 @@ export function debug1ToHeapProfile(heap: Debug1Heap, symbols?: SymbolTable): He
   };
 }
 
-function sameFrame(a: Frame, b: Frame): boolean {
-  return a.function === b.function && a.file === b.file && a.line === b.line;
-}
 
 function truncate(line: string): string {
   return line.length > 80 ? `${line.slice(0, 77)}...` : line;
