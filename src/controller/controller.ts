@@ -15,6 +15,7 @@ import { WorkQueue } from './work-queue.js';
 import { hasExpiredIncidents } from '../analysis/incident.js';
 import { DEFAULT_CEILINGS, effectiveSettings, type Ceilings } from '../api/ceilings.js';
 import { endNote, podEnd, type PodEnd } from '../clusters/pods.js';
+import { withDeadline } from '../clusters/deadline.js';
 import { fencedProbe, seriesTtlSeconds } from '../store/series-store.js';
 import { findCondition, setCondition } from '../status/conditions.js';
 import { STORE_FULL_MESSAGE } from '../store/summary-caps.js';
@@ -213,10 +214,7 @@ export class ProbeController {
     const bytes = new Map<string, number | undefined>();
     await Promise.all(
       [...namespaces].map(async (namespace) => {
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), STORED_BYTES_READ_MS)));
-        const total = await Promise.race([this.deps.store.namespaceBytes(namespace).catch(() => undefined), late]).finally(() => clearTimeout(timer));
-        bytes.set(namespace, total);
+        bytes.set(namespace, await withDeadline(this.deps.store.namespaceBytes(namespace), STORED_BYTES_READ_MS).catch(() => undefined));
       }),
     );
     return bytes;
