@@ -28,17 +28,7 @@ export function fatProfile(options: { functions: number; nameLength: number; obj
     samples.push(new Sample({ locationId: [i], value: [n, n * 8192, n, n * 8192], label: [new Label({ key: bytesLabel, num: 8192 })] }));
   }
   if (options.padBytes) strings.dedup('p'.repeat(options.padBytes));
-  const profile = new Profile({
-    stringTable: strings,
-    sampleType: ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'].map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
-    sample: samples,
-    location: locations,
-    function: functions,
-    period: 524288,
-    timeNanos: BigInt(Date.now()) * 1_000_000n,
-  });
-  const encoded = profile.encode();
-  return options.gzip === false ? Buffer.from(encoded) : gzipSync(encoded, { level: 1 });
+  return encodeHeap(strings, functions, locations, samples, options.gzip !== false);
 }
 
 /**
@@ -61,6 +51,11 @@ export function manyCallersProfile(options: { callers: number; objectsPerCaller:
     const n = options.objectsPerCaller + i;
     samples.push(new Sample({ locationId: [1, i + 1], value: [n, n * 8192, n, n * 8192], label: [new Label({ key: bytesLabel, num: 8192 })] }));
   }
+  return encodeHeap(strings, functions, locations, samples, true);
+}
+
+/** A heap profile (the four sample types Go writes, its default rate, stamped now) of these tables, gzipped as Go serves it or not. */
+function encodeHeap(strings: StringTable, functions: PprofFunction[], locations: Location[], samples: Sample[], gzip: boolean): Buffer {
   const profile = new Profile({
     stringTable: strings,
     sampleType: ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space'].map((t) => new ValueType({ type: strings.dedup(t), unit: strings.dedup(t.endsWith('space') ? 'bytes' : 'count') })),
@@ -70,5 +65,6 @@ export function manyCallersProfile(options: { callers: number; objectsPerCaller:
     period: 524288,
     timeNanos: BigInt(Date.now()) * 1_000_000n,
   });
-  return gzipSync(profile.encode(), { level: 1 });
+  const encoded = profile.encode();
+  return gzip ? gzipSync(encoded, { level: 1 }) : Buffer.from(encoded);
 }
