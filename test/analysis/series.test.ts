@@ -320,6 +320,26 @@ describe('series analysis: a target that restarted during the series', () => {
     assert.equal(analyzeSeries(inuseOnly).restartedCaptures, 0);
   });
 
+  test('a new process that has already allocated more in all than the old one had is told by a function whose allocation fell', () => {
+    // The old process loaded 18 MiB at main.load; the new one's start-up allocates far more at main.put before main.load catches up.
+    const overtaken = series(10, (i) =>
+      i < 5
+        ? [{ fn: 'main.load', line: 5, kind: 'other', inuse: 2 * MiB, alloc: (10 + 2 * i) * MiB }, { fn: 'main.put', line: 10, kind: 'map', inuse: (20 + 5 * i) * MiB, alloc: (40 + 10 * i) * MiB }]
+        : [{ fn: 'main.load', line: 5, kind: 'other', inuse: 2 * MiB, alloc: (4 + i) * MiB }, { fn: 'main.put', line: 10, kind: 'map', inuse: (20 + 5 * i) * MiB, alloc: (200 + 10 * i) * MiB }],
+    );
+    assert.ok((overtaken[5] as TimedSnapshot).totals.allocBytes > (overtaken[4] as TimedSnapshot).totals.allocBytes, 'the total did not fall');
+    assert.equal(analyzeSeries(overtaken).restartedCaptures, 5);
+  });
+
+  test('a function a later capture no longer names (a stored capture keeps only its largest sites) is no restart, nor a fall within four samples', () => {
+    const capped = series(10, (i) => [
+      ...(i < 5 ? [{ fn: 'main.cold', line: 7, kind: 'other' as const, inuse: 0, alloc: 3 * MiB }] : []),
+      { fn: 'main.load', line: 5, kind: 'other', inuse: 2 * MiB, alloc: (i === 6 ? 23.5 : 20 + i) * MiB }, // 1.5 MiB below the capture before: three samples at 512 KiB
+      { fn: 'main.put', line: 10, kind: 'map', inuse: (20 + 5 * i) * MiB, alloc: (40 + 10 * i) * MiB },
+    ]);
+    assert.equal(analyzeSeries(capped).restartedCaptures, 0);
+  });
+
   test('one process: allocation counters that only rise (or stay) leave every capture in', () => {
     const steady = series(10, (i) => [{ fn: 'main.put', line: 10, kind: 'map', inuse: (40 + 10 * i) * MiB, alloc: (80 + 20 * Math.floor(i / 2)) * MiB }]);
     const analysis = analyzeSeries(steady);
